@@ -1,0 +1,153 @@
+// Package hypervisor declares what the startd needs from a virtual machine
+// monitor: find out whether it works here (Probe), boot a VM (Start), find a
+// VM again after the startd restarted (Reattach), wait for the guest to power
+// itself off, stop it, and optionally checkpoint it.
+//
+// The startd owns this interface; the drivers in qemu/, xen/, vmware/ and
+// sim/ implement it. Drivers know nothing of schedds, negotiators, claims or
+// job queues: they are handed a Spec naming files in a scratch directory and
+// report what the guest did.
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Driver boots and finds VMs of one vm_type. Implementations must be safe
+// for concurrent use: the startd runs several VMs at once.
+type Driver interface {
+	// Type is the vm_type this driver serves: "kvm", "xen", "vmware" or "sim".
+	Type() string
+	// Probe reports whether the hypervisor works on this machine. A missing
+	// tool is Fingerprint{Detected: false} with a Reason, not an error; an
+	// error means the probe itself could not run.
+	Probe(ctx context.Context) (Fingerprint, error)
+	// Start boots a VM described by spec and returns once the hypervisor
+	// runs it (not once the guest has booted). The VM keeps running if ctx
+	// is cancelled afterwards: ctx bounds only the start-up.
+	Start(ctx context.Context, spec Spec) (VM, error)
+	// Reattach finds a VM started earlier, possibly by another process of
+	// the startd, from the Handle recorded then. It returns ErrGone when
+	// the VM no longer runs.
+	Reattach(ctx context.Context, h Handle) (VM, error)
+}
+
+// VM is one running virtual machine. Methods are safe for concurrent use.
+type VM interface {
+	// Handle is what must be recorded to Reattach after a restart.
+	Handle() Handle
+	// Wait blocks until the VM has stopped (the guest powered off, it was
+	// stopped or killed, or the hypervisor died) or ctx is done.
+	Wait(ctx context.Context) (Exit, error)
+	// Status asks the hypervisor for the VM's state now; the startd calls
+	// it every VM_STATUS_INTERVAL as HTCondor's periodic check does.
+	Status(ctx context.Context) (State, error)
+	// Stop asks the guest to power off (ACPI) and waits up to grace for it,
+	// then kills the VM. grace 0 kills at once. Stop returns once the
+	// hypervisor process is gone; calling it on a stopped VM is a no-op.
+	Stop(ctx context.Context, grace time.Duration) error
+}
+
+// Checkpointer is implemented by VMs whose state can be saved and resumed
+// (vm_checkpoint). Checkpoint writes the memory state and the disks into
+// dir; with Continue the VM runs on afterwards (a periodic checkpoint),
+// otherwise the VM is stopped when Checkpoint returns (an eviction).
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, dir string, opt CheckpointOptions) (Checkpoint, error)
+}
+
+// CheckpointOptions tunes a Checkpoint.
+type CheckpointOptions struct {
+	Continue bool // keep the VM running after the save
+}
+
+// Checkpoint lists the files a checkpoint consists of, relative to its dir.
+// Spec.Resume names such a dir to resume from it.
+type Checkpoint struct {
+	Files []string
+}
+
+// Fingerprint is what a driver found at Probe time; the startd turns it into
+// machine-ad attributes (VM_Type, VM_Networking_Types, ...).
+type Fingerprint struct {
+	Type       string            // vm_type, e.g. "kvm"
+	Detected   bool              // the tool exists and answered
+	Healthy    bool              // it can run VMs now
+	Reason     string            // why not, when !Detected or !Healthy
+	Version    string            // e.g. "QEMU 7.2.22"
+	Networking []string          // networking types it can give guests: "nat", "bridge"
+	Attrs      map[string]string // extra facts, e.g. "accel": "tcg"
+}
+
+// Disk is one vm_disk entry, resolved to a file in the VM's scratch dir.
+type Disk struct {
+	Path     string // absolute path of the image file
+	Device   string // guest device as the job named it: hda, vda, sda2, xvda, ...
+	Writable bool   // permission w/rw
+	Format   string // "raw", "qcow2", ... ("" = guess from content/extension)
+}
+
+// Network is the networking a job asked for and the machine allows.
+type Network struct {
+	Enabled bool
+	Type    string // "nat" or "bridge"
+	MAC     string // vm_macaddr, or one the startd generated
+	Bridge  string // VM_NETWORKING_BRIDGE_INTERFACE, for Type "bridge"
+}
+
+// Spec describes one VM to boot.
+type Spec struct {
+	Name      string // unique among this startd's VMs; safe as a file name
+	Dir       string // scratch directory; the driver keeps its runtime files here
+	MemoryMiB int
+	VCPUs     int
+	Disks     []Disk
+	Network   Network
+	VNC       bool
+	// Resume names a directory holding a Checkpoint to resume from instead
+	// of booting; "" boots the disks.
+	Resume string
+	// Xen only.
+	Kernel, Initrd, Root, KernelParams string
+	// VMware only: the .vmx to run.
+	VMX string
+	// Params carries further vm_type specific settings (e.g. sim run time).
+	Params map[string]string
+}
+
+// Handle identifies a running VM across startd restarts. It is recorded in
+// the startd's event log, so it must stay small and serialisable.
+type Handle struct {
+	Type string            `json:"type"`
+	Name string            `json:"name"`
+	Dir  string            `json:"dir"`
+	PID  int               `json:"pid,omitempty"`
+	Data map[string]string `json:"data,omitempty"`
+}
+
+// State is a VM's state as the hypervisor reports it.
+type State string
+
+// VM states.
+const (
+	StateRunning State = "running"
+	StatePaused  State = "paused"
+	StateStopped State = "stopped" // the guest powered off (HTCondor's "Stopped")
+	StateGone    State = "gone"    // the hypervisor process is gone
+)
+
+// Exit tells how a VM stopped.
+type Exit struct {
+	// PoweredOff is true when the guest shut itself down (poweroff, ACPI
+	// S5). That, and only that, completes a vm universe job.
+	PoweredOff bool
+	// Reason is the hypervisor's word for it, e.g. "guest-shutdown",
+	// "host-qmp-quit", "killed", "crashed: ...".
+	Reason string
+}
+
+// ErrGone is returned by Reattach (and may be by other methods) when the VM
+// no longer exists.
+var ErrGone = errors.New("hypervisor: vm is gone")
