@@ -1,0 +1,231 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/events/eventstest"
+)
+
+// applier is a consumer daemon in miniature: a log, a loop and a count of
+// the events it applied from each source.
+type applier struct {
+	log     *events.Log
+	loop    *events.Loop
+	mu      sync.Mutex
+	applied map[string][]uint64
+}
+
+func newApplier(t *testing.T, dir string) *applier {
+	l, err := events.OpenLog(dir, "neg", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	a := &applier{log: l, applied: map[string][]uint64{}}
+	a.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) {
+		if e.Source != "neg" {
+			a.mu.Lock()
+			a.applied[e.Source] = append(a.applied[e.Source], e.Seq)
+			a.mu.Unlock()
+		}
+	}})
+	return a
+}
+
+func (a *applier) handle(ctx context.Context, evs []events.Event) error {
+	_, err := a.loop.Do(ctx, func(time.Time) ([]events.Event, error) {
+		var keep []events.Event
+		for _, e := range evs {
+			if a.log.Consume(e.Source, e.Seq) {
+				keep = append(keep, e) // kept verbatim as input records
+			}
+		}
+		return keep, nil
+	})
+	return err
+}
+
+func (a *applier) count(src string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.applied[src])
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOutboxConsumerExactlyOnce(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	srcLog, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcLog.Close()
+	const n = 600
+	for i := 0; i < n; i += 100 {
+		var batch []events.Event
+		for j := 0; j < 100; j++ {
+			batch = append(batch, events.New("JobSubmitted", nil).ForJob("schedd", events.JobID{Cluster: i + j + 1}))
+		}
+		if _, err := srcLog.Append(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	runOutbox := func(ctx context.Context) *events.Outbox {
+		ob, err := events.NewOutbox(events.OutboxConfig{Log: srcLog, JS: bus.JS, Role: events.RoleSchedd, InFlight: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ob.Run(ctx)
+		return ob
+	}
+	obCtx, obCancel := context.WithCancel(ctx)
+	ob := runOutbox(obCtx)
+	fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
+	if err := ob.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	fcancel()
+	obCancel()
+
+	consumerDir := t.TempDir()
+	a := newApplier(t, consumerDir)
+	loopCtx, loopCancel := context.WithCancel(ctx)
+	go a.loop.Run(loopCtx)
+	cctx, ccancel := context.WithCancel(ctx)
+	cdone := make(chan error, 1)
+	go func() {
+		cdone <- events.Consume(cctx, bus.JS, events.ConsumerConfig{Durable: "neg", Filters: []events.SubjectFilter{events.AllOfRole(events.RoleSchedd)}, Handle: a.handle})
+	}()
+	waitFor(t, "all events applied", func() bool { return a.count("schedd") == n })
+
+	// Forget what was published: the outbox republishes everything; the
+	// duplicate window and the consumer's window drop it all.
+	if err := srcLog.SetMetaUint("outbox.published", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	obCtx, obCancel = context.WithCancel(ctx)
+	ob = runOutbox(obCtx)
+	fctx, fcancel = context.WithTimeout(ctx, 20*time.Second)
+	if err := ob.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	fcancel()
+	obCancel()
+
+	// Restart the consumer daemon from its log: its windows survive.
+	ccancel()
+	if err := <-cdone; err != nil {
+		t.Fatal(err)
+	}
+	loopCancel()
+	a.log.Close()
+	a2 := newApplier(t, consumerDir)
+	go a2.loop.Run(ctx)
+	// Publish a few more after the restart.
+	var more []events.Event
+	for j := 0; j < 10; j++ {
+		more = append(more, events.New("JobRemoved", nil).ForJob("schedd", events.JobID{Cluster: j + 1}))
+	}
+	if _, err := srcLog.Append(more); err != nil {
+		t.Fatal(err)
+	}
+	obCtx, obCancel = context.WithCancel(ctx)
+	defer obCancel()
+	runOutbox(obCtx)
+	go events.Consume(ctx, bus.JS, events.ConsumerConfig{Durable: "neg", Filters: []events.SubjectFilter{events.AllOfRole(events.RoleSchedd)}, Handle: a2.handle})
+	waitFor(t, "new events applied", func() bool { return a2.count("schedd") == 10 })
+	// Nothing of the first 600 was applied again.
+	time.Sleep(200 * time.Millisecond)
+	a2.mu.Lock()
+	defer a2.mu.Unlock()
+	for _, s := range a2.applied["schedd"] {
+		if s <= n {
+			t.Fatalf("event schedd:%d applied twice", s)
+		}
+	}
+	if len(a2.applied["schedd"]) != 10 {
+		t.Fatalf("applied %d after restart, want 10", len(a2.applied["schedd"]))
+	}
+}
+
+func TestLoopGroupsCommandsAndRejects(t *testing.T) {
+	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	next := 0
+	var afterCalls int
+	loop := events.NewLoop(events.LoopConfig{Log: l,
+		Apply: func(e events.Event) { next = e.Cluster },
+		After: func([]events.Event) { afterCalls++ },
+		Clock: func() time.Time { return time.Unix(100, 0) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- loop.Run(ctx) }()
+	var wg sync.WaitGroup
+	ids := make(chan int, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			evs, err := loop.Do(ctx, func(now time.Time) ([]events.Event, error) {
+				return []events.Event{events.New("ClusterSubmitted", nil).ForCluster("schedd", next+1)}, nil
+			})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if evs[0].Time != time.Unix(100, 0).UnixNano() || evs[0].Seq == 0 {
+				t.Errorf("event not stamped: %+v", evs[0])
+			}
+			ids <- evs[0].Cluster
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[int]bool{}
+	for id := range ids {
+		if seen[id] {
+			t.Fatalf("cluster %d handed out twice: commands did not see each other's events", id)
+		}
+		seen[id] = true
+	}
+	rejected := errors.New("no")
+	if _, err := loop.Do(ctx, func(time.Time) ([]events.Event, error) { return nil, rejected }); err != rejected {
+		t.Fatalf("rejection: %v", err)
+	}
+	if l.LastSeq() != 50 {
+		t.Fatalf("last seq %d, want 50 (a rejected command writes nothing)", l.LastSeq())
+	}
+	if _, err := loop.Do(ctx, func(time.Time) ([]events.Event, error) { panic("broken invariant") }); err == nil {
+		t.Fatal("panicking decision did not return an error")
+	}
+	cancel()
+	<-done
+	if _, err := loop.Do(context.Background(), func(time.Time) ([]events.Event, error) { return nil, nil }); err != events.ErrLoopStopped {
+		t.Fatalf("Do on stopped loop: %v", err)
+	}
+	if afterCalls == 0 || afterCalls > 50 {
+		t.Fatalf("After called %d times", afterCalls)
+	}
+}

@@ -1,0 +1,169 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// MaxEventSize bounds an encoded event. The embedded NATS server is started
+// with a max payload of this size; larger submits are split by the caller.
+const MaxEventSize = 8 << 20
+
+// Roles of the daemons; the role is the second token of every event subject
+// so that consumers can filter on it at the server.
+const (
+	RoleSchedd     = "schedd"
+	RoleNegotiator = "negotiator"
+	RoleStartd     = "startd"
+)
+
+// SubjectPrefix is the first tokens of every event subject.
+const SubjectPrefix = "vmpool.ev"
+
+// Errors Decode returns; match them with errors.Is.
+var (
+	ErrNewerVersion = errors.New("events: event schema version is newer than this program understands")
+	ErrMalformed    = errors.New("events: malformed event")
+	ErrTooLarge     = errors.New("events: event too large")
+)
+
+// Encode returns the wire and disk form of e.
+func Encode(e Event) ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e, err)
+	}
+	if len(b) > MaxEventSize {
+		return nil, fmt.Errorf("encode event %s: %d bytes: %w", e, len(b), ErrTooLarge)
+	}
+	return b, nil
+}
+
+// Decode parses an encoded event and checks its envelope: a known schema
+// version, a source, a sequence and a type. It never panics on input.
+func Decode(b []byte) (Event, error) {
+	var e Event
+	if len(b) > MaxEventSize {
+		return e, fmt.Errorf("decode event: %d bytes: %w", len(b), ErrTooLarge)
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w: %w", ErrMalformed, err)
+	}
+	switch {
+	case e.V > Version:
+		return Event{}, fmt.Errorf("decode event %s: version %d > %d: %w", e, e.V, Version, ErrNewerVersion)
+	case e.V < 1:
+		return Event{}, fmt.Errorf("decode event: version %d: %w", e.V, ErrMalformed)
+	case !ValidName(e.Source):
+		return Event{}, fmt.Errorf("decode event: source %q: %w", e.Source, ErrMalformed)
+	case e.Seq == 0:
+		return Event{}, fmt.Errorf("decode event from %s: no sequence: %w", e.Source, ErrMalformed)
+	case !validToken.MatchString(e.Type):
+		return Event{}, fmt.Errorf("decode event %s:%d: type %q: %w", e.Source, e.Seq, e.Type, ErrMalformed)
+	case e.Schedd != "" && !ValidName(e.Schedd), e.Machine != "" && !ValidName(e.Machine):
+		return Event{}, fmt.Errorf("decode event %s:%d: bad schedd or machine name: %w", e.Source, e.Seq, ErrMalformed)
+	}
+	return e, nil
+}
+
+var validToken = regexp.MustCompile(`^[A-Za-z0-9_@-]{1,128}$`)
+
+// ValidName reports whether s can name a daemon, schedd or machine: it must
+// fit in one subject token (letters, digits, '_', '-', '@'; 1-128 long).
+func ValidName(s string) bool { return validToken.MatchString(s) }
+
+// CheckName returns an error naming what is wrong with a daemon name and
+// how to fix it.
+func CheckName(kind, s string) error {
+	if ValidName(s) {
+		return nil
+	}
+	return fmt.Errorf("%s name %q: use 1-128 letters, digits, '_', '-' or '@' (no dots or spaces)", kind, s)
+}
+
+// SafeName turns s (e.g. a host name) into a valid name by replacing every
+// character that is not allowed with '-'.
+func SafeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '@':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	out := b.String()
+	if len(out) > 128 {
+		out = out[:128]
+	}
+	if out == "" {
+		out = "unnamed"
+	}
+	return out
+}
+
+// Subject is the bus subject of an event emitted by a daemon of role:
+//
+//	vmpool.ev.<role>.<source>.job.<schedd>.<cluster>.<proc>.<type>
+//	vmpool.ev.<role>.<source>.cluster.<schedd>.<cluster>.<type>
+//	vmpool.ev.<role>.<source>.machine.<machine>.<type>
+//	vmpool.ev.<role>.<source>.daemon.<type>
+func Subject(role string, e Event) string {
+	b := make([]byte, 0, 96)
+	b = append(b, SubjectPrefix...)
+	b = append(b, '.')
+	b = append(b, role...)
+	b = append(b, '.')
+	b = append(b, e.Source...)
+	switch {
+	case e.Cluster > 0 && e.Proc >= 0:
+		b = append(b, ".job."...)
+		b = append(b, e.Schedd...)
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(e.Cluster), 10)
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(e.Proc), 10)
+	case e.Cluster > 0:
+		b = append(b, ".cluster."...)
+		b = append(b, e.Schedd...)
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(e.Cluster), 10)
+	case e.Machine != "":
+		b = append(b, ".machine."...)
+		b = append(b, e.Machine...)
+	default:
+		b = append(b, ".daemon"...)
+	}
+	b = append(b, '.')
+	b = append(b, e.Type...)
+	return string(b)
+}
+
+// SubjectFilter is a NATS subject with wildcards that a consumer filters on.
+type SubjectFilter string
+
+// AllOfRole matches every event of every daemon of a role.
+func AllOfRole(role string) SubjectFilter {
+	return SubjectFilter(SubjectPrefix + "." + role + ".>")
+}
+
+// AllOfSource matches every event of one daemon.
+func AllOfSource(role, source string) SubjectFilter {
+	return SubjectFilter(SubjectPrefix + "." + role + "." + source + ".>")
+}
+
+// JobsOfSchedd matches the job events daemons of role emit about schedd's jobs.
+func JobsOfSchedd(role, schedd string) SubjectFilter {
+	return SubjectFilter(SubjectPrefix + "." + role + ".*.job." + schedd + ".>")
+}
+
+// MsgID is the Nats-Msg-Id of an event: source:seq, so that a republished
+// event is dropped by JetStream's duplicate window.
+func MsgID(e Event) string {
+	return e.Source + ":" + strconv.FormatUint(e.Seq, 10)
+}

@@ -1,0 +1,108 @@
+package events
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestSubject(t *testing.T) {
+	tests := []struct {
+		name string
+		e    Event
+		want string
+	}{
+		{"job", Event{Source: "startd1", Type: "VMStarted", Schedd: "schedd", Cluster: 12, Proc: 0}, "vmpool.ev.startd.startd1.job.schedd.12.0.VMStarted"},
+		{"cluster", Event{Source: "schedd", Type: "ClusterSubmitted", Schedd: "schedd", Cluster: 3, Proc: -1}, "vmpool.ev.startd.schedd.cluster.schedd.3.ClusterSubmitted"},
+		{"machine", Event{Source: "startd1", Type: "SlotChanged", Proc: -1, Machine: "slot1@startd1"}, "vmpool.ev.startd.startd1.machine.slot1@startd1.SlotChanged"},
+		{"daemon", Event{Source: "neg", Type: "Started", Proc: -1}, "vmpool.ev.startd.neg.daemon.Started"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Subject(RoleStartd, tc.e); got != tc.want {
+				t.Fatalf("Subject = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want error
+	}{
+		{"not json", `{"v":1,`, ErrMalformed},
+		{"newer version", `{"v":99,"src":"a","seq":1,"type":"X"}`, ErrNewerVersion},
+		{"no version", `{"src":"a","seq":1,"type":"X"}`, ErrMalformed},
+		{"no source", `{"v":1,"seq":1,"type":"X"}`, ErrMalformed},
+		{"forged source with dots", `{"v":1,"src":"a.b","seq":1,"type":"X"}`, ErrMalformed},
+		{"no seq", `{"v":1,"src":"a","type":"X"}`, ErrMalformed},
+		{"bad type", `{"v":1,"src":"a","seq":1,"type":"a.>"}`, ErrMalformed},
+		{"bad schedd", `{"v":1,"src":"a","seq":1,"type":"X","schedd":"*"}`, ErrMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.in))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Decode(%s) = %v, want %v", tc.in, err, tc.want)
+			}
+		})
+	}
+	big := make([]byte, MaxEventSize+1)
+	if _, err := Decode(big); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized: %v", err)
+	}
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	e := New("JobSubmitted", map[string]int{"n": 3}).ForJob("schedd", JobID{7, 2})
+	e.Source, e.Seq, e.Time = "schedd", 9, 123
+	b, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != e.String() || string(got.Payload) != string(e.Payload) || got.Time != 123 {
+		t.Fatalf("round trip: got %+v want %+v", got, e)
+	}
+	var p map[string]int
+	if err := got.Decode(&p); err != nil || p["n"] != 3 {
+		t.Fatalf("payload: %v %v", p, err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"v":1,"src":"schedd","seq":1,"type":"JobSubmitted","t":1,"schedd":"schedd","cluster":1,"p":{"a":1}}`))
+	f.Add([]byte(`{"v":2}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Decode(b)
+		if err != nil {
+			return
+		}
+		// A decoded event re-encodes and decodes to the same envelope.
+		b2, err := Encode(e)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		e2, err := Decode(b2)
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if e2.String() != e.String() || e2.Time != e.Time {
+			t.Fatalf("round trip changed %v to %v", e, e2)
+		}
+		_ = Subject(RoleSchedd, e)
+	})
+}
+
+func TestParseJobID(t *testing.T) {
+	for in, want := range map[string]bool{"1.0": true, "12.3": true, "0.0": false, "1": false, "a.b": false, "1.-1": false} {
+		if _, ok := ParseJobID(in); ok != want {
+			t.Errorf("ParseJobID(%q) ok = %v, want %v", in, ok, want)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+package events
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// FileRef names a file stored in the pool's object store. Objects are
+// content-addressed ("sha256-<hex>"), so a disk image that a thousand jobs
+// share is stored once, and a returned disk is verified against its hash.
+type FileRef struct {
+	Name   string `json:"name"`   // base name in the job's directory, e.g. "hello.img"
+	Object string `json:"object"` // object name in FilesBucket
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// ErrChecksum reports a stored or received file whose content does not
+// match its recorded hash.
+var ErrChecksum = NewError("checksum-mismatch", "file content does not match its checksum")
+
+// HashFile returns the SHA-256 (hex) and size of the file at path.
+func HashFile(path string) (sum string, size int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// ObjectName is the object store name of content with this SHA-256.
+func ObjectName(sum string) string { return "sha256-" + sum }
+
+// PutFile stores the file at path under its content hash, streaming it
+// (the object store chunks it), unless an object of that content is
+// already there. name is the FileRef's Name (default: the base name).
+func PutFile(ctx context.Context, store jetstream.ObjectStore, path, name string) (FileRef, error) {
+	if name == "" {
+		name = filepath.Base(path)
+	}
+	sum, size, err := HashFile(path)
+	if err != nil {
+		return FileRef{}, fmt.Errorf("store %s: %w", path, err)
+	}
+	ref := FileRef{Name: name, Object: ObjectName(sum), Size: size, SHA256: sum}
+	if info, err := store.GetInfo(ctx, ref.Object); err == nil && int64(info.Size) == size && !info.Deleted {
+		return ref, nil
+	} else if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return FileRef{}, fmt.Errorf("store %s: %w", path, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return FileRef{}, fmt.Errorf("store %s: %w", path, err)
+	}
+	defer f.Close()
+	// Hash again while uploading: the file may have changed since the
+	// first pass, and the object must hold exactly the hashed content.
+	h := sha256.New()
+	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: ref.Object, Description: name}, io.TeeReader(f, h)); err != nil {
+		return FileRef{}, fmt.Errorf("store %s as %s: %w", path, ref.Object, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		_ = store.Delete(ctx, ref.Object)
+		return FileRef{}, fmt.Errorf("store %s: changed while being stored: %w", path, ErrChecksum)
+	}
+	return ref, nil
+}
+
+// GetFile fetches ref into dst, streaming it into a temporary file in the
+// same directory, verifying its hash and size, syncing, then renaming it
+// into place: dst is either the old file or the whole new one.
+func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst string) error {
+	r, err := store.Get(ctx, ref.Object)
+	if err != nil {
+		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", ref.Name, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if err != nil {
+		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 || n != ref.Size {
+		return fmt.Errorf("fetch %s (%s): got %d bytes sha256 %s, want %d bytes %s: %w", ref.Name, ref.Object, n, got, ref.Size, ref.SHA256, ErrChecksum)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("fetch %s: %w", ref.Name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("fetch %s: %w", ref.Name, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("fetch %s: %w", ref.Name, err)
+	}
+	ok = true
+	return nil
+}

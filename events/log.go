@@ -1,0 +1,373 @@
+package events
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// Log is a daemon's append-only event log in Pebble: the source of truth
+// every projection of the daemon (its queue, its claims) is rebuilt from.
+//
+// A log holds records in index order. A record is either one of the
+// daemon's own events (Source is the log's source; Seq is stamped gapless
+// at append) or an input event another daemon published that this daemon
+// chose to keep verbatim for replay. Beside the records the log keeps, for
+// each source this daemon consumes, the Window of sequence numbers already
+// applied, written in the same batch as what was derived from them.
+//
+// # Concurrency
+//
+// Append, Consume and SetMeta must be called from one goroutine (the
+// daemon's loop). Scan, LastIndex, Wait and Meta are safe from any
+// goroutine.
+//
+// # Layout
+//
+//	'e' idx(8, big endian)  -> encoded Event
+//	'w' source              -> Window
+//	'm' name                -> meta value (e.g. the outbox's published index)
+type Log struct {
+	db      *pebble.DB
+	dir     string
+	source  string
+	lastIdx atomic.Uint64
+	lastSeq uint64 // newest own sequence on disk
+	nextSeq uint64 // newest own sequence stamped (>= lastSeq)
+	windows map[string]*Window
+	dirty   map[string]bool
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every append
+}
+
+// LogOptions configures OpenLog.
+type LogOptions struct {
+	Logger *slog.Logger
+	// ReadOnly opens the log for replay tools while no daemon runs.
+	ReadOnly bool
+}
+
+const (
+	prefixEvent  = 'e'
+	prefixWindow = 'w'
+	prefixMeta   = 'm'
+)
+
+// ErrLogClosed is returned by Wait when the log was closed.
+var ErrLogClosed = errors.New("events: log closed")
+
+// OpenLog opens (creating it if needed) the log of daemon source in dir.
+func OpenLog(dir, source string, opt LogOptions) (*Log, error) {
+	if err := CheckName("daemon", source); err != nil {
+		return nil, fmt.Errorf("open event log %s: %w", dir, err)
+	}
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if !opt.ReadOnly {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open event log %s: %w", dir, err)
+		}
+	}
+	db, err := pebble.Open(dir, &pebble.Options{
+		Logger:           pebbleLogger{logger},
+		ReadOnly:         opt.ReadOnly,
+		ErrorIfNotExists: opt.ReadOnly,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open event log %s: %w", dir, err)
+	}
+	l := &Log{db: db, dir: dir, source: source, windows: map[string]*Window{}, dirty: map[string]bool{},
+		logger: logger, changed: make(chan struct{})}
+	if err := l.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open event log %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+func (l *Log) load() error {
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	if err != nil {
+		return err
+	}
+	if it.Last() {
+		k := it.Key()
+		if len(k) != 9 {
+			it.Close()
+			return fmt.Errorf("record key %x: %w", k, ErrMalformed)
+		}
+		l.lastIdx.Store(binary.BigEndian.Uint64(k[1:]))
+	}
+	// The last own sequence is in the newest own record; walk back to it.
+	for ok := it.Last(); ok; ok = it.Prev() {
+		e, err := Decode(it.Value())
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("record %x: %w", it.Key(), err)
+		}
+		if e.Source == l.source {
+			l.lastSeq = e.Seq
+			break
+		}
+	}
+	l.nextSeq = l.lastSeq
+	if err := it.Close(); err != nil {
+		return err
+	}
+	wit, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixWindow}, UpperBound: []byte{prefixWindow + 1}})
+	if err != nil {
+		return err
+	}
+	for ok := wit.First(); ok; ok = wit.Next() {
+		w := new(Window)
+		if err := w.UnmarshalBinary(wit.Value()); err != nil {
+			wit.Close()
+			return fmt.Errorf("window of %s: %w", wit.Key()[1:], err)
+		}
+		l.windows[string(wit.Key()[1:])] = w
+	}
+	return wit.Close()
+}
+
+// Source is the name of the daemon whose log this is.
+func (l *Log) Source() string { return l.source }
+
+// Dir is where the log lives.
+func (l *Log) Dir() string { return l.dir }
+
+// LastIndex is the index of the newest record (0 when empty).
+func (l *Log) LastIndex() uint64 { return l.lastIdx.Load() }
+
+// LastSeq is the sequence of the newest own event (0 when none).
+func (l *Log) LastSeq() uint64 { return l.lastSeq }
+
+// Consume reports whether the event seq of source is new to this daemon,
+// and if so marks it applied. The mark reaches disk with the next Append,
+// which the caller must make before it acknowledges the message.
+func (l *Log) Consume(source string, seq uint64) bool {
+	w := l.windows[source]
+	if w == nil {
+		w = new(Window)
+		l.windows[source] = w
+	}
+	if w.Seen(seq) {
+		return false
+	}
+	w.Mark(seq)
+	l.dirty[source] = true
+	return true
+}
+
+// Applied reports the highest sequence of source applied so far.
+func (l *Log) Applied(source string) uint64 {
+	if w := l.windows[source]; w != nil {
+		return w.High
+	}
+	return 0
+}
+
+// Stamp makes e one of this log's own events: it sets the source, the
+// next sequence number and the schema version. Events of another source
+// are left alone (they are input records).
+func (l *Log) Stamp(e *Event) {
+	if e.V == 0 {
+		e.V = Version
+	}
+	if (e.Source == "" || e.Source == l.source) && e.Seq == 0 {
+		l.nextSeq++
+		e.Source, e.Seq = l.source, l.nextSeq
+	}
+}
+
+// Append writes evs and every window changed since the last Append in one
+// synced batch. Own events not yet stamped are stamped (see Stamp); other
+// events are kept as input records. It returns the events as stored. An
+// error leaves the daemon's in-memory state ahead of its log: the caller
+// must stop.
+func (l *Log) Append(evs []Event) ([]Event, error) {
+	if len(evs) == 0 && len(l.dirty) == 0 {
+		return nil, nil
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	idx := l.lastIdx.Load()
+	seq := l.lastSeq
+	key := make([]byte, 9)
+	key[0] = prefixEvent
+	for i := range evs {
+		e := &evs[i]
+		l.Stamp(e)
+		if e.Source == l.source {
+			seq = max(seq, e.Seq)
+		}
+		data, err := Encode(*e)
+		if err != nil {
+			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
+		}
+		idx++
+		binary.BigEndian.PutUint64(key[1:], idx)
+		if err := b.Set(key, data, nil); err != nil {
+			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
+		}
+	}
+	for src := range l.dirty {
+		v, _ := l.windows[src].MarshalBinary()
+		if err := b.Set(append([]byte{prefixWindow}, src...), v, nil); err != nil {
+			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
+		}
+	}
+	if err := l.db.Apply(b, pebble.Sync); err != nil {
+		return nil, fmt.Errorf("append %d events to %s: %w", len(evs), l.dir, err)
+	}
+	clear(l.dirty)
+	l.lastSeq = seq
+	l.lastIdx.Store(idx)
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	return evs, nil
+}
+
+// Wait blocks until the log holds a record after index after, ctx is done,
+// or the log is closed.
+func (l *Log) Wait(ctx context.Context, after uint64) error {
+	for {
+		l.mu.Lock()
+		ch := l.changed
+		l.mu.Unlock()
+		if ch == nil {
+			return ErrLogClosed
+		}
+		if l.lastIdx.Load() > after {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Scan calls fn for each record with index from..LastIndex, in order; fn
+// returning a non-nil error stops the scan with that error. ErrStop stops it
+// without error.
+func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
+	lo := make([]byte, 9)
+	lo[0] = prefixEvent
+	binary.BigEndian.PutUint64(lo[1:], from)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{prefixEvent + 1}})
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", l.dir, err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		idx := binary.BigEndian.Uint64(it.Key()[1:])
+		e, err := Decode(it.Value())
+		if err != nil {
+			return fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err)
+		}
+		if err := fn(idx, e); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("scan %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+// ErrStop ends a Scan early without error.
+var ErrStop = errors.New("events: stop scan")
+
+// Meta reads a meta value; ok is false when it was never set.
+func (l *Log) Meta(name string) (val []byte, ok bool, err error) {
+	v, closer, err := l.db.Get(append([]byte{prefixMeta}, name...))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s meta %s: %w", l.dir, name, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), v...), true, nil
+}
+
+// SetMeta writes a meta value. With sync false the write may be lost in a
+// crash, which is fine for hints such as the outbox's published index.
+func (l *Log) SetMeta(name string, val []byte, sync bool) error {
+	opt := pebble.NoSync
+	if sync {
+		opt = pebble.Sync
+	}
+	if err := l.db.Set(append([]byte{prefixMeta}, name...), val, opt); err != nil {
+		return fmt.Errorf("write %s meta %s: %w", l.dir, name, err)
+	}
+	return nil
+}
+
+// MetaUint reads a meta value written by SetMetaUint (0 when unset).
+func (l *Log) MetaUint(name string) (uint64, error) {
+	v, ok, err := l.Meta(name)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("read %s meta %s: %d bytes: %w", l.dir, name, len(v), ErrMalformed)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// SetMetaUint writes an unsigned meta value.
+func (l *Log) SetMetaUint(name string, v uint64, sync bool) error {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return l.SetMeta(name, b, sync)
+}
+
+// Close closes the log; closing it again is a no-op. Wait calls return
+// ErrLogClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.changed == nil {
+		l.mu.Unlock()
+		return nil
+	}
+	close(l.changed)
+	l.changed = nil
+	l.mu.Unlock()
+	if err := l.db.Close(); err != nil {
+		return fmt.Errorf("close event log %s: %w", l.dir, err)
+	}
+	return nil
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	os.Exit(1)
+}

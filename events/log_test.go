@@ -1,0 +1,138 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func openTestLog(t *testing.T, dir string) *Log {
+	t.Helper()
+	l, err := OpenLog(dir, "schedd", LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestLogAppendScanReopen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	l := openTestLog(t, dir)
+	var in []Event
+	for i := 0; i < 5; i++ {
+		in = append(in, New("JobSubmitted", map[string]int{"i": i}).ForJob("schedd", JobID{i + 1, 0}))
+	}
+	// An input record from another daemon keeps its own source and seq.
+	foreign := New("VMStarted", nil).ForJob("schedd", JobID{1, 0})
+	foreign.Source, foreign.Seq = "startd1", 77
+	in = append(in[:2], append([]Event{foreign}, in[2:]...)...)
+	if !l.Consume("startd1", 77) {
+		t.Fatal("first delivery reported as seen")
+	}
+	out, err := l.Append(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeq := []uint64{1, 2, 77, 3, 4, 5}
+	for i, e := range out {
+		if e.Seq != wantSeq[i] {
+			t.Fatalf("event %d seq %d, want %d", i, e.Seq, wantSeq[i])
+		}
+	}
+	if l.LastIndex() != 6 || l.LastSeq() != 5 {
+		t.Fatalf("last index %d seq %d", l.LastIndex(), l.LastSeq())
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l = openTestLog(t, dir)
+	defer l.Close()
+	if l.LastIndex() != 6 || l.LastSeq() != 5 {
+		t.Fatalf("after reopen: last index %d seq %d", l.LastIndex(), l.LastSeq())
+	}
+	if l.Consume("startd1", 77) {
+		t.Fatal("window not persisted: startd1:77 applied twice")
+	}
+	var got []string
+	if err := l.Scan(3, func(idx uint64, e Event) error {
+		got = append(got, fmt.Sprintf("%d:%s:%d", idx, e.Source, e.Seq))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[3:startd1:77 4:schedd:3 5:schedd:4 6:schedd:5]" {
+		t.Fatalf("scan = %v", got)
+	}
+	// Appending continues the sequence.
+	out, err = l.Append([]Event{New("JobRemoved", nil).ForJob("schedd", JobID{1, 0})})
+	if err != nil || out[0].Seq != 6 {
+		t.Fatalf("append after reopen: %v %v", out, err)
+	}
+}
+
+func TestLogWait(t *testing.T) {
+	l := openTestLog(t, t.TempDir())
+	done := make(chan error, 1)
+	go func() { done <- l.Wait(context.Background(), 0) }()
+	if _, err := l.Append([]Event{New("X", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(ctx, 1); err != context.DeadlineExceeded {
+		t.Fatalf("wait with nothing new: %v", err)
+	}
+	go func() { done <- l.Wait(context.Background(), 1) }()
+	l.Close()
+	if err := <-done; err != ErrLogClosed {
+		t.Fatalf("wait on closed log: %v", err)
+	}
+}
+
+func TestLogMeta(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir)
+	if v, err := l.MetaUint("x"); err != nil || v != 0 {
+		t.Fatalf("unset meta: %v %v", v, err)
+	}
+	if err := l.SetMetaUint("x", 42, true); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = openTestLog(t, dir)
+	defer l.Close()
+	if v, err := l.MetaUint("x"); err != nil || v != 42 {
+		t.Fatalf("meta after reopen: %v %v", v, err)
+	}
+}
+
+func TestOpenLogRejectsBadName(t *testing.T) {
+	if _, err := OpenLog(t.TempDir(), "a.b", LogOptions{}); err == nil {
+		t.Fatal("daemon name with a dot accepted")
+	}
+}
+
+func BenchmarkLogAppend(b *testing.B) {
+	l, err := OpenLog(b.TempDir(), "schedd", LogOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	batch := make([]Event, 100)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range batch {
+			batch[j] = New("JobSubmitted", nil).ForJob("schedd", JobID{i + 1, j})
+		}
+		if _, err := l.Append(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+}

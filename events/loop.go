@@ -1,0 +1,181 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Loop is a daemon's shell around its pure core: one goroutine that takes
+// commands, lets the core decide them against the current state, applies
+// the resulting events, appends them to the Log in one synced batch and
+// only then answers. Commands that arrive together are decided one after
+// the other against the evolving state and committed in one batch (group
+// commit), so concurrent submits cost one fsync, not one each.
+//
+// Readers use View, which excludes the loop while it decides and appends,
+// so nothing outside sees state that is not yet durable.
+type Loop struct {
+	log      *Log
+	apply    func(Event)
+	after    func([]Event)
+	clock    func() time.Time
+	ops      chan *op
+	stopped  chan struct{}
+	maxGroup int
+	mu       sync.RWMutex
+}
+
+// LoopConfig configures a Loop.
+type LoopConfig struct {
+	Log *Log
+	// Apply folds one event into the daemon's state. It runs on the loop
+	// goroutine with the write lock held.
+	Apply func(Event)
+	// After runs on the loop goroutine once a group is durable, without the
+	// lock, with the events just committed (e.g. to kick off side effects
+	// such as claiming a slot). It must not block for long.
+	After func([]Event)
+	// Clock gives the time handed to commands; default time.Now.
+	Clock func() time.Time
+	// MaxGroup bounds the commands committed together (default 1024).
+	MaxGroup int
+}
+
+type op struct {
+	fn   func(now time.Time) ([]Event, error)
+	evs  []Event
+	err  error
+	done chan struct{}
+}
+
+// ErrLoopStopped is returned by Do when the loop is not running any more.
+var ErrLoopStopped = errors.New("events: daemon loop stopped")
+
+// NewLoop builds a loop; Run runs it.
+func NewLoop(cfg LoopConfig) *Loop {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.MaxGroup <= 0 {
+		cfg.MaxGroup = 1024
+	}
+	if cfg.After == nil {
+		cfg.After = func([]Event) {}
+	}
+	return &Loop{log: cfg.Log, apply: cfg.Apply, after: cfg.After, clock: cfg.Clock,
+		ops: make(chan *op, cfg.MaxGroup), stopped: make(chan struct{}), maxGroup: cfg.MaxGroup}
+}
+
+// Do runs fn on the loop goroutine with the state write-locked. fn is the
+// decision: it returns the events that record it, or an error that rejects
+// the command (then nothing is written). Do returns once the events are
+// durable, with their sequence numbers stamped. now is the loop's clock
+// reading, which fn must use instead of reading a clock itself.
+func (l *Loop) Do(ctx context.Context, fn func(now time.Time) ([]Event, error)) ([]Event, error) {
+	o := &op{fn: fn, done: make(chan struct{})}
+	select {
+	case l.ops <- o:
+	case <-l.stopped:
+		return nil, ErrLoopStopped
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-o.done:
+		return o.evs, o.err
+	case <-l.stopped:
+		// The loop may have finished o just before stopping.
+		select {
+		case <-o.done:
+			return o.evs, o.err
+		default:
+			return nil, ErrLoopStopped
+		}
+	}
+}
+
+// View runs fn with the state read-locked: it sees only durable state.
+func (l *Loop) View(fn func()) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	fn()
+}
+
+// Run runs the loop until ctx is done or an append fails (the error, after
+// which the daemon must stop: its memory is ahead of its log).
+func (l *Loop) Run(ctx context.Context) error {
+	defer close(l.stopped)
+	group := make([]*op, 0, l.maxGroup)
+	for {
+		group = group[:0]
+		select {
+		case o := <-l.ops:
+			group = append(group, o)
+		case <-ctx.Done():
+			return nil
+		}
+	more:
+		for len(group) < l.maxGroup {
+			select {
+			case o := <-l.ops:
+				group = append(group, o)
+			default:
+				break more
+			}
+		}
+		all, err := l.commit(group)
+		if err != nil {
+			for _, o := range group {
+				o.evs, o.err = nil, err
+				close(o.done)
+			}
+			return err
+		}
+		if len(all) > 0 {
+			l.after(all)
+		}
+		for _, o := range group {
+			close(o.done)
+		}
+	}
+}
+
+func (l *Loop) commit(group []*op) (all []Event, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range group {
+		now := l.clock()
+		evs, err := l.decide(o, now)
+		if err != nil {
+			o.err = err
+			continue
+		}
+		for i := range evs {
+			l.log.Stamp(&evs[i])
+			if evs[i].Time == 0 {
+				evs[i].Time = now.UnixNano()
+			}
+			l.apply(evs[i])
+		}
+		o.evs = evs
+		all = append(all, evs...)
+	}
+	if _, err := l.log.Append(all); err != nil {
+		return nil, err
+	}
+	return all, nil
+}
+
+// decide runs a command's decision, turning a panic (a broken invariant in
+// the core, never bad input) into an error for that command alone.
+func (l *Loop) decide(o *op, now time.Time) (evs []Event, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error deciding a command: %v", r)
+		}
+	}()
+	return o.fn(now)
+}

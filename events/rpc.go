@@ -1,0 +1,241 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Commands travel as NATS requests on vmpool.cmd.<role>.<name>.<verb>; the
+// reply is a JSON Reply. Unlike events, requests are not durable: the
+// caller retries, and the daemon makes retries harmless (a submit carries
+// an idempotency key, a claim its claim id).
+
+// CmdSubject is the request subject of a daemon's verb.
+func CmdSubject(role, name, verb string) string {
+	return "vmpool.cmd." + role + "." + name + "." + verb
+}
+
+// Code is a stable, documented error code that survives the trip over the
+// bus, e.g. "job-not-found".
+type Code string
+
+// CodedError is an error with a stable code. Sentinels are CodedErrors;
+// wrap them with context using %w.
+type CodedError struct {
+	Code Code
+	Msg  string
+}
+
+func (e *CodedError) Error() string { return e.Msg }
+
+// ErrorCode returns the code.
+func (e *CodedError) ErrorCode() Code { return e.Code }
+
+// NewError makes a sentinel error with a code.
+func NewError(code Code, msg string) *CodedError { return &CodedError{code, msg} }
+
+// RemoteError is an error a daemon returned over the bus. errors.Is matches
+// it against any error with the same code, so a client checks
+// errors.Is(err, schedd.ErrJobNotFound) exactly as the daemon would.
+type RemoteError struct {
+	Code Code   `json:"code"`
+	Msg  string `json:"message"`
+}
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// ErrorCode returns the code.
+func (e *RemoteError) ErrorCode() Code { return e.Code }
+
+// Is matches errors with the same code.
+func (e *RemoteError) Is(target error) bool {
+	var c interface{ ErrorCode() Code }
+	return errors.As(target, &c) && c.ErrorCode() == e.Code
+}
+
+// ErrInternal is the code of errors that carry no code of their own.
+var ErrInternal = NewError("internal", "internal error")
+
+// ErrorCodeOf returns the code of err, or "internal".
+func ErrorCodeOf(err error) Code {
+	var c interface{ ErrorCode() Code }
+	if errors.As(err, &c) {
+		return c.ErrorCode()
+	}
+	return ErrInternal.Code
+}
+
+// Reply is the envelope of every command reply.
+type Reply struct {
+	Error *RemoteError    `json:"error,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	More  bool            `json:"more,omitempty"` // more chunks follow (streamed replies)
+}
+
+// Chunks is what a handler returns to stream a large reply: it calls emit
+// once per chunk, in order.
+type Chunks func(emit func(data any) error) error
+
+// Handler decides a request. It returns the reply data (any JSON value, or
+// Chunks to stream), or an error whose code travels to the caller.
+type Handler func(ctx context.Context, data []byte) (any, error)
+
+// Server serves a daemon's verbs.
+type Server struct {
+	nc     *nats.Conn
+	logger *slog.Logger
+	subs   []*nats.Subscription
+	wg     sync.WaitGroup
+	sem    chan struct{}
+}
+
+// NewServer builds a request server with at most workers requests handled
+// at once.
+func NewServer(nc *nats.Conn, logger *slog.Logger, workers int) *Server {
+	if workers <= 0 {
+		workers = 64
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{nc: nc, logger: logger, sem: make(chan struct{}, workers)}
+}
+
+// Handle subscribes h to subject. Requests are handled concurrently; h must
+// serialise what needs it (daemons do, through their Loop).
+func (s *Server) Handle(ctx context.Context, subject string, h Handler) error {
+	sub, err := s.nc.Subscribe(subject, func(m *nats.Msg) {
+		if m.Reply == "" {
+			return
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.sem }()
+			s.serve(ctx, m, h)
+		}()
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	s.subs = append(s.subs, sub)
+	return nil
+}
+
+func (s *Server) serve(ctx context.Context, m *nats.Msg, h Handler) {
+	out, err := h(ctx, m.Data)
+	if err != nil {
+		s.respond(m, Reply{Error: &RemoteError{Code: ErrorCodeOf(err), Msg: err.Error()}})
+		return
+	}
+	if chunks, ok := out.(Chunks); ok {
+		err := chunks(func(data any) error {
+			b, err := json.Marshal(data)
+			if err != nil {
+				return err
+			}
+			return s.respond(m, Reply{Data: b, More: true})
+		})
+		if err != nil {
+			s.respond(m, Reply{Error: &RemoteError{Code: ErrorCodeOf(err), Msg: err.Error()}})
+			return
+		}
+		s.respond(m, Reply{})
+		return
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		s.respond(m, Reply{Error: &RemoteError{Code: ErrInternal.Code, Msg: fmt.Sprintf("encode reply: %v", err)}})
+		return
+	}
+	s.respond(m, Reply{Data: b})
+}
+
+func (s *Server) respond(m *nats.Msg, r Reply) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := s.nc.Publish(m.Reply, b); err != nil {
+		s.logger.Warn("send reply", "subject", m.Subject, "err", err)
+		return err
+	}
+	return nil
+}
+
+// Close unsubscribes and waits for requests in flight.
+func (s *Server) Close() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+	s.wg.Wait()
+}
+
+// ErrNoResponders is returned by Call when no daemon serves the subject.
+var ErrNoResponders = NewError("no-responders", "no daemon answers")
+
+// Call sends req (JSON encoded) and decodes the reply data into resp (nil
+// to ignore it). A daemon's error comes back as *RemoteError.
+func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) error {
+	return CallStream(ctx, nc, subject, req, func(data json.RawMessage) error {
+		if resp == nil || len(data) == 0 {
+			return nil
+		}
+		if err := json.Unmarshal(data, resp); err != nil {
+			return fmt.Errorf("decode reply from %s: %w", subject, err)
+		}
+		return nil
+	})
+}
+
+// CallStream sends req and calls fn with the data of each reply chunk.
+func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn func(json.RawMessage) error) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode request to %s: %w", subject, err)
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("request %s: %w", subject, err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: body}); err != nil {
+		return fmt.Errorf("request %s: %w", subject, err)
+	}
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("request %s: %w", subject, ErrNoResponders)
+		}
+		if err != nil {
+			return fmt.Errorf("request %s: %w", subject, err)
+		}
+		var r Reply
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return fmt.Errorf("decode reply from %s: %w", subject, err)
+		}
+		if r.Error != nil {
+			return r.Error
+		}
+		if len(r.Data) > 0 {
+			if err := fn(r.Data); err != nil {
+				return err
+			}
+		}
+		if !r.More {
+			return nil
+		}
+	}
+}

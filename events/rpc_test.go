@@ -1,0 +1,128 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/events/eventstest"
+)
+
+var errNotFound = events.NewError("job-not-found", "job not found")
+
+func TestCallReplyErrorsAndChunks(t *testing.T) {
+	s := eventstest.NATS(t)
+	nc, _ := eventstest.Connect(t, s.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv := events.NewServer(nc, nil, 4)
+	defer srv.Close()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(srv.Handle(ctx, "vmpool.cmd.schedd.s.echo", func(_ context.Context, b []byte) (any, error) {
+		var in map[string]string
+		if err := json.Unmarshal(b, &in); err != nil {
+			return nil, err
+		}
+		return map[string]string{"echo": in["msg"]}, nil
+	}))
+	must(srv.Handle(ctx, "vmpool.cmd.schedd.s.fail", func(context.Context, []byte) (any, error) {
+		return nil, fmt.Errorf("job 42.0: %w", errNotFound)
+	}))
+	must(srv.Handle(ctx, "vmpool.cmd.schedd.s.many", func(context.Context, []byte) (any, error) {
+		return events.Chunks(func(emit func(any) error) error {
+			for i := 0; i < 5; i++ {
+				if err := emit([]int{i}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}), nil
+	}))
+	nc.Flush()
+
+	var out map[string]string
+	must(events.Call(ctx, nc, "vmpool.cmd.schedd.s.echo", map[string]string{"msg": "hi"}, &out))
+	if out["echo"] != "hi" {
+		t.Fatalf("echo = %v", out)
+	}
+	err := events.Call(ctx, nc, "vmpool.cmd.schedd.s.fail", nil, nil)
+	if !errors.Is(err, errNotFound) || err.Error() != "job 42.0: job not found" {
+		t.Fatalf("remote error = %v (is not-found: %v)", err, errors.Is(err, errNotFound))
+	}
+	var got []int
+	must(events.CallStream(ctx, nc, "vmpool.cmd.schedd.s.many", nil, func(d json.RawMessage) error {
+		var v []int
+		if err := json.Unmarshal(d, &v); err != nil {
+			return err
+		}
+		got = append(got, v...)
+		return nil
+	}))
+	if fmt.Sprint(got) != "[0 1 2 3 4]" {
+		t.Fatalf("chunks = %v", got)
+	}
+	if err := events.Call(ctx, nc, "vmpool.cmd.schedd.nobody.echo", nil, nil); !errors.Is(err, events.ErrNoResponders) {
+		t.Fatalf("no responders: %v", err)
+	}
+}
+
+func TestPutGetFile(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "disk.img")
+	data := make([]byte, 3<<20+17) // several object-store chunks
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := events.PutFile(ctx, bus.Files, src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Name != "disk.img" || ref.Size != int64(len(data)) {
+		t.Fatalf("ref = %+v", ref)
+	}
+	// The same content again is not stored twice.
+	ref2, err := events.PutFile(ctx, bus.Files, src, "other.img")
+	if err != nil || ref2.Object != ref.Object {
+		t.Fatalf("second put: %+v %v", ref2, err)
+	}
+	dst := filepath.Join(dir, "out", "disk.img")
+	os.MkdirAll(filepath.Dir(dst), 0o755)
+	if err := events.GetFile(ctx, bus.Files, ref, dst); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := os.ReadFile(dst)
+	if string(back) != string(data) {
+		t.Fatal("fetched file differs")
+	}
+	// A ref whose hash does not match what is stored is refused, and the
+	// destination keeps its old content.
+	bad := ref
+	bad.SHA256 = "00" + ref.SHA256[2:]
+	os.WriteFile(dst, []byte("old"), 0o644)
+	if err := events.GetFile(ctx, bus.Files, bad, dst); !errors.Is(err, events.ErrChecksum) {
+		t.Fatalf("bad checksum: %v", err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "old" {
+		t.Fatal("destination overwritten by a corrupt fetch")
+	}
+	entries, _ := os.ReadDir(filepath.Dir(dst))
+	if len(entries) != 1 {
+		t.Fatalf("temporary files left behind: %v", entries)
+	}
+}

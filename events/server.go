@@ -1,0 +1,85 @@
+package events
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATSConfig configures the embedded NATS server that `vmpool up` runs.
+type NATSConfig struct {
+	Listen   string // host:port; port 0 or -1 picks a free one
+	StoreDir string // JetStream storage
+	Logger   *slog.Logger
+	// NoSync trades durability for speed: JetStream then acknowledges before
+	// fsync (its default). vmpool syncs always unless this is set, because
+	// an acknowledged event must survive a power loss.
+	NoSync bool
+}
+
+// NATSServer is a running embedded NATS server with JetStream.
+type NATSServer struct {
+	*server.Server
+}
+
+// StartNATS starts an embedded NATS server with JetStream, fsyncing every
+// write (sync_interval: always), and returns once it accepts connections.
+func StartNATS(cfg NATSConfig) (*NATSServer, error) {
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen address %q: %w (want host:port, e.g. 127.0.0.1:4222)", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = -1
+	}
+	opts := &server.Options{
+		ServerName:             "vmpool",
+		Host:                   host,
+		Port:                   port,
+		JetStream:              true,
+		StoreDir:               cfg.StoreDir,
+		NoSigs:                 true,
+		MaxPayload:             MaxEventSize,
+		SyncAlways:             !cfg.NoSync,
+		DisableJetStreamBanner: true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if cfg.Logger != nil {
+		ns.SetLoggerV2(natsLogger{cfg.Logger.With("daemon", "nats")}, false, false, false)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats on %s: not ready after 10s (is the port in use? try --listen 127.0.0.1:0)", cfg.Listen)
+	}
+	return &NATSServer{ns}, nil
+}
+
+// URL is the client URL of the server.
+func (s *NATSServer) URL() string { return s.ClientURL() }
+
+// Stop shuts the server down and waits for it.
+func (s *NATSServer) Stop() {
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+type natsLogger struct{ l *slog.Logger }
+
+func (n natsLogger) Noticef(f string, v ...any) { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Debugf(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
+func (n natsLogger) Tracef(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...)) }
