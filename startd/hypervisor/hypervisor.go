@@ -50,6 +50,17 @@ type VM interface {
 	Stop(ctx context.Context, grace time.Duration) error
 }
 
+// Detacher is implemented by VMs that can be let go without stopping
+// them: Detach closes the driver's connections to the VM and ends whatever
+// the driver runs to watch it, and the VM keeps running, to be found again
+// with Reattach and its Handle. The startd detaches its VMs when it shuts
+// down but leaves them running (and tests do, to simulate a restart).
+// After Detach the VM's other methods return ErrDetached; Detach itself is
+// idempotent.
+type Detacher interface {
+	Detach() error
+}
+
 // Checkpointer is implemented by VMs whose state can be saved and resumed
 // (vm_checkpoint). Checkpoint writes the memory state and the disks into
 // dir; with Continue the VM runs on afterwards (a periodic checkpoint),
@@ -147,6 +158,28 @@ type Exit struct {
 	// "host-qmp-quit", "killed", "crashed: ...".
 	Reason string
 }
+
+// ErrDetached is returned by the methods of a VM after Detach.
+var ErrDetached = errors.New("hypervisor: vm detached")
+
+// ErrBadSpec is matched (errors.Is) by every SpecError.
+var ErrBadSpec = errors.New("hypervisor: bad vm spec")
+
+// SpecError is a failure the job caused rather than the machine: a missing
+// or malformed disk, a checkpoint that does not fit the spec, an image the
+// hypervisor refuses. The startd holds such a job (HoldReasonCode 6,
+// FailedToCreateProcess) instead of trying it elsewhere. Code is the
+// vm-gahp name HTCondor puts in HoldReason, e.g. "KVM_INVALID_DISK_PARAM",
+// "KVM_NO_DISK_PARAM", "KVM_MISMATCHED_CHECKPOINT", "BAD_IMAGE".
+type SpecError struct {
+	Code string // stable, from HTCondor's VMGAHP_ERR_* names without the prefix
+	Msg  string // what is wrong, naming the offending value
+}
+
+func (e *SpecError) Error() string { return e.Msg + " [" + e.Code + "]" }
+
+// Is makes errors.Is(err, ErrBadSpec) true for every SpecError.
+func (e *SpecError) Is(target error) bool { return target == ErrBadSpec }
 
 // ErrGone is returned by Reattach (and may be by other methods) when the VM
 // no longer exists.

@@ -1,0 +1,310 @@
+package qemu
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+// bus is how a disk is attached to the guest.
+type bus int
+
+const (
+	busIDE    bus = iota // hdX: the pc machine's two IDE channels, master and slave
+	busSATA              // sdX: an AHCI controller (Linux names its disks sdX)
+	busVirtio            // vdX and xvdX: virtio-blk
+)
+
+// diskPlan is one validated Spec disk and where it goes.
+type diskPlan struct {
+	hypervisor.Disk
+	device   string // Device without a partition number: "hda", "vdb"
+	format   string // QEMU block driver: "raw", "qcow2", ...
+	bus      bus
+	unit     int  // IDE 0..3 (hda..hdd), AHCI port 0..5, virtio letter index
+	cdrom    bool // an ISO image: attached as a CD-ROM, read-only
+	readOnly bool
+	// overlay, when set, is a qcow2 file in the VM's Dir that QEMU opens
+	// instead of Path: IDE and SATA hard disks cannot be read-only in
+	// QEMU, so a read-only one gets a writable overlay whose writes are
+	// thrown away with the Dir (and travel with a checkpoint).
+	overlay string
+}
+
+// attachPath is the file QEMU opens for the disk.
+func (p diskPlan) attachPath() string {
+	if p.overlay != "" {
+		return p.overlay
+	}
+	return p.Path
+}
+
+// attachFormat is the format of attachPath.
+func (p diskPlan) attachFormat() string {
+	if p.overlay != "" {
+		return "qcow2"
+	}
+	return p.format
+}
+
+// writable reports whether QEMU writes to attachPath, i.e. whether the
+// file belongs in a checkpoint.
+func (p diskPlan) writable() bool { return p.overlay != "" || (!p.readOnly && !p.cdrom) }
+
+var deviceRE = regexp.MustCompile(`^(hd|sd|vd|xvd)([a-z])([1-9][0-9]*)?$`)
+
+// formats QEMU may open; anything else is refused rather than probed.
+var formats = map[string]bool{"raw": true, "qcow2": true, "vmdk": true, "vdi": true, "vhdx": true, "vpc": true, "qed": true}
+
+func specErr(code, format string, args ...any) error {
+	return &hypervisor.SpecError{Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// planDisks validates the Spec's disks and maps HTCondor device names to
+// QEMU attachments: hda..hdd to the IDE channels, sda..sdf to AHCI ports,
+// vdX and xvdX to virtio-blk. A partition suffix (sda1) is accepted and
+// ignored: each image is a whole disk. The first disk is the boot disk.
+func planDisks(disks []hypervisor.Disk) ([]diskPlan, error) {
+	if len(disks) == 0 {
+		return nil, specErr("KVM_NO_DISK_PARAM", "no vm_disk given")
+	}
+	seen := make(map[string]bool)
+	plans := make([]diskPlan, 0, len(disks))
+	for _, d := range disks {
+		p := diskPlan{Disk: d, readOnly: !d.Writable}
+		if !filepath.IsAbs(d.Path) {
+			return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %q: path is not absolute", d.Path)
+		}
+		fi, err := os.Stat(d.Path)
+		if err != nil {
+			return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: %v", d.Path, err)
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: not a regular file", d.Path)
+		}
+		m := deviceRE.FindStringSubmatch(d.Device)
+		if m == nil {
+			return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: device %q is not hdX, sdX, vdX or xvdX", d.Path, d.Device)
+		}
+		p.unit = int(m[2][0] - 'a')
+		switch m[1] {
+		case "hd":
+			p.bus = busIDE
+			if p.unit > 3 {
+				return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: device %q: IDE has only hda to hdd", d.Path, d.Device)
+			}
+		case "sd":
+			p.bus = busSATA
+			if p.unit > 5 {
+				return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: device %q: SATA has only sda to sdf", d.Path, d.Device)
+			}
+		default: // vd, xvd
+			p.bus = busVirtio
+		}
+		p.device = m[1] + m[2]
+		if m[1] == "xvd" {
+			p.device = "vd" + m[2] // the same virtio slot as vdX
+		}
+		if seen[p.device] {
+			return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: device %q used twice", d.Path, d.Device)
+		}
+		seen[p.device] = true
+
+		format := strings.ToLower(d.Format)
+		switch {
+		case format == "iso" || (format == "" && strings.EqualFold(filepath.Ext(d.Path), ".iso")):
+			p.cdrom, p.readOnly, p.format = true, true, "raw"
+			if p.bus == busVirtio {
+				// virtio-blk has no CD-ROM; a read-only disk reads the same.
+				p.cdrom = false
+			}
+		case format == "":
+			p.format, err = sniffFormat(d.Path)
+			if err != nil {
+				return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: %v", d.Path, err)
+			}
+		case formats[format]:
+			p.format = format
+		default:
+			return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: unknown format %q", d.Path, d.Format)
+		}
+		plans = append(plans, p)
+	}
+	return plans, nil
+}
+
+// sniffFormat tells image formats apart by their magic bytes, so that QEMU
+// is always told the format and never guesses (a raw image must not be able
+// to pass itself off as qcow2 with a backing file of its choosing).
+func sniffFormat(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var b [72]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil && n == 0 && err != io.EOF {
+		return "", err
+	}
+	h := b[:n]
+	switch {
+	case len(h) >= 4 && string(h[:4]) == "QFI\xfb":
+		return "qcow2", nil
+	case len(h) >= 4 && string(h[:4]) == "KDMV":
+		return "vmdk", nil
+	case len(h) >= 8 && string(h[:8]) == "vhdxfile":
+		return "vhdx", nil
+	case len(h) >= 8 && string(h[:8]) == "conectix":
+		return "vpc", nil
+	case len(h) >= 68 && h[64] == 0x7f && h[65] == 0x10 && h[66] == 0xda && h[67] == 0xbe:
+		return "vdi", nil
+	}
+	return "raw", nil
+}
+
+// optEscape makes s safe as the value of a QEMU key=value option: a comma
+// ends a value, so a literal one is written twice.
+func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// launch is everything the command line is made of.
+type launch struct {
+	name      string
+	accel     string
+	machine   string
+	memoryMiB int
+	vcpus     int
+	vnc       bool
+	qmpFD     int // the inherited listening socket for QMP
+	pidfile   string
+	serial    string
+	disks     []diskPlan
+	net       hypervisor.Network
+	incoming  bool // resume: wait for the migration stream
+}
+
+// args builds QEMU's command line. The VM starts paused (-S) so that the
+// driver is connected before the guest runs its first instruction: no event
+// can be missed, even from a guest that powers off at once. -no-shutdown
+// keeps QEMU alive after the guest powers off, so a guest shutdown is a
+// state query-status can still see (if the event were lost) rather than
+// an exit that looks like any other; the driver then quits QEMU itself.
+func (l launch) args() []string {
+	a := []string{
+		"-name", "guest=" + optEscape(l.name),
+		"-machine", l.machine + ",accel=" + l.accel,
+		"-m", strconv.Itoa(l.memoryMiB),
+		"-smp", strconv.Itoa(l.vcpus),
+		"-nodefaults", "-no-user-config",
+		"-S", "-no-shutdown",
+		"-chardev", "socket,id=qmp,fd=" + strconv.Itoa(l.qmpFD) + ",server=on,wait=off",
+		"-mon", "chardev=qmp,mode=control",
+		"-pidfile", l.pidfile,
+		"-chardev", "file,id=serial0,path=" + optEscape(l.serial),
+		"-device", "isa-serial,chardev=serial0",
+	}
+	if l.vnc {
+		// The first free display from :0 on, on loopback only; the port
+		// is read back with query-vnc.
+		a = append(a, "-vnc", "127.0.0.1:0,to=99", "-device", "VGA")
+	} else {
+		a = append(a, "-display", "none")
+	}
+	a = append(a, diskArgs(l.disks)...)
+	a = append(a, netArgs(l.net)...)
+	if l.incoming {
+		a = append(a, "-incoming", "defer")
+	}
+	return a
+}
+
+func diskArgs(disks []diskPlan) []string {
+	var a []string
+	ahci := false
+	for i, d := range disks {
+		id := "disk" + strconv.Itoa(i)
+		drive := "file=" + optEscape(d.attachPath()) + ",format=" + d.attachFormat() + ",if=none,id=" + id
+		if d.cdrom {
+			drive += ",media=cdrom,readonly=on"
+		} else if d.readOnly && d.overlay == "" {
+			drive += ",readonly=on"
+		}
+		a = append(a, "-drive", drive)
+		// The first disk boots; the others follow in the job's order.
+		boot := ",bootindex=" + strconv.Itoa(i)
+		var dev string
+		switch d.bus {
+		case busIDE:
+			kind := "ide-hd"
+			if d.cdrom {
+				kind = "ide-cd"
+			}
+			dev = fmt.Sprintf("%s,drive=%s,bus=ide.%d,unit=%d", kind, id, d.unit/2, d.unit%2)
+		case busSATA:
+			if !ahci {
+				a = append(a, "-device", "ahci,id=ahci")
+				ahci = true
+			}
+			kind := "ide-hd"
+			if d.cdrom {
+				kind = "ide-cd"
+			}
+			dev = fmt.Sprintf("%s,drive=%s,bus=ahci.%d", kind, id, d.unit)
+		case busVirtio:
+			dev = "virtio-blk-pci,drive=" + id
+		}
+		a = append(a, "-device", dev+boot)
+	}
+	return a
+}
+
+// netArgs gives the guest a virtio NIC on QEMU's user-mode NAT, or on a
+// host bridge through qemu-bridge-helper. romfile= drops the NIC's PXE
+// option ROM: guests boot from disk, and the ROM only slows SeaBIOS down.
+func netArgs(n hypervisor.Network) []string {
+	if !n.Enabled {
+		return []string{"-nic", "none"}
+	}
+	var netdev string
+	switch n.Type {
+	case "bridge":
+		netdev = "bridge,id=net0,br=" + optEscape(n.Bridge)
+	default:
+		netdev = "user,id=net0"
+	}
+	dev := "virtio-net-pci,netdev=net0,romfile="
+	if n.MAC != "" {
+		dev += ",mac=" + n.MAC
+	}
+	return []string{"-netdev", netdev, "-device", dev}
+}
+
+// validateNetwork checks the parts of a Network that reach the command line.
+func validateNetwork(n hypervisor.Network) error {
+	if !n.Enabled {
+		return nil
+	}
+	switch n.Type {
+	case "", "nat":
+	case "bridge":
+		if n.Bridge == "" || strings.ContainsAny(n.Bridge, ",= \t\n/") {
+			return specErr("KVM_INVALID_NETWORK_PARAM", "bridge interface %q is not a plain interface name", n.Bridge)
+		}
+	default:
+		return specErr("KVM_INVALID_NETWORK_PARAM", "networking type %q is neither nat nor bridge", n.Type)
+	}
+	if n.MAC != "" {
+		hw, err := net.ParseMAC(n.MAC)
+		if err != nil || len(hw) != 6 {
+			return specErr("KVM_INVALID_NETWORK_PARAM", "vm_macaddr %q is not a 6-byte MAC address", n.MAC)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultBinary         = "qemu-system-x86_64"
+	DefaultImgBinary      = "qemu-img"
+	DefaultStatusInterval = 60 * time.Second // HTCondor's VM_STATUS_INTERVAL
+	DefaultMemoryMiB      = 256
+	machineType           = "pc" // i440FX + PIIX: IDE channels, ACPI PM at 0x600
+)
+
+// Config configures a Driver. The zero value works: QEMU from PATH, KVM
+// when /dev/kvm is usable, TCG otherwise.
+type Config struct {
+	// Binary is qemu-system-x86_64, by path or by name on PATH.
+	Binary string
+	// ImgBinary is qemu-img, used for the overlays of read-only IDE and
+	// SATA disks and when resuming them from a checkpoint.
+	ImgBinary string
+	// StatusInterval is how often each VM's state is asked for
+	// (query-status) besides watching QMP events, as HTCondor's
+	// VM_STATUS_INTERVAL does, so a lost event never hangs a job.
+	StatusInterval time.Duration
+	// Logger receives the driver's records; nil discards them.
+	Logger *slog.Logger
+	// Accel is "kvm" or "tcg"; "" picks kvm when /dev/kvm can be opened
+	// for reading and writing, tcg otherwise.
+	Accel string
+	// RuntimeDir holds QMP sockets whose path under Spec.Dir would be too
+	// long for a unix socket address; "" is os.TempDir().
+	RuntimeDir string
+}
+
+// Driver runs vm_type "kvm" VMs: one qemu-system-x86_64 process each,
+// driven over QMP. It is safe for concurrent use; it holds no state of its
+// own beyond its configuration, so VMs started by one Driver can be
+// reattached by another.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+}
+
+var _ hypervisor.Driver = (*Driver)(nil)
+
+// New returns a Driver for cfg. It starts nothing and checks nothing;
+// Probe does.
+func New(cfg Config) *Driver {
+	if cfg.Binary == "" {
+		cfg.Binary = DefaultBinary
+	}
+	if cfg.ImgBinary == "" {
+		cfg.ImgBinary = DefaultImgBinary
+	}
+	if cfg.StatusInterval <= 0 {
+		cfg.StatusInterval = DefaultStatusInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RuntimeDir == "" {
+		cfg.RuntimeDir = os.TempDir()
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger.With("vm_type", "kvm")}
+}
+
+// Type is "kvm".
+func (d *Driver) Type() string { return "kvm" }
+
+// accel is the accelerator VMs get.
+func (d *Driver) accel() string {
+	if d.cfg.Accel != "" {
+		return d.cfg.Accel
+	}
+	if kvmUsable() {
+		return "kvm"
+	}
+	return "tcg"
+}
+
+// kvmUsable reports whether /dev/kvm can be opened for reading and writing.
+func kvmUsable() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
+// Probe runs "qemu-system-x86_64 --version". A missing binary is reported
+// as Detected false with the reason; an error only when ctx ends.
+func (d *Driver) Probe(ctx context.Context) (hypervisor.Fingerprint, error) {
+	fp := hypervisor.Fingerprint{Type: d.Type()}
+	bin, err := exec.LookPath(d.cfg.Binary)
+	if err != nil {
+		fp.Reason = fmt.Sprintf("%s not found: %v; install QEMU (Debian: apt-get install qemu-system-x86) or set the binary's path", d.cfg.Binary, err)
+		return fp, nil
+	}
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fp, fmt.Errorf("probe %s: %w", bin, ctxErr)
+	}
+	if err != nil {
+		fp.Reason = fmt.Sprintf("%s --version: %v", bin, err)
+		return fp, nil
+	}
+	fp.Detected = true
+	fp.Version = parseVersion(string(out))
+	accel := d.accel()
+	fp.Attrs = map[string]string{"accel": accel, "binary": bin, "machine": machineType}
+	fp.Networking = []string{"nat"}
+	if bridgeUsable() {
+		fp.Networking = append(fp.Networking, "bridge")
+	}
+	switch {
+	case accel != "kvm" && accel != "tcg":
+		fp.Reason = fmt.Sprintf("accelerator %q is neither kvm nor tcg", accel)
+	case accel == "kvm" && !kvmUsable():
+		fp.Reason = "accel kvm configured but /dev/kvm cannot be opened for reading and writing"
+	default:
+		fp.Healthy = true
+	}
+	return fp, nil
+}
+
+// parseVersion turns "QEMU emulator version 7.2.22 (Debian ...)" into
+// "QEMU 7.2.22".
+func parseVersion(out string) string {
+	line, _, _ := strings.Cut(out, "\n")
+	const prefix = "QEMU emulator version "
+	if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+		v, _, _ = strings.Cut(v, " ")
+		return "QEMU " + v
+	}
+	return strings.TrimSpace(line)
+}
+
+// bridgeUsable reports whether bridged networking can work: QEMU's bridge
+// helper needs root (or a setuid helper), /dev/net/tun and iproute2.
+func bridgeUsable() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return false
+	}
+	_, err := exec.LookPath("ip")
+	return err == nil
+}
+
+// tail returns the last n lines of the file at path, trimmed, or "".
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const max = 64 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > max {
+		f.Seek(fi.Size()-max, 0)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
+// withTail appends the tail of QEMU's log to err, if there is one.
+func withTail(err error, logPath string) error {
+	if t := tail(logPath, 5); t != "" {
+		return fmt.Errorf("%w: qemu said: %s", err, t)
+	}
+	return err
+}
+
+var errStartup = errors.New("qemu exited during start-up")

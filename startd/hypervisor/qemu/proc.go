@@ -1,0 +1,66 @@
+package qemu
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// procAlive tells whether pid names a live process: false when it does not
+// exist or is a zombie (exited, not yet reaped by its parent).
+func procAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may itself
+	// contain ") ", so look after the last one.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	return b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+// reapIfChild collects the exit status of pid when it is an exited child
+// of this process (a VM started by another Driver in this process and
+// then detached); otherwise it does nothing.
+func reapIfChild(pid int) {
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+}
+
+// cmdlineHas reports whether the command line of pid contains arg, which
+// guards Reattach against a recycled pid.
+func cmdlineHas(pid int, arg string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte(arg))
+}
+
+// killGroup sends SIGKILL to QEMU's process group (QEMU leads it: it was
+// started with Setpgid), or to the process alone if it leads none.
+func killGroup(pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("kill qemu: no pid")
+	}
+	target := pid
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+		target = -pid
+	}
+	if err := syscall.Kill(target, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill qemu %d: %w", pid, err)
+	}
+	return nil
+}
