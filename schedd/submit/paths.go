@@ -1,0 +1,140 @@
+package submit
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// PathPolicy decides which files a submit description may name for transfer
+// (transfer_input_files, vm_disk files, vmware_dir, queue ... from FILE).
+//
+// A relative path reads as "a file of this job's directory", so by default
+// it must stay inside the initial working directory: neither `..` nor a
+// symbolic link may lead it out. An absolute path states its intent openly
+// and is allowed by default, as in HTCondor (disk images often live on
+// shared storage, e.g. /var/lib/libvirt/images). A submitter that reads
+// files with privileges the user lacks (a shared schedd) confines absolute
+// paths too.
+type PathPolicy int
+
+const (
+	// PathsDefault: absolute paths allowed; relative paths may not escape
+	// the initial working directory through `..` or symbolic links.
+	PathsDefault PathPolicy = iota
+	// PathsConfined: every path, absolute or relative, must resolve inside
+	// the initial working directory.
+	PathsConfined
+	// PathsUnrestricted: no confinement, as in HTCondor.
+	PathsUnrestricted
+)
+
+// escapes reports whether target lies outside base (both cleaned).
+func escapes(base, target string) bool {
+	rel, err := filepath.Rel(base, target)
+	if err != nil {
+		return true
+	}
+	return rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// confine applies the policy to path, the absolute form of name (as the
+// user wrote it) resolved against iwd.
+func confine(iwd, name, path string, policy PathPolicy) *Error {
+	if policy == PathsUnrestricted {
+		return nil
+	}
+	abs := filepath.IsAbs(name)
+	if abs && policy == PathsDefault {
+		return nil
+	}
+	code, how := "input-escapes-iwd", "leaves the submit directory %s"
+	if abs {
+		code, how = "input-absolute-forbidden", "lies outside the submit directory %s"
+	}
+	if escapes(filepath.Clean(iwd), filepath.Clean(path)) {
+		return &Error{Code: code, Msg: fmt.Sprintf("%q "+how, name, iwd)}
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil // a missing file is reported by the caller
+	}
+	realIwd, err := filepath.EvalSymlinks(iwd)
+	if err != nil {
+		realIwd = iwd
+	}
+	if escapes(realIwd, real) {
+		return &Error{Code: code, Msg: fmt.Sprintf("%q "+how+" through a symbolic link (it resolves to %s)", name, iwd, real)}
+	}
+	return nil
+}
+
+// unquote strips one pair of surrounding quotes, as condor_submit does for
+// file names.
+func unquote(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && (s[0] == '"' && s[len(s)-1] == '"' || s[0] == '\'' && s[len(s)-1] == '\'') {
+		return strings.TrimSpace(s[1 : len(s)-1])
+	}
+	return s
+}
+
+// absPath resolves name against iwd.
+func absPath(iwd, name string) string {
+	if filepath.IsAbs(name) {
+		return filepath.Clean(name)
+	}
+	return filepath.Join(iwd, name)
+}
+
+// checkInput checks a file to transfer: allowed by the policy, existing, a
+// readable regular file. It returns the absolute path and the size.
+func checkInput(iwd, name string, policy PathPolicy) (string, int64, *Error) {
+	if strings.Contains(name, "://") {
+		return "", 0, &Error{Code: "input-url-unsupported",
+			Msg: fmt.Sprintf("%q is a URL; vmpool transfers local files only", clip(name))}
+	}
+	path := absPath(iwd, name)
+	if e := confine(iwd, name, path, policy); e != nil {
+		return "", 0, e
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		code := "input-unreadable"
+		reason := unwrapPathErr(err).Error()
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			code, reason = "input-missing", "No such file or directory"
+		case errors.Is(err, fs.ErrPermission):
+			reason = "Permission denied"
+		}
+		return "", 0, &Error{Code: code, Msg: fmt.Sprintf("Can't open %q with flags O_RDONLY (%s)", path, reason)}
+	}
+	if fi.IsDir() {
+		return "", 0, &Error{Code: "input-is-directory", Msg: fmt.Sprintf("%q is a directory, not a file to transfer", path)}
+	}
+	if !fi.Mode().IsRegular() {
+		return "", 0, &Error{Code: "input-unreadable", Msg: fmt.Sprintf("%q is not a regular file", path)}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		reason := unwrapPathErr(err).Error()
+		if errors.Is(err, fs.ErrPermission) {
+			reason = "Permission denied"
+		}
+		return "", 0, &Error{Code: "input-unreadable", Msg: fmt.Sprintf("Can't open %q with flags O_RDONLY (%s)", path, reason)}
+	}
+	f.Close()
+	return path, fi.Size(), nil
+}
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,256 @@
+package submit
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// inputSet gathers the files to transfer.
+type inputSet struct {
+	b      *builder
+	iwd    string
+	check  bool
+	paths  []string
+	sizes  []int64
+	byBase map[string]string // base name -> absolute path
+	listed map[string]bool   // base names listed in transfer_input_files
+}
+
+// add checks a file named relative to base and adds it; it returns whether
+// the file can be transferred.
+func (s *inputSet) add(d *macroDef, base, name string) bool {
+	if !s.check {
+		return false
+	}
+	path, size, e := checkInput(base, name, s.b.opt.Paths)
+	if e != nil {
+		e.File, e.Line, e.Command = d.file, d.line, d.name
+		s.b.j.errs = append(s.b.j.errs, e)
+		return false
+	}
+	bn := filepath.Base(path)
+	if prev, ok := s.byBase[bn]; ok {
+		if prev != path {
+			s.b.err(d, "input-name-conflict", fmt.Sprintf("%q and %q have the same name %q and would overwrite each other on the execute machine", prev, path, bn))
+		}
+		return true
+	}
+	s.byBase[bn] = path
+	s.paths = append(s.paths, path)
+	s.sizes = append(s.sizes, size)
+	return true
+}
+
+// jobPath is the name a file has for the job: its base name when it is
+// transferred, else its absolute path on shared storage.
+func (s *inputSet) jobPath(d *macroDef, cmd, name string) string {
+	if s.listed[filepath.Base(name)] {
+		return filepath.Base(name)
+	}
+	if !filepath.IsAbs(name) {
+		s.b.warn(d, "%s file %q is not in transfer_input_files: the execute machine must see it at %s (shared storage); list it in transfer_input_files to transfer it", cmd, name, absPath(s.iwd, name))
+	}
+	return absPath(s.iwd, name)
+}
+
+// vmDisk checks vm_disk and returns it as the job sees it, and the number
+// of disks.
+func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet) (string, int) {
+	var out []string
+	devices := map[string]bool{}
+	n := 0
+	bad := false
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		n++
+		fields := strings.Split(e, ":")
+		if len(fields) < 3 || len(fields) > 4 {
+			b.err(d, "vm-disk-format", fmt.Sprintf("'vm_disk' has incorrect format: %q has %d fields, expected FILE:DEVICE:PERMISSION[:FORMAT]", clip(e), len(fields)))
+			bad = true
+			continue
+		}
+		for i := range fields {
+			fields[i] = strings.TrimSpace(fields[i])
+		}
+		fields[0] = unquote(fields[0])
+		if fields[0] == "" || fields[1] == "" || len(fields) == 4 && fields[3] == "" {
+			what := "file"
+			switch {
+			case fields[0] != "" && fields[1] == "":
+				what = "device"
+			case fields[0] != "" && fields[1] != "":
+				what = "format"
+			}
+			b.err(d, "vm-disk-field-empty", fmt.Sprintf("vm_disk entry %q has an empty %s", clip(e), what))
+			bad = true
+			continue
+		}
+		switch strings.ToLower(fields[2]) {
+		case "w", "rw", "r":
+		default:
+			b.err(d, "vm-disk-permission", fmt.Sprintf("vm_disk entry %q has permission %q; use w, rw or r", clip(e), clip(fields[2])))
+			bad = true
+			continue
+		}
+		dev := strings.ToLower(fields[1])
+		if devices[dev] {
+			b.err(d, "vm-disk-device-duplicate", fmt.Sprintf("vm_disk uses device %q twice", fields[1]))
+			bad = true
+			continue
+		}
+		devices[dev] = true
+		fields[0] = in.jobPath(d, "vm_disk", fields[0])
+		out = append(out, strings.Join(fields, ":"))
+	}
+	if bad {
+		return "", n
+	}
+	return strings.Join(out, ","), n
+}
+
+// xen checks the Xen commands; it returns whether hardware virtualisation
+// is required.
+func (b *builder) xen(iwd string, in *inputSet, nDisks int) bool {
+	kv, kd, kok := b.given("xen_kernel")
+	if !kok {
+		if kd == nil && b.lookupDef("xen_kernel") == nil {
+			b.missing("xen_kernel", "xen-kernel-missing", `'xen_kernel' cannot be found; xen_kernel must be one of "included", "vmx", <file-name>`)
+		}
+		return false
+	}
+	realKernel, hwvt := false, false
+	switch strings.ToLower(kv) {
+	case "included":
+		if nDisks > 1 {
+			b.err(kd, "xen-kernel-included-multiple-disks", fmt.Sprintf("xen_kernel = included needs a single vm_disk to find the kernel in, but vm_disk lists %d", nDisks))
+		}
+		b.set("VMPARAM_Xen_Kernel", quote("included"))
+	case "vmx":
+		hwvt = true
+		b.set("VMPARAM_Xen_Kernel", quote("vmx"))
+	default:
+		realKernel = true
+		b.set("VMPARAM_Xen_Kernel", quote(in.jobPath(kd, "xen_kernel", unquote(kv))))
+	}
+	if v, d, ok := b.given("xen_initrd"); ok {
+		if !realKernel {
+			b.err(d, "xen-initrd-without-kernel", "To use xen_initrd, xen_kernel should be a real kernel file")
+		} else {
+			b.set("VMPARAM_Xen_Initrd", quote(in.jobPath(d, "xen_initrd", unquote(v))))
+		}
+	}
+	if v, d, ok := b.given("xen_root"); ok {
+		if realKernel {
+			b.set("VMPARAM_Xen_Root", quote(v))
+		} else {
+			b.warn(d, "xen_root is used only when xen_kernel names a kernel file; ignored")
+		}
+	} else if realKernel && d == nil {
+		b.missing("xen_root", "xen-root-missing", "'xen_root' cannot be found; a xen_kernel file needs the guest's root device")
+	}
+	if v, _, ok := b.given("xen_kernel_params"); ok {
+		b.set("VMPARAM_Xen_Kernel_Params", quote(strings.Trim(v, `"'`)))
+	}
+	return hwvt
+}
+
+// vmware checks the VMware commands and gathers vmware_dir. It returns
+// whether the job relies on a shared file system.
+func (b *builder) vmware(iwd string, in *inputSet) bool {
+	transfer, td := b.boolCmd("vmware_should_transfer_files", false)
+	if td == nil {
+		b.missing("vmware_should_transfer_files", "vmware-transfer-missing", `You must explicitly specify "vmware_should_transfer_files" (true: copy vmware_dir to the execute machine; false: it is on a shared file system)`)
+	}
+	snapshot, sd := b.boolCmd("vmware_snapshot_disk", true)
+	if td != nil && sd != nil && !transfer && !snapshot {
+		b.err(sd, "vmware-snapshot-conflict", "You should not use both vmware_should_transfer_files = FALSE and vmware_snapshot_disk = FALSE: jobs sharing a disk in place would corrupt it")
+	}
+	b.set("VMPARAM_VMware_Transfer", boolExpr(transfer))
+	b.set("VMPARAM_VMware_SnapshotDisk", boolExpr(snapshot))
+
+	var vmx, vmdk []string
+	seen := map[string]bool{}
+	v, dd, ok := b.given("vmware_dir")
+	dirOK := false
+	if ok && in.check {
+		name := unquote(v)
+		dir := absPath(iwd, name)
+		if e := confine(iwd, name, dir, b.opt.Paths); e != nil {
+			e.File, e.Line, e.Command = dd.file, dd.line, dd.name
+			b.j.errs = append(b.j.errs, e)
+		} else if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			b.err(dd, "vmware-dir-invalid", fmt.Sprintf("vmware_dir %q is not an existing directory", dir))
+		} else {
+			dirOK = true
+			b.set("VMPARAM_VMware_Dir", quote(dir))
+			if !transfer && snapshot {
+				if real, err := filepath.EvalSymlinks(dir); err == nil && real != dir {
+					b.errFix(dd, "vmware-dir-symlink", fmt.Sprintf("vmware_dir %q contains a symbolic link (it resolves to %s); snapshot disks without file transfer need a path without links", dir, real),
+						fmt.Sprintf("write vmware_dir = %s", real))
+				}
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				b.err(dd, "vmware-dir-invalid", fmt.Sprintf("cannot list vmware_dir %q: %v", dir, unwrapPathErr(err)))
+			}
+			for _, e := range entries {
+				if e.IsDir() {
+					continue
+				}
+				n := e.Name()
+				low := strings.ToLower(n)
+				isVMX, isVMDK := strings.HasSuffix(low, ".vmx"), strings.HasSuffix(low, ".vmdk")
+				if transfer || isVMX {
+					if !in.add(dd, dir, n) {
+						continue
+					}
+				}
+				seen[n] = true
+				if isVMX {
+					vmx = append(vmx, n)
+				} else if isVMDK {
+					vmdk = append(vmdk, n)
+				}
+			}
+		}
+	}
+	// .vmx and .vmdk files may also come from transfer_input_files.
+	for _, p := range in.paths {
+		n := filepath.Base(p)
+		if seen[n] {
+			continue
+		}
+		low := strings.ToLower(n)
+		if strings.HasSuffix(low, ".vmx") {
+			vmx = append(vmx, n)
+		} else if strings.HasSuffix(low, ".vmdk") {
+			vmdk = append(vmdk, n)
+		}
+	}
+	if ok && !dirOK || !in.check || dd != nil && !ok {
+		return !transfer // the directory's problem is reported
+	}
+	switch {
+	case len(vmx) == 0 && dd != nil:
+		b.err(dd, "vmware-vmx-missing", fmt.Sprintf("no vmx file for vmware can be found in %s", v))
+	case len(vmx) == 0:
+		b.missing("vmware_dir", "vmware-vmx-missing", "no vmx file for vmware can be found: vmware_dir is not given and no .vmx file is in transfer_input_files")
+	case len(vmx) > 1:
+		d := dd
+		if d == nil {
+			d = b.lookupDef("transfer_input_files")
+		}
+		b.err(d, "vmware-vmx-multiple", fmt.Sprintf("multiple vmx files exist (%s); only one vmx file should be present", strings.Join(vmx, ", ")))
+	default:
+		b.set("VMPARAM_VMware_VMX_File", quote(vmx[0]))
+	}
+	if len(vmdk) > 0 {
+		b.set("VMPARAM_VMware_VMDK_Files", quote(strings.Join(vmdk, ",")))
+	}
+	return !transfer
+}
