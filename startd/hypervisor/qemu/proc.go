@@ -32,11 +32,14 @@ func procAlive(pid int) bool {
 }
 
 // reapIfChild collects the exit status of pid when it is an exited child
-// of this process (a VM started by another Driver in this process and
-// then detached); otherwise it does nothing.
-func reapIfChild(pid int) {
+// of this process (a VM started by another Driver in this process and then
+// detached). pending is true while pid is our child but cannot be reaped
+// yet: a multi-threaded process shows as a zombie while its other threads
+// are still exiting.
+func reapIfChild(pid int) (pending bool) {
 	var ws syscall.WaitStatus
-	syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+	wpid, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+	return err == nil && wpid == 0
 }
 
 // cmdlineHas reports whether the command line of pid contains arg, which

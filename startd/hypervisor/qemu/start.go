@@ -58,7 +58,7 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 	l := launch{
 		name: spec.Name, accel: d.accel(), machine: machineType,
 		memoryMiB: spec.MemoryMiB, vcpus: max(spec.VCPUs, 1), vnc: spec.VNC,
-		qmpFD: 3, // the first of ExtraFiles
+		qmpFD:   3, // the first of ExtraFiles
 		pidfile: filepath.Join(spec.Dir, pidFile),
 		serial:  filepath.Join(spec.Dir, serialFile),
 		net:     spec.Network,

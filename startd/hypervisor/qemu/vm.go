@@ -456,8 +456,9 @@ func (v *VM) waitGone() {
 	deadline := time.Now().Add(goneTimeout)
 	killed := false
 	for {
-		reapIfChild(v.pid) // a VM this process started, then detached
-		if !procAlive(v.pid) {
+		// A VM this process started and then detached is still our
+		// child: collect it, or it stays a zombie.
+		if !procAlive(v.pid) && !reapIfChild(v.pid) {
 			return
 		}
 		if killed && time.Now().After(deadline.Add(killWait)) {
