@@ -151,9 +151,6 @@ func (a *asm) store8(addr uint16, r reg8) { a.emit(0x88, modrmDisp16|byte(r)<<3)
 // load8 is "mov r8, [addr]" (8A /r).
 func (a *asm) load8(r reg8, addr uint16) { a.emit(0x8A, modrmDisp16|byte(r)<<3); a.emit16(addr) }
 
-// storeImm8 is "mov byte [addr], imm8" (C6 /0).
-func (a *asm) storeImm8(addr uint16, v byte) { a.emit(0xC6, modrmDisp16); a.emit16(addr); a.emit(v) }
-
 // orImm8 is "or byte [addr], imm8" (80 /1).
 func (a *asm) orImm8(addr uint16, v byte) { a.emit(0x80, modrmDisp16|1<<3); a.emit16(addr); a.emit(v) }
 
@@ -177,9 +174,6 @@ func (a *asm) cmpEAX(addr uint16) { a.emit(opsize32, 0x3B, modrmDisp16); a.emit1
 
 // inc32 is "inc dword [addr]" (66 FF /0).
 func (a *asm) inc32(addr uint16) { a.emit(opsize32, 0xFF, modrmDisp16); a.emit16(addr) }
-
-// dec32 is "dec dword [addr]" (66 FF /1).
-func (a *asm) dec32(addr uint16) { a.emit(opsize32, 0xFF, modrmDisp16|1<<3); a.emit16(addr) }
 
 // storeImm32 is "mov dword [addr], imm32" (66 C7 /0).
 func (a *asm) storeImm32(addr uint16, v uint32) {

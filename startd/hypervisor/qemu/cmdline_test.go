@@ -1,0 +1,242 @@
+package qemu
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+func touch(t *testing.T, path string, content string) string {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestPlanDisksErrors(t *testing.T) {
+	dir := t.TempDir()
+	img := touch(t, filepath.Join(dir, "a.img"), "")
+	tests := []struct {
+		name  string
+		disks []hypervisor.Disk
+		code  string
+	}{
+		{"no disk", nil, "KVM_NO_DISK_PARAM"},
+		{"relative path", []hypervisor.Disk{{Path: "a.img", Device: "hda"}}, "KVM_INVALID_DISK_PARAM"},
+		{"missing file", []hypervisor.Disk{{Path: filepath.Join(dir, "nope.img"), Device: "hda"}}, "KVM_INVALID_DISK_PARAM"},
+		{"directory", []hypervisor.Disk{{Path: dir, Device: "hda"}}, "KVM_INVALID_DISK_PARAM"},
+		{"unknown device", []hypervisor.Disk{{Path: img, Device: "fd0"}}, "KVM_INVALID_DISK_PARAM"},
+		{"option injection in device", []hypervisor.Disk{{Path: img, Device: "hda,if=none"}}, "KVM_INVALID_DISK_PARAM"},
+		{"fifth ide disk", []hypervisor.Disk{{Path: img, Device: "hde"}}, "KVM_INVALID_DISK_PARAM"},
+		{"seventh sata disk", []hypervisor.Disk{{Path: img, Device: "sdg"}}, "KVM_INVALID_DISK_PARAM"},
+		{"device twice", []hypervisor.Disk{{Path: img, Device: "vda"}, {Path: img, Device: "xvda"}}, "KVM_INVALID_DISK_PARAM"},
+		{"partitions of one disk", []hypervisor.Disk{{Path: img, Device: "sda1"}, {Path: img, Device: "sda2"}}, "KVM_INVALID_DISK_PARAM"},
+		{"unknown format", []hypervisor.Disk{{Path: img, Device: "hda", Format: "raw,file.locking=off"}}, "KVM_INVALID_DISK_PARAM"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := planDisks(tt.disks)
+			if !errors.Is(err, hypervisor.ErrBadSpec) {
+				t.Fatalf("planDisks = %v, want ErrBadSpec", err)
+			}
+			var se *hypervisor.SpecError
+			if !errors.As(err, &se) || se.Code != tt.code {
+				t.Fatalf("planDisks = %v, want code %s", err, tt.code)
+			}
+		})
+	}
+}
+
+func TestDiskArgs(t *testing.T) {
+	dir := t.TempDir()
+	raw := touch(t, filepath.Join(dir, "root.img"), "")
+	qcow := touch(t, filepath.Join(dir, "data.qcow2"), "QFI\xfb\x00\x00\x00\x03")
+	iso := touch(t, filepath.Join(dir, "cd.iso"), "")
+	comma := touch(t, filepath.Join(dir, "a,b.img"), "")
+	plans, err := planDisks([]hypervisor.Disk{
+		{Path: raw, Device: "hda", Writable: true},
+		{Path: iso, Device: "hdc"},
+		{Path: qcow, Device: "vdb", Writable: true},
+		{Path: raw, Device: "sdb", Writable: true},
+		{Path: comma, Device: "xvdc1", Writable: false, Format: "raw"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(diskArgs(plans), " ")
+	want := strings.Join([]string{
+		"-drive file=" + raw + ",format=raw,if=none,id=disk0",
+		"-device ide-hd,drive=disk0,bus=ide.0,unit=0,bootindex=0",
+		"-drive file=" + iso + ",format=raw,if=none,id=disk1,media=cdrom,readonly=on",
+		"-device ide-cd,drive=disk1,bus=ide.1,unit=0,bootindex=1",
+		"-drive file=" + qcow + ",format=qcow2,if=none,id=disk2",
+		"-device virtio-blk-pci,drive=disk2,bootindex=2",
+		"-drive file=" + raw + ",format=raw,if=none,id=disk3",
+		"-device ahci,id=ahci",
+		"-device ide-hd,drive=disk3,bus=ahci.1,bootindex=3",
+		"-drive file=" + filepath.Join(dir, "a,,b.img") + ",format=raw,if=none,id=disk4,readonly=on",
+		"-device virtio-blk-pci,drive=disk4,bootindex=4",
+	}, " ")
+	if got != want {
+		t.Fatalf("diskArgs:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestSniffFormat(t *testing.T) {
+	dir := t.TempDir()
+	vdi := make([]byte, 72)
+	copy(vdi[64:], "\x7f\x10\xda\xbe")
+	tests := []struct {
+		content, want string
+	}{
+		{"", "raw"},
+		{"\xfa\x31\xc0", "raw"},
+		{"QFI\xfb\x00\x00\x00\x03", "qcow2"},
+		{"KDMV\x01", "vmdk"},
+		{"vhdxfile", "vhdx"},
+		{"conectix", "vpc"},
+		{string(vdi), "vdi"},
+	}
+	for i, tt := range tests {
+		p := touch(t, filepath.Join(dir, "img"+string(rune('a'+i))), tt.content)
+		if got, err := sniffFormat(p); err != nil || got != tt.want {
+			t.Errorf("sniffFormat(%q) = %q, %v; want %q", tt.content, got, err, tt.want)
+		}
+	}
+}
+
+func TestNetwork(t *testing.T) {
+	tests := []struct {
+		name string
+		net  hypervisor.Network
+		args []string
+		bad  bool
+	}{
+		{"off", hypervisor.Network{}, []string{"-nic", "none"}, false},
+		{"nat", hypervisor.Network{Enabled: true, Type: "nat", MAC: "52:54:00:aa:bb:cc"},
+			[]string{"-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=,mac=52:54:00:aa:bb:cc"}, false},
+		{"bridge", hypervisor.Network{Enabled: true, Type: "bridge", Bridge: "br0"},
+			[]string{"-netdev", "bridge,id=net0,br=br0", "-device", "virtio-net-pci,netdev=net0,romfile="}, false},
+		{"bad mac", hypervisor.Network{Enabled: true, Type: "nat", MAC: "52:54:00:aa:bb:cc,x=y"}, nil, true},
+		{"bad bridge", hypervisor.Network{Enabled: true, Type: "bridge", Bridge: "br0,helper=/bin/sh"}, nil, true},
+		{"bad type", hypervisor.Network{Enabled: true, Type: "vde"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateNetwork(tt.net)
+			if tt.bad {
+				if !errors.Is(err, hypervisor.ErrBadSpec) {
+					t.Fatalf("validateNetwork = %v, want ErrBadSpec", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := netArgs(tt.net); !slices.Equal(got, tt.args) {
+				t.Fatalf("netArgs = %q, want %q", got, tt.args)
+			}
+		})
+	}
+}
+
+func TestLaunchArgs(t *testing.T) {
+	l := launch{name: "job,1", accel: "tcg", machine: "pc", memoryMiB: 64, vcpus: 2, qmpFD: 3,
+		pidfile: "/d/qemu.pid", serial: "/d,x/serial.log", incoming: true}
+	got := strings.Join(l.args(), " ")
+	for _, want := range []string{
+		"-name guest=job,,1 ", "-machine pc,accel=tcg ", "-m 64 ", "-smp 2 ", "-S -no-shutdown",
+		"-chardev socket,id=qmp,fd=3,server=on,wait=off -mon chardev=qmp,mode=control",
+		"-pidfile /d/qemu.pid ", "path=/d,,x/serial.log", "-display none", "-nic none", "-incoming defer",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("command line lacks %q:\n%s", want, got)
+		}
+	}
+	l.vnc = true
+	if got := strings.Join(l.args(), " "); !strings.Contains(got, "-vnc 127.0.0.1:0,to=99 -device VGA") || strings.Contains(got, "-display none") {
+		t.Errorf("VNC command line: %s", got)
+	}
+}
+
+func TestSocketPath(t *testing.T) {
+	d := New(Config{RuntimeDir: t.TempDir()})
+	short := t.TempDir()
+	if p, err := d.socketPath(short, "vm"); err != nil || p != filepath.Join(short, socketFile) {
+		t.Fatalf("short dir: %q, %v", p, err)
+	}
+	long := filepath.Join(short, strings.Repeat("d", 120))
+	p, err := d.socketPath(long, "vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p) > maxSockPath || strings.HasPrefix(p, long) {
+		t.Fatalf("long dir: socket %q", p)
+	}
+	if p2, _ := d.socketPath(long, "vm2"); p2 == p {
+		t.Fatal("two VMs share a socket path")
+	}
+	fi, err := os.Stat(filepath.Dir(p))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("runtime dir: %v, %v", fi, err)
+	}
+	// A runtime dir anyone can write to is refused.
+	os.Chmod(filepath.Dir(p), 0o777)
+	if _, err := d.socketPath(long, "vm"); err == nil {
+		t.Fatal("socketPath accepted a world-writable runtime dir")
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	tests := map[string]string{
+		"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b2)\nCopyright": "QEMU 7.2.22",
+		"QEMU emulator version 9.1.0\n": "QEMU 9.1.0",
+		"something else":                "something else",
+	}
+	for in, want := range tests {
+		if got := parseVersion(in); got != want {
+			t.Errorf("parseVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCopyFileKeepsHoles(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.img")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64 << 20
+	f.WriteAt([]byte("head"), 0)
+	f.WriteAt([]byte("middle"), 32<<20)
+	f.Truncate(size)
+	f.Close()
+	dst := filepath.Join(dir, "dst.img")
+	touch(t, dst, "old content")
+	if err := copyFile(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(src)
+	b, _ := os.ReadFile(dst)
+	if !slices.Equal(a, b) {
+		t.Fatal("copy differs from source")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dst, &st); err != nil || st.Blocks*512 > 1<<20 {
+		t.Fatalf("copy of a 64 MiB sparse file uses %d bytes (%v)", st.Blocks*512, err)
+	}
+	if err := copyFile(src, src); err != nil {
+		t.Fatalf("copy onto itself: %v", err)
+	}
+	if c, _ := os.ReadFile(src); !slices.Equal(a, c) {
+		t.Fatal("copy onto itself changed the file")
+	}
+}
