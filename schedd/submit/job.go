@@ -651,7 +651,7 @@ func (b *builder) policy() {
 		{"batch_name", "JobBatchName"}, {"description", "JobDescription"}, {"submit_event_notes", "SubmitEventNotes"},
 	} {
 		if v, _, ok := b.given(s.cmd); ok {
-			b.set(s.attr, quote(strings.Trim(v, `"`)))
+			b.set(s.attr, quote(unquote(v)))
 		}
 	}
 	if v, _, ok := b.given("concurrency_limits"); ok {

@@ -89,7 +89,7 @@ func badText(b []byte) string {
 // lexing goes on after an error so that every problem is reported.
 func lex(file string, text string, p *problems) []stmt {
 	text = strings.TrimPrefix(text, "\ufeff")
-	lines := strings.Split(text, "\n")
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
 	for i := range lines {
 		lines[i] = strings.TrimSuffix(lines[i], "\r")
 	}
@@ -206,7 +206,10 @@ func multiLineHead(t string) (name, tag string, ok bool) {
 // validCommandName accepts macro names (letters, digits, _ and ., not
 // starting with a digit) and +Name literal attributes.
 func validCommandName(n string) bool {
-	n = strings.TrimPrefix(n, "+")
+	if strings.HasPrefix(n, "+") {
+		// The attribute name proper is checked with a better message later.
+		return len(n) > 1 && !strings.ContainsAny(n, " \t")
+	}
 	if n == "" {
 		return false
 	}

@@ -162,7 +162,7 @@ func (ps *parser) run(data []byte) (*Cluster, error) {
 		return nil, p.result()
 	}
 	stmts := lex(ps.name, string(data), p)
-	lastLine := bytes.Count(data, []byte("\n")) + 1
+	lastLine := bytes.Count(bytes.TrimSuffix(data, []byte("\n")), []byte("\n")) + 1
 
 	var appendStmts []stmt
 	if len(ps.opt.Append) > 0 {
