@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -214,9 +215,9 @@ func TestCopyFileKeepsHoles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const size = 64 << 20
+	const size = 16 << 20
 	f.WriteAt([]byte("head"), 0)
-	f.WriteAt([]byte("middle"), 32<<20)
+	f.WriteAt([]byte("middle"), 8<<20)
 	f.Truncate(size)
 	f.Close()
 	dst := filepath.Join(dir, "dst.img")
@@ -226,17 +227,17 @@ func TestCopyFileKeepsHoles(t *testing.T) {
 	}
 	a, _ := os.ReadFile(src)
 	b, _ := os.ReadFile(dst)
-	if !slices.Equal(a, b) {
+	if !bytes.Equal(a, b) {
 		t.Fatal("copy differs from source")
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(dst, &st); err != nil || st.Blocks*512 > 1<<20 {
-		t.Fatalf("copy of a 64 MiB sparse file uses %d bytes (%v)", st.Blocks*512, err)
+		t.Fatalf("copy of a 16 MiB sparse file uses %d bytes (%v)", st.Blocks*512, err)
 	}
 	if err := copyFile(src, src); err != nil {
 		t.Fatalf("copy onto itself: %v", err)
 	}
-	if c, _ := os.ReadFile(src); !slices.Equal(a, c) {
+	if c, _ := os.ReadFile(src); !bytes.Equal(a, c) {
 		t.Fatal("copy onto itself changed the file")
 	}
 }
