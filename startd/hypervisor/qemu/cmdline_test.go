@@ -198,8 +198,8 @@ func TestSocketPath(t *testing.T) {
 func TestParseVersion(t *testing.T) {
 	tests := map[string]string{
 		"QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b2)\nCopyright": "QEMU 7.2.22",
-		"QEMU emulator version 9.1.0\n": "QEMU 9.1.0",
-		"something else":                "something else",
+		"QEMU emulator version 9.1.0\n":                                             "QEMU 9.1.0",
+		"something else":                                                            "something else",
 	}
 	for in, want := range tests {
 		if got := parseVersion(in); got != want {
