@@ -382,6 +382,13 @@ func BenchmarkCheckpoint(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				// Checkpoint a booted guest: its disk shows the boot.
+				for {
+					if dd, err := vmimage.ReadData(disk); err == nil && dd.Boots == 1 {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
 				ck := filepath.Join(b.TempDir(), "ck")
 				t0 := time.Now()
 				cp, err := vm.(hypervisor.Checkpointer).Checkpoint(ctx, ck, hypervisor.CheckpointOptions{})
@@ -417,4 +424,31 @@ func BenchmarkCheckpoint(b *testing.B) {
 			b.ReportMetric(float64(diskBytes)/float64(n)/(1<<10), "disk-KiB")
 		})
 	}
+}
+
+// BenchmarkHelloJob is the hello job through the driver: Start, the guest
+// boots, counts and powers off, Wait returns, QEMU is reaped.
+func BenchmarkHelloJob(b *testing.B) {
+	needQEMU(b)
+	d := qemu.New(qemu.Config{})
+	dir := b.TempDir()
+	disk := filepath.Join(dir, "hello.img")
+	if err := vmimage.WriteHello(disk); err != nil {
+		b.Fatal(err)
+	}
+	spec := hypervisor.Spec{Name: "hello", Dir: dir, MemoryMiB: 16, VCPUs: 1,
+		Disks: []hypervisor.Disk{{Path: disk, Device: "hda", Writable: true, Format: "raw"}}}
+	n := 0
+	t0 := time.Now()
+	for b.Loop() {
+		vm, err := d.Start(context.Background(), spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if exit, err := vm.Wait(context.Background()); err != nil || !exit.PoweredOff {
+			b.Fatalf("Wait = %+v, %v", exit, err)
+		}
+		n++
+	}
+	b.ReportMetric(time.Since(t0).Seconds()/float64(n), "s/job")
 }
