@@ -118,7 +118,11 @@ type Spec struct {
 	Network   Network
 	VNC       bool
 	// Resume names a directory holding a Checkpoint to resume from instead
-	// of booting; "" boots the disks.
+	// of booting; "" boots the disks. Disks must name the same devices as
+	// when the checkpoint was taken; the driver puts the checkpoint's
+	// content into the writable ones before the guest continues, so the
+	// job's disk files hold the VM's final state as after a plain boot.
+	// The checkpoint dir itself is only read.
 	Resume string
 	// Xen only.
 	Kernel, Initrd, Root, KernelParams string

@@ -452,3 +452,46 @@ func BenchmarkHelloJob(b *testing.B) {
 	}
 	b.ReportMetric(time.Since(t0).Seconds()/float64(n), "s/job")
 }
+
+// TestQCOW2Virtio: a qcow2 boot disk on virtio-blk, by content sniffing
+// (no Format given), boots, completes, and checkpoints as qcow2.
+func TestQCOW2Virtio(t *testing.T) {
+	needQEMU(t)
+	t.Parallel()
+	mk := func(g vmimage.Guest) hypervisor.Spec {
+		dir := t.TempDir()
+		disk := filepath.Join(dir, "disk.qcow2")
+		if err := g.WriteQCOW2(testCtx(t), disk, 0); err != nil {
+			t.Fatal(err)
+		}
+		return hypervisor.Spec{Name: "qcow2", Dir: dir, MemoryMiB: 16,
+			Disks: []hypervisor.Disk{{Path: disk, Device: "vda", Writable: true}}}
+	}
+	spec := mk(vmimage.Counter())
+	if exit := wait(t, start(t, newDriver(t), spec)); !exit.PoweredOff {
+		t.Fatalf("Exit %+v", exit)
+	}
+	if d, err := vmimage.ReadData(spec.Disks[0].Path); err != nil || d.Counter != 1 {
+		t.Fatalf("qcow2 disk %+v, %v", d, err)
+	}
+
+	g := vmimage.StampCounter(30)
+	spec = mk(g)
+	vm := start(t, newDriver(t), spec)
+	ck := t.TempDir()
+	cp, err := vm.(hypervisor.Checkpointer).Checkpoint(testCtx(t), ck, hypervisor.CheckpointOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cp.Files, " "); got != "memory.state disk-vda.qcow2 checkpoint.json" {
+		t.Fatalf("checkpoint files %q", got)
+	}
+	spec2 := mk(g)
+	spec2.Resume = ck
+	if exit := wait(t, start(t, newDriver(t), spec2)); !exit.PoweredOff {
+		t.Fatalf("resumed: Exit %+v", exit)
+	}
+	if d, err := vmimage.ReadData(spec2.Disks[0].Path); err != nil || !d.Done || d.Boots != 1 {
+		t.Fatalf("resumed qcow2 disk %+v, %v", d, err)
+	}
+}

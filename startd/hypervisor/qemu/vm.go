@@ -253,7 +253,10 @@ func (v *VM) kill() error {
 }
 
 // Detach stops watching the VM and closes the QMP connection; QEMU runs
-// on and can be reattached. It waits for the monitor to return.
+// on and can be reattached. It waits for the monitor to return. A QEMU
+// this process started stays its child: when it exits, a VM reattached in
+// the same process reaps it (as the conformance tests do); otherwise it
+// remains a zombie until this process exits.
 func (v *VM) Detach() error {
 	v.detachOne.Do(func() { close(v.detachReq) })
 	<-v.monDone
