@@ -114,7 +114,11 @@ func (v *VM) checkpoint(ctx context.Context, dir string, opt hypervisor.Checkpoi
 		return hypervisor.Checkpoint{}, err
 	}
 	files = append(files, manifestFile)
-	v.log.Info("vm checkpointed", "dir", dir, "took", time.Since(began), "continue", opt.Continue)
+	if opt.Continue {
+		v.log.Info("vm checkpointed; it runs on", "dir", dir, "duration", time.Since(began))
+	} else {
+		v.log.Info("vm checkpointed; stopping it", "dir", dir, "duration", time.Since(began))
+	}
 
 	if opt.Continue {
 		if wasRunning {

@@ -173,9 +173,9 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 		return fail(c, err)
 	}
 	if manifest != nil {
-		log.Info("vm resumed", "checkpoint", spec.Resume, "accel", l.accel, "memory_mib", l.memoryMiB)
+		log.Info("vm resumed", "dir", spec.Resume, "accel", l.accel, "memory_mib", l.memoryMiB)
 	} else {
-		log.Info("vm started", "accel", l.accel, "memory_mib", l.memoryMiB, "disks", len(l.disks))
+		log.Info("vm started", "accel", l.accel, "memory_mib", l.memoryMiB)
 	}
 	v := newVM(d, h, cmd.Process, c, &rec)
 	v.watch()

@@ -200,10 +200,14 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) error {
 	v.mu.Lock()
 	v.stopping = true
 	v.mu.Unlock()
-	v.log.Info("stopping vm", "grace", grace)
+	v.log.Info("stopping vm", "duration", grace)
 
 	if grace > 0 && ctx.Err() == nil {
-		if err := v.qmp.Execute(ctx, "system_powerdown", nil, nil); err != nil {
+		// Bounded by grace too: a wedged QEMU must not hold Stop up.
+		pctx, cancel := context.WithTimeout(ctx, grace)
+		err := v.qmp.Execute(pctx, "system_powerdown", nil, nil)
+		cancel()
+		if err != nil {
 			v.log.Debug("system_powerdown", "err", err)
 		}
 		t := time.NewTimer(grace)
@@ -227,7 +231,7 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) error {
 			case <-qctx.Done():
 			}
 			cancel()
-			v.log.Warn("qemu did not quit; killing it", "wait", quitWait)
+			v.log.Warn("qemu did not quit; killing it", "duration", quitWait)
 		}
 	}
 	return v.kill()
@@ -305,7 +309,7 @@ func (v *VM) monitor() {
 }
 
 func (v *VM) onEvent(ev qmp.Event) {
-	v.log.Debug("qmp event", "event", ev.Name, "data", string(ev.Data))
+	v.log.Debug("qmp event", "qmp_event", ev.Name, "qmp_data", string(ev.Data))
 	switch ev.Name {
 	case "SHUTDOWN":
 		var data struct {
@@ -345,7 +349,7 @@ func (v *VM) noteShutdown(guest bool, reason string) {
 		e = hypervisor.Exit{Reason: reason}
 	}
 	v.shutdown = &e
-	v.log.Info("vm shut down", "powered_off", e.PoweredOff, "reason", e.Reason)
+	v.log.Info("vm shut down", "reason", e.Reason)
 }
 
 // checkStatus is the periodic status check: it notices a guest that
