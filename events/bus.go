@@ -15,9 +15,10 @@ import (
 const (
 	// StreamName holds every daemon event (subjects vmpool.ev.>).
 	StreamName = "VMPOOL"
-	// MachinesBucket is the collector: one key per slot holding its machine
-	// ad, expiring when the startd stops refreshing it.
-	MachinesBucket = "vmpool_machines"
+	// CollectorBucket is the collector: one key per daemon ad (a slot's
+	// machine ad, a schedd's ad), expiring when the daemon stops refreshing
+	// it. Keys: "slot.<startd>.<slotN>", "schedd.<name>", "negotiator.<name>".
+	CollectorBucket = "vmpool_collector"
 	// FilesBucket is the object store for input disks, returned disks and
 	// checkpoints, content-addressed by SHA-256.
 	FilesBucket = "vmpool_files"
@@ -25,8 +26,8 @@ const (
 
 // BusConfig sizes the pool's JetStream assets.
 type BusConfig struct {
-	Replicas   int           // 1 on one machine, 3 on a cluster (default 1)
-	MachineTTL time.Duration // a machine ad not refreshed for this long disappears (default 60s)
+	Replicas int           // 1 on one machine, 3 on a cluster (default 1)
+	AdTTL    time.Duration // a daemon ad not refreshed for this long disappears (default 60s)
 	// DuplicateWindow is how long JetStream remembers message ids to drop
 	// republished events (default 10m). Consumers' windows cover longer.
 	DuplicateWindow time.Duration
@@ -34,12 +35,12 @@ type BusConfig struct {
 }
 
 // Bus is a daemon's view of the pool's JetStream: the event stream, the
-// machine-ad bucket and the file store.
+// collector bucket of daemon ads and the file store.
 type Bus struct {
-	NC       *nats.Conn
-	JS       jetstream.JetStream
-	Machines jetstream.KeyValue
-	Files    jetstream.ObjectStore
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Collector jetstream.KeyValue
+	Files     jetstream.ObjectStore
 }
 
 // ConnectOptions configures Connect.
@@ -99,8 +100,8 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
-	if cfg.MachineTTL <= 0 {
-		cfg.MachineTTL = 60 * time.Second
+	if cfg.AdTTL <= 0 {
+		cfg.AdTTL = 60 * time.Second
 	}
 	if cfg.DuplicateWindow <= 0 {
 		cfg.DuplicateWindow = 10 * time.Minute
@@ -122,15 +123,15 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      MachinesBucket,
-		Description: "vmpool machine ads (the collector)",
-		TTL:         cfg.MachineTTL,
+		Bucket:      CollectorBucket,
+		Description: "vmpool daemon ads (the collector)",
+		TTL:         cfg.AdTTL,
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", MachinesBucket, err)
+		return nil, fmt.Errorf("create bucket %s: %w", CollectorBucket, err)
 	}
 	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      FilesBucket,
@@ -141,5 +142,14 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	if err != nil {
 		return nil, fmt.Errorf("create object store %s: %w", FilesBucket, err)
 	}
-	return &Bus{NC: nc, JS: js, Machines: kv, Files: obj}, nil
+	return &Bus{NC: nc, JS: js, Collector: kv, Files: obj}, nil
 }
+
+// SlotKey is the collector key of a slot's machine ad.
+func SlotKey(startd, slot string) string { return "slot." + startd + "." + slot }
+
+// ScheddKey is the collector key of a schedd's ad.
+func ScheddKey(name string) string { return "schedd." + name }
+
+// NegotiatorKey is the collector key of a negotiator's ad.
+func NegotiatorKey(name string) string { return "negotiator." + name }

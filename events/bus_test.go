@@ -38,14 +38,13 @@ func newApplier(t *testing.T, dir string) *applier {
 }
 
 func (a *applier) handle(ctx context.Context, evs []events.Event) error {
-	_, err := a.loop.Do(ctx, func(time.Time) ([]events.Event, error) {
-		var keep []events.Event
+	_, err := a.loop.Do(ctx, func(tx *events.Tx) error {
 		for _, e := range evs {
 			if a.log.Consume(e.Source, e.Seq) {
-				keep = append(keep, e) // kept verbatim as input records
+				tx.Emit(e) // kept verbatim as an input record
 			}
 		}
-		return keep, nil
+		return nil
 	})
 	return err
 }
@@ -188,7 +187,7 @@ func TestLoopGroupsCommandsAndRejects(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			evs, err := loop.Do(ctx, func(now time.Time) ([]events.Event, error) {
+			evs, err := loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 				return []events.Event{events.New("ClusterSubmitted", nil).ForCluster("schedd", next+1)}, nil
 			})
 			if err != nil {
@@ -211,18 +210,18 @@ func TestLoopGroupsCommandsAndRejects(t *testing.T) {
 		seen[id] = true
 	}
 	rejected := errors.New("no")
-	if _, err := loop.Do(ctx, func(time.Time) ([]events.Event, error) { return nil, rejected }); err != rejected {
+	if _, err := loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) { return nil, rejected }); err != rejected {
 		t.Fatalf("rejection: %v", err)
 	}
 	if l.LastSeq() != 50 {
 		t.Fatalf("last seq %d, want 50 (a rejected command writes nothing)", l.LastSeq())
 	}
-	if _, err := loop.Do(ctx, func(time.Time) ([]events.Event, error) { panic("broken invariant") }); err == nil {
+	if _, err := loop.Do(ctx, func(*events.Tx) error { panic("broken invariant") }); err == nil {
 		t.Fatal("panicking decision did not return an error")
 	}
 	cancel()
 	<-done
-	if _, err := loop.Do(context.Background(), func(time.Time) ([]events.Event, error) { return nil, nil }); err != events.ErrLoopStopped {
+	if _, err := loop.Do(context.Background(), func(*events.Tx) error { return nil }); err != events.ErrLoopStopped {
 		t.Fatalf("Do on stopped loop: %v", err)
 	}
 	if afterCalls == 0 || afterCalls > 50 {

@@ -76,30 +76,33 @@ var validToken = regexp.MustCompile(`^[A-Za-z0-9_@-]{1,128}$`)
 // fit in one subject token (letters, digits, '_', '-', '@'; 1-128 long).
 func ValidName(s string) bool { return validToken.MatchString(s) }
 
+var validDaemon = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
 // CheckName returns an error naming what is wrong with a daemon name and
-// how to fix it.
+// how to fix it. Daemon names also form collector keys and file names, so
+// they are stricter than ValidName: no '@'.
 func CheckName(kind, s string) error {
-	if ValidName(s) {
+	if validDaemon.MatchString(s) {
 		return nil
 	}
-	return fmt.Errorf("%s name %q: use 1-128 letters, digits, '_', '-' or '@' (no dots or spaces)", kind, s)
+	return fmt.Errorf("%s name %q: use 1-64 letters, digits, '_' or '-' (no dots, '@' or spaces)", kind, s)
 }
 
-// SafeName turns s (e.g. a host name) into a valid name by replacing every
+// SafeName turns s (e.g. a host name) into a valid daemon name by replacing every
 // character that is not allowed with '-'.
 func SafeName(s string) string {
 	var b strings.Builder
 	for _, r := range s {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '@':
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
 			b.WriteRune(r)
 		default:
 			b.WriteByte('-')
 		}
 	}
 	out := b.String()
-	if len(out) > 128 {
-		out = out[:128]
+	if len(out) > 64 {
+		out = out[:64]
 	}
 	if out == "" {
 		out = "unnamed"

@@ -108,6 +108,15 @@ func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst 
 	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 || n != ref.Size {
 		return fmt.Errorf("fetch %s (%s): got %d bytes sha256 %s, want %d bytes %s: %w", ref.Name, ref.Object, n, got, ref.Size, ref.SHA256, ErrChecksum)
 	}
+	// The new file takes the old one's permissions (a returned disk is the
+	// user's file, updated), or 0644 when there was none.
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(dst); err == nil {
+		mode = st.Mode().Perm()
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fmt.Errorf("fetch %s: %w", ref.Name, err)
+	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("fetch %s: %w", ref.Name, err)
 	}

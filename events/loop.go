@@ -45,10 +45,36 @@ type LoopConfig struct {
 }
 
 type op struct {
-	fn   func(now time.Time) ([]Event, error)
+	fn   func(tx *Tx) error
 	evs  []Event
 	err  error
 	done chan struct{}
+}
+
+// Tx is one command being decided on the loop goroutine.
+type Tx struct {
+	now  time.Time
+	loop *Loop
+	evs  []Event
+}
+
+// Now is the loop's clock reading for this command; decisions use it
+// instead of reading a clock themselves.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// Emit records decided events: it stamps them and applies them to the
+// state at once, so that what the command decides next sees them. They
+// are committed with the command's group even if the command then returns
+// an error, so a command emits only once it has decided.
+func (tx *Tx) Emit(evs ...Event) {
+	for i := range evs {
+		tx.loop.log.Stamp(&evs[i])
+		if evs[i].Time == 0 {
+			evs[i].Time = tx.now.UnixNano()
+		}
+		tx.loop.apply(evs[i])
+	}
+	tx.evs = append(tx.evs, evs...)
 }
 
 // ErrLoopStopped is returned by Do when the loop is not running any more.
@@ -70,11 +96,10 @@ func NewLoop(cfg LoopConfig) *Loop {
 }
 
 // Do runs fn on the loop goroutine with the state write-locked. fn is the
-// decision: it returns the events that record it, or an error that rejects
-// the command (then nothing is written). Do returns once the events are
-// durable, with their sequence numbers stamped. now is the loop's clock
-// reading, which fn must use instead of reading a clock itself.
-func (l *Loop) Do(ctx context.Context, fn func(now time.Time) ([]Event, error)) ([]Event, error) {
+// decision: it emits the events that record it (Tx.Emit), or returns an
+// error that rejects the command. Do returns once the emitted events are
+// durable, with their sequence numbers stamped, and fn's error.
+func (l *Loop) Do(ctx context.Context, fn func(tx *Tx) error) ([]Event, error) {
 	o := &op{fn: fn, done: make(chan struct{})}
 	select {
 	case l.ops <- o:
@@ -147,21 +172,10 @@ func (l *Loop) commit(group []*op) (all []Event, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, o := range group {
-		now := l.clock()
-		evs, err := l.decide(o, now)
-		if err != nil {
-			o.err = err
-			continue
-		}
-		for i := range evs {
-			l.log.Stamp(&evs[i])
-			if evs[i].Time == 0 {
-				evs[i].Time = now.UnixNano()
-			}
-			l.apply(evs[i])
-		}
-		o.evs = evs
-		all = append(all, evs...)
+		tx := &Tx{now: l.clock(), loop: l}
+		o.err = l.decide(o, tx)
+		o.evs = tx.evs
+		all = append(all, tx.evs...)
 	}
 	if _, err := l.log.Append(all); err != nil {
 		return nil, err
@@ -171,11 +185,23 @@ func (l *Loop) commit(group []*op) (all []Event, err error) {
 
 // decide runs a command's decision, turning a panic (a broken invariant in
 // the core, never bad input) into an error for that command alone.
-func (l *Loop) decide(o *op, now time.Time) (evs []Event, err error) {
+func (l *Loop) decide(o *op, tx *Tx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("internal error deciding a command: %v", r)
 		}
 	}()
-	return o.fn(now)
+	return o.fn(tx)
+}
+
+// DoEvents is Do for a decision that returns its events at once.
+func (l *Loop) DoEvents(ctx context.Context, fn func(now time.Time) ([]Event, error)) ([]Event, error) {
+	return l.Do(ctx, func(tx *Tx) error {
+		evs, err := fn(tx.Now())
+		if err != nil {
+			return err
+		}
+		tx.Emit(evs...)
+		return nil
+	})
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd"
+)
+
+// verbs are how HTCondor's tools say what they did.
+var verbs = map[string]struct{ cmd, done, doing string }{
+	schedd.ActRemove:  {"rm", "marked for removal", "remove"},
+	schedd.ActHold:    {"hold", "held", "hold"},
+	schedd.ActRelease: {"release", "released", "release"},
+	schedd.ActVacate:  {"vacate-job", "vacated", "vacate"},
+}
+
+// act runs rm, hold, release and vacate-job.
+func (c *cli) act(ctx context.Context, kind string, args []string) int {
+	v := verbs[kind]
+	cmd := v.cmd
+	var pool, name, reason, constraint string
+	subcode := 0
+	all := false
+	var targets []string
+	a := &argList{args: args, cmd: cmd}
+	for {
+		arg, ok := a.next()
+		if !ok {
+			break
+		}
+		o, val, has, isOpt := opt(arg)
+		if !isOpt {
+			targets = append(targets, arg)
+			continue
+		}
+		switch o {
+		case "pool":
+			pool = a.value(o, val, has)
+		case "name":
+			name = a.value(o, val, has)
+		case "reason":
+			reason = a.value(o, val, has)
+		case "subcode":
+			s := a.value(o, val, has)
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return c.usageErr(cmd, "-subcode %q: want a number", s)
+			}
+			subcode = n
+		case "constraint":
+			constraint = a.value(o, val, has)
+		case "all":
+			all = true
+		case "fast", "forcex":
+			// accepted for compatibility
+		case "h", "help":
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-reason TEXT] CLUSTER | CLUSTER.PROC | USER | -constraint EXPR | -all\n", cmd)
+			return 0
+		default:
+			return c.usageErr(cmd, "unknown option %s", arg)
+		}
+		if a.err != nil {
+			return c.usageErr(cmd, "%v", a.err)
+		}
+	}
+	if constraint != "" {
+		if _, err := classad.ParseExpr(constraint); err != nil {
+			return c.usageErr(cmd, "-constraint: %v", err)
+		}
+	}
+	if len(targets) == 0 && constraint == "" && !all {
+		return c.usageErr(cmd, "say which jobs: CLUSTER, CLUSTER.PROC, a user name, -constraint EXPR or -all")
+	}
+	var sels []schedd.Selector
+	for _, t := range targets {
+		if id, ok := events.ParseJobID(t); ok {
+			sels = append(sels, schedd.Selector{Cluster: id.Cluster, Proc: id.Proc})
+		} else if n, err := strconv.Atoi(t); err == nil && n > 0 {
+			sels = append(sels, schedd.Selector{Cluster: n, Proc: -1})
+		} else if strings.ContainsAny(t, ".") || strings.HasPrefix(t, "-") {
+			return c.usageErr(cmd, "%q is neither CLUSTER, CLUSTER.PROC nor a user name", t)
+		} else {
+			sels = append(sels, schedd.Selector{Owner: t, Proc: -1})
+		}
+	}
+	if constraint != "" {
+		sels = append(sels, schedd.Selector{Constraint: constraint, Proc: -1})
+	}
+	if all {
+		sels = append(sels, schedd.Selector{All: true, Proc: -1})
+	}
+	pc, err := c.dial(ctx, c.poolURL(pool))
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	defer pc.close()
+	sched, err := c.schedd(ctx, pc, name)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	me := currentUser()
+	code := 0
+	for _, sel := range sels {
+		var reply schedd.ActReply
+		req := schedd.ActionCmd{Kind: kind, Select: sel, By: me, Reason: reason, SubCode: subcode}
+		err := callRetry(ctx, pc, events.CmdSubject(events.RoleSchedd, sched, "act"), req, &reply)
+		if err != nil {
+			if errors.Is(err, schedd.ErrJobNotFound) {
+				fmt.Fprintln(c.stderr, notFound(sel))
+			} else {
+				fmt.Fprintf(c.stderr, "vmpool %s: %v\n", cmd, err)
+			}
+			code = 1
+			continue
+		}
+		failed := 0
+		for _, r := range reply.Results {
+			if r.Code == "" {
+				if sel.Cluster != 0 && sel.Proc >= 0 {
+					fmt.Fprintf(c.stdout, "Job %s %s\n", r.Job, v.done)
+				}
+				continue
+			}
+			failed++
+			switch r.Code {
+			case schedd.ErrPermissionDenied.Code:
+				fmt.Fprintf(c.stderr, "Permission denied to %s job %s (%s)\n", v.doing, r.Job, r.Error)
+			case schedd.ErrNotHeld.Code:
+				fmt.Fprintf(c.stderr, "Job %s not held to be released\n", r.Job)
+			default:
+				fmt.Fprintf(c.stderr, "Could not %s job %s: %s\n", v.doing, r.Job, r.Error)
+			}
+		}
+		if failed > 0 {
+			code = 1
+		}
+		if sel.Cluster != 0 && sel.Proc >= 0 {
+			continue
+		}
+		if failed == 0 {
+			switch {
+			case sel.Cluster != 0:
+				fmt.Fprintf(c.stdout, "All jobs in cluster %d have been %s\n", sel.Cluster, v.done)
+			case sel.Owner != "":
+				fmt.Fprintf(c.stdout, "All jobs of user \"%s\" have been %s\n", sel.Owner, v.done)
+			case sel.Constraint != "":
+				fmt.Fprintf(c.stdout, "All jobs matching constraint (%s) have been %s\n", sel.Constraint, v.done)
+			default:
+				fmt.Fprintf(c.stdout, "All jobs have been %s\n", v.done)
+			}
+		} else if ok := len(reply.Results) - failed; ok > 0 {
+			fmt.Fprintf(c.stdout, "%d job(s) %s\n", ok, v.done)
+		}
+	}
+	return code
+}
+
+func notFound(sel schedd.Selector) string {
+	switch {
+	case sel.Cluster != 0 && sel.Proc >= 0:
+		return fmt.Sprintf("Job %d.%d not found", sel.Cluster, sel.Proc)
+	case sel.Cluster != 0:
+		return fmt.Sprintf("Cluster %d not found", sel.Cluster)
+	case sel.Owner != "":
+		return fmt.Sprintf("No jobs of user \"%s\" found", sel.Owner)
+	case sel.Constraint != "":
+		return fmt.Sprintf("No jobs match constraint (%s)", sel.Constraint)
+	}
+	return "No jobs found"
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Knob is one configuration setting, named as HTCondor names it. This
+// table is the one place knobs are defined; `vmpool config` prints it and
+// docs/config.md is generated from it.
+type Knob struct {
+	Name    string
+	Default string
+	Daemon  string // who reads it: startd, schedd, negotiator, pool, client
+	Doc     string
+}
+
+// Knobs lists every setting vmpool reads.
+var Knobs = []Knob{
+	{"VM_TYPE", "kvm", "startd", "The vm_type this execute machine runs: kvm, xen or vmware (one per startd)."},
+	{"VM_MEMORY", "1024", "startd", "MiB of memory all VMs of the machine may use together; advertised as VM_Memory (what is left)."},
+	{"VM_MAX_NUMBER", "$(NUM_SLOTS)", "startd", "How many VMs may run at once; VM_AvailNum advertises what is left."},
+	{"NUM_SLOTS", "1", "startd", "Slots of the machine; each is a machine ad named slotN@STARTD_NAME."},
+	{"VM_NETWORKING", "false", "startd", "Whether guests may have a network; advertised as VM_Networking."},
+	{"VM_NETWORKING_TYPE", "nat", "startd", "Networking offered to guests: nat, bridge, or both (comma separated); advertised as VM_Networking_Types."},
+	{"VM_NETWORKING_DEFAULT_TYPE", "nat", "startd", "Networking a job gets when it sets vm_networking but no vm_networking_type."},
+	{"VM_NETWORKING_BRIDGE_INTERFACE", "", "startd", "Host bridge that bridged guests' tap devices join."},
+	{"VM_HARDWARE_VT", "false", "startd", "Advertise VM_HardwareVT (hardware virtualisation for xen_kernel = vmx)."},
+	{"VM_STATUS_INTERVAL", "60", "startd", "Seconds between status checks of each VM, besides the hypervisor's power-off event."},
+	{"VM_SOFT_SUSPEND", "false", "startd", "Accepted for compatibility; vmpool does not suspend VMs."},
+	{"START", "true", "startd", "ClassAd expression: the slot accepts a job when it is true with the job as TARGET."},
+	{"RANK", "0", "startd", "ClassAd expression: the slot's preference among jobs."},
+	{"UPDATE_INTERVAL", "10", "startd", "Seconds between refreshes of the machine ads in the collector (they also go out on every change)."},
+	{"STARTD_NAME", "startd1", "startd", "Name of the startd (a daemon name: letters, digits, '_' and '-')."},
+	{"EXECUTE", "$(LOCAL_DIR)/$(STARTD_NAME)", "startd", "Where a startd keeps its event log and the VMs' scratch directories."},
+	{"QEMU", "qemu-system-x86_64", "startd", "The QEMU binary the kvm driver runs."},
+	{"SCHEDD_NAME", "schedd", "schedd", "Name of the schedd (a daemon name)."},
+	{"QUEUE_SUPER_USERS", "root", "schedd", "Users who may act on every job (comma separated)."},
+	{"MAX_JOBS_SUBMITTED", "0", "schedd", "Largest number of jobs in the queue (0: no limit)."},
+	{"SPOOL", "$(LOCAL_DIR)/$(SCHEDD_NAME)", "schedd", "Where the schedd keeps its event log."},
+	{"NEGOTIATOR_NAME", "negotiator", "negotiator", "Name of the negotiator."},
+	{"NEGOTIATOR_INTERVAL", "60", "negotiator", "Most seconds between negotiation cycles; cycles also run whenever a job becomes idle or a slot frees up."},
+	{"MATCH_TIMEOUT", "120", "negotiator", "Seconds a match reserves its slot before the schedd claims it."},
+	{"CLASSAD_LIFETIME", "60", "pool", "Seconds a daemon ad lives in the collector without a refresh."},
+	{"LOCAL_DIR", "./pool", "pool", "The pool's home: event logs, JetStream storage, scratch directories."},
+	{"VMPOOL_URL", "nats://127.0.0.1:4222", "client", "Where clients and daemons find the pool's NATS server(s) (also --pool / -pool)."},
+}
+
+// Config is the effective configuration: knob values with where each came
+// from.
+type Config struct {
+	values map[string]string
+	origin map[string]string
+}
+
+// NewConfig returns the defaults.
+func NewConfig() *Config {
+	c := &Config{values: map[string]string{}, origin: map[string]string{}}
+	for _, k := range Knobs {
+		c.values[k.Name] = k.Default
+		c.origin[k.Name] = "<default>"
+	}
+	return c
+}
+
+// Set sets a knob from origin (e.g. "--vm-memory").
+func (c *Config) Set(name, value, origin string) {
+	name = strings.ToUpper(name)
+	c.values[name] = value
+	c.origin[name] = origin
+}
+
+// Origin says where a knob's value came from.
+func (c *Config) Origin(name string) string { return c.origin[strings.ToUpper(name)] }
+
+var macroRE = regexp.MustCompile(`\$\(([A-Za-z0-9_]+)\)`)
+
+// Get returns a knob's value with $(NAME) references expanded.
+func (c *Config) Get(name string) string {
+	return c.expand(c.values[strings.ToUpper(name)], 0)
+}
+
+func (c *Config) expand(v string, depth int) string {
+	if depth > 16 {
+		return v
+	}
+	return macroRE.ReplaceAllStringFunc(v, func(m string) string {
+		return c.expand(c.values[strings.ToUpper(m[2:len(m)-1])], depth+1)
+	})
+}
+
+// Has reports whether the knob is known or was set.
+func (c *Config) Has(name string) bool { _, ok := c.values[strings.ToUpper(name)]; return ok }
+
+// Int reads an integer knob; problems are appended to errs.
+func (c *Config) Int(name string, errs *[]string) int {
+	v := strings.TrimSpace(c.Get(name))
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): not a whole number", name, v, c.Origin(name)))
+	}
+	return n
+}
+
+// Bool reads a boolean knob (true/false/yes/no/1/0).
+func (c *Config) Bool(name string, errs *[]string) bool {
+	v := strings.ToLower(strings.TrimSpace(c.Get(name)))
+	switch v {
+	case "true", "yes", "1", "t", "y":
+		return true
+	case "false", "no", "0", "f", "n", "":
+		return false
+	}
+	*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): want true or false", name, v, c.Origin(name)))
+	return false
+}
+
+// Seconds reads a duration knob given in seconds.
+func (c *Config) Seconds(name string, errs *[]string) time.Duration {
+	return time.Duration(c.Int(name, errs)) * time.Second
+}
+
+// List reads a comma/space separated knob.
+func (c *Config) List(name string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(c.Get(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		out = append(out, strings.ToLower(f))
+	}
+	return out
+}
+
+// Names lists every knob set or known, sorted.
+func (c *Config) Names() []string {
+	out := make([]string, 0, len(c.values))
+	for n := range c.values {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LoadFile reads an HTCondor-style configuration file: `NAME = value`
+// lines, `#` comments, `\` continuations; names are case-insensitive and
+// values may reference other knobs as $(NAME). Every problem is reported
+// with the file and line.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var problems []string
+	lineNo, start := 0, 0
+	var pending strings.Builder
+	for sc.Scan() {
+		lineNo++
+		line := sc.Text()
+		if pending.Len() == 0 {
+			start = lineNo
+		}
+		if strings.HasSuffix(line, "\\") {
+			pending.WriteString(strings.TrimSuffix(line, "\\"))
+			continue
+		}
+		pending.WriteString(line)
+		text := strings.TrimSpace(pending.String())
+		pending.Reset()
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(text, "=")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			problems = append(problems, fmt.Sprintf("%s:%d: %q is not a setting: write NAME = value", path, start, text))
+			continue
+		}
+		c.Set(name, strings.TrimSpace(value), fmt.Sprintf("%s:%d", path, start))
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read configuration %s: %w", path, err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("configuration errors:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}

@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/negotiator"
+	"github.com/vmpool/vmpool/schedd"
+	"github.com/vmpool/vmpool/startd"
+	"github.com/vmpool/vmpool/startd/hypervisor"
+	"github.com/vmpool/vmpool/startd/hypervisor/qemu"
+)
+
+// daemonFlags are the options every daemon command takes.
+type daemonFlags struct {
+	home, listen, pool, config, name, logLevel string
+	startds                                    int
+	sets                                       []string // NAME=VALUE overrides
+}
+
+func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
+	a := &argList{args: args, cmd: cmd}
+	for {
+		arg, ok := a.next()
+		if !ok {
+			break
+		}
+		name, val, has, isOpt := opt(arg)
+		if !isOpt {
+			return c.usageErr(cmd, "unexpected argument %q", arg)
+		}
+		switch name {
+		case "home", "local-dir":
+			df.home = a.value(name, val, has)
+		case "listen":
+			df.listen = a.value(name, val, has)
+		case "pool", "nats":
+			df.pool = a.value(name, val, has)
+		case "config", "c":
+			df.config = a.value(name, val, has)
+		case "name":
+			df.name = a.value(name, val, has)
+		case "log-level":
+			df.logLevel = a.value(name, val, has)
+		case "startds":
+			v := a.value(name, val, has)
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1000 {
+				return c.usageErr(cmd, "--startds %q: want a number of startds from 0 to 1000", v)
+			}
+			df.startds = n
+		case "set":
+			df.sets = append(df.sets, a.value(name, val, has))
+		case "vm-memory":
+			df.sets = append(df.sets, "VM_MEMORY="+a.value(name, val, has))
+		case "vm-type":
+			df.sets = append(df.sets, "VM_TYPE="+a.value(name, val, has))
+		case "h", "help":
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--log-level debug|info|warn]\n", cmd)
+			return 0
+		default:
+			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
+		}
+		if a.err != nil {
+			return c.usageErr(cmd, "%v", a.err)
+		}
+	}
+	return -1
+}
+
+// loadConfig builds the effective configuration for a daemon command.
+func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
+	cfg := NewConfig()
+	if df.home != "" {
+		abs, err := filepath.Abs(df.home)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Set("LOCAL_DIR", abs, "--home")
+	} else {
+		abs, _ := filepath.Abs(cfg.Get("LOCAL_DIR"))
+		cfg.Set("LOCAL_DIR", abs, "<default>")
+	}
+	if df.config != "" {
+		if err := cfg.LoadFile(df.config); err != nil {
+			return nil, err
+		}
+	}
+	if v := c.getenv("VMPOOL_URL"); v != "" {
+		cfg.Set("VMPOOL_URL", v, "$VMPOOL_URL")
+	}
+	if df.pool != "" {
+		cfg.Set("VMPOOL_URL", c.poolURL(df.pool), "--pool")
+	}
+	for _, s := range df.sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--set %q: write KNOB=VALUE, e.g. --set VM_MEMORY=2048", s)
+		}
+		cfg.Set(strings.TrimSpace(k), strings.TrimSpace(v), "--set")
+	}
+	return cfg, nil
+}
+
+func newLogger(c *cli, level string) (*slog.Logger, error) {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "", "info":
+		l = slog.LevelInfo
+	case "debug":
+		l = slog.LevelDebug
+	case "warn", "warning":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// connectBus connects a daemon to the pool and opens (creating if needed)
+// the pool's stream and buckets.
+func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog.Logger) (*events.Bus, error) {
+	var errs []string
+	ttl := cfg.Seconds("CLASSAD_LIFETIME", &errs)
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
+	nc, js, err := events.Connect(ctx, url, events.ConnectOptions{Name: name, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("%v (is the pool's NATS server running? 'vmpool up' starts one)", err)
+	}
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	bus, err := events.OpenBus(bctx, nc, js, events.BusConfig{AdTTL: ttl})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return bus, nil
+}
+
+func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address string) (schedd.Config, error) {
+	var errs []string
+	name := cfg.Get("SCHEDD_NAME")
+	sc := schedd.Config{
+		Name:       name,
+		Dir:        cfg.Get("SPOOL"),
+		Bus:        bus,
+		Logger:     logger,
+		SuperUsers: cfg.List("QUEUE_SUPER_USERS"),
+		MaxJobs:    cfg.Int("MAX_JOBS_SUBMITTED", &errs),
+		Address:    address,
+	}
+	if err := events.CheckName("SCHEDD_NAME", name); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return sc, fmt.Errorf("schedd configuration: %s", strings.Join(errs, "; "))
+	}
+	return sc, nil
+}
+
+func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negotiator.Config, error) {
+	var errs []string
+	nc := negotiator.Config{
+		Name:         cfg.Get("NEGOTIATOR_NAME"),
+		Dir:          filepath.Join(cfg.Get("LOCAL_DIR"), cfg.Get("NEGOTIATOR_NAME")),
+		Bus:          bus,
+		Logger:       logger,
+		Interval:     cfg.Seconds("NEGOTIATOR_INTERVAL", &errs),
+		MatchTimeout: cfg.Seconds("MATCH_TIMEOUT", &errs),
+		AdLifetime:   cfg.Seconds("CLASSAD_LIFETIME", &errs),
+	}
+	if len(errs) > 0 {
+		return nc, fmt.Errorf("negotiator configuration: %s", strings.Join(errs, "; "))
+	}
+	return nc, nil
+}
+
+// startdConfig builds a startd's configuration from the knobs, with the
+// hypervisor driver VM_TYPE names.
+func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger) (startd.Config, error) {
+	var errs []string
+	vmType := strings.ToLower(strings.TrimSpace(cfg.Get("VM_TYPE")))
+	statusInterval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
+	var drv hypervisor.Driver
+	switch vmType {
+	case "kvm":
+		drv = qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), StatusInterval: statusInterval, Logger: logger})
+	default:
+		errs = append(errs, fmt.Sprintf("VM_TYPE = %q (from %s): this build runs kvm, xen or vmware startds; use VM_TYPE = kvm", vmType, cfg.Origin("VM_TYPE")))
+	}
+	sc := startd.Config{
+		Name:                  name,
+		Dir:                   filepath.Join(cfg.Get("LOCAL_DIR"), name),
+		Bus:                   bus,
+		Driver:                drv,
+		Logger:                logger,
+		VMType:                vmType,
+		VMMemory:              cfg.Int("VM_MEMORY", &errs),
+		NumSlots:              cfg.Int("NUM_SLOTS", &errs),
+		Networking:            cfg.Bool("VM_NETWORKING", &errs),
+		NetworkingTypes:       cfg.List("VM_NETWORKING_TYPE"),
+		DefaultNetworkingType: strings.ToLower(cfg.Get("VM_NETWORKING_DEFAULT_TYPE")),
+		BridgeInterface:       cfg.Get("VM_NETWORKING_BRIDGE_INTERFACE"),
+		HardwareVT:            cfg.Bool("VM_HARDWARE_VT", &errs),
+		Start:                 cfg.Get("START"),
+		Rank:                  cfg.Get("RANK"),
+		UpdateInterval:        cfg.Seconds("UPDATE_INTERVAL", &errs),
+	}
+	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
+	if cfg.Origin("EXECUTE") != "<default>" {
+		sc.Dir = cfg.Get("EXECUTE")
+	}
+	if len(errs) > 0 {
+		return sc, fmt.Errorf("startd configuration: %s", strings.Join(errs, "; "))
+	}
+	return sc, nil
+}
+
+// up runs a whole personal pool in one process.
+func (c *cli) up(ctx context.Context, args []string) int {
+	df := daemonFlags{listen: "127.0.0.1:4222", home: "./pool", startds: 1}
+	if code := c.parseDaemonFlags("up", args, &df); code >= 0 {
+		return code
+	}
+	cfg, err := c.loadConfig(&df)
+	if err != nil {
+		return c.errorf("up", "%v", err)
+	}
+	logger, err := newLogger(c, df.logLevel)
+	if err != nil {
+		return c.usageErr("up", "%v", err)
+	}
+	home := cfg.Get("LOCAL_DIR")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return c.errorf("up", "create pool home: %v", err)
+	}
+	ns, err := events.StartNATS(events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(home, "nats"), Logger: logger})
+	if err != nil {
+		return c.errorf("up", "%v", err)
+	}
+	defer ns.Stop()
+	url := ns.URL()
+	cfg.Set("VMPOOL_URL", url, "vmpool up")
+
+	// Two groups with their own lifetimes: the execute machines stop
+	// first (vacating their VMs and reporting it while the schedd still
+	// listens), then the schedd and negotiator; NATS stops last.
+	var coreWG, execWG sync.WaitGroup
+	errs := make(chan error, 3+df.startds)
+	run := func(ctx context.Context, wg *sync.WaitGroup, what string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", what, err)
+			}
+		}()
+	}
+	coreCtx, stopCore := context.WithCancel(context.Background())
+	defer stopCore()
+	execCtx, stopExec := context.WithCancel(context.Background())
+	defer stopExec()
+	shutdown := func() {
+		stopExec()
+		execWG.Wait()
+		stopCore()
+		coreWG.Wait()
+	}
+
+	bus, err := connectBus(ctx, url, "vmpool-up", cfg, logger)
+	if err != nil {
+		return c.errorf("up", "%v", err)
+	}
+	defer bus.NC.Close()
+	host, _ := os.Hostname()
+	sc, err := scheddConfig(cfg, bus, logger, host)
+	if err != nil {
+		return c.errorf("up", "%v", err)
+	}
+	sd, err := schedd.New(sc)
+	if err != nil {
+		return c.errorf("up", "%v", err)
+	}
+	nc, err := negotiatorConfig(cfg, bus, logger)
+	if err != nil {
+		return c.errorf("up", "%v", err)
+	}
+	neg, err := negotiator.New(nc)
+	if err != nil {
+		return c.errorf("up", "%v", err)
+	}
+	var startds []*startd.Startd
+	for i := 1; i <= df.startds; i++ {
+		name := fmt.Sprintf("startd%d", i)
+		stc, err := startdConfig(cfg, name, bus, logger)
+		if err != nil {
+			return c.errorf("up", "%v", err)
+		}
+		st, err := startd.New(stc)
+		if err != nil {
+			return c.errorf("up", "%v", err)
+		}
+		startds = append(startds, st)
+	}
+	run(coreCtx, &coreWG, "schedd", sd.Run)
+	run(coreCtx, &coreWG, "negotiator", neg.Run)
+	for _, st := range startds {
+		run(execCtx, &execWG, "startd "+st.Name(), st.Run)
+	}
+	select {
+	case <-sd.Ready():
+	case err := <-errs:
+		shutdown()
+		return c.errorf("up", "%v", err)
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "nats://"))
+	fmt.Fprintf(c.stdout, "vmpool is up: NATS at %s, home %s\n", url, home)
+	fmt.Fprintf(c.stdout, "  schedd %q, negotiator %q, %d startd(s) of type %s\n", sc.Name, nc.Name, df.startds, cfg.Get("VM_TYPE"))
+	fmt.Fprintf(c.stdout, "  clients: export VMPOOL_URL=%s   (then: vmpool submit FILE; vmpool q; vmpool status)\n", url)
+	if port != "4222" {
+		fmt.Fprintf(c.stdout, "  (not the default port: clients need VMPOOL_URL or -pool)\n")
+	}
+	var failure error
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(c.stdout, "vmpool: shutting down (vacating running VMs)...")
+	case failure = <-errs:
+	}
+	shutdown()
+	if failure == nil {
+		select {
+		case failure = <-errs:
+		default:
+		}
+	}
+	if failure != nil {
+		return c.errorf("up", "%v", failure)
+	}
+	return 0
+}
+
+func (c *cli) runSchedd(ctx context.Context, args []string) int {
+	return c.runDaemon(ctx, "schedd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger) (func(context.Context) error, error) {
+		host, _ := os.Hostname()
+		sc, err := scheddConfig(cfg, bus, logger, host)
+		if err != nil {
+			return nil, err
+		}
+		sd, err := schedd.New(sc)
+		if err != nil {
+			return nil, err
+		}
+		return sd.Run, nil
+	})
+}
+
+func (c *cli) runNegotiator(ctx context.Context, args []string) int {
+	return c.runDaemon(ctx, "negotiator", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger) (func(context.Context) error, error) {
+		nc, err := negotiatorConfig(cfg, bus, logger)
+		if err != nil {
+			return nil, err
+		}
+		n, err := negotiator.New(nc)
+		if err != nil {
+			return nil, err
+		}
+		return n.Run, nil
+	})
+}
+
+func (c *cli) runStartd(ctx context.Context, args []string) int {
+	return c.runDaemon(ctx, "startd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger) (func(context.Context) error, error) {
+		sc, err := startdConfig(cfg, cfg.Get("STARTD_NAME"), bus, logger)
+		if err != nil {
+			return nil, err
+		}
+		st, err := startd.New(sc)
+		if err != nil {
+			return nil, err
+		}
+		return st.Run, nil
+	})
+}
+
+// runDaemon runs one daemon as its own process against an existing pool.
+func (c *cli) runDaemon(ctx context.Context, role string, args []string, build func(*Config, *events.Bus, *slog.Logger) (func(context.Context) error, error)) int {
+	var df daemonFlags
+	if code := c.parseDaemonFlags(role, args, &df); code >= 0 {
+		return code
+	}
+	if df.name != "" {
+		knob := map[string]string{"schedd": "SCHEDD_NAME", "negotiator": "NEGOTIATOR_NAME", "startd": "STARTD_NAME"}[role]
+		df.sets = append(df.sets, knob+"="+df.name)
+	}
+	cfg, err := c.loadConfig(&df)
+	if err != nil {
+		return c.errorf(role, "%v", err)
+	}
+	logger, err := newLogger(c, df.logLevel)
+	if err != nil {
+		return c.usageErr(role, "%v", err)
+	}
+	bus, err := connectBus(ctx, cfg.Get("VMPOOL_URL"), "vmpool-"+role, cfg, logger)
+	if err != nil {
+		return c.errorf(role, "%v", err)
+	}
+	defer bus.NC.Close()
+	run, err := build(cfg, bus, logger)
+	if err != nil {
+		return c.errorf(role, "%v", err)
+	}
+	if err := run(ctx); err != nil {
+		return c.errorf(role, "%v", err)
+	}
+	return 0
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+)
+
+// adFormat is how q, status and history print ads: -json, -long, -af.
+type adFormat struct {
+	json, long bool
+	af         []string // -af attributes
+	afOpts     string   // the letters after -af: (j, h, l, r, t, n, ',')
+	constraint string
+}
+
+// parseAdOption handles the options shared by q, status and history;
+// it reports whether it consumed the option.
+func (f *adFormat) parseAdOption(a *argList, name, val string, has bool) bool {
+	switch {
+	case name == "json":
+		f.json = true
+	case name == "long" || name == "l":
+		f.long = true
+	case name == "constraint":
+		f.constraint = a.value(name, val, has)
+	case name == "af" || strings.HasPrefix(name, "af:") || name == "autoformat" || strings.HasPrefix(name, "autoformat:"):
+		if i := strings.IndexByte(name, ':'); i >= 0 {
+			f.afOpts = name[i+1:]
+		}
+		// -af takes every following argument that is not an option.
+		for a.i < len(a.args) {
+			if _, _, _, isOpt := opt(a.args[a.i]); isOpt {
+				break
+			}
+			f.af = append(f.af, a.args[a.i])
+			a.i++
+		}
+		if len(f.af) == 0 {
+			a.err = fmt.Errorf("-af needs at least one attribute")
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// custom reports whether the user chose an ad format over the table.
+func (f *adFormat) custom() bool { return f.json || f.long || len(f.af) > 0 }
+
+// printAds prints ads in the chosen format.
+func (f *adFormat) printAds(w io.Writer, ads []*classad.Ad, idOf func(*classad.Ad) string) {
+	switch {
+	case f.json:
+		printJSON(w, ads)
+	case f.long:
+		for _, ad := range ads {
+			fmt.Fprint(w, ad.LongString())
+			if !strings.HasSuffix(ad.LongString(), "\n") {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintln(w)
+		}
+	default:
+		f.printAF(w, ads, idOf)
+	}
+}
+
+// printJSON prints a JSON array of ads, one attribute a line. An empty
+// result is "[]" (HTCondor prints nothing, which no JSON parser accepts).
+func printJSON(w io.Writer, ads []*classad.Ad) {
+	if len(ads) == 0 {
+		fmt.Fprintln(w, "[]")
+		return
+	}
+	fmt.Fprintln(w, "[")
+	for i, ad := range ads {
+		raw, err := json.Marshal(ad)
+		if err != nil {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			continue
+		}
+		w.Write(buf.Bytes())
+		if i < len(ads)-1 {
+			fmt.Fprintln(w, ",")
+		} else {
+			fmt.Fprintln(w)
+		}
+	}
+	fmt.Fprintln(w, "]")
+}
+
+// printAF prints -af output: one line per ad, the attributes' values.
+func (f *adFormat) printAF(w io.Writer, ads []*classad.Ad, idOf func(*classad.Ad) string) {
+	sep := " "
+	if strings.Contains(f.afOpts, "t") {
+		sep = "\t"
+	}
+	if strings.Contains(f.afOpts, ",") {
+		sep = ","
+	}
+	withID := strings.Contains(f.afOpts, "j") && idOf != nil
+	if strings.Contains(f.afOpts, "h") {
+		var hdr []string
+		if withID {
+			hdr = append(hdr, "ID")
+		}
+		hdr = append(hdr, f.af...)
+		fmt.Fprintln(w, strings.Join(hdr, sep))
+	}
+	for _, ad := range ads {
+		var parts []string
+		if withID {
+			parts = append(parts, idOf(ad))
+		}
+		for _, attr := range f.af {
+			v := evalAttrOrExpr(ad, attr)
+			s := v.String()
+			if str, ok := v.StringValue(); ok && !strings.Contains(f.afOpts, "r") {
+				s = str
+			}
+			if strings.Contains(f.afOpts, "l") {
+				s = attr + " = " + s
+			}
+			parts = append(parts, s)
+		}
+		if strings.Contains(f.afOpts, "n") {
+			fmt.Fprintln(w, strings.Join(parts, "\n"))
+		} else {
+			fmt.Fprintln(w, strings.Join(parts, sep))
+		}
+	}
+}
+
+// evalAttrOrExpr evaluates an -af argument: an attribute name, or any
+// ClassAd expression evaluated in the ad.
+func evalAttrOrExpr(ad *classad.Ad, s string) classad.Value {
+	if _, ok := ad.Lookup(s); ok {
+		return ad.Eval(s)
+	}
+	e, err := classad.ParseExpr(s)
+	if err != nil {
+		return classad.Error()
+	}
+	return e.Eval(ad, nil)
+}
+
+// decodeAds parses JSON-encoded ads.
+func decodeAds(raws []json.RawMessage) []*classad.Ad {
+	out := make([]*classad.Ad, 0, len(raws))
+	for _, r := range raws {
+		var ad classad.Ad
+		if err := json.Unmarshal(r, &ad); err == nil {
+			out = append(out, &ad)
+		}
+	}
+	return out
+}
+
+// Time and duration formats of the HTCondor tools.
+func fmtDate(unix int64) string {
+	if unix <= 0 {
+		return "??/?? ??:??"
+	}
+	return time.Unix(unix, 0).Format("1/2 15:04")
+}
+
+func fmtDuration(secs int64) string {
+	if secs < 0 {
+		secs = 0
+	}
+	d := secs / 86400
+	secs %= 86400
+	return fmt.Sprintf("%d+%02d:%02d:%02d", d, secs/3600, secs%3600/60, secs%60)
+}
+
+func intAttr(ad *classad.Ad, name string) int64 {
+	v, _ := ad.EvalInt(name)
+	return v
+}
+
+func strAttr(ad *classad.Ad, name string) string {
+	v, _ := ad.EvalString(name)
+	return v
+}

@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd"
+)
+
+// queryFlags are q's and history's options.
+type queryFlags struct {
+	adFormat
+	pool, name      string
+	nobatch, totals bool
+	hold, allusers  bool
+	limit           int
+	jobs            []string
+	owner           string
+	ownerGiven      bool
+}
+
+func (c *cli) parseQueryFlags(cmd string, args []string, qf *queryFlags) int {
+	a := &argList{args: args, cmd: cmd}
+	for {
+		arg, ok := a.next()
+		if !ok {
+			break
+		}
+		name, val, has, isOpt := opt(arg)
+		if !isOpt {
+			if _, ok := events.ParseJobID(arg); ok || isNumber(arg) {
+				qf.jobs = append(qf.jobs, arg)
+			} else {
+				qf.owner, qf.ownerGiven = arg, true
+			}
+			continue
+		}
+		if qf.parseAdOption(a, name, val, has) {
+			if a.err != nil {
+				return c.usageErr(cmd, "%v", a.err)
+			}
+			continue
+		}
+		switch name {
+		case "pool":
+			qf.pool = a.value(name, val, has)
+		case "name":
+			qf.name = a.value(name, val, has)
+		case "nobatch", "nob":
+			qf.nobatch = true
+		case "batch":
+			qf.nobatch = false
+		case "totals", "tot":
+			qf.totals = true
+		case "hold", "held":
+			qf.hold = true
+		case "allusers", "all", "a":
+			qf.allusers = true
+		case "limit", "match":
+			v := a.value(name, val, has)
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return c.usageErr(cmd, "-limit %q: want a number of jobs", v)
+			}
+			qf.limit = n
+		case "h", "help":
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-json|-long|-af ATTR...] [-constraint EXPR] [-nobatch] [-totals] [-hold] [-allusers] [-limit N] [CLUSTER|CLUSTER.PROC|OWNER]...\n", cmd)
+			return 0
+		default:
+			return c.usageErr(cmd, "unknown option %s", arg)
+		}
+		if a.err != nil {
+			return c.usageErr(cmd, "%v", a.err)
+		}
+	}
+	if qf.constraint != "" {
+		if _, err := classad.ParseExpr(qf.constraint); err != nil {
+			return c.usageErr(cmd, "-constraint: %v", err)
+		}
+	}
+	return -1
+}
+
+// fetch runs a query (or history) request and collects the ads.
+func (c *cli) fetch(ctx context.Context, pc *client, sched, verb string, req schedd.QueryRequest) ([]*classad.Ad, schedd.Totals, error) {
+	var raws []json.RawMessage
+	var tot schedd.Totals
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err := events.CallStream(cctx, pc.nc, events.CmdSubject(events.RoleSchedd, sched, verb), req, func(d json.RawMessage) error {
+		var ch schedd.QueryChunk
+		if err := json.Unmarshal(d, &ch); err != nil {
+			return err
+		}
+		raws = append(raws, ch.Ads...)
+		if ch.Totals != nil {
+			tot = *ch.Totals
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, tot, fmt.Errorf("ask schedd %s: %w", sched, err)
+	}
+	return decodeAds(raws), tot, nil
+}
+
+func jobID(ad *classad.Ad) string {
+	return fmt.Sprintf("%d.%d", intAttr(ad, "ClusterId"), intAttr(ad, "ProcId"))
+}
+
+func (c *cli) q(ctx context.Context, args []string) int {
+	const cmd = "q"
+	var qf queryFlags
+	if code := c.parseQueryFlags(cmd, args, &qf); code >= 0 {
+		return code
+	}
+	pc, err := c.dial(ctx, c.poolURL(qf.pool))
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	defer pc.close()
+	sched, err := c.schedd(ctx, pc, qf.name)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	me := currentUser()
+	req := schedd.QueryRequest{Constraint: qf.constraint, Jobs: qf.jobs, Totals: qf.totals}
+	switch {
+	case qf.ownerGiven:
+		req.Owner = qf.owner
+	case !qf.allusers && len(qf.jobs) == 0 && qf.constraint == "":
+		req.Owner = me // condor_q shows your own jobs unless asked for more
+	}
+	if qf.hold {
+		hc := "JobStatus == 5"
+		if req.Constraint != "" {
+			hc = "(" + req.Constraint + ") && " + hc
+		}
+		req.Constraint = hc
+	}
+	if len(qf.af) > 0 && !qf.json && !qf.long {
+		req.Attrs = afAttrs(qf.af)
+	}
+	ads, tot, err := c.fetch(ctx, pc, sched, "query", req)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	if qf.custom() {
+		qf.printAds(c.stdout, ads, jobID)
+		return 0
+	}
+	_, all, err := c.fetch(ctx, pc, sched, "query", schedd.QueryRequest{Totals: true})
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	_, mine, err := c.fetch(ctx, pc, sched, "query", schedd.QueryRequest{Totals: true, Owner: me})
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	w := c.stdout
+	if !qf.totals {
+		fmt.Fprintf(w, "\n-- Schedd: %s : <%s> @ %s\n", sched, strings.TrimPrefix(pc.url, "nats://"), time.Now().Format("01/02/06 15:04:05"))
+		switch {
+		case qf.hold:
+			printHeld(w, ads)
+		case qf.nobatch:
+			printNoBatch(w, ads)
+		default:
+			printBatch(w, ads)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "Total for query: %s\n", totalsLine(tot))
+	fmt.Fprintf(w, "Total for %s: %s\n", me, totalsLine(mine))
+	fmt.Fprintf(w, "Total for all users: %s\n", totalsLine(all))
+	return 0
+}
+
+// afAttrs are the attributes an -af list needs from the schedd (names
+// only; expressions need whole ads).
+func afAttrs(af []string) []string {
+	var out []string
+	for _, a := range af {
+		if !isIdent(a) {
+			return nil
+		}
+		out = append(out, a)
+	}
+	return append(out, "ClusterId", "ProcId")
+}
+
+func isIdent(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func totalsLine(t schedd.Totals) string {
+	return fmt.Sprintf("%d jobs; %d completed, %d removed, %d idle, %d running, %d held, %d suspended",
+		t.Jobs, t.Completed, t.Removed, t.Idle, t.Running, t.Held, t.Suspended)
+}
+
+func runTime(ad *classad.Ad, now int64) int64 {
+	rt := intAttr(ad, "RemoteWallClockTime")
+	if intAttr(ad, "JobStatus") == schedd.Running {
+		if start := intAttr(ad, "JobCurrentStartDate"); start > 0 {
+			rt += now - start
+		}
+	}
+	return rt
+}
+
+func stLetter(ad *classad.Ad) string {
+	if b, _ := ad.EvalBool("TransferringOutput"); b {
+		return ">"
+	}
+	return schedd.StatusLetter(int(intAttr(ad, "JobStatus")))
+}
+
+func printNoBatch(w io.Writer, ads []*classad.Ad) {
+	now := time.Now().Unix()
+	fmt.Fprintln(w, " ID      OWNER            SUBMITTED     RUN_TIME ST PRI SIZE CMD")
+	for _, ad := range ads {
+		fmt.Fprintf(w, "%6s   %-14s %11s %12s %-2s %-3d %4.1f %s\n", jobID(ad), strAttr(ad, "Owner"),
+			fmtDate(intAttr(ad, "QDate")), fmtDuration(runTime(ad, now)), stLetter(ad), intAttr(ad, "JobPrio"),
+			float64(intAttr(ad, "JobVMMemory")), strAttr(ad, "Cmd"))
+	}
+}
+
+func printHeld(w io.Writer, ads []*classad.Ad) {
+	fmt.Fprintln(w, " ID      OWNER          HELD_SINCE  CODE/SUB HOLD_REASON")
+	for _, ad := range ads {
+		fmt.Fprintf(w, "%6s   %-14s %11s %4d/%-3d %s\n", jobID(ad), strAttr(ad, "Owner"),
+			fmtDate(intAttr(ad, "EnteredCurrentStatus")), intAttr(ad, "HoldReasonCode"), intAttr(ad, "HoldReasonSubCode"), strAttr(ad, "HoldReason"))
+	}
+}
+
+// printBatch prints condor_q's default view: one line per batch (cluster).
+func printBatch(w io.Writer, ads []*classad.Ad) {
+	type batch struct {
+		owner, name string
+		qdate       int64
+		total       int64
+		run, idle   int
+		held        int
+		ids         []string
+		cluster     int64
+	}
+	var order []int64
+	batches := map[int64]*batch{}
+	anyHeld := false
+	for _, ad := range ads {
+		cl := intAttr(ad, "ClusterId")
+		b := batches[cl]
+		if b == nil {
+			name := strAttr(ad, "JobBatchName")
+			if name == "" {
+				name = "ID: " + strconv.FormatInt(cl, 10)
+			}
+			b = &batch{owner: strAttr(ad, "Owner"), name: name, qdate: intAttr(ad, "QDate"), total: intAttr(ad, "TotalSubmitProcs"), cluster: cl}
+			batches[cl] = b
+			order = append(order, cl)
+		}
+		switch intAttr(ad, "JobStatus") {
+		case schedd.Running:
+			b.run++
+		case schedd.Idle:
+			b.idle++
+		case schedd.Held:
+			b.held++
+			anyHeld = true
+		}
+		b.ids = append(b.ids, jobID(ad))
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	dash := func(n int) string {
+		if n == 0 {
+			return "_"
+		}
+		return strconv.Itoa(n)
+	}
+	if anyHeld {
+		fmt.Fprintln(w, "OWNER      BATCH_NAME     SUBMITTED   DONE   RUN    IDLE   HOLD  TOTAL JOB_IDS")
+	} else {
+		fmt.Fprintln(w, "OWNER      BATCH_NAME     SUBMITTED   DONE   RUN    IDLE  TOTAL JOB_IDS")
+	}
+	for _, cl := range order {
+		b := batches[cl]
+		inQueue := len(b.ids)
+		done := int(b.total) - inQueue
+		ids := b.ids[0]
+		if len(b.ids) > 1 {
+			ids += "-" + strings.SplitN(b.ids[len(b.ids)-1], ".", 2)[1]
+		}
+		if anyHeld {
+			fmt.Fprintf(w, "%-10s %-14s %11s %6s %5s %7s %6s %6d %s\n", b.owner, b.name, fmtDate(b.qdate), dash(done), dash(b.run), dash(b.idle), dash(b.held), max(b.total, int64(inQueue)), ids)
+		} else {
+			fmt.Fprintf(w, "%-10s %-14s %11s %6s %5s %7s %6d %s\n", b.owner, b.name, fmtDate(b.qdate), dash(done), dash(b.run), dash(b.idle), max(b.total, int64(inQueue)), ids)
+		}
+	}
+}
+
+func (c *cli) history(ctx context.Context, args []string) int {
+	const cmd = "history"
+	var qf queryFlags
+	if code := c.parseQueryFlags(cmd, args, &qf); code >= 0 {
+		return code
+	}
+	pc, err := c.dial(ctx, c.poolURL(qf.pool))
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	defer pc.close()
+	sched, err := c.schedd(ctx, pc, qf.name)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	req := schedd.QueryRequest{Constraint: qf.constraint, Jobs: qf.jobs, Limit: qf.limit}
+	if qf.ownerGiven {
+		req.Owner = qf.owner
+	}
+	if len(qf.af) > 0 && !qf.json && !qf.long {
+		req.Attrs = afAttrs(qf.af)
+	}
+	ads, _, err := c.fetch(ctx, pc, sched, "history", req)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	if qf.custom() {
+		qf.printAds(c.stdout, ads, jobID)
+		return 0
+	}
+	fmt.Fprintln(c.stdout, " ID     OWNER          SUBMITTED   RUN_TIME     ST  COMPLETED   CMD")
+	for _, ad := range ads {
+		completed := intAttr(ad, "CompletionDate")
+		if completed == 0 {
+			completed = intAttr(ad, "EnteredCurrentStatus")
+		}
+		fmt.Fprintf(c.stdout, "%6s  %-14s %11s %12s %-2s %11s %s\n", jobID(ad), strAttr(ad, "Owner"), fmtDate(intAttr(ad, "QDate")),
+			fmtDuration(intAttr(ad, "RemoteWallClockTime")), stLetter(ad), fmtDate(completed), strAttr(ad, "Cmd"))
+	}
+	return 0
+}

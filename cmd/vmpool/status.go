@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+)
+
+func (c *cli) status(ctx context.Context, args []string) int {
+	const cmd = "status"
+	var f adFormat
+	var pool string
+	vm, total := false, false
+	a := &argList{args: args, cmd: cmd}
+	for {
+		arg, ok := a.next()
+		if !ok {
+			break
+		}
+		name, val, has, isOpt := opt(arg)
+		if !isOpt {
+			return c.usageErr(cmd, "unexpected argument %q (machine names are not supported yet; use -constraint 'Name == \"...\"')", arg)
+		}
+		if f.parseAdOption(a, name, val, has) {
+			if a.err != nil {
+				return c.usageErr(cmd, "%v", a.err)
+			}
+			continue
+		}
+		switch name {
+		case "pool":
+			pool = a.value(name, val, has)
+		case "vm":
+			vm = true
+		case "total", "totals":
+			total = true
+		case "h", "help":
+			fmt.Fprintln(c.stdout, "usage: vmpool status [-pool URL] [-vm] [-json|-long|-af ATTR...] [-constraint EXPR] [-total]")
+			return 0
+		default:
+			return c.usageErr(cmd, "unknown option %s", arg)
+		}
+		if a.err != nil {
+			return c.usageErr(cmd, "%v", a.err)
+		}
+	}
+	var constraint *classad.Expr
+	if f.constraint != "" {
+		var err error
+		if constraint, err = classad.ParseExpr(f.constraint); err != nil {
+			return c.usageErr(cmd, "-constraint: %v", err)
+		}
+	}
+	pc, err := c.dial(ctx, c.poolURL(pool))
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	defer pc.close()
+	all, err := pc.ads(ctx, "slot.")
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	var ads []*classad.Ad
+	for _, ad := range all {
+		if vm {
+			if b, _ := ad.EvalBool("HasVM"); !b {
+				continue
+			}
+		}
+		if constraint != nil && !constraint.Eval(ad, nil).IsTrue() {
+			continue
+		}
+		ads = append(ads, ad)
+	}
+	if f.custom() {
+		f.printAds(c.stdout, ads, func(ad *classad.Ad) string { return strAttr(ad, "Name") })
+		return 0
+	}
+	w := c.stdout
+	now := time.Now().Unix()
+	if !total {
+		if vm {
+			fmt.Fprintf(w, "%-22s %-7s %-9s %-10s %-9s %6s %6s %s\n\n", "Name", "VmType", "Network", "State", "Activity", "LoadAv", "VMMem", "ActvtyTime")
+		} else {
+			fmt.Fprintf(w, "%-22s %-7s %-7s %-10s %-9s %6s %6s %s\n\n", "Name", "OpSys", "Arch", "State", "Activity", "LoadAv", "Mem", "ActvtyTime")
+		}
+		for _, ad := range ads {
+			load, _ := ad.Eval("LoadAvg").RealValue()
+			act := fmtDuration(now - intAttr(ad, "EnteredCurrentActivity"))
+			if vm {
+				network := "none"
+				if b, _ := ad.EvalBool("VM_Networking"); b {
+					network = strAttr(ad, "VM_Networking_Types")
+				}
+				fmt.Fprintf(w, "%-22s %-7s %-9s %-10s %-9s %6.3f %6d %s\n", strAttr(ad, "Name"), strAttr(ad, "VM_Type"), network,
+					strAttr(ad, "State"), strAttr(ad, "Activity"), load, intAttr(ad, "VM_Memory"), act)
+			} else {
+				fmt.Fprintf(w, "%-22s %-7s %-7s %-10s %-9s %6.3f %6d %s\n", strAttr(ad, "Name"), strAttr(ad, "OpSys"), strAttr(ad, "Arch"),
+					strAttr(ad, "State"), strAttr(ad, "Activity"), load, intAttr(ad, "Memory"), act)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	type row struct{ n, owner, claimed, unclaimed, matched, preempting, drain int }
+	rows := map[string]*row{}
+	var keys []string
+	var tot row
+	for _, ad := range ads {
+		k := strAttr(ad, "Arch") + "/" + strAttr(ad, "OpSys")
+		r := rows[k]
+		if r == nil {
+			r = &row{}
+			rows[k] = r
+			keys = append(keys, k)
+		}
+		for _, x := range []*row{r, &tot} {
+			x.n++
+			switch strAttr(ad, "State") {
+			case "Owner":
+				x.owner++
+			case "Claimed":
+				x.claimed++
+			case "Unclaimed":
+				x.unclaimed++
+			case "Matched":
+				x.matched++
+			case "Preempting":
+				x.preempting++
+			case "Drained":
+				x.drain++
+			}
+		}
+	}
+	line := func(label string, r *row) {
+		fmt.Fprintf(w, "%14s %8d %5d %7d %9d %7d %10d %6d\n", label, r.n, r.owner, r.claimed, r.unclaimed, r.matched, r.preempting, r.drain)
+	}
+	fmt.Fprintf(w, "%14s %8s %5s %7s %9s %7s %10s %6s\n\n", "", "Machines", "Owner", "Claimed", "Unclaimed", "Matched", "Preempting", "Drain")
+	for _, k := range keys {
+		line(k, rows[k])
+		fmt.Fprintln(w)
+	}
+	line("Total", &tot)
+	if len(ads) == 0 {
+		fmt.Fprintln(c.stderr, "vmpool status: no machines are advertised (no startd running, or none matches)")
+	}
+	_ = strconv.Itoa
+	return 0
+}

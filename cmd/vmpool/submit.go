@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd"
+	"github.com/vmpool/vmpool/schedd/submit"
+)
+
+// scheddOwned are attributes the schedd sets itself; a submit's values for
+// them are dropped (the job's status comes from `hold`).
+var scheddOwned = map[string]bool{
+	"clusterid": true, "procid": true, "qdate": true, "jobstatus": true, "enteredcurrentstatus": true,
+	"holdreason": true, "holdreasoncode": true, "holdreasonsubcode": true, "globaljobid": true,
+}
+
+func (c *cli) submit(ctx context.Context, args []string) int {
+	const cmd = "submit"
+	var file, pool, name, dryRun string
+	var appends []string
+	verbose := false
+	a := &argList{args: args, cmd: cmd}
+	for {
+		arg, ok := a.next()
+		if !ok {
+			break
+		}
+		o, val, has, isOpt := opt(arg)
+		if !isOpt {
+			if file != "" {
+				return c.usageErr(cmd, "more than one submit file (%s and %s)", file, arg)
+			}
+			file = arg
+			continue
+		}
+		switch o {
+		case "pool":
+			pool = a.value(o, val, has)
+		case "name", "remote":
+			name = a.value(o, val, has)
+		case "append", "a":
+			appends = append(appends, a.value(o, val, has))
+		case "dry-run", "dry":
+			dryRun = a.value(o, val, has)
+		case "verbose", "v":
+			verbose = true
+		case "h", "help":
+			fmt.Fprintln(c.stdout, "usage: vmpool submit [-pool URL] [-name SCHEDD] [-append LINE]... [-dry-run FILE] [-verbose] FILE")
+			return 0
+		default:
+			return c.usageErr(cmd, "unknown option %s", arg)
+		}
+		if a.err != nil {
+			return c.usageErr(cmd, "%v", a.err)
+		}
+	}
+	if file == "" {
+		return c.usageErr(cmd, "no submit file given: vmpool submit FILE")
+	}
+	host, _ := os.Hostname()
+	opts := submit.Options{
+		Owner:      currentUser(),
+		SubmitHost: host,
+		Append:     appends,
+		CheckExpr: func(src string) error {
+			_, err := classad.ParseExpr(src)
+			return err
+		},
+	}
+	parse := func() (*submit.Cluster, error) {
+		if file == "-" {
+			return submit.Parse("-", c.stdin, opts)
+		}
+		return submit.ParseFile(file, opts)
+	}
+	cl, err := parse()
+	needID := errors.Is(err, submit.ErrNeedClusterID)
+	if err != nil && !needID {
+		return c.submitFailed(err)
+	}
+	if dryRun != "" {
+		if needID {
+			opts.ClusterID = 1
+			if cl, err = parse(); err != nil {
+				return c.submitFailed(err)
+			}
+		}
+		return c.dryRun(cl, dryRun, opts.Owner)
+	}
+
+	pc, err := c.dial(ctx, c.poolURL(pool))
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	defer pc.close()
+	sched, err := c.schedd(ctx, pc, name)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	submitID := newSubmitID()
+	reserved := 0
+	if needID {
+		var r schedd.SubmitReply
+		if err := callRetry(ctx, pc, events.CmdSubject(events.RoleSchedd, sched, "reserve"), schedd.ReserveRequest{SubmitID: submitID}, &r); err != nil {
+			return c.errorf(cmd, "reserve a cluster id at schedd %s: %v", sched, err)
+		}
+		reserved = r.Cluster
+		opts.ClusterID = reserved
+		if cl, err = parse(); err != nil {
+			return c.submitFailed(err)
+		}
+	}
+	for _, w := range cl.Warnings {
+		fmt.Fprintf(c.stderr, "WARNING: %s\n", w)
+	}
+	payload, err := c.buildPayload(ctx, pc, cl, submitID, opts.Owner, host, file)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	if verbose {
+		for i := 0; i < payload.NumProcs; i++ {
+			fmt.Fprintln(c.stdout, procAd(cl, i, reserved, opts.Owner).LongString())
+		}
+	}
+	fmt.Fprint(c.stdout, "Submitting job(s)")
+	var reply schedd.SubmitReply
+	err = callRetry(ctx, pc, events.CmdSubject(events.RoleSchedd, sched, "submit"), schedd.SubmitRequest{Cluster: reserved, Payload: payload}, &reply)
+	if err != nil {
+		fmt.Fprintln(c.stdout)
+		return c.errorf(cmd, "schedd %s refused the submit; nothing was queued: %v", sched, err)
+	}
+	fmt.Fprintln(c.stdout, strings.Repeat(".", min(payload.NumProcs, 1000)))
+	fmt.Fprintf(c.stdout, "%d job(s) submitted to cluster %d.\n", reply.Procs, reply.Cluster)
+	return 0
+}
+
+// submitFailed prints every problem of a rejected submit description.
+func (c *cli) submitFailed(err error) int {
+	var es submit.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			fmt.Fprintf(c.stderr, "ERROR: %s\n", e)
+		}
+		fmt.Fprintf(c.stderr, "ERROR: %d problem(s) in the submit description; nothing was queued.\n", len(es))
+		return 1
+	}
+	var e *submit.Error
+	if errors.As(err, &e) {
+		fmt.Fprintf(c.stderr, "ERROR: %s\nERROR: nothing was queued.\n", e)
+		return 1
+	}
+	fmt.Fprintf(c.stderr, "ERROR: %v\nERROR: nothing was queued.\n", err)
+	return 1
+}
+
+// callRetry sends a request, retrying briefly when no schedd answers yet
+// (a pool that is still starting). Retries are safe: submits carry an id.
+func callRetry(ctx context.Context, pc *client, subject string, req, resp any) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err = events.Call(cctx, pc.nc, subject, req, resp)
+		cancel()
+		if err == nil || !(errors.Is(err, events.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded)) {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+	return err
+}
+
+func newSubmitID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// buildPayload uploads the input files (content-addressed, once each) and
+// assembles the submit payload.
+func (c *cli) buildPayload(ctx context.Context, pc *client, cl *submit.Cluster, submitID, owner, host, file string) (events.ClusterSubmittedPayload, error) {
+	p := events.ClusterSubmittedPayload{SubmitID: submitID, Owner: owner, SubmitHost: host, File: file,
+		Iwd: cl.Iwd, UserLog: cl.UserLog, NumProcs: len(cl.Procs)}
+	for _, at := range cl.Attrs {
+		if at.Name == "JobStatus" && strings.TrimSpace(at.Expr) == "5" {
+			p.Hold = true
+		}
+		if !scheddOwned[strings.ToLower(at.Name)] {
+			p.Attrs = append(p.Attrs, events.Attr{Name: at.Name, Expr: at.Expr})
+		}
+	}
+	uploaded := map[string]events.FileRef{}
+	upload := func(paths []string) ([]events.FileRef, error) {
+		var refs []events.FileRef
+		names := map[string]string{}
+		for _, path := range paths {
+			base := filepath.Base(path)
+			if other, dup := names[base]; dup && other != path {
+				return nil, fmt.Errorf("two input files are both named %s (%s and %s): a job's files share one directory; rename one", base, other, path)
+			}
+			names[base] = path
+			ref, ok := uploaded[path]
+			if !ok {
+				var err error
+				ref, err = events.PutFile(ctx, pc.bus.Files, path, base)
+				if err != nil {
+					return nil, fmt.Errorf("send input file %s to the pool: %w", path, err)
+				}
+				uploaded[path] = ref
+			}
+			refs = append(refs, ref)
+		}
+		return refs, nil
+	}
+	var err error
+	if p.Inputs, err = upload(cl.Inputs); err != nil {
+		return p, err
+	}
+	differ := false
+	specs := make([]events.ProcSpec, len(cl.Procs))
+	for i, pr := range cl.Procs {
+		if len(pr.Attrs) == 0 && len(pr.Inputs) == 0 && pr.Iwd == "" && pr.UserLog == "" {
+			continue
+		}
+		differ = true
+		for _, at := range pr.Attrs {
+			if !scheddOwned[strings.ToLower(at.Name)] {
+				specs[i].Attrs = append(specs[i].Attrs, events.Attr{Name: at.Name, Expr: at.Expr})
+			}
+		}
+		if specs[i].Inputs, err = upload(pr.Inputs); err != nil {
+			return p, err
+		}
+		specs[i].Iwd, specs[i].UserLog = pr.Iwd, pr.UserLog
+	}
+	if differ {
+		p.Procs = specs
+	}
+	return p, nil
+}
+
+// procAd is the job ad of proc i as submit sees it (for -verbose and
+// -dry-run): the cluster's attributes, the proc's, and the ids.
+func procAd(cl *submit.Cluster, i, cluster int, owner string) *classad.Ad {
+	ad := classad.NewAd()
+	ad.SetInt("ClusterId", int64(cluster))
+	ad.SetInt("ProcId", int64(i))
+	for _, at := range cl.Attrs {
+		if err := ad.SetExpr(at.Name, at.Expr); err != nil {
+			ad.SetValue(at.Name, classad.Error())
+		}
+	}
+	for _, at := range cl.Procs[i].Attrs {
+		if err := ad.SetExpr(at.Name, at.Expr); err != nil {
+			ad.SetValue(at.Name, classad.Error())
+		}
+	}
+	if owner != "" {
+		ad.SetString("Owner", owner)
+	}
+	return ad
+}
+
+// dryRun writes the job ads instead of queueing them (condor_submit
+// -dry-run FILE; "-" is standard output).
+func (c *cli) dryRun(cl *submit.Cluster, dst, owner string) int {
+	var b strings.Builder
+	for i := range cl.Procs {
+		b.WriteString(procAd(cl, i, 1, owner).LongString())
+		b.WriteString("\n")
+	}
+	if dst == "-" {
+		fmt.Fprint(c.stdout, b.String())
+	} else if err := os.WriteFile(dst, []byte(b.String()), 0o644); err != nil {
+		return c.errorf("submit", "write dry run: %v", err)
+	}
+	fmt.Fprintf(c.stdout, "Dry run: %d job(s) would be submitted; nothing was queued.\n", len(cl.Procs))
+	return 0
+}

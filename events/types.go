@@ -1,0 +1,230 @@
+package events
+
+// The pool's protocol: the event types daemons publish, and the payloads
+// and requests that cross from one daemon to another. Each daemon's core
+// interprets them; they live here because schedd, negotiator and startd may
+// not import one another.
+
+// Schedd events (subjects vmpool.ev.schedd.<schedd>...). The schedd's queue
+// is the fold of these; the negotiator and watchers consume them.
+const (
+	ClusterReserved  = "ClusterReserved"  // a cluster id handed out ahead of a submit ($(Cluster) in the file)
+	ClusterSubmitted = "ClusterSubmitted" // a cluster of jobs queued (one event for all its procs)
+	JobMatched       = "JobMatched"       // the schedd took a negotiator's match and will claim the slot
+	MatchRejected    = "MatchRejected"    // the schedd declined a match (the job was no longer idle)
+	JobClaimed       = "JobClaimed"       // the startd accepted the claim
+	ClaimFailed      = "ClaimFailed"      // the startd refused or never answered; the job is idle again
+	JobStarted       = "JobStarted"       // the VM runs (or resumed from a checkpoint)
+	JobCheckpointed  = "JobCheckpointed"  // a periodic checkpoint reached the spool
+	JobEvicted       = "JobEvicted"       // the VM left its machine unfinished; the job is idle again
+	JobExited        = "JobExited"        // the guest powered off; its disks wait in the object store
+	JobCompleted     = "JobCompleted"     // the disks are back in the submit directory; the job left the queue
+	JobHeld          = "JobHeld"
+	JobReleased      = "JobReleased"
+	JobRemoved       = "JobRemoved"
+	JobVacating      = "JobVacating"   // vacate-job asked the startd to evict the VM
+	ClaimReleased    = "ClaimReleased" // the claim of a held/removed/vacated job is gone from the startd
+	JobLeftQueue     = "JobLeftQueue"  // a removed job's VM is gone; the job moved to history
+)
+
+// Negotiator events.
+const (
+	Matched = "Matched" // a job of Schedd matched a slot
+)
+
+// Startd events (subjects vmpool.ev.startd.<startd>.job.<schedd>...).
+const (
+	ClaimAccepted  = "ClaimAccepted"
+	VMStarted      = "VMStarted"
+	VMCheckpointed = "VMCheckpointed" // a periodic checkpoint was saved and shipped
+	VMEvicted      = "VMEvicted"      // vacated; with or without a checkpoint
+	VMExited       = "VMExited"       // the guest powered off; outputs shipped
+	VMFailed       = "VMFailed"       // the VM could not run (bad image, hypervisor error)
+	VMStopped      = "VMStopped"      // killed on request (hold, rm); nothing kept
+	SlotState      = "SlotState"      // the slot changed state (for replay of the startd)
+)
+
+// Attr is one job attribute as ClassAd source text.
+type Attr struct {
+	Name string `json:"n"`
+	Expr string `json:"e"`
+}
+
+// ProcSpec is what one proc of a cluster adds to the cluster's attributes.
+type ProcSpec struct {
+	Attrs   []Attr    `json:"attrs,omitempty"`
+	Inputs  []FileRef `json:"inputs,omitempty"`
+	Iwd     string    `json:"iwd,omitempty"`      // when it differs from the cluster's
+	UserLog string    `json:"user_log,omitempty"` // when it differs from the cluster's
+}
+
+// ClusterSubmittedPayload is a whole submit: the cluster's common ad and
+// each proc's differences. Procs are numbered from 0 in order.
+type ClusterSubmittedPayload struct {
+	SubmitID   string     `json:"submit_id"` // the client's idempotency key
+	Owner      string     `json:"owner"`
+	SubmitHost string     `json:"submit_host,omitempty"`
+	File       string     `json:"file,omitempty"` // submit file as the user named it
+	Iwd        string     `json:"iwd"`
+	UserLog    string     `json:"user_log,omitempty"`
+	Attrs      []Attr     `json:"attrs"`
+	Inputs     []FileRef  `json:"inputs,omitempty"`
+	Procs      []ProcSpec `json:"procs"`
+	// NumProcs is len(Procs) when every proc is identical to the cluster,
+	// in which case Procs may be empty (queue 100000 costs one line).
+	NumProcs int  `json:"num_procs"`
+	Hold     bool `json:"hold,omitempty"` // hold = true: submitted on hold (code 15)
+}
+
+// ClusterReservedPayload hands out a cluster id.
+type ClusterReservedPayload struct {
+	SubmitID string `json:"submit_id"`
+}
+
+// MatchedPayload is the negotiator's decision that a job may run on a slot.
+type MatchedPayload struct {
+	MatchID string `json:"match_id"` // unique; becomes the claim id
+	Startd  string `json:"startd"`
+	Slot    string `json:"slot"`    // slot name, e.g. slot1@startd1
+	Machine string `json:"machine"` // host name
+	SlotAd  string `json:"slot_ad,omitempty"`
+	Claims  int64  `json:"claims"` // the slot's claim count when matched
+}
+
+// JobMatchedPayload records that the schedd will claim Slot for the job.
+type JobMatchedPayload struct {
+	ClaimID    string `json:"claim_id"`
+	Negotiator string `json:"negotiator"`
+	Startd     string `json:"startd"`
+	Slot       string `json:"slot"`
+	Machine    string `json:"machine"`
+}
+
+// MatchRejectedPayload records a match the schedd did not take.
+type MatchRejectedPayload struct {
+	MatchID string `json:"match_id"`
+	Slot    string `json:"slot"`
+	Reason  string `json:"reason"`
+}
+
+// ClaimPayload names a claim in claim-related events.
+type ClaimPayload struct {
+	ClaimID string `json:"claim_id"`
+	Slot    string `json:"slot,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// JobStartedPayload records that the job's VM runs.
+type JobStartedPayload struct {
+	ClaimID  string `json:"claim_id"`
+	Slot     string `json:"slot"`
+	Host     string `json:"host"` // the startd's address as the user log shows it
+	Resumed  bool   `json:"resumed,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
+}
+
+// JobCompletedPayload records the end of a job whose guest powered off.
+type JobCompletedPayload struct {
+	ClaimID   string    `json:"claim_id"`
+	ExitCode  int       `json:"exit_code"`
+	Outputs   []FileRef `json:"outputs,omitempty"`
+	BytesSent int64     `json:"bytes_sent,omitempty"` // input bytes to the startd
+	BytesRecv int64     `json:"bytes_recv,omitempty"` // output bytes back
+	RunNanos  int64     `json:"run_ns,omitempty"`
+}
+
+// Checkpoint is a VM checkpoint in the spool (the object store).
+type Checkpoint struct {
+	Files []FileRef `json:"files"`
+	Taken int64     `json:"taken"` // unix nanos
+	Slot  string    `json:"slot"`
+	Seq   int       `json:"seq"` // nth checkpoint of the job
+}
+
+// JobEvictedPayload records a VM that left its machine unfinished.
+type JobEvictedPayload struct {
+	ClaimID    string      `json:"claim_id"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Reason     string      `json:"reason,omitempty"`
+	Code       int         `json:"code,omitempty"` // vacate reason code (e.g. 1020 VMError)
+	SubCode    int         `json:"subcode,omitempty"`
+}
+
+// JobCheckpointedPayload records a periodic checkpoint.
+type JobCheckpointedPayload struct {
+	ClaimID    string     `json:"claim_id"`
+	Checkpoint Checkpoint `json:"checkpoint"`
+}
+
+// JobHeldPayload records a hold.
+type JobHeldPayload struct {
+	Code    int    `json:"code"`
+	SubCode int    `json:"subcode"`
+	Reason  string `json:"reason"`
+	By      string `json:"by,omitempty"`
+}
+
+// JobActionPayload records a user's rm/release/vacate.
+type JobActionPayload struct {
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ClaimRequest is the schedd's request to a startd to claim a slot and run
+// a job on it (HTCondor's request_claim and activate_claim in one).
+type ClaimRequest struct {
+	ClaimID    string      `json:"claim_id"`
+	Schedd     string      `json:"schedd"`
+	Job        JobID       `json:"job"`
+	Slot       string      `json:"slot"`
+	JobAd      string      `json:"job_ad"` // the flattened job ad, new ClassAd syntax
+	Inputs     []FileRef   `json:"inputs"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"` // resume from it
+	Owner      string      `json:"owner"`
+}
+
+// ClaimReply answers a ClaimRequest.
+type ClaimReply struct {
+	Accepted bool   `json:"accepted"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// DeactivateRequest asks a startd to end a claim: Vacate evicts gracefully
+// (checkpointing when the job asked for it), Kill stops the VM at once.
+type DeactivateRequest struct {
+	ClaimID string `json:"claim_id"`
+	Mode    string `json:"mode"` // "vacate" or "kill"
+	Reason  string `json:"reason,omitempty"`
+}
+
+// DeactivateReply answers a DeactivateRequest. Known is false when the
+// startd has no such claim (it already ended).
+type DeactivateReply struct {
+	Known bool `json:"known"`
+}
+
+// Deactivate modes.
+const (
+	ModeVacate = "vacate"
+	ModeKill   = "kill"
+)
+
+// VMEventPayload is the body of the startd's VM* events about a claim.
+type VMEventPayload struct {
+	ClaimID    string      `json:"claim_id"`
+	Slot       string      `json:"slot"`
+	Host       string      `json:"host,omitempty"`
+	Resumed    bool        `json:"resumed,omitempty"`
+	PoweredOff bool        `json:"powered_off,omitempty"`
+	Outputs    []FileRef   `json:"outputs,omitempty"`
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Reason     string      `json:"reason,omitempty"`
+	// Hold, for VMFailed: the job itself is at fault (bad image): hold it
+	// with Code/SubCode; otherwise requeue it.
+	Hold     bool  `json:"hold,omitempty"`
+	Code     int   `json:"code,omitempty"`
+	SubCode  int   `json:"subcode,omitempty"`
+	BytesIn  int64 `json:"bytes_in,omitempty"`
+	BytesOut int64 `json:"bytes_out,omitempty"`
+	RunNanos int64 `json:"run_ns,omitempty"`
+}

@@ -1,0 +1,181 @@
+package negotiator
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// Slot is a machine ad the negotiator may match, as read from the
+// collector.
+type Slot struct {
+	Name   string // Name attribute, e.g. slot1@startd1
+	Startd string // StartdName attribute: where claims go
+	Ad     *classad.Ad
+}
+
+// SlotFromAd reads what the negotiator needs from a machine ad.
+func SlotFromAd(ad *classad.Ad) (Slot, bool) {
+	name, ok1 := ad.EvalString("Name")
+	startd, ok2 := ad.EvalString("StartdName")
+	if !ok1 || !ok2 || name == "" || !events.ValidName(startd) {
+		return Slot{}, false
+	}
+	return Slot{Name: name, Startd: startd, Ad: ad}, true
+}
+
+// available reports whether a slot may take a new match: unclaimed, and
+// not reserved by a match whose claim its ad does not show yet.
+func (st *State) available(s Slot, reserved map[string]*Match) bool {
+	if state, _ := s.Ad.EvalString("State"); state != "Unclaimed" {
+		return false
+	}
+	if m := reserved[s.Name]; m != nil {
+		claims, _ := s.Ad.EvalInt("VmpoolClaims")
+		if claims <= m.Claims {
+			return false
+		}
+	}
+	return true
+}
+
+// DecideCycle is one negotiation cycle: it matches idle jobs to available
+// slots and returns a Matched event per match. Jobs go in queue order
+// (QDate, cluster, proc), taking turns by owner so that one user's big
+// cluster does not starve the others; each takes the slot its Rank likes
+// best among those that match both ways (ties: the slot listed first).
+// Jobs of a cluster without per-proc attributes share one evaluation per
+// slot (an autocluster).
+func DecideCycle(st *State, slots []Slot) []events.Event {
+	reserved := map[string]*Match{}
+	busyJobs := map[JobKey]bool{}
+	for _, m := range st.Matches {
+		if cur := reserved[m.Slot]; cur == nil || m.At > cur.At {
+			reserved[m.Slot] = m
+		}
+		busyJobs[m.Job] = true
+	}
+	var free []Slot
+	for _, s := range slots {
+		if st.available(s, reserved) {
+			free = append(free, s)
+		}
+	}
+	if len(free) == 0 {
+		return nil
+	}
+	sort.Slice(free, func(a, b int) bool { return free[a].Name < free[b].Name })
+	jobs := st.idleJobs(busyJobs)
+	if len(jobs) == 0 {
+		return nil
+	}
+	taken := make([]bool, len(free))
+	left := len(free)
+	type acKey struct {
+		schedd string
+		id     int
+	}
+	// Autocluster cache: for a cluster without per-proc attributes, which
+	// free slots match at all (nil: not computed yet).
+	cache := map[acKey][]bool{}
+	var out []events.Event
+	made := st.Made
+	for _, j := range jobs {
+		if left == 0 {
+			break
+		}
+		ad := j.Cluster.Ad
+		var ok []bool
+		if j.Own != nil {
+			ad = j.Own
+		} else {
+			k := acKey{j.Cluster.Schedd, j.Cluster.ID}
+			ok = cache[k]
+			if ok == nil {
+				ok = make([]bool, len(free))
+				for i, s := range free {
+					ok[i] = classad.Match(ad, s.Ad)
+				}
+				cache[k] = ok
+			}
+		}
+		best, bestRank := -1, 0.0
+		for i, s := range free {
+			if taken[i] {
+				continue
+			}
+			if ok != nil {
+				if !ok[i] {
+					continue
+				}
+			} else if !classad.Match(ad, s.Ad) {
+				continue
+			}
+			r := classad.Rank(ad, s.Ad)
+			if best < 0 || r > bestRank {
+				best, bestRank = i, r
+			}
+		}
+		if best < 0 {
+			continue
+		}
+		taken[best] = true
+		left--
+		made++
+		s := free[best]
+		claims, _ := s.Ad.EvalInt("VmpoolClaims")
+		machine, _ := s.Ad.EvalString("Machine")
+		out = append(out, events.New(events.Matched, events.MatchedPayload{
+			MatchID: fmt.Sprintf("%s#%d", st.Name, made),
+			Startd:  s.Startd,
+			Slot:    s.Name,
+			Machine: machine,
+			Claims:  claims,
+		}).ForJob(j.Key.Schedd, j.Key.ID))
+	}
+	return out
+}
+
+// idleJobs lists the matchable jobs in negotiation order.
+func (st *State) idleJobs(busy map[JobKey]bool) []*Job {
+	byOwner := map[string][]*Job{}
+	for k, j := range st.Jobs {
+		if j.Idle() && !busy[k] {
+			byOwner[j.Cluster.Owner] = append(byOwner[j.Cluster.Owner], j)
+		}
+	}
+	owners := make([]string, 0, len(byOwner))
+	for o, js := range byOwner {
+		owners = append(owners, o)
+		sort.Slice(js, func(a, b int) bool { return before(js[a], js[b]) })
+	}
+	sort.Strings(owners)
+	var out []*Job
+	for i := 0; ; i++ {
+		added := false
+		for _, o := range owners {
+			if js := byOwner[o]; i < len(js) {
+				out = append(out, js[i])
+				added = true
+			}
+		}
+		if !added {
+			return out
+		}
+	}
+}
+
+func before(a, b *Job) bool {
+	if a.Cluster.QDate != b.Cluster.QDate {
+		return a.Cluster.QDate < b.Cluster.QDate
+	}
+	if a.Key.Schedd != b.Key.Schedd {
+		return a.Key.Schedd < b.Key.Schedd
+	}
+	if a.Key.ID.Cluster != b.Key.ID.Cluster {
+		return a.Key.ID.Cluster < b.Key.ID.Cluster
+	}
+	return a.Key.ID.Proc < b.Key.ID.Proc
+}

@@ -1,0 +1,305 @@
+package negotiator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// Config configures a Negotiator.
+type Config struct {
+	Name   string // default "negotiator"
+	Dir    string
+	Bus    *events.Bus
+	Logger *slog.Logger
+	Clock  func() time.Time
+	// Interval is the longest time between cycles (NEGOTIATOR_INTERVAL);
+	// cycles also run whenever a job becomes idle or a slot free.
+	Interval time.Duration
+	// MatchTimeout is how long an unsettled match reserves its slot
+	// (MATCH_TIMEOUT, default 120s).
+	MatchTimeout time.Duration
+	// AdLifetime: a slot ad not refreshed for this long is ignored
+	// (CLASSAD_LIFETIME; default 60s).
+	AdLifetime time.Duration
+}
+
+// Negotiator is the I/O shell around the matchmaking core.
+type Negotiator struct {
+	cfg    Config
+	logger *slog.Logger
+	log    *events.Log
+	loop   *events.Loop
+	st     *State
+
+	mu    sync.Mutex
+	slots map[string]Slot // collector key -> slot
+	kick  chan struct{}
+	ready chan struct{}
+}
+
+// New builds a negotiator; Run starts it.
+func New(cfg Config) (*Negotiator, error) {
+	if cfg.Name == "" {
+		cfg.Name = "negotiator"
+	}
+	if err := events.CheckName("negotiator", cfg.Name); err != nil {
+		return nil, err
+	}
+	if cfg.Dir == "" || cfg.Bus == nil {
+		return nil, errors.New("negotiator: Dir and Bus are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 60 * time.Second
+	}
+	if cfg.MatchTimeout <= 0 {
+		cfg.MatchTimeout = 120 * time.Second
+	}
+	if cfg.AdLifetime <= 0 {
+		cfg.AdLifetime = 60 * time.Second
+	}
+	return &Negotiator{cfg: cfg, logger: cfg.Logger.With("daemon", "negotiator"), slots: map[string]Slot{},
+		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the negotiator runs.
+func (n *Negotiator) Ready() <-chan struct{} { return n.ready }
+
+// Replay rebuilds a negotiator's state from its log.
+func Replay(l *events.Log, name string, matchTimeout time.Duration, until uint64) (*State, error) {
+	st := NewState(name, matchTimeout.Nanoseconds())
+	err := l.Scan(1, func(idx uint64, e events.Event) error {
+		if until > 0 && idx > until {
+			return events.ErrStop
+		}
+		Apply(st, e)
+		return nil
+	})
+	return st, err
+}
+
+// Run negotiates until ctx is done.
+func (n *Negotiator) Run(ctx context.Context) error {
+	l, err := events.OpenLog(filepath.Join(n.cfg.Dir, "log"), n.cfg.Name, events.LogOptions{Logger: n.logger})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	n.log = l
+	if n.st, err = Replay(l, n.cfg.Name, n.cfg.MatchTimeout, 0); err != nil {
+		return fmt.Errorf("rebuild negotiator %s: %w", n.cfg.Name, err)
+	}
+	n.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(n.st, e) }, Clock: n.cfg.Clock})
+	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: n.cfg.Bus.JS, Role: events.RoleNegotiator, Logger: n.logger})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.loop.Run(gctx) })
+	obCtx, obCancel := context.WithCancel(context.Background())
+	obDone := make(chan error, 1)
+	go func() { obDone <- outbox.Run(obCtx) }()
+	g.Go(func() error {
+		return events.Consume(gctx, n.cfg.Bus.JS, events.ConsumerConfig{
+			Durable: "negotiator-" + n.cfg.Name,
+			Filters: []events.SubjectFilter{events.AllOfRole(events.RoleSchedd)},
+			Logger:  n.logger,
+			Handle:  n.handleSchedd,
+		})
+	})
+	g.Go(func() error { return n.watchSlots(gctx) })
+	g.Go(func() error { return n.cycles(gctx) })
+	close(n.ready)
+	n.logger.Info("negotiator running", "jobs", len(n.st.Jobs), "interval", n.cfg.Interval)
+	err = g.Wait()
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if ferr := outbox.Flush(fctx); ferr != nil {
+		n.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
+	}
+	fcancel()
+	obCancel()
+	if oerr := <-obDone; err == nil {
+		err = oerr
+	}
+	return err
+}
+
+func (n *Negotiator) trigger() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// handleSchedd keeps schedd events as input records and triggers a cycle.
+func (n *Negotiator) handleSchedd(ctx context.Context, evs []events.Event) error {
+	_, err := n.loop.Do(ctx, func(tx *events.Tx) error {
+		for _, e := range evs {
+			if e.Schedd == "" || !n.log.Consume(e.Source, e.Seq) {
+				continue
+			}
+			if !relevant(e.Type) {
+				continue // marked applied; nothing in it concerns matching
+			}
+			tx.Emit(e)
+		}
+		return nil
+	})
+	if err == nil {
+		n.trigger()
+	}
+	return err
+}
+
+// relevant lists the schedd event types that change what may be matched.
+func relevant(typ string) bool {
+	switch typ {
+	case events.ClusterSubmitted, events.JobMatched, events.MatchRejected, events.ClaimFailed,
+		events.JobStarted, events.JobEvicted, events.JobHeld, events.JobReleased,
+		events.ClaimReleased, events.JobCompleted, events.JobRemoved:
+		return true
+	}
+	return false
+}
+
+// watchSlots follows the machine ads in the collector.
+func (n *Negotiator) watchSlots(ctx context.Context) error {
+	for {
+		w, err := n.cfg.Bus.Collector.Watch(ctx, "slot.>", jetstream.IgnoreDeletes())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			n.logger.Warn("watch collector; will retry", "err", err)
+			select {
+			case <-time.After(time.Second):
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		n.follow(ctx, w)
+		_ = w.Stop()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ent, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if ent == nil {
+				n.trigger() // initial values done
+				continue
+			}
+			n.mu.Lock()
+			if ent.Operation() != jetstream.KeyValuePut {
+				delete(n.slots, ent.Key())
+				n.mu.Unlock()
+				continue
+			}
+			var ad classad.Ad
+			if err := json.Unmarshal(ent.Value(), &ad); err != nil {
+				n.mu.Unlock()
+				n.logger.Warn("unreadable machine ad", "key", ent.Key(), "err", err)
+				continue
+			}
+			s, ok := SlotFromAd(&ad)
+			if ok {
+				old, had := n.slots[ent.Key()]
+				n.slots[ent.Key()] = s
+				n.mu.Unlock()
+				if freed(old, had, s) {
+					n.trigger()
+				}
+				continue
+			}
+			n.mu.Unlock()
+		}
+	}
+}
+
+// freed reports whether an ad update may have made a slot matchable: it
+// is unclaimed now and was not, or its claim count moved on.
+func freed(old Slot, had bool, cur Slot) bool {
+	if state, _ := cur.Ad.EvalString("State"); state != "Unclaimed" {
+		return false
+	}
+	if !had {
+		return true
+	}
+	oldState, _ := old.Ad.EvalString("State")
+	oldClaims, _ := old.Ad.EvalInt("VmpoolClaims")
+	curClaims, _ := cur.Ad.EvalInt("VmpoolClaims")
+	return oldState != "Unclaimed" || oldClaims != curClaims
+}
+
+// liveSlots are the slot ads heard from within AdLifetime (the bucket's
+// TTL removes dead ones, but a watcher is not told when).
+func (n *Negotiator) liveSlots(now time.Time) []Slot {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Slot, 0, len(n.slots))
+	for _, s := range n.slots {
+		heard, _ := s.Ad.EvalInt("LastHeardFrom")
+		if now.Unix()-heard > int64(n.cfg.AdLifetime/time.Second) {
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}
+
+func (n *Negotiator) cycles(ctx context.Context) error {
+	t := time.NewTicker(n.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-n.kick:
+		case <-t.C:
+		}
+		slots := n.liveSlots(n.cfg.Clock())
+		evs, err := n.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+			return DecideCycle(n.st, slots), nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, e := range evs {
+			var p events.MatchedPayload
+			_ = e.Decode(&p)
+			n.logger.Info("matched", "job", e.Schedd+"/"+e.Job().String(), "slot", p.Slot)
+		}
+	}
+}

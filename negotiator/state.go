@@ -1,0 +1,207 @@
+// Package negotiator matches idle jobs to slots. It consumes every schedd's
+// events (keeping them in its own log as input records, so that a replay
+// shows exactly what it saw), watches the slots' machine ads in the
+// collector, and records each match it makes as a Matched event that the
+// job's schedd consumes.
+//
+// It is a pure core (State, Apply, DecideCycle) in an I/O shell
+// (Negotiator); matchmaking is the classad package's Match and Rank on the
+// real Requirements and Rank expressions. It imports events and classad,
+// never schedd or startd.
+package negotiator
+
+import (
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// JobKey names a job pool-wide.
+type JobKey struct {
+	Schedd string
+	ID     events.JobID
+}
+
+type clusterKey struct {
+	schedd string
+	id     int
+}
+
+// State is the negotiator's projection: the jobs it may match (mirroring
+// each schedd's view of them) and the matches it made that are not yet
+// settled.
+type State struct {
+	Name     string
+	Jobs     map[JobKey]*Job
+	clusters map[clusterKey]*Cluster
+	Matches  map[string]*Match // unsettled matches by id
+	Made     int64             // matches made since the log began
+	Latest   int64             // time of the newest event applied (unix nanos)
+	Applied  uint64
+	// MatchTimeout (nanoseconds) after which an unsettled match no longer
+	// reserves its slot (HTCondor's MATCH_TIMEOUT).
+	MatchTimeout int64
+}
+
+// Cluster is a submit's common ad.
+type Cluster struct {
+	Schedd string
+	ID     int
+	Owner  string
+	QDate  int64
+	Ad     *classad.Ad // the submitted attributes plus ClusterId, Owner, QDate
+	live   int
+}
+
+// Job mirrors one schedd job as far as matching needs.
+type Job struct {
+	Key      JobKey
+	Cluster  *Cluster
+	Own      *classad.Ad // per-proc attributes over Cluster.Ad, or nil
+	Status   int
+	HasClaim bool
+}
+
+// Idle reports whether the job waits for a match.
+func (j *Job) Idle() bool { return j.Status == 1 && !j.HasClaim }
+
+// Match is a match the negotiator made and the schedd has not settled.
+type Match struct {
+	ID     string
+	Job    JobKey
+	Slot   string // slot name
+	Claims int64  // the slot's VmpoolClaims when matched
+	At     int64  // unix nanos
+}
+
+// NewState returns an empty state.
+func NewState(name string, matchTimeoutNanos int64) *State {
+	return &State{Name: name, Jobs: map[JobKey]*Job{}, clusters: map[clusterKey]*Cluster{},
+		Matches: map[string]*Match{}, MatchTimeout: matchTimeoutNanos}
+}
+
+// MatchedPayload is the negotiator's own record of a match.
+type MatchedPayload = events.MatchedPayload
+
+// Apply folds an event into the state: the negotiator's own Matched
+// events and the schedd events it keeps as input records. Pure and total.
+func Apply(st *State, e events.Event) *State {
+	st.Applied++
+	st.Latest = max(st.Latest, e.Time)
+	if e.Source == st.Name {
+		if e.Type == events.Matched {
+			var p events.MatchedPayload
+			if e.Decode(&p) == nil {
+				k := JobKey{e.Schedd, e.Job()}
+				st.Matches[p.MatchID] = &Match{ID: p.MatchID, Job: k, Slot: p.Slot, Claims: p.Claims, At: e.Time}
+				st.Made++
+			}
+		}
+		st.expire()
+		return st
+	}
+	applySchedd(st, e)
+	return st
+}
+
+// expire forgets matches older than MatchTimeout, by the log's own time,
+// so replay forgets them exactly when the live negotiator did.
+func (st *State) expire() {
+	if st.MatchTimeout <= 0 {
+		return
+	}
+	for id, m := range st.Matches {
+		if st.Latest-m.At > st.MatchTimeout {
+			delete(st.Matches, id)
+		}
+	}
+}
+
+func applySchedd(st *State, e events.Event) {
+	if e.Type == events.ClusterSubmitted {
+		var p events.ClusterSubmittedPayload
+		if e.Decode(&p) != nil {
+			return
+		}
+		ck := clusterKey{e.Schedd, e.Cluster}
+		c := &Cluster{Schedd: e.Schedd, ID: e.Cluster, Owner: p.Owner, QDate: e.Time / 1e9, Ad: adFrom(p.Attrs)}
+		c.Ad.SetInt("ClusterId", int64(c.ID))
+		c.Ad.SetString("Owner", p.Owner)
+		c.Ad.SetInt("QDate", c.QDate)
+		c.Ad.SetInt("JobStatus", 1)
+		st.clusters[ck] = c
+		for i := 0; i < p.NumProcs; i++ {
+			j := &Job{Key: JobKey{e.Schedd, events.JobID{Cluster: e.Cluster, Proc: i}}, Cluster: c, Status: 1}
+			if p.Hold {
+				j.Status = 5
+			}
+			if i < len(p.Procs) && len(p.Procs[i].Attrs) > 0 {
+				j.Own = adFrom(p.Procs[i].Attrs)
+				j.Own.SetParent(c.Ad)
+			}
+			st.Jobs[j.Key] = j
+			c.live++
+		}
+		return
+	}
+	k := JobKey{e.Schedd, e.Job()}
+	j := st.Jobs[k]
+	switch e.Type {
+	case events.MatchRejected:
+		var p events.MatchRejectedPayload
+		if e.Decode(&p) == nil {
+			delete(st.Matches, p.MatchID)
+		}
+		return
+	case events.ClaimFailed:
+		var p events.ClaimPayload
+		if e.Decode(&p) == nil {
+			delete(st.Matches, p.ClaimID)
+		}
+	case events.JobMatched:
+		// The schedd took the match: the slot stays reserved until its ad
+		// shows the claim (or the match times out).
+		if j != nil {
+			j.HasClaim = true
+		}
+		return
+	}
+	if j == nil {
+		return
+	}
+	switch e.Type {
+	case events.ClaimFailed:
+		j.HasClaim = false
+	case events.JobStarted:
+		j.Status = 2
+	case events.JobEvicted:
+		j.HasClaim = false
+		if j.Status == 2 {
+			j.Status = 1
+		}
+	case events.JobHeld:
+		j.Status = 5
+	case events.JobReleased:
+		j.Status = 1
+	case events.ClaimReleased:
+		j.HasClaim = false
+		if j.Status == 2 {
+			j.Status = 1
+		}
+	case events.JobCompleted, events.JobRemoved:
+		delete(st.Jobs, k)
+		j.Cluster.live--
+		if j.Cluster.live <= 0 {
+			delete(st.clusters, clusterKey{j.Cluster.Schedd, j.Cluster.ID})
+		}
+	}
+}
+
+func adFrom(attrs []events.Attr) *classad.Ad {
+	ad := classad.NewAd()
+	for _, a := range attrs {
+		if err := ad.SetExpr(a.Name, a.Expr); err != nil {
+			ad.SetValue(a.Name, classad.Error())
+		}
+	}
+	return ad
+}

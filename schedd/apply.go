@@ -1,0 +1,251 @@
+package schedd
+
+import (
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// Apply folds one event into the queue and returns it. It is pure and
+// total: no clock, no I/O; an event it cannot use (an input record, a
+// stale claim) changes nothing. The live schedd, replay and tests all fold
+// the log with this one function.
+func Apply(q *Queue, e events.Event) *Queue {
+	q.Applied++
+	if e.Source != q.Name {
+		return q // input records are not part of the queue
+	}
+	at := e.Time / 1e9
+	if e.Type == events.ClusterReserved {
+		var p events.ClusterReservedPayload
+		if e.Decode(&p) == nil {
+			q.Reserved[p.SubmitID] = e.Cluster
+		}
+		q.LastCluster = max(q.LastCluster, e.Cluster)
+		return q
+	}
+	if e.Type == events.ClusterSubmitted {
+		applySubmit(q, e, at)
+		return q
+	}
+	j := q.Jobs[e.Job()]
+	if j == nil {
+		return q
+	}
+	switch e.Type {
+	case events.JobMatched:
+		var p events.JobMatchedPayload
+		if e.Decode(&p) != nil {
+			return q
+		}
+		j.Claim = &Claim{ID: p.ClaimID, Negotiator: p.Negotiator, Startd: p.Startd, Slot: p.Slot, Machine: p.Machine, State: ClaimMatched}
+		q.Claims[p.ClaimID] = j.ID
+	case events.JobClaimed:
+		if j.Claim != nil && j.Claim.State == ClaimMatched {
+			j.Claim.State = ClaimClaimed
+		}
+	case events.ClaimFailed:
+		dropClaim(q, j)
+	case events.JobStarted:
+		var p events.JobStartedPayload
+		if e.Decode(&p) != nil || j.Claim == nil {
+			return q
+		}
+		j.Claim.State = ClaimRunning
+		setStatus(j, Running, at)
+		j.RemoteHost = p.Slot
+		if j.JobStartDate == 0 {
+			j.JobStartDate = at
+		}
+		j.JobCurrentStartDate = at
+		j.NumJobStarts++
+		if p.Resumed {
+			j.NumRestarts++
+		}
+	case events.JobCheckpointed:
+		var p events.JobCheckpointedPayload
+		if e.Decode(&p) != nil {
+			return q
+		}
+		cp := p.Checkpoint
+		j.Checkpoint = &cp
+		j.NumCkpts++
+	case events.JobEvicted:
+		var p events.JobEvictedPayload
+		if e.Decode(&p) != nil {
+			return q
+		}
+		if p.Checkpoint != nil {
+			j.Checkpoint = p.Checkpoint
+			j.NumCkpts++
+		} else if !wantsCheckpoint(j) {
+			j.Checkpoint = nil
+		}
+		j.LastVacateTime = at
+		dropClaim(q, j)
+		if j.Status == Running {
+			setStatus(j, Idle, at)
+		}
+	case events.JobExited:
+		var p events.VMEventPayload
+		if e.Decode(&p) != nil || j.Claim == nil {
+			return q
+		}
+		j.Claim.State = ClaimExited
+		j.Claim.Outputs = p.Outputs
+		j.Claim.Exit = &p
+		j.RemoteWallClock += p.RunNanos
+	case events.JobCompleted:
+		var p events.JobCompletedPayload
+		if e.Decode(&p) != nil {
+			return q
+		}
+		j.ExitCode = p.ExitCode
+		j.Outputs = p.Outputs
+		j.BytesSent += p.BytesSent
+		j.BytesRecv += p.BytesRecv
+		j.CompletionDate = at
+		j.Checkpoint = nil
+		dropClaim(q, j)
+		setStatus(j, Completed, at)
+		leaveQueue(q, j)
+	case events.JobHeld:
+		var p events.JobHeldPayload
+		if e.Decode(&p) != nil {
+			return q
+		}
+		j.HoldCode, j.HoldSub, j.HoldReason = p.Code, p.SubCode, p.Reason
+		j.NumHolds++
+		setStatus(j, Held, at)
+		stopClaim(j, events.ModeKill)
+	case events.JobReleased:
+		var p events.JobActionPayload
+		_ = e.Decode(&p)
+		j.LastHoldReason = j.HoldReason
+		j.HoldCode, j.HoldSub, j.HoldReason = 0, 0, ""
+		j.ReleaseReason = p.Reason
+		setStatus(j, Idle, at)
+	case events.JobRemoved:
+		var p events.JobActionPayload
+		_ = e.Decode(&p)
+		j.RemoveReason = p.Reason
+		setStatus(j, Removed, at)
+		if j.Claim == nil {
+			leaveQueue(q, j)
+		} else {
+			stopClaim(j, events.ModeKill)
+		}
+	case events.JobVacating:
+		stopClaim(j, events.ModeVacate)
+	case events.ClaimReleased:
+		dropClaim(q, j)
+		if j.Status == Running {
+			setStatus(j, Idle, at)
+		}
+		if j.Status == Removed {
+			leaveQueue(q, j)
+		}
+	}
+	return q
+}
+
+func applySubmit(q *Queue, e events.Event, at int64) {
+	var p events.ClusterSubmittedPayload
+	if e.Decode(&p) != nil {
+		return
+	}
+	c := &Cluster{ID: e.Cluster, Owner: p.Owner, SubmitHost: p.SubmitHost, File: p.File, Iwd: p.Iwd,
+		UserLog: p.UserLog, QDate: at, Ad: adFromAttrs(p.Attrs), Inputs: p.Inputs, NumProcs: p.NumProcs}
+	q.Clusters[c.ID] = c
+	if c.UserLog != "" {
+		q.UserLogs[c.ID] = c.UserLog
+	}
+	q.Submits[p.SubmitID] = c.ID
+	delete(q.Reserved, p.SubmitID)
+	q.LastCluster = max(q.LastCluster, c.ID)
+	for i := 0; i < p.NumProcs; i++ {
+		j := &Job{ID: events.JobID{Cluster: c.ID, Proc: i}, Cluster: c, Status: Idle, EnteredCurrentStatus: at}
+		if i < len(p.Procs) {
+			if len(p.Procs[i].Attrs) > 0 {
+				j.Own = adFromAttrs(p.Procs[i].Attrs)
+				j.Own.SetParent(c.Ad)
+			}
+			j.Inputs = p.Procs[i].Inputs
+			j.OwnIwd = p.Procs[i].Iwd
+			if l := p.Procs[i].UserLog; l != "" && l != c.UserLog {
+				j.OwnLog = l
+				q.ProcLogs[j.ID] = l
+			}
+		}
+		if p.Hold {
+			j.Status = Held
+			j.HoldCode, j.HoldReason = 15, "submitted on hold"
+			j.NumHolds = 1
+		}
+		q.Jobs[j.ID] = j
+		c.InQueue++
+	}
+}
+
+// adFromAttrs builds an ad from attribute source text. Decide checked that
+// each parses; should one not (a log written by a buggy version), it
+// becomes an error literal rather than stopping replay.
+func adFromAttrs(attrs []events.Attr) *classad.Ad {
+	ad := classad.NewAd()
+	for _, a := range attrs {
+		if err := ad.SetExpr(a.Name, a.Expr); err != nil {
+			ad.SetValue(a.Name, classad.Error())
+		}
+	}
+	return ad
+}
+
+func setStatus(j *Job, status int, at int64) {
+	if j.Status != status {
+		j.Status = status
+		j.EnteredCurrentStatus = at
+	}
+}
+
+func dropClaim(q *Queue, j *Job) {
+	if j.Claim == nil {
+		return
+	}
+	delete(q.Claims, j.Claim.ID)
+	if j.RemoteHost != "" {
+		j.LastRemoteHost = j.RemoteHost
+	}
+	j.RemoteHost = ""
+	j.Claim = nil
+}
+
+// stopClaim marks the job's claim to be ended on its startd. A claim
+// already stopping keeps the harder mode (kill beats vacate).
+func stopClaim(j *Job, mode string) {
+	c := j.Claim
+	if c == nil || c.State == ClaimExited && mode == events.ModeVacate {
+		return
+	}
+	if c.State == ClaimStopping && c.StopMode == events.ModeKill {
+		return
+	}
+	c.State = ClaimStopping
+	c.StopMode = mode
+}
+
+func leaveQueue(q *Queue, j *Job) {
+	if _, ok := q.Jobs[j.ID]; !ok {
+		return
+	}
+	delete(q.Jobs, j.ID)
+	q.History = append(q.History, j)
+	j.Cluster.InQueue--
+	if j.Cluster.InQueue <= 0 {
+		delete(q.Clusters, j.Cluster.ID)
+	}
+}
+
+func wantsCheckpoint(j *Job) bool {
+	v := j.evalAttr("JobVMCheckpoint")
+	b, ok := v.BoolValue()
+	return ok && b
+}

@@ -1,0 +1,416 @@
+package schedd
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// The schedd's decisions. Each is pure: it reads the queue and the command
+// (which carries any time it needs) and returns the events that record the
+// decision, or an error that rejects the command. None of them mutates the
+// queue; the loop applies the returned events.
+
+// Errors users and tools meet. Their codes travel over the bus.
+var (
+	ErrJobNotFound      = events.NewError("job-not-found", "job not found")
+	ErrPermissionDenied = events.NewError("permission-denied", "permission denied")
+	ErrBadSubmit        = events.NewError("bad-submit", "submit rejected")
+	ErrBadRequest       = events.NewError("bad-request", "bad request")
+	ErrNotHeld          = events.NewError("not-held", "job not held")
+	ErrAlreadyDone      = events.NewError("already-done", "job already removed")
+)
+
+// SubmitCmd queues a cluster.
+type SubmitCmd struct {
+	Payload events.ClusterSubmittedPayload
+	// Cluster is the id reserved for this submit (0: hand out the next).
+	Cluster int
+	// MaxJobs bounds the queue (0: unlimited).
+	MaxJobs int
+}
+
+// DecideSubmit validates a submit. A submit id seen before returns that
+// cluster and no events, so a client's retry never queues twice.
+func DecideSubmit(q *Queue, c SubmitCmd) (cluster int, evs []events.Event, err error) {
+	p := c.Payload
+	if id, ok := q.Submits[p.SubmitID]; ok && p.SubmitID != "" {
+		return id, nil, nil
+	}
+	switch {
+	case p.SubmitID == "":
+		return 0, nil, fmt.Errorf("submit without a submit id: %w", ErrBadRequest)
+	case p.Owner == "" || strings.ContainsAny(p.Owner, " \t\n\"'"):
+		return 0, nil, fmt.Errorf("owner %q is not a user name: %w", p.Owner, ErrBadSubmit)
+	case p.NumProcs <= 0:
+		return 0, nil, fmt.Errorf("submit queues no job (queue 0?): %w", ErrBadSubmit)
+	case len(p.Procs) != 0 && len(p.Procs) != p.NumProcs:
+		return 0, nil, fmt.Errorf("%d proc specs for %d procs: %w", len(p.Procs), p.NumProcs, ErrBadRequest)
+	case p.Iwd == "" || !strings.HasPrefix(p.Iwd, "/"):
+		return 0, nil, fmt.Errorf("initial directory %q is not absolute: %w", p.Iwd, ErrBadSubmit)
+	case c.MaxJobs > 0 && len(q.Jobs)+p.NumProcs > c.MaxJobs:
+		return 0, nil, fmt.Errorf("queue holds %d jobs; %d more would pass MAX_JOBS_SUBMITTED %d: %w", len(q.Jobs), p.NumProcs, c.MaxJobs, ErrBadSubmit)
+	}
+	if err := checkAttrs("", p.Attrs); err != nil {
+		return 0, nil, err
+	}
+	for i, ps := range p.Procs {
+		if err := checkAttrs(fmt.Sprintf("proc %d: ", i), ps.Attrs); err != nil {
+			return 0, nil, err
+		}
+	}
+	for _, in := range p.Inputs {
+		if err := checkRef(in); err != nil {
+			return 0, nil, err
+		}
+	}
+	for _, ps := range p.Procs {
+		for _, in := range ps.Inputs {
+			if err := checkRef(in); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	cluster = q.LastCluster + 1
+	if c.Cluster != 0 {
+		if q.Reserved[p.SubmitID] != c.Cluster {
+			return 0, nil, fmt.Errorf("cluster %d was not reserved for this submit: %w", c.Cluster, ErrBadRequest)
+		}
+		cluster = c.Cluster
+	}
+	return cluster, []events.Event{events.New(events.ClusterSubmitted, p).ForCluster(q.Name, cluster)}, nil
+}
+
+func checkAttrs(where string, attrs []events.Attr) error {
+	for _, a := range attrs {
+		if !validAttrName(a.Name) {
+			return fmt.Errorf("%sattribute name %q: %w", where, a.Name, ErrBadSubmit)
+		}
+		if _, err := classad.ParseExpr(a.Expr); err != nil {
+			return fmt.Errorf("%sattribute %s: %w: %w", where, a.Name, err, ErrBadSubmit)
+		}
+	}
+	return nil
+}
+
+func validAttrName(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func checkRef(r events.FileRef) error {
+	if r.Name == "" || strings.ContainsAny(r.Name, "/\x00") || r.Name == "." || r.Name == ".." {
+		return fmt.Errorf("input file name %q: must be a plain file name: %w", r.Name, ErrBadSubmit)
+	}
+	if len(r.SHA256) != 64 || r.Object != events.ObjectName(r.SHA256) || r.Size < 0 {
+		return fmt.Errorf("input file %s: malformed reference: %w", r.Name, ErrBadRequest)
+	}
+	return nil
+}
+
+// DecideReserve hands out a cluster id for a submit that needs it before
+// its file can be expanded ($(Cluster)). A retry gets the same id.
+func DecideReserve(q *Queue, submitID string) (int, []events.Event, error) {
+	if submitID == "" {
+		return 0, nil, fmt.Errorf("reserve without a submit id: %w", ErrBadRequest)
+	}
+	if id, ok := q.Reserved[submitID]; ok {
+		return id, nil, nil
+	}
+	if id, ok := q.Submits[submitID]; ok {
+		return id, nil, nil
+	}
+	id := q.LastCluster + 1
+	return id, []events.Event{events.New(events.ClusterReserved, events.ClusterReservedPayload{SubmitID: submitID}).ForCluster(q.Name, id)}, nil
+}
+
+// Action kinds (the user verbs).
+const (
+	ActRemove  = "rm"
+	ActHold    = "hold"
+	ActRelease = "release"
+	ActVacate  = "vacate"
+)
+
+// Selector picks jobs the way condor_rm's arguments do.
+type Selector struct {
+	Cluster    int    `json:"cluster,omitempty"`    // 0: any
+	Proc       int    `json:"proc"`                 // -1: every proc of Cluster
+	Owner      string `json:"owner,omitempty"`      // every job of this user
+	Constraint string `json:"constraint,omitempty"` // ClassAd expression
+	All        bool   `json:"all,omitempty"`
+}
+
+// ActionCmd is a user's rm/hold/release/vacate.
+type ActionCmd struct {
+	Kind    string   `json:"kind"`
+	Select  Selector `json:"select"`
+	By      string   `json:"by"`
+	Super   bool     `json:"-"` // set by the shell: By is a queue super user
+	Reason  string   `json:"reason,omitempty"`
+	SubCode int      `json:"subcode,omitempty"`
+}
+
+// ActionResult is what happened to one selected job.
+type ActionResult struct {
+	Job   events.JobID `json:"job"`
+	Code  events.Code  `json:"code,omitempty"` // "" when done
+	Error string       `json:"error,omitempty"`
+}
+
+// DecideAction applies a user action to the selected jobs. Jobs the user may
+// not touch, or that are not in a state the action applies to, get a result
+// with an error code; the others get events. Selecting nothing at all is an
+// error.
+func DecideAction(q *Queue, c ActionCmd) ([]events.Event, []ActionResult, error) {
+	var constraint *classad.Expr
+	if c.Select.Constraint != "" {
+		var err error
+		constraint, err = classad.ParseExpr(c.Select.Constraint)
+		if err != nil {
+			return nil, nil, fmt.Errorf("constraint: %w: %w", err, ErrBadRequest)
+		}
+	}
+	switch c.Kind {
+	case ActRemove, ActHold, ActRelease, ActVacate:
+	default:
+		return nil, nil, fmt.Errorf("unknown action %q: %w", c.Kind, ErrBadRequest)
+	}
+	if !c.Select.All && c.Select.Cluster == 0 && c.Select.Owner == "" && constraint == nil {
+		return nil, nil, fmt.Errorf("no jobs selected (give a cluster, cluster.proc, user, -constraint or -all): %w", ErrBadRequest)
+	}
+	var evs []events.Event
+	var results []ActionResult
+	for _, j := range q.Sorted() {
+		if !selected(q, j, c.Select, constraint) {
+			continue
+		}
+		if c.Select.All && !c.Super && j.Owner() != c.By {
+			continue // -all means all of the user's own jobs
+		}
+		res := ActionResult{Job: j.ID}
+		ev, err := decideOne(q, j, c)
+		if err != nil {
+			res.Code, res.Error = events.ErrorCodeOf(err), err.Error()
+		} else {
+			evs = append(evs, ev)
+		}
+		results = append(results, res)
+	}
+	if len(results) == 0 {
+		return nil, nil, fmt.Errorf("%s: %w", describeSelector(c.Select), ErrJobNotFound)
+	}
+	return evs, results, nil
+}
+
+func selected(q *Queue, j *Job, s Selector, constraint *classad.Expr) bool {
+	if s.Cluster != 0 && (j.ID.Cluster != s.Cluster || s.Proc >= 0 && j.ID.Proc != s.Proc) {
+		return false
+	}
+	if s.Owner != "" && j.Owner() != s.Owner {
+		return false
+	}
+	return j.Matches(q.Name, constraint)
+}
+
+func describeSelector(s Selector) string {
+	switch {
+	case s.Cluster != 0 && s.Proc >= 0:
+		return fmt.Sprintf("job %d.%d", s.Cluster, s.Proc)
+	case s.Cluster != 0:
+		return fmt.Sprintf("cluster %d", s.Cluster)
+	case s.Owner != "":
+		return fmt.Sprintf("jobs of user %q", s.Owner)
+	case s.Constraint != "":
+		return fmt.Sprintf("jobs matching constraint (%s)", s.Constraint)
+	}
+	return "jobs"
+}
+
+func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
+	if !c.Super && j.Owner() != c.By {
+		return events.Event{}, fmt.Errorf("job %s belongs to %s, not %s: %w", j.ID, j.Owner(), c.By, ErrPermissionDenied)
+	}
+	who := c.By
+	switch c.Kind {
+	case ActRemove:
+		if j.Status == Removed {
+			return events.Event{}, fmt.Errorf("job %s is already being removed: %w", j.ID, ErrAlreadyDone)
+		}
+		reason := c.Reason
+		if reason == "" {
+			reason = "via condor_rm (by user " + who + ")"
+		}
+		return events.New(events.JobRemoved, events.JobActionPayload{By: who, Reason: reason}).ForJob(q.Name, j.ID), nil
+	case ActHold:
+		if j.Status == Held {
+			return events.Event{}, fmt.Errorf("job %s is already held: %w", j.ID, ErrAlreadyDone)
+		}
+		if j.Status == Removed {
+			return events.Event{}, fmt.Errorf("job %s is being removed: %w", j.ID, ErrAlreadyDone)
+		}
+		reason := c.Reason
+		if reason == "" {
+			reason = "via condor_hold (by user " + who + ")"
+		}
+		return events.New(events.JobHeld, events.JobHeldPayload{Code: 1, SubCode: c.SubCode, Reason: reason, By: who}).ForJob(q.Name, j.ID), nil
+	case ActRelease:
+		if j.Status != Held {
+			return events.Event{}, fmt.Errorf("job %s not held to be released: %w", j.ID, ErrNotHeld)
+		}
+		reason := c.Reason
+		if reason == "" {
+			reason = "via condor_release (by user " + who + ")"
+		}
+		return events.New(events.JobReleased, events.JobActionPayload{By: who, Reason: reason}).ForJob(q.Name, j.ID), nil
+	default: // ActVacate
+		if j.Claim == nil || j.Claim.State == ClaimStopping || j.Claim.State == ClaimExited {
+			return events.Event{}, fmt.Errorf("job %s is not running: %w", j.ID, ErrNotRunning)
+		}
+		return events.New(events.JobVacating, events.JobActionPayload{By: who, Reason: c.Reason}).ForJob(q.Name, j.ID), nil
+	}
+}
+
+// ErrNotRunning rejects vacating a job that runs nowhere.
+var ErrNotRunning = events.NewError("not-running", "job not running")
+
+// DecideForeign turns an event another daemon published about one of this
+// schedd's jobs into the schedd's own events. Stale reports (a claim the
+// job no longer holds) yield nothing.
+func DecideForeign(q *Queue, e events.Event) []events.Event {
+	j := q.Jobs[e.Job()]
+	if e.Type == events.Matched {
+		var p events.MatchedPayload
+		if e.Decode(&p) != nil {
+			return nil
+		}
+		if j == nil || j.Status != Idle || j.Claim != nil {
+			reason := "job is no longer idle"
+			if j == nil {
+				reason = "job left the queue"
+			}
+			return []events.Event{events.New(events.MatchRejected, events.MatchRejectedPayload{MatchID: p.MatchID, Slot: p.Slot, Reason: reason}).ForJob(q.Name, e.Job())}
+		}
+		return []events.Event{events.New(events.JobMatched, events.JobMatchedPayload{
+			ClaimID: p.MatchID, Negotiator: e.Source, Startd: p.Startd, Slot: p.Slot, Machine: p.Machine,
+		}).ForJob(q.Name, j.ID)}
+	}
+	var p events.VMEventPayload
+	if e.Decode(&p) != nil || j == nil || j.Claim == nil || j.Claim.ID != p.ClaimID {
+		return nil
+	}
+	cl := j.Claim
+	mk := func(typ string, payload any) events.Event { return events.New(typ, payload).ForJob(q.Name, j.ID) }
+	released := mk(events.ClaimReleased, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot, Reason: p.Reason})
+	switch e.Type {
+	case events.ClaimAccepted:
+		if cl.State == ClaimMatched {
+			return []events.Event{mk(events.JobClaimed, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot})}
+		}
+	case events.VMStarted:
+		if cl.State == ClaimMatched || cl.State == ClaimClaimed {
+			return []events.Event{mk(events.JobStarted, events.JobStartedPayload{ClaimID: cl.ID, Slot: p.Slot, Host: p.Host, Resumed: p.Resumed})}
+		}
+	case events.VMCheckpointed:
+		if cl.State == ClaimRunning && p.Checkpoint != nil {
+			return []events.Event{mk(events.JobCheckpointed, events.JobCheckpointedPayload{ClaimID: cl.ID, Checkpoint: *p.Checkpoint})}
+		}
+	case events.VMExited:
+		if cl.State == ClaimStopping {
+			return []events.Event{released}
+		}
+		if cl.State != ClaimExited {
+			return []events.Event{mk(events.JobExited, p)}
+		}
+	case events.VMEvicted:
+		if cl.State == ClaimStopping && cl.StopMode == events.ModeKill {
+			return []events.Event{released}
+		}
+		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Checkpoint: p.Checkpoint, Reason: p.Reason, Code: p.Code, SubCode: p.SubCode})}
+	case events.VMFailed:
+		if cl.State == ClaimStopping {
+			return []events.Event{released}
+		}
+		if p.Hold {
+			return []events.Event{
+				mk(events.JobHeld, events.JobHeldPayload{Code: p.Code, SubCode: p.SubCode, Reason: p.Reason}),
+				released,
+			}
+		}
+		code := p.Code
+		if code == 0 {
+			code = 1020 // VMError: a hypervisor fault, not the job's
+		}
+		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Reason: p.Reason, Code: code, SubCode: p.SubCode})}
+	case events.VMStopped:
+		return []events.Event{released}
+	}
+	return nil
+}
+
+// DecideClaimReply records the startd's answer to a claim request.
+func DecideClaimReply(q *Queue, id events.JobID, claimID string, r events.ClaimReply) []events.Event {
+	j := q.Jobs[id]
+	if j == nil || j.Claim == nil || j.Claim.ID != claimID || j.Claim.State != ClaimMatched {
+		return nil
+	}
+	if r.Accepted {
+		return []events.Event{events.New(events.JobClaimed, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot}).ForJob(q.Name, id)}
+	}
+	return []events.Event{events.New(events.ClaimFailed, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: r.Reason}).ForJob(q.Name, id)}
+}
+
+// DecideClaimGone records that the startd no longer has a claim the schedd
+// was ending (it answered a deactivate with "unknown claim").
+func DecideClaimGone(q *Queue, id events.JobID, claimID string) []events.Event {
+	j := q.Jobs[id]
+	if j == nil || j.Claim == nil || j.Claim.ID != claimID {
+		return nil
+	}
+	if j.Claim.State == ClaimExited {
+		return nil // its outputs are in the object store; the fetch decides
+	}
+	return []events.Event{events.New(events.ClaimReleased, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: "the startd no longer has the claim"}).ForJob(q.Name, id)}
+}
+
+// OutputsResult is the outcome of fetching a job's returned disks.
+type OutputsResult struct {
+	Job       events.JobID
+	ClaimID   string
+	Err       error // nil: every output is in the submit directory
+	BytesRecv int64
+}
+
+// DecideOutputs completes the job once its disks are back, or holds it
+// (code 12, output transfer error) when they cannot be brought back.
+func DecideOutputs(q *Queue, r OutputsResult) []events.Event {
+	j := q.Jobs[r.Job]
+	if j == nil || j.Claim == nil || j.Claim.ID != r.ClaimID || j.Claim.State != ClaimExited {
+		return nil
+	}
+	if r.Err != nil {
+		return []events.Event{
+			events.New(events.JobHeld, events.JobHeldPayload{Code: 12, Reason: "Error transferring output: " + r.Err.Error()}).ForJob(q.Name, j.ID),
+		}
+	}
+	var bytesIn int64
+	var run int64
+	if x := j.Claim.Exit; x != nil {
+		bytesIn, run = x.BytesIn, x.RunNanos
+	}
+	return []events.Event{events.New(events.JobCompleted, events.JobCompletedPayload{
+		ClaimID: r.ClaimID, ExitCode: 0, Outputs: j.Claim.Outputs, BytesSent: bytesIn, BytesRecv: r.BytesRecv, RunNanos: run,
+	}).ForJob(q.Name, j.ID)}
+}

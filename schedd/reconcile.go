@@ -1,0 +1,326 @@
+package schedd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+)
+
+// The reconciler does the schedd's side effects: it drives every job whose
+// claim needs something done towards where the queue says it should be.
+// Work is scheduled when an event is committed and retried by a periodic
+// scan, so a crash or a lost request only delays it: after a restart the
+// first scan finds all unfinished work in the rebuilt queue.
+
+type workKind int
+
+const (
+	workClaim      workKind = iota + 1 // send the claim request of a Matched claim
+	workDeactivate                     // ask the startd to end a Stopping claim
+	workFetch                          // bring an Exited claim's disks home
+)
+
+type workItem struct {
+	kind workKind
+	job  events.JobID
+}
+
+// schedule queues work without blocking; if the queue is full the
+// periodic scan finds the work later.
+func (s *Schedd) schedule(w workItem) {
+	select {
+	case s.work <- w:
+	default:
+	}
+}
+
+func (s *Schedd) reconcile(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, 64)
+	attempts := map[string]int{} // claim id + kind -> failed attempts (loop-local)
+	var amu sync.Mutex
+	fail := func(key string) int {
+		amu.Lock()
+		defer amu.Unlock()
+		attempts[key]++
+		return attempts[key]
+	}
+	done := func(key string) {
+		amu.Lock()
+		delete(attempts, key)
+		amu.Unlock()
+	}
+	t := time.NewTicker(s.cfg.RetryInterval)
+	defer t.Stop()
+	s.scanWork()
+	for {
+		var w workItem
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.scanWork()
+			continue
+		case w = <-s.work:
+		}
+		s.mu.Lock()
+		if s.running[w] {
+			s.mu.Unlock()
+			continue
+		}
+		s.running[w] = true
+		s.mu.Unlock()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				<-sem
+				s.mu.Lock()
+				delete(s.running, w)
+				s.mu.Unlock()
+			}()
+			switch w.kind {
+			case workClaim:
+				s.doClaim(ctx, w.job, fail, done)
+			case workDeactivate:
+				s.doDeactivate(ctx, w.job, fail, done)
+			case workFetch:
+				s.doFetch(ctx, w.job, fail, done)
+			}
+		}()
+	}
+}
+
+func (s *Schedd) scanWork() {
+	var items []workItem
+	s.View(func(q *Queue) {
+		for _, id := range q.Claims {
+			j := q.Jobs[id]
+			if j == nil || j.Claim == nil {
+				continue
+			}
+			switch j.Claim.State {
+			case ClaimMatched:
+				items = append(items, workItem{workClaim, id})
+			case ClaimStopping:
+				items = append(items, workItem{workDeactivate, id})
+			case ClaimExited:
+				items = append(items, workItem{workFetch, id})
+			}
+		}
+	})
+	for _, w := range items {
+		s.schedule(w)
+	}
+}
+
+// claimAttempts is how many times an unanswered claim request is sent
+// before the match is given up and the job goes back to Idle.
+const claimAttempts = 3
+
+func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string) int, done func(string)) {
+	var req events.ClaimRequest
+	var startd string
+	ok := false
+	s.View(func(q *Queue) {
+		j := q.Jobs[id]
+		if j == nil || j.Claim == nil || j.Claim.State != ClaimMatched {
+			return
+		}
+		ok = true
+		startd = j.Claim.Startd
+		req = events.ClaimRequest{
+			ClaimID:    j.Claim.ID,
+			Schedd:     q.Name,
+			Job:        id,
+			Slot:       j.Claim.Slot,
+			JobAd:      j.Ad(q.Name).Flatten().String(),
+			Inputs:     append(append([]events.FileRef(nil), j.Cluster.Inputs...), j.Inputs...),
+			Checkpoint: j.Checkpoint,
+			Owner:      j.Owner(),
+		}
+	})
+	if !ok {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ClaimTimeout)
+	defer cancel()
+	var reply events.ClaimReply
+	err := events.Call(cctx, s.cfg.Bus.NC, events.CmdSubject(events.RoleStartd, startd, "claim"), req, &reply)
+	key := req.ClaimID + "/claim"
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		n := fail(key)
+		s.logger.Warn("claim request", "job", id.String(), "slot", req.Slot, "attempt", n, "err", err)
+		if n < claimAttempts {
+			return // the periodic scan retries
+		}
+		reply = events.ClaimReply{Accepted: false, Reason: fmt.Sprintf("no answer from startd %s: %v", startd, err)}
+	}
+	done(key)
+	if !reply.Accepted {
+		s.logger.Info("claim refused", "job", id.String(), "slot", req.Slot, "reason", reply.Reason)
+	}
+	_, err = s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		return DecideClaimReply(s.q, id, req.ClaimID, reply), nil
+	})
+	if err != nil && ctx.Err() == nil {
+		s.logger.Error("record claim reply", "job", id.String(), "err", err)
+	}
+}
+
+// goneAttempts is how many deactivations a startd may leave unanswered
+// (no daemon serves its subject) before its claim counts as gone.
+const goneAttempts = 15
+
+func (s *Schedd) doDeactivate(ctx context.Context, id events.JobID, fail func(string) int, done func(string)) {
+	var req events.DeactivateRequest
+	var startd string
+	ok := false
+	s.View(func(q *Queue) {
+		j := q.Jobs[id]
+		if j == nil || j.Claim == nil || j.Claim.State != ClaimStopping {
+			return
+		}
+		ok = true
+		startd = j.Claim.Startd
+		req = events.DeactivateRequest{ClaimID: j.Claim.ID, Mode: j.Claim.StopMode}
+		switch j.Status {
+		case Held:
+			req.Reason = "job held"
+		case Removed:
+			req.Reason = "job removed"
+		default:
+			req.Reason = "job vacated"
+		}
+	})
+	if !ok {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ClaimTimeout)
+	defer cancel()
+	var reply events.DeactivateReply
+	err := events.Call(cctx, s.cfg.Bus.NC, events.CmdSubject(events.RoleStartd, startd, "deactivate"), req, &reply)
+	key := req.ClaimID + "/deactivate"
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		n := fail(key)
+		if !errors.Is(err, events.ErrNoResponders) || n < goneAttempts {
+			s.logger.Warn("deactivate claim", "job", id.String(), "startd", startd, "attempt", n, "err", err)
+			return
+		}
+		reply.Known = false // the startd is gone, and its claims with it
+	}
+	done(key)
+	if reply.Known {
+		return // the startd reports the VM's end as an event
+	}
+	_, err = s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		return DecideClaimGone(s.q, id, req.ClaimID), nil
+	})
+	if err != nil && ctx.Err() == nil {
+		s.logger.Error("record claim gone", "job", id.String(), "err", err)
+	}
+}
+
+// fetchAttempts bounds retries of an output transfer before the job is
+// held with code 12.
+const fetchAttempts = 5
+
+func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string) int, done func(string)) {
+	var outputs []events.FileRef
+	var iwd, owner, claimID string
+	allowed := map[string]bool{}
+	ok := false
+	s.View(func(q *Queue) {
+		j := q.Jobs[id]
+		if j == nil || j.Claim == nil || j.Claim.State != ClaimExited {
+			return
+		}
+		ok = true
+		outputs = j.Claim.Outputs
+		iwd, owner, claimID = j.Iwd(), j.Owner(), j.Claim.ID
+		for _, in := range j.Cluster.Inputs {
+			allowed[in.Name] = true
+		}
+		for _, in := range j.Inputs {
+			allowed[in.Name] = true
+		}
+	})
+	if !ok {
+		return
+	}
+	key := claimID + "/fetch"
+	var total int64
+	err := func() error {
+		for _, o := range outputs {
+			// A returned disk may only replace a file the job sent: never a
+			// path of the startd's choosing.
+			if !allowed[o.Name] || filepath.Base(o.Name) != o.Name {
+				return fmt.Errorf("startd returned %q, which the job did not send", o.Name)
+			}
+			dst := filepath.Join(iwd, o.Name)
+			if err := events.GetFile(ctx, s.cfg.Bus.Files, o, dst); err != nil {
+				return err
+			}
+			if err := chownToOwner(dst, owner); err != nil {
+				return err
+			}
+			total += o.Size
+		}
+		return nil
+	}()
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		n := fail(key)
+		s.logger.Warn("fetch returned disks", "job", id.String(), "attempt", n, "err", err)
+		if n < fetchAttempts {
+			return
+		}
+	}
+	done(key)
+	_, derr := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		return DecideOutputs(s.q, OutputsResult{Job: id, ClaimID: claimID, Err: err, BytesRecv: total}), nil
+	})
+	if derr != nil && ctx.Err() == nil {
+		s.logger.Error("record returned disks", "job", id.String(), "err", derr)
+	}
+}
+
+// chownToOwner gives a returned file to the job's owner when the schedd
+// runs as root (as HTCondor's shadow writes as the user).
+func chownToOwner(path, owner string) error {
+	if os.Geteuid() != 0 || owner == "root" {
+		return nil
+	}
+	u, err := user.Lookup(owner)
+	if err != nil {
+		return nil // not a local user: leave the file as it is
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("give %s to %s: %w", path, owner, err)
+	}
+	return nil
+}

@@ -1,0 +1,544 @@
+package schedd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// Config configures a Schedd.
+type Config struct {
+	Name   string      // schedd name (a daemon name); default "schedd"
+	Dir    string      // where its event log and spool live
+	Bus    *events.Bus // the pool's bus, opened by the caller
+	Logger *slog.Logger
+	Clock  func() time.Time
+	// SuperUsers may act on every job (QUEUE_SUPER_USERS); root always may.
+	SuperUsers []string
+	// MaxJobs bounds the queue (MAX_JOBS_SUBMITTED; 0 = unlimited).
+	MaxJobs int
+	// RetryInterval is how often unfinished work (claims, deactivations,
+	// fetches) is retried (default 2s).
+	RetryInterval time.Duration
+	// ClaimTimeout bounds one claim request to a startd (default 20s).
+	ClaimTimeout time.Duration
+	// AdInterval is how often the schedd refreshes its collector ad.
+	AdInterval time.Duration
+	// Address is what the user log shows as the submit host.
+	Address string
+}
+
+// Schedd is the I/O shell around the queue: it serves the users' commands,
+// consumes the negotiator's matches and the startds' reports, claims slots,
+// fetches returned disks and writes user logs.
+type Schedd struct {
+	cfg    Config
+	logger *slog.Logger
+	log    *events.Log
+	loop   *events.Loop
+	outbox *events.Outbox
+	q      *Queue
+
+	work    chan workItem
+	mu      sync.Mutex
+	running map[workItem]bool
+
+	ready chan struct{}
+}
+
+// New builds a schedd; Run starts it.
+func New(cfg Config) (*Schedd, error) {
+	if cfg.Name == "" {
+		cfg.Name = "schedd"
+	}
+	if err := events.CheckName("schedd", cfg.Name); err != nil {
+		return nil, err
+	}
+	if cfg.Dir == "" || cfg.Bus == nil {
+		return nil, errors.New("schedd: Dir and Bus are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = 2 * time.Second
+	}
+	if cfg.ClaimTimeout <= 0 {
+		cfg.ClaimTimeout = 20 * time.Second
+	}
+	if cfg.AdInterval <= 0 {
+		cfg.AdInterval = 15 * time.Second
+	}
+	if cfg.Address == "" {
+		host, _ := os.Hostname()
+		cfg.Address = host
+	}
+	return &Schedd{
+		cfg:     cfg,
+		logger:  cfg.Logger.With("daemon", "schedd", "schedd", cfg.Name),
+		work:    make(chan workItem, 4096),
+		running: map[workItem]bool{},
+		ready:   make(chan struct{}),
+	}, nil
+}
+
+// Name is the schedd's name.
+func (s *Schedd) Name() string { return s.cfg.Name }
+
+// Ready is closed once the schedd serves requests.
+func (s *Schedd) Ready() <-chan struct{} { return s.ready }
+
+// LogDir is where the schedd's event log lives under dir.
+func LogDir(dir string) string { return filepath.Join(dir, "log") }
+
+// Replay rebuilds a schedd's queue from its log alone, through Apply.
+func Replay(l *events.Log, name string, until uint64) (*Queue, error) {
+	q := NewQueue(name)
+	err := l.Scan(1, func(idx uint64, e events.Event) error {
+		if until > 0 && idx > until {
+			return events.ErrStop
+		}
+		Apply(q, e)
+		return nil
+	})
+	return q, err
+}
+
+// Run opens the log, rebuilds the queue, and serves until ctx is done.
+func (s *Schedd) Run(ctx context.Context) error {
+	l, err := events.OpenLog(LogDir(s.cfg.Dir), s.cfg.Name, events.LogOptions{Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	s.log = l
+	start := time.Now()
+	s.q, err = Replay(l, s.cfg.Name, 0)
+	if err != nil {
+		return fmt.Errorf("rebuild queue of %s: %w", s.cfg.Name, err)
+	}
+	s.logger.Info("queue rebuilt from log", "jobs", len(s.q.Jobs), "history", len(s.q.History), "events", l.LastIndex(), "took", time.Since(start).Round(time.Millisecond))
+	s.loop = events.NewLoop(events.LoopConfig{
+		Log:   l,
+		Apply: func(e events.Event) { Apply(s.q, e) },
+		After: s.afterCommit,
+		Clock: s.cfg.Clock,
+	})
+	s.outbox, err = events.NewOutbox(events.OutboxConfig{Log: l, JS: s.cfg.Bus.JS, Role: events.RoleSchedd, Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	srv := events.NewServer(s.cfg.Bus.NC, s.logger, 64)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.loop.Run(gctx) })
+	// The outbox outlives the other goroutines so that it can flush.
+	obCtx, obCancel := context.WithCancel(context.Background())
+	obDone := make(chan error, 1)
+	go func() { obDone <- s.outbox.Run(obCtx) }()
+	for verb, h := range map[string]events.Handler{
+		"submit":  s.handleSubmit,
+		"reserve": s.handleReserve,
+		"act":     s.handleAct,
+		"query":   s.handleQuery,
+		"history": s.handleHistory,
+	} {
+		if err := srv.Handle(gctx, events.CmdSubject(events.RoleSchedd, s.cfg.Name, verb), h); err != nil {
+			obCancel()
+			return err
+		}
+	}
+	g.Go(func() error {
+		return events.Consume(gctx, s.cfg.Bus.JS, events.ConsumerConfig{
+			Durable: "schedd-" + s.cfg.Name,
+			Filters: []events.SubjectFilter{
+				events.JobsOfSchedd(events.RoleNegotiator, s.cfg.Name),
+				events.JobsOfSchedd(events.RoleStartd, s.cfg.Name),
+			},
+			Logger: s.logger,
+			Handle: s.handleForeign,
+		})
+	})
+	g.Go(func() error { return s.reconcile(gctx) })
+	g.Go(func() error { return s.writeUserLogs(gctx) })
+	g.Go(func() error { return s.advertise(gctx) })
+	close(s.ready)
+	s.logger.Info("schedd serving", "subject", events.CmdSubject(events.RoleSchedd, s.cfg.Name, "*"))
+	err = g.Wait()
+	srv.Close()
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if ferr := s.outbox.Flush(fctx); ferr != nil {
+		s.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
+	}
+	fcancel()
+	obCancel()
+	if oerr := <-obDone; err == nil {
+		err = oerr
+	}
+	return err
+}
+
+// View runs fn with the queue read-locked (durable state only).
+func (s *Schedd) View(fn func(q *Queue)) { s.loop.View(func() { fn(s.q) }) }
+
+// afterCommit schedules the side effects of newly durable events.
+func (s *Schedd) afterCommit(evs []events.Event) {
+	for _, e := range evs {
+		if e.Source != s.cfg.Name {
+			continue
+		}
+		switch e.Type {
+		case events.JobMatched:
+			s.schedule(workItem{kind: workClaim, job: e.Job()})
+		case events.JobHeld, events.JobRemoved, events.JobVacating:
+			s.schedule(workItem{kind: workDeactivate, job: e.Job()})
+		case events.JobExited:
+			s.schedule(workItem{kind: workFetch, job: e.Job()})
+		}
+	}
+}
+
+// handleForeign applies a batch of other daemons' events about our jobs.
+func (s *Schedd) handleForeign(ctx context.Context, evs []events.Event) error {
+	var strays []events.Event
+	_, err := s.loop.Do(ctx, func(tx *events.Tx) error {
+		for _, e := range evs {
+			if e.Schedd != s.cfg.Name || !s.log.Consume(e.Source, e.Seq) {
+				continue
+			}
+			derived := DecideForeign(s.q, e)
+			if len(derived) == 0 && e.Type == events.VMStarted {
+				strays = append(strays, e)
+			}
+			tx.Emit(derived...)
+		}
+		return nil
+	})
+	// A VM runs for a claim this schedd does not hold (a stale match): ask
+	// its startd to stop it, so a job never runs twice.
+	for _, e := range strays {
+		var p events.VMEventPayload
+		if e.Decode(&p) == nil {
+			go s.killStray(ctx, e.Source, p.ClaimID)
+		}
+	}
+	return err
+}
+
+func (s *Schedd) killStray(ctx context.Context, startd, claimID string) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ClaimTimeout)
+	defer cancel()
+	var r events.DeactivateReply
+	err := events.Call(ctx, s.cfg.Bus.NC, events.CmdSubject(events.RoleStartd, startd, "deactivate"),
+		events.DeactivateRequest{ClaimID: claimID, Mode: events.ModeKill, Reason: "claim unknown to schedd " + s.cfg.Name}, &r)
+	if err != nil {
+		s.logger.Warn("stop stray VM", "startd", startd, "claim", claimID, "err", err)
+	}
+}
+
+// SubmitRequest is the body of the submit verb.
+type SubmitRequest struct {
+	Cluster int                            `json:"cluster,omitempty"` // reserved id, if any
+	Payload events.ClusterSubmittedPayload `json:"payload"`
+}
+
+// SubmitReply answers it.
+type SubmitReply struct {
+	Cluster int `json:"cluster"`
+	Procs   int `json:"procs"`
+}
+
+func (s *Schedd) handleSubmit(ctx context.Context, data []byte) (any, error) {
+	var req SubmitRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("submit: %w: %w", err, ErrBadRequest)
+	}
+	var cluster int
+	_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		var evs []events.Event
+		var err error
+		cluster, evs, err = DecideSubmit(s.q, SubmitCmd{Payload: req.Payload, Cluster: req.Cluster, MaxJobs: s.cfg.MaxJobs})
+		return evs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.logger.Info("cluster submitted", "cluster", cluster, "procs", req.Payload.NumProcs, "owner", req.Payload.Owner)
+	return SubmitReply{Cluster: cluster, Procs: req.Payload.NumProcs}, nil
+}
+
+// ReserveRequest is the body of the reserve verb.
+type ReserveRequest struct {
+	SubmitID string `json:"submit_id"`
+}
+
+func (s *Schedd) handleReserve(ctx context.Context, data []byte) (any, error) {
+	var req ReserveRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("reserve: %w: %w", err, ErrBadRequest)
+	}
+	var cluster int
+	_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		var evs []events.Event
+		var err error
+		cluster, evs, err = DecideReserve(s.q, req.SubmitID)
+		return evs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return SubmitReply{Cluster: cluster}, nil
+}
+
+// ActReply answers the act verb.
+type ActReply struct {
+	Results []ActionResult `json:"results"`
+}
+
+func (s *Schedd) handleAct(ctx context.Context, data []byte) (any, error) {
+	var cmd ActionCmd
+	if err := json.Unmarshal(data, &cmd); err != nil {
+		return nil, fmt.Errorf("act: %w: %w", err, ErrBadRequest)
+	}
+	if cmd.By == "" {
+		return nil, fmt.Errorf("act: no user given: %w", ErrBadRequest)
+	}
+	cmd.Super = cmd.By == "root" || slices.Contains(s.cfg.SuperUsers, cmd.By)
+	var results []ActionResult
+	_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		evs, res, err := DecideAction(s.q, cmd)
+		results = res
+		return evs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ActReply{Results: results}, nil
+}
+
+// QueryRequest is the body of the query and history verbs.
+type QueryRequest struct {
+	Constraint string   `json:"constraint,omitempty"`
+	Owner      string   `json:"owner,omitempty"` // only this user's jobs
+	Jobs       []string `json:"jobs,omitempty"`  // "C" or "C.P"
+	Attrs      []string `json:"attrs,omitempty"` // projection (nil: whole ads)
+	Totals     bool     `json:"totals,omitempty"`
+	Limit      int      `json:"limit,omitempty"` // history: most recent N
+}
+
+// Totals counts jobs by status, for condor_q's footer.
+type Totals struct {
+	Jobs      int `json:"jobs"`
+	Idle      int `json:"idle"`
+	Running   int `json:"running"`
+	Removed   int `json:"removed"`
+	Completed int `json:"completed"`
+	Held      int `json:"held"`
+	Suspended int `json:"suspended"`
+}
+
+// Add counts one job.
+func (t *Totals) Add(status int) {
+	t.Jobs++
+	switch status {
+	case Idle:
+		t.Idle++
+	case Running:
+		t.Running++
+	case Removed:
+		t.Removed++
+	case Completed:
+		t.Completed++
+	case Held:
+		t.Held++
+	case 7:
+		t.Suspended++
+	}
+}
+
+// QueryChunk is one chunk of a query reply: job ads in JSON form, and on
+// the last chunk the totals.
+type QueryChunk struct {
+	Ads    []json.RawMessage `json:"ads,omitempty"`
+	Totals *Totals           `json:"totals,omitempty"`
+	Schedd string            `json:"schedd,omitempty"`
+}
+
+const queryChunkSize = 500
+
+func (s *Schedd) handleQuery(ctx context.Context, data []byte) (any, error) {
+	return s.query(data, false)
+}
+
+func (s *Schedd) handleHistory(ctx context.Context, data []byte) (any, error) {
+	return s.query(data, true)
+}
+
+func (s *Schedd) query(data []byte, history bool) (any, error) {
+	var req QueryRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("query: %w: %w", err, ErrBadRequest)
+	}
+	var constraint *classad.Expr
+	if req.Constraint != "" {
+		var err error
+		if constraint, err = classad.ParseExpr(req.Constraint); err != nil {
+			return nil, fmt.Errorf("constraint: %w: %w", err, ErrBadRequest)
+		}
+	}
+	sel, err := parseJobArgs(req.Jobs)
+	if err != nil {
+		return nil, err
+	}
+	return events.Chunks(func(emit func(any) error) error {
+		var chunks []QueryChunk
+		var tot Totals
+		s.View(func(q *Queue) {
+			var jobs []*Job
+			if history {
+				for i := len(q.History) - 1; i >= 0; i-- {
+					jobs = append(jobs, q.History[i])
+				}
+			} else {
+				jobs = q.Sorted()
+			}
+			cur := QueryChunk{}
+			for _, j := range jobs {
+				if req.Owner != "" && j.Owner() != req.Owner || !sel.match(j.ID) {
+					continue
+				}
+				var ad *classad.Ad
+				if constraint != nil || !req.Totals {
+					ad = j.Ad(q.Name)
+				}
+				if constraint != nil && !constraint.Eval(ad, nil).IsTrue() {
+					continue
+				}
+				tot.Add(j.Status)
+				if req.Totals {
+					continue
+				}
+				if history && req.Limit > 0 && tot.Jobs > req.Limit {
+					tot.Jobs--
+					break
+				}
+				out := ad
+				if len(req.Attrs) > 0 {
+					out = classad.NewAd()
+					for _, name := range req.Attrs {
+						if e, ok := ad.Lookup(name); ok {
+							out.Set(name, e)
+						}
+					}
+				} else {
+					out = ad.Flatten()
+				}
+				b, err := json.Marshal(out)
+				if err != nil {
+					continue
+				}
+				cur.Ads = append(cur.Ads, b)
+				if len(cur.Ads) >= queryChunkSize {
+					chunks = append(chunks, cur)
+					cur = QueryChunk{}
+				}
+			}
+			chunks = append(chunks, cur)
+		})
+		for i := range chunks {
+			if i == len(chunks)-1 {
+				chunks[i].Totals = &tot
+				chunks[i].Schedd = s.cfg.Name
+			}
+			if err := emit(chunks[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}), nil
+}
+
+type jobSel struct {
+	clusters map[int]bool
+	jobs     map[events.JobID]bool
+}
+
+func (s jobSel) match(id events.JobID) bool {
+	if s.clusters == nil && s.jobs == nil {
+		return true
+	}
+	return s.clusters[id.Cluster] || s.jobs[id]
+}
+
+func parseJobArgs(args []string) (jobSel, error) {
+	var sel jobSel
+	for _, a := range args {
+		if id, ok := events.ParseJobID(a); ok {
+			if sel.jobs == nil {
+				sel.jobs = map[events.JobID]bool{}
+			}
+			sel.jobs[id] = true
+			continue
+		}
+		var c int
+		if _, err := fmt.Sscanf(a, "%d", &c); err != nil || c <= 0 || fmt.Sprint(c) != a {
+			return sel, fmt.Errorf("job %q: want CLUSTER or CLUSTER.PROC: %w", a, ErrBadRequest)
+		}
+		if sel.clusters == nil {
+			sel.clusters = map[int]bool{}
+		}
+		sel.clusters[c] = true
+	}
+	return sel, nil
+}
+
+// advertise keeps the schedd's ad in the collector so tools can find it.
+func (s *Schedd) advertise(ctx context.Context) error {
+	put := func() {
+		ad := classad.NewAd()
+		ad.SetString("MyType", "Scheduler")
+		ad.SetString("Name", s.cfg.Name)
+		ad.SetString("MyAddress", s.cfg.Address)
+		var tot Totals
+		s.View(func(q *Queue) {
+			for _, j := range q.Jobs {
+				tot.Add(j.Status)
+			}
+		})
+		ad.SetInt("TotalIdleJobs", int64(tot.Idle))
+		ad.SetInt("TotalRunningJobs", int64(tot.Running))
+		ad.SetInt("TotalHeldJobs", int64(tot.Held))
+		b, err := json.Marshal(ad)
+		if err != nil {
+			return
+		}
+		if _, err := s.cfg.Bus.Collector.Put(ctx, events.ScheddKey(s.cfg.Name), b); err != nil && ctx.Err() == nil {
+			s.logger.Warn("advertise schedd", "err", err)
+		}
+	}
+	put()
+	t := time.NewTicker(s.cfg.AdInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			put()
+		}
+	}
+}

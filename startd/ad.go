@@ -1,0 +1,118 @@
+package startd
+
+import (
+	"strings"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+// Facts are what the shell measured about the machine and the hypervisor;
+// the machine ad is built from them and the state, purely.
+type Facts struct {
+	Host          string // host name (Machine)
+	Arch, OpSys   string
+	TotalMemory   int   // MiB of the host
+	Cpus          int   // CPUs of the host
+	DiskKiB       int64 // free disk in the execute directory
+	Fingerprint   hypervisor.Fingerprint
+	LoadAvg       float64
+	StartTime     int64 // when this startd process started, unix seconds
+	LastHeardFrom int64 // now, unix seconds
+}
+
+// MachineAd renders slot s's ad: HTCondor's attribute names, including the
+// vm universe ones (HasVM, VM_Type, VM_Memory, VM_AvailNum, VM_Networking,
+// VM_Networking_Types), plus vmpool's claim bookkeeping the negotiator uses.
+func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
+	ad := classad.NewAd()
+	ad.SetString("MyType", "Machine")
+	ad.SetString("TargetType", "Job")
+	ad.SetString("Name", s.Name)
+	ad.SetString("Machine", f.Host)
+	ad.SetString("SlotID", strings.TrimPrefix(s.ID, "slot"))
+	ad.SetString("StartdName", st.Name)
+	ad.SetString("Arch", f.Arch)
+	ad.SetString("OpSys", f.OpSys)
+	ad.SetString("State", s.State)
+	ad.SetString("Activity", s.Activity)
+	ad.SetInt("EnteredCurrentActivity", s.Since)
+	ad.SetInt("EnteredCurrentState", s.Since)
+	n := len(st.Slots)
+	ad.SetInt("TotalMemory", int64(f.TotalMemory))
+	ad.SetInt("Memory", int64(f.TotalMemory/max(n, 1)))
+	ad.SetInt("TotalCpus", int64(f.Cpus))
+	ad.SetInt("Cpus", int64(max(f.Cpus/max(n, 1), 1)))
+	ad.SetInt("TotalDisk", f.DiskKiB)
+	ad.SetInt("Disk", f.DiskKiB/int64(max(n, 1)))
+	ad.SetReal("LoadAvg", f.LoadAvg)
+	ad.SetBool("HasFileTransfer", true)
+	ad.SetString("FileSystemDomain", f.Host)
+	ad.SetInt("DaemonStartTime", f.StartTime)
+	ad.SetInt("LastHeardFrom", f.LastHeardFrom)
+	ad.SetInt("MyCurrentTime", f.LastHeardFrom)
+	// START and the slot's Requirements: the slot accepts a job when START
+	// is true with the job as TARGET (HTCondor's Requirements = START).
+	if err := ad.SetExpr("Start", cfg.Start); err != nil {
+		ad.SetValue("Start", classad.Error())
+	}
+	ad.SetExpr("Requirements", "START")
+	if err := ad.SetExpr("Rank", cfg.Rank); err != nil {
+		ad.SetValue("Rank", classad.Error())
+	}
+	fp := f.Fingerprint
+	hasVM := fp.Detected && fp.Healthy
+	ad.SetBool("HasVM", hasVM)
+	if hasVM {
+		ad.SetString("VM_Type", cfg.VMType)
+		free := cfg.VMMemory - st.UsedMemory()
+		ad.SetInt("VM_Memory", int64(max(free, 0)))
+		avail := 10000 // HTCondor's "unlimited"
+		if cfg.VMMaxNumber > 0 {
+			avail = cfg.VMMaxNumber - len(st.Claims)
+		}
+		ad.SetInt("VM_AvailNum", int64(max(avail, 0)))
+		ad.SetString("VM_GAHP_VERSION", fp.Version)
+		ad.SetBool("VM_Networking", cfg.Networking && len(netTypes(cfg, fp)) > 0)
+		if cfg.Networking {
+			ad.SetString("VM_Networking_Types", strings.Join(netTypes(cfg, fp), ","))
+		}
+		if cfg.HardwareVT {
+			ad.SetBool("VM_HardwareVT", true)
+		}
+		for k, v := range fp.Attrs {
+			ad.SetString("VM_"+sanitizeAttr(k), v)
+		}
+	} else if fp.Reason != "" {
+		ad.SetString("VMOfflineReason", fp.Reason)
+	}
+	ad.SetInt("VmpoolClaims", st.Accepted)
+	ad.SetString("VmpoolClaimId", s.Claim)
+	return ad
+}
+
+// netTypes is the networking the machine offers: what it is configured for
+// (VM_NETWORKING_TYPE) that the hypervisor can give.
+func netTypes(cfg *Config, fp hypervisor.Fingerprint) []string {
+	var out []string
+	for _, t := range cfg.NetworkingTypes {
+		for _, have := range fp.Networking {
+			if t == have {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+func sanitizeAttr(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}

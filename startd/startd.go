@@ -1,0 +1,453 @@
+package startd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+// Config configures a Startd. Field comments give the HTCondor knob each
+// field stands for.
+type Config struct {
+	Name   string // STARTD_NAME; a daemon name, e.g. "startd1"
+	Dir    string // its event log and execute directory live here
+	Bus    *events.Bus
+	Driver hypervisor.Driver
+	Logger *slog.Logger
+	Clock  func() time.Time
+
+	VMType                string   // VM_TYPE: must be the driver's type
+	VMMemory              int      // VM_MEMORY: MiB for all VMs together
+	VMMaxNumber           int      // VM_MAX_NUMBER (0: one per slot)
+	NumSlots              int      // NUM_SLOTS (default 1)
+	Networking            bool     // VM_NETWORKING
+	NetworkingTypes       []string // VM_NETWORKING_TYPE: "nat", "bridge"
+	DefaultNetworkingType string   // VM_NETWORKING_DEFAULT_TYPE (default "nat")
+	BridgeInterface       string   // VM_NETWORKING_BRIDGE_INTERFACE
+	HardwareVT            bool     // VM_HARDWARE_VT
+	Start                 string   // START (default "true")
+	Rank                  string   // RANK (default "0")
+	// UpdateInterval is how often the slot ads are refreshed in the
+	// collector (UPDATE_INTERVAL); they also go out on every change.
+	UpdateInterval time.Duration
+	// VacateGrace is how long a vacated guest without a checkpoint gets to
+	// power off after an ACPI request before it is killed.
+	VacateGrace time.Duration
+	// ShutdownGrace bounds the graceful vacate of every VM when the startd
+	// stops.
+	ShutdownGrace time.Duration
+	Host          string // host name for the Machine attribute
+}
+
+// Startd is the I/O shell of one execute machine.
+type Startd struct {
+	cfg    Config
+	logger *slog.Logger
+	log    *events.Log
+	loop   *events.Loop
+	st     *State
+	fp     hypervisor.Fingerprint
+	start  int64
+
+	mu       sync.Mutex
+	starters map[string]chan string // claim id -> stop requests
+	wg       sync.WaitGroup
+	runCtx   context.Context
+	changed  chan struct{}
+	ready    chan struct{}
+}
+
+// New validates cfg and builds a startd; Run starts it.
+func New(cfg Config) (*Startd, error) {
+	var problems []string
+	if err := events.CheckName("startd", cfg.Name); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if cfg.Dir == "" || cfg.Bus == nil || cfg.Driver == nil {
+		problems = append(problems, "Dir, Bus and Driver are required")
+	}
+	if cfg.VMType == "" && cfg.Driver != nil {
+		cfg.VMType = cfg.Driver.Type()
+	}
+	if cfg.Driver != nil && cfg.VMType != cfg.Driver.Type() {
+		problems = append(problems, fmt.Sprintf("VM_TYPE = %s but the driver runs %s", cfg.VMType, cfg.Driver.Type()))
+	}
+	if cfg.VMMemory <= 0 {
+		problems = append(problems, fmt.Sprintf("VM_MEMORY = %d: set it to the MiB all VMs of this machine may use, e.g. VM_MEMORY = 1024", cfg.VMMemory))
+	}
+	if cfg.NumSlots <= 0 {
+		cfg.NumSlots = 1
+	}
+	if cfg.VMMaxNumber == 0 {
+		cfg.VMMaxNumber = cfg.NumSlots
+	}
+	if cfg.DefaultNetworkingType == "" {
+		cfg.DefaultNetworkingType = "nat"
+	}
+	for _, t := range cfg.NetworkingTypes {
+		if t != "nat" && t != "bridge" {
+			problems = append(problems, fmt.Sprintf("VM_NETWORKING_TYPE %q: use nat, bridge or both (nat, bridge)", t))
+		}
+	}
+	if cfg.Networking && len(cfg.NetworkingTypes) == 0 {
+		cfg.NetworkingTypes = []string{"nat"}
+	}
+	if cfg.Start == "" {
+		cfg.Start = "true"
+	}
+	if cfg.Rank == "" {
+		cfg.Rank = "0"
+	}
+	for knob, src := range map[string]string{"START": cfg.Start, "RANK": cfg.Rank} {
+		if _, err := classad.ParseExpr(src); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", knob, err))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("startd %s configuration: %s", cfg.Name, strings.Join(problems, "; "))
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.UpdateInterval <= 0 {
+		cfg.UpdateInterval = 10 * time.Second
+	}
+	if cfg.VacateGrace <= 0 {
+		cfg.VacateGrace = 10 * time.Second
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 60 * time.Second
+	}
+	if cfg.Host == "" {
+		cfg.Host, _ = os.Hostname()
+	}
+	return &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
+		starters: map[string]chan string{}, changed: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once the startd serves claims.
+func (d *Startd) Ready() <-chan struct{} { return d.ready }
+
+// Name is the startd's name.
+func (d *Startd) Name() string { return d.cfg.Name }
+
+// Replay rebuilds a startd's state from its log.
+func Replay(l *events.Log, name string, slots int, until uint64) (*State, error) {
+	st := NewState(name, slots)
+	err := l.Scan(1, func(idx uint64, e events.Event) error {
+		if until > 0 && idx > until {
+			return events.ErrStop
+		}
+		Apply(st, e)
+		return nil
+	})
+	return st, err
+}
+
+// Run serves until ctx is done, then vacates its VMs (checkpointing those
+// that asked for it) within ShutdownGrace and stops.
+func (d *Startd) Run(ctx context.Context) error {
+	l, err := events.OpenLog(filepath.Join(d.cfg.Dir, "log"), d.cfg.Name, events.LogOptions{Logger: d.logger})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	d.log = l
+	if d.st, err = Replay(l, d.cfg.Name, d.cfg.NumSlots, 0); err != nil {
+		return fmt.Errorf("rebuild startd %s: %w", d.cfg.Name, err)
+	}
+	d.start = d.cfg.Clock().Unix()
+	d.fp, err = d.cfg.Driver.Probe(ctx)
+	if err != nil {
+		d.logger.Error("probe hypervisor", "err", err)
+	}
+	if !d.fp.Detected || !d.fp.Healthy {
+		d.logger.Warn("hypervisor unavailable; advertising HasVM = false", "reason", d.fp.Reason)
+	} else {
+		d.logger.Info("hypervisor ready", "version", d.fp.Version, "attrs", d.fp.Attrs)
+	}
+	// The loop, outbox and starters outlive ctx: shutdown vacates VMs and
+	// must record and publish what happened to them.
+	bg, stopAll := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAll()
+	d.runCtx = bg
+	d.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(d.st, e) }, After: d.afterCommit, Clock: d.cfg.Clock})
+	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: d.cfg.Bus.JS, Role: events.RoleStartd, Logger: d.logger})
+	if err != nil {
+		return err
+	}
+	var bgWG sync.WaitGroup
+	loopErr := make(chan error, 1)
+	bgWG.Add(2)
+	go func() { defer bgWG.Done(); loopErr <- d.loop.Run(bg) }()
+	go func() { defer bgWG.Done(); _ = outbox.Run(bg) }()
+
+	// Claims open in the log: their VMs may still run (reattach) or must
+	// be started again.
+	var open []*Claim
+	d.loop.View(func() { open = d.st.SortedClaims() })
+	for _, c := range open {
+		d.launch(c)
+	}
+
+	srv := events.NewServer(d.cfg.Bus.NC, d.logger, 32)
+	g, gctx := errgroup.WithContext(ctx)
+	for verb, h := range map[string]events.Handler{"claim": d.handleClaim, "deactivate": d.handleDeactivate} {
+		if err := srv.Handle(gctx, events.CmdSubject(events.RoleStartd, d.cfg.Name, verb), h); err != nil {
+			return err
+		}
+	}
+	g.Go(func() error { return d.advertise(gctx) })
+	g.Go(func() error {
+		select {
+		case err := <-loopErr:
+			return err
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	close(d.ready)
+	d.logger.Info("startd serving", "slots", d.cfg.NumSlots, "vm_memory", d.cfg.VMMemory)
+	err = g.Wait()
+	srv.Close()
+
+	// Graceful shutdown: vacate every VM, wait for the starters.
+	d.mu.Lock()
+	for _, ch := range d.starters {
+		select {
+		case ch <- events.ModeVacate:
+		default:
+		}
+	}
+	d.mu.Unlock()
+	waited := make(chan struct{})
+	go func() { d.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(d.cfg.ShutdownGrace):
+		d.logger.Warn("VMs did not vacate within the shutdown grace; leaving them to be reattached", "grace", d.cfg.ShutdownGrace)
+	}
+	d.unadvertise()
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if ferr := outbox.Flush(fctx); ferr != nil {
+		d.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
+	}
+	fcancel()
+	stopAll()
+	<-waited
+	bgWG.Wait()
+	return err
+}
+
+func (d *Startd) afterCommit(evs []events.Event) {
+	d.signalChanged()
+	for _, e := range evs {
+		switch e.Type {
+		case events.ClaimAccepted:
+			var p ClaimAcceptedPayload
+			if e.Decode(&p) != nil {
+				continue
+			}
+			// After runs on the loop goroutine, the state's only writer.
+			if c := d.st.Claims[p.Req.ClaimID]; c != nil {
+				cc := *c
+				d.launch(&cc)
+			}
+		case StopRequested:
+			var p StopRequestedPayload
+			if e.Decode(&p) != nil {
+				continue
+			}
+			d.mu.Lock()
+			if ch := d.starters[p.ClaimID]; ch != nil {
+				select {
+				case ch <- p.Mode:
+				default:
+				}
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+func (d *Startd) signalChanged() {
+	select {
+	case d.changed <- struct{}{}:
+	default:
+	}
+}
+
+// launch starts the starter goroutine of claim c (once).
+func (d *Startd) launch(c *Claim) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.starters[c.Req.ClaimID]; ok {
+		return
+	}
+	stop := make(chan string, 4)
+	if c.StopMode != "" {
+		stop <- c.StopMode
+	}
+	d.starters[c.Req.ClaimID] = stop
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer func() {
+			d.mu.Lock()
+			delete(d.starters, c.Req.ClaimID)
+			d.mu.Unlock()
+		}()
+		d.runClaim(d.runCtx, c, stop)
+	}()
+}
+
+func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
+	var req events.ClaimRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("claim: %w: %w", err, ErrBadRequest)
+	}
+	facts := d.facts()
+	var reason string
+	_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		s := d.st.Slot(req.Slot)
+		if s == nil {
+			reason = fmt.Sprintf("no slot %q on startd %s", req.Slot, d.cfg.Name)
+			return nil, nil
+		}
+		if !d.fp.Detected || !d.fp.Healthy {
+			reason = "the hypervisor is unavailable: " + d.fp.Reason
+			return nil, nil
+		}
+		var evs []events.Event
+		evs, reason = DecideClaim(d.st, req, MachineAd(&d.cfg, d.st, s, facts), d.cfg.VMMemory, d.cfg.VMMaxNumber)
+		return evs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return events.ClaimReply{Accepted: false, Reason: reason}, nil
+	}
+	d.logger.Info("claim accepted", "job", req.Job.String(), "schedd", req.Schedd, "slot", req.Slot)
+	return events.ClaimReply{Accepted: true}, nil
+}
+
+func (d *Startd) handleDeactivate(ctx context.Context, data []byte) (any, error) {
+	var req events.DeactivateRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("deactivate: %w: %w", err, ErrBadRequest)
+	}
+	var known bool
+	_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		var evs []events.Event
+		evs, known = DecideStop(d.st, req)
+		return evs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return events.DeactivateReply{Known: known}, nil
+}
+
+// ErrBadRequest rejects a malformed request.
+var ErrBadRequest = events.NewError("bad-request", "bad request")
+
+// facts measures the machine for its ads.
+func (d *Startd) facts() Facts {
+	f := Facts{Host: d.cfg.Host, Arch: "X86_64", OpSys: "LINUX", Cpus: runtime.NumCPU(),
+		Fingerprint: d.fp, StartTime: d.start, LastHeardFrom: d.cfg.Clock().Unix()}
+	if runtime.GOARCH != "amd64" {
+		f.Arch = strings.ToUpper(runtime.GOARCH)
+	}
+	f.TotalMemory = hostMemoryMiB()
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(d.cfg.Dir, &sfs); err == nil {
+		f.DiskKiB = int64(sfs.Bavail) * int64(sfs.Bsize) / 1024
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Sscanf(string(b), "%f", &f.LoadAvg)
+	}
+	return f
+}
+
+func hostMemoryMiB() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb int
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "MemTotal:") {
+			fmt.Sscanf(strings.TrimPrefix(line, "MemTotal:"), "%d", &kb)
+		}
+	}
+	return kb / 1024
+}
+
+// advertise puts the slot ads in the collector on every change and every
+// UpdateInterval (the bucket's TTL drops them if the startd dies).
+func (d *Startd) advertise(ctx context.Context) error {
+	t := time.NewTicker(d.cfg.UpdateInterval)
+	defer t.Stop()
+	for {
+		d.putAds(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-d.changed:
+		}
+	}
+}
+
+func (d *Startd) putAds(ctx context.Context) {
+	f := d.facts()
+	var ads []*classad.Ad
+	var ids []string
+	d.loop.View(func() {
+		for _, s := range d.st.Slots {
+			ads = append(ads, MachineAd(&d.cfg, d.st, s, f))
+			ids = append(ids, s.ID)
+		}
+	})
+	for i, ad := range ads {
+		b, err := json.Marshal(ad)
+		if err != nil {
+			d.logger.Error("encode machine ad", "err", err)
+			continue
+		}
+		if _, err := d.cfg.Bus.Collector.Put(ctx, events.SlotKey(d.cfg.Name, ids[i]), b); err != nil && ctx.Err() == nil {
+			d.logger.Warn("advertise slot", "slot", ids[i], "err", err)
+		}
+	}
+}
+
+// unadvertise removes the slot ads when the startd stops, so that the
+// negotiator stops matching them at once.
+func (d *Startd) unadvertise() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range d.st.Slots {
+		if err := d.cfg.Bus.Collector.Delete(ctx, events.SlotKey(d.cfg.Name, s.ID)); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			d.logger.Debug("remove slot ad", "slot", s.ID, "err", err)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package startd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+// A starter (HTCondor's word) runs one claim: it brings the job's disks
+// from the object store into a scratch directory, boots the VM (or resumes
+// its checkpoint, or reattaches to it after a startd restart), waits for
+// the guest to power off or for a stop request, sends the modified disks
+// or the checkpoint back, and reports each step as an event.
+
+// Hold codes and subcodes the startd gives (HTCondor's numbering).
+const (
+	holdFailedToCreate = 6  // FailedToCreateProcess: the job's VM cannot run
+	holdOutputTransfer = 12 // TransferOutputError
+	holdInputTransfer  = 13 // TransferInputError
+	vacateVMError      = 1020
+	// subVMCrashed is vmpool's subcode of code 6 for a VM that stopped
+	// without the guest powering off (QEMU crashed or was killed).
+	subVMCrashed = 100
+)
+
+// gahpSubcodes maps VMGAHP error names to HTCondor's code-6 subcodes.
+var gahpSubcodes = map[string]int{
+	"JOBCLASSAD_NO_VM_MEMORY_PARAM": 0, "XEN_NO_KERNEL_PARAM": 1, "MISMATCHED_HARDWARE_VT": 2,
+	"XEN_KERNEL_NOT_FOUND": 3, "XEN_INITRD_NOT_FOUND": 4, "XEN_NO_ROOT_DEVICE_PARAM": 5,
+	"XEN_NO_DISK_PARAM": 6, "XEN_INVALID_DISK_PARAM": 7, "XEN_MISMATCHED_CHECKPOINT": 8,
+	"KVM_NO_DISK_PARAM": 9, "KVM_INVALID_DISK_PARAM": 10, "KVM_MISMATCHED_CHECKPOINT": 11,
+	"BAD_IMAGE": 12, "NO_VMWARE_VMX_PARAM": 13, "VMWARE_NO_VMX_PARAM": 13,
+}
+
+type waitResult struct {
+	exit hypervisor.Exit
+	err  error
+}
+
+func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
+	id := c.Req.ClaimID
+	log := d.logger.With("job", c.Req.Schedd+"/"+c.Req.Job.String(), "slot", c.Slot)
+	scratch := filepath.Join(d.cfg.Dir, "execute", "dir_"+shortID(id))
+	emit := func(typ string, payload any) bool {
+		_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+			cur := d.st.Claims[id]
+			if cur == nil {
+				return nil, nil // the claim already ended
+			}
+			if p, ok := payload.(events.VMEventPayload); ok {
+				return []events.Event{VMEvent(cur, typ, p)}, nil
+			}
+			return []events.Event{events.New(typ, payload).ForJob(cur.Req.Schedd, cur.Req.Job)}, nil
+		})
+		if err != nil {
+			log.Error("record VM event", "type", typ, "err", err)
+			return false
+		}
+		return true
+	}
+	finish := func(typ string, p events.VMEventPayload) {
+		if emit(typ, p) {
+			if err := os.RemoveAll(scratch); err != nil {
+				log.Warn("remove scratch directory", "dir", scratch, "err", err)
+			}
+		}
+	}
+	slotName := "Error from " + c.Slot + ": "
+
+	job, err := classad.ParseAd(c.Req.JobAd)
+	if err != nil {
+		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, Reason: slotName + "job ad does not parse: " + err.Error()})
+		return
+	}
+	spec, outs, specErr := jobSpec(&d.cfg, job, id, scratch, c.Req.Inputs)
+
+	var vm hypervisor.VM
+	var bytesIn int64
+	started := time.Now()
+	if c.Handle != nil {
+		vm, err = d.cfg.Driver.Reattach(ctx, *c.Handle)
+		if err != nil {
+			log.Warn("VM gone after startd restart; the job goes back to the queue", "err", err)
+			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: "the VM was lost while its startd was down: " + err.Error()})
+			return
+		}
+		log.Info("reattached to running VM")
+		if !c.Started {
+			emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot)})
+		}
+	} else {
+		select {
+		case mode := <-stop:
+			typ := events.VMEvicted
+			if mode == events.ModeKill {
+				typ = events.VMStopped
+			}
+			finish(typ, events.VMEventPayload{Reason: "stopped before the VM started"})
+			return
+		default:
+		}
+		if specErr != nil {
+			finish(events.VMFailed, failure(slotName, specErr))
+			return
+		}
+		if err := os.RemoveAll(scratch); err != nil {
+			log.Warn("clean scratch directory", "dir", scratch, "err", err)
+		}
+		if err := os.MkdirAll(scratch, 0o700); err != nil {
+			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + "create scratch directory: " + err.Error()})
+			return
+		}
+		for _, in := range c.Req.Inputs {
+			if err := events.GetFile(ctx, d.cfg.Bus.Files, in, filepath.Join(scratch, in.Name)); err != nil {
+				finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdInputTransfer, Reason: slotName + "transfer input file " + in.Name + ": " + err.Error()})
+				return
+			}
+			bytesIn += in.Size
+		}
+		if cp := c.Req.Checkpoint; cp != nil {
+			dir := filepath.Join(scratch, "checkpoint-in")
+			if err := fetchCheckpoint(ctx, d.cfg.Bus, cp, dir); err != nil {
+				// A checkpoint that cannot be had: start afresh rather than
+				// lose the job (the schedd's log records the fall-back).
+				log.Warn("checkpoint unusable; booting from the original disks", "err", err)
+			} else {
+				spec.Resume = dir
+			}
+		}
+		vm, err = d.cfg.Driver.Start(ctx, spec)
+		if err != nil && spec.Resume != "" && errors.Is(err, hypervisor.ErrBadSpec) {
+			log.Warn("resume from checkpoint failed; booting from the original disks", "err", err)
+			spec.Resume = ""
+			vm, err = d.cfg.Driver.Start(ctx, spec)
+		}
+		if err != nil {
+			log.Warn("VM did not start", "err", err)
+			finish(events.VMFailed, failure(slotName, err))
+			return
+		}
+		emit(VMLaunched, VMLaunchedPayload{ClaimID: id, Handle: vm.Handle()})
+		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: spec.Resume != ""})
+		log.Info("VM started", "resumed", spec.Resume != "")
+	}
+
+	wctx, wcancel := context.WithCancel(ctx)
+	waitCh := make(chan waitResult, 1)
+	waitDone := make(chan struct{})
+	go func() {
+		defer close(waitDone)
+		ex, err := vm.Wait(wctx)
+		waitCh <- waitResult{ex, err}
+	}()
+	defer func() {
+		wcancel()
+		<-waitDone
+	}()
+
+	var r waitResult
+	select {
+	case r = <-waitCh:
+	case mode := <-stop:
+		d.stopVM(ctx, log, vm, job, mode, scratch, c, finish)
+		return
+	}
+	run := time.Since(started).Nanoseconds()
+	switch {
+	case r.err != nil && ctx.Err() != nil:
+		// The startd is going away without a graceful vacate: leave the
+		// VM running; a restarted startd reattaches to it.
+		if det, ok := vm.(hypervisor.Detacher); ok {
+			_ = det.Detach()
+		}
+		return
+	case r.err != nil:
+		finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + "watch VM: " + r.err.Error()})
+	case !r.exit.PoweredOff:
+		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: subVMCrashed,
+			Reason: slotName + "VM stopped without the guest powering off: " + r.exit.Reason})
+	default:
+		noOutput, _ := job.EvalBool("VMPARAM_No_Output_VM")
+		var refs []events.FileRef
+		var bytesOut int64
+		if !noOutput {
+			for _, o := range outs {
+				ref, changed, err := storeIfChanged(ctx, d.cfg.Bus, o)
+				if err != nil {
+					finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdOutputTransfer, Reason: slotName + "send back " + o.name + ": " + err.Error()})
+					return
+				}
+				if changed {
+					refs = append(refs, ref)
+					bytesOut += ref.Size
+				}
+			}
+		}
+		log.Info("guest powered off", "returned", len(refs), "run", time.Duration(run).Round(time.Millisecond))
+		finish(events.VMExited, events.VMEventPayload{PoweredOff: true, Outputs: refs, BytesIn: bytesIn, BytesOut: bytesOut, RunNanos: run, Reason: r.exit.Reason})
+	}
+}
+
+// stopVM ends a running VM on request: kill at once, or vacate, saving a
+// checkpoint first when the job asked for one (vm_checkpoint).
+func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM, job *classad.Ad, mode, scratch string, c *Claim, finish func(string, events.VMEventPayload)) {
+	if mode == events.ModeKill {
+		if err := vm.Stop(ctx, 0); err != nil {
+			log.Warn("kill VM", "err", err)
+		}
+		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request"})
+		return
+	}
+	wantCkpt, _ := job.EvalBool("JobVMCheckpoint")
+	if cp, ok := vm.(hypervisor.Checkpointer); ok && wantCkpt {
+		dir := filepath.Join(scratch, "checkpoint-out")
+		start := time.Now()
+		ck, err := cp.Checkpoint(ctx, dir, hypervisor.CheckpointOptions{})
+		if err == nil {
+			var shipped *events.Checkpoint
+			shipped, err = shipCheckpoint(ctx, d.cfg.Bus, dir, ck, c.Slot, d.cfg.Clock())
+			if err == nil {
+				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "took", time.Since(start).Round(time.Millisecond))
+				_ = vm.Stop(ctx, 0)
+				finish(events.VMEvicted, events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint"})
+				return
+			}
+		}
+		log.Warn("checkpoint failed; vacating without one", "err", err)
+		_ = vm.Stop(ctx, 0)
+		finish(events.VMEvicted, events.VMEventPayload{Reason: "checkpoint failed: " + err.Error()})
+		return
+	}
+	if err := vm.Stop(ctx, d.cfg.VacateGrace); err != nil {
+		log.Warn("stop VM", "err", err)
+	}
+	finish(events.VMEvicted, events.VMEventPayload{Reason: "vacated"})
+}
+
+// failure turns a start error into a VMFailed payload: the job's fault
+// (a SpecError) holds it with code 6 and the VMGAHP subcode; anything
+// else is the machine's and requeues it (1020).
+func failure(prefix string, err error) events.VMEventPayload {
+	var se *hypervisor.SpecError
+	if errors.As(err, &se) {
+		return events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: gahpSubcodes[se.Code],
+			Reason: prefix + "VMGAHP_ERR_" + se.Code + ": " + se.Msg}
+	}
+	return events.VMEventPayload{Code: vacateVMError, Reason: prefix + err.Error()}
+}
+
+// storeIfChanged sends a writable disk back when its content differs from
+// what the job sent.
+func storeIfChanged(ctx context.Context, bus *events.Bus, o outputDisk) (events.FileRef, bool, error) {
+	sum, _, err := events.HashFile(o.path)
+	if err != nil {
+		return events.FileRef{}, false, err
+	}
+	if sum == o.in.SHA256 {
+		return events.FileRef{}, false, nil
+	}
+	ref, err := events.PutFile(ctx, bus.Files, o.path, o.name)
+	return ref, err == nil, err
+}
+
+// shipCheckpoint stores a checkpoint's files in the object store.
+func shipCheckpoint(ctx context.Context, bus *events.Bus, dir string, ck hypervisor.Checkpoint, slot string, now time.Time) (*events.Checkpoint, error) {
+	files := ck.Files
+	if len(files) == 0 {
+		err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(dir, p)
+			files = append(files, rel)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := &events.Checkpoint{Taken: now.UnixNano(), Slot: slot}
+	for _, f := range files {
+		if strings.Contains(f, string(filepath.Separator)) {
+			return nil, fmt.Errorf("checkpoint file %q is in a subdirectory", f)
+		}
+		ref, err := events.PutFile(ctx, bus.Files, filepath.Join(dir, f), f)
+		if err != nil {
+			return nil, fmt.Errorf("ship checkpoint: %w", err)
+		}
+		out.Files = append(out.Files, ref)
+	}
+	return out, nil
+}
+
+// fetchCheckpoint brings a checkpoint's files into dir, verified.
+func fetchCheckpoint(ctx context.Context, bus *events.Bus, cp *events.Checkpoint, dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, f := range cp.Files {
+		if filepath.Base(f.Name) != f.Name {
+			return fmt.Errorf("checkpoint file name %q", f.Name)
+		}
+		if err := events.GetFile(ctx, bus.Files, f, filepath.Join(dir, f.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+// Package startd runs one execute machine: it advertises a machine ad per
+// slot in the collector, accepts or refuses claims from schedds, and drives
+// VMs through hypervisor.Driver. It reports every VM transition (started,
+// evicted with or without a checkpoint, exited, failed, stopped) as an
+// event; it never edits a job queue, which is the schedd's.
+//
+// Like the other daemons it is a pure core (State, Apply, Decide*) in an
+// I/O shell (Startd). It imports events, classad and startd/hypervisor,
+// never schedd or negotiator.
+package startd
+
+import (
+	"sort"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+// Startd-only event types (the shared ones are in events).
+const (
+	// VMLaunched records the hypervisor handle of a VM the moment it runs,
+	// so that a restarted startd can find it again.
+	VMLaunched = "VMLaunched"
+	// StopRequested records a schedd's deactivate request.
+	StopRequested = "StopRequested"
+)
+
+// Slot states and activities, as condor_status shows them.
+const (
+	Unclaimed = "Unclaimed"
+	Claimed   = "Claimed"
+	Preempt   = "Preempting"
+
+	ActIdle     = "Idle"
+	ActBusy     = "Busy"
+	ActVacating = "Vacating"
+	ActKilling  = "Killing"
+)
+
+// State is the startd's projection of its log: its slots and their claims.
+type State struct {
+	Name     string
+	Slots    []*Slot
+	Claims   map[string]*Claim // open claims by id
+	Accepted int64             // claims accepted since the log began
+	Applied  uint64
+}
+
+// Slot is one slot of the machine.
+type Slot struct {
+	ID       string // "slot1"
+	Name     string // "slot1@startd1"
+	State    string
+	Activity string
+	Since    int64 // EnteredCurrentActivity, unix seconds
+	Claim    string
+}
+
+// Claim is a schedd's claim on a slot and the VM it runs.
+type Claim struct {
+	Req       events.ClaimRequest
+	Slot      string // slot name
+	Accepted  int64
+	MemoryMiB int
+	Handle    *hypervisor.Handle // set once the VM runs
+	Started   bool
+	StopMode  string // set by a deactivate request
+}
+
+// NewState returns the state of a startd with n slots.
+func NewState(name string, n int) *State {
+	st := &State{Name: name, Claims: map[string]*Claim{}}
+	for i := 1; i <= n; i++ {
+		id := "slot" + itoa(i)
+		st.Slots = append(st.Slots, &Slot{ID: id, Name: id + "@" + name, State: Unclaimed, Activity: ActIdle})
+	}
+	return st
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// Slot returns the slot named name (nil if none).
+func (st *State) Slot(name string) *Slot {
+	for _, s := range st.Slots {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// UsedMemory is the VM memory of the open claims.
+func (st *State) UsedMemory() int {
+	n := 0
+	for _, c := range st.Claims {
+		n += c.MemoryMiB
+	}
+	return n
+}
+
+// SortedClaims returns the open claims in acceptance order.
+func (st *State) SortedClaims() []*Claim {
+	out := make([]*Claim, 0, len(st.Claims))
+	for _, c := range st.Claims {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Accepted != out[j].Accepted {
+			return out[i].Accepted < out[j].Accepted
+		}
+		return out[i].Req.ClaimID < out[j].Req.ClaimID
+	})
+	return out
+}
+
+// ClaimAcceptedPayload is the startd's record of a claim: everything needed
+// to run it again after a restart.
+type ClaimAcceptedPayload struct {
+	Req       events.ClaimRequest `json:"req"`
+	MemoryMiB int                 `json:"memory_mib"`
+}
+
+// VMLaunchedPayload records a VM's handle.
+type VMLaunchedPayload struct {
+	ClaimID string            `json:"claim_id"`
+	Handle  hypervisor.Handle `json:"handle"`
+}
+
+// StopRequestedPayload records a deactivate request.
+type StopRequestedPayload struct {
+	ClaimID string `json:"claim_id"`
+	Mode    string `json:"mode"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Apply folds one event into the state. Pure and total.
+func Apply(st *State, e events.Event) *State {
+	st.Applied++
+	if e.Source != st.Name {
+		return st
+	}
+	at := e.Time / 1e9
+	switch e.Type {
+	case events.ClaimAccepted:
+		var p ClaimAcceptedPayload
+		if e.Decode(&p) != nil {
+			return st
+		}
+		s := st.Slot(p.Req.Slot)
+		if s == nil {
+			return st
+		}
+		st.Accepted++
+		st.Claims[p.Req.ClaimID] = &Claim{Req: p.Req, Slot: s.Name, Accepted: st.Accepted, MemoryMiB: p.MemoryMiB}
+		s.State, s.Activity, s.Since, s.Claim = Claimed, ActIdle, at, p.Req.ClaimID
+	case VMLaunched:
+		var p VMLaunchedPayload
+		if e.Decode(&p) != nil {
+			return st
+		}
+		if c := st.Claims[p.ClaimID]; c != nil {
+			h := p.Handle
+			c.Handle = &h
+		}
+	case events.VMStarted:
+		var p events.VMEventPayload
+		if e.Decode(&p) != nil {
+			return st
+		}
+		if c := st.Claims[p.ClaimID]; c != nil {
+			c.Started = true
+			if s := st.Slot(c.Slot); s != nil && c.StopMode == "" {
+				s.Activity, s.Since = ActBusy, at
+			}
+		}
+	case StopRequested:
+		var p StopRequestedPayload
+		if e.Decode(&p) != nil {
+			return st
+		}
+		if c := st.Claims[p.ClaimID]; c != nil {
+			if c.StopMode != events.ModeKill {
+				c.StopMode = p.Mode
+			}
+			if s := st.Slot(c.Slot); s != nil {
+				s.State = Preempt
+				s.Activity = ActVacating
+				if c.StopMode == events.ModeKill {
+					s.Activity = ActKilling
+				}
+				s.Since = at
+			}
+		}
+	case events.VMExited, events.VMEvicted, events.VMFailed, events.VMStopped:
+		var p events.VMEventPayload
+		if e.Decode(&p) != nil {
+			return st
+		}
+		if c := st.Claims[p.ClaimID]; c != nil {
+			delete(st.Claims, p.ClaimID)
+			if s := st.Slot(c.Slot); s != nil && s.Claim == p.ClaimID {
+				s.State, s.Activity, s.Since, s.Claim = Unclaimed, ActIdle, at, ""
+			}
+		}
+	}
+	return st
+}

@@ -1,0 +1,149 @@
+package startd
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+// DiskParam is one entry of VMPARAM_vm_Disk: file:device:permission[:format].
+type DiskParam struct {
+	File, Device, Perm, Format string
+}
+
+// Writable reports whether the guest may write the disk (w or rw).
+func (d DiskParam) Writable() bool { return d.Perm == "w" || d.Perm == "rw" }
+
+// ParseDisks parses a vm_disk value. Errors are hypervisor.SpecErrors with
+// code notFound or invalid (e.g. KVM_NO_DISK_PARAM, KVM_INVALID_DISK_PARAM).
+func ParseDisks(s, notFound, invalid string) ([]DiskParam, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, &hypervisor.SpecError{Code: notFound, Msg: "the job names no disk (vm_disk)"}
+	}
+	var out []DiskParam
+	for _, ent := range strings.Split(s, ",") {
+		ent = strings.TrimSpace(ent)
+		f := strings.Split(ent, ":")
+		if len(f) < 3 || len(f) > 4 {
+			return nil, &hypervisor.SpecError{Code: invalid, Msg: fmt.Sprintf("vm_disk entry %q: want file:device:permission[:format]", ent)}
+		}
+		d := DiskParam{File: strings.TrimSpace(f[0]), Device: strings.TrimSpace(f[1]), Perm: strings.ToLower(strings.TrimSpace(f[2]))}
+		if len(f) == 4 {
+			d.Format = strings.ToLower(strings.TrimSpace(f[3]))
+		}
+		if d.File == "" || d.Device == "" || d.Perm == "" {
+			return nil, &hypervisor.SpecError{Code: invalid, Msg: fmt.Sprintf("vm_disk entry %q has an empty field", ent)}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// gahpPrefix is the VMGAHP error prefix of a vm_type ("KVM", "XEN", ...).
+func gahpPrefix(vmType string) string { return strings.ToUpper(vmType) }
+
+// jobSpec turns a job ad into the VM spec for a claim: disks resolved in
+// the scratch directory (transferred files) or in place (absolute paths on
+// a shared filesystem), memory, vcpus, networking. It also returns the
+// disks that may come back to the submitter.
+func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []events.FileRef) (hypervisor.Spec, []outputDisk, error) {
+	pfx := gahpPrefix(cfg.VMType)
+	spec := hypervisor.Spec{Name: "vmpool-" + shortID(claimID), Dir: scratch, Params: map[string]string{}}
+	mem, ok := job.EvalInt("JobVMMemory")
+	if !ok || mem <= 0 {
+		return spec, nil, &hypervisor.SpecError{Code: "JOBCLASSAD_NO_VM_MEMORY_PARAM", Msg: "the job has no JobVMMemory (vm_memory)"}
+	}
+	spec.MemoryMiB = int(mem)
+	spec.VCPUs = 1
+	if v, ok := job.EvalInt("JobVM_VCPUS"); ok && v > 0 {
+		spec.VCPUs = int(v)
+	}
+	if v, ok := job.EvalBool("JobVMVNCConsole"); ok && v {
+		spec.VNC = true
+	}
+	transferred := map[string]events.FileRef{}
+	for _, in := range inputs {
+		transferred[in.Name] = in
+	}
+	var outs []outputDisk
+	if cfg.VMType != "vmware" {
+		diskStr, _ := job.EvalString("VMPARAM_vm_Disk")
+		disks, err := ParseDisks(diskStr, pfx+"_NO_DISK_PARAM", pfx+"_INVALID_DISK_PARAM")
+		if err != nil {
+			return spec, nil, err
+		}
+		for _, d := range disks {
+			hd := hypervisor.Disk{Device: d.Device, Writable: d.Writable(), Format: d.Format}
+			if ref, ok := transferred[d.File]; ok {
+				hd.Path = filepath.Join(scratch, d.File)
+				if d.Writable() {
+					outs = append(outs, outputDisk{name: d.File, path: hd.Path, in: ref})
+				}
+			} else if filepath.IsAbs(d.File) {
+				hd.Path = d.File // shared filesystem: used in place, never returned
+			} else {
+				return spec, nil, &hypervisor.SpecError{Code: pfx + "_INVALID_DISK_PARAM",
+					Msg: fmt.Sprintf("vm_disk file %q was not transferred (list it in transfer_input_files) and is not an absolute path", d.File)}
+			}
+			spec.Disks = append(spec.Disks, hd)
+		}
+	}
+	if on, ok := job.EvalBool("JobVMNetworking"); ok && on {
+		typ, _ := job.EvalString("JobVMNetworkingType")
+		if typ == "" {
+			typ = cfg.DefaultNetworkingType
+		}
+		mac, _ := job.EvalString("JobVM_MACADDR")
+		if mac == "" {
+			mac = generatedMAC(claimID)
+		}
+		spec.Network = hypervisor.Network{Enabled: true, Type: strings.ToLower(typ), MAC: mac, Bridge: cfg.BridgeInterface}
+	}
+	for attr, field := range map[string]*string{
+		"VMPARAM_Xen_Kernel": &spec.Kernel, "VMPARAM_Xen_Initrd": &spec.Initrd,
+		"VMPARAM_Xen_Root": &spec.Root, "VMPARAM_Xen_Kernel_Params": &spec.KernelParams,
+	} {
+		if v, ok := job.EvalString(attr); ok {
+			if (attr == "VMPARAM_Xen_Kernel" || attr == "VMPARAM_Xen_Initrd") && v != "" && v != "included" && v != "vmx" {
+				if _, sent := transferred[filepath.Base(v)]; sent {
+					v = filepath.Join(scratch, filepath.Base(v))
+				}
+			}
+			*field = v
+		}
+	}
+	if v, ok := job.EvalString("VMPARAM_VMware_VMX_File"); ok && v != "" {
+		spec.VMX = filepath.Join(scratch, filepath.Base(v))
+	}
+	for _, name := range job.Flatten().Names() {
+		if strings.HasPrefix(strings.ToLower(name), "sim") {
+			spec.Params[name] = job.Eval(name).String()
+		}
+	}
+	return spec, outs, nil
+}
+
+// outputDisk is a writable transferred disk that goes back when changed.
+type outputDisk struct {
+	name string
+	path string
+	in   events.FileRef
+}
+
+func shortID(claimID string) string {
+	h := sha256.Sum256([]byte(claimID))
+	return fmt.Sprintf("%x", h[:6])
+}
+
+// generatedMAC derives a locally administered unicast MAC from the claim,
+// unique per job run (QEMU's 52:54:00 prefix).
+func generatedMAC(claimID string) string {
+	h := sha256.Sum256([]byte(claimID))
+	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", h[0], h[1], h[2])
+}
