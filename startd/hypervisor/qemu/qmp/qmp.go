@@ -115,7 +115,11 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 // New reads QEMU's greeting from conn, enters command mode and starts the
 // reader. ctx bounds the handshake. On success the Client owns conn.
 func New(ctx context.Context, conn *net.UnixConn) (*Client, error) {
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		conn.SetDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	dec := json.NewDecoder(conn)
 	var greet message
 	if err := dec.Decode(&greet); err != nil {
@@ -147,10 +151,9 @@ func New(ctx context.Context, conn *net.UnixConn) (*Client, error) {
 		// negotiation ends; ignore anything else defensively.
 	}
 	if !stop() {
-		// The deadline may already be set: the handshake raced ctx.
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+		// The handshake raced ctx, which has set a deadline in the past.
+		<-fired
+		return nil, ctx.Err()
 	}
 	conn.SetDeadline(time.Time{})
 	c := &Client{
@@ -357,13 +360,21 @@ func (c *Client) execute(ctx context.Context, command string, args any, f *os.Fi
 func (c *Client) write(ctx context.Context, b []byte, f *os.File) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	stop := context.AfterFunc(ctx, func() { c.conn.SetWriteDeadline(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.conn.SetWriteDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	defer func() {
 		if !stop() {
+			// The callback has started; let it finish before clearing
+			// the deadline, or it could set it again afterwards.
+			<-fired
 			c.conn.SetWriteDeadline(time.Time{})
 		}
 	}()
 	var err error
+	n := 0
 	if f != nil {
 		var oob []byte
 		sc, scErr := f.SyscallConn()
@@ -375,14 +386,20 @@ func (c *Client) write(ctx context.Context, b []byte, f *os.File) error {
 		}
 		// QEMU takes the descriptor from the message that carries the
 		// start of the command, so send it all in one sendmsg.
-		var n int
 		n, _, err = c.conn.WriteMsgUnix(b, oob, nil)
 		runtime.KeepAlive(f)
 		if err == nil && n < len(b) {
-			_, err = c.conn.Write(b[n:])
+			var m int
+			m, err = c.conn.Write(b[n:])
+			n += m
 		}
 	} else {
-		_, err = c.conn.Write(b)
+		n, err = c.conn.Write(b)
+	}
+	if err != nil && n > 0 {
+		// Half a command is on the wire; QEMU would read the next one
+		// as its continuation. The connection is no longer usable.
+		c.conn.Close()
 	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
