@@ -17,8 +17,16 @@ import (
 // other use of it or of an ad chained to it.
 type Ad struct {
 	attrs  []attr
-	index  []int32 // open addressing over attrs: slot value is index+1, 0 is empty
+	index  []slot // open addressing over attrs by key hash
 	parent *Ad
+}
+
+// slot is one entry of an ad's index: the hash of an attribute's key and
+// the attribute's position plus one (0 marks an empty slot). Keeping the
+// hash here lets a probe skip other attributes without loading them.
+type slot struct {
+	hash uint64
+	at   int32
 }
 
 type attr struct {
@@ -49,13 +57,14 @@ func (a *Ad) own(key string, hash uint64) *attr {
 	}
 	mask := uint64(len(a.index) - 1)
 	for i := hash & mask; ; i = (i + 1) & mask {
-		slot := a.index[i]
-		if slot == 0 {
+		s := a.index[i]
+		if s.at == 0 {
 			return nil
 		}
-		at := &a.attrs[slot-1]
-		if at.hash == hash && at.key == key {
-			return at
+		if s.hash == hash {
+			if at := &a.attrs[s.at-1]; at.key == key {
+				return at
+			}
 		}
 	}
 }
@@ -66,17 +75,18 @@ func (a *Ad) reindex() {
 		size *= 2
 	}
 	if len(a.index) != size {
-		a.index = make([]int32, size)
+		a.index = make([]slot, size)
 	} else {
 		clear(a.index)
 	}
 	mask := uint64(size - 1)
 	for n := range a.attrs {
-		i := a.attrs[n].hash & mask
-		for a.index[i] != 0 {
+		h := a.attrs[n].hash
+		i := h & mask
+		for a.index[i].at != 0 {
 			i = (i + 1) & mask
 		}
-		a.index[i] = int32(n + 1)
+		a.index[i] = slot{hash: h, at: int32(n + 1)}
 	}
 }
 
@@ -101,10 +111,10 @@ func (a *Ad) Set(name string, e *Expr) {
 	}
 	mask := uint64(len(a.index) - 1)
 	i := h & mask
-	for a.index[i] != 0 {
+	for a.index[i].at != 0 {
 		i = (i + 1) & mask
 	}
-	a.index[i] = int32(len(a.attrs))
+	a.index[i] = slot{hash: h, at: int32(len(a.attrs))}
 }
 
 // SetValue binds name to a literal of v.
@@ -209,7 +219,7 @@ func (a *Ad) Parent() *Ad { return a.parent }
 func (a *Ad) Copy() *Ad {
 	b := &Ad{attrs: make([]attr, len(a.attrs)), parent: a.parent}
 	copy(b.attrs, a.attrs)
-	b.index = append([]int32(nil), a.index...)
+	b.index = append([]slot(nil), a.index...)
 	return b
 }
 

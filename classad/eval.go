@@ -92,7 +92,7 @@ func (e *Expr) EvalWith(my, target *Ad, opts *EvalOptions) Value {
 	var c evalCtx
 	c.init(opts)
 	f := frame{my: my, root: my, target: target}
-	return c.eval(e.root, &f)
+	return c.ev(e.root, &f)
 }
 
 // evalAttrIn evaluates attribute name of my with target as TARGET.
@@ -160,14 +160,17 @@ func (c *evalCtx) attrValue(at *attr, f *frame) Value {
 	return v
 }
 
-// eval evaluates n in frame f.
-func (c *evalCtx) eval(n *node, f *frame) Value {
-	for n.op == opParen {
-		n = n.a
-	}
+// ev evaluates n, answering literals without a call. It is small enough
+// to be inlined at every operand.
+func (c *evalCtx) ev(n *node, f *frame) Value {
 	if n.op == opLit {
 		return n.val
 	}
+	return c.eval(n, f)
+}
+
+// eval evaluates n in frame f.
+func (c *evalCtx) eval(n *node, f *frame) Value {
 	c.steps--
 	c.depth++
 	var v Value
@@ -175,33 +178,39 @@ func (c *evalCtx) eval(n *node, f *frame) Value {
 		v = Error()
 	} else {
 		switch n.op {
+		case opLit:
+			v = n.val
+		case opScoped:
+			if n.scope == scopeTarget {
+				v = c.targetRef(n, f)
+			} else {
+				v = c.scoped(n, f)
+			}
 		case opRef:
 			v = c.ref(n, f)
-		case opScoped:
-			v = c.scoped(n, f)
 		case opAnd:
 			v = c.and(n, f)
 		case opOr:
 			v = c.or(n, f)
 		case opEQ, opNE, opLT, opLE, opGT, opGE:
-			v = compare(n.op, c.eval(n.a, f), c.eval(n.b, f))
+			v = c.compare(n, f)
 		case opMetaEQ, opMetaNE:
-			v = identical(n.op, c.eval(n.a, f), c.eval(n.b, f))
+			v = identical(n.op, c.ev(n.a, f), c.ev(n.b, f))
 		case opAdd, opSub, opMul, opDiv, opMod:
-			v = arith(n.op, c.eval(n.a, f), c.eval(n.b, f))
+			v = arith(n.op, c.ev(n.a, f), c.ev(n.b, f))
 		case opBitAnd, opBitOr, opBitXor, opShl, opShr, opUShr:
-			v = bitwise(n.op, c.eval(n.a, f), c.eval(n.b, f))
+			v = bitwise(n.op, c.ev(n.a, f), c.ev(n.b, f))
 		case opNeg, opPos, opNot, opBitNot:
-			v = unary(n.op, c.eval(n.a, f))
+			v = unary(n.op, c.ev(n.a, f))
 		case opTernary:
 			v = c.ternary(n, f)
 		case opElvis:
-			v = c.eval(n.a, f)
+			v = c.ev(n.a, f)
 			if v.k == UndefinedKind {
-				v = c.eval(n.b, f)
+				v = c.ev(n.b, f)
 			}
 		case opSelect:
-			v = c.selectAttr(c.eval(n.a, f), n, f)
+			v = c.selectAttr(c.ev(n.a, f), n, f)
 		case opSubscript:
 			v = c.subscript(n, f)
 		case opScopeAd:
@@ -209,7 +218,7 @@ func (c *evalCtx) eval(n *node, f *frame) Value {
 		case opList:
 			v = c.list(n, f)
 		case opAdLit:
-			v = Value{k: AdKind, ref: &composite{ad: n.ad, scope: enclose(f)}}
+			v = Value{k: AdKind, x: &composite{ad: n.ad, scope: enclose(f)}}
 		case opCall:
 			v = c.call(n, f)
 		default:
@@ -218,6 +227,53 @@ func (c *evalCtx) eval(n *node, f *frame) Value {
 	}
 	c.depth--
 	return v
+}
+
+// compare evaluates a comparison, with the common cases (two integers,
+// two strings) inline.
+func (c *evalCtx) compare(n *node, f *frame) Value {
+	a := c.ev(n.a, f)
+	b := c.ev(n.b, f)
+	if a.k == b.k {
+		switch a.k {
+		case IntKind:
+			switch n.op {
+			case opEQ:
+				return Bool(a.n == b.n)
+			case opNE:
+				return Bool(a.n != b.n)
+			case opLT:
+				return Bool(a.n < b.n)
+			case opLE:
+				return Bool(a.n <= b.n)
+			case opGT:
+				return Bool(a.n > b.n)
+			default:
+				return Bool(a.n >= b.n)
+			}
+		case StringKind:
+			switch n.op {
+			case opEQ:
+				return Bool(foldEqual(a.str(), b.str()))
+			case opNE:
+				return Bool(!foldEqual(a.str(), b.str()))
+			}
+		}
+	}
+	return compare(n.op, a, b)
+}
+
+// targetRef resolves TARGET.x.
+func (c *evalCtx) targetRef(n *node, f *frame) Value {
+	at := f.target.lookup(n.key, n.hash)
+	if at == nil {
+		return Value{}
+	}
+	if r := at.expr.root; r.op == opLit {
+		return r.val
+	}
+	nf := frame{my: f.target, root: f.target, target: f.root}
+	return c.attrValue(at, &nf)
 }
 
 // enclose returns the lexical scope chain for an ad literal evaluated in f.
@@ -276,15 +332,7 @@ func (c *evalCtx) scoped(n *node, f *frame) Value {
 		}
 		return Value{}
 	case scopeTarget:
-		at := f.target.lookup(n.key, n.hash)
-		if at == nil {
-			return Value{}
-		}
-		if at.expr.root.op == opLit {
-			return at.expr.root.val
-		}
-		nf = frame{my: f.target, root: f.target, target: f.root}
-		return c.attrValue(at, &nf)
+		return c.targetRef(n, f)
 	case scopeRoot:
 		at := f.root.lookup(n.key, n.hash)
 		if at == nil {
@@ -321,7 +369,7 @@ func (c *evalCtx) scopeAd(n *node, f *frame) Value {
 		if f.my == nil {
 			return Value{}
 		}
-		return Value{k: AdKind, ref: &composite{ad: f.my, scope: f.lex}}
+		return Value{k: AdKind, x: &composite{ad: f.my, scope: f.lex}}
 	case scopeTarget:
 		return AdValue(f.target)
 	default:
@@ -329,7 +377,7 @@ func (c *evalCtx) scopeAd(n *node, f *frame) Value {
 		if p == nil {
 			return Value{}
 		}
-		return Value{k: AdKind, ref: &composite{ad: p, scope: up}}
+		return Value{k: AdKind, x: &composite{ad: p, scope: up}}
 	}
 }
 
@@ -337,7 +385,7 @@ func (c *evalCtx) scopeAd(n *node, f *frame) Value {
 func (c *evalCtx) selectAttr(base Value, n *node, f *frame) Value {
 	switch base.k {
 	case AdKind:
-		ad := base.ref.ad
+		ad := base.comp().ad
 		at := ad.lookup(n.key, n.hash)
 		if at == nil {
 			return Value{}
@@ -349,12 +397,12 @@ func (c *evalCtx) selectAttr(base Value, n *node, f *frame) Value {
 		case f.root:
 			nf = frame{my: ad, root: ad, target: f.target}
 		default:
-			nf = frame{my: ad, root: f.root, target: f.target, lex: base.ref.scope}
+			nf = frame{my: ad, root: f.root, target: f.target, lex: base.comp().scope}
 		}
 		return c.attrValue(at, &nf)
 	case ListKind:
 		// Selecting from a list selects from each of its elements.
-		src := base.ref.list
+		src := base.comp().list
 		if !c.spend(len(src)) {
 			return Error()
 		}
@@ -370,18 +418,18 @@ func (c *evalCtx) selectAttr(base Value, n *node, f *frame) Value {
 }
 
 func (c *evalCtx) subscript(n *node, f *frame) Value {
-	a, b := c.eval(n.a, f), c.eval(n.b, f)
+	a, b := c.ev(n.a, f), c.ev(n.b, f)
 	if v, done := strict2(a, b); done {
 		return v
 	}
 	switch {
 	case a.k == ListKind && b.k == IntKind:
-		if b.n < 0 || b.n >= int64(len(a.ref.list)) {
+		if b.n < 0 || b.n >= int64(len(a.comp().list)) {
 			return Error()
 		}
-		return a.ref.list[b.n]
+		return a.comp().list[b.n]
 	case a.k == AdKind && b.k == StringKind:
-		key := asciiLower(b.s)
+		key := asciiLower(b.str())
 		sel := node{key: key, hash: hashString(key)}
 		return c.selectAttr(a, &sel, f)
 	}
@@ -397,84 +445,89 @@ func (c *evalCtx) list(n *node, f *frame) Value {
 	}
 	out := make([]Value, len(n.args))
 	for i, a := range n.args {
-		out[i] = c.eval(a, f)
+		out[i] = c.ev(a, f)
 	}
 	return listOwned(out)
 }
 
-// and is HTCondor's non-strict &&: false && x is false and error && x
-// is error without evaluating x; undefined && false is false.
+// and is HTCondor's non-strict &&, folded left to right over the chain
+// a && b && c: false && x is false and error && x is error without
+// evaluating x; undefined && false is false; a string, list or ad is
+// error.
 func (c *evalCtx) and(n *node, f *frame) Value {
-	a := c.eval(n.a, f)
-	ab, aok := a.boolEquiv()
-	if aok && !ab {
-		return Bool(false)
-	}
-	if a.k == ErrorKind {
-		return a
-	}
-	b := c.eval(n.b, f)
-	bb, bok := b.boolEquiv()
-	if !aok && a.k != UndefinedKind {
-		return Error() // a string, list or ad
-	}
-	if !bok && b.k != UndefinedKind && b.k != ErrorKind {
-		return Error()
-	}
-	if aok { // a is true
-		if bok {
-			return Bool(bb)
+	r := c.ev(n.chain[0], f)
+	for _, x := range n.chain[1:] {
+		rb, rok := r.boolEquiv()
+		if rok && !rb {
+			return Bool(false)
 		}
-		return b
+		if r.k == ErrorKind {
+			return r
+		}
+		b := c.ev(x, f)
+		bb, bok := b.boolEquiv()
+		switch {
+		case !rok && r.k != UndefinedKind:
+			r = Error()
+		case !bok && b.k != UndefinedKind && b.k != ErrorKind:
+			r = Error()
+		case rok: // r is true
+			if bok {
+				r = Bool(bb)
+			} else {
+				r = b
+			}
+		case !bok: // r is undefined
+			r = b
+		case !bb:
+			r = Bool(false)
+		default:
+			r = Value{}
+		}
 	}
-	// a is undefined
-	if !bok {
-		return b
-	}
-	if !bb {
-		return Bool(false)
-	}
-	return Value{}
+	return r
 }
 
-// or is HTCondor's non-strict ||: true || x is true and error || x is
-// error without evaluating x; undefined || true is true.
+// or is HTCondor's non-strict ||, folded like and: true || x is true and
+// error || x is error without evaluating x; undefined || true is true.
 func (c *evalCtx) or(n *node, f *frame) Value {
-	a := c.eval(n.a, f)
-	ab, aok := a.boolEquiv()
-	if aok && ab {
-		return Bool(true)
-	}
-	if a.k == ErrorKind {
-		return a
-	}
-	b := c.eval(n.b, f)
-	bb, bok := b.boolEquiv()
-	if !aok && a.k != UndefinedKind {
-		return Error()
-	}
-	if !bok && b.k != UndefinedKind && b.k != ErrorKind {
-		return Error()
-	}
-	if aok { // a is false
-		if bok {
-			return Bool(bb)
+	r := c.ev(n.chain[0], f)
+	for _, x := range n.chain[1:] {
+		rb, rok := r.boolEquiv()
+		if rok && rb {
+			return Bool(true)
 		}
-		return b
+		if r.k == ErrorKind {
+			return r
+		}
+		b := c.ev(x, f)
+		bb, bok := b.boolEquiv()
+		switch {
+		case !rok && r.k != UndefinedKind:
+			r = Error()
+		case !bok && b.k != UndefinedKind && b.k != ErrorKind:
+			r = Error()
+		case rok: // r is false
+			if bok {
+				r = Bool(bb)
+			} else {
+				r = b
+			}
+		case !bok: // r is undefined
+			r = b
+		case bb:
+			r = Bool(true)
+		default:
+			r = Value{}
+		}
 	}
-	if !bok {
-		return b
-	}
-	if bb {
-		return Bool(true)
-	}
-	return Value{}
+	return r
 }
 
 // ternary: c ? a : b is undefined for an undefined c, error for an error
 // or a non-boolean, non-numeric c.
 func (c *evalCtx) ternary(n *node, f *frame) Value {
-	cond := c.eval(n.a, f)
+	cond := c.ev(n.a, f)
 	if cond.k == UndefinedKind {
 		return cond
 	}
@@ -483,7 +536,7 @@ func (c *evalCtx) ternary(n *node, f *frame) Value {
 		return Error()
 	}
 	if b {
-		return c.eval(n.b, f)
+		return c.ev(n.b, f)
 	}
-	return c.eval(n.c, f)
+	return c.ev(n.c, f)
 }

@@ -15,7 +15,6 @@ const (
 	opScoped                // MY.x, TARGET.x, PARENT.x, .x
 	opSelect                // expr.x
 	opScopeAd               // MY, TARGET or PARENT on its own: the ad itself
-	opParen
 	opCall
 	opList
 	opAdLit
@@ -64,7 +63,6 @@ const (
 	scopeRoot                // a leading dot: the top-level ad
 )
 
-
 // Precedence levels, high binds tighter (HTCondor's table, REFERENCE §9).
 const (
 	precTernary = iota
@@ -83,6 +81,15 @@ const (
 	precPostfix
 	precPrimary
 )
+
+// prec is the precedence of n as written: parenthesized nodes are
+// primary.
+func (n *node) prec() int {
+	if n.parens > 0 {
+		return precPrimary
+	}
+	return n.op.prec()
+}
 
 func (op opcode) prec() int {
 	switch op {
@@ -127,6 +134,7 @@ type node struct {
 	op     opcode
 	scope  scope
 	fn     fnID
+	parens uint16 // how many pairs of parentheses were written around the node
 	height int32
 	val    Value  // opLit
 	name   string // attribute or function name as written
@@ -136,7 +144,8 @@ type node struct {
 	a      *node  // operand, condition, base of a selection or subscript
 	b      *node
 	c      *node
-	args   []*node // opCall arguments, opList elements
+	args   []*node        // opCall arguments, opList elements
+	chain  []*node        // opAnd, opOr: the operands of a chain a && b && c, in order
 	ad     *Ad            // opAdLit
 	re     *regexp.Regexp // opCall of a regex function with a literal pattern
 	sig    uint64         // structural hash of the subtree
@@ -230,7 +239,7 @@ func sameNode(x, y *node) bool {
 	if x == y {
 		return true
 	}
-	if x == nil || y == nil || x.op != y.op || x.sig != y.sig {
+	if x == nil || y == nil || x.op != y.op || x.parens != y.parens || x.sig != y.sig {
 		return false
 	}
 	switch x.op {
@@ -289,7 +298,7 @@ func mix(h, x uint64) uint64 {
 
 // nodeSig computes the structural hash of n from its children's.
 func nodeSig(n *node) uint64 {
-	h := mix(fnvOffset, uint64(n.op)+1)
+	h := mix(fnvOffset, uint64(n.op)+1+uint64(n.parens)<<8)
 	switch n.op {
 	case opLit:
 		h = mix(h, valueSig(n.val))
@@ -319,7 +328,7 @@ func valueSig(v Value) uint64 {
 	h := mix(fnvOffset, uint64(v.k)+1)
 	switch v.k {
 	case BoolKind, IntKind, AbsTimeKind:
-		h = mix(mix(h, uint64(v.n)), uint64(v.off))
+		h = mix(h, uint64(v.n))
 	case RealKind, RelTimeKind:
 		f := v.real()
 		if f != f {
@@ -327,13 +336,13 @@ func valueSig(v Value) uint64 {
 		}
 		h = mix(h, math.Float64bits(f))
 	case StringKind:
-		h = mix(h, hashString(v.s))
+		h = mix(h, hashString(v.str()))
 	case ListKind:
-		for _, e := range v.ref.list {
+		for _, e := range v.comp().list {
 			h = mix(h, valueSig(e))
 		}
 	case AdKind:
-		h = mix(h, adSig(v.ref.ad))
+		h = mix(h, adSig(v.comp().ad))
 	}
 	return h
 }

@@ -381,12 +381,12 @@ func (c *evalCtx) unaryFunc(fn fnID, v Value) Value {
 		case UndefinedKind:
 			return v
 		case StringKind:
-			return Int(int64(len(v.s)))
+			return Int(int64(len(v.str())))
 		case ListKind:
-			return Int(int64(len(v.ref.list)))
+			return Int(int64(len(v.comp().list)))
 		case AdKind:
 			n := 0
-			v.ref.ad.each(true, func(*attr) { n++ })
+			v.comp().ad.each(true, func(*attr) { n++ })
 			return Int(int64(n))
 		}
 		return Error()
@@ -395,7 +395,7 @@ func (c *evalCtx) unaryFunc(fn fnID, v Value) Value {
 		if s.k != StringKind {
 			return s
 		}
-		return String(changeCase(s.s, fn == fnToUpper))
+		return String(changeCase(s.str(), fn == fnToUpper))
 	case fnSplitUserName, fnSplitSlotName:
 		return splitAt(fn, v)
 	case fnInterval:
@@ -425,9 +425,9 @@ func toInt(v Value) Value {
 	case RealKind, RelTimeKind:
 		return truncInt(v.real())
 	case AbsTimeKind:
-		return Int(v.n)
+		return Int(v.secs())
 	case StringKind:
-		f, ok := parseNumberPrefix(v.s)
+		f, ok := parseNumberPrefix(v.str())
 		if !ok {
 			return Error()
 		}
@@ -453,11 +453,11 @@ func toReal(v Value) Value {
 	case BoolKind, IntKind:
 		return Real(float64(v.n))
 	case AbsTimeKind:
-		return Real(float64(v.n))
+		return Real(float64(v.secs()))
 	case RelTimeKind:
 		return Real(v.real())
 	case StringKind:
-		f, ok := parseNumberPrefix(v.s)
+		f, ok := parseNumberPrefix(v.str())
 		if !ok {
 			return Error()
 		}
@@ -473,7 +473,7 @@ func toString(v Value) Value {
 	case UndefinedKind, ErrorKind, StringKind:
 		return v
 	case AbsTimeKind:
-		return String(formatAbsTime(v.n, int(v.off)))
+		return String(formatAbsTime(v.secs(), v.zone()))
 	case RelTimeKind:
 		return String(formatRelTime(v.real()))
 	}
@@ -493,9 +493,9 @@ func toBool(v Value) Value {
 		return Bool(v.real() != 0)
 	case StringKind:
 		switch {
-		case foldEqual(v.s, "true"):
+		case foldEqual(v.str(), "true"):
 			return Bool(true)
-		case foldEqual(v.s, "false"):
+		case foldEqual(v.str(), "false"):
 			return Bool(false)
 		}
 		return Value{}
@@ -559,7 +559,7 @@ func quantize(a, b Value) Value {
 	x := av.real()
 	if b.k == ListKind {
 		last := Real(0)
-		for _, e := range b.ref.list {
+		for _, e := range b.comp().list {
 			ev := toReal(e)
 			if ev.k != RealKind {
 				return Error()

@@ -18,7 +18,7 @@ func (c *evalCtx) member(n *node, f *frame) Value {
 	if !identicalOp && x.k == ErrorKind {
 		return Error()
 	}
-	for _, e := range l.ref.list {
+	for _, e := range l.comp().list {
 		var r Value
 		if identicalOp {
 			r = identical(opMetaEQ, e, x)
@@ -48,7 +48,7 @@ func (c *evalCtx) listCompare(n *node, f *frame) Value {
 		return Error()
 	}
 	var op opcode
-	switch opv.s {
+	switch opv.str() {
 	case "<":
 		op = opLT
 	case "<=":
@@ -77,7 +77,7 @@ func (c *evalCtx) listCompare(n *node, f *frame) Value {
 	}
 	x := c.eval(n.args[2], f)
 	all := n.fn == fnAllCompare
-	for _, e := range l.ref.list {
+	for _, e := range l.comp().list {
 		var r Value
 		if op == opMetaEQ || op == opMetaNE {
 			r = identical(op, e, x)
@@ -112,7 +112,7 @@ func numbersOf(l Value) (nums []Value, empty bool, v Value, ok bool) {
 	default:
 		return nil, false, Error(), false
 	}
-	for _, e := range l.ref.list {
+	for _, e := range l.comp().list {
 		switch e.k {
 		case UndefinedKind:
 			continue
@@ -124,7 +124,7 @@ func numbersOf(l Value) (nums []Value, empty bool, v Value, ok bool) {
 			return nil, false, Error(), false
 		}
 	}
-	return nums, len(l.ref.list) == 0, Value{}, true
+	return nums, len(l.comp().list) == 0, Value{}, true
 }
 
 // sumAvg is sum(list) and avg(list): an integer sum of integers, a real

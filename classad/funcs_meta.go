@@ -35,7 +35,7 @@ func (c *evalCtx) unparse(n *node, f *frame) Value {
 		if base.k != AdKind {
 			return Error()
 		}
-		at = base.ref.ad.lookup(a.key, a.hash)
+		at = base.comp().ad.lookup(a.key, a.hash)
 	default:
 		return Error()
 	}
@@ -56,10 +56,10 @@ func (c *evalCtx) evalFunc(n *node, f *frame) Value {
 	if s.k != StringKind {
 		return Error()
 	}
-	if !c.spend(len(s.s)) {
+	if !c.spend(len(s.str())) {
 		return Error()
 	}
-	e, err := ParseExpr(s.s)
+	e, err := ParseExpr(s.str())
 	if err != nil {
 		return Error()
 	}

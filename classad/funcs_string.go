@@ -32,7 +32,7 @@ func (c *evalCtx) strcat(n *node, f *frame) Value {
 			if len(args) == 2 {
 				sep = c.eval(args[0], f)
 			}
-			items = append(append(items, sep), last.ref.list...)
+			items = append(append(items, sep), last.comp().list...)
 		} else {
 			if len(args) == 2 {
 				items = append(items, c.eval(args[0], f))
@@ -62,7 +62,7 @@ func (c *evalCtx) strcat(n *node, f *frame) Value {
 		}
 		if isJoin {
 			if i == 0 {
-				sep = s.s
+				sep = s.str()
 				continue
 			}
 			if b.Len() > 0 {
@@ -70,10 +70,10 @@ func (c *evalCtx) strcat(n *node, f *frame) Value {
 			}
 		}
 		def = true
-		if !c.chargeString(b.Len() + len(s.s)) {
+		if !c.chargeString(b.Len() + len(s.str())) {
 			return Error()
 		}
-		b.WriteString(s.s)
+		b.WriteString(s.str())
 	}
 	if undef && !def {
 		return Value{}
@@ -96,12 +96,12 @@ func (c *evalCtx) split(n *node, f *frame) Value {
 		if sv.k != StringKind || dv.k != StringKind {
 			return Error()
 		}
-		seps = dv.s
+		seps = dv.str()
 	}
 	if sv.k != StringKind {
 		return Error()
 	}
-	s := sv.s
+	s := sv.str()
 	var out []Value
 	last := 0
 	if seps != "" {
@@ -138,12 +138,12 @@ func splitAt(fn fnID, v Value) Value {
 	if v.k != StringKind {
 		return Error()
 	}
-	before, after, found := strings.Cut(v.s, "@")
+	before, after, found := strings.Cut(v.str(), "@")
 	if !found {
 		if fn == fnSplitSlotName {
-			before, after = "", v.s
+			before, after = "", v.str()
 		} else {
-			before, after = v.s, ""
+			before, after = v.str(), ""
 		}
 	}
 	return listOwned([]Value{String(before), String(after)})
@@ -167,7 +167,7 @@ func (c *evalCtx) substr(n *node, f *frame) Value {
 	if s.k != StringKind || o.k != IntKind || l.k != IntKind {
 		return Error()
 	}
-	size := int64(len(s.s))
+	size := int64(len(s.str()))
 	off, ln := o.n, l.n
 	if off < 0 {
 		off = max(size+off, 0)
@@ -182,7 +182,7 @@ func (c *evalCtx) substr(n *node, f *frame) Value {
 	case ln > size-off:
 		ln = size - off
 	}
-	return String(s.s[off : off+ln])
+	return String(s.str()[off : off+ln])
 }
 
 // strcmpFunc is strcmp and stricmp: -1, 0 or 1 after converting both
@@ -196,9 +196,9 @@ func strcmpFunc(fold bool, a, b Value) Value {
 		return Error()
 	}
 	if fold {
-		return Int(int64(foldCompare(x.s, y.s)))
+		return Int(int64(foldCompare(x.str(), y.str())))
 	}
-	return Int(int64(strings.Compare(x.s, y.s)))
+	return Int(int64(strings.Compare(x.str(), y.str())))
 }
 
 // changeCase maps ASCII letters like C's toupper and tolower.
@@ -267,9 +267,9 @@ func (c *evalCtx) stringListMember(n *node, f *frame) Value {
 	}
 	delims := ", \t\r\n"
 	if len(vs) == 3 && vs[2].k == StringKind {
-		delims = vs[2].s
+		delims = vs[2].str()
 	}
-	item, list := vs[0].s, stringListItems(vs[1].s, delims)
+	item, list := vs[0].str(), stringListItems(vs[1].str(), delims)
 	if !c.spend(len(list)) {
 		return Error()
 	}
@@ -307,9 +307,9 @@ func (c *evalCtx) stringListSummary(n *node, f *frame) Value {
 	}
 	delims := ", "
 	if len(vs) == 2 {
-		delims = vs[1].s
+		delims = vs[1].str()
 	}
-	items := stringListItems(vs[0].s, delims)
+	items := stringListItems(vs[0].str(), delims)
 	if !c.spend(len(items)) {
 		return Error()
 	}
@@ -378,13 +378,13 @@ func (c *evalCtx) stringListsIntersect(n *node, f *frame) Value {
 		}
 	}
 	delims := " ,"
-	if len(vs) == 3 && vs[2].s != "" {
-		delims = vs[2].s
+	if len(vs) == 3 && vs[2].str() != "" {
+		delims = vs[2].str()
 	}
 	split := func(s string) []string {
 		return strings.FieldsFunc(s, func(r rune) bool { return r < 0x80 && strings.IndexByte(delims, byte(r)) >= 0 })
 	}
-	a, b := split(vs[0].s), split(vs[1].s)
+	a, b := split(vs[0].str()), split(vs[1].str())
 	if !c.spend(len(a) + len(b)) {
 		return Error()
 	}
@@ -410,7 +410,7 @@ func versionFunc(fn fnID, a, b Value) Value {
 	if x.k != StringKind || y.k != StringKind {
 		return Error()
 	}
-	r := versionCompare(x.s, y.s)
+	r := versionCompare(x.str(), y.str())
 	switch fn {
 	case fnVersionCmp:
 		return Int(int64(r))
@@ -435,7 +435,7 @@ func versionInRange(v, lo, hi Value) Value {
 	if x.k != StringKind || l.k != StringKind || h.k != StringKind {
 		return Error()
 	}
-	return Bool(versionCompare(l.s, x.s) <= 0 && versionCompare(x.s, h.s) <= 0)
+	return Bool(versionCompare(l.str(), x.str()) <= 0 && versionCompare(x.str(), h.str()) <= 0)
 }
 
 // versionCompare orders version strings: lexicographically, except that

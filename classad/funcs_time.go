@@ -88,19 +88,19 @@ func (c *evalCtx) absTimeFunc(n *node, f *frame) Value {
 		if !haveZone {
 			return t
 		}
-		secs = t.n
+		secs = t.secs()
 	case StringKind:
 		if haveZone {
 			return Error()
 		}
-		v, ok := parseAbsTime(t.s, -1)
+		secs, off, hasZone, ok := parseAbsTimeFields(t.str())
 		if !ok {
 			return Error()
 		}
-		if v.off == noOffset {
-			return mkAbs(v.n-int64(c.zoneOffset(v.n)), c.zoneOffset(v.n))
+		if !hasZone {
+			off = c.zoneOffset(secs)
 		}
-		return v
+		return mkAbs(secs-int64(off), off)
 	default:
 		return Error()
 	}
@@ -122,9 +122,9 @@ func relTimeOf(t Value) Value {
 	case RealKind:
 		return mkRel(t.real())
 	case AbsTimeKind:
-		return mkRel(float64(t.n))
+		return mkRel(float64(t.secs()))
 	case StringKind:
-		v, ok := parseRelTime(t.s)
+		v, ok := parseRelTime(t.str())
 		if !ok {
 			return Error()
 		}
@@ -172,16 +172,13 @@ func (c *evalCtx) formatTime(n *node, f *frame) Value {
 		if fv.k != StringKind {
 			return Error()
 		}
-		format = fv.s
+		format = fv.str()
 	}
 	if !c.spend(len(format)) {
 		return Error()
 	}
 	return String(strftime(t, format))
 }
-
-// noOffset marks a parsed absolute time that gave no zone.
-const noOffset = math.MinInt32
 
 // formatAbsTime prints an absolute time as absTime() reads it:
 // 2006-01-02T15:04:05+07:00.
@@ -206,11 +203,24 @@ func pad2(x int64) string {
 // parseAbsTime reads an absolute time the way HTCondor does: a four-digit
 // year, then optional two-digit month, day, hour, minute and second, with
 // any non-digits between, then an optional zone "Z", "+hh:mm" or "+hhmm".
-// Without a zone the offset is defOff, or noOffset when defOff < 0 and
-// the caller will pick the local zone.
+// Without a zone the offset is defOff.
 func parseAbsTime(s string, defOff int) (Value, bool) {
+	secs, off, hasZone, ok := parseAbsTimeFields(s)
+	if !ok {
+		return Value{}, false
+	}
+	if !hasZone {
+		off = defOff
+	}
+	v := mkAbs(secs-int64(off), off)
+	return v, v.k == AbsTimeKind
+}
+
+// parseAbsTimeFields reads the fields of an absolute time: secs is the
+// written date and time taken as UTC, off the written zone offset.
+func parseAbsTimeFields(s string) (secs int64, off int, hasZone, ok bool) {
 	s = strings.TrimRight(s, " \t\r\n\f\v")
-	off, haveZone := 0, false
+	haveZone := false
 	switch n := len(s); {
 	case n > 1 && (s[n-1] == 'z' || s[n-1] == 'Z'):
 		s, haveZone = s[:n-1], true
@@ -238,7 +248,7 @@ func parseAbsTime(s string, defOff int) (Value, bool) {
 	}
 	skip()
 	if i+4 > len(s) || !allDigits(s[i:i+4]) {
-		return Value{}, false
+		return 0, 0, false, false
 	}
 	year := field(4, 0)
 	month := field(2, 1)
@@ -248,17 +258,10 @@ func parseAbsTime(s string, defOff int) (Value, bool) {
 	sec := field(2, 0)
 	skip()
 	if i < len(s) {
-		return Value{}, false // more digits than the format has fields
+		return 0, 0, false, false // more digits than the format has fields
 	}
-	secs := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix()
-	if !haveZone {
-		if defOff < 0 {
-			return Value{k: AbsTimeKind, n: secs, off: noOffset}, true
-		}
-		off = defOff
-	}
-	v := mkAbs(secs-int64(off), off)
-	return v, v.k == AbsTimeKind
+	secs = time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix()
+	return secs, off, haveZone, true
 }
 
 func allDigits(s string) bool {

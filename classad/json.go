@@ -100,6 +100,10 @@ func (w *jsonWriter) ad(a *Ad, flat bool) {
 }
 
 func (w *jsonWriter) node(n *node) {
+	if n.parens > 0 {
+		w.exprText((&Expr{root: n}).String())
+		return
+	}
 	switch n.op {
 	case opLit:
 		w.value(n.val)
@@ -142,11 +146,11 @@ func (w *jsonWriter) value(v Value) {
 			w.b.WriteString(formatReal(f))
 		}
 	case StringKind:
-		w.str(v.s)
+		w.str(v.str())
 	case ListKind:
-		w.list(len(v.ref.list), func(i int) { w.value(v.ref.list[i]) })
+		w.list(len(v.comp().list), func(i int) { w.value(v.comp().list[i]) })
 	case AdKind:
-		w.ad(v.ref.ad, false)
+		w.ad(v.comp().ad, false)
 	default: // error and times
 		w.exprText(v.String())
 	}

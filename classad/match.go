@@ -62,13 +62,9 @@ func Conjuncts(e *Expr) []*Expr {
 	var out []*Expr
 	var split func(n *node)
 	split = func(n *node) {
-		m := n
-		for m.op == opParen {
-			m = m.a
-		}
-		if m.op == opAnd {
-			split(m.a)
-			split(m.b)
+		if n.op == opAnd {
+			split(n.a)
+			split(n.b)
 			return
 		}
 		out = append(out, &Expr{root: n})

@@ -99,18 +99,18 @@ func timeArith(op opcode, a, b Value) Value {
 	case opAdd:
 		switch {
 		case a.k == AbsTimeKind && b.k == RelTimeKind:
-			return absTime(a.n+int64(b.real()), int(a.off))
+			return mkAbs(a.secs()+int64(b.real()), a.zone())
 		case a.k == RelTimeKind && b.k == AbsTimeKind:
-			return absTime(b.n+int64(a.real()), int(b.off))
+			return mkAbs(b.secs()+int64(a.real()), b.zone())
 		case a.k == RelTimeKind && b.k == RelTimeKind:
 			return mkRel(a.real() + b.real())
 		}
 	case opSub:
 		switch {
 		case a.k == AbsTimeKind && b.k == AbsTimeKind:
-			return mkRel(float64(a.n - b.n))
+			return mkRel(float64(a.secs() - b.secs()))
 		case a.k == AbsTimeKind && b.k == RelTimeKind:
-			return absTime(a.n-int64(b.real()), int(a.off))
+			return mkAbs(a.secs()-int64(b.real()), a.zone())
 		case a.k == RelTimeKind && b.k == RelTimeKind:
 			return mkRel(a.real() - b.real())
 		}
@@ -154,9 +154,9 @@ func compare(op opcode, a, b Value) Value {
 	switch {
 	case a.k == StringKind && b.k == StringKind:
 		if op == opEQ || op == opNE {
-			return Bool(foldEqual(a.s, b.s) == (op == opEQ))
+			return Bool(foldEqual(a.str(), b.str()) == (op == opEQ))
 		}
-		c = foldCompare(a.s, b.s)
+		c = foldCompare(a.str(), b.str())
 	case isIntLike(a) && isIntLike(b):
 		switch {
 		case a.n < b.n:
@@ -168,9 +168,9 @@ func compare(op opcode, a, b Value) Value {
 		return compareReals(op, num(a), num(b))
 	case a.k == AbsTimeKind && b.k == AbsTimeKind:
 		switch {
-		case a.n < b.n:
+		case a.secs() < b.secs():
 			c = -1
-		case a.n > b.n:
+		case a.secs() > b.secs():
 			c = 1
 		}
 	case a.k == RelTimeKind && b.k == RelTimeKind:
@@ -224,9 +224,11 @@ func identical(op opcode, a, b Value) Value {
 	case a.k == UndefinedKind || a.k == ErrorKind:
 		same = true
 	case a.k == StringKind:
-		same = a.s == b.s
-	case a.k == BoolKind || a.k == IntKind || a.k == AbsTimeKind:
+		same = a.str() == b.str()
+	case a.k == BoolKind || a.k == IntKind:
 		same = a.n == b.n
+	case a.k == AbsTimeKind:
+		same = a.secs() == b.secs()
 	case a.k == RealKind || a.k == RelTimeKind:
 		same = a.real() == b.real()
 	default:

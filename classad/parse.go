@@ -173,8 +173,25 @@ func (p *parser) mk(n *node, pos int) *node {
 		p.fail(pos, "expression is nested too deeply (more than "+strconv.Itoa(maxNesting)+" levels)")
 		return nil
 	}
+	linkChain(n)
 	n.sig = nodeSig(n)
 	return n
+}
+
+// linkChain lists the operands of a chain of && (or of ||) in its top
+// node, so that evaluation iterates instead of recursing. A chain is
+// left-associative and unbroken by parentheses; the left operand's list
+// is extended in place, which is safe because a node is the left operand
+// of at most one other.
+func linkChain(n *node) {
+	if n.op != opAnd && n.op != opOr {
+		return
+	}
+	if n.a.op == n.op && n.a.parens == 0 {
+		n.chain = append(n.a.chain, n.b)
+	} else {
+		n.chain = []*node{n.a, n.b}
+	}
 }
 
 // expr parses a full expression, including the conditional operator.
@@ -352,7 +369,7 @@ func (p *parser) postfix() *node {
 // scoped references.
 func selectNode(base *node, name string) *node {
 	key := asciiLower(name)
-	if base.op == opScopeAd {
+	if base.op == opScopeAd && base.parens == 0 {
 		return &node{op: opScoped, scope: base.scope, prefix: base.prefix, name: name, key: key, hash: hashString(key)}
 	}
 	return &node{op: opSelect, a: base, name: name, key: key, hash: hashString(key)}
@@ -407,7 +424,9 @@ func (p *parser) primary() *node {
 			return nil
 		}
 		p.advance()
-		return p.mk(&node{op: opParen, a: x}, t.pos)
+		x.parens++
+		x.sig = nodeSig(x)
+		return x
 	case tLBrack:
 		ad := p.adBody()
 		if ad == nil {
@@ -489,12 +508,12 @@ func (p *parser) call(name token) *node {
 		var v Value
 		var ok bool
 		if fn == fnAbsTime {
-			v, ok = parseAbsTime(args[0].val.s, 0)
+			v, ok = parseAbsTime(args[0].val.str(), 0)
 		} else {
-			v, ok = parseRelTime(args[0].val.s)
+			v, ok = parseRelTime(args[0].val.str())
 		}
 		if !ok {
-			p.fail(open, "invalid time "+strconv.Quote(args[0].val.s)+" for "+name.s+"()")
+			p.fail(open, "invalid time "+strconv.Quote(args[0].val.str())+" for "+name.s+"()")
 			return nil
 		}
 		return p.mk(&node{op: opLit, val: v}, name.pos)

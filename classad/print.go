@@ -21,12 +21,27 @@ func (p *printer) str(s string) { p.b.WriteString(s) }
 // trees keep the parentheses that were written, so this only matters for
 // trees built by this package (Explain, Literal of composite values).
 func (p *printer) node(n *node, min int) {
+	if n.parens > 0 {
+		for i := uint16(0); i < n.parens; i++ {
+			p.b.WriteByte('(')
+		}
+		p.bare(n)
+		for i := uint16(0); i < n.parens; i++ {
+			p.b.WriteByte(')')
+		}
+		return
+	}
 	if n.op.prec() < min {
 		p.b.WriteByte('(')
-		p.node(n, 0)
+		p.bare(n)
 		p.b.WriteByte(')')
 		return
 	}
+	p.bare(n)
+}
+
+// bare prints n without the parentheses written around it.
+func (p *printer) bare(n *node) {
 	switch n.op {
 	case opLit:
 		p.value(n.val)
@@ -41,7 +56,7 @@ func (p *printer) node(n *node, min int) {
 	case opScopeAd:
 		p.str(n.prefix)
 	case opSelect:
-		if n.a.op == opLit && (n.a.val.k == IntKind || n.a.val.k == RealKind) {
+		if n.a.op == opLit && n.a.parens == 0 && (n.a.val.k == IntKind || n.a.val.k == RealKind) {
 			p.b.WriteByte('(')
 			p.node(n.a, 0)
 			p.b.WriteByte(')')
@@ -50,10 +65,6 @@ func (p *printer) node(n *node, min int) {
 		}
 		p.b.WriteByte('.')
 		p.name(n.name)
-	case opParen:
-		p.b.WriteByte('(')
-		p.node(n.a, 0)
-		p.b.WriteByte(')')
 	case opCall:
 		p.str(n.name)
 		p.b.WriteByte('(')
@@ -137,10 +148,10 @@ func (p *printer) value(v Value) {
 	case RealKind:
 		p.str(formatReal(v.real()))
 	case StringKind:
-		p.quote(v.s, '"')
+		p.quote(v.str(), '"')
 	case ListKind:
 		p.str("{ ")
-		for i, e := range v.ref.list {
+		for i, e := range v.comp().list {
 			if i > 0 {
 				p.b.WriteByte(',')
 			}
@@ -148,10 +159,10 @@ func (p *printer) value(v Value) {
 		}
 		p.str(" }")
 	case AdKind:
-		p.ad(v.ref.ad, false)
+		p.ad(v.comp().ad, false)
 	case AbsTimeKind:
 		p.str(`absTime("`)
-		p.str(formatAbsTime(v.n, int(v.off)))
+		p.str(formatAbsTime(v.secs(), v.zone()))
 		p.str(`")`)
 	case RelTimeKind:
 		p.str(`relTime("`)

@@ -105,9 +105,9 @@ func literalRegex(fn fnID, args []*node) *regexp.Regexp {
 		if args[i].op != opLit || args[i].val.k != StringKind {
 			return nil
 		}
-		opts = args[i].val.s
+		opts = args[i].val.str()
 	}
-	re, err := compileRegex(args[0].val.s, opts)
+	re, err := compileRegex(args[0].val.str(), opts)
 	if err != nil {
 		return nil
 	}
@@ -155,7 +155,7 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 		if vs[i].k != StringKind {
 			return Error()
 		}
-		opts = vs[i].s
+		opts = vs[i].str()
 	}
 	if vs[0].k != StringKind {
 		return Error()
@@ -163,10 +163,10 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 	re := n.re
 	if re == nil {
 		var err error
-		if !c.spend(len(vs[0].s)) {
+		if !c.spend(len(vs[0].str())) {
 			return Error()
 		}
-		re, err = compileRegex(vs[0].s, opts)
+		re, err = compileRegex(vs[0].str(), opts)
 		if err != nil {
 			return Error()
 		}
@@ -176,22 +176,22 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 		if vs[1].k != StringKind {
 			return Error()
 		}
-		if !c.spend(len(vs[1].s) / 16) {
+		if !c.spend(len(vs[1].str()) / 16) {
 			return Error()
 		}
-		return Bool(re.MatchString(vs[1].s))
+		return Bool(re.MatchString(vs[1].str()))
 	case fnRegexpMember:
 		if vs[1].k != ListKind {
 			return Error()
 		}
 		undef := false
-		for _, e := range vs[1].ref.list {
+		for _, e := range vs[1].comp().list {
 			switch e.k {
 			case StringKind:
-				if !c.spend(1 + len(e.s)/16) {
+				if !c.spend(1 + len(e.str())/16) {
 					return Error()
 				}
-				if re.MatchString(e.s) {
+				if re.MatchString(e.str()) {
 					return Bool(true)
 				}
 			case UndefinedKind:
@@ -207,13 +207,13 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 	case fnStringListRegexpMember:
 		delims := ", "
 		if len(vs) >= 3 {
-			delims = vs[2].s
+			delims = vs[2].str()
 		}
-		items := stringListItems(vs[1].s, delims)
+		items := stringListItems(vs[1].str(), delims)
 		if len(items) == 0 {
 			return Value{}
 		}
-		if !c.spend(len(items) + len(vs[1].s)/16) {
+		if !c.spend(len(items) + len(vs[1].str())/16) {
 			return Error()
 		}
 		for _, it := range items {
@@ -229,10 +229,10 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 	}
 	full := n.fn != fnRegexps || strings.ContainsAny(opts, "fF")
 	global := n.fn == fnReplaceAll || strings.ContainsAny(opts, "gG")
-	if !c.spend(len(vs[1].s) / 16) {
+	if !c.spend(len(vs[1].str()) / 16) {
 		return Error()
 	}
-	s, ok := c.substitute(re, vs[1].s, vs[2].s, full, global)
+	s, ok := c.substitute(re, vs[1].str(), vs[2].str(), full, global)
 	if !ok {
 		return Error()
 	}

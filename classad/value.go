@@ -48,13 +48,35 @@ func (k Kind) String() string {
 
 // Value is the result of evaluating an expression. The zero Value is
 // undefined. Values are immutable and safe to share between goroutines.
+//
+// A Value is kept to four machine words so that the compiler passes it in
+// registers; that matters on the evaluation path.
 type Value struct {
-	k   Kind
-	off int32      // AbsTimeKind: zone offset in seconds east of UTC
-	n   int64      // BoolKind 0/1, IntKind, RealKind (float bits), AbsTimeKind seconds, RelTimeKind (float bits)
-	s   string     // StringKind
-	ref *composite // ListKind, AdKind
+	k Kind
+	// n holds BoolKind 0/1, IntKind, RealKind and RelTimeKind (float
+	// bits), AbsTimeKind (seconds<<20 | zone offset+2^19).
+	n int64
+	// x holds StringKind's string and ListKind's and AdKind's *composite.
+	x any
 }
+
+func (v Value) str() string {
+	s, _ := v.x.(string)
+	return s
+}
+
+func (v Value) comp() *composite {
+	c, _ := v.x.(*composite)
+	return c
+}
+
+// Absolute times pack the zone offset (|offset| < 2^19 s) into the low
+// bits of n.
+const zoneBits = 20
+
+func (v Value) secs() int64 { return v.n >> zoneBits }
+
+func (v Value) zone() int { return int(v.n&(1<<zoneBits-1)) - 1<<(zoneBits-1) }
 
 // composite holds the parts of list and ad values.
 type composite struct {
@@ -93,17 +115,17 @@ func Int(i int64) Value { return Value{k: IntKind, n: i} }
 func Real(f float64) Value { return Value{k: RealKind, n: int64(math.Float64bits(f))} }
 
 // String returns a string value.
-func String(s string) Value { return Value{k: StringKind, s: s} }
+func String(s string) Value { return Value{k: StringKind, x: s} }
 
 // List returns a list value holding vs. The slice is copied.
 func List(vs ...Value) Value {
 	l := make([]Value, len(vs))
 	copy(l, vs)
-	return Value{k: ListKind, ref: &composite{list: l}}
+	return Value{k: ListKind, x: &composite{list: l}}
 }
 
 // listOwned wraps l without copying; l must not be modified afterwards.
-func listOwned(l []Value) Value { return Value{k: ListKind, ref: &composite{list: l}} }
+func listOwned(l []Value) Value { return Value{k: ListKind, x: &composite{list: l}} }
 
 // AdValue returns a value holding the ad a (a nested record). A nil ad
 // gives undefined. The ad is shared, not copied.
@@ -111,7 +133,7 @@ func AdValue(a *Ad) Value {
 	if a == nil {
 		return Value{}
 	}
-	return Value{k: AdKind, ref: &composite{ad: a}}
+	return Value{k: AdKind, x: &composite{ad: a}}
 }
 
 // AbsTime returns an absolute time value for t, keeping t's zone offset.
@@ -121,7 +143,7 @@ func AbsTime(t time.Time) Value {
 }
 
 func absTime(secs int64, off int) Value {
-	return Value{k: AbsTimeKind, n: secs, off: int32(off)}
+	return Value{k: AbsTimeKind, n: secs<<zoneBits | int64(off+1<<(zoneBits-1))}
 }
 
 // RelTime returns a relative time value of d (kept to the nanosecond as a
@@ -180,7 +202,7 @@ func (v Value) NumberValue() (float64, bool) {
 
 // StringValue returns the string held by v; ok is false unless v is a
 // string.
-func (v Value) StringValue() (string, bool) { return v.s, v.k == StringKind }
+func (v Value) StringValue() (string, bool) { return v.str(), v.k == StringKind }
 
 // ListValue returns the elements of a list value. The slice is shared:
 // callers must not modify it.
@@ -188,7 +210,7 @@ func (v Value) ListValue() ([]Value, bool) {
 	if v.k != ListKind {
 		return nil, false
 	}
-	return v.ref.list, true
+	return v.comp().list, true
 }
 
 // AdValue returns the ad held by v; ok is false unless v is an ad.
@@ -196,7 +218,7 @@ func (v Value) AdValue() (*Ad, bool) {
 	if v.k != AdKind {
 		return nil, false
 	}
-	return v.ref.ad, true
+	return v.comp().ad, true
 }
 
 // TimeValue returns an absolute time value as a time.Time in its own zone
@@ -205,7 +227,7 @@ func (v Value) TimeValue() (time.Time, bool) {
 	if v.k != AbsTimeKind {
 		return time.Time{}, false
 	}
-	return time.Unix(v.n, 0).In(fixedZone(int(v.off))), true
+	return time.Unix(v.secs(), 0).In(fixedZone(v.zone())), true
 }
 
 // DurationValue returns a relative time value as a time.Duration.
@@ -259,27 +281,25 @@ func (v Value) Equal(w Value) bool {
 	switch v.k {
 	case UndefinedKind, ErrorKind:
 		return true
-	case BoolKind, IntKind:
+	case BoolKind, IntKind, AbsTimeKind:
 		return v.n == w.n
 	case RealKind, RelTimeKind:
 		a, b := v.real(), w.real()
 		return a == b || (a != a && b != b)
 	case StringKind:
-		return v.s == w.s
-	case AbsTimeKind:
-		return v.n == w.n && v.off == w.off
+		return v.str() == w.str()
 	case ListKind:
-		if len(v.ref.list) != len(w.ref.list) {
+		if len(v.comp().list) != len(w.comp().list) {
 			return false
 		}
-		for i := range v.ref.list {
-			if !v.ref.list[i].Equal(w.ref.list[i]) {
+		for i := range v.comp().list {
+			if !v.comp().list[i].Equal(w.comp().list[i]) {
 				return false
 			}
 		}
 		return true
 	case AdKind:
-		return v.ref.ad.Equal(w.ref.ad)
+		return v.comp().ad.Equal(w.comp().ad)
 	}
 	return false
 }
