@@ -178,4 +178,3 @@ func BenchmarkPrintJobAd(b *testing.B) {
 		_ = job.String()
 	}
 }
-
