@@ -19,8 +19,7 @@ const (
 	DefaultBinary         = "qemu-system-x86_64"
 	DefaultImgBinary      = "qemu-img"
 	DefaultStatusInterval = 60 * time.Second // HTCondor's VM_STATUS_INTERVAL
-	DefaultMemoryMiB      = 256
-	machineType           = "pc" // i440FX + PIIX: IDE channels, ACPI PM at 0x600
+	machineType           = "pc"             // i440FX + PIIX: IDE channels, ACPI PM at 0x600
 )
 
 // Config configures a Driver. The zero value works: QEMU from PATH, KVM
