@@ -110,9 +110,7 @@ func parseOld(src string, split bool) ([]*Ad, error) {
 		end := oldValueEnd(src, rhs)
 		p := newParserAt(src[:end], rhs, true)
 		n := p.expr()
-		if n != nil && p.tok.kind != tEOF {
-			p.fail(p.tok.pos, "unexpected "+p.tok.describe()+" after the end of the expression")
-		}
+		p.end(n)
 		if e := p.error(); e != nil {
 			return nil, e.locate(src)
 		}

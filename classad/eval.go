@@ -92,7 +92,17 @@ func (e *Expr) EvalWith(my, target *Ad, opts *EvalOptions) Value {
 	var c evalCtx
 	c.init(opts)
 	f := frame{my: my, root: my, target: target}
-	return c.ev(e.root, &f)
+	return c.result(c.ev(e.root, &f))
+}
+
+// result is the value of a whole evaluation: error if the evaluation ran
+// out of steps anywhere, even where the shortfall was absorbed (an
+// element of a list, the left side of an elvis).
+func (c *evalCtx) result(v Value) Value {
+	if c.steps < 0 {
+		return Error()
+	}
+	return v
 }
 
 // evalAttrIn evaluates attribute name of my with target as TARGET.
@@ -108,7 +118,7 @@ func evalAttrIn(my *Ad, name string, target *Ad, opts *EvalOptions) Value {
 	var c evalCtx
 	c.init(opts)
 	f := frame{my: my, root: my, target: target}
-	return c.attrValue(at, &f)
+	return c.result(c.attrValue(at, &f))
 }
 
 // spend charges n steps and reports whether the budget still holds.

@@ -344,7 +344,7 @@ func (c *evalCtx) stringListSummary(n *node, f *frame) Value {
 		}
 	}
 	if n.fn == fnStringListAvg {
-		acc /= float64(len(items))
+		return Real(acc / float64(len(items))) // the manual: a real average
 	}
 	if isReal {
 		return Real(acc)

@@ -74,13 +74,22 @@ func (e *SyntaxError) locate(src string) *SyntaxError {
 func ParseExpr(src string) (*Expr, error) {
 	p := newParser(src, false)
 	n := p.expr()
-	if n != nil && p.tok.kind != tEOF {
-		p.fail(p.tok.pos, "unexpected "+p.tok.describe()+" after the end of the expression")
-	}
+	p.end(n)
 	if err := p.error(); err != nil {
 		return nil, err
 	}
 	return &Expr{root: n}, nil
+}
+
+// end checks that the expression n used up the input.
+func (p *parser) end(n *node) {
+	switch {
+	case n == nil || p.tok.kind == tEOF:
+	case p.tok.kind == tAssign:
+		p.fail(p.tok.pos, "unexpected '=' after the expression (use '==' to compare)")
+	default:
+		p.fail(p.tok.pos, "unexpected "+p.tok.describe()+" after the end of the expression")
+	}
 }
 
 type parser struct {
