@@ -76,6 +76,21 @@ func knownCommand(n string) bool {
 	return vmCommands[n] || ignoredCommands[n] || attrAliases[n] != ""
 }
 
+// suggestCandidates are the commands suggest may propose, interpreted ones
+// first; read-only after initialisation.
+var suggestCandidates = func() []string {
+	var out []string
+	for _, set := range []map[string]bool{vmCommands, ignoredCommands} {
+		names := make([]string, 0, len(set))
+		for c := range set {
+			names = append(names, c)
+		}
+		sort.Strings(names)
+		out = append(out, names...)
+	}
+	return out
+}()
+
 // suggest returns the submit command a misspelt name most likely meant, or
 // "". Names of up to four letters may differ by one edit, longer ones by two.
 func suggest(name string) string {
@@ -85,16 +100,9 @@ func suggest(name string) string {
 		limit = 1
 	}
 	best, bestD := "", limit+1
-	for _, set := range []map[string]bool{vmCommands, ignoredCommands} {
-		cands := make([]string, 0, len(set))
-		for c := range set {
-			cands = append(cands, c)
-		}
-		sort.Strings(cands)
-		for _, c := range cands {
-			if d := editDistance(n, c, bestD); d < bestD {
-				best, bestD = c, d
-			}
+	for _, c := range suggestCandidates {
+		if d := editDistance(n, c, bestD); d < bestD {
+			best, bestD = c, d
 		}
 	}
 	if bestD > limit || bestD == 0 {

@@ -145,16 +145,7 @@ func (b *builder) missing(cmd, code, msg string) {
 }
 
 func (b *builder) misspelt(cmd string) *macroDef {
-	var best *macroDef
-	for k, d := range b.tbl.defs {
-		if d.attr || knownCommand(k) {
-			continue
-		}
-		if suggest(k) == cmd && (best == nil || d.line < best.line) {
-			best = d
-		}
-	}
-	return best
+	return b.tbl.misspellings()[cmd]
 }
 
 func (b *builder) warn(d *macroDef, format string, args ...any) {

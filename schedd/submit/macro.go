@@ -13,6 +13,10 @@ const maxExpansion = 1 << 20
 // maxDepth bounds macro nesting; deeper is reported as recursion.
 const maxDepth = 64
 
+// maxSteps bounds the macro look-ups of one job, so that macros referring
+// to others many times over cannot take exponential time.
+const maxSteps = 100_000
+
 // macroDef is one definition in a submit description.
 type macroDef struct {
 	name  string // as written; literal attributes as "MY.Name"
@@ -28,6 +32,28 @@ type macroDef struct {
 type macroTable struct {
 	defs     map[string]*macroDef
 	attrKeys []string // literal attributes in order of first definition
+
+	hints map[string]*macroDef // command -> earliest definition misspelling it; computed once
+}
+
+// misspellings maps a submit command to the earliest definition of a name
+// that is no command but within a typo of it.
+func (t *macroTable) misspellings() map[string]*macroDef {
+	if t.hints != nil {
+		return t.hints
+	}
+	t.hints = map[string]*macroDef{}
+	for k, d := range t.defs {
+		if d.attr || knownCommand(k) {
+			continue
+		}
+		if cmd := suggest(k); cmd != "" {
+			if best := t.hints[cmd]; best == nil || d.line < best.line {
+				t.hints[cmd] = d
+			}
+		}
+	}
+	return t.hints
 }
 
 func newMacroTable() *macroTable { return &macroTable{defs: map[string]*macroDef{}} }
@@ -116,6 +142,8 @@ type expander struct {
 	getenv    func(string) (string, bool)
 	defaults  map[string]string // ARCH, OPSYS, ...
 	submitDir string
+
+	steps int // macro look-ups so far; bounded by maxSteps
 
 	usedCluster bool // $(ClusterId) and friends
 	usedProc    bool // $(ProcId), $(Step), $(JobId): differs for every job
@@ -244,6 +272,10 @@ func (x *expander) macro(body string, depth int, stack []string) (string, error)
 
 // value looks a name up and expands it. ok is false when it is not defined.
 func (x *expander) value(name string, depth int, stack []string) (string, bool, error) {
+	x.steps++
+	if x.steps > maxSteps {
+		return "", false, &expandError{"macro-too-large", fmt.Sprintf("expanding the macros takes more than %d look-ups", maxSteps)}
+	}
 	key := strings.ToLower(name)
 	switch key {
 	case "cluster", "clusterid", "joblistid":

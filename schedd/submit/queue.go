@@ -420,14 +420,19 @@ func readItemFile(dir, name string, policy PathPolicy) ([]string, *Error) {
 		e.Code = "queue-from-unreadable"
 		return nil, e
 	}
+	// Only regular files: opening a named pipe or a terminal would block.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, &Error{Code: "queue-from-unreadable", Msg: fmt.Sprintf("cannot read the item file %q: %v", name, unwrapPathErr(err))}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &Error{Code: "queue-from-unreadable", Msg: fmt.Sprintf("the item file %q is not a regular file", name)}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{Code: "queue-from-unreadable", Msg: fmt.Sprintf("cannot read the item file %q: %v", name, unwrapPathErr(err))}
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		return nil, &Error{Code: "queue-from-unreadable", Msg: fmt.Sprintf("the item file %q is a directory", name)}
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, &Error{Code: "queue-from-unreadable", Msg: fmt.Sprintf("cannot read the item file %q: %v", name, unwrapPathErr(err))}

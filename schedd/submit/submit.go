@@ -145,6 +145,9 @@ type parser struct {
 	p    problems
 
 	needCluster bool
+	// stop ends job building: the report is full, or macros are out of
+	// bounds, and building more jobs would only repeat the same errors.
+	stop bool
 }
 
 type queued struct {
@@ -253,10 +256,8 @@ func (ps *parser) fileWarnings(stmts, appendStmts []stmt, queues []queued) {
 		}
 	}
 	all.WriteString(strings.ToLower(ps.opt.Queue))
-	text := all.String()
-	used := func(n string) bool {
-		return strings.Contains(text, "("+n+")") || strings.Contains(text, "("+n+":") || strings.Contains(text, "("+n+",")
-	}
+	refd := referencedNames(all.String())
+	used := func(n string) bool { return refd[n] }
 	lastQueue := 0
 	for _, q := range queues {
 		if q.s.file == ps.name {
@@ -364,6 +365,9 @@ func (ps *parser) queue(q queued, jobs []*job) []*job {
 	if spec.mode == foreachNone {
 		var shared *job
 		for step := 0; step < spec.count; step++ {
+			if ps.stop {
+				return jobs
+			}
 			if shared == nil {
 				j := ps.build(q, len(jobs), map[string]string{"step": fmt.Sprint(step), "itemindex": "0", "row": "0"})
 				if !j.usedProc {
@@ -380,6 +384,9 @@ func (ps *parser) queue(q queued, jobs []*job) []*job {
 	for ii, it := range items {
 		var sharedItem *job
 		for step := 0; step < spec.count; step++ {
+			if ps.stop {
+				return jobs
+			}
 			switch {
 			case sharedAll != nil:
 				jobs = append(jobs, sharedAll)
@@ -429,6 +436,12 @@ func (ps *parser) build(q queued, proc int, live map[string]string) *job {
 			continue
 		}
 		ps.p.add(e)
+		if e.Code == "macro-too-large" || e.Code == "macro-recursive" {
+			ps.stop = true
+		}
+	}
+	if len(ps.p.errs) >= maxErrors {
+		ps.stop = true
 	}
 	j.errs = nil
 	for _, w := range j.p.warnings {
@@ -520,4 +533,23 @@ func (ps *parser) assemble(jobs []*job) *Cluster {
 		c.Procs[i] = diffs[j]
 	}
 	return c
+}
+
+// referencedNames collects the names that follow an opening parenthesis:
+// every $(name), $FUNC(name, ...) and $(name:default).
+func referencedNames(text string) map[string]bool {
+	out := map[string]bool{}
+	for i := 0; i < len(text); i++ {
+		if text[i] != '(' {
+			continue
+		}
+		j := i + 1
+		for j < len(text) && (isIdent(text[j]) || text[j] == '.') {
+			j++
+		}
+		if j > i+1 {
+			out[text[i+1:j]] = true
+		}
+	}
+	return out
 }
