@@ -1,6 +1,7 @@
 package classad
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -526,6 +527,18 @@ func (p *parser) call(name token) *node {
 			return nil
 		}
 		return p.mk(&node{op: opLit, val: v}, name.pos)
+	}
+	// real("INF"), real("-INF") and real("NaN") are how non-finite reals
+	// print; reading them back gives the literal again.
+	if fn == fnReal && len(args) == 1 && args[0].op == opLit && args[0].parens == 0 {
+		switch args[0].val.str() {
+		case "INF":
+			return p.mk(&node{op: opLit, val: Real(math.Inf(1))}, name.pos)
+		case "-INF":
+			return p.mk(&node{op: opLit, val: Real(math.Inf(-1))}, name.pos)
+		case "NaN":
+			return p.mk(&node{op: opLit, val: Real(math.NaN())}, name.pos)
+		}
 	}
 	return p.mk(&node{op: opCall, name: name.s, fn: fn, args: args, re: literalRegex(fn, args)}, name.pos)
 }

@@ -56,12 +56,9 @@ func (p *printer) bare(n *node) {
 	case opScopeAd:
 		p.str(n.prefix)
 	case opSelect:
-		if n.a.op == opLit && n.a.parens == 0 && (n.a.val.k == IntKind || n.a.val.k == RealKind) {
-			p.b.WriteByte('(')
-			p.node(n.a, 0)
-			p.b.WriteByte(')')
-		} else {
-			p.node(n.a, precPostfix)
+		p.node(n.a, precPostfix)
+		if n.a.op == opLit && n.a.parens == 0 && n.a.val.k == IntKind {
+			p.b.WriteByte(' ') // "5.x" would read as a malformed real
 		}
 		p.b.WriteByte('.')
 		p.name(n.name)
