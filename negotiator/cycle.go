@@ -55,7 +55,9 @@ func DecideCycle(st *State, slots []Slot) []events.Event {
 		if cur := reserved[m.Slot]; cur == nil || m.At > cur.At {
 			reserved[m.Slot] = m
 		}
-		busyJobs[m.Job] = true
+		if !m.Taken {
+			busyJobs[m.Job] = true
+		}
 	}
 	var free []Slot
 	for _, s := range slots {

@@ -71,6 +71,10 @@ type Match struct {
 	Slot   string // slot name
 	Claims int64  // the slot's VmpoolClaims when matched
 	At     int64  // unix nanos
+	// Taken is set when the schedd took the match (JobMatched): the job is
+	// then the schedd's business, but the slot stays reserved until its ad
+	// shows the claim.
+	Taken bool
 }
 
 // NewState returns an empty state.
@@ -158,8 +162,12 @@ func applySchedd(st *State, e events.Event) {
 			delete(st.Matches, p.ClaimID)
 		}
 	case events.JobMatched:
-		// The schedd took the match: the slot stays reserved until its ad
-		// shows the claim (or the match times out).
+		var p events.JobMatchedPayload
+		if e.Decode(&p) == nil {
+			if m := st.Matches[p.ClaimID]; m != nil {
+				m.Taken = true
+			}
+		}
 		if j != nil {
 			j.HasClaim = true
 		}

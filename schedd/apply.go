@@ -94,6 +94,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 		j.Claim.Outputs = p.Outputs
 		j.Claim.Exit = &p
 		j.RemoteWallClock += p.RunNanos
+		j.Checkpoint = nil // the guest finished: no state to resume from
 	case events.JobCompleted:
 		var p events.JobCompletedPayload
 		if e.Decode(&p) != nil {

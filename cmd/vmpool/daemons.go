@@ -230,6 +230,134 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	return sc, nil
 }
 
+// personalPool is a whole pool in one process: an embedded NATS server,
+// a schedd, a negotiator and startds. `vmpool up`, the tests and `vmpool
+// bench` start one.
+type personalPool struct {
+	URL      string
+	Home     string
+	Schedd   *schedd.Schedd
+	Startds  []*startd.Startd
+	Bus      *events.Bus
+	nats     *events.NATSServer
+	errs     chan error
+	coreWG   sync.WaitGroup
+	execWG   sync.WaitGroup
+	stopCore context.CancelFunc
+	stopExec context.CancelFunc
+}
+
+// startPool starts a personal pool configured by cfg (LOCAL_DIR is its
+// home) with n startds, listening on listen. It returns once the schedd
+// serves.
+func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *slog.Logger) (*personalPool, error) {
+	home := cfg.Get("LOCAL_DIR")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return nil, fmt.Errorf("create pool home: %w", err)
+	}
+	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	p := &personalPool{URL: ns.URL(), Home: home, nats: ns, errs: make(chan error, 3+n)}
+	cfg.Set("VMPOOL_URL", p.URL, "vmpool up")
+	fail := func(err error) (*personalPool, error) {
+		p.Stop()
+		return nil, err
+	}
+	if p.Bus, err = connectBus(ctx, p.URL, "vmpool-up", cfg, logger); err != nil {
+		return fail(err)
+	}
+	host, _ := os.Hostname()
+	sc, err := scheddConfig(cfg, p.Bus, logger, host)
+	if err != nil {
+		return fail(err)
+	}
+	if p.Schedd, err = schedd.New(sc); err != nil {
+		return fail(err)
+	}
+	nc, err := negotiatorConfig(cfg, p.Bus, logger)
+	if err != nil {
+		return fail(err)
+	}
+	neg, err := negotiator.New(nc)
+	if err != nil {
+		return fail(err)
+	}
+	for i := 1; i <= n; i++ {
+		stc, err := startdConfig(cfg, fmt.Sprintf("startd%d", i), p.Bus, logger)
+		if err != nil {
+			return fail(err)
+		}
+		st, err := startd.New(stc)
+		if err != nil {
+			return fail(err)
+		}
+		p.Startds = append(p.Startds, st)
+	}
+	// Two groups with their own lifetimes: the execute machines stop first
+	// (vacating their VMs and reporting it while the schedd still
+	// listens), then the schedd and negotiator; NATS stops last.
+	coreCtx, stopCore := context.WithCancel(context.WithoutCancel(ctx))
+	execCtx, stopExec := context.WithCancel(context.WithoutCancel(ctx))
+	p.stopCore, p.stopExec = stopCore, stopExec
+	run := func(ctx context.Context, wg *sync.WaitGroup, what string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				p.errs <- fmt.Errorf("%s: %w", what, err)
+			}
+		}()
+	}
+	run(coreCtx, &p.coreWG, "schedd", p.Schedd.Run)
+	run(coreCtx, &p.coreWG, "negotiator", neg.Run)
+	for _, st := range p.Startds {
+		run(execCtx, &p.execWG, "startd "+st.Name(), st.Run)
+	}
+	select {
+	case <-p.Schedd.Ready():
+	case err := <-p.errs:
+		return fail(err)
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	for _, st := range p.Startds {
+		select {
+		case <-st.Ready():
+		case err := <-p.errs:
+			return fail(err)
+		}
+	}
+	return p, nil
+}
+
+// Errs reports a daemon that stopped with an error.
+func (p *personalPool) Errs() <-chan error { return p.errs }
+
+// Stop shuts the pool down in order: startds (vacating their VMs), then
+// the schedd and negotiator, then NATS. It returns the first daemon error.
+func (p *personalPool) Stop() error {
+	if p.stopExec != nil {
+		p.stopExec()
+		p.execWG.Wait()
+		p.stopCore()
+		p.coreWG.Wait()
+	}
+	if p.Bus != nil {
+		p.Bus.NC.Close()
+	}
+	if p.nats != nil {
+		p.nats.Stop()
+	}
+	select {
+	case err := <-p.errs:
+		return err
+	default:
+		return nil
+	}
+}
+
 // up runs a whole personal pool in one process.
 func (c *cli) up(ctx context.Context, args []string) int {
 	df := daemonFlags{listen: "127.0.0.1:4222", home: "./pool", startds: 1}
@@ -244,93 +372,14 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usageErr("up", "%v", err)
 	}
-	home := cfg.Get("LOCAL_DIR")
-	if err := os.MkdirAll(home, 0o755); err != nil {
-		return c.errorf("up", "create pool home: %v", err)
-	}
-	ns, err := events.StartNATS(events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(home, "nats"), Logger: logger})
+	p, err := startPool(ctx, cfg, df.listen, df.startds, logger)
 	if err != nil {
 		return c.errorf("up", "%v", err)
 	}
-	defer ns.Stop()
-	url := ns.URL()
-	cfg.Set("VMPOOL_URL", url, "vmpool up")
-
-	// Two groups with their own lifetimes: the execute machines stop
-	// first (vacating their VMs and reporting it while the schedd still
-	// listens), then the schedd and negotiator; NATS stops last.
-	var coreWG, execWG sync.WaitGroup
-	errs := make(chan error, 3+df.startds)
-	run := func(ctx context.Context, wg *sync.WaitGroup, what string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
-				errs <- fmt.Errorf("%s: %w", what, err)
-			}
-		}()
-	}
-	coreCtx, stopCore := context.WithCancel(context.Background())
-	defer stopCore()
-	execCtx, stopExec := context.WithCancel(context.Background())
-	defer stopExec()
-	shutdown := func() {
-		stopExec()
-		execWG.Wait()
-		stopCore()
-		coreWG.Wait()
-	}
-
-	bus, err := connectBus(ctx, url, "vmpool-up", cfg, logger)
-	if err != nil {
-		return c.errorf("up", "%v", err)
-	}
-	defer bus.NC.Close()
-	host, _ := os.Hostname()
-	sc, err := scheddConfig(cfg, bus, logger, host)
-	if err != nil {
-		return c.errorf("up", "%v", err)
-	}
-	sd, err := schedd.New(sc)
-	if err != nil {
-		return c.errorf("up", "%v", err)
-	}
-	nc, err := negotiatorConfig(cfg, bus, logger)
-	if err != nil {
-		return c.errorf("up", "%v", err)
-	}
-	neg, err := negotiator.New(nc)
-	if err != nil {
-		return c.errorf("up", "%v", err)
-	}
-	var startds []*startd.Startd
-	for i := 1; i <= df.startds; i++ {
-		name := fmt.Sprintf("startd%d", i)
-		stc, err := startdConfig(cfg, name, bus, logger)
-		if err != nil {
-			return c.errorf("up", "%v", err)
-		}
-		st, err := startd.New(stc)
-		if err != nil {
-			return c.errorf("up", "%v", err)
-		}
-		startds = append(startds, st)
-	}
-	run(coreCtx, &coreWG, "schedd", sd.Run)
-	run(coreCtx, &coreWG, "negotiator", neg.Run)
-	for _, st := range startds {
-		run(execCtx, &execWG, "startd "+st.Name(), st.Run)
-	}
-	select {
-	case <-sd.Ready():
-	case err := <-errs:
-		shutdown()
-		return c.errorf("up", "%v", err)
-	}
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "nats://"))
-	fmt.Fprintf(c.stdout, "vmpool is up: NATS at %s, home %s\n", url, home)
-	fmt.Fprintf(c.stdout, "  schedd %q, negotiator %q, %d startd(s) of type %s\n", sc.Name, nc.Name, df.startds, cfg.Get("VM_TYPE"))
-	fmt.Fprintf(c.stdout, "  clients: export VMPOOL_URL=%s   (then: vmpool submit FILE; vmpool q; vmpool status)\n", url)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "nats://"))
+	fmt.Fprintf(c.stdout, "vmpool is up: NATS at %s, home %s\n", p.URL, p.Home)
+	fmt.Fprintf(c.stdout, "  schedd %q, negotiator %q, %d startd(s) of type %s\n", cfg.Get("SCHEDD_NAME"), cfg.Get("NEGOTIATOR_NAME"), df.startds, cfg.Get("VM_TYPE"))
+	fmt.Fprintf(c.stdout, "  clients: export VMPOOL_URL=%s   (then: vmpool submit FILE; vmpool q; vmpool status)\n", p.URL)
 	if port != "4222" {
 		fmt.Fprintf(c.stdout, "  (not the default port: clients need VMPOOL_URL or -pool)\n")
 	}
@@ -338,14 +387,10 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(c.stdout, "vmpool: shutting down (vacating running VMs)...")
-	case failure = <-errs:
+	case failure = <-p.Errs():
 	}
-	shutdown()
-	if failure == nil {
-		select {
-		case failure = <-errs:
-		default:
-		}
+	if err := p.Stop(); failure == nil {
+		failure = err
 	}
 	if failure != nil {
 		return c.errorf("up", "%v", failure)

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vmpool/vmpool/events"
+)
+
+// The tests here run whole pools in the test process: a real embedded NATS
+// server with JetStream, real Pebble logs in temp dirs, and real QEMU (TCG)
+// booting guests that vmimage writes. They drive the pool through the CLI,
+// in-process, the way a user would from a shell.
+
+// testPool is a personal pool for one test.
+type testPool struct {
+	*personalPool
+	t    *testing.T
+	home string
+	dir  string // a submit directory
+	cfg  *Config
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newTestPool starts a pool with n startds and the given knob settings.
+func newTestPool(t *testing.T, n int, knobs ...string) *testPool {
+	t.Helper()
+	home := t.TempDir()
+	return startTestPool(t, home, n, knobs...)
+}
+
+func startTestPool(t *testing.T, home string, n int, knobs ...string) *testPool {
+	t.Helper()
+	cfg := NewConfig()
+	cfg.Set("LOCAL_DIR", home, "test")
+	cfg.Set("VM_STATUS_INTERVAL", "5", "test")
+	cfg.Set("UPDATE_INTERVAL", "2", "test")
+	cfg.Set("NEGOTIATOR_INTERVAL", "5", "test")
+	for _, kv := range knobs {
+		k, v, _ := strings.Cut(kv, "=")
+		cfg.Set(k, v, "test")
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := startPool(ctx, cfg, "127.0.0.1:0", n, logger)
+	if err != nil {
+		t.Fatalf("start pool: %v", err)
+	}
+	tp := &testPool{personalPool: p, t: t, home: home, dir: t.TempDir(), cfg: cfg, logs: logs}
+	t.Cleanup(func() {
+		tp.stop()
+		if t.Failed() {
+			t.Logf("pool log:\n%s", logs.String())
+		}
+	})
+	return tp
+}
+
+// stop stops the pool (idempotent).
+func (tp *testPool) stop() {
+	if tp.personalPool == nil {
+		return
+	}
+	if err := tp.Stop(); err != nil {
+		tp.t.Errorf("pool stopped with error: %v", err)
+	}
+	tp.personalPool = nil
+}
+
+// vmpool runs a CLI command against the pool (paths must be absolute).
+func (tp *testPool) vmpool(args ...string) (stdout, stderr string, code int) {
+	tp.t.Helper()
+	var out, errb bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
+		if k == "VMPOOL_URL" {
+			return tp.URL
+		}
+		return ""
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code = c.main(ctx, append([]string{"vmpool"}, args...))
+	return out.String(), errb.String(), code
+}
+
+// mustRun runs a command that must succeed.
+func (tp *testPool) mustRun(args ...string) string {
+	tp.t.Helper()
+	out, errOut, code := tp.vmpool(args...)
+	if code != 0 {
+		tp.t.Fatalf("vmpool %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// write writes a file into the submit directory.
+func (tp *testPool) write(name, content string) string {
+	tp.t.Helper()
+	p := filepath.Join(tp.dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		tp.t.Fatal(err)
+	}
+	return p
+}
+
+// waitEvent blocks until an event on subject (a filter) satisfying match
+// is in the pool's stream, and returns it. Events published before the
+// call count: it reads the stream from the start.
+func (tp *testPool) waitEvent(subject string, match func(events.Event) bool, timeout time.Duration) events.Event {
+	tp.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cons, err := tp.Bus.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		tp.t.Fatalf("watch %s: %v", subject, err)
+	}
+	for {
+		m, err := cons.Next(jetstream.FetchMaxWait(time.Until(deadline(ctx))))
+		if err != nil {
+			tp.t.Fatalf("no event on %s within %s: %v", subject, timeout, err)
+		}
+		e, err := events.Decode(m.Data())
+		if err != nil {
+			tp.t.Fatalf("undecodable event on %s: %v", subject, err)
+		}
+		if match == nil || match(e) {
+			return e
+		}
+	}
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+// jobEvent waits for a schedd event of type typ about job c.p.
+func (tp *testPool) jobEvent(c, p int, typ string, timeout time.Duration) events.Event {
+	tp.t.Helper()
+	return tp.waitEvent(fmt.Sprintf("vmpool.ev.schedd.schedd.job.schedd.%d.%d.%s", c, p, typ), nil, timeout)
+}
+
+// countEvents counts events on subject now in the stream.
+func (tp *testPool) countEvents(subject string) int {
+	tp.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cons, err := tp.Bus.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	return int(info.NumPending)
+}
+
+// jsonAds parses `-json` output.
+func jsonAds(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var ads []map[string]any
+	if err := json.Unmarshal([]byte(out), &ads); err != nil {
+		t.Fatalf("not a JSON array of ads: %v\n%s", err, out)
+	}
+	return ads
+}

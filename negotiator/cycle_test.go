@@ -1,0 +1,246 @@
+package negotiator
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// defaultReq is condor_submit's default Requirements for a kvm job
+// (REFERENCE §2).
+const defaultReq = `(TARGET.Arch == "X86_64") && (TARGET.HasVM =?= true) && (TARGET.VM_Type == MY.JobVMType) && (TARGET.VM_AvailNum > 0) && (TARGET.Disk >= RequestDisk) && (TARGET.TotalMemory >= MY.JobVMMemory) && (TARGET.VM_Memory >= MY.JobVMMemory) && (TARGET.HasFileTransfer)`
+
+type harness struct {
+	t   *testing.T
+	st  *State
+	seq map[string]uint64
+	now int64
+	log []events.Event // everything applied, in order
+}
+
+func newHarness(t *testing.T) *harness {
+	return &harness{t: t, st: NewState("neg", int64(120*time.Second)), seq: map[string]uint64{}, now: 1e18}
+}
+
+func (h *harness) apply(src, typ, schedd string, cluster, proc int, p any) {
+	h.seq[src]++
+	h.now += 1e9
+	b, _ := json.Marshal(p)
+	e := events.Event{V: 1, Source: src, Seq: h.seq[src], Type: typ, Time: h.now, Schedd: schedd, Cluster: cluster, Proc: proc, Payload: b}
+	Apply(h.st, e)
+	h.log = append(h.log, e)
+}
+
+// submit queues n jobs of owner with the given extra attributes.
+func (h *harness) submit(cluster, n int, owner string, attrs ...string) {
+	base := []events.Attr{{Name: "JobVMType", Expr: `"kvm"`}, {Name: "JobVMMemory", Expr: "16"}, {Name: "RequestDisk", Expr: "1024"},
+		{Name: "Requirements", Expr: defaultReq}}
+	for _, a := range attrs {
+		k, v, _ := strings.Cut(a, "=")
+		base = append(base, events.Attr{Name: strings.TrimSpace(k), Expr: strings.TrimSpace(v)})
+	}
+	h.apply("schedd", events.ClusterSubmitted, "schedd", cluster, -1, events.ClusterSubmittedPayload{Owner: owner, NumProcs: n, Attrs: base})
+}
+
+// cycle runs DecideCycle and applies its events as the negotiator would.
+func (h *harness) cycle(slots []Slot) []string {
+	evs := DecideCycle(h.st, slots)
+	var out []string
+	for _, e := range evs {
+		h.seq["neg"]++
+		h.now += 1e9
+		e.Source, e.Seq, e.Time = "neg", h.seq["neg"], h.now
+		Apply(h.st, e)
+		h.log = append(h.log, e)
+		var p events.MatchedPayload
+		if err := e.Decode(&p); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s/%s->%s", e.Schedd, e.Job(), p.Slot))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func slot(t *testing.T, name string, attrs string) Slot {
+	t.Helper()
+	src := `[ Name = "` + name + `"; StartdName = "` + strings.SplitN(name, "@", 2)[1] + `"; Machine = "host"; Arch = "X86_64"; OpSys = "LINUX";
+		State = "Unclaimed"; HasVM = true; VM_Type = "kvm"; VM_Memory = 1024; VM_AvailNum = 1; TotalMemory = 4096;
+		Disk = 100000; HasFileTransfer = true; Start = true; Requirements = START; Rank = 0; VmpoolClaims = 0; ` + attrs + ` ]`
+	ad, err := classad.ParseAd(src)
+	if err != nil {
+		t.Fatalf("slot ad: %v", err)
+	}
+	s, ok := SlotFromAd(ad)
+	if !ok {
+		t.Fatalf("slot ad %s unusable", name)
+	}
+	return s
+}
+
+func TestCycleMatchesRequirements(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "alice")
+	slots := []Slot{
+		slot(t, "slot1@xen1", `VM_Type = "xen"`),
+		slot(t, "slot1@small", `VM_Memory = 8`),
+		slot(t, "slot1@nonvm", `HasVM = false`),
+		slot(t, "slot1@busy", `State = "Claimed"`),
+		slot(t, "slot1@full", `VM_AvailNum = 0`),
+		slot(t, "slot1@good", ``),
+	}
+	got := h.cycle(slots)
+	if fmt.Sprint(got) != "[schedd/1.0->slot1@good]" {
+		t.Fatalf("matches %v", got)
+	}
+	// The job has a pending match: the next cycle does not match it again.
+	if got := h.cycle(slots); len(got) != 0 {
+		t.Fatalf("second cycle matched %v", got)
+	}
+}
+
+func TestCycleStartAndRank(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "bob", `Rank = TARGET.VM_Memory`)
+	h.submit(2, 1, "carol")
+	slots := []Slot{
+		slot(t, "slot1@nobob", `Start = TARGET.Owner != "bob"`),
+		slot(t, "slot1@m512", `VM_Memory = 512`),
+		slot(t, "slot1@m2048", `VM_Memory = 2048`),
+	}
+	got := h.cycle(slots)
+	// bob's job prefers the most VM memory among slots that accept bob.
+	want := "[schedd/1.0->slot1@m2048 schedd/2.0->slot1@m512]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("matches %v, want %v", got, want)
+	}
+}
+
+func TestCycleTakesTurnsByOwner(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 3, "alice")
+	h.submit(2, 1, "bob")
+	got := h.cycle([]Slot{slot(t, "slot1@a", ""), slot(t, "slot1@b", "")})
+	if len(got) != 2 || !strings.Contains(fmt.Sprint(got), "schedd/2.0") {
+		t.Fatalf("bob's job should get one of two slots despite alice's earlier cluster: %v", got)
+	}
+}
+
+func TestReservationAndSettlement(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 2, "alice")
+	s := slot(t, "slot1@a", "")
+	got := h.cycle([]Slot{s})
+	if fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("first match %v", got)
+	}
+	// The slot's ad still says Unclaimed with the old claim count: it stays
+	// reserved for the match, so job 1.1 must wait.
+	if got := h.cycle([]Slot{s}); len(got) != 0 {
+		t.Fatalf("reserved slot matched again: %v", got)
+	}
+	// The schedd takes the match and the startd's ad shows the claim.
+	h.apply("schedd", events.JobMatched, "schedd", 1, 0, events.JobMatchedPayload{ClaimID: "neg#1"})
+	h.apply("schedd", events.JobStarted, "schedd", 1, 0, events.JobStartedPayload{ClaimID: "neg#1"})
+	if got := h.cycle([]Slot{slot(t, "slot1@a", `State = "Claimed"; VmpoolClaims = 1`)}); len(got) != 0 {
+		t.Fatalf("claimed slot matched: %v", got)
+	}
+	// The job ends; the slot is free again with a higher claim count.
+	h.apply("schedd", events.JobCompleted, "schedd", 1, 0, events.JobCompletedPayload{ClaimID: "neg#1"})
+	got = h.cycle([]Slot{slot(t, "slot1@a", `VmpoolClaims = 1`)})
+	if fmt.Sprint(got) != "[schedd/1.1->slot1@a]" {
+		t.Fatalf("after the claim ended: %v", got)
+	}
+	// A rejected match frees its job and slot at once.
+	h.apply("schedd", events.MatchRejected, "schedd", 1, 1, events.MatchRejectedPayload{MatchID: "neg#2", Slot: "slot1@a"})
+	if _, ok := h.st.Matches["neg#2"]; ok {
+		t.Fatal("rejected match kept")
+	}
+	got = h.cycle([]Slot{slot(t, "slot1@a", `VmpoolClaims = 1`)})
+	if fmt.Sprint(got) != "[schedd/1.1->slot1@a]" {
+		t.Fatalf("after the rejection: %v", got)
+	}
+}
+
+func TestMatchesExpire(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 2, "alice")
+	s := slot(t, "slot1@a", "")
+	h.cycle([]Slot{s})
+	// 121 events one second apart push the log's clock past MATCH_TIMEOUT.
+	for i := 0; i < 121; i++ {
+		h.apply("schedd", "Noise", "schedd", 9, 0, nil)
+	}
+	h.now += 1e9
+	Apply(h.st, events.Event{V: 1, Source: "neg", Seq: 99, Type: "Tick", Time: h.now})
+	if len(h.st.Matches) != 0 {
+		t.Fatalf("match not expired: %v", h.st.Matches)
+	}
+}
+
+func TestHeldAndEvictedJobs(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "alice")
+	h.apply("schedd", events.JobHeld, "schedd", 1, 0, events.JobHeldPayload{Code: 1})
+	s := []Slot{slot(t, "slot1@a", "")}
+	if got := h.cycle(s); len(got) != 0 {
+		t.Fatalf("held job matched: %v", got)
+	}
+	h.apply("schedd", events.JobReleased, "schedd", 1, 0, events.JobActionPayload{})
+	if got := h.cycle(s); len(got) != 1 {
+		t.Fatalf("released job not matched: %v", got)
+	}
+	h.apply("schedd", events.JobMatched, "schedd", 1, 0, events.JobMatchedPayload{ClaimID: "neg#1"})
+	h.apply("schedd", events.JobStarted, "schedd", 1, 0, events.JobStartedPayload{ClaimID: "neg#1"})
+	h.apply("schedd", events.JobEvicted, "schedd", 1, 0, events.JobEvictedPayload{ClaimID: "neg#1"})
+	got := h.cycle([]Slot{slot(t, "slot1@a", `VmpoolClaims = 1`)})
+	if fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("evicted job not matched again: %v", got)
+	}
+}
+
+func dumpState(st *State) string {
+	var lines []string
+	for k, j := range st.Jobs {
+		lines = append(lines, fmt.Sprintf("job %s/%s status=%d claim=%v", k.Schedd, k.ID, j.Status, j.HasClaim))
+	}
+	for id, m := range st.Matches {
+		lines = append(lines, fmt.Sprintf("match %s %s/%s %s claims=%d taken=%v at=%d", id, m.Job.Schedd, m.Job.ID, m.Slot, m.Claims, m.Taken, m.At))
+	}
+	sort.Strings(lines)
+	return fmt.Sprintf("made=%d latest=%d\n%s", st.Made, st.Latest, strings.Join(lines, "\n"))
+}
+
+func TestReplayEqualsLive(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 3, "alice")
+	h.submit(2, 2, "bob")
+	h.cycle([]Slot{slot(t, "slot1@a", ""), slot(t, "slot1@b", "")})
+	h.apply("schedd", events.JobMatched, "schedd", 1, 0, events.JobMatchedPayload{ClaimID: "neg#1"})
+	h.apply("schedd", events.MatchRejected, "schedd", 2, 0, events.MatchRejectedPayload{MatchID: "neg#2"})
+	h.apply("schedd", events.JobHeld, "schedd", 1, 2, events.JobHeldPayload{Code: 1})
+	h.cycle([]Slot{slot(t, "slot1@b", "")})
+
+	// The same events through a real log on disk and the codec.
+	l, err := events.OpenLog(t.TempDir(), "neg", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Append(h.log); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Replay(l, "neg", 120*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dumpState(st), dumpState(h.st); got != want {
+		t.Fatalf("replay differs:\nreplay:\n%s\nlive:\n%s", got, want)
+	}
+}

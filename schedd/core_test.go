@@ -1,0 +1,252 @@
+package schedd
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/vmpool/vmpool/events"
+)
+
+// coreHarness drives the schedd's pure core the way the shell does: a
+// command is decided against the queue, its events are stamped and
+// applied. Every event goes into an in-memory log so that the script's
+// end can replay it from zero and compare.
+type coreHarness struct {
+	q      *Queue
+	log    []events.Event
+	seq    uint64
+	now    int64
+	inputs map[string]uint64 // foreign source -> seq
+}
+
+func newHarness() *coreHarness {
+	return &coreHarness{q: NewQueue("schedd"), now: 1_700_000_000, inputs: map[string]uint64{}}
+}
+
+func (h *coreHarness) commit(evs []events.Event) string {
+	h.now++
+	var b strings.Builder
+	for _, e := range evs {
+		h.seq++
+		e.V, e.Source, e.Seq, e.Time = events.Version, "schedd", h.seq, h.now*1e9
+		Apply(h.q, e)
+		h.log = append(h.log, e)
+		fmt.Fprintf(&b, "%s %s", e.Type, e.Job())
+		if len(e.Payload) > 0 && e.Type != events.ClusterSubmitted {
+			fmt.Fprintf(&b, " %s", e.Payload)
+		}
+		b.WriteString("\n")
+	}
+	if len(evs) == 0 {
+		b.WriteString("no events\n")
+	}
+	return b.String()
+}
+
+func arg(d *datadriven.TestData, key, def string) string {
+	for _, a := range d.CmdArgs {
+		if a.Key == key {
+			if len(a.Vals) == 0 {
+				return "true"
+			}
+			return strings.Join(a.Vals, ",")
+		}
+	}
+	return def
+}
+
+func argInt(d *datadriven.TestData, key string, def int) int {
+	s := arg(d, key, "")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		d.Fatalf(nil, "%s=%q: %v", key, s, err)
+	}
+	return n
+}
+
+func jobArg(d *datadriven.TestData) events.JobID {
+	id, ok := events.ParseJobID(arg(d, "job", ""))
+	if !ok {
+		d.Fatalf(nil, "job=C.P required")
+	}
+	return id
+}
+
+func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
+	switch d.Cmd {
+	case "submit":
+		p := events.ClusterSubmittedPayload{
+			SubmitID: arg(d, "id", fmt.Sprintf("sub%d", h.now)),
+			Owner:    arg(d, "owner", "alice"),
+			Iwd:      arg(d, "iwd", "/home/alice"),
+			UserLog:  arg(d, "log", ""),
+			NumProcs: argInt(d, "procs", 1),
+			Hold:     arg(d, "hold", "") == "true",
+		}
+		for _, line := range strings.Split(d.Input, "\n") {
+			if name, expr, ok := strings.Cut(line, "="); ok {
+				p.Attrs = append(p.Attrs, events.Attr{Name: strings.TrimSpace(name), Expr: strings.TrimSpace(expr)})
+			}
+		}
+		if in := arg(d, "input", ""); in != "" {
+			sum := strings.Repeat("ab", 32)
+			p.Inputs = []events.FileRef{{Name: in, Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
+		}
+		cluster, evs, err := DecideSubmit(h.q, SubmitCmd{Payload: p, Cluster: argInt(d, "reserved", 0), MaxJobs: argInt(d, "max", 0)})
+		if err != nil {
+			return fmt.Sprintf("error [%s]: %v\n", events.ErrorCodeOf(err), err)
+		}
+		return fmt.Sprintf("cluster %d\n", cluster) + h.commit(evs)
+	case "reserve":
+		id, evs, err := DecideReserve(h.q, arg(d, "id", ""))
+		if err != nil {
+			return fmt.Sprintf("error [%s]: %v\n", events.ErrorCodeOf(err), err)
+		}
+		return fmt.Sprintf("cluster %d\n", id) + h.commit(evs)
+	case "act":
+		c := ActionCmd{Kind: arg(d, "kind", ""), By: arg(d, "by", "alice"), Super: arg(d, "super", "") == "true",
+			Reason: arg(d, "reason", ""),
+			Select: Selector{Cluster: argInt(d, "cluster", 0), Proc: argInt(d, "proc", -1), Owner: arg(d, "owner", ""),
+				Constraint: strings.TrimSpace(d.Input), All: arg(d, "all", "") == "true"}}
+		evs, res, err := DecideAction(h.q, c)
+		if err != nil {
+			return fmt.Sprintf("error [%s]: %v\n", events.ErrorCodeOf(err), err)
+		}
+		var b strings.Builder
+		for _, r := range res {
+			if r.Code == "" {
+				fmt.Fprintf(&b, "%s ok\n", r.Job)
+			} else {
+				fmt.Fprintf(&b, "%s [%s] %s\n", r.Job, r.Code, r.Error)
+			}
+		}
+		return b.String() + h.commit(evs)
+	case "foreign":
+		src := arg(d, "source", "startd1")
+		h.inputs[src]++
+		e := events.Event{V: 1, Source: src, Seq: h.inputs[src], Type: arg(d, "type", ""), Schedd: "schedd", Time: h.now * 1e9}
+		id := jobArg(d)
+		e.Cluster, e.Proc = id.Cluster, id.Proc
+		var payload any
+		if e.Type == events.Matched {
+			payload = events.MatchedPayload{MatchID: arg(d, "claim", ""), Startd: arg(d, "startd", "startd1"), Slot: arg(d, "slot", "slot1@startd1"), Machine: "host"}
+		} else {
+			p := events.VMEventPayload{ClaimID: arg(d, "claim", ""), Slot: arg(d, "slot", "slot1@startd1"), Host: "<slot1@startd1>",
+				PoweredOff: arg(d, "powered_off", "") == "true", Hold: arg(d, "hold", "") == "true",
+				Code: argInt(d, "code", 0), SubCode: argInt(d, "subcode", 0), Reason: arg(d, "reason", ""), RunNanos: 5e9}
+			if o := arg(d, "output", ""); o != "" {
+				sum := strings.Repeat("cd", 32)
+				p.Outputs = []events.FileRef{{Name: o, Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
+			}
+			if arg(d, "checkpoint", "") == "true" {
+				p.Checkpoint = &events.Checkpoint{Files: []events.FileRef{{Name: "memory.state"}}, Slot: p.Slot}
+			}
+			payload = p
+		}
+		b, _ := json.Marshal(payload)
+		e.Payload = b
+		return h.commit(DecideForeign(h.q, e))
+	case "claim-reply":
+		return h.commit(DecideClaimReply(h.q, jobArg(d), arg(d, "claim", ""), events.ClaimReply{Accepted: arg(d, "accepted", "") == "true", Reason: arg(d, "reason", "")}))
+	case "claim-gone":
+		return h.commit(DecideClaimGone(h.q, jobArg(d), arg(d, "claim", "")))
+	case "outputs":
+		r := OutputsResult{Job: jobArg(d), ClaimID: arg(d, "claim", ""), BytesRecv: 10}
+		if e := arg(d, "err", ""); e != "" {
+			r.Err = fmt.Errorf("%s", e)
+		}
+		return h.commit(DecideOutputs(h.q, r))
+	case "dump":
+		return dumpQueue(h.q)
+	case "ad":
+		j := h.q.Jobs[jobArg(d)]
+		if j == nil {
+			return "no such job\n"
+		}
+		ad := j.Ad(h.q.Name)
+		var b strings.Builder
+		for _, name := range strings.Fields(d.Input) {
+			fmt.Fprintf(&b, "%s = %s\n", name, ad.Eval(name))
+		}
+		return b.String()
+	}
+	d.Fatalf(t, "unknown command %s", d.Cmd)
+	return ""
+}
+
+// dumpQueue prints the queue deterministically.
+func dumpQueue(q *Queue) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "last cluster %d\n", q.LastCluster)
+	for _, j := range q.Sorted() {
+		b.WriteString(dumpJob(j))
+	}
+	for _, j := range q.History {
+		b.WriteString("history " + dumpJob(j))
+	}
+	var claims []string
+	for id, j := range q.Claims {
+		claims = append(claims, id+"->"+j.String())
+	}
+	sort.Strings(claims)
+	fmt.Fprintf(&b, "claims %v\n", claims)
+	return b.String()
+}
+
+func dumpJob(j *Job) string {
+	s := fmt.Sprintf("%s %s owner=%s starts=%d", j.ID, StatusLetter(j.Status), j.Owner(), j.NumJobStarts)
+	if j.Claim != nil {
+		s += fmt.Sprintf(" claim=%s:%s", j.Claim.ID, j.Claim.State)
+		if j.Claim.StopMode != "" {
+			s += ":" + j.Claim.StopMode
+		}
+	}
+	if j.Status == Held {
+		s += fmt.Sprintf(" hold=%d/%d %q", j.HoldCode, j.HoldSub, j.HoldReason)
+	}
+	if j.RemoteHost != "" {
+		s += " host=" + j.RemoteHost
+	}
+	if j.Checkpoint != nil {
+		s += " checkpoint"
+	}
+	if len(j.Outputs) > 0 {
+		s += fmt.Sprintf(" outputs=%d", len(j.Outputs))
+	}
+	return s + "\n"
+}
+
+func TestCoreScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata/core", func(t *testing.T, path string) {
+		h := newHarness()
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			return h.run(t, d)
+		})
+		// Replay from zero must give the identical queue.
+		r := NewQueue("schedd")
+		for _, e := range h.log {
+			// Through the codec, as the log stores them.
+			b, err := events.Encode(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e2, err := events.Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			Apply(r, e2)
+		}
+		if got, want := dumpQueue(r), dumpQueue(h.q); got != want {
+			t.Fatalf("replay differs from the live queue:\nreplay:\n%s\nlive:\n%s", got, want)
+		}
+	})
+}

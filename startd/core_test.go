@@ -1,0 +1,240 @@
+package startd
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/startd/hypervisor"
+)
+
+func testConfig() *Config {
+	return &Config{Name: "s1", VMType: "kvm", VMMemory: 64, VMMaxNumber: 2, NumSlots: 2, Start: "true", Rank: "0",
+		Networking: true, NetworkingTypes: []string{"nat", "bridge"}, DefaultNetworkingType: "nat"}
+}
+
+func testFacts() Facts {
+	return Facts{Host: "host", Arch: "X86_64", OpSys: "LINUX", TotalMemory: 4096, Cpus: 2, DiskKiB: 1 << 20,
+		Fingerprint: hypervisor.Fingerprint{Type: "kvm", Detected: true, Healthy: true, Version: "QEMU 7.2", Networking: []string{"nat"}}}
+}
+
+func jobAd(mem int, extra string) string {
+	return `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "kvm"; JobVMMemory = ` + itoa(mem) +
+		`; Requirements = TARGET.HasVM && TARGET.VM_Type == MY.JobVMType; ` + extra + ` ]`
+}
+
+func claimReq(id, slot string, mem int, extra string) events.ClaimRequest {
+	return events.ClaimRequest{ClaimID: id, Schedd: "schedd", Job: events.JobID{Cluster: 1, Proc: 0}, Slot: slot, JobAd: jobAd(mem, extra), Owner: "alice"}
+}
+
+// step applies events as the startd's loop would.
+func step(st *State, evs []events.Event, seq *uint64) {
+	for _, e := range evs {
+		*seq++
+		e.Source, e.Seq, e.Time = st.Name, *seq, int64(*seq)*1e9
+		Apply(st, e)
+	}
+}
+
+func TestDecideClaim(t *testing.T) {
+	cfg := testConfig()
+	st := NewState("s1", 2)
+	var seq uint64
+	ad := func(slot string) *classad.Ad {
+		s := st.Slot(slot)
+		if s == nil {
+			s = st.Slots[0] // the shell refuses unknown slots before building an ad
+		}
+		return MachineAd(cfg, st, s, testFacts())
+	}
+
+	evs, reason := DecideClaim(st, claimReq("c1", "slot1@s1", 32, ""), ad("slot1@s1"), cfg.VMMemory, cfg.VMMaxNumber)
+	if reason != "" || len(evs) != 1 || evs[0].Type != events.ClaimAccepted {
+		t.Fatalf("claim refused: %q %v", reason, evs)
+	}
+	step(st, evs, &seq)
+	if s := st.Slot("slot1@s1"); s.State != Claimed || s.Claim != "c1" {
+		t.Fatalf("slot after claim: %+v", s)
+	}
+	// The same claim again (a retry) is accepted without new events.
+	if evs, reason := DecideClaim(st, claimReq("c1", "slot1@s1", 32, ""), ad("slot1@s1"), cfg.VMMemory, cfg.VMMaxNumber); reason != "" || len(evs) != 0 {
+		t.Fatalf("retried claim: %q %v", reason, evs)
+	}
+	cases := []struct {
+		name   string
+		req    events.ClaimRequest
+		reason string
+	}{
+		{"slot busy", claimReq("c2", "slot1@s1", 8, ""), "slot slot1@s1 is Claimed"},
+		{"no such slot", claimReq("c2", "slot9@s1", 8, ""), `no slot "slot9@s1"`},
+		{"memory", claimReq("c2", "slot2@s1", 40, ""), "needs vm_memory 40 MiB; slot slot2@s1 has 32 MiB of VM_MEMORY free"},
+		{"requirements", claimReq("c2", "slot2@s1", 8, `Requirements = TARGET.VM_Type == "xen"`), "do not match"},
+		{"bad ad", events.ClaimRequest{ClaimID: "c2", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot2@s1", JobAd: "[ x = ]"}, "job ad does not parse"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			evs, reason := DecideClaim(st, tc.req, ad(tc.req.Slot), cfg.VMMemory, cfg.VMMaxNumber)
+			if len(evs) != 0 || !strings.Contains(reason, tc.reason) {
+				t.Fatalf("got %q (%d events), want refusal containing %q", reason, len(evs), tc.reason)
+			}
+		})
+	}
+	// START refuses bob.
+	cfg.Start = `TARGET.Owner != "alice"`
+	if _, reason := DecideClaim(st, claimReq("c3", "slot2@s1", 8, ""), ad("slot2@s1"), cfg.VMMemory, cfg.VMMaxNumber); !strings.Contains(reason, "START is false") {
+		t.Fatalf("START ignored: %q", reason)
+	}
+	cfg.Start = "true"
+	// VM_MAX_NUMBER: one VM at most.
+	if _, reason := DecideClaim(st, claimReq("c3", "slot2@s1", 8, ""), ad("slot2@s1"), cfg.VMMemory, 1); !strings.Contains(reason, "VM_MAX_NUMBER=1") {
+		t.Fatalf("VM_MAX_NUMBER ignored: %q", reason)
+	}
+}
+
+func TestClaimLifecycleAndAds(t *testing.T) {
+	cfg := testConfig()
+	st := NewState("s1", 2)
+	var seq uint64
+	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 48, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), cfg.VMMemory, cfg.VMMaxNumber)
+	step(st, evs, &seq)
+	ad := MachineAd(cfg, st, st.Slot("slot2@s1"), testFacts())
+	for attr, want := range map[string]string{"VM_Memory": "16", "VM_AvailNum": "1", "HasVM": "true", "VM_Type": `"kvm"`,
+		"VM_Networking": "true", "VM_Networking_Types": `"nat"`, "Name": `"slot2@s1"`, "State": `"Unclaimed"`, "VmpoolClaims": "1"} {
+		if got := ad.Eval(attr).String(); got != want {
+			t.Errorf("slot2 %s = %s, want %s", attr, got, want)
+		}
+	}
+	c := st.Claims["c1"]
+	step(st, []events.Event{VMEvent(c, events.VMStarted, events.VMEventPayload{})}, &seq)
+	if s := st.Slot("slot1@s1"); s.Activity != ActBusy {
+		t.Fatalf("running slot activity %s", s.Activity)
+	}
+	stop, known := DecideStop(st, events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeVacate})
+	if !known || len(stop) != 1 {
+		t.Fatalf("stop: %v %v", stop, known)
+	}
+	step(st, stop, &seq)
+	if s := st.Slot("slot1@s1"); s.State != Preempt || s.Activity != ActVacating {
+		t.Fatalf("vacating slot: %+v", s)
+	}
+	// Asking again changes nothing; kill overrides vacate.
+	if again, _ := DecideStop(st, events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeVacate}); len(again) != 0 {
+		t.Fatalf("repeated vacate recorded again")
+	}
+	kill, _ := DecideStop(st, events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill})
+	step(st, kill, &seq)
+	if st.Claims["c1"].StopMode != events.ModeKill {
+		t.Fatal("kill did not override vacate")
+	}
+	step(st, []events.Event{VMEvent(c, events.VMStopped, events.VMEventPayload{})}, &seq)
+	if len(st.Claims) != 0 || st.Slot("slot1@s1").State != Unclaimed {
+		t.Fatalf("claim not ended: %+v", st.Slot("slot1@s1"))
+	}
+	if _, known := DecideStop(st, events.DeactivateRequest{ClaimID: "c1"}); known {
+		t.Fatal("ended claim still known")
+	}
+	// An unhealthy hypervisor is not advertised.
+	f := testFacts()
+	f.Fingerprint = hypervisor.Fingerprint{Type: "kvm", Reason: "qemu-system-x86_64 not found"}
+	ad = MachineAd(cfg, st, st.Slot("slot1@s1"), f)
+	if ad.Eval("HasVM").String() != "false" || ad.Eval("VMOfflineReason").String() != `"qemu-system-x86_64 not found"` {
+		t.Fatalf("unhealthy ad: %s", ad)
+	}
+}
+
+func TestReplayStartd(t *testing.T) {
+	cfg := testConfig()
+	st := NewState("s1", 2)
+	l, err := events.OpenLog(t.TempDir(), "s1", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var all []events.Event
+	var seq uint64
+	do := func(evs []events.Event) {
+		step(st, evs, &seq)
+		for _, e := range evs {
+			e.Source, e.Time = "s1", int64(len(all)+1)*1e9
+			all = append(all, e)
+		}
+	}
+	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 16, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), 64, 2)
+	do(evs)
+	h := hypervisor.Handle{Type: "kvm", Name: "vm", PID: 42}
+	b, _ := json.Marshal(VMLaunchedPayload{ClaimID: "c1", Handle: h})
+	do([]events.Event{{Type: VMLaunched, Payload: b, Schedd: "schedd", Cluster: 1}})
+	if _, err := l.Append(all); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Replay(l, "s1", 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Claims["c1"]
+	if c == nil || c.Handle == nil || c.Handle.PID != 42 || r.Slot("slot1@s1").State != Claimed || r.Accepted != 1 {
+		t.Fatalf("replayed state lacks the claim and its handle: %+v", r.Claims)
+	}
+}
+
+func TestJobSpec(t *testing.T) {
+	cfg := testConfig()
+	in := []events.FileRef{{Name: "disk.img", SHA256: "x"}, {Name: "data.img"}}
+	parse := func(src string) *classad.Ad {
+		ad, err := classad.ParseAd(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ad
+	}
+	job := parse(`[ JobVMMemory = 32; JobVM_VCPUS = 2; VMPARAM_vm_Disk = "disk.img:hda:w:raw,data.img:hdb:r,/shared/base.img:vda:rw:qcow2";
+		JobVMNetworking = true; JobVM_MACADDR = "52:54:00:aa:bb:cc" ]`)
+	spec, outs, err := jobSpec(cfg, job, "claim-1", "/scratch", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.MemoryMiB != 32 || spec.VCPUs != 2 || len(spec.Disks) != 3 {
+		t.Fatalf("spec %+v", spec)
+	}
+	if spec.Disks[0].Path != filepath.Join("/scratch", "disk.img") || !spec.Disks[0].Writable || spec.Disks[0].Format != "raw" {
+		t.Errorf("disk 0 %+v", spec.Disks[0])
+	}
+	if spec.Disks[1].Writable || spec.Disks[2].Path != "/shared/base.img" || spec.Disks[2].Format != "qcow2" {
+		t.Errorf("disks %+v", spec.Disks)
+	}
+	// Only the transferred writable disk comes back; the shared one is used in place.
+	if len(outs) != 1 || outs[0].name != "disk.img" {
+		t.Errorf("outputs %+v", outs)
+	}
+	if !spec.Network.Enabled || spec.Network.Type != "nat" || spec.Network.MAC != "52:54:00:aa:bb:cc" {
+		t.Errorf("network %+v", spec.Network)
+	}
+	cases := []struct{ name, ad, code string }{
+		{"no memory", `[ VMPARAM_vm_Disk = "disk.img:hda:w" ]`, "JOBCLASSAD_NO_VM_MEMORY_PARAM"},
+		{"no disk", `[ JobVMMemory = 8 ]`, "KVM_NO_DISK_PARAM"},
+		{"two fields", `[ JobVMMemory = 8; VMPARAM_vm_Disk = "disk.img:hda" ]`, "KVM_INVALID_DISK_PARAM"},
+		{"not transferred", `[ JobVMMemory = 8; VMPARAM_vm_Disk = "other.img:hda:w" ]`, "KVM_INVALID_DISK_PARAM"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := jobSpec(cfg, parse(tc.ad), "c", "/scratch", in)
+			var se *hypervisor.SpecError
+			if !errors.As(err, &se) || se.Code != tc.code {
+				t.Fatalf("error %v, want SpecError %s", err, tc.code)
+			}
+			p := failure("Error from slot1@s1: ", err)
+			if !p.Hold || p.Code != 6 || p.SubCode != gahpSubcodes[tc.code] || !strings.Contains(p.Reason, "VMGAHP_ERR_"+tc.code) {
+				t.Fatalf("hold payload %+v", p)
+			}
+		})
+	}
+	// A generated MAC is stable per claim, unicast and locally administered.
+	a := generatedMAC("claim-1")
+	if a != generatedMAC("claim-1") || a == generatedMAC("claim-2") || !strings.HasPrefix(a, "52:54:00:") {
+		t.Fatalf("generated MACs %s", a)
+	}
+}
