@@ -337,7 +337,7 @@ func TestHoldReleaseRemoveRunningVM(t *testing.T) {
 func TestVacateRequeuesWithoutCheckpoint(t *testing.T) {
 	tp := newTestPool(t, 1)
 	img := filepath.Join(tp.dir, "timed.img")
-	if err := vmimage.Timed(vmimage.TicksFor(3 * time.Second)).WriteRaw(img, 0); err != nil {
+	if err := vmimage.Timed(vmimage.TicksFor(3*time.Second)).WriteRaw(img, 0); err != nil {
 		t.Fatal(err)
 	}
 	sub := tp.write("timed.sub", strings.ReplaceAll(helloSub, "hello.img", "timed.img"))
