@@ -22,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/vmpool/vmpool/cmd/vmpool/classadcmd"
 )
 
 // cli carries what every command needs; tests build one with buffers.
@@ -53,7 +55,7 @@ func init() {
 		{"hold", "hold jobs (condor_hold)", func(c *cli, ctx context.Context, a []string) int { return c.act(ctx, "hold", a) }},
 		{"release", "release held jobs (condor_release)", func(c *cli, ctx context.Context, a []string) int { return c.act(ctx, "release", a) }},
 		{"vacate-job", "evict running jobs back to the queue (condor_vacate_job)", func(c *cli, ctx context.Context, a []string) int { return c.act(ctx, "vacate", a) }},
-		// CLASSADCMD
+		{"classad", "evaluate and match ClassAd expressions", func(c *cli, _ context.Context, a []string) int { return classadcmd.Main(a, c.stdout, c.stderr) }},
 		{"config", "show the effective configuration (condor_config_val)", (*cli).config},
 		{"image", "write example VM disk images (the hello guest)", (*cli).image},
 	}
