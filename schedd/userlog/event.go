@@ -1,21 +1,3 @@
-// Package userlog formats and parses HTCondor's job event log (the "user
-// log" a submit description names with `log = FILE`): the text that
-// condor_wait, condor_userlog and users read to follow their jobs.
-//
-// It owns the file format and the Writer's append contract; it knows
-// nothing of queues, daemons or ClassAds (a job ad information event's
-// attributes are ClassAd source text). The schedd's shell calls Writer;
-// tools call Parse.
-//
-// # Format
-//
-// Each event is a header line
-//
-//	NNN (CCC.PPP.SSS) YYYY-MM-DD HH:MM:SS Text
-//
-// (event code and ids zero-padded to three digits, wider when needed), body
-// lines indented with a tab (four spaces for a few events, as HTCondor
-// writes them), and a line holding only "..." that ends the event.
 package userlog
 
 import "time"
