@@ -39,5 +39,17 @@
 //   - RequestCpus defaults to vm_vcpus, so a slot has the CPUs the guest is
 //     given; vm_vcpus in turn defaults to a plain integer request_cpus.
 //   - $RANDOM_CHOICE and $RANDOM_INTEGER are refused: a submit must expand
-//     the same way every time it is parsed.
+//     the same way every time it is parsed. An undefined $(macro) is an
+//     error (write $(name:) for an empty default).
+//   - TransferInput lists absolute paths, so the schedd needs no Iwd to
+//     find the files.
+//   - A name that is no submit command only defines a macro; if it is never
+//     used as one and lies within a typo of a command (one edit for names
+//     of up to four letters, two for longer ones), a warning asks "did you
+//     mean ...?", and an error for the missing command points at it.
+//   - Every job gets JobLeaseDuration 2400 (JOB_DEFAULT_LEASE_DURATION)
+//     unless job_lease_duration says otherwise (0: none).
+//
+// ClusterId, ProcId, QDate, GlobalJobId and EnteredCurrentStatus are the
+// schedd's to set; Parse emits none of them.
 package submit

@@ -63,11 +63,6 @@ func (b *builder) set(name, expr string) {
 	b.j.attrs = append(b.j.attrs, Attr{Name: name, Expr: expr})
 }
 
-func (b *builder) has(name string) bool {
-	_, ok := b.idx[strings.ToLower(name)]
-	return ok
-}
-
 // lookupDef finds the definition of a command under its name or an alias.
 func (b *builder) lookupDef(cmd string) *macroDef {
 	if d := b.tbl.lookup(cmd); d != nil {
@@ -138,7 +133,9 @@ func (b *builder) errFix(d *macroDef, code, msg, fix string) {
 // missing reports a required command that is absent, at the queue
 // statement, with a hint when a misspelling of it is defined.
 func (b *builder) missing(cmd, code, msg string) {
-	if hint := b.misspelt(cmd); hint != nil {
+	if d := b.lookupDef(cmd); d != nil {
+		msg += fmt.Sprintf(" (line %d gives it no value)", d.line)
+	} else if hint := b.misspelt(cmd); hint != nil {
 		msg += fmt.Sprintf(" (line %d sets %q: a misspelling of %s?)", hint.line, hint.name, cmd)
 	}
 	b.j.errs = append(b.j.errs, &Error{File: b.qfile, Line: b.qline, Command: cmd, Code: code, Msg: msg})
