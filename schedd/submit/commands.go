@@ -63,6 +63,19 @@ var attrAliases = map[string]string{
 	"concurrencylimits": "concurrency_limits", "jobmaxvacatetime": "job_max_vacate_time",
 }
 
+// aliasesOf maps a command to the other names it may be given under, in a
+// stable order; read-only after initialisation.
+var aliasesOf = func() map[string][]string {
+	m := map[string][]string{"initialdir": {"initial_dir"}}
+	for alias, cmd := range attrAliases {
+		m[cmd] = append(m[cmd], alias)
+	}
+	for _, v := range m {
+		sort.Strings(v)
+	}
+	return m
+}()
+
 func words(s string) map[string]bool {
 	m := map[string]bool{}
 	for _, w := range strings.Fields(s) {

@@ -2,7 +2,6 @@ package submit
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,14 +40,16 @@ type job struct {
 // builder builds one job from a macro table snapshot.
 type builder struct {
 	opt       *Options
+	fs        *fsCache
 	x         *expander
 	tbl       *macroTable
 	qfile     string
 	qline     int
 	submitDir string
 
-	j   *job
-	idx map[string]int // lower-cased attribute name -> index in j.attrs
+	j     *job
+	idx   map[string]int // lower-cased attribute name -> index in j.attrs
+	ranks []int          // attrOrder rank of each of j.attrs
 	// commands whose value used the $(ClusterId) placeholder
 	placeholder map[string]bool
 }
@@ -61,6 +62,11 @@ func (b *builder) set(name, expr string) {
 	}
 	b.idx[k] = len(b.j.attrs)
 	b.j.attrs = append(b.j.attrs, Attr{Name: name, Expr: expr})
+	r, ok := attrOrder[k]
+	if !ok {
+		r = len(attrOrder)
+	}
+	b.ranks = append(b.ranks, r)
 }
 
 // lookupDef finds the definition of a command under its name or an alias.
@@ -68,17 +74,7 @@ func (b *builder) lookupDef(cmd string) *macroDef {
 	if d := b.tbl.lookup(cmd); d != nil {
 		return d
 	}
-	if cmd == "initialdir" {
-		return b.tbl.lookup("initial_dir")
-	}
-	var names []string
-	for alias, c := range attrAliases {
-		if c == cmd {
-			names = append(names, alias)
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range aliasesOf[cmd] {
 		if d := b.tbl.lookup(n); d != nil {
 			return d
 		}
@@ -228,7 +224,7 @@ func (b *builder) build() {
 	iwdOK := true
 	if v, d, ok := b.given("initialdir"); ok {
 		iwd = absPath(b.submitDir, unquote(v))
-		if fi, err := os.Stat(iwd); err != nil || !fi.IsDir() {
+		if !b.fs.isDir(iwd) {
 			b.err(d, "initialdir-invalid", fmt.Sprintf("initialdir %q is not an existing directory", iwd))
 			iwdOK = false
 		}
@@ -538,9 +534,9 @@ func (b *builder) build() {
 func (b *builder) policy() {
 	if v, d, ok := b.given("log"); ok {
 		path := absPath(b.j.iwd, unquote(v))
-		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		if b.fs.isDir(path) {
 			b.err(d, "log-invalid", fmt.Sprintf("log %q is a directory", path))
-		} else if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		} else if !b.fs.isDir(filepath.Dir(path)) {
 			b.err(d, "log-invalid", fmt.Sprintf("the directory of log %q does not exist", path))
 		} else {
 			b.j.userLog = path
@@ -736,14 +732,18 @@ var attrOrder = func() map[string]int {
 
 // sortAttrs puts the job's attributes in the canonical order.
 func (b *builder) sortAttrs() {
-	rank := func(a Attr) int {
-		if r, ok := attrOrder[strings.ToLower(a.Name)]; ok {
-			return r
-		}
-		return len(attrOrder)
+	type ranked struct {
+		a Attr
+		r int
 	}
-	sort.SliceStable(b.j.attrs, func(i, k int) bool { return rank(b.j.attrs[i]) < rank(b.j.attrs[k]) })
+	rs := make([]ranked, len(b.j.attrs))
 	for i, a := range b.j.attrs {
-		b.idx[strings.ToLower(a.Name)] = i
+		rs[i] = ranked{a, b.ranks[i]}
 	}
+	sort.SliceStable(rs, func(i, k int) bool { return rs[i].r < rs[k].r })
+	for i, r := range rs {
+		b.j.attrs[i] = r.a
+		b.ranks[i] = r.r
+	}
+	b.idx = nil // positions changed; the builder is done
 }

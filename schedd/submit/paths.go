@@ -138,3 +138,46 @@ func unwrapPathErr(err error) error {
 	}
 	return err
 }
+
+// fsCache remembers what one parse learnt of the file system, so that a
+// cluster of many jobs naming the same files checks each once.
+type fsCache struct {
+	inputs map[string]inputResult
+	dirs   map[string]bool
+}
+
+type inputResult struct {
+	path string
+	size int64
+	err  *Error
+}
+
+func newFSCache() *fsCache {
+	return &fsCache{inputs: map[string]inputResult{}, dirs: map[string]bool{}}
+}
+
+// checkInput is the package's checkInput, remembered. The *Error is a
+// fresh copy for the caller to complete.
+func (c *fsCache) checkInput(base, name string, policy PathPolicy) (string, int64, *Error) {
+	k := base + "\x00" + name
+	r, ok := c.inputs[k]
+	if !ok {
+		r.path, r.size, r.err = checkInput(base, name, policy)
+		c.inputs[k] = r
+	}
+	if r.err != nil {
+		e := *r.err
+		return "", 0, &e
+	}
+	return r.path, r.size, nil
+}
+
+func (c *fsCache) isDir(path string) bool {
+	v, ok := c.dirs[path]
+	if !ok {
+		fi, err := os.Stat(path)
+		v = err == nil && fi.IsDir()
+		c.dirs[path] = v
+	}
+	return v
+}

@@ -133,7 +133,7 @@ func Parse(file string, src io.Reader, opt Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read submit description %s: %w", name, err)
 	}
-	ps := &parser{opt: &o, file: file, name: name, dir: dir}
+	ps := &parser{opt: &o, file: file, name: name, dir: dir, fs: newFSCache()}
 	return ps.run(data)
 }
 
@@ -142,7 +142,10 @@ type parser struct {
 	file string // as given
 	name string // for messages
 	dir  string // absolute submit directory
+	fs   *fsCache
 	p    problems
+
+	defaults map[string]string // $(ARCH) and friends; read-only once made
 
 	needCluster bool
 	// stop ends job building: the report is full, or macros are out of
@@ -294,14 +297,8 @@ func (ps *parser) fileWarnings(stmts, appendStmts []stmt, queues []queued) {
 
 // expander returns an expander for one job.
 func (ps *parser) expander(tbl *macroTable, proc int, live map[string]string) *expander {
-	return &expander{
-		macros:    tbl,
-		live:      live,
-		cluster:   ps.opt.ClusterID,
-		proc:      proc,
-		getenv:    ps.opt.Getenv,
-		submitDir: ps.dir,
-		defaults: map[string]string{
+	if ps.defaults == nil {
+		ps.defaults = map[string]string{
 			"arch":        ps.opt.arch(),
 			"opsys":       strings.ToUpper(runtime.GOOS),
 			"islinux":     boolExpr(runtime.GOOS == "linux"),
@@ -309,7 +306,16 @@ func (ps *parser) expander(tbl *macroTable, proc int, live map[string]string) *e
 			"submit_file": ps.submitFile(),
 			"node":        "",
 			"dollar":      "$",
-		},
+		}
+	}
+	return &expander{
+		macros:    tbl,
+		live:      live,
+		cluster:   ps.opt.ClusterID,
+		proc:      proc,
+		getenv:    ps.opt.Getenv,
+		submitDir: ps.dir,
+		defaults:  ps.defaults,
 	}
 }
 
@@ -419,7 +425,7 @@ func (ps *parser) queue(q queued, jobs []*job) []*job {
 func (ps *parser) build(q queued, proc int, live map[string]string) *job {
 	x := ps.expander(q.tbl, proc, live)
 	b := &builder{
-		opt: ps.opt, x: x, tbl: q.tbl, qfile: q.s.file, qline: q.s.line, submitDir: ps.dir,
+		opt: ps.opt, fs: ps.fs, x: x, tbl: q.tbl, qfile: q.s.file, qline: q.s.line, submitDir: ps.dir,
 		j: &job{}, idx: map[string]int{}, placeholder: map[string]bool{},
 	}
 	b.build()
@@ -463,44 +469,41 @@ func (ps *parser) assemble(jobs []*job) *Cluster {
 			distinct = append(distinct, j)
 		}
 	}
-	maps := make([]map[string]string, len(distinct))
-	inSets := make([]map[string]bool, len(distinct))
-	for i, j := range distinct {
-		m := make(map[string]string, len(j.attrs))
-		for _, a := range j.attrs {
-			m[a.Name] = a.Expr
-		}
-		maps[i] = m
-		s := make(map[string]bool, len(j.inputs))
-		for _, in := range j.inputs {
-			s[in] = true
-		}
-		inSets[i] = s
+	// An attribute (an input) is common when every distinct job has it
+	// with the first job's value.
+	pos := make(map[string]int, len(first.attrs))
+	for i, a := range first.attrs {
+		pos[a.Name] = i
 	}
-	common := map[string]bool{}
-	for _, a := range first.attrs {
-		ok := true
-		for _, m := range maps[1:] {
-			if v, has := m[a.Name]; !has || v != a.Expr {
-				ok = false
-				break
+	same := make([]int, len(first.attrs))
+	inPos := make(map[string]int, len(first.inputs))
+	for i, in := range first.inputs {
+		inPos[in] = i
+	}
+	sameIn := make([]int, len(first.inputs))
+	for _, j := range distinct[1:] {
+		for _, a := range j.attrs {
+			if i, ok := pos[a.Name]; ok && first.attrs[i].Expr == a.Expr {
+				same[i]++
 			}
 		}
-		if ok {
+		for _, in := range j.inputs {
+			if i, ok := inPos[in]; ok {
+				sameIn[i]++
+			}
+		}
+	}
+	others := len(distinct) - 1
+	common := map[string]bool{}
+	for i, a := range first.attrs {
+		if same[i] == others {
 			common[a.Name] = true
 			c.Attrs = append(c.Attrs, a)
 		}
 	}
 	commonIn := map[string]bool{}
-	for _, in := range first.inputs {
-		ok := true
-		for _, s := range inSets[1:] {
-			if !s[in] {
-				ok = false
-				break
-			}
-		}
-		if ok {
+	for i, in := range first.inputs {
+		if sameIn[i] == others {
 			commonIn[in] = true
 			c.Inputs = append(c.Inputs, in)
 		}

@@ -24,7 +24,7 @@ func (s *inputSet) add(d *macroDef, base, name string) bool {
 	if !s.check {
 		return false
 	}
-	path, size, e := checkInput(base, name, s.b.opt.Paths)
+	path, size, e := s.b.fs.checkInput(base, name, s.b.opt.Paths)
 	if e != nil {
 		e.File, e.Line, e.Command = d.file, d.line, d.name
 		s.b.j.errs = append(s.b.j.errs, e)
