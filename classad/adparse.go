@@ -161,7 +161,15 @@ func oldValueEnd(src string, rhs int) int {
 	lx := lexer{src: src, pos: rhs, old: true, prev: tAssign}
 	end := rhs
 	for {
-		before := lx.pos
+		// A line break before the next token ends the value; look for it
+		// before lexing, which could run into the next line.
+		p := lx.pos
+		for p < len(src) && isSpace(src[p]) && src[p] != '\n' {
+			p++
+		}
+		if p >= len(src) || src[p] == '\n' {
+			return end
+		}
 		t := lx.next()
 		if lx.err != nil {
 			if nl := strings.IndexByte(src[lx.err.Offset:], '\n'); nl >= 0 {
@@ -169,8 +177,8 @@ func oldValueEnd(src string, rhs int) int {
 			}
 			return len(src)
 		}
-		if t.kind == tEOF || strings.IndexByte(src[before:t.pos], '\n') >= 0 {
-			return end
+		if t.kind == tEOF || strings.IndexByte(src[p:t.pos], '\n') >= 0 {
+			return end // a comment ran to the end of the line
 		}
 		end = lx.pos
 	}

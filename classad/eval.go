@@ -51,10 +51,11 @@ type evalCtx struct {
 	opts  *EvalOptions
 	steps int
 	depth int
-	// stack holds the attributes being evaluated, to detect cycles.
+	// stack holds the attributes being evaluated, to detect cycles; past
+	// its size, deep holds them all.
 	stack [16]*attr
 	nst   int
-	more  []*attr
+	deep  map[*attr]bool
 }
 
 // frame is the scope an expression is evaluated in.
@@ -130,29 +131,41 @@ func (c *evalCtx) spend(n int) bool {
 // push marks at as being evaluated; false means at is already being
 // evaluated: a reference cycle.
 func (c *evalCtx) push(at *attr) bool {
-	for i := 0; i < c.nst && i < len(c.stack); i++ {
-		if c.stack[i] == at {
+	if c.deep != nil {
+		if c.deep[at] {
 			return false
 		}
+		c.deep[at] = true
+		c.nst++
+		return true
 	}
-	for _, x := range c.more {
-		if x == at {
+	for i := 0; i < c.nst; i++ {
+		if c.stack[i] == at {
 			return false
 		}
 	}
 	if c.nst < len(c.stack) {
 		c.stack[c.nst] = at
-	} else {
-		c.more = append(c.more, at)
+		c.nst++
+		return true
 	}
+	c.deep = make(map[*attr]bool, 2*len(c.stack))
+	for _, x := range c.stack {
+		c.deep[x] = true
+	}
+	c.deep[at] = true
 	c.nst++
 	return true
 }
 
-func (c *evalCtx) pop() {
+// pop ends the evaluation of at, the attribute last pushed.
+func (c *evalCtx) pop(at *attr) {
 	c.nst--
-	if c.nst >= len(c.stack) {
-		c.more = c.more[:len(c.more)-1]
+	if c.deep != nil {
+		delete(c.deep, at)
+		if c.nst <= len(c.stack) {
+			c.deep = nil // the stack array holds the first entries still
+		}
 	}
 }
 
@@ -166,7 +179,7 @@ func (c *evalCtx) attrValue(at *attr, f *frame) Value {
 		return Error()
 	}
 	v := c.eval(r, f)
-	c.pop()
+	c.pop(at)
 	return v
 }
 

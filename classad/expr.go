@@ -2,7 +2,6 @@ package classad
 
 import (
 	"math"
-	"regexp"
 	"strings"
 )
 
@@ -82,15 +81,6 @@ const (
 	precPrimary
 )
 
-// prec is the precedence of n as written: parenthesized nodes are
-// primary.
-func (n *node) prec() int {
-	if n.parens > 0 {
-		return precPrimary
-	}
-	return n.op.prec()
-}
-
 func (op opcode) prec() int {
 	switch op {
 	case opTernary:
@@ -125,9 +115,6 @@ func (op opcode) prec() int {
 	return precPrimary
 }
 
-func (op opcode) isBinary() bool { return op >= opMul }
-func (op opcode) isUnary() bool  { return op >= opNeg && op <= opBitNot }
-
 // node is one vertex of a compiled expression. Nodes are immutable once
 // built, so expressions can be evaluated from many goroutines at once.
 type node struct {
@@ -147,7 +134,7 @@ type node struct {
 	args   []*node        // opCall arguments, opList elements
 	chain  []*node        // opAnd, opOr: the operands of a chain a && b && c, in order
 	ad     *Ad            // opAdLit
-	re     *regexp.Regexp // opCall of a regex function with a literal pattern
+	re     *compiledRegex // opCall of a regex function with a literal pattern
 	sig    uint64         // structural hash of the subtree
 }
 

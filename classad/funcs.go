@@ -350,17 +350,9 @@ func (c *evalCtx) call(n *node, f *frame) Value {
 	return Error() // unknown function
 }
 
+// isKind is the kind each is*() function tests for.
 var isKind = [...]Kind{
-	fnIsUndefined - fnIsUndefined: UndefinedKind,
-	fnIsError - fnIsUndefined:     ErrorKind,
-	fnIsString - fnIsUndefined:    StringKind,
-	fnIsInteger - fnIsUndefined:   IntKind,
-	fnIsReal - fnIsUndefined:      RealKind,
-	fnIsBoolean - fnIsUndefined:   BoolKind,
-	fnIsList - fnIsUndefined:      ListKind,
-	fnIsClassAd - fnIsUndefined:   AdKind,
-	fnIsAbsTime - fnIsUndefined:   AbsTimeKind,
-	fnIsRelTime - fnIsUndefined:   RelTimeKind,
+	UndefinedKind, ErrorKind, StringKind, IntKind, RealKind, BoolKind, ListKind, AdKind, AbsTimeKind, RelTimeKind,
 }
 
 // unaryFunc applies a one-argument function to its evaluated argument.

@@ -102,6 +102,9 @@ func (c *evalCtx) split(n *node, f *frame) Value {
 		return Error()
 	}
 	s := sv.str()
+	if !c.spend(len(s) / 16) {
+		return Error()
+	}
 	var out []Value
 	last := 0
 	if seps != "" {
@@ -269,10 +272,10 @@ func (c *evalCtx) stringListMember(n *node, f *frame) Value {
 	if len(vs) == 3 && vs[2].k == StringKind {
 		delims = vs[2].str()
 	}
-	item, list := vs[0].str(), stringListItems(vs[1].str(), delims)
-	if !c.spend(len(list)) {
+	if !c.spend((len(vs[0].str()) + len(vs[1].str())) / 16) {
 		return Error()
 	}
+	item, list := vs[0].str(), stringListItems(vs[1].str(), delims)
 	fold := n.fn == fnStringListIMember || n.fn == fnStringListISubsetMatch
 	has := func(x string) bool {
 		for _, e := range list {
@@ -309,10 +312,10 @@ func (c *evalCtx) stringListSummary(n *node, f *frame) Value {
 	if len(vs) == 2 {
 		delims = vs[1].str()
 	}
-	items := stringListItems(vs[0].str(), delims)
-	if !c.spend(len(items)) {
+	if !c.spend(len(vs[0].str()) / 16) {
 		return Error()
 	}
+	items := stringListItems(vs[0].str(), delims)
 	if n.fn == fnStringListSize {
 		return Int(int64(len(items)))
 	}
@@ -384,10 +387,10 @@ func (c *evalCtx) stringListsIntersect(n *node, f *frame) Value {
 	split := func(s string) []string {
 		return strings.FieldsFunc(s, func(r rune) bool { return r < 0x80 && strings.IndexByte(delims, byte(r)) >= 0 })
 	}
-	a, b := split(vs[0].str()), split(vs[1].str())
-	if !c.spend(len(a) + len(b)) {
+	if !c.spend((len(vs[0].str()) + len(vs[1].str())) / 16) {
 		return Error()
 	}
+	a, b := split(vs[0].str()), split(vs[1].str())
 	set := make(map[string]bool, len(b))
 	for _, x := range b {
 		set[x] = true

@@ -111,8 +111,7 @@ func FuzzParseAd(f *testing.F) {
 // ends in a backslash, nor a quote followed by a line break.
 func oldSyntaxCanCarry(ad *Ad) bool {
 	ok := true
-	var check func(s string)
-	check = func(s string) {
+	check := func(s string) {
 		if strings.HasSuffix(s, `\`) || strings.Contains(s, "\"\n") || strings.Contains(s, "\"\r") ||
 			strings.Contains(s, "'\n") || strings.Contains(s, "'\r") {
 			ok = false

@@ -150,7 +150,7 @@ func (w *jsonWriter) value(v Value) {
 	case ListKind:
 		w.list(len(v.comp().list), func(i int) { w.value(v.comp().list[i]) })
 	case AdKind:
-		w.ad(v.comp().ad, false)
+		w.ad(v.comp().ad, true)
 	default: // error and times
 		w.exprText(v.String())
 	}

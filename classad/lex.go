@@ -180,8 +180,9 @@ func (l *lexer) scan() token {
 		if !ok {
 			return token{kind: tEOF, pos: start}
 		}
-		// Adjacent string literals are joined: "a" "b" is "ab".
-		for {
+		// Adjacent string literals are joined: "a" "b" is "ab" (new syntax
+		// only, as in HTCondor).
+		for !l.old {
 			save := l.pos
 			for l.pos < len(l.src) && isSpace(l.src[l.pos]) {
 				l.pos++

@@ -99,6 +99,17 @@ type parser struct {
 	tok   token
 	depth int
 	err   *SyntaxError
+	nodes []node // storage for new nodes, allocated a chunk at a time
+}
+
+// alloc stores n in the parser's current chunk of nodes and returns its
+// address; a parse then costs a few allocations rather than one per node.
+func (p *parser) alloc(n node) *node {
+	if len(p.nodes) == cap(p.nodes) {
+		p.nodes = make([]node, 0, 16)
+	}
+	p.nodes = append(p.nodes, n)
+	return &p.nodes[len(p.nodes)-1]
 }
 
 func newParser(src string, old bool) *parser { return newParserAt(src, 0, old) }
@@ -230,7 +241,7 @@ func (p *parser) expr() *node {
 	if b == nil {
 		return nil
 	}
-	return p.mk(&node{op: opTernary, a: c, b: a, c: b}, pos)
+	return p.mk(p.alloc(node{op: opTernary, a: c, b: a, c: b}), pos)
 }
 
 func binaryOp(k tokKind) (opcode, bool) {
@@ -302,7 +313,7 @@ func (p *parser) binary(level int) *node {
 			}
 			return nil
 		}
-		left = p.mk(&node{op: op, a: left, b: right}, pos)
+		left = p.mk(p.alloc(node{op: op, a: left, b: right}), pos)
 	}
 	return nil
 }
@@ -331,7 +342,7 @@ func (p *parser) unary() *node {
 	if x == nil {
 		return nil
 	}
-	return p.mk(&node{op: op, a: x}, pos)
+	return p.mk(p.alloc(node{op: op, a: x}), pos)
 }
 
 func (p *parser) postfix() *node {
@@ -347,7 +358,7 @@ func (p *parser) postfix() *node {
 			}
 			name := p.tok.s
 			p.advance()
-			x = p.mk(selectNode(x, name), pos)
+			x = p.mk(p.alloc(selectNode(x, name)), pos)
 		case tLBrack:
 			open := p.tok.pos
 			p.advance()
@@ -360,14 +371,14 @@ func (p *parser) postfix() *node {
 				return nil
 			}
 			p.advance()
-			x = p.mk(&node{op: opSubscript, a: x, b: i}, pos)
+			x = p.mk(p.alloc(node{op: opSubscript, a: x, b: i}), pos)
 		case tElvis:
 			p.advance()
 			r := p.unary()
 			if r == nil {
 				return nil
 			}
-			x = p.mk(&node{op: opElvis, a: x, b: r}, pos)
+			x = p.mk(p.alloc(node{op: opElvis, a: x, b: r}), pos)
 		default:
 			return x
 		}
@@ -377,12 +388,12 @@ func (p *parser) postfix() *node {
 
 // selectNode builds base.name; MY.name, TARGET.name and PARENT.name become
 // scoped references.
-func selectNode(base *node, name string) *node {
+func selectNode(base *node, name string) node {
 	key := asciiLower(name)
 	if base.op == opScopeAd && base.parens == 0 {
-		return &node{op: opScoped, scope: base.scope, prefix: base.prefix, name: name, key: key, hash: hashString(key)}
+		return node{op: opScoped, scope: base.scope, prefix: base.prefix, name: name, key: key, hash: hashString(key)}
 	}
-	return &node{op: opSelect, a: base, name: name, key: key, hash: hashString(key)}
+	return node{op: opSelect, a: base, name: name, key: key, hash: hashString(key)}
 }
 
 // scopeKeyword recognises MY, TARGET and PARENT written as bare names.
@@ -408,11 +419,11 @@ func (p *parser) primary() *node {
 		}
 		if p.src[t.pos] != '\'' {
 			if s, ok := scopeKeyword(t.s); ok {
-				return p.mk(&node{op: opScopeAd, scope: s, prefix: t.s}, t.pos)
+				return p.mk(p.alloc(node{op: opScopeAd, scope: s, prefix: t.s}), t.pos)
 			}
 		}
 		key := asciiLower(t.s)
-		return p.mk(&node{op: opRef, name: t.s, key: key, hash: hashString(key)}, t.pos)
+		return p.mk(p.alloc(node{op: opRef, name: t.s, key: key, hash: hashString(key)}), t.pos)
 	case tDot:
 		p.advance()
 		if p.tok.kind != tIdent {
@@ -422,7 +433,7 @@ func (p *parser) primary() *node {
 		name := p.tok.s
 		p.advance()
 		key := asciiLower(name)
-		return p.mk(&node{op: opScoped, scope: scopeRoot, name: name, key: key, hash: hashString(key)}, t.pos)
+		return p.mk(p.alloc(node{op: opScoped, scope: scopeRoot, name: name, key: key, hash: hashString(key)}), t.pos)
 	case tLParen:
 		p.advance()
 		x := p.expr()
@@ -442,27 +453,27 @@ func (p *parser) primary() *node {
 		if ad == nil {
 			return nil
 		}
-		return p.mk(&node{op: opAdLit, ad: ad}, t.pos)
+		return p.mk(p.alloc(node{op: opAdLit, ad: ad}), t.pos)
 	case tLBrace:
 		return p.list()
 	case tInt:
 		p.advance()
-		return p.mk(&node{op: opLit, val: Int(t.i)}, t.pos)
+		return p.mk(p.alloc(node{op: opLit, val: Int(t.i)}), t.pos)
 	case tReal:
 		p.advance()
-		return p.mk(&node{op: opLit, val: Real(t.f)}, t.pos)
+		return p.mk(p.alloc(node{op: opLit, val: Real(t.f)}), t.pos)
 	case tString:
 		p.advance()
-		return p.mk(&node{op: opLit, val: String(t.s)}, t.pos)
+		return p.mk(p.alloc(node{op: opLit, val: String(t.s)}), t.pos)
 	case tTrue, tFalse:
 		p.advance()
-		return p.mk(&node{op: opLit, val: Bool(t.kind == tTrue)}, t.pos)
+		return p.mk(p.alloc(node{op: opLit, val: Bool(t.kind == tTrue)}), t.pos)
 	case tUndefined:
 		p.advance()
-		return p.mk(&node{op: opLit, val: Undefined()}, t.pos)
+		return p.mk(p.alloc(node{op: opLit, val: Undefined()}), t.pos)
 	case tError:
 		p.advance()
-		return p.mk(&node{op: opLit, val: Error()}, t.pos)
+		return p.mk(p.alloc(node{op: opLit, val: Error()}), t.pos)
 	}
 	p.unexpected("an operand")
 	return nil
@@ -488,7 +499,7 @@ func (p *parser) list() *node {
 		}
 	}
 	p.advance()
-	return p.mk(&node{op: opList, args: elems}, open)
+	return p.mk(p.alloc(node{op: opList, args: elems}), open)
 }
 
 func (p *parser) call(name token) *node {
@@ -526,21 +537,21 @@ func (p *parser) call(name token) *node {
 			p.fail(open, "invalid time "+strconv.Quote(args[0].val.str())+" for "+name.s+"()")
 			return nil
 		}
-		return p.mk(&node{op: opLit, val: v}, name.pos)
+		return p.mk(p.alloc(node{op: opLit, val: v}), name.pos)
 	}
 	// real("INF"), real("-INF") and real("NaN") are how non-finite reals
 	// print; reading them back gives the literal again.
 	if fn == fnReal && len(args) == 1 && args[0].op == opLit && args[0].parens == 0 {
 		switch args[0].val.str() {
 		case "INF":
-			return p.mk(&node{op: opLit, val: Real(math.Inf(1))}, name.pos)
+			return p.mk(p.alloc(node{op: opLit, val: Real(math.Inf(1))}), name.pos)
 		case "-INF":
-			return p.mk(&node{op: opLit, val: Real(math.Inf(-1))}, name.pos)
+			return p.mk(p.alloc(node{op: opLit, val: Real(math.Inf(-1))}), name.pos)
 		case "NaN":
-			return p.mk(&node{op: opLit, val: Real(math.NaN())}, name.pos)
+			return p.mk(p.alloc(node{op: opLit, val: Real(math.NaN())}), name.pos)
 		}
 	}
-	return p.mk(&node{op: opCall, name: name.s, fn: fn, args: args, re: literalRegex(fn, args)}, name.pos)
+	return p.mk(p.alloc(node{op: opCall, name: name.s, fn: fn, args: args, re: literalRegex(fn, args)}), name.pos)
 }
 
 // adBody parses "[ name = expr; ... ]" starting at the '['.

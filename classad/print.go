@@ -156,7 +156,7 @@ func (p *printer) value(v Value) {
 		}
 		p.str(" }")
 	case AdKind:
-		p.ad(v.comp().ad, false)
+		p.ad(v.comp().ad, true)
 	case AbsTimeKind:
 		p.str(`absTime("`)
 		p.str(formatAbsTime(v.secs(), v.zone()))

@@ -2,6 +2,7 @@ package classad
 
 import (
 	"regexp"
+	"regexp/syntax"
 	"strings"
 )
 
@@ -29,8 +30,19 @@ func regexOptIndex(fn fnID, nargs int) int {
 	return -1
 }
 
+// compiledRegex is a compiled pattern and the size of its program, which
+// scales the cost of matching (Go's matcher is linear in the target and
+// in the program).
+type compiledRegex struct {
+	re   *regexp.Regexp
+	size int
+}
+
+// cost is the number of steps charged for running r over n bytes.
+func (r *compiledRegex) cost(n int) int { return 1 + n*r.size/256 }
+
 // compileRegex compiles pattern under HTCondor option letters.
-func compileRegex(pattern, opts string) (*regexp.Regexp, error) {
+func compileRegex(pattern, opts string) (*compiledRegex, error) {
 	var flags string
 	for _, f := range []byte{'i', 'm', 's'} {
 		if strings.IndexByte(opts, f) >= 0 || strings.IndexByte(opts, f-'a'+'A') >= 0 {
@@ -43,7 +55,17 @@ func compileRegex(pattern, opts string) (*regexp.Regexp, error) {
 	if flags != "" {
 		pattern = "(?" + flags + ")" + pattern
 	}
-	return regexp.Compile(pattern)
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	size := len(pattern)
+	if parsed, err := syntax.Parse(pattern, syntax.Perl); err == nil {
+		if prog, err := syntax.Compile(parsed.Simplify()); err == nil {
+			size = len(prog.Inst)
+		}
+	}
+	return &compiledRegex{re: re, size: size}, nil
 }
 
 // stripExtended removes the blanks and #-comments that PCRE's extended
@@ -96,7 +118,7 @@ func stripExtended(p string) string {
 
 // literalRegex precompiles the pattern of a regex call whose pattern and
 // options are literals, so evaluation does not compile it again.
-func literalRegex(fn fnID, args []*node) *regexp.Regexp {
+func literalRegex(fn fnID, args []*node) *compiledRegex {
 	if len(args) == 0 || args[0].op != opLit || args[0].val.k != StringKind {
 		return nil
 	}
@@ -160,23 +182,24 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 	if vs[0].k != StringKind {
 		return Error()
 	}
-	re := n.re
-	if re == nil {
+	cr := n.re
+	if cr == nil {
 		var err error
 		if !c.spend(len(vs[0].str())) {
 			return Error()
 		}
-		re, err = compileRegex(vs[0].str(), opts)
+		cr, err = compileRegex(vs[0].str(), opts)
 		if err != nil {
 			return Error()
 		}
 	}
+	re := cr.re
 	switch n.fn {
 	case fnRegexp:
 		if vs[1].k != StringKind {
 			return Error()
 		}
-		if !c.spend(len(vs[1].str()) / 16) {
+		if !c.spend(cr.cost(len(vs[1].str()))) {
 			return Error()
 		}
 		return Bool(re.MatchString(vs[1].str()))
@@ -188,7 +211,7 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 		for _, e := range vs[1].comp().list {
 			switch e.k {
 			case StringKind:
-				if !c.spend(1 + len(e.str())/16) {
+				if !c.spend(cr.cost(len(e.str()))) {
 					return Error()
 				}
 				if re.MatchString(e.str()) {
@@ -209,12 +232,12 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 		if len(vs) >= 3 {
 			delims = vs[2].str()
 		}
+		if !c.spend(cr.cost(len(vs[1].str()))) {
+			return Error()
+		}
 		items := stringListItems(vs[1].str(), delims)
 		if len(items) == 0 {
 			return Value{}
-		}
-		if !c.spend(len(items) + len(vs[1].str())/16) {
-			return Error()
 		}
 		for _, it := range items {
 			if re.MatchString(it) {
@@ -229,7 +252,7 @@ func (c *evalCtx) regexFunc(n *node, f *frame) Value {
 	}
 	full := n.fn != fnRegexps || strings.ContainsAny(opts, "fF")
 	global := n.fn == fnReplaceAll || strings.ContainsAny(opts, "gG")
-	if !c.spend(len(vs[1].str()) / 16) {
+	if !c.spend(cr.cost(len(vs[1].str()))) {
 		return Error()
 	}
 	s, ok := c.substitute(re, vs[1].str(), vs[2].str(), full, global)
