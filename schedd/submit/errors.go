@@ -10,7 +10,9 @@ import (
 // ErrNeedClusterID is returned by Parse when the description uses
 // $(Cluster) or $(ClusterId) (directly or through $(JobId)) and
 // Options.ClusterID is 0. The caller allocates a cluster id and parses
-// again. It is returned only when the file has no other problem.
+// again. It is returned only when the file has no other problem; checks of
+// values built from the cluster id (log = job_$(Cluster).log) wait for the
+// second parse.
 var ErrNeedClusterID = errors.New("submit: the description uses $(ClusterId): parse again with Options.ClusterID set")
 
 // Error is one problem a user must fix in a submit description: where it is,

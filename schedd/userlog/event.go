@@ -32,7 +32,7 @@ const (
 	TransferInputFinished = 3 // Finished transferring input files
 	TransferOutputQueued  = 4 // Entered queue to transfer output files
 	TransferOutputStarted = 5 // Started transferring output files
-	TransferOutputFinish  = 6 // Finished transferring output files
+	TransferOutputFinished  = 6 // Finished transferring output files
 )
 
 var transferTexts = [...]string{

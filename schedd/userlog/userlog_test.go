@@ -118,7 +118,7 @@ var golden = []struct {
 		"028 (042.000.000) 2024-05-14 10:02:00 Job ad information event triggered.\nJobStatus = 2\nVMName = \"alice_42.0\"\n...\n"},
 	{"file transfer started", Event{Code: FileTransfer, Cluster: 42, Time: at("2024-05-14 10:02:00"), Transfer: TransferInputStarted, QueueDelay: 3, Host: "<10.0.0.9:9618>"},
 		"040 (042.000.000) 2024-05-14 10:02:00 Started transferring input files\n\tSeconds spent in queue: 3\n\tTransferring to host: <10.0.0.9:9618>\n...\n"},
-	{"file transfer finished", Event{Code: FileTransfer, Cluster: 42, Time: at("2024-05-14 10:02:00"), Transfer: TransferOutputFinish},
+	{"file transfer finished", Event{Code: FileTransfer, Cluster: 42, Time: at("2024-05-14 10:02:00"), Transfer: TransferOutputFinished},
 		"040 (042.000.000) 2024-05-14 10:02:00 Finished transferring output files\n...\n"},
 	{"unknown code", Event{Code: 35, Cluster: 42, Time: at("2024-05-14 10:02:00"), Text: "Cluster submitted from host: <10.0.0.5:9618>\n\tSubmitting 3 jobs"},
 		"035 (042.000.000) 2024-05-14 10:02:00 Cluster submitted from host: <10.0.0.5:9618>\n\tSubmitting 3 jobs\n...\n"},
