@@ -27,12 +27,12 @@ const (
 
 // File transfer event types (Event.Transfer), with the text HTCondor writes.
 const (
-	TransferInputQueued   = 1 // Entered queue to transfer input files
-	TransferInputStarted  = 2 // Started transferring input files
-	TransferInputFinished = 3 // Finished transferring input files
-	TransferOutputQueued  = 4 // Entered queue to transfer output files
-	TransferOutputStarted = 5 // Started transferring output files
-	TransferOutputFinished  = 6 // Finished transferring output files
+	TransferInputQueued    = 1 // Entered queue to transfer input files
+	TransferInputStarted   = 2 // Started transferring input files
+	TransferInputFinished  = 3 // Finished transferring input files
+	TransferOutputQueued   = 4 // Entered queue to transfer output files
+	TransferOutputStarted  = 5 // Started transferring output files
+	TransferOutputFinished = 6 // Finished transferring output files
 )
 
 var transferTexts = [...]string{
