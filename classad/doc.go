@@ -16,10 +16,36 @@
 // undefined; a reference cycle is error. Operators are strict in error
 // and undefined except && || ?: =?= =!= and the conditional, booleans
 // count as 1 and 0 in arithmetic and comparison, == ignores the case of
-// strings, and integer division truncates toward zero. Where HTCondor's
-// implementation and manual disagree, the implementation wins (for
-// example strcat and int of undefined are undefined); the exceptions are
-// listed in the tests.
+// strings, and integer division truncates toward zero. MY, TARGET and
+// PARENT are scope names (PARENT is the ad enclosing a nested ad, or else
+// the chained parent ad); quote them ('my') to name an attribute.
+//
+// # Where HTCondor's manual and implementation differ
+//
+// The implementation (what condor_q and the negotiator do) wins for:
+// int(), real(), string(), toUpper(), toLower(), strcat(), strcmp() and
+// stricmp() of undefined are undefined (the manual says error);
+// isBoolean() tests for the boolean type; =?= between lists or ads is
+// error; unary minus of a boolean is error; interval(1472523) is
+// "17+01:02:03".
+//
+// The manual wins where the implementation looks accidental: sum() and
+// avg() of only undefined elements are undefined; min() and max() are
+// real when any element is; stringListAvg() is always real and
+// stringListMax() of negative numbers is right; anyCompare() keeps
+// looking past an undefined comparison; pow() of integers is exact;
+// quantize() of a negative number rounds up.
+//
+// Choices where HTCondor has none: integer literals are decimal (HTCondor
+// daemons refuse octal and hexadecimal too); a real division by zero or
+// an overflow is error; shifting by a negative count is error, by 64 or
+// more empties the value; reals print with the fewest digits that read
+// back exactly, in %G style (3.5, 1E+30), in every syntax, so string(2.5)
+// is "2.5"; regular expressions are Go's RE2 (no back-references or
+// look-around: such patterns are error); an absTime("...") literal
+// without a zone is UTC. The old syntax cannot write a string that ends in
+// a backslash or holds a quote followed by a line break (HTCondor cannot
+// either); LongString writes such strings as they are.
 //
 // # Compilation and evaluation
 //

@@ -105,6 +105,7 @@ func TestConversionFunctions(t *testing.T) {
 		{"quantize list real", "quantize(2.7, {1, 2, 0.5})", "3.0"},
 		{"quantize list bad member", `quantize(3, {1, 2, "A"})`, "error"},
 		{"quantize string", `quantize("x", 2)`, "error"},
+		{"quantize negative rounds up (manual)", "quantize(-4, 3)", "-3"},
 	})
 }
 
@@ -127,6 +128,7 @@ func TestStringFunctions(t *testing.T) {
 		{"split double comma keeps empty", `split("a,,b")`, `{ "a","","b" }`},
 		{"split leading trailing", `split(" a ")`, `{ "a" }`},
 		{"split custom", `split("a:b::c", ":")`, `{ "a","b","","c" }`},
+		{"split blank before separator", `split("a,b ,c")`, `{ "a","b","c" }`},
 		{"split empty", `split("")`, "{  }"},
 		{"split non string", `split(1)`, "error"},
 		{"splitUserName", `splitUserName("user@domain")`, `{ "user","domain" }`},

@@ -154,6 +154,9 @@ func TestCanonicalPrinting(t *testing.T) {
 		{"1e300", "1E+300"},
 		{`absTime("2024-01-02T03:04:05+01:00")`, `absTime("2024-01-02T03:04:05+01:00")`},
 		{"x >>> 2", "x >>> 2"},
+		{"0.0.A", "0.0.A"},
+		{"(5).x", "(5).x"},
+		{"5 .x", "5 .x"},
 		{"TARGET.Memory >= MY.RequestMemory", "TARGET.Memory >= MY.RequestMemory"},
 	}
 	for _, c := range cases {
