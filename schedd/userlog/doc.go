@@ -2,8 +2,8 @@
 // log" a submit description names with `log = FILE`): the text that
 // condor_wait, condor_userlog and users read to follow their jobs.
 //
-// It owns the file format and the Writer's append contract; it knows
-// nothing of queues, daemons or ClassAds (a job ad information event's
+// It owns the file format and the Writer's append contract; it imports
+// only the standard library and knows nothing of queues, daemons or ClassAds (a job ad information event's
 // attributes are ClassAd source text). The schedd's shell calls Writer;
 // tools call Parse.
 //
