@@ -21,11 +21,12 @@ type Ad struct {
 	parent *Ad
 }
 
-// slot is one entry of an ad's index: the hash of an attribute's key and
-// the attribute's position plus one (0 marks an empty slot). Keeping the
-// hash here lets a probe skip other attributes without loading them.
+// slot is one entry of an ad's index: the top half of the hash of an
+// attribute's key and the attribute's position plus one (0 marks an empty
+// slot). Keeping part of the hash here lets a probe skip other attributes
+// without loading them.
 type slot struct {
-	hash uint64
+	hash uint32
 	at   int32
 }
 
@@ -34,6 +35,18 @@ type attr struct {
 	key  string // lower case
 	hash uint64
 	expr *Expr
+	// lit is the value of a literal expression, kept here so that reading
+	// it touches no memory beyond the index and this entry.
+	lit   Value
+	isLit bool
+}
+
+func newAttr(name, key string, hash uint64, e *Expr) attr {
+	at := attr{name: name, key: key, hash: hash, expr: e}
+	if e.root.op == opLit {
+		at.lit, at.isLit = e.root.val, true
+	}
+	return at
 }
 
 // NewAd returns an empty ad.
@@ -56,12 +69,13 @@ func (a *Ad) own(key string, hash uint64) *attr {
 		return nil
 	}
 	mask := uint64(len(a.index) - 1)
+	top := uint32(hash >> 32)
 	for i := hash & mask; ; i = (i + 1) & mask {
 		s := a.index[i]
 		if s.at == 0 {
 			return nil
 		}
-		if s.hash == hash {
+		if s.hash == top {
 			if at := &a.attrs[s.at-1]; at.key == key {
 				return at
 			}
@@ -86,7 +100,7 @@ func (a *Ad) reindex() {
 		for a.index[i].at != 0 {
 			i = (i + 1) & mask
 		}
-		a.index[i] = slot{hash: h, at: int32(n + 1)}
+		a.index[i] = slot{hash: uint32(h >> 32), at: int32(n + 1)}
 	}
 }
 
@@ -101,10 +115,10 @@ func (a *Ad) Set(name string, e *Expr) {
 	key := asciiLower(name)
 	h := hashString(key)
 	if at := a.own(key, h); at != nil {
-		at.name, at.expr = name, e
+		*at = newAttr(name, key, h, e)
 		return
 	}
-	a.attrs = append(a.attrs, attr{name: name, key: key, hash: h, expr: e})
+	a.attrs = append(a.attrs, newAttr(name, key, h, e))
 	if 2*len(a.attrs)+2 > len(a.index) {
 		a.reindex()
 		return
@@ -114,7 +128,7 @@ func (a *Ad) Set(name string, e *Expr) {
 	for a.index[i].at != 0 {
 		i = (i + 1) & mask
 	}
-	a.index[i] = slot{hash: h, at: int32(len(a.attrs))}
+	a.index[i] = slot{hash: uint32(h >> 32), at: int32(len(a.attrs))}
 }
 
 // SetValue binds name to a literal of v.

@@ -1,6 +1,7 @@
 package classad
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -18,43 +19,60 @@ import (
 // autoclustering).
 func SignificantAttrs(machines ...*Ad) []string {
 	sig := map[string]bool{"requirements": true, "rank": true}
-	memo := map[*Expr]Refs{}
-	refs := func(e *Expr) Refs {
-		r, ok := memo[e]
-		if !ok {
-			r = ReferencesByScope(e)
-			memo[e] = r
+	type memo struct {
+		expr *Expr
+		refs Refs // lower-case
+	}
+	memos := map[uint64][]memo{} // machines mostly share their expressions
+	lower := func(l []string) []string {
+		out := make([]string, len(l))
+		for i, x := range l {
+			out[i] = asciiLower(x)
 		}
+		return out
+	}
+	refs := func(e *Expr) Refs {
+		for _, m := range memos[e.root.sig] {
+			if m.expr.Equal(e) {
+				return m.refs
+			}
+		}
+		r := ReferencesByScope(e)
+		r = Refs{My: lower(r.My), Target: lower(r.Target), Bare: lower(r.Bare)}
+		memos[e.root.sig] = append(memos[e.root.sig], memo{e, r})
 		return r
 	}
-	for _, m := range machines {
-		seen := map[string]bool{}
-		var visit func(e *Expr)
-		visit = func(e *Expr) {
-			r := refs(e)
-			for _, t := range r.Target {
-				sig[asciiLower(t)] = true
-			}
-			for i, l := range [][]string{r.My, r.Bare} {
-				for _, x := range l {
-					k := asciiLower(x)
-					if ex, ok := m.Lookup(k); ok {
-						if !seen[k] {
-							seen[k] = true
-							visit(ex)
-						}
-					} else if i == 1 {
-						sig[k] = true // a bare name the machine lacks is looked up in the job
-					}
-				}
+	var m *Ad
+	seen := map[string]bool{}
+	var visit func(e *Expr)
+	var follow func(k string) bool
+	visit = func(e *Expr) {
+		r := refs(e)
+		for _, t := range r.Target {
+			sig[t] = true
+		}
+		for _, k := range r.My {
+			follow(k)
+		}
+		for _, k := range r.Bare {
+			if !follow(k) {
+				sig[k] = true // a bare name the machine lacks is looked up in the job
 			}
 		}
-		for _, name := range []string{"requirements", "rank"} {
-			if e, ok := m.Lookup(name); ok && !seen[name] {
-				seen[name] = true
-				visit(e)
-			}
+	}
+	// follow visits machine attribute k, reporting whether m has it.
+	follow = func(k string) bool {
+		ex, ok := m.Lookup(k)
+		if ok && !seen[k] {
+			seen[k] = true
+			visit(ex)
 		}
+		return ok
+	}
+	for _, m = range machines {
+		clear(seen)
+		follow("requirements")
+		follow("rank")
 	}
 	out := make([]string, 0, len(sig))
 	for k := range sig {
@@ -72,10 +90,11 @@ func SignificantAttrs(machines ...*Ad) []string {
 //
 // An Autocluster is not safe for concurrent use.
 type Autocluster struct {
-	attrs  []string
-	groups map[uint64][]int
-	reps   []clusterRep
-	refs   map[uint64][]refMemo
+	attrs   []closureAttr // the significant attributes (expr unset)
+	groups  map[uint64][]int
+	reps    []clusterRep
+	refs    map[uint64][]refMemo
+	scratch []closureAttr
 }
 
 type clusterRep struct {
@@ -91,17 +110,18 @@ type closureAttr struct {
 
 type refMemo struct {
 	expr *Expr
-	keys []string
+	keys []closureAttr // lower-case MY-side and bare references (expr unset)
 }
 
 // NewAutocluster returns an empty grouping over the given significant
 // attributes, usually SignificantAttrs of the machine ads.
 func NewAutocluster(significant []string) *Autocluster {
-	attrs := make([]string, len(significant))
-	for i, s := range significant {
-		attrs[i] = asciiLower(s)
+	c := &Autocluster{groups: map[uint64][]int{}, refs: map[uint64][]refMemo{}}
+	for _, s := range significant {
+		k := asciiLower(s)
+		c.attrs = append(c.attrs, closureAttr{key: k, hash: hashString(k)})
 	}
-	return &Autocluster{attrs: attrs, groups: map[uint64][]int{}, refs: map[uint64][]refMemo{}}
+	return c
 }
 
 // ID returns the group of job, creating a new group (with job as its
@@ -121,7 +141,7 @@ func (c *Autocluster) ID(job *Ad) int {
 		}
 	}
 	id := len(c.reps)
-	c.reps = append(c.reps, clusterRep{ad: job, closure: cl})
+	c.reps = append(c.reps, clusterRep{ad: job, closure: append([]closureAttr(nil), cl...)})
 	c.groups[h] = append(c.groups[h], id)
 	return id
 }
@@ -156,45 +176,39 @@ func sameClosure(a, b []closureAttr) bool {
 
 // closure collects the significant attributes of job and, transitively,
 // the job attributes their expressions refer to (MY-side and bare names),
-// sorted by name.
+// sorted by name. The result is scratch space, valid until the next call.
 func (c *Autocluster) closure(job *Ad) []closureAttr {
-	cl := make([]closureAttr, 0, len(c.attrs)+8)
-	has := func(k string) bool {
-		for i := range cl {
-			if cl[i].key == k {
-				return true
-			}
-		}
-		return false
+	cl := c.scratch[:0]
+	for _, a := range c.attrs {
+		cl = c.add(cl, job, a)
 	}
-	var add func(k string)
-	add = func(k string) {
-		if has(k) {
-			return
-		}
-		h := hashString(k)
-		at := job.lookup(k, h)
-		ca := closureAttr{key: k, hash: h}
-		if at != nil {
-			ca.expr = at.expr
-		}
-		cl = append(cl, ca)
-		if at != nil {
-			for _, r := range c.jobRefs(at.expr) {
-				add(r)
-			}
-		}
-	}
-	for _, k := range c.attrs {
-		add(k)
-	}
-	sort.Slice(cl, func(i, j int) bool { return cl[i].key < cl[j].key })
+	slices.SortFunc(cl, func(x, y closureAttr) int { return strings.Compare(x.key, y.key) })
+	c.scratch = cl
 	return cl
 }
 
-// jobRefs returns the lower-case MY-side and bare references of e,
-// memoized by structure.
-func (c *Autocluster) jobRefs(e *Expr) []string {
+func (c *Autocluster) add(cl []closureAttr, job *Ad, a closureAttr) []closureAttr {
+	for i := range cl {
+		if cl[i].hash == a.hash && cl[i].key == a.key {
+			return cl
+		}
+	}
+	at := job.lookup(a.key, a.hash)
+	if at != nil {
+		a.expr = at.expr
+	}
+	cl = append(cl, a)
+	if at != nil && !at.isLit {
+		for _, r := range c.jobRefs(at.expr) {
+			cl = c.add(cl, job, r)
+		}
+	}
+	return cl
+}
+
+// jobRefs returns the MY-side and bare references of e, memoized by
+// structure.
+func (c *Autocluster) jobRefs(e *Expr) []closureAttr {
 	sig := e.root.sig
 	for _, m := range c.refs[sig] {
 		if m.expr.Equal(e) {
@@ -202,10 +216,11 @@ func (c *Autocluster) jobRefs(e *Expr) []string {
 		}
 	}
 	r := ReferencesByScope(e)
-	keys := make([]string, 0, len(r.My)+len(r.Bare))
+	var keys []closureAttr
 	for _, l := range [][]string{r.My, r.Bare} {
 		for _, x := range l {
-			keys = append(keys, asciiLower(x))
+			k := asciiLower(x)
+			keys = append(keys, closureAttr{key: k, hash: hashString(k)})
 		}
 	}
 	c.refs[sig] = append(c.refs[sig], refMemo{expr: e, keys: keys})

@@ -171,14 +171,13 @@ func (c *evalCtx) pop(at *attr) {
 
 // attrValue evaluates the expression of attribute at in frame f.
 func (c *evalCtx) attrValue(at *attr, f *frame) Value {
-	r := at.expr.root
-	if r.op == opLit {
-		return r.val
+	if at.isLit {
+		return at.lit
 	}
 	if !c.push(at) {
 		return Error()
 	}
-	v := c.eval(r, f)
+	v := c.eval(at.expr.root, f)
 	c.pop(at)
 	return v
 }
@@ -292,8 +291,8 @@ func (c *evalCtx) targetRef(n *node, f *frame) Value {
 	if at == nil {
 		return Value{}
 	}
-	if r := at.expr.root; r.op == opLit {
-		return r.val
+	if at.isLit {
+		return at.lit
 	}
 	nf := frame{my: f.target, root: f.target, target: f.root}
 	return c.attrValue(at, &nf)
@@ -315,8 +314,8 @@ func (c *evalCtx) ref(n *node, f *frame) Value {
 	}
 	for l := f.lex; l != nil; l = l.up {
 		if at := l.ad.lookup(n.key, n.hash); at != nil {
-			if at.expr.root.op == opLit {
-				return at.expr.root.val
+			if at.isLit {
+				return at.lit
 			}
 			nf := frame{my: l.ad, root: f.root, target: f.target, lex: l.up}
 			return c.attrValue(at, &nf)
@@ -326,8 +325,8 @@ func (c *evalCtx) ref(n *node, f *frame) Value {
 		return Value{}
 	}
 	if at := f.target.lookup(n.key, n.hash); at != nil {
-		if at.expr.root.op == opLit {
-			return at.expr.root.val
+		if at.isLit {
+			return at.lit
 		}
 		nf := frame{my: f.target, root: f.target, target: f.root}
 		return c.attrValue(at, &nf)
