@@ -51,6 +51,10 @@ func TestHelloJob(t *testing.T) {
 	if !strings.Contains(out, "1 job(s) submitted to cluster 1.") {
 		t.Fatalf("submit printed %q", out)
 	}
+	// condor_wait on the user log returns once the job is done.
+	if out := tp.mustRun("wait", "-wait", "60", filepath.Join(tp.dir, "hello.log"), "1.0"); out != "All jobs done.\n" {
+		t.Fatalf("wait printed %q", out)
+	}
 	tp.jobEvent(1, 0, events.JobCompleted, 60*time.Second)
 
 	if got := readCounter(t, img); got != 1 {
@@ -288,7 +292,7 @@ func TestHoldReleaseRemoveRunningVM(t *testing.T) {
 	}
 	sub := tp.write("forever.sub", strings.ReplaceAll(helloSub, "hello.img", "forever.img"))
 	tp.mustRun("submit", sub)
-	tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
+	first := tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
 	pid := tp.vmPID(1, 0)
 	if processGone(pid) {
 		t.Fatalf("QEMU %d not running while the job runs", pid)
@@ -308,8 +312,8 @@ func TestHoldReleaseRemoveRunningVM(t *testing.T) {
 		t.Fatalf("release of a missing job: exit %d, %q", code, errOut)
 	}
 	tp.mustRun("release", "1")
-	tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool { return true }, 5*time.Second)
-	// It runs again: a second VMLaunched.
+	// It runs again: a second JobStarted, and a second VMLaunched.
+	tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool { return e.Seq > first.Seq }, 60*time.Second)
 	second := tp.waitEvent("vmpool.ev.startd.*.job.schedd.1.0."+startd.VMLaunched, func(e events.Event) bool {
 		var lp startd.VMLaunchedPayload
 		return e.Decode(&lp) == nil && lp.Handle.PID != pid

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/vmimage"
 )
 
@@ -58,15 +59,60 @@ func (c *cli) config(ctx context.Context, args []string) int {
 	return code
 }
 
-// image writes the example guest images: vmpool image hello FILE.
+// image writes the example guest images and reads their data sector:
+//
+//	vmpool image hello FILE   the counter guest: counts its runs, powers off
+//	vmpool image read FILE    what a guest recorded on its disk
 func (c *cli) image(ctx context.Context, args []string) int {
-	if len(args) != 2 || args[0] != "hello" {
-		return c.usageErr("image", "usage: vmpool image hello FILE   (a 1 MiB boot-sector guest that counts its boots on its disk and powers off)")
+	const usage = "usage: vmpool image hello FILE | vmpool image read FILE"
+	if len(args) != 2 {
+		return c.usageErr("image", usage)
 	}
 	path, _ := filepath.Abs(args[1])
-	if err := vmimage.WriteHello(path); err != nil {
-		return c.errorf("image", "%v", err)
+	switch args[0] {
+	case "hello":
+		if err := vmimage.WriteHello(path); err != nil {
+			return c.errorf("image", "%v", err)
+		}
+		fmt.Fprintf(c.stdout, "wrote %s: a boot-sector guest that adds one to the counter on its disk and powers off\n", path)
+	case "read":
+		d, err := vmimage.ReadData(path)
+		if err != nil {
+			return c.errorf("image", "%v", err)
+		}
+		fmt.Fprintf(c.stdout, "%s: guest %v, counter %d, boots %d, ticks %d/%d", path, d.Kind, d.Counter, d.Boots, d.Ticks, d.Target)
+		if d.Stamped {
+			fmt.Fprintf(c.stdout, ", first boot %s", d.Stamp)
+		}
+		fmt.Fprintln(c.stdout)
+	default:
+		return c.usageErr("image", usage)
 	}
-	fmt.Fprintf(c.stdout, "wrote %s\n", path)
+	return 0
+}
+
+// nats runs the pool's bus alone: an embedded NATS server with JetStream,
+// syncing every write, for pools whose daemons run as separate processes
+// (see the Procfile). A production pool uses a NATS cluster instead.
+func (c *cli) nats(ctx context.Context, args []string) int {
+	df := daemonFlags{listen: "127.0.0.1:4222", home: "./pool"}
+	if code := c.parseDaemonFlags("nats", args, &df); code >= 0 {
+		return code
+	}
+	cfg, err := c.loadConfig(&df)
+	if err != nil {
+		return c.errorf("nats", "%v", err)
+	}
+	logger, err := newLogger(c, df.logLevel)
+	if err != nil {
+		return c.usageErr("nats", "%v", err)
+	}
+	ns, err := events.StartNATS(events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger})
+	if err != nil {
+		return c.errorf("nats", "%v", err)
+	}
+	fmt.Fprintf(c.stdout, "NATS with JetStream at %s (store %s)\n", ns.URL(), filepath.Join(cfg.Get("LOCAL_DIR"), "nats"))
+	<-ctx.Done()
+	ns.Stop()
 	return 0
 }

@@ -170,22 +170,6 @@ func (tp *testPool) jobEvent(c, p int, typ string, timeout time.Duration) events
 	return tp.waitEvent(fmt.Sprintf("vmpool.ev.schedd.schedd.job.schedd.%d.%d.%s", c, p, typ), nil, timeout)
 }
 
-// countEvents counts events on subject now in the stream.
-func (tp *testPool) countEvents(subject string) int {
-	tp.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := tp.Bus.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	return int(info.NumPending)
-}
-
 // jsonAds parses `-json` output.
 func jsonAds(t *testing.T, out string) []map[string]any {
 	t.Helper()

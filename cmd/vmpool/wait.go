@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd/userlog"
+)
+
+// wait is condor_wait: it watches a user log until the jobs in it (or the
+// given job or cluster) are done: terminated (005) or aborted (009).
+// Exit status 0 when they are, 1 on timeout or error.
+//
+//	vmpool wait [-wait SECONDS] [-num N] LOG [CLUSTER | CLUSTER.PROC]
+func (c *cli) wait(ctx context.Context, args []string) int {
+	const cmd = "wait"
+	var logPath, jobArg string
+	timeout := time.Duration(0)
+	num := 0
+	a := &argList{args: args, cmd: cmd}
+	for {
+		arg, ok := a.next()
+		if !ok {
+			break
+		}
+		name, val, has, isOpt := opt(arg)
+		if !isOpt {
+			switch {
+			case logPath == "":
+				logPath = arg
+			case jobArg == "":
+				jobArg = arg
+			default:
+				return c.usageErr(cmd, "unexpected argument %q", arg)
+			}
+			continue
+		}
+		switch name {
+		case "wait":
+			v := a.value(name, val, has)
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return c.usageErr(cmd, "-wait %q: want seconds", v)
+			}
+			timeout = time.Duration(n) * time.Second
+		case "num":
+			v := a.value(name, val, has)
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return c.usageErr(cmd, "-num %q: want a number of jobs", v)
+			}
+			num = n
+		case "debug", "status", "echo":
+		case "h", "help":
+			fmt.Fprintln(c.stdout, "usage: vmpool wait [-wait SECONDS] [-num N] LOG [CLUSTER | CLUSTER.PROC]")
+			return 0
+		default:
+			return c.usageErr(cmd, "unknown option %s", arg)
+		}
+		if a.err != nil {
+			return c.usageErr(cmd, "%v", a.err)
+		}
+	}
+	if logPath == "" {
+		return c.usageErr(cmd, "no user log given: vmpool wait LOG [JOB]")
+	}
+	wantCluster, wantProc := 0, -1
+	if jobArg != "" {
+		if id, ok := events.ParseJobID(jobArg); ok {
+			wantCluster, wantProc = id.Cluster, id.Proc
+		} else if n, err := strconv.Atoi(jobArg); err == nil && n > 0 {
+			wantCluster = n
+		} else {
+			return c.usageErr(cmd, "job %q: want CLUSTER or CLUSTER.PROC", jobArg)
+		}
+	}
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		b, err := os.ReadFile(logPath)
+		if err != nil && !os.IsNotExist(err) {
+			return c.errorf(cmd, "read %v", err)
+		}
+		evs, _ := userlog.Parse(bytes.NewReader(b))
+		submitted := map[events.JobID]bool{}
+		finished := map[events.JobID]bool{}
+		for _, e := range evs {
+			id := events.JobID{Cluster: e.Cluster, Proc: e.Proc}
+			if wantCluster != 0 && (e.Cluster != wantCluster || wantProc >= 0 && e.Proc != wantProc) {
+				continue
+			}
+			switch e.Code {
+			case userlog.JobSubmitted:
+				submitted[id] = true
+			case userlog.JobTerminated, userlog.JobAborted:
+				finished[id] = true
+			}
+		}
+		switch {
+		case num > 0 && len(finished) >= num:
+			fmt.Fprintf(c.stdout, "Specified number of jobs (%d) done.\n", num)
+			return 0
+		case num == 0 && len(submitted) > 0 && len(finished) >= len(submitted):
+			fmt.Fprintln(c.stdout, "All jobs done.")
+			return 0
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			fmt.Fprintln(c.stdout, "Time expired.")
+			return 1
+		case <-ctx.Done():
+			return 1
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package schedd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd/userlog"
+)
+
+// writeUserLogs follows the schedd's own log and writes each job event to
+// the job's user log (the submit file's `log`), in HTCondor's format.
+//
+// Every event is written exactly once, by position rather than by
+// content: before writing a batch the schedd durably records an intent
+// (the batch's last log index and each file's size before it); after the
+// writes are synced it records the new position and drops the intent. A
+// restart that finds an intent cuts each file back to its recorded size
+// and writes the batch again. The schedd is the only writer of these
+// files.
+func (s *Schedd) writeUserLogs(ctx context.Context) error {
+	done, err := s.log.MetaUint(metaUserLogDone)
+	if err != nil {
+		return err
+	}
+	if err := s.rollbackUserLogs(); err != nil {
+		return err
+	}
+	for {
+		if err := s.log.Wait(ctx, done); err != nil {
+			if ctx.Err() != nil || errors.Is(err, events.ErrLogClosed) {
+				return nil
+			}
+			return err
+		}
+		last := s.log.LastIndex()
+		byPath := map[string][]userlog.Event{}
+		var order []string
+		err := s.log.Scan(done+1, func(idx uint64, e events.Event) error {
+			if idx > last {
+				return events.ErrStop
+			}
+			if e.Source != s.cfg.Name {
+				return nil
+			}
+			for _, ue := range s.userlogEvents(e) {
+				var path string
+				s.View(func(q *Queue) { path = q.UserLogOf(events.JobID{Cluster: ue.Cluster, Proc: ue.Proc}) })
+				if path == "" {
+					continue
+				}
+				if _, ok := byPath[path]; !ok {
+					order = append(order, path)
+				}
+				byPath[path] = append(byPath[path], ue)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(order) > 0 {
+			in := userLogIntent{Last: last, Sizes: map[string]int64{}}
+			for _, path := range order {
+				in.Sizes[path] = fileSize(path)
+			}
+			b, _ := json.Marshal(in)
+			if err := s.log.SetMeta(metaUserLogIntent, b, true); err != nil {
+				return err
+			}
+			for _, path := range order {
+				if err := appendUserLog(path, byPath[path]); err != nil {
+					s.logger.Warn("write user log", "path", path, "err", err)
+				}
+			}
+		}
+		done = last
+		if err := s.log.SetMetaUint(metaUserLogDone, done, true); err != nil {
+			return err
+		}
+		if len(order) > 0 {
+			if err := s.log.SetMeta(metaUserLogIntent, nil, true); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+const (
+	metaUserLogDone   = "userlog.done"
+	metaUserLogIntent = "userlog.intent"
+)
+
+// userLogIntent is a batch of user log writes that may not have finished.
+type userLogIntent struct {
+	Last  uint64           `json:"last"`
+	Sizes map[string]int64 `json:"sizes"` // path -> size before the batch (-1: did not exist)
+}
+
+// rollbackUserLogs undoes a batch that a crash interrupted: its files go
+// back to their sizes before it, and the batch is written again from the
+// recorded position.
+func (s *Schedd) rollbackUserLogs() error {
+	b, ok, err := s.log.Meta(metaUserLogIntent)
+	if err != nil || !ok || len(b) == 0 {
+		return err
+	}
+	var in userLogIntent
+	if err := json.Unmarshal(b, &in); err != nil {
+		s.logger.Warn("unreadable user log intent; ignoring it", "err", err)
+		return s.log.SetMeta(metaUserLogIntent, nil, true)
+	}
+	done, err := s.log.MetaUint(metaUserLogDone)
+	if err != nil {
+		return err
+	}
+	if done < in.Last {
+		for path, size := range in.Sizes {
+			cur := fileSize(path)
+			switch {
+			case size < 0 && cur >= 0:
+				err = os.Truncate(path, 0)
+			case cur > size:
+				err = os.Truncate(path, size)
+			}
+			if err != nil {
+				s.logger.Warn("roll back user log", "path", path, "err", err)
+			}
+		}
+	}
+	return s.log.SetMeta(metaUserLogIntent, nil, true)
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+func appendUserLog(path string, evs []userlog.Event) error {
+	w, err := userlog.OpenWriter(path, userlog.FormatOptions{})
+	if err != nil {
+		return err
+	}
+	if err := w.Append(evs...); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// userlogEvents maps one schedd event to the user log events it writes.
+func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
+	at := time.Unix(0, e.Time)
+	base := userlog.Event{Cluster: e.Cluster, Proc: e.Proc, Time: at}
+	switch e.Type {
+	case events.ClusterSubmitted:
+		var p events.ClusterSubmittedPayload
+		if e.Decode(&p) != nil {
+			return nil
+		}
+		out := make([]userlog.Event, p.NumProcs)
+		for i := range out {
+			ev := base
+			ev.Code, ev.Proc, ev.Host = userlog.JobSubmitted, i, "<"+s.cfg.Address+">"
+			out[i] = ev
+		}
+		return out
+	case events.JobStarted:
+		var p events.JobStartedPayload
+		if e.Decode(&p) != nil {
+			return nil
+		}
+		base.Code, base.Host, base.SlotName = userlog.JobExecuting, p.Host, p.Slot
+	case events.JobCheckpointed:
+		base.Code = userlog.JobCheckpointed
+	case events.JobEvicted:
+		var p events.JobEvictedPayload
+		if e.Decode(&p) != nil {
+			return nil
+		}
+		base.Code, base.Checkpointed, base.Reason = userlog.JobEvicted, p.Checkpoint != nil, p.Reason
+		base.EvictCode, base.EvictSubCode = p.Code, p.SubCode
+	case events.JobCompleted:
+		var p events.JobCompletedPayload
+		if e.Decode(&p) != nil {
+			return nil
+		}
+		base.Code, base.ReturnValue = userlog.JobTerminated, p.ExitCode
+		// From the job's side: it received its input disks and sent back
+		// the modified ones.
+		base.BytesSent, base.BytesReceived = p.BytesRecv, p.BytesSent
+		base.TotalBytesSent, base.TotalBytesReceived = p.BytesRecv, p.BytesSent
+	case events.JobHeld:
+		var p events.JobHeldPayload
+		if e.Decode(&p) != nil {
+			return nil
+		}
+		base.Code, base.Reason, base.HoldCode, base.HoldSubCode = userlog.JobHeld, p.Reason, p.Code, p.SubCode
+	case events.JobReleased:
+		var p events.JobActionPayload
+		_ = e.Decode(&p)
+		base.Code, base.Reason = userlog.JobReleased, p.Reason
+	case events.JobRemoved:
+		var p events.JobActionPayload
+		_ = e.Decode(&p)
+		base.Code, base.Reason = userlog.JobAborted, p.Reason
+	default:
+		return nil
+	}
+	return []userlog.Event{base}
+}
