@@ -3,6 +3,7 @@ package classad
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -488,5 +489,31 @@ func TestValueAccessors(t *testing.T) {
 	}
 	if d, ok := RelTime(90e9).DurationValue(); !ok || d != 90e9 {
 		t.Errorf("DurationValue = %v", d)
+	}
+}
+
+func TestSetValueRoundTrip(t *testing.T) {
+	ad := NewAd()
+	ad.SetValue("L", List(Int(1), String("a"), List(Real(2.5)), AdValue(mustAd(t, "[ x = 1 ]"))))
+	ad.SetValue("N", AdValue(mustAd(t, "[ y = \"z\"; w = y ]")))
+	ad.SetValue("T", AbsTime(testNow))
+	ad.SetValue("D", RelTime(90e9))
+	ad.SetValue("Inf", Real(math.Inf(1)))
+	ad.SetValue("E", Error())
+	again, err := ParseAd(ad.String())
+	if err != nil || !again.Equal(ad) {
+		t.Fatalf("%s reads back as %v (%v)", ad, again, err)
+	}
+	old, err := ParseOldAd(ad.LongString())
+	if err != nil || !old.Equal(ad) {
+		t.Fatalf("%s reads back as %v (%v)", ad.LongString(), old, err)
+	}
+	data, _ := ad.MarshalJSON()
+	fromJSON := NewAd()
+	if err := fromJSON.UnmarshalJSON(data); err != nil || !fromJSON.Equal(ad) {
+		t.Fatalf("%s reads back as %v (%v)", data, fromJSON, err)
+	}
+	if v := ad.Eval("L"); v.String() != `{ 1,"a",{ 2.5 },[ x = 1 ] }` {
+		t.Errorf("L = %v", v)
 	}
 }

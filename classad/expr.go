@@ -144,11 +144,25 @@ type Expr struct {
 	root *node
 }
 
-// Literal returns an expression that evaluates to v.
-func Literal(v Value) *Expr {
-	n := &node{op: opLit, val: v, height: 1}
-	n.sig = nodeSig(n)
-	return &Expr{root: n}
+// Literal returns an expression that evaluates to v. A list or ad value
+// becomes a list or ad literal, so that the expression prints and reads
+// back as itself.
+func Literal(v Value) *Expr { return &Expr{root: literalNode(v, 0)} }
+
+func literalNode(v Value, depth int) *node {
+	switch {
+	case v.k == ListKind && depth < maxNesting:
+		l := v.comp().list
+		n := &node{op: opList, args: make([]*node, len(l))}
+		for i, e := range l {
+			n.args[i] = literalNode(e, depth+1)
+		}
+		return finish(n)
+	case v.k == AdKind && depth < maxNesting:
+		return finish(&node{op: opAdLit, ad: v.comp().ad.Flatten()})
+	}
+	n := &node{op: opLit, val: v}
+	return finish(n)
 }
 
 // MustParseExpr is ParseExpr for constants and tests: it panics on a
@@ -182,7 +196,8 @@ func (e *Expr) Equal(f *Expr) bool {
 	return sameNode(e.root, f.root)
 }
 
-// IsLiteral reports whether e is a literal and returns its value.
+// IsLiteral reports whether e is a scalar literal (not a list or ad
+// literal) and returns its value.
 func (e *Expr) IsLiteral() (Value, bool) {
 	if e == nil || e.root.op != opLit {
 		return Value{}, false
