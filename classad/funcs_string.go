@@ -10,10 +10,11 @@ import (
 // can make an evaluation allocate without limit.
 const maxStringLen = 16 << 20
 
-// chargeString spends steps for building a string of n bytes and reports
-// whether it may be built.
-func (c *evalCtx) chargeString(n int) bool {
-	return n <= maxStringLen && c.spend(n/64)
+// grow spends steps for adding n bytes to a string that has size bytes,
+// and reports whether the result stays within maxStringLen and the
+// budget.
+func (c *evalCtx) grow(size, n int) bool {
+	return size+n <= maxStringLen && c.spend(n/64)
 }
 
 // strcat and join. Every argument goes through string(). strcat is
@@ -70,7 +71,7 @@ func (c *evalCtx) strcat(n *node, f *frame) Value {
 			}
 		}
 		def = true
-		if !c.chargeString(b.Len() + len(s.str())) {
+		if !c.grow(b.Len(), len(sep)+len(s.str())) {
 			return Error()
 		}
 		b.WriteString(s.str())

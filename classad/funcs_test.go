@@ -2,6 +2,7 @@ package classad
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -405,5 +406,16 @@ func TestDebugHook(t *testing.T) {
 	MustParseExpr("debug(1 + 2) * 2").EvalWith(nil, nil, opts)
 	if len(got) != 1 || got[0] != "1 + 2 => 3" {
 		t.Errorf("debug hook saw %q", got)
+	}
+}
+
+func TestLargeJoinWithinBudget(t *testing.T) {
+	// 200,000 short items: linear work, well within the default budget.
+	ad := NewAd()
+	ad.SetExpr("L", `split(S)`)
+	ad.SetString("S", strings.Repeat("ab,", 200_000))
+	v := MustParseExpr(`size(join("-", L))`).Eval(ad, nil)
+	if v.String() != "599999" {
+		t.Errorf("size of the join = %v", v)
 	}
 }

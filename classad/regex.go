@@ -281,6 +281,7 @@ func (c *evalCtx) substitute(re *regexp.Regexp, target, repl string, full, globa
 	var b strings.Builder
 	last := 0
 	for _, m := range matches {
+		before := b.Len()
 		if full {
 			b.WriteString(target[last:m[0]])
 		}
@@ -300,7 +301,7 @@ func (c *evalCtx) substitute(re *regexp.Regexp, target, repl string, full, globa
 			b.WriteByte(ch)
 		}
 		last = m[1]
-		if !c.chargeString(b.Len()) {
+		if !c.grow(before, b.Len()-before) {
 			return "", false
 		}
 	}
