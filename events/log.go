@@ -34,10 +34,15 @@ import (
 //	'e' idx(8, big endian)  -> encoded Event
 //	'w' source              -> Window
 //	'm' name                -> meta value (e.g. the outbox's published index)
+//
+// In a shared Store every key starts with the log's source and a zero
+// byte, so that thousands of simulated startds can share one Pebble.
 type Log struct {
 	db      *pebble.DB
 	dir     string
 	source  string
+	prefix  []byte // key namespace in a shared Store ("" for a log's own DB)
+	shared  bool
 	lastIdx atomic.Uint64
 	lastSeq uint64 // newest own sequence on disk
 	nextSeq uint64 // newest own sequence stamped (>= lastSeq)
@@ -79,16 +84,11 @@ func OpenLog(dir, source string, opt LogOptions) (*Log, error) {
 			return nil, fmt.Errorf("open event log %s: %w", dir, err)
 		}
 	}
-	db, err := pebble.Open(dir, &pebble.Options{
-		Logger:           pebbleLogger{logger},
-		ReadOnly:         opt.ReadOnly,
-		ErrorIfNotExists: opt.ReadOnly,
-	})
+	db, err := openPebble(dir, opt, logger)
 	if err != nil {
 		return nil, fmt.Errorf("open event log %s: %w", dir, err)
 	}
-	l := &Log{db: db, dir: dir, source: source, windows: map[string]*Window{}, dirty: map[string]bool{},
-		logger: logger, changed: make(chan struct{})}
+	l := newLog(db, dir, source, nil, logger)
 	if err := l.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open event log %s: %w", dir, err)
@@ -96,18 +96,107 @@ func OpenLog(dir, source string, opt LogOptions) (*Log, error) {
 	return l, nil
 }
 
+func openPebble(dir string, opt LogOptions, logger *slog.Logger) (*pebble.DB, error) {
+	return pebble.Open(dir, &pebble.Options{
+		Logger:           pebbleLogger{logger},
+		ReadOnly:         opt.ReadOnly,
+		ErrorIfNotExists: opt.ReadOnly,
+	})
+}
+
+func newLog(db *pebble.DB, dir, source string, prefix []byte, logger *slog.Logger) *Log {
+	return &Log{db: db, dir: dir, source: source, prefix: prefix, shared: prefix != nil,
+		windows: map[string]*Window{}, dirty: map[string]bool{}, logger: logger, changed: make(chan struct{})}
+}
+
+// Store is one Pebble database holding the logs of many daemons, each
+// under its own key prefix: for simulated startds by the thousand, where a
+// Pebble each would cost too much memory. Appends of different logs are
+// group-committed by Pebble.
+type Store struct {
+	db     *pebble.DB
+	dir    string
+	logger *slog.Logger
+}
+
+// OpenStore opens (creating it if needed) a shared store in dir.
+func OpenStore(dir string, opt LogOptions) (*Store, error) {
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if !opt.ReadOnly {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open event store %s: %w", dir, err)
+		}
+	}
+	db, err := openPebble(dir, opt, logger)
+	if err != nil {
+		return nil, fmt.Errorf("open event store %s: %w", dir, err)
+	}
+	return &Store{db: db, dir: dir, logger: logger}, nil
+}
+
+// Log opens the log of daemon source in the store. Closing the log leaves
+// the store open.
+func (s *Store) Log(source string) (*Log, error) {
+	if err := CheckName("daemon", source); err != nil {
+		return nil, fmt.Errorf("open event log %s in %s: %w", source, s.dir, err)
+	}
+	l := newLog(s.db, s.dir+"#"+source, source, append([]byte(source), 0), s.logger)
+	if err := l.load(); err != nil {
+		return nil, fmt.Errorf("open event log %s in %s: %w", source, s.dir, err)
+	}
+	return l, nil
+}
+
+// Close closes the store; its logs must be closed first.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close event store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// key builds a key of the log's namespace: prefix, kind, rest.
+func (l *Log) key(kind byte, rest []byte) []byte {
+	k := make([]byte, 0, len(l.prefix)+1+len(rest))
+	k = append(k, l.prefix...)
+	k = append(k, kind)
+	return append(k, rest...)
+}
+
+// bounds are the iterator bounds of one kind of key.
+func (l *Log) bounds(kind byte) *pebble.IterOptions {
+	return &pebble.IterOptions{LowerBound: l.key(kind, nil), UpperBound: l.key(kind+1, nil)}
+}
+
+func (l *Log) eventKey(idx uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], idx)
+	return l.key(prefixEvent, b[:])
+}
+
+// idxOf reads the index from an event key.
+func (l *Log) idxOf(k []byte) (uint64, bool) {
+	if len(k) != len(l.prefix)+9 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[len(l.prefix)+1:]), true
+}
+
 func (l *Log) load() error {
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEvent}, UpperBound: []byte{prefixEvent + 1}})
+	it, err := l.db.NewIter(l.bounds(prefixEvent))
 	if err != nil {
 		return err
 	}
 	if it.Last() {
-		k := it.Key()
-		if len(k) != 9 {
+		idx, ok := l.idxOf(it.Key())
+		if !ok {
 			it.Close()
-			return fmt.Errorf("record key %x: %w", k, ErrMalformed)
+			return fmt.Errorf("record key %x: %w", it.Key(), ErrMalformed)
 		}
-		l.lastIdx.Store(binary.BigEndian.Uint64(k[1:]))
+		l.lastIdx.Store(idx)
 	}
 	// The last own sequence is in the newest own record; walk back to it.
 	for ok := it.Last(); ok; ok = it.Prev() {
@@ -125,17 +214,18 @@ func (l *Log) load() error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	wit, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixWindow}, UpperBound: []byte{prefixWindow + 1}})
+	wit, err := l.db.NewIter(l.bounds(prefixWindow))
 	if err != nil {
 		return err
 	}
 	for ok := wit.First(); ok; ok = wit.Next() {
+		src := string(wit.Key()[len(l.prefix)+1:])
 		w := new(Window)
 		if err := w.UnmarshalBinary(wit.Value()); err != nil {
 			wit.Close()
-			return fmt.Errorf("window of %s: %w", wit.Key()[1:], err)
+			return fmt.Errorf("window of %s: %w", src, err)
 		}
-		l.windows[string(wit.Key()[1:])] = w
+		l.windows[src] = w
 	}
 	return wit.Close()
 }
@@ -203,8 +293,6 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 	defer b.Close()
 	idx := l.lastIdx.Load()
 	seq := l.lastSeq
-	key := make([]byte, 9)
-	key[0] = prefixEvent
 	for i := range evs {
 		e := &evs[i]
 		l.Stamp(e)
@@ -216,14 +304,13 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
 		}
 		idx++
-		binary.BigEndian.PutUint64(key[1:], idx)
-		if err := b.Set(key, data, nil); err != nil {
+		if err := b.Set(l.eventKey(idx), data, nil); err != nil {
 			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
 		}
 	}
 	for src := range l.dirty {
 		v, _ := l.windows[src].MarshalBinary()
-		if err := b.Set(append([]byte{prefixWindow}, src...), v, nil); err != nil {
+		if err := b.Set(l.key(prefixWindow, []byte(src)), v, nil); err != nil {
 			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
 		}
 	}
@@ -265,16 +352,13 @@ func (l *Log) Wait(ctx context.Context, after uint64) error {
 // returning a non-nil error stops the scan with that error. ErrStop stops it
 // without error.
 func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
-	lo := make([]byte, 9)
-	lo[0] = prefixEvent
-	binary.BigEndian.PutUint64(lo[1:], from)
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: []byte{prefixEvent + 1}})
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: l.eventKey(from), UpperBound: l.key(prefixEvent+1, nil)})
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", l.dir, err)
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		idx := binary.BigEndian.Uint64(it.Key()[1:])
+		idx, _ := l.idxOf(it.Key())
 		e, err := Decode(it.Value())
 		if err != nil {
 			return fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err)
@@ -297,7 +381,7 @@ var ErrStop = errors.New("events: stop scan")
 
 // Meta reads a meta value; ok is false when it was never set.
 func (l *Log) Meta(name string) (val []byte, ok bool, err error) {
-	v, closer, err := l.db.Get(append([]byte{prefixMeta}, name...))
+	v, closer, err := l.db.Get(l.key(prefixMeta, []byte(name)))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -315,7 +399,7 @@ func (l *Log) SetMeta(name string, val []byte, sync bool) error {
 	if sync {
 		opt = pebble.Sync
 	}
-	if err := l.db.Set(append([]byte{prefixMeta}, name...), val, opt); err != nil {
+	if err := l.db.Set(l.key(prefixMeta, []byte(name)), val, opt); err != nil {
 		return fmt.Errorf("write %s meta %s: %w", l.dir, name, err)
 	}
 	return nil
@@ -351,6 +435,9 @@ func (l *Log) Close() error {
 	close(l.changed)
 	l.changed = nil
 	l.mu.Unlock()
+	if l.shared {
+		return nil
+	}
 	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("close event log %s: %w", l.dir, err)
 	}

@@ -136,3 +136,51 @@ func BenchmarkLogAppend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
 }
+
+func TestSharedStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(dir, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.Log("startd1")
+	b, _ := s.Log("startd2")
+	if _, err := a.Append([]Event{New("X", nil), New("Y", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append([]Event{New("Z", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	a.Consume("schedd", 5)
+	a.Append(nil)
+	a.SetMetaUint("m", 3, true)
+	a.Close()
+	b.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = OpenStore(dir, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, _ = s.Log("startd1")
+	b, _ = s.Log("startd2")
+	if a.LastIndex() != 2 || a.LastSeq() != 2 || b.LastIndex() != 1 || b.LastSeq() != 1 {
+		t.Fatalf("logs mixed up: a %d/%d b %d/%d", a.LastIndex(), a.LastSeq(), b.LastIndex(), b.LastSeq())
+	}
+	var types []string
+	b.Scan(1, func(_ uint64, e Event) error { types = append(types, e.Source+":"+e.Type); return nil })
+	if fmt.Sprint(types) != "[startd2:Z]" {
+		t.Fatalf("startd2's log holds %v", types)
+	}
+	if a.Consume("schedd", 5) || !b.Consume("schedd", 5) {
+		t.Fatal("windows not kept per log")
+	}
+	if v, _ := a.MetaUint("m"); v != 3 {
+		t.Fatalf("meta %d", v)
+	}
+	if v, _ := b.MetaUint("m"); v != 0 {
+		t.Fatalf("meta leaked across logs: %d", v)
+	}
+}

@@ -17,8 +17,6 @@ import (
 	"github.com/vmpool/vmpool/negotiator"
 	"github.com/vmpool/vmpool/schedd"
 	"github.com/vmpool/vmpool/startd"
-	"github.com/vmpool/vmpool/startd/hypervisor"
-	"github.com/vmpool/vmpool/startd/hypervisor/qemu"
 )
 
 // daemonFlags are the options every daemon command takes.
@@ -194,13 +192,9 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger) (startd.Config, error) {
 	var errs []string
 	vmType := strings.ToLower(strings.TrimSpace(cfg.Get("VM_TYPE")))
-	statusInterval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
-	var drv hypervisor.Driver
-	switch vmType {
-	case "kvm":
-		drv = qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), StatusInterval: statusInterval, Logger: logger})
-	default:
-		errs = append(errs, fmt.Sprintf("VM_TYPE = %q (from %s): this build runs kvm, xen or vmware startds; use VM_TYPE = kvm", vmType, cfg.Origin("VM_TYPE")))
+	drv, err := newDriver(vmType, cfg, logger)
+	if err != nil {
+		errs = append(errs, err.Error())
 	}
 	sc := startd.Config{
 		Name:                  name,

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/vmpool/vmpool/startd/hypervisor"
+	"github.com/vmpool/vmpool/startd/hypervisor/qemu"
+)
+
+// driverFactory builds the hypervisor driver of one vm_type from the
+// configuration.
+type driverFactory func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error)
+
+// drivers maps VM_TYPE values to their drivers.
+var drivers = map[string]driverFactory{
+	"kvm": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
+		var errs []string
+		interval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+		}
+		return qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), StatusInterval: interval, Logger: logger}), nil
+	},
+}
+
+// newDriver builds the driver VM_TYPE names.
+func newDriver(vmType string, cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
+	f, ok := drivers[vmType]
+	if !ok {
+		var known []string
+		for k := range drivers {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		return nil, fmt.Errorf("VM_TYPE = %q (from %s): this build runs %s startds", vmType, cfg.Origin("VM_TYPE"), strings.Join(known, ", "))
+	}
+	return f(cfg, logger)
+}
