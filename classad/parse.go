@@ -292,21 +292,18 @@ func binaryOp(k tokKind) (opcode, bool) {
 	return 0, false
 }
 
-// binary parses the left-associative binary operators of precedence level
-// and above.
-func (p *parser) binary(level int) *node {
-	if level > precMultiplicative {
-		return p.unary()
-	}
+// binary parses a chain of left-associative binary operators of
+// precedence minPrec and above (precedence climbing).
+func (p *parser) binary(minPrec int) *node {
 	pos := p.tok.pos
-	left := p.binary(level + 1)
+	left := p.unary()
 	for left != nil {
 		op, ok := binaryOp(p.tok.kind)
-		if !ok || op.prec() != level {
+		if !ok || op.prec() < minPrec {
 			return left
 		}
 		p.advance()
-		right := p.binary(level + 1)
+		right := p.binary(op.prec() + 1)
 		if right == nil {
 			if !p.failed() {
 				p.unexpected("an operand")
