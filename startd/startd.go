@@ -26,6 +26,9 @@ import (
 type Config struct {
 	Name   string // STARTD_NAME; a daemon name, e.g. "startd1"
 	Dir    string // its event log and execute directory live here
+	// Store, when set, holds the startd's event log in a shared Pebble
+	// (for thousands of simulated startds) instead of Dir/log.
+	Store  *events.Store
 	Bus    *events.Bus
 	Driver hypervisor.Driver
 	Logger *slog.Logger
@@ -165,7 +168,13 @@ func Replay(l *events.Log, name string, slots int, until uint64) (*State, error)
 // Run serves until ctx is done, then vacates its VMs (checkpointing those
 // that asked for it) within ShutdownGrace and stops.
 func (d *Startd) Run(ctx context.Context) error {
-	l, err := events.OpenLog(filepath.Join(d.cfg.Dir, "log"), d.cfg.Name, events.LogOptions{Logger: d.logger})
+	var l *events.Log
+	var err error
+	if d.cfg.Store != nil {
+		l, err = d.cfg.Store.Log(d.cfg.Name)
+	} else {
+		l, err = events.OpenLog(filepath.Join(d.cfg.Dir, "log"), d.cfg.Name, events.LogOptions{Logger: d.logger})
+	}
 	if err != nil {
 		return err
 	}
