@@ -24,8 +24,8 @@ import (
 // Config configures a Startd. Field comments give the HTCondor knob each
 // field stands for.
 type Config struct {
-	Name   string // STARTD_NAME; a daemon name, e.g. "startd1"
-	Dir    string // its event log and execute directory live here
+	Name string // STARTD_NAME; a daemon name, e.g. "startd1"
+	Dir  string // its event log and execute directory live here
 	// Store, when set, holds the startd's event log in a shared Pebble
 	// (for thousands of simulated startds) instead of Dir/log.
 	Store  *events.Store
