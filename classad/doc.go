@@ -42,7 +42,8 @@
 // more empties the value; reals print with the fewest digits that read
 // back exactly, in %G style (3.5, 1E+30), in every syntax, so string(2.5)
 // is "2.5"; regular expressions are Go's RE2 (no back-references or
-// look-around: such patterns are error); an absTime("...") literal
+// look-around: such patterns are error, as are patterns that compile to
+// more than 5000 instructions); an absTime("...") literal
 // without a zone is UTC. The old syntax cannot write a string that ends in
 // a backslash or holds a quote followed by a line break (HTCondor cannot
 // either); LongString writes such strings as they are.

@@ -419,3 +419,21 @@ func TestLargeJoinWithinBudget(t *testing.T) {
 		t.Errorf("size of the join = %v", v)
 	}
 }
+
+func TestRegexSizeLimit(t *testing.T) {
+	start := time.Now()
+	big := `regexp("` + strings.Repeat("a{1000}", 100) + `", "a")`
+	if v := MustParseExpr(big).Eval(nil, nil); !v.IsError() {
+		t.Errorf("huge pattern = %v, want error", v)
+	}
+	computed := `regexp(strcat("` + strings.Repeat("(a{900})", 20) + `"), "a")`
+	if v := MustParseExpr(computed).Eval(nil, nil); !v.IsError() {
+		t.Errorf("huge computed pattern = %v, want error", v)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("refusing huge patterns took %v", d)
+	}
+	if v := MustParseExpr(`regexp("^a{500}$", strcat("` + strings.Repeat("a", 500) + `"))`).Eval(nil, nil); !v.IsTrue() {
+		t.Errorf("a{500} = %v", v)
+	}
+}

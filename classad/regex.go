@@ -1,6 +1,7 @@
 package classad
 
 import (
+	"errors"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -12,7 +13,8 @@ import (
 // newline), x (extended: blanks and #-comments in the pattern are
 // ignored), f and g (for substitution: return the full target, replace
 // every match). PCRE features RE2 lacks (back-references, look-around,
-// possessive quantifiers, \Z) make the pattern invalid, which is error.
+// possessive quantifiers, \Z) make the pattern invalid, which is error;
+// so does a pattern that compiles to more than maxRegexSize instructions.
 
 // regexOptIndex returns the position of the options argument of a regex
 // function, or -1.
@@ -41,6 +43,11 @@ type compiledRegex struct {
 // cost is the number of steps charged for running r over n bytes.
 func (r *compiledRegex) cost(n int) int { return 1 + n*r.size/256 }
 
+// maxRegexSize bounds the program a pattern may compile to (counted as
+// by progSize). Compiling is linear in it, and "a{1000}a{1000}..." would
+// otherwise take seconds; real patterns are far smaller.
+const maxRegexSize = 5000
+
 // compileRegex compiles pattern under HTCondor option letters.
 func compileRegex(pattern, opts string) (*compiledRegex, error) {
 	var flags string
@@ -55,17 +62,45 @@ func compileRegex(pattern, opts string) (*compiledRegex, error) {
 	if flags != "" {
 		pattern = "(?" + flags + ")" + pattern
 	}
+	parsed, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	size := progSize(parsed)
+	if size > maxRegexSize {
+		return nil, errRegexTooLarge
+	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return nil, err
 	}
-	size := len(pattern)
-	if parsed, err := syntax.Parse(pattern, syntax.Perl); err == nil {
-		if prog, err := syntax.Compile(parsed.Simplify()); err == nil {
-			size = len(prog.Inst)
+	return &compiledRegex{re: re, size: size}, nil
+}
+
+var errRegexTooLarge = errors.New("regular expression too large")
+
+// progSize estimates the number of instructions re compiles to, without
+// expanding its repetitions; it stops counting past maxRegexSize.
+func progSize(re *syntax.Regexp) int {
+	n := 1
+	switch re.Op {
+	case syntax.OpLiteral:
+		n = len(re.Rune)
+	case syntax.OpRepeat:
+		times := re.Max
+		if times < 0 {
+			times = re.Min + 1
+		}
+		n = 1 + times*progSize(re.Sub[0])
+	default:
+		for _, sub := range re.Sub {
+			n += progSize(sub)
+			if n > maxRegexSize {
+				break
+			}
 		}
 	}
-	return &compiledRegex{re: re, size: size}, nil
+	return min(n, maxRegexSize+1)
 }
 
 // stripExtended removes the blanks and #-comments that PCRE's extended
