@@ -433,7 +433,7 @@ func TestRegexSizeLimit(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("refusing huge patterns took %v", d)
 	}
-	if v := MustParseExpr(`regexp("^a{500}$", strcat("` + strings.Repeat("a", 500) + `"))`).Eval(nil, nil); !v.IsTrue() {
+	if v := MustParseExpr(`regexp("^a{500}$", strcat("`+strings.Repeat("a", 500)+`"))`).Eval(nil, nil); !v.IsTrue() {
 		t.Errorf("a{500} = %v", v)
 	}
 }
