@@ -66,13 +66,13 @@ func ParseJobID(s string) (JobID, bool) {
 }
 
 // Job returns the job the event is about.
-func (e *Event) Job() JobID { return JobID{e.Cluster, e.Proc} }
+func (e Event) Job() JobID { return JobID{e.Cluster, e.Proc} }
 
 // At returns the event time.
-func (e *Event) At() time.Time { return time.Unix(0, e.Time) }
+func (e Event) At() time.Time { return time.Unix(0, e.Time) }
 
 // Decode unmarshals the payload into v.
-func (e *Event) Decode(v any) error {
+func (e Event) Decode(v any) error {
 	if err := json.Unmarshal(e.Payload, v); err != nil {
 		return fmt.Errorf("decode %s payload of %s:%d: %w", e.Type, e.Source, e.Seq, err)
 	}

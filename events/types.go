@@ -23,6 +23,7 @@ const (
 	JobReleased      = "JobReleased"
 	JobRemoved       = "JobRemoved"
 	JobVacating      = "JobVacating"   // vacate-job asked the startd to evict the VM
+	ClaimLost        = "ClaimLost"     // the claim's lease expired: its startd stopped answering
 	ClaimReleased    = "ClaimReleased" // the claim of a held/removed/vacated job is gone from the startd
 	JobLeftQueue     = "JobLeftQueue"  // a removed job's VM is gone; the job moved to history
 )
@@ -116,11 +117,12 @@ type ClaimPayload struct {
 
 // JobStartedPayload records that the job's VM runs.
 type JobStartedPayload struct {
-	ClaimID  string `json:"claim_id"`
-	Slot     string `json:"slot"`
-	Host     string `json:"host"` // the startd's address as the user log shows it
-	Resumed  bool   `json:"resumed,omitempty"`
-	Attempts int    `json:"attempts,omitempty"`
+	ClaimID     string `json:"claim_id"`
+	Slot        string `json:"slot"`
+	Host        string `json:"host"` // the startd's address as the user log shows it
+	Resumed     bool   `json:"resumed,omitempty"`
+	ResumedFrom int    `json:"resumed_from,omitempty"` // checkpoint Seq
+	ResumeNote  string `json:"resume_note,omitempty"`  // unusable checkpoints, and the fall-back taken
 }
 
 // JobCompletedPayload records the end of a job whose guest powered off.
@@ -173,14 +175,30 @@ type JobActionPayload struct {
 // ClaimRequest is the schedd's request to a startd to claim a slot and run
 // a job on it (HTCondor's request_claim and activate_claim in one).
 type ClaimRequest struct {
-	ClaimID    string      `json:"claim_id"`
-	Schedd     string      `json:"schedd"`
-	Job        JobID       `json:"job"`
-	Slot       string      `json:"slot"`
-	JobAd      string      `json:"job_ad"` // the flattened job ad, new ClassAd syntax
-	Inputs     []FileRef   `json:"inputs"`
-	Checkpoint *Checkpoint `json:"checkpoint,omitempty"` // resume from it
-	Owner      string      `json:"owner"`
+	ClaimID string    `json:"claim_id"`
+	Schedd  string    `json:"schedd"`
+	Job     JobID     `json:"job"`
+	Slot    string    `json:"slot"`
+	JobAd   string    `json:"job_ad"` // the flattened job ad, new ClassAd syntax
+	Inputs  []FileRef `json:"inputs"`
+	// Checkpoints to resume from, newest first: the startd takes the
+	// first it can fetch whole and resume, and boots the original disks
+	// if none works.
+	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
+	Owner       string       `json:"owner"`
+}
+
+// AliveRequest is a startd's keepalive for the claims it runs for one
+// schedd (HTCondor's ALIVE_INTERVAL messages, in the other direction).
+type AliveRequest struct {
+	Startd string   `json:"startd"`
+	Claims []string `json:"claims"`
+}
+
+// AliveReply tells the startd which of its claims the schedd no longer
+// holds: their VMs must stop, so that no job runs twice.
+type AliveReply struct {
+	Unknown []string `json:"unknown,omitempty"`
 }
 
 // ClaimReply answers a ClaimRequest.
@@ -219,6 +237,10 @@ type VMEventPayload struct {
 	Outputs    []FileRef   `json:"outputs,omitempty"`
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	Reason     string      `json:"reason,omitempty"`
+	// ResumedFrom is the Seq of the checkpoint a VMStarted resumed from;
+	// ResumeNote says which checkpoints were unusable and why.
+	ResumedFrom int    `json:"resumed_from,omitempty"`
+	ResumeNote  string `json:"resume_note,omitempty"`
 	// Hold, for VMFailed: the job itself is at fault (bad image): hold it
 	// with Code/SubCode; otherwise requeue it.
 	Hold     bool  `json:"hold,omitempty"`

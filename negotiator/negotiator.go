@@ -174,7 +174,7 @@ func relevant(typ string) bool {
 	switch typ {
 	case events.ClusterSubmitted, events.JobMatched, events.MatchRejected, events.ClaimFailed,
 		events.JobStarted, events.JobEvicted, events.JobHeld, events.JobReleased,
-		events.ClaimReleased, events.JobCompleted, events.JobRemoved:
+		events.ClaimReleased, events.ClaimLost, events.JobCompleted, events.JobRemoved:
 		return true
 	}
 	return false

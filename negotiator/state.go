@@ -190,7 +190,7 @@ func applySchedd(st *State, e events.Event) {
 		j.Status = 5
 	case events.JobReleased:
 		j.Status = 1
-	case events.ClaimReleased:
+	case events.ClaimReleased, events.ClaimLost:
 		j.HasClaim = false
 		if j.Status == 2 {
 			j.Status = 1

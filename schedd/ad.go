@@ -90,8 +90,9 @@ func (j *Job) Ad(schedd string) *classad.Ad {
 		ad.SetString("VmpoolClaimState", j.Claim.State.String())
 		ad.SetBool("TransferringOutput", j.Claim.State == ClaimExited)
 	}
-	if j.Checkpoint != nil {
-		ad.SetBool("VmpoolHasCheckpoint", true)
+	if len(j.Checkpoints) > 0 {
+		ad.SetInt("VmpoolCheckpoint", int64(j.Checkpoints[0].Seq))
+		ad.SetInt("LastCkptTime", j.Checkpoints[0].Taken/1e9)
 	}
 	if len(j.Outputs) > 0 {
 		names := make([]string, len(j.Outputs))

@@ -61,24 +61,28 @@ func Apply(q *Queue, e events.Event) *Queue {
 		if p.Resumed {
 			j.NumRestarts++
 		}
+		// Checkpoints newer than the one resumed from (all of them when
+		// the VM booted afresh) proved unusable: drop them.
+		kept := j.Checkpoints[:0]
+		for _, cp := range j.Checkpoints {
+			if p.Resumed && cp.Seq <= p.ResumedFrom {
+				kept = append(kept, cp)
+			}
+		}
+		j.Checkpoints = kept
 	case events.JobCheckpointed:
 		var p events.JobCheckpointedPayload
 		if e.Decode(&p) != nil {
 			return q
 		}
-		cp := p.Checkpoint
-		j.Checkpoint = &cp
-		j.NumCkpts++
+		j.addCheckpoint(p.Checkpoint)
 	case events.JobEvicted:
 		var p events.JobEvictedPayload
 		if e.Decode(&p) != nil {
 			return q
 		}
 		if p.Checkpoint != nil {
-			j.Checkpoint = p.Checkpoint
-			j.NumCkpts++
-		} else if !wantsCheckpoint(j) {
-			j.Checkpoint = nil
+			j.addCheckpoint(*p.Checkpoint)
 		}
 		j.LastVacateTime = at
 		dropClaim(q, j)
@@ -94,7 +98,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 		j.Claim.Outputs = p.Outputs
 		j.Claim.Exit = &p
 		j.RemoteWallClock += p.RunNanos
-		j.Checkpoint = nil // the guest finished: no state to resume from
+		j.Checkpoints = nil // the guest finished: no state to resume from
 	case events.JobCompleted:
 		var p events.JobCompletedPayload
 		if e.Decode(&p) != nil {
@@ -105,7 +109,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 		j.BytesSent += p.BytesSent
 		j.BytesRecv += p.BytesRecv
 		j.CompletionDate = at
-		j.Checkpoint = nil
+		j.Checkpoints = nil
 		dropClaim(q, j)
 		setStatus(j, Completed, at)
 		leaveQueue(q, j)
@@ -137,6 +141,15 @@ func Apply(q *Queue, e events.Event) *Queue {
 		}
 	case events.JobVacating:
 		stopClaim(j, events.ModeVacate)
+	case events.ClaimLost:
+		j.LastVacateTime = at
+		dropClaim(q, j)
+		if j.Status == Running {
+			setStatus(j, Idle, at)
+		}
+		if j.Status == Removed {
+			leaveQueue(q, j)
+		}
 	case events.ClaimReleased:
 		dropClaim(q, j)
 		if j.Status == Running {
@@ -243,10 +256,4 @@ func leaveQueue(q *Queue, j *Job) {
 	if j.Cluster.InQueue <= 0 {
 		delete(q.Clusters, j.Cluster.ID)
 	}
-}
-
-func wantsCheckpoint(j *Job) bool {
-	v := j.evalAttr("JobVMCheckpoint")
-	b, ok := v.BoolValue()
-	return ok && b
 }

@@ -142,7 +142,8 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		} else {
 			p := events.VMEventPayload{ClaimID: arg(d, "claim", ""), Slot: arg(d, "slot", "slot1@startd1"), Host: "<slot1@startd1>",
 				PoweredOff: arg(d, "powered_off", "") == "true", Hold: arg(d, "hold", "") == "true",
-				Code: argInt(d, "code", 0), SubCode: argInt(d, "subcode", 0), Reason: arg(d, "reason", ""), RunNanos: 5e9}
+				Code: argInt(d, "code", 0), SubCode: argInt(d, "subcode", 0), Reason: arg(d, "reason", ""), RunNanos: 5e9,
+				Resumed: arg(d, "resumed_from", "") != "", ResumedFrom: argInt(d, "resumed_from", 0), ResumeNote: arg(d, "note", "")}
 			if o := arg(d, "output", ""); o != "" {
 				sum := strings.Repeat("cd", 32)
 				p.Outputs = []events.FileRef{{Name: o, Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
@@ -157,6 +158,8 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		return h.commit(DecideForeign(h.q, e))
 	case "claim-reply":
 		return h.commit(DecideClaimReply(h.q, jobArg(d), arg(d, "claim", ""), events.ClaimReply{Accepted: arg(d, "accepted", "") == "true", Reason: arg(d, "reason", "")}))
+	case "claim-lost":
+		return h.commit(DecideClaimLost(h.q, jobArg(d), arg(d, "claim", ""), arg(d, "reason", "")))
 	case "claim-gone":
 		return h.commit(DecideClaimGone(h.q, jobArg(d), arg(d, "claim", "")))
 	case "outputs":
@@ -216,8 +219,12 @@ func dumpJob(j *Job) string {
 	if j.RemoteHost != "" {
 		s += " host=" + j.RemoteHost
 	}
-	if j.Checkpoint != nil {
-		s += " checkpoint"
+	if len(j.Checkpoints) > 0 {
+		var seqs []string
+		for _, cp := range j.Checkpoints {
+			seqs = append(seqs, strconv.Itoa(cp.Seq))
+		}
+		s += " checkpoints=" + strings.Join(seqs, ",")
 	}
 	if len(j.Outputs) > 0 {
 		s += fmt.Sprintf(" outputs=%d", len(j.Outputs))

@@ -321,7 +321,8 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 		}
 	case events.VMStarted:
 		if cl.State == ClaimMatched || cl.State == ClaimClaimed {
-			return []events.Event{mk(events.JobStarted, events.JobStartedPayload{ClaimID: cl.ID, Slot: p.Slot, Host: p.Host, Resumed: p.Resumed})}
+			return []events.Event{mk(events.JobStarted, events.JobStartedPayload{ClaimID: cl.ID, Slot: p.Slot, Host: p.Host,
+				Resumed: p.Resumed, ResumedFrom: p.ResumedFrom, ResumeNote: p.ResumeNote})}
 		}
 	case events.VMCheckpointed:
 		if cl.State == ClaimRunning && p.Checkpoint != nil {
@@ -370,6 +371,22 @@ func DecideClaimReply(q *Queue, id events.JobID, claimID string, r events.ClaimR
 		return []events.Event{events.New(events.JobClaimed, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot}).ForJob(q.Name, id)}
 	}
 	return []events.Event{events.New(events.ClaimFailed, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: r.Reason}).ForJob(q.Name, id)}
+}
+
+// DecideClaimLost records that a claim's lease expired: its startd has not
+// answered for the job's JobLeaseDuration. The job goes back to the queue
+// (to resume from its last checkpoint, if it has one).
+func DecideClaimLost(q *Queue, id events.JobID, claimID, reason string) []events.Event {
+	j := q.Jobs[id]
+	if j == nil || j.Claim == nil || j.Claim.ID != claimID {
+		return nil
+	}
+	switch j.Claim.State {
+	case ClaimClaimed, ClaimRunning, ClaimStopping:
+	default:
+		return nil
+	}
+	return []events.Event{events.New(events.ClaimLost, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: reason}).ForJob(q.Name, id)}
 }
 
 // DecideClaimGone records that the startd no longer has a claim the schedd

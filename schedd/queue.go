@@ -152,15 +152,31 @@ type Job struct {
 	NumCkpts            int
 	ExitCode            int
 	LastVacateTime      int64
-	Checkpoint          *events.Checkpoint
-	Outputs             []events.FileRef
-	BytesSent           int64
-	BytesRecv           int64
-	RemoteWallClock     int64 // nanoseconds of VM run time, summed over runs
+	// Checkpoints are the job's good checkpoints, newest first (at most
+	// keepCheckpoints): a resume falls back to the older when the newer
+	// turns out unusable.
+	Checkpoints     []events.Checkpoint
+	Outputs         []events.FileRef
+	BytesSent       int64
+	BytesRecv       int64
+	RemoteWallClock int64 // nanoseconds of VM run time, summed over runs
 }
 
 // Owner is the job's owner.
 func (j *Job) Owner() string { return j.Cluster.Owner }
+
+// keepCheckpoints is how many checkpoints a job keeps to fall back on.
+const keepCheckpoints = 2
+
+// addCheckpoint records a new checkpoint, numbering it.
+func (j *Job) addCheckpoint(cp events.Checkpoint) {
+	j.NumCkpts++
+	cp.Seq = j.NumCkpts
+	j.Checkpoints = append([]events.Checkpoint{cp}, j.Checkpoints...)
+	if len(j.Checkpoints) > keepCheckpoints {
+		j.Checkpoints = j.Checkpoints[:keepCheckpoints]
+	}
+}
 
 // Iwd is the job's initial working directory: returned disks go there.
 func (j *Job) Iwd() string {

@@ -61,14 +61,14 @@ func (s *Schedd) reconcile(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.cfg.RetryInterval)
 	defer t.Stop()
-	s.scanWork()
+	s.scanWork(ctx)
 	for {
 		var w workItem
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			s.scanWork()
+			s.scanWork(ctx)
 			continue
 		case w = <-s.work:
 		}
@@ -105,10 +105,34 @@ func (s *Schedd) reconcile(ctx context.Context) error {
 	}
 }
 
-func (s *Schedd) scanWork() {
+func (s *Schedd) scanWork(ctx context.Context) {
 	var items []workItem
+	type lost struct {
+		job    events.JobID
+		claim  string
+		reason string
+	}
+	var expired []lost
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	defer func() {
+		s.mu.Unlock()
+		for _, w := range items {
+			s.schedule(w)
+		}
+		for _, l := range expired {
+			s.logger.Warn("claim lease expired; the job goes back to the queue", "job", l.job.String(), "claim", l.claim, "reason", l.reason)
+			_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+				return DecideClaimLost(s.q, l.job, l.claim, l.reason), nil
+			})
+			if err != nil && ctx.Err() == nil {
+				s.logger.Error("record lost claim", "job", l.job.String(), "err", err)
+			}
+		}
+	}()
+	seen := map[string]bool{}
 	s.View(func(q *Queue) {
-		for _, id := range q.Claims {
+		for claimID, id := range q.Claims {
 			j := q.Jobs[id]
 			if j == nil || j.Claim == nil {
 				continue
@@ -121,12 +145,37 @@ func (s *Schedd) scanWork() {
 			case ClaimExited:
 				items = append(items, workItem{workFetch, id})
 			}
+			if j.Claim.State == ClaimClaimed || j.Claim.State == ClaimRunning {
+				// The lease: a claim whose startd has sent no keepalive for
+				// JobLeaseDuration seconds is lost. A claim seen for the
+				// first time (a fresh claim, or a restarted schedd) gets a
+				// whole lease.
+				seen[claimID] = true
+				last, ok := s.alive[claimID]
+				if !ok {
+					s.alive[claimID] = now
+					continue
+				}
+				lease, ok := j.staticAd().EvalInt("JobLeaseDuration")
+				if !ok {
+					lease = defaultLease
+				}
+				if lease > 0 && now.Sub(last) > time.Duration(lease)*time.Second {
+					expired = append(expired, lost{id, claimID, fmt.Sprintf("no keepalive from startd %s for %ds (JobLeaseDuration %d)", j.Claim.Startd, int(now.Sub(last).Seconds()), lease)})
+				}
+			}
 		}
 	})
-	for _, w := range items {
-		s.schedule(w)
+	for id := range s.alive {
+		if !seen[id] {
+			delete(s.alive, id)
+		}
 	}
 }
+
+// defaultLease is HTCondor's JOB_DEFAULT_LEASE_DURATION, for jobs that
+// carry no JobLeaseDuration.
+const defaultLease = 2400
 
 // claimAttempts is how many times an unanswered claim request is sent
 // before the match is given up and the job goes back to Idle.
@@ -144,14 +193,14 @@ func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string)
 		ok = true
 		startd = j.Claim.Startd
 		req = events.ClaimRequest{
-			ClaimID:    j.Claim.ID,
-			Schedd:     q.Name,
-			Job:        id,
-			Slot:       j.Claim.Slot,
-			JobAd:      j.Ad(q.Name).Flatten().String(),
-			Inputs:     append(append([]events.FileRef(nil), j.Cluster.Inputs...), j.Inputs...),
-			Checkpoint: j.Checkpoint,
-			Owner:      j.Owner(),
+			ClaimID:     j.Claim.ID,
+			Schedd:      q.Name,
+			Job:         id,
+			Slot:        j.Claim.Slot,
+			JobAd:       j.Ad(q.Name).Flatten().String(),
+			Inputs:      append(append([]events.FileRef(nil), j.Cluster.Inputs...), j.Inputs...),
+			Checkpoints: append([]events.Checkpoint(nil), j.Checkpoints...),
+			Owner:       j.Owner(),
 		}
 	})
 	if !ok {

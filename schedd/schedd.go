@@ -54,6 +54,7 @@ type Schedd struct {
 	work    chan workItem
 	mu      sync.Mutex
 	running map[workItem]bool
+	alive   map[string]time.Time // claim id -> last keepalive from its startd
 
 	ready chan struct{}
 }
@@ -93,6 +94,7 @@ func New(cfg Config) (*Schedd, error) {
 		logger:  cfg.Logger.With("daemon", "schedd", "schedd", cfg.Name),
 		work:    make(chan workItem, 4096),
 		running: map[workItem]bool{},
+		alive:   map[string]time.Time{},
 		ready:   make(chan struct{}),
 	}, nil
 }
@@ -156,6 +158,7 @@ func (s *Schedd) Run(ctx context.Context) error {
 		"act":     s.handleAct,
 		"query":   s.handleQuery,
 		"history": s.handleHistory,
+		"alive":   s.handleAlive,
 	} {
 		if err := srv.Handle(gctx, events.CmdSubject(events.RoleSchedd, s.cfg.Name, verb), h); err != nil {
 			obCancel()
@@ -248,6 +251,36 @@ func (s *Schedd) killStray(ctx context.Context, startd, claimID string) {
 	if err != nil {
 		s.logger.Warn("stop stray VM", "startd", startd, "claim", claimID, "err", err)
 	}
+}
+
+// handleAlive takes a startd's keepalive: it renews the leases of the
+// claims the schedd still holds on that startd and names those it does
+// not, whose VMs the startd must stop.
+func (s *Schedd) handleAlive(ctx context.Context, data []byte) (any, error) {
+	var req events.AliveRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("alive: %w: %w", err, ErrBadRequest)
+	}
+	var reply events.AliveReply
+	var known []string
+	s.View(func(q *Queue) {
+		for _, id := range req.Claims {
+			jid, ok := q.Claims[id]
+			j := q.Jobs[jid]
+			if !ok || j == nil || j.Claim == nil || j.Claim.Startd != req.Startd {
+				reply.Unknown = append(reply.Unknown, id)
+				continue
+			}
+			known = append(known, id)
+		}
+	})
+	now := s.cfg.Clock()
+	s.mu.Lock()
+	for _, id := range known {
+		s.alive[id] = now
+	}
+	s.mu.Unlock()
+	return reply, nil
 }
 
 // SubmitRequest is the body of the submit verb.

@@ -177,6 +177,13 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 			return nil
 		}
 		base.Code, base.Host, base.SlotName = userlog.JobExecuting, p.Host, p.Slot
+		if p.ResumeNote != "" {
+			// Say which checkpoints could not be used, and what the job
+			// did instead, before it runs again.
+			note := base
+			note.Code, note.Host, note.SlotName, note.Text = userlog.Generic, "", "", p.ResumeNote
+			return []userlog.Event{note, base}
+		}
 	case events.JobCheckpointed:
 		base.Code = userlog.JobCheckpointed
 	case events.JobEvicted:
@@ -210,6 +217,15 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 		var p events.JobActionPayload
 		_ = e.Decode(&p)
 		base.Code, base.Reason = userlog.JobAborted, p.Reason
+	case events.ClaimLost:
+		// HTCondor's words for a lease that ran out: the job disconnected,
+		// and reconnecting failed; it goes back to the queue.
+		var p events.ClaimPayload
+		_ = e.Decode(&p)
+		disc := base
+		disc.Code, disc.Reason, disc.SlotName = userlog.JobDisconnected, p.Reason, p.Slot
+		base.Code, base.Reason, base.SlotName = userlog.JobReconnectFailed, "Job lease expired: "+p.Reason, p.Slot
+		return []userlog.Event{disc, base}
 	default:
 		return nil
 	}

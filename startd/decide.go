@@ -22,6 +22,8 @@ func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemor
 		return nil, "malformed claim request"
 	case s == nil:
 		return nil, fmt.Sprintf("no slot %q on startd %s", req.Slot, st.Name)
+	case st.Draining:
+		return nil, fmt.Sprintf("startd %s is draining", st.Name)
 	case s.State != Unclaimed:
 		return nil, fmt.Sprintf("slot %s is %s", s.Name, s.State)
 	case vmMax > 0 && len(st.Claims) >= vmMax:
@@ -64,6 +66,23 @@ func DecideStop(st *State, req events.DeactivateRequest) (evs []events.Event, kn
 		return nil, true // already asked
 	}
 	return []events.Event{events.New(StopRequested, StopRequestedPayload{ClaimID: req.ClaimID, Mode: mode, Reason: req.Reason}).ForJob(c.Req.Schedd, c.Req.Job)}, true
+}
+
+// DecideDrain starts (on) or cancels a drain: no new claims; with on, every
+// running VM is vacated (checkpointed when its job asked for it).
+func DecideDrain(st *State, on bool, reason string) []events.Event {
+	if st.Draining == on {
+		return nil
+	}
+	evs := []events.Event{events.New(DrainChanged, DrainChangedPayload{On: on, Reason: reason}).ForMachine(st.Name)}
+	if on {
+		for _, c := range st.SortedClaims() {
+			if c.StopMode == "" {
+				evs = append(evs, events.New(StopRequested, StopRequestedPayload{ClaimID: c.Req.ClaimID, Mode: events.ModeVacate, Reason: "draining: " + reason}).ForJob(c.Req.Schedd, c.Req.Job))
+			}
+		}
+	}
+	return evs
 }
 
 // VMEvent builds one of the startd's VM events about claim c.

@@ -45,6 +45,15 @@ type Config struct {
 	HardwareVT            bool     // VM_HARDWARE_VT
 	Start                 string   // START (default "true")
 	Rank                  string   // RANK (default "0")
+	// Preempt (PREEMPT) is evaluated every UpdateInterval for each running
+	// VM, with the slot as MY and the job as TARGET; true vacates the VM
+	// (checkpointing it when the job asked for that). Default "false".
+	Preempt string
+	// AliveInterval is how often the startd sends each schedd a keepalive
+	// for the claims it runs for it (HTCondor's ALIVE_INTERVAL); a claim
+	// the schedd no longer holds has its VM stopped, and one whose schedd
+	// has not answered for the job's JobLeaseDuration too.
+	AliveInterval time.Duration
 	// UpdateInterval is how often the slot ads are refreshed in the
 	// collector (UPDATE_INTERVAL); they also go out on every change.
 	UpdateInterval time.Duration
@@ -116,7 +125,10 @@ func New(cfg Config) (*Startd, error) {
 	if cfg.Rank == "" {
 		cfg.Rank = "0"
 	}
-	for knob, src := range map[string]string{"START": cfg.Start, "RANK": cfg.Rank} {
+	if cfg.Preempt == "" {
+		cfg.Preempt = "false"
+	}
+	for knob, src := range map[string]string{"START": cfg.Start, "RANK": cfg.Rank, "PREEMPT": cfg.Preempt} {
 		if _, err := classad.ParseExpr(src); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", knob, err))
 		}
@@ -138,6 +150,9 @@ func New(cfg Config) (*Startd, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 60 * time.Second
+	}
+	if cfg.AliveInterval <= 0 {
+		cfg.AliveInterval = 60 * time.Second
 	}
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
@@ -219,12 +234,13 @@ func (d *Startd) Run(ctx context.Context) error {
 
 	srv := events.NewServer(d.cfg.Bus.NC, d.logger, 32)
 	g, gctx := errgroup.WithContext(ctx)
-	for verb, h := range map[string]events.Handler{"claim": d.handleClaim, "deactivate": d.handleDeactivate} {
+	for verb, h := range map[string]events.Handler{"claim": d.handleClaim, "deactivate": d.handleDeactivate, "drain": d.handleDrain} {
 		if err := srv.Handle(gctx, events.CmdSubject(events.RoleStartd, d.cfg.Name, verb), h); err != nil {
 			return err
 		}
 	}
 	g.Go(func() error { return d.advertise(gctx) })
+	g.Go(func() error { return d.keepalive(gctx) })
 	g.Go(func() error {
 		select {
 		case err := <-loopErr:
@@ -428,6 +444,7 @@ func (d *Startd) advertise(ctx context.Context) error {
 }
 
 func (d *Startd) putAds(ctx context.Context) {
+	d.applyPreempt(ctx)
 	f := d.facts()
 	var ads []*classad.Ad
 	var ids []string
@@ -457,6 +474,150 @@ func (d *Startd) unadvertise() {
 	for _, s := range d.st.Slots {
 		if err := d.cfg.Bus.Collector.Delete(ctx, events.SlotKey(d.cfg.Name, s.ID)); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			d.logger.Debug("remove slot ad", "slot", s.ID, "err", err)
+		}
+	}
+}
+
+// DrainRequest is the body of the drain verb (condor_drain).
+type DrainRequest struct {
+	Cancel bool   `json:"cancel,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// DrainReply answers it.
+type DrainReply struct {
+	Vacating int `json:"vacating"` // VMs asked to leave
+}
+
+func (d *Startd) handleDrain(ctx context.Context, data []byte) (any, error) {
+	var req DrainRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("drain: %w: %w", err, ErrBadRequest)
+	}
+	if req.Reason == "" {
+		req.Reason = "by condor_drain"
+	}
+	evs, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		return DecideDrain(d.st, !req.Cancel, req.Reason), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Type == StopRequested {
+			n++
+		}
+	}
+	d.logger.Info("drain", "on", !req.Cancel, "vacating", n)
+	return DrainReply{Vacating: n}, nil
+}
+
+// stopClaims records the startd's own decision to end claims.
+func (d *Startd) stopClaims(ctx context.Context, ids []string, mode, reason string) {
+	if len(ids) == 0 {
+		return
+	}
+	_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		var out []events.Event
+		for _, id := range ids {
+			evs, _ := DecideStop(d.st, events.DeactivateRequest{ClaimID: id, Mode: mode, Reason: reason})
+			out = append(out, evs...)
+		}
+		return out, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		d.logger.Error("record stop", "err", err)
+	}
+}
+
+// applyPreempt vacates the running VMs for which PREEMPT is true.
+func (d *Startd) applyPreempt(ctx context.Context) {
+	if d.cfg.Preempt == "false" {
+		return
+	}
+	f := d.facts()
+	var ids []string
+	d.loop.View(func() {
+		for _, c := range d.st.Claims {
+			s := d.st.Slot(c.Slot)
+			job, err := classad.ParseAd(c.Req.JobAd)
+			if s == nil || err != nil || !c.Started || c.StopMode != "" {
+				continue
+			}
+			if MachineAd(&d.cfg, d.st, s, f).EvalIn("Preempt", job).IsTrue() {
+				ids = append(ids, c.Req.ClaimID)
+			}
+		}
+	})
+	d.stopClaims(ctx, ids, events.ModeVacate, "PREEMPT is true")
+}
+
+// keepalive renews the leases of the startd's claims with their schedds.
+// A claim a schedd no longer holds has its VM killed at once (it may run
+// elsewhere by now); a claim whose schedd has not answered for the job's
+// JobLeaseDuration too, since the schedd will have given up on it.
+func (d *Startd) keepalive(ctx context.Context) error {
+	lastOK := map[string]time.Time{} // schedd -> last answer
+	t := time.NewTicker(d.cfg.AliveInterval)
+	defer t.Stop()
+	for {
+		type claim struct {
+			id    string
+			lease time.Duration
+		}
+		bySchedd := map[string][]claim{}
+		d.loop.View(func() {
+			for _, c := range d.st.Claims {
+				if c.StopMode == events.ModeKill {
+					continue
+				}
+				lease := 2400 * time.Second
+				if job, err := classad.ParseAd(c.Req.JobAd); err == nil {
+					if v, ok := job.EvalInt("JobLeaseDuration"); ok {
+						lease = time.Duration(v) * time.Second
+					}
+				}
+				bySchedd[c.Req.Schedd] = append(bySchedd[c.Req.Schedd], claim{c.Req.ClaimID, lease})
+			}
+		})
+		now := d.cfg.Clock()
+		for schedd, claims := range bySchedd {
+			req := events.AliveRequest{Startd: d.cfg.Name}
+			for _, c := range claims {
+				req.Claims = append(req.Claims, c.id)
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			var reply events.AliveReply
+			err := events.Call(cctx, d.cfg.Bus.NC, events.CmdSubject(events.RoleSchedd, schedd, "alive"), req, &reply)
+			cancel()
+			if err == nil {
+				lastOK[schedd] = now
+				if len(reply.Unknown) > 0 {
+					d.logger.Warn("schedd no longer holds these claims; stopping their VMs", "schedd", schedd, "claims", reply.Unknown)
+				}
+				d.stopClaims(ctx, reply.Unknown, events.ModeKill, "the schedd no longer holds the claim")
+				continue
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if _, ok := lastOK[schedd]; !ok {
+				lastOK[schedd] = now
+			}
+			var expired []string
+			for _, c := range claims {
+				if c.lease > 0 && now.Sub(lastOK[schedd]) > c.lease {
+					expired = append(expired, c.id)
+				}
+			}
+			d.logger.Warn("keepalive to schedd failed", "schedd", schedd, "err", err, "expired", len(expired))
+			d.stopClaims(ctx, expired, events.ModeKill, "no answer from schedd "+schedd+" within the job lease")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
 		}
 	}
 }

@@ -127,32 +127,24 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			}
 			bytesIn += in.Size
 		}
-		if cp := c.Req.Checkpoint; cp != nil {
-			dir := filepath.Join(scratch, "checkpoint-in")
-			if err := fetchCheckpoint(ctx, d.cfg.Bus, cp, dir); err != nil {
-				// A checkpoint that cannot be had: start afresh rather than
-				// lose the job (the schedd's log records the fall-back).
-				log.Warn("checkpoint unusable; booting from the original disks", "err", err)
-			} else {
-				spec.Resume = dir
-			}
-		}
-		vm, err = d.cfg.Driver.Start(ctx, spec)
-		if err != nil && spec.Resume != "" && errors.Is(err, hypervisor.ErrBadSpec) {
-			log.Warn("resume from checkpoint failed; booting from the original disks", "err", err)
-			spec.Resume = ""
-			vm, err = d.cfg.Driver.Start(ctx, spec)
-		}
+		var resumedFrom int
+		var notes []string
+		vm, resumedFrom, notes, err = d.startOrResume(ctx, spec, c.Req.Checkpoints, scratch)
 		if err != nil {
 			log.Warn("VM did not start", "err", err)
 			finish(events.VMFailed, failure(slotName, err))
 			return
 		}
+		note := strings.Join(notes, "; ")
+		if len(c.Req.Checkpoints) > 0 && resumedFrom == 0 {
+			note += "; restarted from the original disks"
+		} else if len(notes) > 0 {
+			note += fmt.Sprintf("; resumed from checkpoint %d", resumedFrom)
+		}
 		emit(VMLaunched, VMLaunchedPayload{ClaimID: id, Handle: vm.Handle()})
-		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: spec.Resume != ""})
-		log.Info("VM started", "resumed", spec.Resume != "")
+		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: resumedFrom > 0, ResumedFrom: resumedFrom, ResumeNote: strings.TrimPrefix(note, "; ")})
+		log.Info("VM started", "resumed_from", resumedFrom, "note", note)
 	}
-
 	wctx, wcancel := context.WithCancel(ctx)
 	waitCh := make(chan waitResult, 1)
 	waitDone := make(chan struct{})
@@ -166,12 +158,30 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		<-waitDone
 	}()
 
+	// Periodic checkpoints (vm_checkpoint_interval, vmpool's extension):
+	// pause, save, continue, ship; a lost machine then costs at most one
+	// interval.
+	var tick <-chan time.Time
+	cp, canCkpt := vm.(hypervisor.Checkpointer)
+	if want, _ := job.EvalBool("JobVMCheckpoint"); want && canCkpt {
+		if secs, ok := job.EvalInt("JobVMCheckpointInterval"); ok && secs > 0 {
+			t := time.NewTicker(time.Duration(secs) * time.Second)
+			defer t.Stop()
+			tick = t.C
+		}
+	}
 	var r waitResult
-	select {
-	case r = <-waitCh:
-	case mode := <-stop:
-		d.stopVM(ctx, log, vm, job, mode, scratch, c, finish)
-		return
+	for n := 1; ; n++ {
+		select {
+		case r = <-waitCh:
+		case mode := <-stop:
+			d.stopVM(ctx, log, vm, job, mode, scratch, c, finish)
+			return
+		case <-tick:
+			d.periodicCheckpoint(ctx, log, cp, scratch, n, c, emit)
+			continue
+		}
+		break
 	}
 	run := time.Since(started).Nanoseconds()
 	switch {
@@ -315,4 +325,55 @@ func fetchCheckpoint(ctx context.Context, bus *events.Bus, cp *events.Checkpoint
 		}
 	}
 	return nil
+}
+
+// startOrResume boots the VM, resuming from the first of the checkpoints
+// (newest first) that can be fetched whole and resumed. A corrupt or
+// partial checkpoint (a checksum that does not match, an object that is
+// gone) or one the hypervisor refuses is skipped with a note; if none
+// works the VM boots its original disks. It returns the Seq of the
+// checkpoint resumed from (0: booted).
+func (d *Startd) startOrResume(ctx context.Context, spec hypervisor.Spec, cps []events.Checkpoint, scratch string) (hypervisor.VM, int, []string, error) {
+	var notes []string
+	for i, cp := range cps {
+		dir := filepath.Join(scratch, fmt.Sprintf("checkpoint-in-%d", i))
+		if err := fetchCheckpoint(ctx, d.cfg.Bus, &cp, dir); err != nil {
+			notes = append(notes, fmt.Sprintf("checkpoint %d unusable (%v)", cp.Seq, err))
+			os.RemoveAll(dir)
+			continue
+		}
+		spec.Resume = dir
+		vm, err := d.cfg.Driver.Start(ctx, spec)
+		if err == nil {
+			return vm, cp.Seq, notes, nil
+		}
+		if !errors.Is(err, hypervisor.ErrBadSpec) {
+			return nil, 0, notes, err
+		}
+		notes = append(notes, fmt.Sprintf("checkpoint %d does not resume (%v)", cp.Seq, err))
+		os.RemoveAll(dir)
+	}
+	spec.Resume = ""
+	vm, err := d.cfg.Driver.Start(ctx, spec)
+	return vm, 0, notes, err
+}
+
+// periodicCheckpoint saves a running VM without stopping it for long and
+// ships the checkpoint; a failure is logged and the VM runs on.
+func (d *Startd) periodicCheckpoint(ctx context.Context, log *slog.Logger, cp hypervisor.Checkpointer, scratch string, n int, c *Claim, emit func(string, any) bool) {
+	dir := filepath.Join(scratch, fmt.Sprintf("checkpoint-%d", n))
+	start := time.Now()
+	ck, err := cp.Checkpoint(ctx, dir, hypervisor.CheckpointOptions{Continue: true})
+	if err == nil {
+		var shipped *events.Checkpoint
+		shipped, err = shipCheckpoint(ctx, d.cfg.Bus, dir, ck, c.Slot, d.cfg.Clock())
+		if err == nil {
+			emit(events.VMCheckpointed, events.VMEventPayload{Checkpoint: shipped})
+			log.Info("periodic checkpoint shipped", "n", n, "files", len(shipped.Files), "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	os.RemoveAll(dir)
+	if err != nil {
+		log.Warn("periodic checkpoint failed; the VM runs on", "err", err)
+	}
 }

@@ -21,8 +21,11 @@ const (
 	// VMLaunched records the hypervisor handle of a VM the moment it runs,
 	// so that a restarted startd can find it again.
 	VMLaunched = "VMLaunched"
-	// StopRequested records a schedd's deactivate request.
+	// StopRequested records a schedd's deactivate request (or the startd's
+	// own: a drain, PREEMPT, a claim the schedd disowned).
 	StopRequested = "StopRequested"
+	// DrainChanged records condor_drain (On) and its cancellation.
+	DrainChanged = "DrainChanged"
 )
 
 // Slot states and activities, as condor_status shows them.
@@ -30,6 +33,7 @@ const (
 	Unclaimed = "Unclaimed"
 	Claimed   = "Claimed"
 	Preempt   = "Preempting"
+	Drained   = "Drained"
 
 	ActIdle     = "Idle"
 	ActBusy     = "Busy"
@@ -43,6 +47,7 @@ type State struct {
 	Slots    []*Slot
 	Claims   map[string]*Claim // open claims by id
 	Accepted int64             // claims accepted since the log began
+	Draining bool              // condor_drain: no new claims; slots end Drained
 	Applied  uint64
 }
 
@@ -131,6 +136,12 @@ type VMLaunchedPayload struct {
 	Handle  hypervisor.Handle `json:"handle"`
 }
 
+// DrainChangedPayload records a drain or its cancellation.
+type DrainChangedPayload struct {
+	On     bool   `json:"on"`
+	Reason string `json:"reason,omitempty"`
+}
+
 // StopRequestedPayload records a deactivate request.
 type StopRequestedPayload struct {
 	ClaimID string `json:"claim_id"`
@@ -204,9 +215,28 @@ func Apply(st *State, e events.Event) *State {
 		if c := st.Claims[p.ClaimID]; c != nil {
 			delete(st.Claims, p.ClaimID)
 			if s := st.Slot(c.Slot); s != nil && s.Claim == p.ClaimID {
-				s.State, s.Activity, s.Since, s.Claim = Unclaimed, ActIdle, at, ""
+				s.State, s.Activity, s.Since, s.Claim = st.idleState(), ActIdle, at, ""
+			}
+		}
+	case DrainChanged:
+		var p DrainChangedPayload
+		if e.Decode(&p) != nil {
+			return st
+		}
+		st.Draining = p.On
+		for _, s := range st.Slots {
+			if s.Claim == "" {
+				s.State, s.Since = st.idleState(), at
 			}
 		}
 	}
 	return st
+}
+
+// idleState is the state of a slot without a claim.
+func (st *State) idleState() string {
+	if st.Draining {
+		return Drained
+	}
+	return Unclaimed
 }

@@ -36,6 +36,8 @@ var Knobs = []Knob{
 	{"VM_SOFT_SUSPEND", "false", "startd", "Accepted for compatibility; vmpool does not suspend VMs."},
 	{"START", "true", "startd", "ClassAd expression: the slot accepts a job when it is true with the job as TARGET."},
 	{"RANK", "0", "startd", "ClassAd expression: the slot's preference among jobs."},
+	{"PREEMPT", "false", "startd", "ClassAd expression, evaluated every UPDATE_INTERVAL for each running VM (MY = slot, TARGET = job): true vacates the VM, checkpointing it when the job set vm_checkpoint."},
+	{"ALIVE_INTERVAL", "60", "startd", "Seconds between a startd's keepalives to the schedds of its claims; a schedd requeues a job whose startd was silent for the job's JobLeaseDuration."},
 	{"UPDATE_INTERVAL", "10", "startd", "Seconds between refreshes of the machine ads in the collector (they also go out on every change)."},
 	{"STARTD_NAME", "startd1", "startd", "Name of the startd (a daemon name: letters, digits, '_' and '-')."},
 	{"EXECUTE", "$(LOCAL_DIR)/$(STARTD_NAME)", "startd", "Where a startd keeps its event log and the VMs' scratch directories."},

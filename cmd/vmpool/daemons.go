@@ -212,6 +212,8 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		HardwareVT:            cfg.Bool("VM_HARDWARE_VT", &errs),
 		Start:                 cfg.Get("START"),
 		Rank:                  cfg.Get("RANK"),
+		Preempt:               cfg.Get("PREEMPT"),
+		AliveInterval:         cfg.Seconds("ALIVE_INTERVAL", &errs),
 		UpdateInterval:        cfg.Seconds("UPDATE_INTERVAL", &errs),
 	}
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)

@@ -55,6 +55,7 @@ func init() {
 		{"release", "release held jobs (condor_release)", func(c *cli, ctx context.Context, a []string) int { return c.act(ctx, "release", a) }},
 		{"vacate-job", "evict running jobs back to the queue (condor_vacate_job)", func(c *cli, ctx context.Context, a []string) int { return c.act(ctx, "vacate", a) }},
 		{"classad", "evaluate and match ClassAd expressions", func(c *cli, _ context.Context, a []string) int { return classadcmd.Main(a, c.stdout, c.stderr) }},
+		{"drain", "drain execute machines: no new jobs, running VMs vacated (condor_drain)", (*cli).drain},
 		{"wait", "wait for the jobs of a user log to finish (condor_wait)", (*cli).wait},
 		{"config", "show the effective configuration (condor_config_val)", (*cli).config},
 		{"image", "write the example guest (hello) or read what a guest wrote on its disk", (*cli).image},
@@ -66,7 +67,7 @@ func init() {
 var condorNames = map[string]string{
 	"condor_submit": "submit", "condor_q": "q", "condor_status": "status", "condor_history": "history",
 	"condor_rm": "rm", "condor_hold": "hold", "condor_release": "release", "condor_vacate_job": "vacate-job",
-	"condor_config_val": "config", "condor_wait": "wait",
+	"condor_config_val": "config", "condor_wait": "wait", "condor_drain": "drain",
 }
 
 func main() {

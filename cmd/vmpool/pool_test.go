@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,4 +180,33 @@ func jsonAds(t *testing.T, out string) []map[string]any {
 		t.Fatalf("not a JSON array of ads: %v\n%s", err, out)
 	}
 	return ads
+}
+
+// vmpoolProcess starts `vmpool ARGS...` as a separate process (the test
+// binary re-executed as the vmpool command) against the pool. The process
+// is killed when the test ends.
+func (tp *testPool) vmpoolProcess(logName string, args ...string) *exec.Cmd {
+	tp.t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1", "VMPOOL_URL="+tp.URL)
+	logf, err := os.Create(filepath.Join(tp.t.TempDir(), logName))
+	if err != nil {
+		tp.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tp.t.Fatal(err)
+	}
+	tp.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		logf.Close()
+		if tp.t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			tp.t.Logf("%s log:\n%s", logName, b)
+		}
+	})
+	return cmd
 }

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/vmimage"
+)
+
+// Checkpoint tests: a guest that stamps its first boot on its disk and
+// counts BIOS ticks to a target (vmimage.StampCounter) shows whether a VM
+// resumed (same stamp, one boot, full count) or started over (new stamp).
+
+// stampGuestSeconds is how long the stamp guest counts: long enough to be
+// interrupted mid-run, short enough for CI.
+const stampGuestSeconds = 8
+
+func stampSub(extra string) string {
+	return `universe = vm
+executable = stamp
+log = stamp.log
+vm_type = kvm
+vm_memory = 16
+vm_disk = stamp.img:hda:w:raw
+should_transfer_files = YES
+when_to_transfer_output = ON_EXIT
+transfer_input_files = stamp.img
+` + extra + `
+queue
+`
+}
+
+func (tp *testPool) writeStampImage() string {
+	tp.t.Helper()
+	img := filepath.Join(tp.dir, "stamp.img")
+	if err := vmimage.StampCounter(vmimage.TicksFor(stampGuestSeconds*time.Second)).WriteRaw(img, 0); err != nil {
+		tp.t.Fatal(err)
+	}
+	return img
+}
+
+// started decodes a JobStarted event.
+func started(t *testing.T, e events.Event) events.JobStartedPayload {
+	t.Helper()
+	var p events.JobStartedPayload
+	if err := e.Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startdOf is the startd name of a slot name (slot1@startd1 -> startd1).
+func startdOf(slot string) string { return slot[strings.IndexByte(slot, '@')+1:] }
+
+// firstStamp reads the boot stamp the running guest wrote on its disk in
+// the startd's scratch directory.
+func firstStamp(t *testing.T, startdDir string) vmimage.Stamp {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		paths, _ := filepath.Glob(filepath.Join(startdDir, "execute", "dir_*", "stamp.img"))
+		for _, p := range paths {
+			if d, err := vmimage.ReadData(p); err == nil && d.Stamped {
+				return d.Stamp
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest wrote no boot stamp under %s", startdDir)
+		}
+		time.Sleep(50 * time.Millisecond) // the guest's disk shows no event
+	}
+}
+
+func checkResumedDisk(t *testing.T, img string, stamp vmimage.Stamp) {
+	t.Helper()
+	d, err := vmimage.ReadData(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Done || d.Ticks < d.Target {
+		t.Errorf("returned disk: guest not done (%d/%d ticks)", d.Ticks, d.Target)
+	}
+	if d.Stamp != stamp {
+		t.Errorf("returned disk has boot stamp %s, want the first boot's %s: the VM booted again instead of resuming", d.Stamp, stamp)
+	}
+	if d.Boots != 1 {
+		t.Errorf("returned disk records %d boots, want 1", d.Boots)
+	}
+}
+
+// TestCheckpointDrainResumesElsewhere: a vm_checkpoint job on a startd
+// that is drained is checkpointed, goes back to the queue, and resumes on
+// the other startd where it stopped.
+func TestCheckpointDrainResumesElsewhere(t *testing.T) {
+	tp := newTestPool(t, 2)
+	img := tp.writeStampImage()
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true")))
+	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
+	from := startdOf(first.Slot)
+	stamp := firstStamp(t, filepath.Join(tp.home, from))
+
+	out := tp.mustRun("drain", from)
+	if !strings.Contains(out, "Sent request to drain "+from+" (1 VM(s) vacating)") {
+		t.Fatalf("drain printed %q", out)
+	}
+	var ev events.JobEvictedPayload
+	if err := tp.jobEvent(1, 0, events.JobEvicted, 60*time.Second).Decode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Checkpoint == nil || len(ev.Checkpoint.Files) == 0 {
+		t.Fatalf("evicted without a checkpoint: %+v", ev)
+	}
+	second := started(t, tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool {
+		return started(t, e).ClaimID != first.ClaimID
+	}, 60*time.Second))
+	if !second.Resumed || second.ResumedFrom != 1 || startdOf(second.Slot) == from {
+		t.Fatalf("second start %+v: want a resume from checkpoint 1 on the other startd", second)
+	}
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	checkResumedDisk(t, img, stamp)
+	if h := tp.mustRun("history", "-af", "NumJobStarts", "NumRestarts", "NumCkpts"); h != "2 1 1\n" {
+		t.Fatalf("history: %q", h)
+	}
+	checkUserLog(t, filepath.Join(tp.dir, "stamp.log"), []string{"000", "001", "004", "001", "005"})
+	if b, _ := os.ReadFile(filepath.Join(tp.dir, "stamp.log")); !strings.Contains(string(b), "(1) Job was checkpointed.") {
+		t.Fatalf("user log lacks the checkpointed eviction:\n%s", b)
+	}
+	// The drained startd's slot says so.
+	if st := tp.mustRun("status", "-af", "Name", "State", "-constraint", `StartdName == "`+from+`"`); st != "slot1@"+from+" Drained\n" {
+		t.Fatalf("drained slot: %q", st)
+	}
+}
+
+// TestVacateWithoutCheckpointBootsAgain: without vm_checkpoint an evicted
+// VM is gone; the job runs again from its original disk (a new stamp).
+func TestVacateWithoutCheckpointBootsAgain(t *testing.T) {
+	tp := newTestPool(t, 1)
+	img := tp.writeStampImage()
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("")))
+	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
+	stamp := firstStamp(t, filepath.Join(tp.home, "startd1"))
+	tp.mustRun("vacate-job", "1.0")
+	var ev events.JobEvictedPayload
+	if err := tp.jobEvent(1, 0, events.JobEvicted, 60*time.Second).Decode(&ev); err != nil || ev.Checkpoint != nil {
+		t.Fatalf("eviction %+v %v: want no checkpoint", ev, err)
+	}
+	second := started(t, tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool {
+		return started(t, e).ClaimID != first.ClaimID
+	}, 60*time.Second))
+	if second.Resumed {
+		t.Fatalf("resumed without a checkpoint: %+v", second)
+	}
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	d, err := vmimage.ReadData(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Done || d.Stamp == stamp || d.Boots != 1 {
+		t.Fatalf("returned disk %+v: want a finished run with a new boot stamp (first was %s)", d, stamp)
+	}
+	if b, _ := os.ReadFile(filepath.Join(tp.dir, "stamp.log")); !strings.Contains(string(b), "(0) Job was not checkpointed.") {
+		t.Fatalf("user log lacks the eviction without checkpoint:\n%s", b)
+	}
+}
+
+// TestPeriodicCheckpointSurvivesKilledStartd: with vm_checkpoint_interval
+// a startd process killed with SIGKILL loses at most an interval: the
+// schedd's lease on the claim expires and the job resumes on another
+// startd from its last periodic checkpoint. The killed startd, started
+// again, stops the VM it left behind.
+func TestPeriodicCheckpointSurvivesKilledStartd(t *testing.T) {
+	tp := newTestPool(t, 0)
+	img := tp.writeStampImage()
+	daemon := func(name string) []string {
+		return []string{"startd", "--home", tp.home, "--name", name, "--set", "ALIVE_INTERVAL=1", "--set", "UPDATE_INTERVAL=1",
+			"--set", "VM_STATUS_INTERVAL=5"}
+	}
+	procs := map[string]*exec.Cmd{}
+	for _, name := range []string{"ext1", "ext2"} {
+		procs[name] = tp.vmpoolProcess(name+".log", daemon(name)...)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(tp.mustRun("status", "-af", "Name"), "slot1@ext2") || !strings.Contains(tp.mustRun("status", "-af", "Name"), "slot1@ext1") {
+		if time.Now().After(deadline) {
+			t.Fatal("the startd processes never advertised their slots")
+		}
+		time.Sleep(100 * time.Millisecond) // the collector has no event for "both are up"
+	}
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true\nvm_checkpoint_interval = 2\njob_lease_duration = 20")))
+	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
+	victim := startdOf(first.Slot)
+	stamp := firstStamp(t, filepath.Join(tp.home, victim))
+	tp.jobEvent(1, 0, events.JobCheckpointed, 60*time.Second)
+	pid := tp.vmPID(1, 0)
+
+	if err := procs[victim].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	procs[victim].Wait()
+	tp.jobEvent(1, 0, events.ClaimLost, 90*time.Second)
+	second := started(t, tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool {
+		return started(t, e).ClaimID != first.ClaimID
+	}, 60*time.Second))
+	if !second.Resumed || second.ResumedFrom < 1 || startdOf(second.Slot) == victim {
+		t.Fatalf("second start %+v: want a resume from a periodic checkpoint elsewhere", second)
+	}
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	checkResumedDisk(t, img, stamp)
+
+	// The killed startd comes back: the schedd disowns its claim, and the
+	// VM it left running is stopped.
+	if processGone(pid) {
+		t.Logf("the orphaned QEMU %d had already exited", pid)
+	}
+	tp.vmpoolProcess(victim+"-again.log", daemon(victim)...)
+	waitGone(t, pid)
+	b, _ := os.ReadFile(filepath.Join(tp.dir, "stamp.log"))
+	log := string(b)
+	if strings.Count(log, "\n005 ") != 1 || !strings.Contains(log, "Job reconnection failed") || !strings.Contains(log, "\n003 ") {
+		t.Fatalf("user log: want periodic checkpoints (003), the lost claim (024) and one termination:\n%s", log)
+	}
+	if h := tp.mustRun("history", "-af", "NumJobStarts", "NumRestarts"); h != "2 1\n" {
+		t.Fatalf("history: %q", h)
+	}
+}
+
+// TestCorruptCheckpointFallsBack: the newest checkpoint of a job is
+// corrupted in the spool; the resume detects it by its checksum, falls back
+// to the previous good checkpoint, and the user log says so.
+func TestCorruptCheckpointFallsBack(t *testing.T) {
+	tp := newTestPool(t, 1)
+	img := tp.writeStampImage()
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true\nvm_checkpoint_interval = 1")))
+	tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
+	stamp := firstStamp(t, filepath.Join(tp.home, "startd1"))
+	tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobCheckpointed", func(e events.Event) bool { return e.Seq > 0 }, 60*time.Second)
+	// Drain: the VM is vacated with a checkpoint and nothing can take the
+	// job until the drain is cancelled.
+	tp.mustRun("drain", "startd1")
+	var ev events.JobEvictedPayload
+	if err := tp.jobEvent(1, 0, events.JobEvicted, 60*time.Second).Decode(&ev); err != nil || ev.Checkpoint == nil {
+		t.Fatalf("eviction %+v %v", ev, err)
+	}
+	newest := tp.mustRun("q", "-af", "VmpoolCheckpoint")
+	// Corrupt every object of the newest checkpoint that no older one shares.
+	var older events.JobCheckpointedPayload
+	if err := tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobCheckpointed", nil, 5*time.Second).Decode(&older); err != nil {
+		t.Fatal(err)
+	}
+	shared := map[string]bool{}
+	for _, f := range older.Checkpoint.Files {
+		shared[f.Object] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	corrupted := 0
+	for _, f := range ev.Checkpoint.Files {
+		if !shared[f.Object] {
+			if _, err := tp.Bus.Files.PutBytes(ctx, f.Object, []byte("not a checkpoint")); err != nil {
+				t.Fatal(err)
+			}
+			corrupted++
+		}
+	}
+	if corrupted == 0 {
+		t.Fatal("the newest checkpoint shares all its objects with an older one")
+	}
+	tp.mustRun("drain", "-cancel", "startd1")
+	second := started(t, tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool {
+		return started(t, e).Resumed || started(t, e).ResumeNote != ""
+	}, 60*time.Second))
+	want := fmt.Sprintf("checkpoint %s unusable", strings.TrimSpace(newest))
+	if !second.Resumed || !strings.Contains(second.ResumeNote, want) {
+		t.Fatalf("second start %+v: want a resume from an older checkpoint, noting %q", second, want)
+	}
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	checkResumedDisk(t, img, stamp)
+	b, _ := os.ReadFile(filepath.Join(tp.dir, "stamp.log"))
+	if !strings.Contains(string(b), "\n008 ") || !strings.Contains(string(b), want) || !strings.Contains(string(b), fmt.Sprintf("resumed from checkpoint %d", second.ResumedFrom)) {
+		t.Fatalf("user log does not say which checkpoint was used:\n%s", b)
+	}
+}

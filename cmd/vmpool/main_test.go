@@ -1,0 +1,23 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+)
+
+// TestMain lets tests run vmpool as a separate process: the test binary
+// re-executed with VMPOOL_TEST_MAIN=1 is the vmpool command (see
+// vmpoolProcess), so tests can kill -9 a daemon for real.
+func TestMain(m *testing.M) {
+	if os.Getenv("VMPOOL_TEST_MAIN") == "1" {
+		c := &cli{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := c.main(ctx, append([]string{"vmpool"}, os.Args[1:]...))
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
