@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 
@@ -158,6 +159,9 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		return h.commit(DecideForeign(h.q, e))
 	case "claim-reply":
 		return h.commit(DecideClaimReply(h.q, jobArg(d), arg(d, "claim", ""), events.ClaimReply{Accepted: arg(d, "accepted", "") == "true", Reason: arg(d, "reason", "")}))
+	case "policy":
+		h.now += int64(argInt(d, "advance", 0))
+		return h.commit(DecidePolicy(h.q, time.Unix(h.now, 0)))
 	case "claim-lost":
 		return h.commit(DecideClaimLost(h.q, jobArg(d), arg(d, "claim", ""), arg(d, "reason", "")))
 	case "claim-gone":

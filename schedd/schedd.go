@@ -36,6 +36,9 @@ type Config struct {
 	ClaimTimeout time.Duration
 	// AdInterval is how often the schedd refreshes its collector ad.
 	AdInterval time.Duration
+	// PolicyInterval is how often periodic_hold, periodic_release and
+	// periodic_remove are evaluated (PERIODIC_EXPR_INTERVAL, default 60s).
+	PolicyInterval time.Duration
 	// Address is what the user log shows as the submit host.
 	Address string
 }
@@ -84,6 +87,9 @@ func New(cfg Config) (*Schedd, error) {
 	}
 	if cfg.AdInterval <= 0 {
 		cfg.AdInterval = 15 * time.Second
+	}
+	if cfg.PolicyInterval <= 0 {
+		cfg.PolicyInterval = 60 * time.Second
 	}
 	if cfg.Address == "" {
 		host, _ := os.Hostname()
@@ -179,6 +185,7 @@ func (s *Schedd) Run(ctx context.Context) error {
 	g.Go(func() error { return s.reconcile(gctx) })
 	g.Go(func() error { return s.writeUserLogs(gctx) })
 	g.Go(func() error { return s.advertise(gctx) })
+	g.Go(func() error { return s.policy(gctx) })
 	close(s.ready)
 	s.logger.Info("schedd serving", "subject", events.CmdSubject(events.RoleSchedd, s.cfg.Name, "*"))
 	err = g.Wait()
@@ -537,6 +544,31 @@ func parseJobArgs(args []string) (jobSel, error) {
 		sel.clusters[c] = true
 	}
 	return sel, nil
+}
+
+// policy evaluates the jobs' periodic expressions every PolicyInterval.
+func (s *Schedd) policy(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PolicyInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		evs, err := s.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
+			return DecidePolicy(s.q, now), nil
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, e := range evs {
+			s.logger.Info("job policy", "job", e.Job().String(), "action", e.Type)
+		}
+	}
 }
 
 // advertise keeps the schedd's ad in the collector so tools can find it.

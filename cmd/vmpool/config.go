@@ -45,6 +45,7 @@ var Knobs = []Knob{
 	{"SCHEDD_NAME", "schedd", "schedd", "Name of the schedd (a daemon name)."},
 	{"QUEUE_SUPER_USERS", "root", "schedd", "Users who may act on every job (comma separated)."},
 	{"MAX_JOBS_SUBMITTED", "0", "schedd", "Largest number of jobs in the queue (0: no limit)."},
+	{"PERIODIC_EXPR_INTERVAL", "60", "schedd", "Seconds between evaluations of the jobs' periodic_hold, periodic_release and periodic_remove expressions."},
 	{"SPOOL", "$(LOCAL_DIR)/$(SCHEDD_NAME)", "schedd", "Where the schedd keeps its event log."},
 	{"NEGOTIATOR_NAME", "negotiator", "negotiator", "Name of the negotiator."},
 	{"NEGOTIATOR_INTERVAL", "60", "negotiator", "Most seconds between negotiation cycles; cycles also run whenever a job becomes idle or a slot frees up."},

@@ -161,6 +161,7 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		MaxJobs:    cfg.Int("MAX_JOBS_SUBMITTED", &errs),
 		Address:    address,
 	}
+	sc.PolicyInterval = cfg.Seconds("PERIODIC_EXPR_INTERVAL", &errs)
 	if err := events.CheckName("SCHEDD_NAME", name); err != nil {
 		errs = append(errs, err.Error())
 	}
