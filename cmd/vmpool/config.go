@@ -53,6 +53,7 @@ var Knobs = []Knob{
 	{"CLASSAD_LIFETIME", "60", "pool", "Seconds a daemon ad lives in the collector without a refresh."},
 	{"LOCAL_DIR", "./pool", "pool", "The pool's home: event logs, JetStream storage, scratch directories."},
 	{"VMPOOL_URL", "nats://127.0.0.1:4222", "client", "Where clients and daemons find the pool's NATS server(s) (also --pool / -pool)."},
+	{"VMPOOL_FAILPOINTS", "", "pool", "For fault-injection tests only: crash points to arm, name[@N],... (loop-after-append, outbox-after-publish, consumer-before-ack, userlog-after-write); also $VMPOOL_FAILPOINTS."},
 }
 
 // Config is the effective configuration: knob values with where each came

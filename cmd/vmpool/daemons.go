@@ -97,6 +97,9 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 	if v := c.getenv("VMPOOL_URL"); v != "" {
 		cfg.Set("VMPOOL_URL", v, "$VMPOOL_URL")
 	}
+	if v := c.getenv("VMPOOL_FAILPOINTS"); v != "" {
+		cfg.Set("VMPOOL_FAILPOINTS", v, "$VMPOOL_FAILPOINTS")
+	}
 	if df.pool != "" {
 		cfg.Set("VMPOOL_URL", c.poolURL(df.pool), "--pool")
 	}
@@ -162,6 +165,7 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		Address:    address,
 	}
 	sc.PolicyInterval = cfg.Seconds("PERIODIC_EXPR_INTERVAL", &errs)
+	sc.Failpoints = failpoints(cfg, &errs)
 	if err := events.CheckName("SCHEDD_NAME", name); err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -182,10 +186,20 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 		MatchTimeout: cfg.Seconds("MATCH_TIMEOUT", &errs),
 		AdLifetime:   cfg.Seconds("CLASSAD_LIFETIME", &errs),
 	}
+	nc.Failpoints = failpoints(cfg, &errs)
 	if len(errs) > 0 {
 		return nc, fmt.Errorf("negotiator configuration: %s", strings.Join(errs, "; "))
 	}
 	return nc, nil
+}
+
+// failpoints arms the crash points VMPOOL_FAILPOINTS names (tests only).
+func failpoints(cfg *Config, errs *[]string) *events.Failpoints {
+	fp, err := events.ParseFailpoints(cfg.Get("VMPOOL_FAILPOINTS"))
+	if err != nil {
+		*errs = append(*errs, fmt.Sprintf("VMPOOL_FAILPOINTS: %v", err))
+	}
+	return fp
 }
 
 // startdConfig builds a startd's configuration from the knobs, with the
@@ -218,6 +232,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		UpdateInterval:        cfg.Seconds("UPDATE_INTERVAL", &errs),
 	}
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
+	sc.Failpoints = failpoints(cfg, &errs)
 	if cfg.Origin("EXECUTE") != "<default>" {
 		sc.Dir = cfg.Get("EXECUTE")
 	}

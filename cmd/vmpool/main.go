@@ -57,6 +57,9 @@ func init() {
 		{"classad", "evaluate and match ClassAd expressions", func(c *cli, _ context.Context, a []string) int { return classadcmd.Main(a, c.stdout, c.stderr) }},
 		{"drain", "drain execute machines: no new jobs, running VMs vacated (condor_drain)", (*cli).drain},
 		{"wait", "wait for the jobs of a user log to finish (condor_wait)", (*cli).wait},
+		{"watch", "follow your jobs live from the pool's events (condor_watch_q)", (*cli).watch},
+		{"events", "print the pool's events as stored, or follow them (--follow)", (*cli).eventsCmd},
+		{"replay", "rebuild a daemon's state from its event log, a job's timeline, or check the logs", (*cli).replay},
 		{"config", "show the effective configuration (condor_config_val)", (*cli).config},
 		{"image", "write the example guest (hello) or read what a guest wrote on its disk", (*cli).image},
 		{"nats", "run the pool's NATS server with JetStream alone (for separate daemons)", (*cli).nats},
@@ -67,7 +70,7 @@ func init() {
 var condorNames = map[string]string{
 	"condor_submit": "submit", "condor_q": "q", "condor_status": "status", "condor_history": "history",
 	"condor_rm": "rm", "condor_hold": "hold", "condor_release": "release", "condor_vacate_job": "vacate-job",
-	"condor_config_val": "config", "condor_wait": "wait", "condor_drain": "drain",
+	"condor_config_val": "config", "condor_wait": "wait", "condor_watch_q": "watch", "condor_drain": "drain",
 }
 
 func main() {

@@ -118,6 +118,12 @@ func jobID(ad *classad.Ad) string {
 
 func (c *cli) q(ctx context.Context, args []string) int {
 	const cmd = "q"
+	if rest, ok := cutOption(args, "watch"); ok {
+		return c.watch(ctx, rest)
+	}
+	if rest, ok := cutOption(args, "analyze", "better-analyze"); ok {
+		return c.analyze(ctx, rest)
+	}
 	var qf queryFlags
 	if code := c.parseQueryFlags(cmd, args, &qf); code >= 0 {
 		return code

@@ -1,0 +1,1226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/negotiator"
+	"github.com/vmpool/vmpool/schedd"
+	"github.com/vmpool/vmpool/startd"
+)
+
+// replay rebuilds a daemon's state from its Pebble log alone, through the
+// Apply the daemon itself runs (schedd.Replay, negotiator.Replay,
+// startd.Replay), with the pool stopped: the logs are opened read-only.
+// While a daemon runs, its log is locked; replay then reads a copy of the
+// log taken at that moment.
+//
+//	vmpool replay --home DIR [--daemon schedd|negotiator|startd-NAME|NAME] [--until SEQ|TIME] [-json] [--job C.P]
+//	vmpool replay --home DIR --check [-pool URL]
+func (c *cli) replay(ctx context.Context, args []string) int {
+	const cmd = "replay"
+	var rf replayFlags
+	if code := c.parseReplayFlags(cmd, args, &rf); code >= 0 {
+		return code
+	}
+	if rf.home == "" {
+		return c.usageErr(cmd, "--home DIR is required: the pool's home (vmpool up --home), where each daemon keeps its log")
+	}
+	cfg := NewConfig()
+	for _, s := range rf.sets {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok {
+			return c.usageErr(cmd, "--set %q: write KNOB=VALUE", s)
+		}
+		cfg.Set(strings.TrimSpace(k), strings.TrimSpace(v), "--set")
+	}
+	var errs []string
+	rf.matchTimeout = cfg.Seconds("MATCH_TIMEOUT", &errs)
+	if len(errs) > 0 {
+		return c.usageErr(cmd, "%s", strings.Join(errs, "; "))
+	}
+	if rf.check {
+		if rf.until != "" || rf.job != "" || rf.json {
+			return c.usageErr(cmd, "--check replays whole logs: drop --until, --job and -json")
+		}
+		return c.replayCheck(ctx, &rf)
+	}
+	target, err := resolveLog(rf.home, rf.daemon, cfg)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	lg, err := c.openLogReadOnly(target)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	defer lg.close()
+	recs, err := readLog(lg.log)
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
+	role := detectRole(recs, target)
+	loc := c.location()
+	cut := len(recs)
+	if rf.until != "" {
+		seq, at, err := parseSince(rf.until, time.Now(), loc)
+		if err != nil {
+			return c.usageErr(cmd, "--until: %v", err)
+		}
+		cut = cutAt(recs, target.source, seq, at)
+	}
+	shown := recs[:cut]
+	w := c.stdout
+	switch role {
+	case events.RoleSchedd:
+		q := schedd.NewQueue(target.source)
+		if cut > 0 {
+			if q, err = schedd.Replay(lg.log, target.source, recs[cut-1].idx); err != nil {
+				return c.errorf(cmd, "replay %s: %v", target.dir, err)
+			}
+		}
+		if rf.job != "" {
+			id, ok := events.ParseJobID(rf.job)
+			if !ok {
+				return c.usageErr(cmd, "--job %q: want CLUSTER.PROC", rf.job)
+			}
+			return c.printTimeline(w, target, q, id, shown, loc)
+		}
+		if rf.json {
+			printJSON(w, replayedAds(q))
+			return 0
+		}
+		printReplayedQueue(w, target, q, shown, loc)
+	case events.RoleNegotiator:
+		if rf.job != "" {
+			return c.usageErr(cmd, "--job works on a schedd's log")
+		}
+		st := negotiator.NewState(target.source, rf.matchTimeout.Nanoseconds())
+		if cut > 0 {
+			if st, err = negotiator.Replay(lg.log, target.source, rf.matchTimeout, recs[cut-1].idx); err != nil {
+				return c.errorf(cmd, "replay %s: %v", target.dir, err)
+			}
+		}
+		d := dumpNegotiator(st, loc)
+		if rf.json {
+			printIndented(w, d)
+			return 0
+		}
+		printReplayHeader(w, "Negotiator", target, shown, loc)
+		d.print(w)
+	default:
+		if rf.job != "" {
+			return c.usageErr(cmd, "--job works on a schedd's log")
+		}
+		slots := max(rf.slots, inferSlots(recs, target.source))
+		st := startd.NewState(target.source, slots)
+		if cut > 0 {
+			if st, err = startd.Replay(lg.log, target.source, slots, recs[cut-1].idx); err != nil {
+				return c.errorf(cmd, "replay %s: %v", target.dir, err)
+			}
+		}
+		d := dumpStartd(st, loc)
+		if rf.json {
+			printIndented(w, d)
+			return 0
+		}
+		printReplayHeader(w, "Startd", target, shown, loc)
+		d.print(w)
+	}
+	return 0
+}
+
+// replayFlags are replay's options.
+type replayFlags struct {
+	home, daemon, until, job, pool, name string
+	json, check                          bool
+	slots                                int
+	sets                                 []string
+	matchTimeout                         time.Duration
+}
+
+func (c *cli) parseReplayFlags(cmd string, args []string, rf *replayFlags) int {
+	a := &argList{args: args, cmd: cmd}
+	for {
+		arg, ok := a.next()
+		if !ok {
+			break
+		}
+		name, val, has, isOpt := opt(arg)
+		if !isOpt {
+			return c.usageErr(cmd, "unexpected argument %q (try --help)", arg)
+		}
+		switch name {
+		case "home", "local-dir":
+			rf.home = a.value(name, val, has)
+		case "daemon":
+			rf.daemon = a.value(name, val, has)
+		case "name":
+			rf.name = a.value(name, val, has)
+		case "until":
+			rf.until = a.value(name, val, has)
+		case "job":
+			rf.job = a.value(name, val, has)
+		case "json":
+			rf.json = true
+		case "check":
+			rf.check = true
+		case "pool":
+			rf.pool = a.value(name, val, has)
+		case "slots":
+			v := a.value(name, val, has)
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return c.usageErr(cmd, "--slots %q: want the startd's NUM_SLOTS", v)
+			}
+			rf.slots = n
+		case "set":
+			rf.sets = append(rf.sets, a.value(name, val, has))
+		case "h", "help":
+			fmt.Fprintln(c.stdout, `usage: vmpool replay --home DIR [--daemon schedd|negotiator|startd-NAME] [--until SEQ|TIME] [-json] [--job C.P]
+       vmpool replay --home DIR --check [-pool URL]
+
+Rebuilds a daemon's state from its event log alone, through the daemon's
+own Apply, and prints it. Run it with the pool stopped; while a daemon
+runs, a copy of its log taken now is read.
+  --daemon NAME   schedd (default), negotiator, or a startd (startd1 or startd-startd1)
+  --until SEQ     the state just after the daemon's own event SEQ
+  --until TIME    the state as of TIME (2006-01-02 15:04:05, RFC 3339, or 10m ago)
+  -json           schedd: every job it has known (queue, then history, newest
+                  first) as vmpool q -json / vmpool history -json print them
+  --job C.P       the job's life: each event, the phase it led to, time in each
+  --check         replay every log from its first event twice (as read, and
+                  through the codec) and compare; with -pool URL also compare
+                  the schedd's replayed queue and history with the live pool's
+  --slots N       a startd's NUM_SLOTS (default: as many as its log names)
+  --set KNOB=V    e.g. MATCH_TIMEOUT for the negotiator`)
+			return 0
+		default:
+			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
+		}
+		if a.err != nil {
+			return c.usageErr(cmd, "%v", a.err)
+		}
+	}
+	if rf.name != "" && rf.daemon == "" {
+		rf.daemon = rf.name
+	}
+	return -1
+}
+
+// logTarget is a daemon's log on disk.
+type logTarget struct {
+	dir    string // the Pebble directory
+	source string // the daemon's name: the source of its own events
+	role   string // from the name; detectRole confirms it from the events
+}
+
+// resolveLog finds a daemon's log under home: the schedd's is
+// <home>/<SCHEDD_NAME>/log, the negotiator's <home>/<NEGOTIATOR_NAME>/log
+// and a startd's <home>/<STARTD_NAME>/log.
+func resolveLog(home, daemon string, cfg *Config) (logTarget, error) {
+	role, name := events.RoleSchedd, cfg.Get("SCHEDD_NAME")
+	switch {
+	case daemon == "" || daemon == "schedd":
+	case daemon == "negotiator":
+		role, name = events.RoleNegotiator, cfg.Get("NEGOTIATOR_NAME")
+	case strings.HasPrefix(daemon, "startd-") && !dirExists(filepath.Join(home, daemon, "log")):
+		role, name = events.RoleStartd, strings.TrimPrefix(daemon, "startd-")
+	default:
+		role, name = "", daemon
+	}
+	if err := events.CheckName("daemon", name); err != nil {
+		return logTarget{}, err
+	}
+	dir := filepath.Join(home, name, "log")
+	if !dirExists(dir) {
+		var found []string
+		for _, t := range findLogs(home) {
+			found = append(found, t.source)
+		}
+		if len(found) == 0 {
+			return logTarget{}, fmt.Errorf("no event log at %s, and no daemon logs under %s (is it the pool's --home?)", dir, home)
+		}
+		return logTarget{}, fmt.Errorf("no event log at %s; the logs under %s are: %s (choose one with --daemon)", dir, home, strings.Join(found, ", "))
+	}
+	return logTarget{dir: dir, source: name, role: role}, nil
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
+
+// findLogs lists the daemon logs under home, by name.
+func findLogs(home string) []logTarget {
+	ents, err := os.ReadDir(home)
+	if err != nil {
+		return nil
+	}
+	var out []logTarget
+	for _, e := range ents {
+		dir := filepath.Join(home, e.Name(), "log")
+		if e.IsDir() && events.CheckName("daemon", e.Name()) == nil && dirExists(dir) {
+			out = append(out, logTarget{dir: dir, source: e.Name()})
+		}
+	}
+	return out
+}
+
+// record is one record of a log with its index.
+type record struct {
+	idx uint64
+	e   events.Event
+}
+
+func readLog(l *events.Log) ([]record, error) {
+	var recs []record
+	err := l.Scan(1, func(idx uint64, e events.Event) error {
+		recs = append(recs, record{idx, e})
+		return nil
+	})
+	return recs, err
+}
+
+// detectRole tells what daemon wrote a log from the types of its own
+// events (names can be anything), falling back to the name.
+func detectRole(recs []record, t logTarget) string {
+	for _, r := range recs {
+		if r.e.Source != t.source {
+			continue
+		}
+		switch r.e.Type {
+		case events.Matched:
+			return events.RoleNegotiator
+		case events.ClaimAccepted, events.VMStarted, events.VMExited, events.VMEvicted, events.VMFailed, events.VMStopped,
+			events.VMCheckpointed, events.SlotState, startd.VMLaunched, startd.StopRequested:
+			return events.RoleStartd
+		default:
+			return events.RoleSchedd
+		}
+	}
+	switch {
+	case t.role != "":
+		return t.role
+	case strings.HasPrefix(t.source, "negotiator"):
+		return events.RoleNegotiator
+	case strings.HasPrefix(t.source, "startd"):
+		return events.RoleStartd
+	}
+	return events.RoleSchedd
+}
+
+// cutAt is how many records make the state as of the daemon's own event
+// seq (inclusive), or as of time at.
+func cutAt(recs []record, source string, seq uint64, at time.Time) int {
+	for i, r := range recs {
+		if !at.IsZero() {
+			if r.e.Time > at.UnixNano() {
+				return i
+			}
+			continue
+		}
+		if r.e.Source == source && r.e.Seq >= seq {
+			if r.e.Seq == seq {
+				return i + 1
+			}
+			return i
+		}
+	}
+	return len(recs)
+}
+
+var slotNumber = regexp.MustCompile(`"slot(\d+)@`)
+
+// inferSlots is how many slots a startd's log names (its NUM_SLOTS is
+// not in the log).
+func inferSlots(recs []record, source string) int {
+	n := 1
+	for _, r := range recs {
+		for _, m := range slotNumber.FindAllSubmatch(r.e.Payload, -1) {
+			if k, err := strconv.Atoi(string(m[1])); err == nil && k < 100000 {
+				n = max(n, k)
+			}
+		}
+	}
+	return n
+}
+
+// openedLog is a log opened read-only, possibly from a copy.
+type openedLog struct {
+	log  *events.Log
+	copy string // the temporary copy's directory, removed on close
+}
+
+func (o *openedLog) close() {
+	o.log.Close()
+	if o.copy != "" {
+		os.RemoveAll(o.copy)
+	}
+}
+
+// openLogReadOnly opens t's log read-only. A running daemon holds its
+// log's lock; then a copy of the log taken now is opened instead (the
+// immutable tables hard-linked, the rest copied), and stderr says so.
+func (c *cli) openLogReadOnly(t logTarget) (*openedLog, error) {
+	l, err := events.OpenLog(t.dir, t.source, events.LogOptions{ReadOnly: true})
+	if err == nil {
+		return &openedLog{log: l}, nil
+	}
+	first := err
+	for attempt := 0; attempt < 3; attempt++ {
+		tmp, cerr := snapshotDir(t.dir)
+		if cerr != nil {
+			continue
+		}
+		l, err := events.OpenLog(tmp, t.source, events.LogOptions{ReadOnly: true})
+		if err != nil {
+			os.RemoveAll(tmp)
+			continue
+		}
+		fmt.Fprintf(c.stderr, "vmpool replay: %s is in use (%v); reading a copy taken now\n", t.dir, first)
+		return &openedLog{log: l, copy: tmp}, nil
+	}
+	return nil, fmt.Errorf("open %s read-only: %w", t.dir, first)
+}
+
+// snapshotDir copies a Pebble directory that a running daemon may be
+// writing: sstables are immutable and hard-linked (copied across
+// devices), the manifest, options and write-ahead logs are copied.
+func snapshotDir(dir string) (string, error) {
+	tmp, err := os.MkdirTemp("", "vmpool-replay-")
+	if err != nil {
+		return "", fmt.Errorf("copy %s: %w", dir, err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("copy %s: %w", dir, err)
+	}
+	// Tables first: a manifest copied after them names only tables that
+	// existed before it, which were linked unless a compaction raced us
+	// (then the open fails and the caller tries again).
+	sort.SliceStable(ents, func(i, j int) bool {
+		return strings.HasSuffix(ents[i].Name(), ".sst") && !strings.HasSuffix(ents[j].Name(), ".sst")
+	})
+	for _, e := range ents {
+		if e.IsDir() || e.Name() == "LOCK" {
+			continue
+		}
+		src, dst := filepath.Join(dir, e.Name()), filepath.Join(tmp, e.Name())
+		if strings.HasSuffix(e.Name(), ".sst") && os.Link(src, dst) == nil {
+			continue
+		}
+		if err := copyFile(src, dst); err != nil {
+			os.RemoveAll(tmp)
+			return "", fmt.Errorf("copy %s: %w", dir, err)
+		}
+	}
+	return tmp, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// replayedAds are the job ads of every job a replayed queue has known:
+// the queue in id order, then the history most recent first, each as the
+// schedd's query verb sends it and the client decodes it, so that the
+// output can be diffed with vmpool q -json and vmpool history -json.
+func replayedAds(q *schedd.Queue) []*classad.Ad {
+	jobs := q.Sorted()
+	for i := len(q.History) - 1; i >= 0; i-- {
+		jobs = append(jobs, q.History[i])
+	}
+	raws := make([]json.RawMessage, 0, len(jobs))
+	for _, j := range jobs {
+		b, err := json.Marshal(j.Ad(q.Name).Flatten())
+		if err != nil {
+			continue
+		}
+		raws = append(raws, b)
+	}
+	return decodeAds(raws)
+}
+
+func printReplayHeader(w io.Writer, what string, t logTarget, shown []record, loc *time.Location) {
+	own := 0
+	for _, r := range shown {
+		if r.e.Source == t.source {
+			own++
+		}
+	}
+	at := "no events"
+	if n := len(shown); n > 0 {
+		last := shown[n-1].e
+		at = fmt.Sprintf("up to record %d (%s:%d, %s)", shown[n-1].idx, last.Source, last.Seq, fmtEventTime(last.Time, loc))
+	}
+	fmt.Fprintf(w, "-- %s %s replayed from %s: %d records (%d own events), %s\n", what, t.source, t.dir, len(shown), own, at)
+}
+
+// printReplayedQueue prints a replayed schedd queue as condor_q -nobatch
+// would have at the last event replayed, then its history.
+func printReplayedQueue(w io.Writer, t logTarget, q *schedd.Queue, shown []record, loc *time.Location) {
+	printReplayHeader(w, "Schedd", t, shown, loc)
+	var now int64
+	if n := len(shown); n > 0 {
+		now = shown[n-1].e.Time / 1e9
+	}
+	var tot schedd.Totals
+	fmt.Fprintln(w, " ID      OWNER            SUBMITTED     RUN_TIME ST PRI SIZE CMD")
+	for _, j := range q.Sorted() {
+		ad := j.Ad(q.Name)
+		tot.Add(j.Status)
+		fmt.Fprintf(w, "%6s   %-14s %11s %12s %-2s %-3d %4.1f %s\n", jobID(ad), strAttr(ad, "Owner"),
+			fmtDateIn(intAttr(ad, "QDate"), loc), fmtDuration(runTime(ad, now)), stLetter(ad), intAttr(ad, "JobPrio"),
+			float64(intAttr(ad, "JobVMMemory")), strAttr(ad, "Cmd"))
+	}
+	fmt.Fprintf(w, "\nTotal for query: %s\n", totalsLine(tot))
+	if len(q.History) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n-- History (%d jobs that left the queue, most recent first):\n", len(q.History))
+	fmt.Fprintln(w, " ID     OWNER          SUBMITTED   RUN_TIME     ST  COMPLETED   CMD")
+	for i := len(q.History) - 1; i >= 0; i-- {
+		ad := q.History[i].Ad(q.Name)
+		completed := intAttr(ad, "CompletionDate")
+		if completed == 0 {
+			completed = intAttr(ad, "EnteredCurrentStatus")
+		}
+		fmt.Fprintf(w, "%6s  %-14s %11s %12s %-2s %11s %s\n", jobID(ad), strAttr(ad, "Owner"), fmtDateIn(intAttr(ad, "QDate"), loc),
+			fmtDuration(intAttr(ad, "RemoteWallClockTime")), stLetter(ad), fmtDateIn(completed, loc), strAttr(ad, "Cmd"))
+	}
+}
+
+// printTimeline prints a job's life from the schedd's log.
+func (c *cli) printTimeline(w io.Writer, t logTarget, q *schedd.Queue, id events.JobID, shown []record, loc *time.Location) int {
+	evs := make([]events.Event, len(shown))
+	for i, r := range shown {
+		evs[i] = r.e
+	}
+	steps := schedd.Timeline(t.source, id, evs)
+	if len(steps) == 0 {
+		return c.errorf("replay", "job %s is not in the log of %s (%s)", id, t.source, t.dir)
+	}
+	var j *schedd.Job
+	if j = q.Jobs[id]; j == nil {
+		for _, h := range q.History {
+			if h.ID == id {
+				j = h
+			}
+		}
+	}
+	if j != nil {
+		ad := j.Ad(q.Name)
+		fmt.Fprintf(w, "Job %s of schedd %s: owner %s, Cmd %q, %s\n\n", id, t.source, j.Owner(), strAttr(ad, "Cmd"), schedd.Phase(j))
+	}
+	fmt.Fprintf(w, "%-23s %5s  %-52s %-20s %s\n", "TIME", "SEQ", "EVENT", "PHASE", "TIME IN PREVIOUS PHASE")
+	type spent struct {
+		phase string
+		d     time.Duration
+	}
+	var totals []spent
+	addSpent := func(phase string, d time.Duration) {
+		for i := range totals {
+			if totals[i].phase == phase {
+				totals[i].d += d
+				return
+			}
+		}
+		totals = append(totals, spent{phase, d})
+	}
+	for i, s := range steps {
+		prev := ""
+		if i > 0 {
+			d := time.Duration(s.Event.Time - steps[i-1].Event.Time)
+			addSpent(steps[i-1].Phase, d)
+			prev = fmt.Sprintf("%s %s", steps[i-1].Phase, fmtSpan(d))
+		}
+		fmt.Fprintf(w, "%-23s %5d  %-52s %-20s %s\n", fmtEventTime(s.Event.Time, loc), s.Event.Seq, s.What, s.Phase, prev)
+	}
+	last := steps[len(steps)-1]
+	end := shown[len(shown)-1].e.Time
+	if last.Phase != "completed" && last.Phase != "removed" {
+		if d := time.Duration(end - last.Event.Time); d > 0 {
+			addSpent(last.Phase+" (so far)", d)
+		}
+	}
+	var parts []string
+	for _, s := range totals {
+		parts = append(parts, s.phase+" "+fmtSpan(s.d))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "\nTime in each phase: %s\n", strings.Join(parts, ", "))
+	}
+	if last.Phase == "completed" || last.Phase == "removed" {
+		fmt.Fprintf(w, "From submit to %s: %s\n", last.Phase, fmtSpan(time.Duration(last.Event.Time-steps[0].Event.Time)))
+	} else {
+		fmt.Fprintf(w, "Still %s at the end of the log (%s), %s after submit\n", last.Phase, fmtEventTime(end, loc), fmtSpan(time.Duration(end-steps[0].Event.Time)))
+	}
+	return 0
+}
+
+// fmtSpan prints a duration the way people read them: 1.5s, 2m3s, 1h2m.
+func fmtSpan(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func printIndented(w io.Writer, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		fmt.Fprintf(w, "encode: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+// negotiatorDump is a replayed negotiator's state in a stable form.
+type negotiatorDump struct {
+	Name    string             `json:"name"`
+	Applied uint64             `json:"applied"`
+	Made    int64              `json:"matches_made"`
+	Latest  string             `json:"latest_event_time,omitempty"`
+	Jobs    []negotiatorJob    `json:"jobs"`
+	Matches []negotiatorMatchD `json:"unsettled_matches"`
+}
+
+type negotiatorJob struct {
+	Schedd   string `json:"schedd"`
+	Job      string `json:"job"`
+	Owner    string `json:"owner"`
+	Status   int    `json:"status"`
+	HasClaim bool   `json:"has_claim"`
+}
+
+type negotiatorMatchD struct {
+	ID    string `json:"id"`
+	Job   string `json:"job"`
+	Slot  string `json:"slot"`
+	At    string `json:"at"`
+	Taken bool   `json:"taken"`
+}
+
+func dumpNegotiator(st *negotiator.State, loc *time.Location) negotiatorDump {
+	d := negotiatorDump{Name: st.Name, Applied: st.Applied, Made: st.Made, Jobs: []negotiatorJob{}, Matches: []negotiatorMatchD{}}
+	if st.Latest > 0 {
+		d.Latest = fmtEventTime(st.Latest, loc)
+	}
+	for k, j := range st.Jobs {
+		owner := ""
+		if j.Cluster != nil {
+			owner = j.Cluster.Owner
+		}
+		d.Jobs = append(d.Jobs, negotiatorJob{Schedd: k.Schedd, Job: k.ID.String(), Owner: owner, Status: j.Status, HasClaim: j.HasClaim})
+	}
+	sort.Slice(d.Jobs, func(a, b int) bool {
+		x, y := d.Jobs[a], d.Jobs[b]
+		if x.Schedd != y.Schedd {
+			return x.Schedd < y.Schedd
+		}
+		return lessJobID(x.Job, y.Job)
+	})
+	for _, m := range st.Matches {
+		d.Matches = append(d.Matches, negotiatorMatchD{ID: m.ID, Job: m.Job.Schedd + "/" + m.Job.ID.String(), Slot: m.Slot, At: fmtEventTime(m.At, loc), Taken: m.Taken})
+	}
+	sort.Slice(d.Matches, func(a, b int) bool { return d.Matches[a].ID < d.Matches[b].ID })
+	return d
+}
+
+func lessJobID(a, b string) bool {
+	x, _ := events.ParseJobID(a)
+	y, _ := events.ParseJobID(b)
+	if x.Cluster != y.Cluster {
+		return x.Cluster < y.Cluster
+	}
+	return x.Proc < y.Proc
+}
+
+func (d negotiatorDump) print(w io.Writer) {
+	fmt.Fprintf(w, "Matches made since the log began: %d\n\n", d.Made)
+	fmt.Fprintf(w, "Jobs it may match (%d):\n", len(d.Jobs))
+	fmt.Fprintf(w, "  %-12s %-8s %-12s %-2s %s\n", "SCHEDD", "ID", "OWNER", "ST", "CLAIM")
+	for _, j := range d.Jobs {
+		claim := "-"
+		if j.HasClaim {
+			claim = "yes"
+		}
+		fmt.Fprintf(w, "  %-12s %-8s %-12s %-2s %s\n", j.Schedd, j.Job, j.Owner, schedd.StatusLetter(j.Status), claim)
+	}
+	fmt.Fprintf(w, "\nUnsettled matches (%d):\n", len(d.Matches))
+	fmt.Fprintf(w, "  %-18s %-16s %-20s %-23s %s\n", "MATCH", "JOB", "SLOT", "MADE", "TAKEN")
+	for _, m := range d.Matches {
+		fmt.Fprintf(w, "  %-18s %-16s %-20s %-23s %v\n", m.ID, m.Job, m.Slot, m.At, m.Taken)
+	}
+}
+
+// startdDump is a replayed startd's state in a stable form.
+type startdDump struct {
+	Name     string       `json:"name"`
+	Applied  uint64       `json:"applied"`
+	Accepted int64        `json:"claims_accepted"`
+	Slots    []startdSlot `json:"slots"`
+	Claims   []startdClm  `json:"claims"`
+}
+
+type startdSlot struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Activity string `json:"activity"`
+	Since    string `json:"since"`
+	Claim    string `json:"claim,omitempty"`
+}
+
+type startdClm struct {
+	ID        string `json:"id"`
+	Job       string `json:"job"`
+	Slot      string `json:"slot"`
+	MemoryMiB int    `json:"memory_mib"`
+	Started   bool   `json:"started"`
+	StopMode  string `json:"stop_mode,omitempty"`
+}
+
+func dumpStartd(st *startd.State, loc *time.Location) startdDump {
+	d := startdDump{Name: st.Name, Applied: st.Applied, Accepted: st.Accepted, Slots: []startdSlot{}, Claims: []startdClm{}}
+	for _, s := range st.Slots {
+		since := ""
+		if s.Since > 0 {
+			since = time.Unix(s.Since, 0).In(loc).Format("2006-01-02 15:04:05")
+		}
+		d.Slots = append(d.Slots, startdSlot{Name: s.Name, State: s.State, Activity: s.Activity, Since: since, Claim: s.Claim})
+	}
+	for _, cl := range st.SortedClaims() {
+		d.Claims = append(d.Claims, startdClm{ID: cl.Req.ClaimID, Job: cl.Req.Schedd + "/" + cl.Req.Job.String(), Slot: cl.Slot,
+			MemoryMiB: cl.MemoryMiB, Started: cl.Started, StopMode: cl.StopMode})
+	}
+	return d
+}
+
+func (d startdDump) print(w io.Writer) {
+	fmt.Fprintf(w, "Claims accepted since the log began: %d\n\n", d.Accepted)
+	fmt.Fprintf(w, "%-22s %-11s %-9s %-20s %s\n", "Name", "State", "Activity", "Since", "Claim")
+	for _, s := range d.Slots {
+		fmt.Fprintf(w, "%-22s %-11s %-9s %-20s %s\n", s.Name, s.State, s.Activity, s.Since, s.Claim)
+	}
+	fmt.Fprintf(w, "\nOpen claims (%d):\n", len(d.Claims))
+	fmt.Fprintf(w, "  %-18s %-16s %-20s %6s %-7s %s\n", "CLAIM", "JOB", "SLOT", "VM_MEM", "STARTED", "STOP")
+	for _, cl := range d.Claims {
+		fmt.Fprintf(w, "  %-18s %-16s %-20s %6d %-7v %s\n", cl.ID, cl.Job, cl.Slot, cl.MemoryMiB, cl.Started, cl.StopMode)
+	}
+}
+
+// --- replay --check ---
+
+// replayer folds records into a fresh state of one daemon, through the
+// daemon's Apply.
+type replayer struct {
+	fresh func() any
+	apply func(st any, e events.Event)
+}
+
+func replayerFor(role string, t logTarget, recs []record, rf *replayFlags) replayer {
+	switch role {
+	case events.RoleNegotiator:
+		return replayer{
+			fresh: func() any { return negotiator.NewState(t.source, rf.matchTimeout.Nanoseconds()) },
+			apply: func(st any, e events.Event) { negotiator.Apply(st.(*negotiator.State), e) },
+		}
+	case events.RoleStartd:
+		slots := max(rf.slots, inferSlots(recs, t.source))
+		return replayer{
+			fresh: func() any { return startd.NewState(t.source, slots) },
+			apply: func(st any, e events.Event) { startd.Apply(st.(*startd.State), e) },
+		}
+	}
+	return replayer{
+		fresh: func() any { return schedd.NewQueue(t.source) },
+		apply: func(st any, e events.Event) { schedd.Apply(st.(*schedd.Queue), e) },
+	}
+}
+
+// replayPrefix folds the first n records.
+func (r replayer) replayPrefix(evs []events.Event, n int) any {
+	st := r.fresh()
+	for _, e := range evs[:n] {
+		r.apply(st, e)
+	}
+	return st
+}
+
+// firstDivergence returns the smallest n in [1, total] for which differs
+// reports true, given that differs(total) is true and differs(0) is false:
+// a binary search over prefixes. Divergence is assumed to persist once it
+// appears; the caller checks that n-1 agrees.
+func firstDivergence(total int, differs func(n int) bool) int {
+	lo, hi := 0, total // differs(lo) false, differs(hi) true
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if differs(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
+
+// checkResult is one line of replay --check.
+type checkResult struct {
+	name, detail string
+	ok           bool
+	notes        []string
+}
+
+// replayCheck replays every log under the home from its first event and
+// compares the result with what else is known of the daemon's state.
+// There are no snapshots yet, so for each log it compares the state
+// replayed from the records as read with the state replayed from the
+// records passed once more through the codec (and so catches a payload
+// field the codec loses, or an Apply that is not deterministic); it checks
+// that the daemon's own sequence numbers have no gap; and with -pool, it
+// compares the schedd's replayed queue and history with the live pool's.
+// A difference is reported with the first event where it appears.
+func (c *cli) replayCheck(ctx context.Context, rf *replayFlags) int {
+	var targets []logTarget
+	if rf.daemon != "" {
+		t, err := resolveLog(rf.home, rf.daemon, NewConfig())
+		if err != nil {
+			return c.errorf("replay", "%v", err)
+		}
+		targets = []logTarget{t}
+	} else {
+		targets = findLogs(rf.home)
+	}
+	if len(targets) == 0 {
+		return c.errorf("replay", "no daemon logs under %s (is it the pool's --home?)", rf.home)
+	}
+	var pc *client
+	if rf.pool != "" {
+		var err error
+		if pc, err = c.dial(ctx, c.poolURL(rf.pool)); err != nil {
+			return c.errorf("replay", "%v", err)
+		}
+		defer pc.close()
+	}
+	failed := false
+	for _, t := range targets {
+		res := c.checkLog(ctx, t, rf, pc)
+		status := "ok"
+		if !res.ok {
+			status = "DIFFERS"
+			failed = true
+		}
+		fmt.Fprintf(c.stdout, "%-12s %-7s %s\n", res.name, status, res.detail)
+		for _, n := range res.notes {
+			fmt.Fprintf(c.stdout, "%-12s %-7s   %s\n", "", "", n)
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func (c *cli) checkLog(ctx context.Context, t logTarget, rf *replayFlags, pc *client) checkResult {
+	res := checkResult{name: t.source}
+	var live map[string]string
+	var liveErr error
+	// With a live pool, the live answer is read before and after the log
+	// so that a change in between (a busy pool) is noticed and retried.
+	for attempt := 0; ; attempt++ {
+		if pc != nil {
+			live, liveErr = c.liveAds(ctx, pc, t.source)
+		}
+		lg, err := c.openLogReadOnly(t)
+		if err != nil {
+			res.detail = err.Error()
+			return res
+		}
+		recs, err := readLog(lg.log)
+		lg.close()
+		if err != nil {
+			res.detail = err.Error()
+			return res
+		}
+		role := detectRole(recs, t)
+		if pc == nil || role != events.RoleSchedd || liveErr != nil {
+			res = c.checkRecords(t, role, recs, rf)
+			if pc != nil && role == events.RoleSchedd {
+				res.notes = append(res.notes, fmt.Sprintf("live comparison skipped: %v", liveErr))
+			}
+			return res
+		}
+		again, err2 := c.liveAds(ctx, pc, t.source)
+		if err2 == nil && !sameStrings(live, again) && attempt < 5 {
+			continue // the queue changed while the log was read
+		}
+		res = c.checkRecords(t, role, recs, rf)
+		checkLive(&res, t, recs, live, pc.url)
+		return res
+	}
+}
+
+func sameStrings(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRecords replays recs as read and through the codec and compares.
+func (c *cli) checkRecords(t logTarget, role string, recs []record, rf *replayFlags) checkResult {
+	res := checkResult{name: t.source, ok: true}
+	evs := make([]events.Event, len(recs))
+	coded := make([]events.Event, len(recs))
+	own, input := 0, 0
+	var lastSeq uint64
+	for i, r := range recs {
+		evs[i] = r.e
+		if r.e.Source == t.source {
+			own++
+			if r.e.Seq != lastSeq+1 {
+				res.ok = false
+				res.notes = append(res.notes, fmt.Sprintf("record %d: own event %s:%d follows %s:%d (a gap or repeat in the daemon's sequence)", r.idx, t.source, r.e.Seq, t.source, lastSeq))
+			}
+			lastSeq = r.e.Seq
+		} else {
+			input++
+		}
+		b, err := events.Encode(r.e)
+		if err == nil {
+			coded[i], err = events.Decode(b)
+		}
+		if err != nil {
+			res.ok = false
+			res.notes = append(res.notes, fmt.Sprintf("record %d (%s) does not survive the codec: %v", r.idx, r.e, err))
+			coded[i] = r.e
+		}
+	}
+	rp := replayerFor(role, t, recs, rf)
+	res.detail = fmt.Sprintf("%s log %s: %d records (%d own events", role, t.dir, len(recs), own)
+	if input > 0 {
+		res.detail += fmt.Sprintf(", %d input records", input)
+	}
+	res.detail += ")"
+	direct := dumpState(rp.replayPrefix(evs, len(evs)))
+	viaCodec := dumpState(rp.replayPrefix(coded, len(coded)))
+	again := dumpState(rp.replayPrefix(evs, len(evs)))
+	switch {
+	case direct != again:
+		res.ok = false
+		n := firstDivergence(len(evs), func(n int) bool {
+			return dumpState(rp.replayPrefix(evs, n)) != dumpState(rp.replayPrefix(evs, n))
+		})
+		res.notes = append(res.notes, fmt.Sprintf("two replays of the same records differ (Apply is not deterministic); first at record %d (%s)", recs[n-1].idx, recs[n-1].e))
+	case direct != viaCodec:
+		res.ok = false
+		n := firstDivergence(len(evs), func(n int) bool {
+			return dumpState(rp.replayPrefix(evs, n)) != dumpState(rp.replayPrefix(coded, n))
+		})
+		a := dumpState(rp.replayPrefix(evs, n))
+		b := dumpState(rp.replayPrefix(coded, n))
+		res.notes = append(res.notes, fmt.Sprintf("replay through the codec diverges at record %d (%s): %s", recs[n-1].idx, recs[n-1].e, firstDifference(a, b)))
+	default:
+		res.detail += "; replayed twice, as read and through the codec: identical"
+	}
+	return res
+}
+
+// firstDifference shows where two dumps first differ.
+func firstDifference(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(i-40, 0)
+	clip := func(s string) string {
+		end := min(i+40, len(s))
+		if from >= end {
+			return "(end)"
+		}
+		return strconv.Quote(s[from:end])
+	}
+	return fmt.Sprintf("as read …%s… vs through the codec …%s…", clip(a), clip(b))
+}
+
+// liveAds asks the pool's schedd for every job in its queue and history,
+// as ad JSON by job id.
+func (c *cli) liveAds(ctx context.Context, pc *client, sched string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, verb := range []string{"query", "history"} {
+		ads, _, err := c.fetch(ctx, pc, sched, verb, schedd.QueryRequest{})
+		if err != nil {
+			return nil, err
+		}
+		for _, ad := range ads {
+			b, err := json.Marshal(ad)
+			if err != nil {
+				return nil, fmt.Errorf("encode the ad of %s: %w", jobID(ad), err)
+			}
+			out[jobID(ad)] = string(b)
+		}
+	}
+	return out, nil
+}
+
+// checkLive compares the schedd's replayed jobs with the live ones and,
+// for each job that differs, finds the first event where they part: the
+// record after the last point at which the job's replayed ad equalled
+// the live one.
+func checkLive(res *checkResult, t logTarget, recs []record, live map[string]string, url string) {
+	q := schedd.NewQueue(t.source)
+	for _, r := range recs {
+		schedd.Apply(q, r.e)
+	}
+	replayed := map[string]string{}
+	for _, ad := range replayedAds(q) {
+		b, err := json.Marshal(ad)
+		if err == nil {
+			replayed[jobID(ad)] = string(b)
+		}
+	}
+	var ids []string
+	for id := range replayed {
+		ids = append(ids, id)
+	}
+	for id := range live {
+		if _, ok := replayed[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(a, b int) bool { return lessJobID(ids[a], ids[b]) })
+	bad := 0
+	for _, id := range ids {
+		r, inLog := replayed[id]
+		l, isLive := live[id]
+		switch {
+		case inLog && isLive && r == l:
+			continue
+		case !inLog:
+			res.notes = append(res.notes, fmt.Sprintf("job %s is in the live pool but not in the log", id))
+		default:
+			jid, _ := events.ParseJobID(id)
+			res.notes = append(res.notes, fmt.Sprintf("job %s: %s", id, divergence(t.source, jid, recs, l, isLive)))
+		}
+		bad++
+	}
+	if bad > 0 {
+		res.ok = false
+		res.notes = append(res.notes, fmt.Sprintf("%d of %d jobs differ from the live pool at %s", bad, len(ids), url))
+		return
+	}
+	res.notes = append(res.notes, fmt.Sprintf("the replayed queue and history (%d jobs) equal vmpool q -json and vmpool history -json at %s", len(ids), url))
+}
+
+// divergence finds where a job's replayed ad stops agreeing with the live
+// one (liveAd, or no live job at all).
+func divergence(source string, id events.JobID, recs []record, liveAd string, isLive bool) string {
+	q := schedd.NewQueue(source)
+	var j *schedd.Job
+	lastOK := -1 // index in recs after which the job's ad equalled the live one
+	var about []int
+	for i, r := range recs {
+		schedd.Apply(q, r.e)
+		if r.e.Source != source || r.e.Cluster != id.Cluster || r.e.Proc >= 0 && r.e.Proc != id.Proc {
+			continue
+		}
+		if j == nil {
+			j = q.Jobs[id]
+		}
+		if j == nil {
+			continue
+		}
+		about = append(about, i)
+		if isLive && adJSON(j, source) == liveAd {
+			lastOK = i
+		}
+	}
+	if !isLive {
+		if len(about) == 0 {
+			return "in the log but not in the live pool"
+		}
+		r := recs[about[0]]
+		return fmt.Sprintf("in the log but not in the live pool; its first event is record %d (%s)", r.idx, r.e)
+	}
+	var diff string
+	if j != nil {
+		diff = adDiff(adJSON(j, source), liveAd)
+	}
+	for _, i := range about {
+		if i > lastOK {
+			r := recs[i]
+			if lastOK < 0 {
+				return fmt.Sprintf("%s; the replayed ad never equals the live one: first event about it is record %d (%s)", diff, r.idx, r.e)
+			}
+			return fmt.Sprintf("%s; the live ad equals the log up to record %d, first divergent event: record %d (%s)", diff, recs[lastOK].idx, r.idx, r.e)
+		}
+	}
+	return diff + "; the live ad equals the replayed ad after the job's last event, yet differs at the end (an Apply of another job's event changed it?)"
+}
+
+func adJSON(j *schedd.Job, sched string) string {
+	b, _ := json.Marshal(j.Ad(sched).Flatten())
+	ads := decodeAds([]json.RawMessage{b})
+	if len(ads) == 0 {
+		return ""
+	}
+	out, _ := json.Marshal(ads[0])
+	return string(out)
+}
+
+// adDiff names the attributes in which two JSON ads differ.
+func adDiff(replayed, live string) string {
+	var a, b map[string]any
+	_ = json.Unmarshal([]byte(replayed), &a)
+	_ = json.Unmarshal([]byte(live), &b)
+	var diffs []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s = %v replayed, missing live", k, v))
+		} else if !reflect.DeepEqual(v, w) {
+			diffs = append(diffs, fmt.Sprintf("%s = %v replayed, %v live", k, v, w))
+		}
+	}
+	for k, w := range b {
+		if _, ok := a[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s missing replayed, %v live", k, w))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 4 {
+		diffs = append(diffs[:4], fmt.Sprintf("and %d more", len(diffs)-4))
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// dumpState prints a daemon's state deterministically: every exported
+// field, map keys sorted, ads and expressions in ClassAd syntax. It walks
+// the state by reflection so that a field added to a state is compared
+// without anyone updating this function.
+func dumpState(v any) string {
+	var b strings.Builder
+	d := dumper{b: &b, path: map[uintptr]bool{}}
+	d.value(reflect.ValueOf(v))
+	return b.String()
+}
+
+type dumper struct {
+	b    *strings.Builder
+	path map[uintptr]bool // pointers being printed (a cycle guard)
+}
+
+func (d *dumper) value(v reflect.Value) {
+	if !v.IsValid() {
+		d.b.WriteString("nil")
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			d.b.WriteString("nil")
+			return
+		}
+		if v.Type() == reflect.TypeOf((*classad.Ad)(nil)) || v.Type() == reflect.TypeOf((*classad.Expr)(nil)) {
+			if v.CanInterface() {
+				d.b.WriteString(v.Interface().(fmt.Stringer).String())
+				return
+			}
+		}
+		p := v.Pointer()
+		if d.path[p] {
+			d.b.WriteString("<cycle>")
+			return
+		}
+		d.path[p] = true
+		d.b.WriteByte('&')
+		d.value(v.Elem())
+		delete(d.path, p)
+	case reflect.Interface:
+		d.value(v.Elem())
+	case reflect.Struct:
+		t := v.Type()
+		d.b.WriteString(t.Name() + "{")
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			d.b.WriteString(f.Name + ":")
+			d.value(v.Field(i))
+			d.b.WriteByte(' ')
+		}
+		d.b.WriteString("}")
+	case reflect.Map:
+		type kv struct{ k, v string }
+		var entries []kv
+		for _, k := range v.MapKeys() {
+			var kb, vb strings.Builder
+			(&dumper{b: &kb, path: d.path}).value(k)
+			(&dumper{b: &vb, path: d.path}).value(v.MapIndex(k))
+			entries = append(entries, kv{kb.String(), vb.String()})
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].k < entries[j].k })
+		d.b.WriteString("map[")
+		for _, e := range entries {
+			d.b.WriteString(e.k + ":" + e.v + " ")
+		}
+		d.b.WriteString("]")
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
+			d.b.WriteString(strconv.Quote(string(v.Bytes())))
+			return
+		}
+		d.b.WriteString("[")
+		for i := 0; i < v.Len(); i++ {
+			d.value(v.Index(i))
+			d.b.WriteByte(' ')
+		}
+		d.b.WriteString("]")
+	case reflect.String:
+		d.b.WriteString(strconv.Quote(v.String()))
+	case reflect.Bool:
+		d.b.WriteString(strconv.FormatBool(v.Bool()))
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		d.b.WriteString(strconv.FormatInt(v.Int(), 10))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		d.b.WriteString(strconv.FormatUint(v.Uint(), 10))
+	case reflect.Float32, reflect.Float64:
+		d.b.WriteString(strconv.FormatFloat(v.Float(), 'g', -1, 64))
+	default:
+		d.b.WriteString("<" + v.Kind().String() + ">")
+	}
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd"
+	"github.com/vmpool/vmpool/vmimage"
+)
+
+// runCLI runs the vmpool command line in-process with TZ=UTC and the
+// given pool URL, and returns what it printed.
+func runCLI(ctx context.Context, url string, args ...string) (stdout, stderr string, code int) {
+	var out, errb bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: testEnv(url)}
+	code = c.main(ctx, append([]string{"vmpool"}, args...))
+	return out.String(), errb.String(), code
+}
+
+func testEnv(url string) func(string) string {
+	return func(k string) string {
+		switch k {
+		case "VMPOOL_URL":
+			return url
+		case "TZ":
+			return "UTC"
+		}
+		return ""
+	}
+}
+
+// cmdLine rebuilds a command line from a datadriven directive's
+// arguments: "--until=3" stays "--until=3", "-json" stays "-json".
+func cmdLine(d *datadriven.TestData) []string {
+	var args []string
+	for _, a := range d.CmdArgs {
+		if len(a.Vals) == 0 {
+			args = append(args, a.Key)
+		} else {
+			args = append(args, a.Key+"="+strings.Join(a.Vals, ","))
+		}
+	}
+	return args
+}
+
+// parseEventLines reads events in JSON lines, as logs and the stream store
+// them; each must pass the codec's checks.
+func parseEventLines(t *testing.T, input string) []events.Event {
+	t.Helper()
+	var evs []events.Event
+	for _, line := range strings.Split(input, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		e, err := events.Decode([]byte(line))
+		if err != nil {
+			t.Fatalf("bad event line %s: %v", line, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// TestReplayScripts replays recorded logs: each script appends events (in
+// JSON lines, as stored) to a fresh Pebble log under a pool home, then
+// runs vmpool replay on it and compares what it prints.
+func TestReplayScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata/replay", func(t *testing.T, path string) {
+		home := t.TempDir()
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			switch d.Cmd {
+			case "log":
+				var daemon string
+				d.ScanArgs(t, "daemon", &daemon)
+				l, err := events.OpenLog(filepath.Join(home, daemon, "log"), daemon, events.LogOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				evs := parseEventLines(t, d.Input)
+				if _, err := l.Append(evs); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+				return fmt.Sprintf("appended %d records to %s/log\n", len(evs), daemon)
+			case "vmpool":
+				args := cmdLine(d)
+				if len(args) > 0 && args[0] == "replay" {
+					args = append(args, "--home", home)
+				}
+				out, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", args...)
+				s := out
+				if errOut != "" {
+					s += "stderr: " + errOut
+				}
+				if code != 0 {
+					s += fmt.Sprintf("exit %d\n", code)
+				}
+				return strings.ReplaceAll(s, home, "HOME")
+			}
+			t.Fatalf("unknown command %s", d.Cmd)
+			return ""
+		})
+	})
+}
+
+// TestFirstDivergence checks the prefix search replay --check uses to name
+// the first event where two replays part.
+func TestFirstDivergence(t *testing.T) {
+	for _, tc := range []struct{ total, first int }{{1, 1}, {2, 1}, {2, 2}, {10, 1}, {10, 7}, {10, 10}, {1000, 513}} {
+		calls := 0
+		got := firstDivergence(tc.total, func(n int) bool { calls++; return n >= tc.first })
+		if got != tc.first {
+			t.Errorf("total %d, diverging from %d: got %d", tc.total, tc.first, got)
+		}
+		if limit := 2 + bitsLen(tc.total); calls > limit {
+			t.Errorf("total %d: %d calls, want at most %d (a binary search)", tc.total, calls, limit)
+		}
+	}
+}
+
+func bitsLen(n int) int {
+	b := 0
+	for ; n > 0; n >>= 1 {
+		b++
+	}
+	return b
+}
+
+// TestDumpStateSeesEveryField checks that the state dump replay --check
+// compares tells two queues apart by any field, so a field a codec loses
+// cannot hide.
+func TestDumpStateSeesEveryField(t *testing.T) {
+	mk := func() *schedd.Queue {
+		q := schedd.NewQueue("schedd")
+		e := events.New(events.ClusterSubmitted, events.ClusterSubmittedPayload{SubmitID: "s", Owner: "alice", Iwd: "/h", NumProcs: 1,
+			Attrs: []events.Attr{{Name: "Cmd", Expr: `"x"`}}}).ForCluster("schedd", 1)
+		e.Source, e.Seq, e.Time = "schedd", 1, 1e18
+		schedd.Apply(q, e)
+		return q
+	}
+	a, b := mk(), mk()
+	if dumpState(a) != dumpState(b) {
+		t.Fatalf("equal queues dump differently:\n%s\n%s", dumpState(a), dumpState(b))
+	}
+	b.Jobs[events.JobID{Cluster: 1}].BytesRecv = 7
+	if dumpState(a) == dumpState(b) {
+		t.Fatal("queues differing in a job's BytesRecv dump alike")
+	}
+	b = mk()
+	b.Clusters[1].Ad.SetInt("Extra", 1)
+	if dumpState(a) == dumpState(b) {
+		t.Fatal("queues differing in a cluster ad dump alike")
+	}
+}
+
+// TestReplayEqualsLivePool runs jobs on a real pool, then checks that
+// replaying the schedd's log gives exactly the live queue and history,
+// first against the running pool (replay reads a copy of the locked log)
+// and then with the pool stopped.
+func TestReplayEqualsLivePool(t *testing.T) {
+	tp := newTestPool(t, 1)
+	img := filepath.Join(tp.dir, "hello.img")
+	if err := vmimage.WriteHello(img); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("hello.sub", helloSub))
+	tp.jobEvent(1, 0, events.JobCompleted, 60*time.Second)
+	// Too big for the pool, so they never run: one submitted on hold,
+	// released, held again and removed; one idle for ever.
+	big := strings.Replace(helloSub, "vm_memory = 16", "vm_memory = 999999", 1)
+	tp.mustRun("submit", tp.write("held.sub", strings.Replace(big, "queue", "hold = true\nqueue", 1)))
+	tp.mustRun("release", "2")
+	tp.jobEvent(2, 0, events.JobReleased, 10*time.Second)
+	tp.mustRun("hold", "2.0")
+	tp.mustRun("rm", "2.0")
+	tp.mustRun("submit", tp.write("big.sub", big))
+
+	out, errOut, code := tp.vmpool("replay", "--home", tp.home, "--check", "-pool", tp.URL)
+	if code != 0 || !strings.Contains(out, "equal vmpool q -json and vmpool history -json") {
+		t.Fatalf("replay --check against the running pool: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "reading a copy taken now") {
+		t.Errorf("replay of a running daemon's log should say it reads a copy: %q", errOut)
+	}
+	live := tp.mustRun("q", "-json", "-allusers")
+	hist := tp.mustRun("history", "-json")
+	tp.stop()
+
+	replayed := jsonAds(t, tp.mustRunOffline("replay", "--home", tp.home, "-json"))
+	want := append(jsonAds(t, live), jsonAds(t, hist)...)
+	if len(want) != 3 {
+		t.Fatalf("live pool has %d jobs, want 3 (1 completed, 1 removed, 1 idle)", len(want))
+	}
+	if !sameJSON(t, replayed, want) {
+		t.Fatalf("replayed ads differ from the live pool's:\nreplayed %v\nlive %v", replayed, want)
+	}
+	check := tp.mustRunOffline("replay", "--home", tp.home, "--check")
+	for _, name := range []string{"schedd", "negotiator", "startd1"} {
+		if !regexp.MustCompile(`(?m)^`+name+` +ok +`).MatchString(check) {
+			t.Errorf("replay --check does not pass %s:\n%s", name, check)
+		}
+	}
+	timeline := tp.mustRunOffline("replay", "--home", tp.home, "--job", "1.0")
+	for _, want := range []string{"submitted by ", "matched to slot1@startd1 by negotiator", "started on slot1@startd1", "guest powered off", "completed (exit code 0); returned hello.img", "Time in each phase: idle "} {
+		if !strings.Contains(timeline, want) {
+			t.Errorf("timeline of 1.0 lacks %q:\n%s", want, timeline)
+		}
+	}
+	if tl := tp.mustRunOffline("replay", "--home", tp.home, "--job", "2.0"); !strings.Contains(tl, "held: via condor_hold") || !strings.Contains(tl, "removed: via condor_rm") {
+		t.Errorf("timeline of 2.0:\n%s", tl)
+	}
+	// As it was before anything ran: one job, idle.
+	early := tp.mustRunOffline("replay", "--home", tp.home, "--until", "1")
+	if !strings.Contains(early, "Total for query: 1 jobs; 0 completed, 0 removed, 1 idle") {
+		t.Errorf("replay --until 1:\n%s", early)
+	}
+	neg := tp.mustRunOffline("replay", "--home", tp.home, "--daemon", "negotiator", "-json")
+	var nd negotiatorDump
+	if err := json.Unmarshal([]byte(neg), &nd); err != nil || nd.Made < 1 {
+		t.Errorf("negotiator replay: %v\n%s", err, neg)
+	}
+	st := tp.mustRunOffline("replay", "--home", tp.home, "--daemon", "startd1")
+	if !strings.Contains(st, "slot1@startd1") || !strings.Contains(st, "Claims accepted since the log began: 1") {
+		t.Errorf("startd replay:\n%s", st)
+	}
+}
+
+// mustRunOffline runs a command that needs no pool.
+func (tp *testPool) mustRunOffline(args ...string) string {
+	tp.t.Helper()
+	out, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", args...)
+	if code != 0 {
+		tp.t.Fatalf("vmpool %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+func sameJSON(t *testing.T, a, b []map[string]any) bool {
+	t.Helper()
+	norm := func(ads []map[string]any) []string {
+		var out []string
+		for _, ad := range ads {
+			s, err := json.Marshal(ad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(s))
+		}
+		sort.Strings(out)
+		return out
+	}
+	x, y := norm(a), norm(b)
+	return strings.Join(x, "\n") == strings.Join(y, "\n")
+}
+
+// TestHistoryAcrossRestart checks that condor_history's answers come from
+// the schedd's log: the same after the pool restarts.
+func TestHistoryAcrossRestart(t *testing.T) {
+	home := t.TempDir()
+	tp := startTestPool(t, home, 1)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("hello.sub", strings.Replace(helloSub, "queue", "queue 2", 1)))
+	tp.jobEvent(1, 0, events.JobCompleted, 60*time.Second)
+	tp.jobEvent(1, 1, events.JobCompleted, 60*time.Second)
+	queries := [][]string{
+		{"history", "-json"},
+		{"history", "-limit", "1", "-af", "ClusterId", "ProcId", "JobStatus"},
+		{"history", "-constraint", "ProcId == 1", "-af", "ProcId", "NumJobStarts", "Cmd"},
+		{"history"},
+	}
+	before := make([]string, len(queries))
+	for i, q := range queries {
+		before[i] = tp.mustRun(q...)
+	}
+	if n := len(jsonAds(t, before[0])); n != 2 {
+		t.Fatalf("history has %d jobs before the restart, want 2", n)
+	}
+	if before[2] != "1 1 hello_vm_job\n" {
+		t.Fatalf("history -constraint -af: %q", before[2])
+	}
+	tp.stop()
+	tp2 := startTestPool(t, home, 0)
+	for i, q := range queries {
+		if got := tp2.mustRun(q...); got != before[i] {
+			t.Errorf("vmpool %s after the restart:\n%s\nbefore:\n%s", strings.Join(q, " "), got, before[i])
+		}
+	}
+}
