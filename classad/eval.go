@@ -66,6 +66,7 @@ type frame struct {
 	lex    *scopeLink // ads enclosing my, for nested ad literals
 }
 
+// noOptions stands in for a nil *EvalOptions; it is never modified.
 var noOptions EvalOptions
 
 func (c *evalCtx) init(opts *EvalOptions) {
