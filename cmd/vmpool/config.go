@@ -42,6 +42,7 @@ var Knobs = []Knob{
 	{"STARTD_NAME", "startd1", "startd", "Name of the startd (a daemon name: letters, digits, '_' and '-')."},
 	{"EXECUTE", "$(LOCAL_DIR)/$(STARTD_NAME)", "startd", "Where a startd keeps its event log and the VMs' scratch directories."},
 	{"QEMU", "qemu-system-x86_64", "startd", "The QEMU binary the kvm driver runs."},
+	{"SIM_STARTDS", "0", "pool", "Simulated startds (VM_TYPE sim, named sim1...) vmpool up runs besides the real ones, for scale tests; their logs share one Pebble (also --sim-startds)."},
 	{"SCHEDD_NAME", "schedd", "schedd", "Name of the schedd (a daemon name)."},
 	{"QUEUE_SUPER_USERS", "root", "schedd", "Users who may act on every job (comma separated)."},
 	{"MAX_JOBS_SUBMITTED", "0", "schedd", "Largest number of jobs in the queue (0: no limit)."},
@@ -52,6 +53,7 @@ var Knobs = []Knob{
 	{"MATCH_TIMEOUT", "120", "negotiator", "Seconds a match reserves its slot before the schedd claims it."},
 	{"CLASSAD_LIFETIME", "60", "pool", "Seconds a daemon ad lives in the collector without a refresh."},
 	{"LOCAL_DIR", "./pool", "pool", "The pool's home: event logs, JetStream storage, scratch directories."},
+	{"JETSTREAM_SYNC_ALWAYS", "true", "pool", "Whether vmpool up's embedded NATS server fsyncs every JetStream write before acknowledging it; false is faster, but an acknowledged event can be lost in a power loss (for benchmarks: vmpool bench --nats-nosync)."},
 	{"VMPOOL_URL", "nats://127.0.0.1:4222", "client", "Where clients and daemons find the pool's NATS server(s) (also --pool / -pool)."},
 	{"VMPOOL_FAILPOINTS", "", "pool", "For fault-injection tests only: crash points to arm, name[@N],... (loop-after-append, outbox-after-publish, consumer-before-ack, userlog-after-write); also $VMPOOL_FAILPOINTS."},
 }

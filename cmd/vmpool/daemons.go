@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,6 +58,13 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 				return c.usageErr(cmd, "--startds %q: want a number of startds from 0 to 1000", v)
 			}
 			df.startds = n
+		case "sim-startds":
+			v := a.value(name, val, has)
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 100000 {
+				return c.usageErr(cmd, "--sim-startds %q: want a number of simulated startds from 0 to 100000", v)
+			}
+			df.sets = append(df.sets, "SIM_STARTDS="+v)
 		case "set":
 			df.sets = append(df.sets, a.value(name, val, has))
 		case "vm-memory":
@@ -64,7 +72,7 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "vm-type":
 			df.sets = append(df.sets, "VM_TYPE="+a.value(name, val, has))
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--log-level debug|info|warn]\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--log-level debug|info|warn]\n", cmd)
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
@@ -252,6 +260,7 @@ type personalPool struct {
 	Startds  []*startd.Startd
 	Bus      *events.Bus
 	nats     *events.NATSServer
+	simStore *events.Store // the sim startds' logs (SIM_STARTDS), one Pebble
 	errs     chan error
 	coreWG   sync.WaitGroup
 	execWG   sync.WaitGroup
@@ -260,18 +269,27 @@ type personalPool struct {
 }
 
 // startPool starts a personal pool configured by cfg (LOCAL_DIR is its
-// home) with n startds, listening on listen. It returns once the schedd
-// serves.
+// home) with n startds, and SIM_STARTDS simulated ones, listening on
+// listen. It returns once the schedd and the startds serve.
 func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *slog.Logger) (*personalPool, error) {
 	home := cfg.Get("LOCAL_DIR")
+	var kerrs []string
+	simN := cfg.Int("SIM_STARTDS", &kerrs)
+	syncAlways := cfg.Bool("JETSTREAM_SYNC_ALWAYS", &kerrs)
+	if simN < 0 {
+		kerrs = append(kerrs, fmt.Sprintf("SIM_STARTDS = %d (from %s): want a number of simulated startds", simN, cfg.Origin("SIM_STARTDS")))
+	}
+	if len(kerrs) > 0 {
+		return nil, fmt.Errorf("pool configuration: %s", strings.Join(kerrs, "; "))
+	}
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, fmt.Errorf("create pool home: %w", err)
 	}
-	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger})
+	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger, NoSync: !syncAlways})
 	if err != nil {
 		return nil, err
 	}
-	p := &personalPool{URL: ns.URL(), Home: home, nats: ns, errs: make(chan error, 3+n)}
+	p := &personalPool{URL: ns.URL(), Home: home, nats: ns, errs: make(chan error, 3+n+simN)}
 	cfg.Set("VMPOOL_URL", p.URL, "vmpool up")
 	fail := func(err error) (*personalPool, error) {
 		p.Stop()
@@ -306,6 +324,9 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 			return fail(err)
 		}
 		p.Startds = append(p.Startds, st)
+	}
+	if err := p.addSimStartds(cfg, simN, logger); err != nil {
+		return fail(err)
 	}
 	// Two groups with their own lifetimes: the execute machines stop first
 	// (vacating their VMs and reporting it while the schedd still
@@ -344,6 +365,39 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	return p, nil
 }
 
+// addSimStartds builds n simulated startds (VM_TYPE sim), named sim1...
+// They share one Pebble for their event logs and one execute directory,
+// so that thousands fit in one process.
+func (p *personalPool) addSimStartds(cfg *Config, n int, logger *slog.Logger) error {
+	if n == 0 {
+		return nil
+	}
+	dir := filepath.Join(p.Home, "sim-startds")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create sim startds' directory: %w", err)
+	}
+	store, err := events.OpenStore(filepath.Join(dir, "log"), events.LogOptions{Logger: logger})
+	if err != nil {
+		return err
+	}
+	p.simStore = store
+	simCfg := &Config{values: maps.Clone(cfg.values), origin: maps.Clone(cfg.origin)}
+	simCfg.Set("VM_TYPE", "sim", "SIM_STARTDS")
+	for i := 1; i <= n; i++ {
+		stc, err := startdConfig(simCfg, fmt.Sprintf("sim%d", i), p.Bus, logger)
+		if err != nil {
+			return err
+		}
+		stc.Dir, stc.Store = dir, store
+		st, err := startd.New(stc)
+		if err != nil {
+			return err
+		}
+		p.Startds = append(p.Startds, st)
+	}
+	return nil
+}
+
 // Errs reports a daemon that stopped with an error.
 func (p *personalPool) Errs() <-chan error { return p.errs }
 
@@ -355,6 +409,16 @@ func (p *personalPool) Stop() error {
 		p.execWG.Wait()
 		p.stopCore()
 		p.coreWG.Wait()
+	}
+	if p.simStore != nil {
+		err := p.simStore.Close()
+		p.simStore = nil
+		if err != nil {
+			select {
+			case p.errs <- err:
+			default:
+			}
+		}
 	}
 	if p.Bus != nil {
 		p.Bus.NC.Close()
@@ -391,6 +455,9 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "nats://"))
 	fmt.Fprintf(c.stdout, "vmpool is up: NATS at %s, home %s\n", p.URL, p.Home)
 	fmt.Fprintf(c.stdout, "  schedd %q, negotiator %q, %d startd(s) of type %s\n", cfg.Get("SCHEDD_NAME"), cfg.Get("NEGOTIATOR_NAME"), df.startds, cfg.Get("VM_TYPE"))
+	if sims := cfg.Get("SIM_STARTDS"); sims != "0" {
+		fmt.Fprintf(c.stdout, "  and %s simulated startd(s) of type sim (sim1...)\n", sims)
+	}
 	fmt.Fprintf(c.stdout, "  clients: export VMPOOL_URL=%s   (then: vmpool submit FILE; vmpool q; vmpool status)\n", p.URL)
 	if port != "4222" {
 		fmt.Fprintf(c.stdout, "  (not the default port: clients need VMPOOL_URL or -pool)\n")

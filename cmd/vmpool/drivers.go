@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmpool/vmpool/startd/hypervisor"
 	"github.com/vmpool/vmpool/startd/hypervisor/qemu"
+	"github.com/vmpool/vmpool/startd/hypervisor/sim"
 )
 
 // driverFactory builds the hypervisor driver of one vm_type from the
@@ -23,6 +24,11 @@ var drivers = map[string]driverFactory{
 			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}
 		return qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), StatusInterval: interval, Logger: logger}), nil
+	},
+	// sim runs simulated VMs (no guest, no process) for scale tests and
+	// vmpool bench; jobs say what their VM does with Sim* attributes.
+	"sim": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
+		return sim.New(sim.Config{Logger: logger}), nil
 	},
 }
 

@@ -63,6 +63,7 @@ func init() {
 		{"config", "show the effective configuration (condor_config_val)", (*cli).config},
 		{"image", "write the example guest (hello) or read what a guest wrote on its disk", (*cli).image},
 		{"nats", "run the pool's NATS server with JetStream alone (for separate daemons)", (*cli).nats},
+		{"bench", "measure the pool's speed on real parts (submit, match, turnaround, query, replay, memory, checkpoint)", (*cli).bench},
 	}
 }
 
