@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,11 +24,38 @@ type ConsumerConfig struct {
 	Handle func(ctx context.Context, evs []Event) error
 	// MaxBatch bounds the events handed to one Handle call (default 256).
 	MaxBatch int
+	// Failpoints, when set, are the crash points the consumer honours.
+	Failpoints *Failpoints
 }
 
 // Consume runs a durable pull consumer until ctx is done. Messages that do
-// not decode as events are terminated (never redelivered) and logged.
+// not decode as events are terminated (never redelivered) and logged. If
+// the server loses the consumer (a NATS server restarted on an empty
+// store), Consume creates it again; the daemon's windows drop whatever it
+// already applied.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) error {
+	for {
+		err := consumeOnce(ctx, js, cfg)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !errors.Is(err, errConsumerGone) {
+			return err
+		}
+		if cfg.Logger != nil {
+			cfg.Logger.Warn("consumer lost on the server; creating it again", "consumer", cfg.Durable)
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+var errConsumerGone = errors.New("events: consumer gone")
+
+func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) error {
 	if cfg.Stream == "" {
 		cfg.Stream = StreamName
 	}
@@ -77,9 +105,11 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) er
 	}
 	msgs := make(chan jetstream.Msg, cfg.MaxBatch)
 	done := make(chan struct{})
+	var gone atomic.Bool
 	go func() {
 		defer close(done)
 		defer close(msgs)
+		misses := 0
 		for {
 			m, err := it.Next()
 			if err != nil {
@@ -89,9 +119,28 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) er
 				if ctx.Err() != nil {
 					return
 				}
+				if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+					gone.Store(true)
+					return
+				}
+				if errors.Is(err, jetstream.ErrNoHeartbeat) {
+					// Check that the consumer still exists on the server.
+					misses++
+					if misses >= 2 {
+						cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+						_, ierr := cons.Info(cctx)
+						cancel()
+						if errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+							gone.Store(true)
+							return
+						}
+						misses = 0
+					}
+				}
 				cfg.Logger.Debug("consumer fetch", "consumer", cfg.Durable, "err", err)
 				continue
 			}
+			misses = 0
 			select {
 			case msgs <- m:
 			case <-ctx.Done():
@@ -113,6 +162,9 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) er
 		select {
 		case m, ok := <-msgs:
 			if !ok {
+				if gone.Load() {
+					return errConsumerGone
+				}
 				return nil
 			}
 			batch = append(batch, m)
@@ -156,6 +208,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) er
 			cfg.Logger.Warn("handle events; redelivery requested", "consumer", cfg.Durable, "err", err)
 			continue
 		}
+		cfg.Failpoints.Hit("consumer-before-ack")
 		for _, m := range good {
 			_ = m.Ack()
 		}

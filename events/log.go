@@ -458,3 +458,44 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 	os.Exit(1)
 }
+
+// LastOwnAtOrBefore returns the sequence of the newest own event at or
+// before index idx (0 if none).
+func (l *Log) LastOwnAtOrBefore(idx uint64) (uint64, error) {
+	if idx == 0 {
+		return 0, nil
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: l.key(prefixEvent, nil), UpperBound: l.eventKey(idx + 1)})
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", l.dir, err)
+	}
+	defer it.Close()
+	for ok := it.Last(); ok; ok = it.Prev() {
+		e, err := Decode(it.Value())
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", l.dir, err)
+		}
+		if e.Source == l.source {
+			return e.Seq, nil
+		}
+	}
+	return 0, it.Error()
+}
+
+// IndexOfSeq returns the index of own event seq (0 if seq is 0 or absent).
+func (l *Log) IndexOfSeq(seq uint64) (uint64, error) {
+	if seq == 0 {
+		return 0, nil
+	}
+	var found uint64
+	err := l.Scan(1, func(idx uint64, e Event) error {
+		if e.Source == l.source && e.Seq >= seq {
+			if e.Seq == seq {
+				found = idx
+			}
+			return ErrStop
+		}
+		return nil
+	})
+	return found, err
+}

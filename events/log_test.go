@@ -184,3 +184,30 @@ func TestSharedStore(t *testing.T) {
 		t.Fatalf("meta leaked across logs: %d", v)
 	}
 }
+
+func TestFailpointsParse(t *testing.T) {
+	if f, err := ParseFailpoints(""); f != nil || err != nil {
+		t.Fatalf("empty spec: %v %v", f, err)
+	}
+	for _, bad := range []string{"nonsense", "loop-after-append@0", "loop-after-append@x"} {
+		if _, err := ParseFailpoints(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	f, err := ParseFailpoints("loop-after-append@3, consumer-before-ack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired []string
+	f.onFire = func(n string) { fired = append(fired, n) }
+	for i := 0; i < 4; i++ {
+		f.Hit("loop-after-append")
+	}
+	f.Hit("consumer-before-ack")
+	f.Hit("outbox-after-publish")
+	var nilF *Failpoints
+	nilF.Hit("loop-after-append") // a nil set never fires
+	if fmt.Sprint(fired) != "[loop-after-append consumer-before-ack]" {
+		t.Fatalf("fired %v", fired)
+	}
+}

@@ -25,6 +25,7 @@ type Loop struct {
 	ops      chan *op
 	stopped  chan struct{}
 	maxGroup int
+	fail     *Failpoints
 	mu       sync.RWMutex
 }
 
@@ -42,6 +43,8 @@ type LoopConfig struct {
 	Clock func() time.Time
 	// MaxGroup bounds the commands committed together (default 1024).
 	MaxGroup int
+	// Failpoints, when set, are the crash points the loop honours.
+	Failpoints *Failpoints
 }
 
 type op struct {
@@ -92,7 +95,7 @@ func NewLoop(cfg LoopConfig) *Loop {
 		cfg.After = func([]Event) {}
 	}
 	return &Loop{log: cfg.Log, apply: cfg.Apply, after: cfg.After, clock: cfg.Clock,
-		ops: make(chan *op, cfg.MaxGroup), stopped: make(chan struct{}), maxGroup: cfg.MaxGroup}
+		ops: make(chan *op, cfg.MaxGroup), stopped: make(chan struct{}), maxGroup: cfg.MaxGroup, fail: cfg.Failpoints}
 }
 
 // Do runs fn on the loop goroutine with the state write-locked. fn is the
@@ -160,6 +163,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			return err
 		}
 		if len(all) > 0 {
+			l.fail.Hit("loop-after-append")
 			l.after(all)
 		}
 		for _, o := range group {

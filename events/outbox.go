@@ -21,23 +21,30 @@ import (
 // older than the duplicate window is harmless too.
 type Outbox struct {
 	log       *Log
-	js        jetstream.Publisher
+	js        jetstream.JetStream
 	role      string
 	logger    *slog.Logger
 	inFlight  int
 	published atomic.Uint64
 	acked     chan struct{}
+	verify    time.Duration
+	fail      *Failpoints
 }
 
 // OutboxConfig configures an Outbox.
 type OutboxConfig struct {
 	Log    *Log
-	JS     jetstream.Publisher
+	JS     jetstream.JetStream
 	Role   string // RoleSchedd, RoleNegotiator or RoleStartd
 	Logger *slog.Logger
 	// InFlight bounds unacknowledged publishes (default 256); it must stay
 	// well below WindowSize.
 	InFlight int
+	// VerifyInterval is how often the outbox checks that the bus still
+	// holds its last acknowledged event (default 30s); see Run.
+	VerifyInterval time.Duration
+	// Failpoints, when set, are the crash points the outbox honours.
+	Failpoints *Failpoints
 }
 
 const metaPublished = "outbox.published"
@@ -53,7 +60,11 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	o := &Outbox{log: cfg.Log, js: cfg.JS, role: cfg.Role, logger: cfg.Logger, inFlight: cfg.InFlight, acked: make(chan struct{}, 1)}
+	if cfg.VerifyInterval <= 0 {
+		cfg.VerifyInterval = 30 * time.Second
+	}
+	o := &Outbox{log: cfg.Log, js: cfg.JS, role: cfg.Role, logger: cfg.Logger, inFlight: cfg.InFlight, acked: make(chan struct{}, 1),
+		verify: cfg.VerifyInterval, fail: cfg.Failpoints}
 	p, err := cfg.Log.MetaUint(metaPublished)
 	if err != nil {
 		return nil, fmt.Errorf("new outbox: %w", err)
@@ -66,20 +77,53 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 // by JetStream. LastIndex - Published is the outbox lag.
 func (o *Outbox) Published() uint64 { return o.published.Load() }
 
+// ErrLogBehindBus means the bus holds events of this daemon newer than its
+// own log: the log lost data (a restored disk, a torn store). Reusing those
+// sequence numbers would make consumers drop new events as duplicates, so
+// the daemon must not run; restore the log or start the daemon afresh
+// under a new name.
+var ErrLogBehindBus = errors.New("events: the bus holds newer events of this daemon than its log")
+
 // Run publishes until ctx is done. Publish failures are retried with
 // backoff for as long as it runs; only a broken log ends it with an error.
+//
+// An acknowledged publish is not trusted alone: JetStream may lose what
+// it acknowledged (a server restarted on a wiped or damaged store). At start
+// and every VerifyInterval the outbox asks the stream for this daemon's
+// newest event; if the stream lacks events the outbox had published, it
+// publishes them again from Pebble (consumers drop what they have seen).
 func (o *Outbox) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
+	var lastVerify time.Time
 	for {
+		if time.Since(lastVerify) >= o.verify {
+			if err := o.verifyBus(ctx); err != nil {
+				if errors.Is(err, ErrLogBehindBus) {
+					return err
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				o.logger.Debug("verify bus", "source", o.log.Source(), "err", err)
+			}
+			lastVerify = time.Now()
+		}
 		pub := o.published.Load()
-		if err := o.log.Wait(ctx, pub); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, o.verify)
+		err := o.log.Wait(wctx, pub)
+		cancel()
+		if err != nil {
 			if errors.Is(err, ErrLogClosed) || ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				continue // time to verify the bus again
 			}
 			return err
 		}
 		next, err := o.publishFrom(ctx, pub)
 		if next > pub {
+			o.fail.Hit("outbox-after-publish")
 			o.published.Store(next)
 			if err := o.log.SetMetaUint(metaPublished, next, false); err != nil {
 				return err
@@ -107,6 +151,49 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		backoff = 50 * time.Millisecond
 	}
+}
+
+// verifyBus compares the stream's newest event of this daemon with what
+// the outbox has published, and rewinds the outbox if the bus forgot.
+func (o *Outbox) verifyBus(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := o.js.Stream(ctx, StreamName)
+	if err != nil {
+		return fmt.Errorf("verify bus: %w", err)
+	}
+	var busSeq uint64
+	m, err := st.GetLastMsgForSubject(ctx, string(AllOfSource(o.role, o.log.Source())))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+	case err != nil:
+		return fmt.Errorf("verify bus: %w", err)
+	default:
+		e, err := Decode(m.Data)
+		if err != nil {
+			return fmt.Errorf("verify bus: %w", err)
+		}
+		busSeq = e.Seq
+	}
+	if busSeq > o.log.LastSeq() {
+		return fmt.Errorf("%s: bus has seq %d, log ends at %d: %w", o.log.Source(), busSeq, o.log.LastSeq(), ErrLogBehindBus)
+	}
+	pub := o.published.Load()
+	acked, err := o.log.LastOwnAtOrBefore(pub)
+	if err != nil {
+		return err
+	}
+	if busSeq >= acked {
+		return nil
+	}
+	idx, err := o.log.IndexOfSeq(busSeq)
+	if err != nil {
+		return err
+	}
+	o.logger.Warn("the bus lost acknowledged events; publishing them again from the log", "source", o.log.Source(),
+		"bus_seq", busSeq, "acked_seq", acked)
+	o.published.Store(idx)
+	return o.log.SetMetaUint(metaPublished, idx, false)
 }
 
 type pending struct {

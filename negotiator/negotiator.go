@@ -34,6 +34,8 @@ type Config struct {
 	// AdLifetime: a slot ad not refreshed for this long is ignored
 	// (CLASSAD_LIFETIME; default 60s).
 	AdLifetime time.Duration
+	// Failpoints arms crash points for fault-injection tests (nil: none).
+	Failpoints *events.Failpoints
 }
 
 // Negotiator is the I/O shell around the matchmaking core.
@@ -107,8 +109,8 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	if n.st, err = Replay(l, n.cfg.Name, n.cfg.MatchTimeout, 0); err != nil {
 		return fmt.Errorf("rebuild negotiator %s: %w", n.cfg.Name, err)
 	}
-	n.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(n.st, e) }, Clock: n.cfg.Clock})
-	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: n.cfg.Bus.JS, Role: events.RoleNegotiator, Logger: n.logger})
+	n.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(n.st, e) }, Clock: n.cfg.Clock, Failpoints: n.cfg.Failpoints})
+	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: n.cfg.Bus.JS, Role: events.RoleNegotiator, Logger: n.logger, Failpoints: n.cfg.Failpoints})
 	if err != nil {
 		return err
 	}
@@ -119,10 +121,11 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	go func() { obDone <- outbox.Run(obCtx) }()
 	g.Go(func() error {
 		return events.Consume(gctx, n.cfg.Bus.JS, events.ConsumerConfig{
-			Durable: "negotiator-" + n.cfg.Name,
-			Filters: []events.SubjectFilter{events.AllOfRole(events.RoleSchedd)},
-			Logger:  n.logger,
-			Handle:  n.handleSchedd,
+			Durable:    "negotiator-" + n.cfg.Name,
+			Filters:    []events.SubjectFilter{events.AllOfRole(events.RoleSchedd)},
+			Logger:     n.logger,
+			Handle:     n.handleSchedd,
+			Failpoints: n.cfg.Failpoints,
 		})
 	})
 	g.Go(func() error { return n.watchSlots(gctx) })

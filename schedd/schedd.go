@@ -41,6 +41,8 @@ type Config struct {
 	PolicyInterval time.Duration
 	// Address is what the user log shows as the submit host.
 	Address string
+	// Failpoints arms crash points for fault-injection tests (nil: none).
+	Failpoints *events.Failpoints
 }
 
 // Schedd is the I/O shell around the queue: it serves the users' commands,
@@ -142,12 +144,13 @@ func (s *Schedd) Run(ctx context.Context) error {
 	}
 	s.logger.Info("queue rebuilt from log", "jobs", len(s.q.Jobs), "history", len(s.q.History), "events", l.LastIndex(), "took", time.Since(start).Round(time.Millisecond))
 	s.loop = events.NewLoop(events.LoopConfig{
-		Log:   l,
-		Apply: func(e events.Event) { Apply(s.q, e) },
-		After: s.afterCommit,
-		Clock: s.cfg.Clock,
+		Log:        l,
+		Apply:      func(e events.Event) { Apply(s.q, e) },
+		After:      s.afterCommit,
+		Clock:      s.cfg.Clock,
+		Failpoints: s.cfg.Failpoints,
 	})
-	s.outbox, err = events.NewOutbox(events.OutboxConfig{Log: l, JS: s.cfg.Bus.JS, Role: events.RoleSchedd, Logger: s.logger})
+	s.outbox, err = events.NewOutbox(events.OutboxConfig{Log: l, JS: s.cfg.Bus.JS, Role: events.RoleSchedd, Logger: s.logger, Failpoints: s.cfg.Failpoints})
 	if err != nil {
 		return err
 	}
@@ -178,8 +181,9 @@ func (s *Schedd) Run(ctx context.Context) error {
 				events.JobsOfSchedd(events.RoleNegotiator, s.cfg.Name),
 				events.JobsOfSchedd(events.RoleStartd, s.cfg.Name),
 			},
-			Logger: s.logger,
-			Handle: s.handleForeign,
+			Logger:     s.logger,
+			Handle:     s.handleForeign,
+			Failpoints: s.cfg.Failpoints,
 		})
 	})
 	g.Go(func() error { return s.reconcile(gctx) })

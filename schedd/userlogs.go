@@ -77,6 +77,9 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 				}
 			}
 		}
+		if len(order) > 0 {
+			s.cfg.Failpoints.Hit("userlog-after-write")
+		}
 		done = last
 		if err := s.log.SetMetaUint(metaUserLogDone, done, true); err != nil {
 			return err

@@ -64,6 +64,8 @@ type Config struct {
 	// stops.
 	ShutdownGrace time.Duration
 	Host          string // host name for the Machine attribute
+	// Failpoints arms crash points for fault-injection tests (nil: none).
+	Failpoints *events.Failpoints
 }
 
 // Startd is the I/O shell of one execute machine.
@@ -213,8 +215,8 @@ func (d *Startd) Run(ctx context.Context) error {
 	bg, stopAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAll()
 	d.runCtx = bg
-	d.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(d.st, e) }, After: d.afterCommit, Clock: d.cfg.Clock})
-	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: d.cfg.Bus.JS, Role: events.RoleStartd, Logger: d.logger})
+	d.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(d.st, e) }, After: d.afterCommit, Clock: d.cfg.Clock, Failpoints: d.cfg.Failpoints})
+	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: d.cfg.Bus.JS, Role: events.RoleStartd, Logger: d.logger, Failpoints: d.cfg.Failpoints})
 	if err != nil {
 		return err
 	}

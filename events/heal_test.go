@@ -1,0 +1,130 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+)
+
+func startBus(t *testing.T, store string) (*events.NATSServer, *events.Bus) {
+	t.Helper()
+	s, err := events.StartNATS(events.NATSConfig{Listen: "127.0.0.1:0", StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, js, err := events.Connect(ctx, s.URL(), events.ConnectOptions{Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := events.OpenBus(ctx, nc, js, events.BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, b
+}
+
+func streamCount(t *testing.T, b *events.Bus) uint64 {
+	t.Helper()
+	st, err := b.JS.Stream(context.Background(), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// TestOutboxHealsForgetfulBus: JetStream acknowledged the events, then its
+// store was wiped (what a power loss does to a server that acknowledges
+// before fsync). The Pebble log survives; the outbox notices that the bus
+// lacks what it had published and publishes it again.
+func TestOutboxHealsForgetfulBus(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "nats")
+	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var evs []events.Event
+	for i := 1; i <= 50; i++ {
+		evs = append(evs, events.New("JobSubmitted", nil).ForJob("schedd", events.JobID{Cluster: i}))
+	}
+	if _, err := l.Append(evs); err != nil {
+		t.Fatal(err)
+	}
+	run := func(b *events.Bus) {
+		ctx, cancel := context.WithCancel(context.Background())
+		ob, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: b.JS, Role: events.RoleSchedd, VerifyInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- ob.Run(ctx) }()
+		deadline := time.Now().Add(20 * time.Second)
+		for streamCount(t, b) < 50 {
+			if time.Now().After(deadline) {
+				t.Fatalf("stream holds %d events, want 50", streamCount(t, b))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, b := startBus(t, store)
+	run(b)
+	b.NC.Close()
+	s.Stop()
+	// The bus forgets everything; the log does not.
+	if err := os.RemoveAll(store); err != nil {
+		t.Fatal(err)
+	}
+	s, b = startBus(t, store)
+	defer s.Stop()
+	defer b.NC.Close()
+	if n := streamCount(t, b); n != 0 {
+		t.Fatalf("wiped stream holds %d events", n)
+	}
+	run(b) // fails unless the outbox republishes what it had published before
+}
+
+// TestOutboxRefusesLogBehindBus: the bus holds newer events of a daemon
+// than its log (the log was restored from an old copy). Publishing on would
+// reuse sequence numbers that consumers already applied, so the outbox
+// stops with ErrLogBehindBus.
+func TestOutboxRefusesLogBehindBus(t *testing.T) {
+	s, b := startBus(t, filepath.Join(t.TempDir(), "nats"))
+	defer s.Stop()
+	defer b.NC.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	newer := events.New("JobSubmitted", nil).ForJob("schedd", events.JobID{Cluster: 9})
+	newer.Source, newer.Seq, newer.V = "schedd", 9, 1
+	data, _ := events.Encode(newer)
+	if _, err := b.JS.Publish(ctx, events.Subject(events.RoleSchedd, newer), data); err != nil {
+		t.Fatal(err)
+	}
+	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Append([]events.Event{events.New("JobSubmitted", nil)})
+	ob, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: b.JS, Role: events.RoleSchedd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Run(ctx); !errors.Is(err, events.ErrLogBehindBus) {
+		t.Fatalf("Run = %v, want ErrLogBehindBus", err)
+	}
+}
