@@ -121,6 +121,21 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 	if v, ok := job.EvalString("VMPARAM_VMware_VMX_File"); ok && v != "" {
 		spec.VMX = filepath.Join(scratch, filepath.Base(v))
 	}
+	if cfg.VMType == "vmware" {
+		// vmware_should_transfer_files: the files of vmware_dir are in
+		// the scratch dir and those the VM changed go back; otherwise the
+		// disks are used in place from vmware_dir, always through a
+		// snapshot, and nothing goes back.
+		transfer, _ := job.EvalBool("VMPARAM_VMware_Transfer")
+		snapshot, ok := job.EvalBool("VMPARAM_VMware_SnapshotDisk")
+		spec.SnapshotDisk = snapshot || !ok || !transfer
+		spec.VMwareDir, _ = job.EvalString("VMPARAM_VMware_Dir")
+		if transfer {
+			for _, in := range inputs {
+				outs = append(outs, outputDisk{name: in.Name, path: filepath.Join(scratch, in.Name), in: in})
+			}
+		}
+	}
 	for _, name := range job.Flatten().Names() {
 		if strings.HasPrefix(strings.ToLower(name), "sim") {
 			spec.Params[name] = job.Eval(name).String()

@@ -128,6 +128,12 @@ type Spec struct {
 	Kernel, Initrd, Root, KernelParams string
 	// VMware only: the .vmx to run.
 	VMX string
+	// VMware only: vmware_dir on the submit machine, where the disks a
+	// job did not transfer are found (on a shared file system), and
+	// whether the VM writes to snapshot disks rather than its own
+	// (vmware_snapshot_disk; always for disks used in place).
+	VMwareDir    string
+	SnapshotDisk bool
 	// Params carries further vm_type specific settings (e.g. sim run time).
 	Params map[string]string
 }

@@ -71,6 +71,7 @@ type Watcher struct {
 	mu       sync.Mutex
 	stopping string // non-empty: the VM is being ended on purpose, with this reason
 	detached bool
+	held     int // Hold calls not yet released: polls are skipped
 	exit     hypervisor.Exit
 	err      error
 	ended    bool
@@ -129,6 +130,23 @@ func (w *Watcher) IsStopping() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.stopping != ""
+}
+
+// Hold suspends the watch until release is called: the driver is taking
+// the VM away and back (a VMware suspend and resume for a checkpoint that
+// lets the VM continue), and a poll in between must not see it vanished.
+func (w *Watcher) Hold() (release func()) {
+	w.mu.Lock()
+	w.held++
+	w.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			w.held--
+			w.mu.Unlock()
+		})
+	}
 }
 
 // Hurry makes the watcher poll every d from now on (while a stop waits for
@@ -207,10 +225,22 @@ func (w *Watcher) run() {
 			interval = min(interval, d)
 		case <-t.C:
 		}
+		t.Reset(interval)
+		w.mu.Lock()
+		held := w.held > 0
+		w.mu.Unlock()
+		if held {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
 		obs, err := w.cfg.Poll(ctx)
 		cancel()
-		t.Reset(interval)
+		w.mu.Lock()
+		held = w.held > 0
+		w.mu.Unlock()
+		if held {
+			continue // the answer may predate the Hold
+		}
 		if err != nil {
 			failures++
 			w.log.Warn("status check failed", "err", err, "failures", failures)
