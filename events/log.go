@@ -44,7 +44,7 @@ type Log struct {
 	prefix  []byte // key namespace in a shared Store ("" for a log's own DB)
 	shared  bool
 	lastIdx atomic.Uint64
-	lastSeq uint64 // newest own sequence on disk
+	lastSeq atomic.Uint64 // newest own sequence on disk
 	nextSeq uint64 // newest own sequence stamped (>= lastSeq)
 	windows map[string]*Window
 	dirty   map[string]bool
@@ -206,11 +206,11 @@ func (l *Log) load() error {
 			return fmt.Errorf("record %x: %w", it.Key(), err)
 		}
 		if e.Source == l.source {
-			l.lastSeq = e.Seq
+			l.lastSeq.Store(e.Seq)
 			break
 		}
 	}
-	l.nextSeq = l.lastSeq
+	l.nextSeq = l.lastSeq.Load()
 	if err := it.Close(); err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (l *Log) Dir() string { return l.dir }
 func (l *Log) LastIndex() uint64 { return l.lastIdx.Load() }
 
 // LastSeq is the sequence of the newest own event (0 when none).
-func (l *Log) LastSeq() uint64 { return l.lastSeq }
+func (l *Log) LastSeq() uint64 { return l.lastSeq.Load() }
 
 // Consume reports whether the event seq of source is new to this daemon,
 // and if so marks it applied. The mark reaches disk with the next Append,
@@ -292,7 +292,7 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 	b := l.db.NewBatch()
 	defer b.Close()
 	idx := l.lastIdx.Load()
-	seq := l.lastSeq
+	seq := l.lastSeq.Load()
 	for i := range evs {
 		e := &evs[i]
 		l.Stamp(e)
@@ -318,7 +318,7 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 		return nil, fmt.Errorf("append %d events to %s: %w", len(evs), l.dir, err)
 	}
 	clear(l.dirty)
-	l.lastSeq = seq
+	l.lastSeq.Store(seq)
 	l.lastIdx.Store(idx)
 	l.mu.Lock()
 	close(l.changed)

@@ -114,6 +114,7 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	jobs := len(n.st.Jobs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.loop.Run(gctx) })
 	obCtx, obCancel := context.WithCancel(context.Background())
@@ -130,8 +131,8 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return n.watchSlots(gctx) })
 	g.Go(func() error { return n.cycles(gctx) })
+	n.logger.Info("negotiator running", "jobs", jobs, "interval", n.cfg.Interval)
 	close(n.ready)
-	n.logger.Info("negotiator running", "jobs", len(n.st.Jobs), "interval", n.cfg.Interval)
 	err = g.Wait()
 	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if ferr := outbox.Flush(fctx); ferr != nil {
