@@ -15,11 +15,6 @@ func (j *Job) staticAd() *classad.Ad {
 	return j.Cluster.Ad
 }
 
-// evalAttr evaluates one submitted attribute of the job.
-func (j *Job) evalAttr(name string) classad.Value {
-	return j.staticAd().Eval(name)
-}
-
 // Ad renders the job's full ClassAd, with HTCondor's attribute names: the
 // submitted attributes plus the queue's dynamic state. The result is a new
 // ad chained to the job's submitted ones; callers may modify it freely.
