@@ -65,6 +65,8 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 				return c.usageErr(cmd, "--sim-startds %q: want a number of simulated startds from 0 to 100000", v)
 			}
 			df.sets = append(df.sets, "SIM_STARTDS="+v)
+		case "emulate":
+			df.sets = append(df.sets, "EMULATE="+a.value(name, val, has))
 		case "set":
 			df.sets = append(df.sets, a.value(name, val, has))
 		case "vm-memory":
@@ -72,7 +74,7 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "vm-type":
 			df.sets = append(df.sets, "VM_TYPE="+a.value(name, val, has))
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--log-level debug|info|warn]\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
@@ -279,6 +281,10 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	if simN < 0 {
 		kerrs = append(kerrs, fmt.Sprintf("SIM_STARTDS = %d (from %s): want a number of simulated startds", simN, cfg.Origin("SIM_STARTDS")))
 	}
+	emulated, err := emulatedKinds(cfg)
+	if err != nil {
+		kerrs = append(kerrs, err.Error())
+	}
 	if len(kerrs) > 0 {
 		return nil, fmt.Errorf("pool configuration: %s", strings.Join(kerrs, "; "))
 	}
@@ -289,7 +295,7 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	if err != nil {
 		return nil, err
 	}
-	p := &personalPool{URL: ns.URL(), Home: home, nats: ns, errs: make(chan error, 3+n+simN)}
+	p := &personalPool{URL: ns.URL(), Home: home, nats: ns, errs: make(chan error, 3+n+simN+len(emulated))}
 	cfg.Set("VMPOOL_URL", p.URL, "vmpool up")
 	fail := func(err error) (*personalPool, error) {
 		p.Stop()
@@ -326,6 +332,9 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 		p.Startds = append(p.Startds, st)
 	}
 	if err := p.addSimStartds(cfg, simN, logger); err != nil {
+		return fail(err)
+	}
+	if err := p.addEmulatedStartds(cfg, emulated, logger); err != nil {
 		return fail(err)
 	}
 	// Two groups with their own lifetimes: the execute machines stop first
@@ -457,6 +466,9 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	fmt.Fprintf(c.stdout, "  schedd %q, negotiator %q, %d startd(s) of type %s\n", cfg.Get("SCHEDD_NAME"), cfg.Get("NEGOTIATOR_NAME"), df.startds, cfg.Get("VM_TYPE"))
 	if sims := cfg.Get("SIM_STARTDS"); sims != "0" {
 		fmt.Fprintf(c.stdout, "  and %s simulated startd(s) of type sim (sim1...)\n", sims)
+	}
+	if kinds, _ := emulatedKinds(cfg); len(kinds) > 0 {
+		fmt.Fprintf(c.stdout, "  and emulated startd(s) %s1 driving vmpool's xl/vmrun emulators (guests under QEMU; see docs/xen-vmware.md)\n", strings.Join(kinds, "1, "))
 	}
 	fmt.Fprintf(c.stdout, "  clients: export VMPOOL_URL=%s   (then: vmpool submit FILE; vmpool q; vmpool status)\n", p.URL)
 	if port != "4222" {

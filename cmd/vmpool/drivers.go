@@ -9,6 +9,8 @@ import (
 	"github.com/vmpool/vmpool/startd/hypervisor"
 	"github.com/vmpool/vmpool/startd/hypervisor/qemu"
 	"github.com/vmpool/vmpool/startd/hypervisor/sim"
+	"github.com/vmpool/vmpool/startd/hypervisor/vmware"
+	"github.com/vmpool/vmpool/startd/hypervisor/xen"
 )
 
 // driverFactory builds the hypervisor driver of one vm_type from the
@@ -24,6 +26,23 @@ var drivers = map[string]driverFactory{
 			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}
 		return qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), StatusInterval: interval, Logger: logger}), nil
+	},
+	"xen": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
+		var errs []string
+		interval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+		}
+		return xen.New(xen.Config{XL: cfg.Get("XL"), Bootloader: cfg.Get("XEN_BOOTLOADER"),
+			Bridge: cfg.Get("VM_NETWORKING_BRIDGE_INTERFACE"), StatusInterval: interval, Logger: logger}), nil
+	},
+	"vmware": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
+		var errs []string
+		interval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
+		if len(errs) > 0 {
+			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
+		}
+		return vmware.New(vmware.Config{VMRun: cfg.Get("VMRUN"), StatusInterval: interval, Logger: logger}), nil
 	},
 	// sim runs simulated VMs (no guest, no process) for scale tests and
 	// vmpool bench; jobs say what their VM does with Sim* attributes.

@@ -63,6 +63,7 @@ func init() {
 		{"config", "show the effective configuration (condor_config_val)", (*cli).config},
 		{"image", "write the example guest (hello) or read what a guest wrote on its disk", (*cli).image},
 		{"nats", "run the pool's NATS server with JetStream alone (for separate daemons)", (*cli).nats},
+		{"emulate", "act as Xen's xl or VMware's vmrun, running guests under QEMU (also through links named xl, vmrun)", (*cli).emulate},
 		{"bench", "measure the pool's speed on real parts (submit, match, turnaround, query, replay, memory, checkpoint)", (*cli).bench},
 	}
 }
@@ -87,6 +88,9 @@ func (c *cli) main(ctx context.Context, argv []string) int {
 	args := argv[1:]
 	if sub, ok := condorNames[name]; ok {
 		return c.dispatch(ctx, sub, args)
+	}
+	if isEmulatorName(name) {
+		return c.emulateAs(ctx, argv[0], args)
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		c.usage(c.stdout)

@@ -45,7 +45,7 @@ func TestConformance(t *testing.T) {
 	xl := emulatedXL(t)
 	t.Cleanup(func() { noDomainsLeft(t, xl) })
 	hvtest.Run(t, func(t *testing.T) hypervisor.Driver {
-		return xen.New(xen.Config{XL: xl, StatusInterval: 500 * time.Millisecond, Logger: testLogger(t)})
+		return xen.New(xen.Config{XL: xl, Bootloader: "pygrub", StatusInterval: 500 * time.Millisecond, Logger: testLogger(t)})
 	}, hvtest.Kit{Spec: xenSpec})
 }
 

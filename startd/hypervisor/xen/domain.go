@@ -104,7 +104,7 @@ func buildDomain(spec hypervisor.Spec, bootloader, bridge string) (domain, error
 		return d, specErr("XEN_NO_KERNEL_PARAM", `no xen_kernel: it must be "included", "vmx" or a kernel file`)
 	case "included":
 		if bootloader == "" {
-			return d, specErr("XEN_NO_KERNEL_PARAM", "xen_kernel = included needs XEN_BOOTLOADER on the execute machine")
+			return d, fmt.Errorf("xen_kernel = included needs XEN_BOOTLOADER, which this machine does not set")
 		}
 		if !quotable(bootloader) {
 			return d, fmt.Errorf("XEN_BOOTLOADER %q cannot be written into a domain configuration", bootloader)

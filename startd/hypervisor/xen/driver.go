@@ -17,9 +17,8 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultXL         = "xl"
-	DefaultBootloader = "pygrub" // xl finds it in Xen's libexec directory
-	DefaultBridge     = "xenbr0"
+	DefaultXL     = "xl"
+	DefaultBridge = "xenbr0"
 )
 
 // Config configures a Driver. The zero value runs `xl` from PATH.
@@ -27,7 +26,9 @@ type Config struct {
 	// XL is the xl tool, by path or by name on PATH (the XL knob).
 	XL string
 	// Bootloader boots xen_kernel = included domains from their disk
-	// (XEN_BOOTLOADER); "" is pygrub.
+	// (XEN_BOOTLOADER, e.g. "pygrub", which xl finds in Xen's libexec
+	// directory). Without one the machine is not offered, as HTCondor's
+	// vm-gahp refuses to start without it.
 	Bootloader string
 	// Bridge is the dom0 bridge of bridged vifs when the job's network
 	// names none; "" is xenbr0.
@@ -53,9 +54,6 @@ var _ hypervisor.Driver = (*Driver)(nil)
 func New(cfg Config) *Driver {
 	if cfg.XL == "" {
 		cfg.XL = DefaultXL
-	}
-	if cfg.Bootloader == "" {
-		cfg.Bootloader = DefaultBootloader
 	}
 	if cfg.Bridge == "" {
 		cfg.Bridge = DefaultBridge
@@ -95,6 +93,10 @@ func (d *Driver) Probe(ctx context.Context) (hypervisor.Fingerprint, error) {
 		return fp, nil
 	}
 	fp.Detected, fp.Healthy = true, true
+	if d.cfg.Bootloader == "" {
+		fp.Healthy = false
+		fp.Reason = "XEN_BOOTLOADER is not set: domains of xen_kernel = included jobs could not boot; set it, e.g. XEN_BOOTLOADER = pygrub"
+	}
 	fp.Version = "Xen " + info["xen_version"]
 	fp.Networking = []string{"nat", "bridge"}
 	fp.Attrs = map[string]string{"xl": bin}
