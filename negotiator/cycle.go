@@ -3,6 +3,7 @@ package negotiator
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -47,8 +48,10 @@ func (st *State) available(s Slot, reserved map[string]*Match) bool {
 // cluster does not starve the others; each takes the slot its Rank likes
 // best among those that match both ways (ties: the slot listed first).
 // Jobs of a cluster without per-proc attributes share one evaluation per
-// slot (an autocluster).
-func DecideCycle(st *State, slots []Slot) []events.Event {
+// slot (an autocluster). time() in the expressions reads now, the cycle's
+// clock, so replay repeats the decision.
+func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
+	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
 	reserved := map[string]*Match{}
 	busyJobs := map[JobKey]bool{}
 	for _, m := range st.Matches {
@@ -98,7 +101,7 @@ func DecideCycle(st *State, slots []Slot) []events.Event {
 			if ok == nil {
 				ok = make([]bool, len(free))
 				for i, s := range free {
-					ok[i] = classad.Match(ad, s.Ad)
+					ok[i] = classad.MatchWith(ad, s.Ad, opts)
 				}
 				cache[k] = ok
 			}
@@ -112,10 +115,10 @@ func DecideCycle(st *State, slots []Slot) []events.Event {
 				if !ok[i] {
 					continue
 				}
-			} else if !classad.Match(ad, s.Ad) {
+			} else if !classad.MatchWith(ad, s.Ad, opts) {
 				continue
 			}
-			r := classad.Rank(ad, s.Ad)
+			r := classad.RankWith(ad, s.Ad, opts)
 			if best < 0 || r > bestRank {
 				best, bestRank = i, r
 			}

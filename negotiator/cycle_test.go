@@ -50,7 +50,7 @@ func (h *harness) submit(cluster, n int, owner string, attrs ...string) {
 
 // cycle runs DecideCycle and applies its events as the negotiator would.
 func (h *harness) cycle(slots []Slot) []string {
-	evs := DecideCycle(h.st, slots)
+	evs := DecideCycle(h.st, slots, time.Unix(0, h.now))
 	var out []string
 	for _, e := range evs {
 		h.seq["neg"]++

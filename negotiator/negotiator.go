@@ -291,8 +291,8 @@ func (n *Negotiator) cycles(ctx context.Context) error {
 		case <-t.C:
 		}
 		slots := n.liveSlots(n.cfg.Clock())
-		evs, err := n.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
-			return DecideCycle(n.st, slots), nil
+		evs, err := n.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
+			return DecideCycle(n.st, slots, now), nil
 		})
 		if err != nil {
 			if ctx.Err() != nil {

@@ -3,6 +3,7 @@ package schedd
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vmpool/vmpool/classad"
 )
@@ -102,10 +103,11 @@ func (j *Job) Ad(schedd string) *classad.Ad {
 }
 
 // Matches reports whether the job satisfies constraint (nil: every job),
-// evaluated with the job as MY and no TARGET, as condor_q -constraint does.
-func (j *Job) Matches(schedd string, constraint *classad.Expr) bool {
+// evaluated with the job as MY and no TARGET, as condor_q -constraint does;
+// time() reads now.
+func (j *Job) Matches(schedd string, constraint *classad.Expr, now time.Time) bool {
 	if constraint == nil {
 		return true
 	}
-	return constraint.Eval(j.Ad(schedd), nil).IsTrue()
+	return constraint.EvalWith(j.Ad(schedd), nil, &classad.EvalOptions{Now: func() time.Time { return now }}).IsTrue()
 }

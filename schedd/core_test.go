@@ -117,7 +117,7 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		c := ActionCmd{Kind: arg(d, "kind", ""), By: arg(d, "by", "alice"), Super: arg(d, "super", "") == "true",
 			Reason: arg(d, "reason", ""),
 			Select: Selector{Cluster: argInt(d, "cluster", 0), Proc: argInt(d, "proc", -1), Owner: arg(d, "owner", ""),
-				Constraint: strings.TrimSpace(d.Input), All: arg(d, "all", "") == "true"}}
+				Constraint: strings.TrimSpace(d.Input), All: arg(d, "all", "") == "true"}, Now: time.Unix(h.now, 0)}
 		evs, res, err := DecideAction(h.q, c)
 		if err != nil {
 			return fmt.Sprintf("error [%s]: %v\n", events.ErrorCodeOf(err), err)

@@ -3,6 +3,7 @@ package schedd
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -161,6 +162,9 @@ type ActionCmd struct {
 	Super   bool     `json:"-"` // set by the shell: By is a queue super user
 	Reason  string   `json:"reason,omitempty"`
 	SubCode int      `json:"subcode,omitempty"`
+	// Now is when the command was decided (time() in a constraint); the
+	// shell sets it from the loop's clock.
+	Now time.Time `json:"-"`
 }
 
 // ActionResult is what happened to one selected job.
@@ -194,7 +198,7 @@ func DecideAction(q *Queue, c ActionCmd) ([]events.Event, []ActionResult, error)
 	var evs []events.Event
 	var results []ActionResult
 	for _, j := range q.Sorted() {
-		if !selected(q, j, c.Select, constraint) {
+		if !selected(q, j, c.Select, constraint, c.Now) {
 			continue
 		}
 		if c.Select.All && !c.Super && j.Owner() != c.By {
@@ -215,14 +219,14 @@ func DecideAction(q *Queue, c ActionCmd) ([]events.Event, []ActionResult, error)
 	return evs, results, nil
 }
 
-func selected(q *Queue, j *Job, s Selector, constraint *classad.Expr) bool {
+func selected(q *Queue, j *Job, s Selector, constraint *classad.Expr, now time.Time) bool {
 	if s.Cluster != 0 && (j.ID.Cluster != s.Cluster || s.Proc >= 0 && j.ID.Proc != s.Proc) {
 		return false
 	}
 	if s.Owner != "" && j.Owner() != s.Owner {
 		return false
 	}
-	return j.Matches(q.Name, constraint)
+	return j.Matches(q.Name, constraint, now)
 }
 
 func describeSelector(s Selector) string {

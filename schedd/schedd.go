@@ -363,7 +363,8 @@ func (s *Schedd) handleAct(ctx context.Context, data []byte) (any, error) {
 	}
 	cmd.Super = cmd.By == "root" || slices.Contains(s.cfg.SuperUsers, cmd.By)
 	var results []ActionResult
-	_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+	_, err := s.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
+		cmd.Now = now
 		evs, res, err := DecideAction(s.q, cmd)
 		results = res
 		return evs, err
@@ -448,6 +449,8 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := s.cfg.Clock()
+	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
 	return events.Chunks(func(emit func(any) error) error {
 		var chunks []QueryChunk
 		var tot Totals
@@ -469,7 +472,7 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 				if constraint != nil || !req.Totals {
 					ad = j.Ad(q.Name)
 				}
-				if constraint != nil && !constraint.Eval(ad, nil).IsTrue() {
+				if constraint != nil && !constraint.EvalWith(ad, nil, opts).IsTrue() {
 					continue
 				}
 				tot.Add(j.Status)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -52,7 +53,7 @@ func TestDecideClaim(t *testing.T) {
 		return MachineAd(cfg, st, s, testFacts())
 	}
 
-	evs, reason := DecideClaim(st, claimReq("c1", "slot1@s1", 32, ""), ad("slot1@s1"), cfg.VMMemory, cfg.VMMaxNumber)
+	evs, reason := DecideClaim(st, claimReq("c1", "slot1@s1", 32, ""), ad("slot1@s1"), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0))
 	if reason != "" || len(evs) != 1 || evs[0].Type != events.ClaimAccepted {
 		t.Fatalf("claim refused: %q %v", reason, evs)
 	}
@@ -61,7 +62,7 @@ func TestDecideClaim(t *testing.T) {
 		t.Fatalf("slot after claim: %+v", s)
 	}
 	// The same claim again (a retry) is accepted without new events.
-	if evs, reason := DecideClaim(st, claimReq("c1", "slot1@s1", 32, ""), ad("slot1@s1"), cfg.VMMemory, cfg.VMMaxNumber); reason != "" || len(evs) != 0 {
+	if evs, reason := DecideClaim(st, claimReq("c1", "slot1@s1", 32, ""), ad("slot1@s1"), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0)); reason != "" || len(evs) != 0 {
 		t.Fatalf("retried claim: %q %v", reason, evs)
 	}
 	cases := []struct {
@@ -77,7 +78,7 @@ func TestDecideClaim(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			evs, reason := DecideClaim(st, tc.req, ad(tc.req.Slot), cfg.VMMemory, cfg.VMMaxNumber)
+			evs, reason := DecideClaim(st, tc.req, ad(tc.req.Slot), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0))
 			if len(evs) != 0 || !strings.Contains(reason, tc.reason) {
 				t.Fatalf("got %q (%d events), want refusal containing %q", reason, len(evs), tc.reason)
 			}
@@ -85,12 +86,12 @@ func TestDecideClaim(t *testing.T) {
 	}
 	// START refuses bob.
 	cfg.Start = `TARGET.Owner != "alice"`
-	if _, reason := DecideClaim(st, claimReq("c3", "slot2@s1", 8, ""), ad("slot2@s1"), cfg.VMMemory, cfg.VMMaxNumber); !strings.Contains(reason, "START is false") {
+	if _, reason := DecideClaim(st, claimReq("c3", "slot2@s1", 8, ""), ad("slot2@s1"), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0)); !strings.Contains(reason, "START is false") {
 		t.Fatalf("START ignored: %q", reason)
 	}
 	cfg.Start = "true"
 	// VM_MAX_NUMBER: one VM at most.
-	if _, reason := DecideClaim(st, claimReq("c3", "slot2@s1", 8, ""), ad("slot2@s1"), cfg.VMMemory, 1); !strings.Contains(reason, "VM_MAX_NUMBER=1") {
+	if _, reason := DecideClaim(st, claimReq("c3", "slot2@s1", 8, ""), ad("slot2@s1"), cfg.VMMemory, 1, time.Unix(1e9, 0)); !strings.Contains(reason, "VM_MAX_NUMBER=1") {
 		t.Fatalf("VM_MAX_NUMBER ignored: %q", reason)
 	}
 }
@@ -99,7 +100,7 @@ func TestClaimLifecycleAndAds(t *testing.T) {
 	cfg := testConfig()
 	st := NewState("s1", 2)
 	var seq uint64
-	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 48, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), cfg.VMMemory, cfg.VMMaxNumber)
+	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 48, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0))
 	step(st, evs, &seq)
 	ad := MachineAd(cfg, st, st.Slot("slot2@s1"), testFacts())
 	for attr, want := range map[string]string{"VM_Memory": "16", "VM_AvailNum": "1", "HasVM": "true", "VM_Type": `"kvm"`,
@@ -163,7 +164,7 @@ func TestReplayStartd(t *testing.T) {
 			all = append(all, e)
 		}
 	}
-	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 16, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), 64, 2)
+	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 16, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), 64, 2, time.Unix(1e9, 0))
 	do(evs)
 	h := hypervisor.Handle{Type: "kvm", Name: "vm", PID: 42}
 	b, _ := json.Marshal(VMLaunchedPayload{ClaimID: "c1", Handle: h})

@@ -3,6 +3,7 @@ package startd
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -12,7 +13,8 @@ import (
 // slot's machine ad. It returns the events recording an acceptance, or a
 // refusal reason (and no events). A claim id already accepted is accepted
 // again without events, so a schedd's retry is harmless.
-func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemory, vmMax int) ([]events.Event, string) {
+func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemory, vmMax int, now time.Time) ([]events.Event, string) {
+	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
 	if _, ok := st.Claims[req.ClaimID]; ok {
 		return nil, ""
 	}
@@ -41,10 +43,10 @@ func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemor
 	if free := vmMemory - st.UsedMemory(); mem > free {
 		return nil, fmt.Sprintf("job needs vm_memory %d MiB; slot %s has %d MiB of VM_MEMORY free", mem, s.Name, free)
 	}
-	if v := slotAd.EvalIn("Start", job); !v.IsTrue() {
+	if v := slotAd.EvalWith("Start", job, opts); !v.IsTrue() {
 		return nil, fmt.Sprintf("slot %s: START is %s for this job", s.Name, v)
 	}
-	if !classad.Match(job, slotAd) {
+	if !classad.MatchWith(job, slotAd, opts) {
 		return nil, fmt.Sprintf("job and slot %s do not match (their Requirements)", s.Name)
 	}
 	ev := events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem}).ForJob(req.Schedd, req.Job)

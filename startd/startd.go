@@ -353,7 +353,7 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 	}
 	facts := d.facts()
 	var reason string
-	_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+	_, err := d.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 		s := d.st.Slot(req.Slot)
 		if s == nil {
 			reason = fmt.Sprintf("no slot %q on startd %s", req.Slot, d.cfg.Name)
@@ -364,7 +364,7 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 			return nil, nil
 		}
 		var evs []events.Event
-		evs, reason = DecideClaim(d.st, req, MachineAd(&d.cfg, d.st, s, facts), d.cfg.VMMemory, d.cfg.VMMaxNumber)
+		evs, reason = DecideClaim(d.st, req, MachineAd(&d.cfg, d.st, s, facts), d.cfg.VMMemory, d.cfg.VMMaxNumber, now)
 		return evs, nil
 	})
 	if err != nil {
@@ -547,7 +547,7 @@ func (d *Startd) applyPreempt(ctx context.Context) {
 			if s == nil || err != nil || !c.Started || c.StopMode != "" {
 				continue
 			}
-			if MachineAd(&d.cfg, d.st, s, f).EvalIn("Preempt", job).IsTrue() {
+			if MachineAd(&d.cfg, d.st, s, f).EvalWith("Preempt", job, &classad.EvalOptions{Now: d.cfg.Clock}).IsTrue() {
 				ids = append(ids, c.Req.ClaimID)
 			}
 		}

@@ -150,8 +150,12 @@ func evalAttrOrExpr(ad *classad.Ad, s string) classad.Value {
 	if err != nil {
 		return classad.Error()
 	}
-	return e.Eval(ad, nil)
+	return e.EvalWith(ad, nil, wallClock())
 }
+
+// wallClock lets time() and CurrentTime in a user's expression read the
+// clock, as they do in HTCondor's tools.
+func wallClock() *classad.EvalOptions { return &classad.EvalOptions{Now: time.Now} }
 
 // decodeAds parses JSON-encoded ads.
 func decodeAds(raws []json.RawMessage) []*classad.Ad {

@@ -70,7 +70,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 				continue
 			}
 		}
-		if constraint != nil && !constraint.Eval(ad, nil).IsTrue() {
+		if constraint != nil && !constraint.EvalWith(ad, nil, wallClock()).IsTrue() {
 			continue
 		}
 		ads = append(ads, ad)
