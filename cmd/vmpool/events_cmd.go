@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -111,7 +112,23 @@ func (r *streamReader) session(ctx context.Context, fn func(streamEvent) error, 
 	if err != nil {
 		return ctx.Err() != nil, fmt.Errorf("follow the event stream: %w", err)
 	}
-	defer it.Stop()
+	// While the pool is down, Next retries inside the library, watching
+	// the iterator rather than ctx: stop the iterator when ctx ends.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		it.Stop()
+	}()
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
 	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
 		if done, err := signal(); done || err != nil {
 			return true, err

@@ -172,7 +172,7 @@ func TestDumpStateSeesEveryField(t *testing.T) {
 // first against the running pool (replay reads a copy of the locked log)
 // and then with the pool stopped.
 func TestReplayEqualsLivePool(t *testing.T) {
-	tp := newTestPool(t, 1)
+	tp := newTestPool(t, 1).serving()
 	img := filepath.Join(tp.dir, "hello.img")
 	if err := vmimage.WriteHello(img); err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestReplayEqualsLivePool(t *testing.T) {
 	}
 	check := tp.mustRunOffline("replay", "--home", tp.home, "--check")
 	for _, name := range []string{"schedd", "negotiator", "startd1"} {
-		if !regexp.MustCompile(`(?m)^`+name+` +ok +`).MatchString(check) {
+		if !regexp.MustCompile(`(?m)^` + name + ` +ok +`).MatchString(check) {
 			t.Errorf("replay --check does not pass %s:\n%s", name, check)
 		}
 	}
@@ -271,7 +271,7 @@ func sameJSON(t *testing.T, a, b []map[string]any) bool {
 // the schedd's log: the same after the pool restarts.
 func TestHistoryAcrossRestart(t *testing.T) {
 	home := t.TempDir()
-	tp := startTestPool(t, home, 1)
+	tp := startTestPool(t, home, 1).serving()
 	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestHistoryAcrossRestart(t *testing.T) {
 		t.Fatalf("history -constraint -af: %q", before[2])
 	}
 	tp.stop()
-	tp2 := startTestPool(t, home, 0)
+	tp2 := startTestPool(t, home, 0).serving()
 	for i, q := range queries {
 		if got := tp2.mustRun(q...); got != before[i] {
 			t.Errorf("vmpool %s after the restart:\n%s\nbefore:\n%s", strings.Join(q, " "), got, before[i])

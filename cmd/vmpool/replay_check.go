@@ -1,0 +1,507 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/negotiator"
+	"github.com/vmpool/vmpool/schedd"
+	"github.com/vmpool/vmpool/startd"
+)
+
+// This file is vmpool replay --check: every log replayed from its first
+// event and compared with what else is known of the daemon's state.
+
+// replayer folds records into a fresh state of one daemon, through the
+// daemon's Apply.
+type replayer struct {
+	fresh func() any
+	apply func(st any, e events.Event)
+}
+
+func replayerFor(role string, t logTarget, recs []record, rf *replayFlags) replayer {
+	switch role {
+	case events.RoleNegotiator:
+		return replayer{
+			fresh: func() any { return negotiator.NewState(t.source, rf.matchTimeout.Nanoseconds()) },
+			apply: func(st any, e events.Event) { negotiator.Apply(st.(*negotiator.State), e) },
+		}
+	case events.RoleStartd:
+		slots := max(rf.slots, inferSlots(recs, t.source))
+		return replayer{
+			fresh: func() any { return startd.NewState(t.source, slots) },
+			apply: func(st any, e events.Event) { startd.Apply(st.(*startd.State), e) },
+		}
+	}
+	return replayer{
+		fresh: func() any { return schedd.NewQueue(t.source) },
+		apply: func(st any, e events.Event) { schedd.Apply(st.(*schedd.Queue), e) },
+	}
+}
+
+// replayPrefix folds the first n records.
+func (r replayer) replayPrefix(evs []events.Event, n int) any {
+	st := r.fresh()
+	for _, e := range evs[:n] {
+		r.apply(st, e)
+	}
+	return st
+}
+
+// firstDivergence returns the smallest n in [1, total] for which differs
+// reports true, given that differs(total) is true and differs(0) is false:
+// a binary search over prefixes. Divergence is assumed to persist once it
+// appears; the caller checks that n-1 agrees.
+func firstDivergence(total int, differs func(n int) bool) int {
+	lo, hi := 0, total // differs(lo) false, differs(hi) true
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if differs(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi
+}
+
+// checkResult is one line of replay --check.
+type checkResult struct {
+	name, detail string
+	ok           bool
+	notes        []string
+}
+
+// replayCheck replays every log under the home from its first event and
+// compares the result with what else is known of the daemon's state.
+// There are no snapshots yet, so for each log it compares the state
+// replayed from the records as read with the state replayed from the
+// records passed once more through the codec (and so catches a payload
+// field the codec loses, or an Apply that is not deterministic); it checks
+// that the daemon's own sequence numbers have no gap; and with -pool, it
+// compares the schedd's replayed queue and history with the live pool's.
+// A difference is reported with the first event where it appears.
+func (c *cli) replayCheck(ctx context.Context, rf *replayFlags) int {
+	var targets []logTarget
+	if rf.daemon != "" {
+		t, err := resolveLog(rf.home, rf.daemon, NewConfig())
+		if err != nil {
+			return c.errorf("replay", "%v", err)
+		}
+		targets = []logTarget{t}
+	} else {
+		targets = findLogs(rf.home)
+	}
+	if len(targets) == 0 {
+		return c.errorf("replay", "no daemon logs under %s (is it the pool's --home?)", rf.home)
+	}
+	var pc *client
+	if rf.pool != "" {
+		var err error
+		if pc, err = c.dial(ctx, c.poolURL(rf.pool)); err != nil {
+			return c.errorf("replay", "%v", err)
+		}
+		defer pc.close()
+	}
+	failed := false
+	for _, t := range targets {
+		res := c.checkLog(ctx, t, rf, pc)
+		status := "ok"
+		if !res.ok {
+			status = "DIFFERS"
+			failed = true
+		}
+		fmt.Fprintf(c.stdout, "%-12s %-7s %s\n", res.name, status, res.detail)
+		for _, n := range res.notes {
+			fmt.Fprintf(c.stdout, "%-12s %-7s   %s\n", "", "", n)
+		}
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func (c *cli) checkLog(ctx context.Context, t logTarget, rf *replayFlags, pc *client) checkResult {
+	res := checkResult{name: t.source}
+	var live map[string]string
+	var liveErr error
+	// With a live pool, the live answer is read before and after the log
+	// so that a change in between (a busy pool) is noticed and retried.
+	for attempt := 0; ; attempt++ {
+		if pc != nil {
+			live, liveErr = c.liveAds(ctx, pc, t.source)
+		}
+		lg, err := c.openLogReadOnly(t)
+		if err != nil {
+			res.detail = err.Error()
+			return res
+		}
+		recs, err := readLog(lg.log)
+		lg.close()
+		if err != nil {
+			res.detail = err.Error()
+			return res
+		}
+		role := detectRole(recs, t)
+		if pc == nil || role != events.RoleSchedd || liveErr != nil {
+			res = c.checkRecords(t, role, recs, rf)
+			if pc != nil && role == events.RoleSchedd {
+				res.notes = append(res.notes, fmt.Sprintf("live comparison skipped: %v", liveErr))
+			}
+			return res
+		}
+		again, err2 := c.liveAds(ctx, pc, t.source)
+		if err2 == nil && !sameStrings(live, again) && attempt < 5 {
+			continue // the queue changed while the log was read
+		}
+		res = c.checkRecords(t, role, recs, rf)
+		checkLive(&res, t, recs, live, pc.url)
+		return res
+	}
+}
+
+func sameStrings(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRecords replays recs as read and through the codec and compares.
+func (c *cli) checkRecords(t logTarget, role string, recs []record, rf *replayFlags) checkResult {
+	res := checkResult{name: t.source, ok: true}
+	evs := make([]events.Event, len(recs))
+	coded := make([]events.Event, len(recs))
+	own, input := 0, 0
+	var lastSeq uint64
+	for i, r := range recs {
+		evs[i] = r.e
+		if r.e.Source == t.source {
+			own++
+			if r.e.Seq != lastSeq+1 {
+				res.ok = false
+				res.notes = append(res.notes, fmt.Sprintf("record %d: own event %s:%d follows %s:%d (a gap or repeat in the daemon's sequence)", r.idx, t.source, r.e.Seq, t.source, lastSeq))
+			}
+			lastSeq = r.e.Seq
+		} else {
+			input++
+		}
+		b, err := events.Encode(r.e)
+		if err == nil {
+			coded[i], err = events.Decode(b)
+		}
+		if err != nil {
+			res.ok = false
+			res.notes = append(res.notes, fmt.Sprintf("record %d (%s) does not survive the codec: %v", r.idx, r.e, err))
+			coded[i] = r.e
+		}
+	}
+	rp := replayerFor(role, t, recs, rf)
+	res.detail = fmt.Sprintf("%s log %s: %d records (%d own events", role, t.dir, len(recs), own)
+	if input > 0 {
+		res.detail += fmt.Sprintf(", %d input records", input)
+	}
+	res.detail += ")"
+	direct := dumpState(rp.replayPrefix(evs, len(evs)))
+	viaCodec := dumpState(rp.replayPrefix(coded, len(coded)))
+	again := dumpState(rp.replayPrefix(evs, len(evs)))
+	switch {
+	case direct != again:
+		res.ok = false
+		n := firstDivergence(len(evs), func(n int) bool {
+			first := dumpState(rp.replayPrefix(evs, n))
+			second := dumpState(rp.replayPrefix(evs, n)) // the same input again: Apply must give the same state
+			return first != second
+		})
+		res.notes = append(res.notes, fmt.Sprintf("two replays of the same records differ (Apply is not deterministic); first at record %d (%s)", recs[n-1].idx, recs[n-1].e))
+	case direct != viaCodec:
+		res.ok = false
+		n := firstDivergence(len(evs), func(n int) bool {
+			return dumpState(rp.replayPrefix(evs, n)) != dumpState(rp.replayPrefix(coded, n))
+		})
+		a := dumpState(rp.replayPrefix(evs, n))
+		b := dumpState(rp.replayPrefix(coded, n))
+		res.notes = append(res.notes, fmt.Sprintf("replay through the codec diverges at record %d (%s): %s", recs[n-1].idx, recs[n-1].e, firstDifference(a, b)))
+	default:
+		res.detail += "; replayed twice, as read and through the codec: identical"
+	}
+	return res
+}
+
+// firstDifference shows where two dumps first differ.
+func firstDifference(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(i-40, 0)
+	clip := func(s string) string {
+		end := min(i+40, len(s))
+		if from >= end {
+			return "(end)"
+		}
+		return strconv.Quote(s[from:end])
+	}
+	return fmt.Sprintf("as read …%s… vs through the codec …%s…", clip(a), clip(b))
+}
+
+// liveAds asks the pool's schedd for every job in its queue and history,
+// as ad JSON by job id.
+func (c *cli) liveAds(ctx context.Context, pc *client, sched string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, verb := range []string{"query", "history"} {
+		ads, _, err := c.fetch(ctx, pc, sched, verb, schedd.QueryRequest{})
+		if err != nil {
+			return nil, err
+		}
+		for _, ad := range ads {
+			b, err := json.Marshal(ad)
+			if err != nil {
+				return nil, fmt.Errorf("encode the ad of %s: %w", jobID(ad), err)
+			}
+			out[jobID(ad)] = string(b)
+		}
+	}
+	return out, nil
+}
+
+// checkLive compares the schedd's replayed jobs with the live ones and,
+// for each job that differs, finds the first event where they part: the
+// record after the last point at which the job's replayed ad equalled
+// the live one.
+func checkLive(res *checkResult, t logTarget, recs []record, live map[string]string, url string) {
+	q := schedd.NewQueue(t.source)
+	for _, r := range recs {
+		schedd.Apply(q, r.e)
+	}
+	replayed := map[string]string{}
+	for _, ad := range replayedAds(q) {
+		b, err := json.Marshal(ad)
+		if err == nil {
+			replayed[jobID(ad)] = string(b)
+		}
+	}
+	var ids []string
+	for id := range replayed {
+		ids = append(ids, id)
+	}
+	for id := range live {
+		if _, ok := replayed[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(a, b int) bool { return lessJobID(ids[a], ids[b]) })
+	bad := 0
+	for _, id := range ids {
+		r, inLog := replayed[id]
+		l, isLive := live[id]
+		switch {
+		case inLog && isLive && r == l:
+			continue
+		case !inLog:
+			res.notes = append(res.notes, fmt.Sprintf("job %s is in the live pool but not in the log", id))
+		default:
+			jid, _ := events.ParseJobID(id)
+			res.notes = append(res.notes, fmt.Sprintf("job %s: %s", id, divergence(t.source, jid, recs, l, isLive)))
+		}
+		bad++
+	}
+	if bad > 0 {
+		res.ok = false
+		res.notes = append(res.notes, fmt.Sprintf("%d of %d jobs differ from the live pool at %s", bad, len(ids), url))
+		return
+	}
+	res.notes = append(res.notes, fmt.Sprintf("the replayed queue and history (%d jobs) equal vmpool q -json and vmpool history -json at %s", len(ids), url))
+}
+
+// divergence finds where a job's replayed ad stops agreeing with the live
+// one (liveAd, or no live job at all).
+func divergence(source string, id events.JobID, recs []record, liveAd string, isLive bool) string {
+	q := schedd.NewQueue(source)
+	var j *schedd.Job
+	lastOK := -1 // index in recs after which the job's ad equalled the live one
+	var about []int
+	for i, r := range recs {
+		schedd.Apply(q, r.e)
+		if r.e.Source != source || r.e.Cluster != id.Cluster || r.e.Proc >= 0 && r.e.Proc != id.Proc {
+			continue
+		}
+		if j == nil {
+			j = q.Jobs[id]
+		}
+		if j == nil {
+			continue
+		}
+		about = append(about, i)
+		if isLive && adJSON(j, source) == liveAd {
+			lastOK = i
+		}
+	}
+	if !isLive {
+		if len(about) == 0 {
+			return "in the log but not in the live pool"
+		}
+		r := recs[about[0]]
+		return fmt.Sprintf("in the log but not in the live pool; its first event is record %d (%s)", r.idx, r.e)
+	}
+	var diff string
+	if j != nil {
+		diff = adDiff(adJSON(j, source), liveAd)
+	}
+	for _, i := range about {
+		if i > lastOK {
+			r := recs[i]
+			if lastOK < 0 {
+				return fmt.Sprintf("%s; the replayed ad never equals the live one: first event about it is record %d (%s)", diff, r.idx, r.e)
+			}
+			return fmt.Sprintf("%s; the live ad equals the log up to record %d, first divergent event: record %d (%s)", diff, recs[lastOK].idx, r.idx, r.e)
+		}
+	}
+	return diff + "; the live ad equals the replayed ad after the job's last event, yet differs at the end (an Apply of another job's event changed it?)"
+}
+
+func adJSON(j *schedd.Job, sched string) string {
+	b, _ := json.Marshal(j.Ad(sched).Flatten())
+	ads := decodeAds([]json.RawMessage{b})
+	if len(ads) == 0 {
+		return ""
+	}
+	out, _ := json.Marshal(ads[0])
+	return string(out)
+}
+
+// adDiff names the attributes in which two JSON ads differ.
+func adDiff(replayed, live string) string {
+	var a, b map[string]any
+	_ = json.Unmarshal([]byte(replayed), &a)
+	_ = json.Unmarshal([]byte(live), &b)
+	var diffs []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s = %v replayed, missing live", k, v))
+		} else if !reflect.DeepEqual(v, w) {
+			diffs = append(diffs, fmt.Sprintf("%s = %v replayed, %v live", k, v, w))
+		}
+	}
+	for k, w := range b {
+		if _, ok := a[k]; !ok {
+			diffs = append(diffs, fmt.Sprintf("%s missing replayed, %v live", k, w))
+		}
+	}
+	sort.Strings(diffs)
+	if len(diffs) > 4 {
+		diffs = append(diffs[:4], fmt.Sprintf("and %d more", len(diffs)-4))
+	}
+	return strings.Join(diffs, ", ")
+}
+
+// dumpState prints a daemon's state deterministically: every exported
+// field, map keys sorted, ads and expressions in ClassAd syntax. It walks
+// the state by reflection so that a field added to a state is compared
+// without anyone updating this function.
+func dumpState(v any) string {
+	var b strings.Builder
+	d := dumper{b: &b, path: map[uintptr]bool{}}
+	d.value(reflect.ValueOf(v))
+	return b.String()
+}
+
+type dumper struct {
+	b    *strings.Builder
+	path map[uintptr]bool // pointers being printed (a cycle guard)
+}
+
+func (d *dumper) value(v reflect.Value) {
+	if !v.IsValid() {
+		d.b.WriteString("nil")
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			d.b.WriteString("nil")
+			return
+		}
+		if v.Type() == reflect.TypeOf((*classad.Ad)(nil)) || v.Type() == reflect.TypeOf((*classad.Expr)(nil)) {
+			if v.CanInterface() {
+				d.b.WriteString(v.Interface().(fmt.Stringer).String())
+				return
+			}
+		}
+		p := v.Pointer()
+		if d.path[p] {
+			d.b.WriteString("<cycle>")
+			return
+		}
+		d.path[p] = true
+		d.b.WriteByte('&')
+		d.value(v.Elem())
+		delete(d.path, p)
+	case reflect.Interface:
+		d.value(v.Elem())
+	case reflect.Struct:
+		t := v.Type()
+		d.b.WriteString(t.Name() + "{")
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			d.b.WriteString(f.Name + ":")
+			d.value(v.Field(i))
+			d.b.WriteByte(' ')
+		}
+		d.b.WriteString("}")
+	case reflect.Map:
+		type kv struct{ k, v string }
+		var entries []kv
+		for _, k := range v.MapKeys() {
+			var kb, vb strings.Builder
+			(&dumper{b: &kb, path: d.path}).value(k)
+			(&dumper{b: &vb, path: d.path}).value(v.MapIndex(k))
+			entries = append(entries, kv{kb.String(), vb.String()})
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].k < entries[j].k })
+		d.b.WriteString("map[")
+		for _, e := range entries {
+			d.b.WriteString(e.k + ":" + e.v + " ")
+		}
+		d.b.WriteString("]")
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
+			d.b.WriteString(strconv.Quote(string(v.Bytes())))
+			return
+		}
+		d.b.WriteString("[")
+		for i := 0; i < v.Len(); i++ {
+			d.value(v.Index(i))
+			d.b.WriteByte(' ')
+		}
+		d.b.WriteString("]")
+	case reflect.String:
+		d.b.WriteString(strconv.Quote(v.String()))
+	case reflect.Bool:
+		d.b.WriteString(strconv.FormatBool(v.Bool()))
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		d.b.WriteString(strconv.FormatInt(v.Int(), 10))
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		d.b.WriteString(strconv.FormatUint(v.Uint(), 10))
+	case reflect.Float32, reflect.Float64:
+		d.b.WriteString(strconv.FormatFloat(v.Float(), 'g', -1, 64))
+	default:
+		d.b.WriteString("<" + v.Kind().String() + ">")
+	}
+}
