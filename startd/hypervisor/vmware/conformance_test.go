@@ -75,7 +75,9 @@ func newDriver(t *testing.T, vmrun string) *vmware.Driver {
 func TestConformance(t *testing.T) {
 	vmrun := emulatedVMRun(t)
 	t.Cleanup(func() { noVMsLeft(t, vmrun) })
-	hvtest.Run(t, func(t *testing.T) hypervisor.Driver { return newDriver(t, vmrun) }, hvtest.Kit{Spec: vmwareSpec})
+	// Every vmrun command is a process of its own, slower than QMP: the
+	// checkpoint guest counts longer, to be caught midway.
+	hvtest.Run(t, func(t *testing.T) hypervisor.Driver { return newDriver(t, vmrun) }, hvtest.Kit{Spec: vmwareSpec, CheckpointTicks: 80})
 }
 
 // noVMsLeft checks that every VM the tests made is gone: vmrun list shows

@@ -155,7 +155,7 @@ func TestSnapshotDiskComesBackConsolidated(t *testing.T) {
 // and its result ends up in the job's disk there.
 func TestSnapshotCheckpointCarriesTheSnapshot(t *testing.T) {
 	vmrun := emulatedVMRun(t)
-	g := vmimage.StampCounter(40)
+	g := vmimage.StampCounter(80)
 	dir, vmx := guestDir(t, g)
 	d := newDriver(t, vmrun)
 	vm, err := d.Start(ctxFor(t), hypervisor.Spec{Name: "ckpt", Dir: dir, MemoryMiB: 16, VMX: vmx, SnapshotDisk: true})

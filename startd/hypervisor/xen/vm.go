@@ -226,22 +226,14 @@ func (v *VM) checkpoint(ctx context.Context, dir string, opt hypervisor.Checkpoi
 	}
 	began := time.Now()
 	xl, name := v.d.cfg.XL, v.handle.Name
-	obs, err := v.d.domainState(ctx, name)
-	if err != nil {
+	// The domain runs (nobody else pauses a job's domain); xl pause
+	// fails if it is gone.
+	if _, err := toolvm.Run(ctx, xl, "pause", name); err != nil {
 		return hypervisor.Checkpoint{}, err
-	}
-	if obs == toolvm.Vanished || obs == toolvm.Crashed {
-		return hypervisor.Checkpoint{}, fmt.Errorf("the domain is gone")
-	}
-	wasRunning := obs == toolvm.Running
-	if wasRunning {
-		if _, err := toolvm.Run(ctx, xl, "pause", name); err != nil {
-			return hypervisor.Checkpoint{}, err
-		}
 	}
 	saved := false
 	defer func() {
-		if err != nil && !saved && wasRunning {
+		if err != nil && !saved {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 			if _, uerr := toolvm.Run(cctx, xl, "unpause", name); uerr != nil {
 				v.log.Warn("unpause domain after failed checkpoint", "err", uerr)
@@ -282,7 +274,7 @@ func (v *VM) checkpoint(ctx context.Context, dir string, opt hypervisor.Checkpoi
 	saved = true
 	if !opt.Continue {
 		v.w.Settle(hypervisor.Exit{Reason: ReasonCheckpointed})
-	} else if wasRunning {
+	} else {
 		if _, err := toolvm.Run(ctx, xl, "unpause", name); err != nil {
 			return hypervisor.Checkpoint{}, fmt.Errorf("unpause after the save: %w", err)
 		}

@@ -417,12 +417,11 @@ func (x *xl) list(ctx context.Context, args []string) int {
 		return 1
 	}
 	type row struct {
-		name     string
-		id, mem  int
-		vcpus    int
-		state    string
-		seconds  float64
-		listedID string
+		name    string
+		id, mem int
+		vcpus   int
+		state   string
+		seconds float64
 	}
 	var rows []row
 	if len(rest) == 0 {
