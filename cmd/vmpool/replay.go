@@ -293,19 +293,21 @@ func readLog(l *events.Log) ([]record, error) {
 }
 
 // detectRole tells what daemon wrote a log from the types of its own
-// events (names can be anything), falling back to the name.
+// events (names can be anything), falling back to the name. Types it does
+// not know (added later) decide nothing.
 func detectRole(recs []record, t logTarget) string {
 	for _, r := range recs {
 		if r.e.Source != t.source {
 			continue
 		}
-		switch r.e.Type {
-		case events.Matched:
+		typ := r.e.Type
+		switch {
+		case typ == events.Matched:
 			return events.RoleNegotiator
-		case events.ClaimAccepted, events.VMStarted, events.VMExited, events.VMEvicted, events.VMFailed, events.VMStopped,
-			events.VMCheckpointed, events.SlotState, startd.VMLaunched, startd.StopRequested:
+		case typ == events.ClaimAccepted || typ == events.SlotState || typ == startd.StopRequested || strings.HasPrefix(typ, "VM"):
 			return events.RoleStartd
-		default:
+		case strings.HasPrefix(typ, "Job") || strings.HasPrefix(typ, "Cluster") || typ == events.MatchRejected ||
+			typ == events.ClaimFailed || typ == events.ClaimReleased:
 			return events.RoleSchedd
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -301,4 +303,79 @@ func TestHistoryAcrossRestart(t *testing.T) {
 			t.Errorf("vmpool %s after the restart:\n%s\nbefore:\n%s", strings.Join(q, " "), got, before[i])
 		}
 	}
+}
+
+// TestCheckLiveNamesFirstDivergentEvent compares a replayed schedd log
+// with "live" ads that lag or differ, as replay --check -pool does, and
+// checks the event it names.
+func TestCheckLiveNamesFirstDivergentEvent(t *testing.T) {
+	src, err := os.ReadFile("testdata/replay/lifecycle.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(l, `{"v":1,"src":"schedd"`) {
+			lines = append(lines, l)
+		}
+		if len(lines) > 0 && l == "----" {
+			break
+		}
+	}
+	evs := parseEventLines(t, strings.Join(lines, "\n"))
+	recs := make([]record, len(evs))
+	for i, e := range evs {
+		recs[i] = record{idx: uint64(i + 1), e: e}
+	}
+	adAfter := func(n int, id events.JobID) string {
+		q := schedd.NewQueue("schedd")
+		for _, r := range recs[:n] {
+			schedd.Apply(q, r.e)
+		}
+		for _, j := range append(q.Sorted(), q.History...) {
+			if j.ID == id {
+				return adJSON(j, "schedd")
+			}
+		}
+		t.Fatalf("no job %s after %d records", id, n)
+		return ""
+	}
+	live := map[string]string{}
+	q := schedd.NewQueue("schedd")
+	for _, r := range recs {
+		schedd.Apply(q, r.e)
+	}
+	for _, j := range append(q.Sorted(), q.History...) {
+		live[j.ID.String()] = adJSON(j, "schedd")
+	}
+	t.Run("equal", func(t *testing.T) {
+		res := checkResult{ok: true}
+		checkLive(&res, logTarget{source: "schedd"}, recs, live, "nats://x")
+		if !res.ok || !strings.Contains(strings.Join(res.notes, "\n"), "(3 jobs) equal vmpool q -json") {
+			t.Fatalf("equal live and replayed ads reported as %v %q", res.ok, res.notes)
+		}
+	})
+	t.Run("lagging", func(t *testing.T) {
+		lagging := maps.Clone(live)
+		lagging["1.0"] = adAfter(8, events.JobID{Cluster: 1, Proc: 0}) // as if the live schedd never applied schedd:9 on
+		delete(lagging, "2.0")
+		lagging["5.0"] = live["1.1"]
+		res := checkResult{ok: true}
+		checkLive(&res, logTarget{source: "schedd"}, recs, lagging, "nats://x")
+		notes := strings.Join(res.notes, "\n")
+		for _, want := range []string{
+			"job 1.0: ",
+			"the live ad equals the log up to record 8, first divergent event: record 9 (schedd:9 JobStarted job=schedd/1.0)",
+			"job 2.0: in the log but not in the live pool; its first event is record 15 (schedd:15 ClusterSubmitted cluster=schedd/2)",
+			"job 5.0 is in the live pool but not in the log",
+			"3 of 4 jobs differ from the live pool",
+		} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("notes lack %q:\n%s", want, notes)
+			}
+		}
+		if res.ok {
+			t.Error("differences reported as ok")
+		}
+	})
 }

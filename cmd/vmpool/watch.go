@@ -402,6 +402,17 @@ func (w *watcher) watch(j *schedd.Job) {
 // apply folds one event of the stream into the copy of the queue and
 // updates the view.
 func (w *watcher) apply(se streamEvent) error {
+	err := w.fold(se)
+	// In a terminal, redraw once the stream has nothing more right now
+	// (or a quarter second after the last redraw, under a flood), whether
+	// or not this last event was about a watched job.
+	if w.table && w.dirty && err == nil && (se.Pending == 0 || time.Since(w.drawn) > 250*time.Millisecond) {
+		w.draw()
+	}
+	return err
+}
+
+func (w *watcher) fold(se streamEvent) error {
 	e := se.Event
 	if e.Source != w.sched {
 		return nil
@@ -436,7 +447,7 @@ func (w *watcher) apply(se streamEvent) error {
 			}
 		}
 		if added {
-			w.changed(se, e, w.batches[e.Cluster])
+			w.changed(e, w.batches[e.Cluster])
 		}
 		return w.checkDone()
 	}
@@ -450,24 +461,22 @@ func (w *watcher) apply(se streamEvent) error {
 	if j.Status != before {
 		b.move(before, j.Status, 1)
 	}
-	w.changed(se, e, b)
+	w.changed(e, b)
 	return w.checkDone()
 }
 
-// changed shows an event about watched jobs: a line, or a redraw.
-func (w *watcher) changed(se streamEvent, e events.Event, b *batch) {
-	if !w.table {
-		who := strconv.Itoa(e.Cluster)
-		if e.Proc >= 0 {
-			who = e.Job().String()
-		}
-		fmt.Fprintf(w.out, "%s  %-6s %s  [%s: %s]\n", fmtWatchTime(e.Time, w.loc), who, schedd.Describe(e), b.name, b.counts())
+// changed shows an event about watched jobs: a line, or (in a terminal)
+// a redraw to come.
+func (w *watcher) changed(e events.Event, b *batch) {
+	if w.table {
+		w.dirty = true
 		return
 	}
-	w.dirty = true
-	if se.Pending == 0 || time.Since(w.drawn) > 250*time.Millisecond {
-		w.draw()
+	who := strconv.Itoa(e.Cluster)
+	if e.Proc >= 0 {
+		who = e.Job().String()
 	}
+	fmt.Fprintf(w.out, "%s  %-6s %s  [%s: %s]\n", fmtWatchTime(e.Time, w.loc), who, schedd.Describe(e), b.name, b.counts())
 }
 
 // caughtUp is called when the stream reader has read everything the
