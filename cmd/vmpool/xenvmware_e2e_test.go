@@ -27,7 +27,7 @@ vm_disk = xen.img:xvda:w:raw
 xen_kernel = included
 should_transfer_files = YES
 when_to_transfer_output = ON_EXIT
-transfer_input_files = xen.img
+xen_transfer_files = xen.img
 queue
 `
 
@@ -231,5 +231,32 @@ func TestXenAndVMwareSubmitChecks(t *testing.T) {
 	// The good ones are accepted.
 	for _, sub := range []string{xenSub, vmwareSub} {
 		tp.mustRun("submit", tp.write("good.sub", sub))
+	}
+}
+
+// TestMissingToolIsNoAdvertisement: a startd whose tool is missing or
+// broken says why and offers no VM; it does not fail.
+func TestMissingToolIsNoAdvertisement(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "xl")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'cannot init xl context' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ vmType, knob, reason string }{
+		{"vmware", "VMRUN=" + filepath.Join(t.TempDir(), "vmrun"), "not found"},
+		{"xen", "XL=" + broken, "cannot init xl context"},
+	} {
+		t.Run(tc.vmType, func(t *testing.T) {
+			tp := newTestPool(t, 1, "VM_TYPE="+tc.vmType, tc.knob, "XEN_BOOTLOADER=pygrub")
+			ads := jsonAds(t, tp.mustRun("status", "-json"))
+			if len(ads) != 1 || ads[0]["HasVM"] != false || ads[0]["VM_Type"] != nil || ads[0]["VM_Memory"] != nil {
+				t.Fatalf("machine ads %v, want one without a VM", ads)
+			}
+			if r, _ := ads[0]["VMOfflineReason"].(string); !strings.Contains(r, tc.reason) {
+				t.Fatalf("VMOfflineReason %q lacks %q", r, tc.reason)
+			}
+			if !strings.Contains(tp.logs.String(), "hypervisor unavailable") {
+				t.Fatal("no log line says the hypervisor is unavailable")
+			}
+		})
 	}
 }

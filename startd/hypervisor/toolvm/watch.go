@@ -76,6 +76,12 @@ type Watcher struct {
 	err      error
 	ended    bool
 
+	// base bounds the tool commands the goroutine runs; it ends when the
+	// watch does, so that Detach and Settle never wait out a slow tool.
+	base       context.Context
+	cancelBase context.CancelFunc
+	started    bool
+
 	hurry     chan time.Duration
 	detachReq chan struct{}
 	detachOne sync.Once
@@ -94,8 +100,9 @@ func NewWatcher(cfg WatchConfig) *Watcher {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	base, cancel := context.WithCancel(context.Background())
 	return &Watcher{
-		cfg: cfg, log: cfg.Logger,
+		cfg: cfg, log: cfg.Logger, base: base, cancelBase: cancel,
 		hurry:     make(chan time.Duration, 1),
 		detachReq: make(chan struct{}),
 		done:      make(chan struct{}),
@@ -104,7 +111,12 @@ func NewWatcher(cfg WatchConfig) *Watcher {
 }
 
 // Start starts the watching goroutine.
-func (w *Watcher) Start() { go w.run() }
+func (w *Watcher) Start() {
+	w.mu.Lock()
+	w.started = true
+	w.mu.Unlock()
+	go w.run()
+}
 
 // Done is closed once the VM has ended and Wait's answer is final.
 func (w *Watcher) Done() <-chan struct{} { return w.done }
@@ -160,7 +172,16 @@ func (w *Watcher) Hurry(d time.Duration) {
 
 // Settle ends the watch: the driver has ended the VM itself (killed,
 // checkpointed) and exit says how. It is a no-op once the VM has ended.
-func (w *Watcher) Settle(exit hypervisor.Exit) { w.finish(exit, nil) }
+// It returns once the watching goroutine has.
+func (w *Watcher) Settle(exit hypervisor.Exit) {
+	w.finish(exit, nil)
+	w.mu.Lock()
+	started := w.started
+	w.mu.Unlock()
+	if started {
+		<-w.monDone
+	}
+}
 
 func (w *Watcher) finish(exit hypervisor.Exit, err error) {
 	w.mu.Lock()
@@ -170,6 +191,7 @@ func (w *Watcher) finish(exit hypervisor.Exit, err error) {
 	}
 	w.ended, w.exit, w.err = true, exit, err
 	close(w.done)
+	w.cancelBase()
 }
 
 // Wait blocks until the VM has ended and tells how, or until ctx ends. It
@@ -202,8 +224,16 @@ func (w *Watcher) Exit() (exit hypervisor.Exit, ok bool) {
 
 // Detach ends the watch without ending the VM and waits for the goroutine.
 func (w *Watcher) Detach() {
-	w.detachOne.Do(func() { close(w.detachReq) })
-	<-w.monDone
+	w.detachOne.Do(func() {
+		close(w.detachReq)
+		w.cancelBase()
+	})
+	w.mu.Lock()
+	started := w.started
+	w.mu.Unlock()
+	if started {
+		<-w.monDone
+	}
 }
 
 func (w *Watcher) run() {
@@ -232,7 +262,7 @@ func (w *Watcher) run() {
 		if held {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), pollTimeout)
+		ctx, cancel := context.WithTimeout(w.base, pollTimeout)
 		obs, err := w.cfg.Poll(ctx)
 		cancel()
 		w.mu.Lock()
@@ -242,6 +272,9 @@ func (w *Watcher) run() {
 			continue // the answer may predate the Hold
 		}
 		if err != nil {
+			if w.base.Err() != nil {
+				continue // the watch ended meanwhile
+			}
 			failures++
 			w.log.Warn("status check failed", "err", err, "failures", failures)
 			if failures >= w.cfg.MaxErrors {
@@ -262,7 +295,7 @@ func (w *Watcher) run() {
 			w.finish(hypervisor.Exit{Reason: reason}, nil)
 			return
 		}
-		ctx, cancel = context.WithTimeout(context.Background(), pollTimeout)
+		ctx, cancel = context.WithTimeout(w.base, pollTimeout)
 		exit, err := w.cfg.Ended(ctx, obs)
 		cancel()
 		w.finish(exit, err)

@@ -72,8 +72,9 @@ func (v *VM) ended(ctx context.Context, _ toolvm.Observation) (hypervisor.Exit, 
 		if _, err := v.d.vmrun(ctx, "deleteSnapshot", v.rec.VMX, v.rec.Snapshot); err != nil {
 			return hypervisor.Exit{}, fmt.Errorf("consolidate the snapshot disks after the power-off: %w", err)
 		}
-		v.rec.Snapshot = ""
-		if err := writeJSON(filepath.Join(v.handle.Dir, recordFile), v.rec); err != nil {
+		rec := *v.rec
+		rec.Snapshot = ""
+		if err := writeJSON(filepath.Join(v.handle.Dir, recordFile), rec); err != nil {
 			v.log.Warn("record consolidated snapshot", "err", err)
 		}
 	}

@@ -33,6 +33,6 @@
 // written back over the disk it was taken of) or reverted to. A suspended
 // VM's .vmem is QEMU's migration stream and its .vmss the emulator's own
 // pack of QEMU's checkpoint manifest and disk copies; only this emulator
-// resumes them. There are no VMware Tools: `stop soft` presses the ACPI power
-// button and waits (up to five minutes) for the guest to power off.
+// resumes them. There are no VMware Tools: `stop soft` presses the ACPI
+// power button and waits (up to five minutes) for the guest to power off.
 package vmrunemu
