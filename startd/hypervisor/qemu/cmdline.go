@@ -187,7 +187,9 @@ type launch struct {
 	serial    string
 	disks     []diskPlan
 	net       hypervisor.Network
-	incoming  bool // resume: wait for the migration stream
+	tap       string // a bridged VM's tap device (openNetwork)
+	tapFD     int    // where QEMU inherits the tap
+	incoming  bool   // resume: wait for the migration stream
 }
 
 // args builds QEMU's command line. The VM starts paused (-S) so that the
@@ -218,7 +220,7 @@ func (l launch) args() []string {
 		a = append(a, "-display", "none")
 	}
 	a = append(a, diskArgs(l.disks)...)
-	a = append(a, netArgs(l.net)...)
+	a = append(a, netArgs(l.net, l.tapFD)...)
 	if l.incoming {
 		a = append(a, "-incoming", "defer")
 	}
@@ -263,27 +265,6 @@ func diskArgs(disks []diskPlan) []string {
 		a = append(a, "-device", dev+boot)
 	}
 	return a
-}
-
-// netArgs gives the guest a virtio NIC on QEMU's user-mode NAT, or on a
-// host bridge through qemu-bridge-helper. romfile= drops the NIC's PXE
-// option ROM: guests boot from disk, and the ROM only slows SeaBIOS down.
-func netArgs(n hypervisor.Network) []string {
-	if !n.Enabled {
-		return []string{"-nic", "none"}
-	}
-	var netdev string
-	switch n.Type {
-	case "bridge":
-		netdev = "bridge,id=net0,br=" + optEscape(n.Bridge)
-	default:
-		netdev = "user,id=net0"
-	}
-	dev := "virtio-net-pci,netdev=net0,romfile="
-	if n.MAC != "" {
-		dev += ",mac=" + n.MAC
-	}
-	return []string{"-netdev", netdev, "-device", dev}
 }
 
 // validateNetwork checks the parts of a Network that reach the command line.

@@ -124,7 +124,7 @@ func TestNetwork(t *testing.T) {
 		{"nat", hypervisor.Network{Enabled: true, Type: "nat", MAC: "52:54:00:aa:bb:cc"},
 			[]string{"-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=,mac=52:54:00:aa:bb:cc"}, false},
 		{"bridge", hypervisor.Network{Enabled: true, Type: "bridge", Bridge: "br0"},
-			[]string{"-netdev", "bridge,id=net0,br=br0", "-device", "virtio-net-pci,netdev=net0,romfile="}, false},
+			[]string{"-netdev", "tap,id=net0,fd=4", "-device", "virtio-net-pci,netdev=net0,romfile="}, false},
 		{"bad mac", hypervisor.Network{Enabled: true, Type: "nat", MAC: "52:54:00:aa:bb:cc,x=y"}, nil, true},
 		{"bad bridge", hypervisor.Network{Enabled: true, Type: "bridge", Bridge: "br0,helper=/bin/sh"}, nil, true},
 		{"bad type", hypervisor.Network{Enabled: true, Type: "vde"}, nil, true},
@@ -141,7 +141,7 @@ func TestNetwork(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := netArgs(tt.net); !slices.Equal(got, tt.args) {
+			if got := netArgs(tt.net, tapFD); !slices.Equal(got, tt.args) {
 				t.Fatalf("netArgs = %q, want %q", got, tt.args)
 			}
 		})

@@ -148,19 +148,6 @@ func parseVersion(out string) string {
 	return strings.TrimSpace(line)
 }
 
-// bridgeUsable reports whether bridged networking can work: QEMU's bridge
-// helper needs root (or a setuid helper), /dev/net/tun and iproute2.
-func bridgeUsable() bool {
-	if os.Geteuid() != 0 {
-		return false
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		return false
-	}
-	_, err := exec.LookPath("ip")
-	return err == nil
-}
-
 // tail returns the last n lines of the file at path, trimmed, or "".
 func tail(path string, n int) string {
 	f, err := os.Open(path)

@@ -105,16 +105,29 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 		lnFile.Close()
 		return nil, err
 	}
+	tapFile, err := d.openNetwork(&l)
+	if err != nil {
+		lnFile.Close()
+		logf.Close()
+		os.Remove(sock)
+		return nil, err
+	}
 	cmd := exec.Command(d.cfg.Binary, l.args()...)
 	cmd.Dir = spec.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{lnFile}
+	if tapFile != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, tapFile) // fd tapFD
+	}
 	// Its own process group: signals to the startd's group (a terminal
 	// ^C) do not reach QEMU, and Stop can kill QEMU with all it spawned.
 	// No Pdeathsig: QEMU must outlive a startd restart.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
 	lnFile.Close() // QEMU has its copy; ours would keep the socket alive after QEMU died
+	if tapFile != nil {
+		tapFile.Close() // likewise: the tap now lives as long as QEMU
+	}
 	logf.Close()
 	if err != nil {
 		os.Remove(sock)
@@ -153,6 +166,9 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 			"qmp": sock, "log": logPath, "serial": l.serial, "pidfile": l.pidfile,
 			"qemu": c.Version().String(),
 		},
+	}
+	if l.tap != "" {
+		h.Data["tap"] = l.tap
 	}
 	if manifest != nil {
 		if err := d.incoming(ctx, c, spec.Resume, *manifest); err != nil {
