@@ -95,15 +95,11 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 		}
 	}
 	if on, ok := job.EvalBool("JobVMNetworking"); ok && on {
-		typ, _ := job.EvalString("JobVMNetworkingType")
-		if typ == "" {
-			typ = cfg.DefaultNetworkingType
+		network, err := jobNetwork(cfg, job, claimID)
+		if err != nil {
+			return spec, nil, err
 		}
-		mac, _ := job.EvalString("JobVM_MACADDR")
-		if mac == "" {
-			mac = generatedMAC(claimID)
-		}
-		spec.Network = hypervisor.Network{Enabled: true, Type: strings.ToLower(typ), MAC: mac, Bridge: cfg.BridgeInterface}
+		spec.Network = network
 	}
 	for attr, field := range map[string]*string{
 		"VMPARAM_Xen_Kernel": &spec.Kernel, "VMPARAM_Xen_Initrd": &spec.Initrd,
@@ -142,6 +138,45 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 		}
 	}
 	return spec, outs, nil
+}
+
+// jobNetwork is the network of a job with vm_networking = true, as
+// HTCondor's vm-gahp decides it: the job's vm_networking_type if this
+// machine offers it, else VM_NETWORKING_DEFAULT_TYPE (or, if the machine
+// does not offer that, the first of its VM_NETWORKING_TYPE); the job's
+// vm_macaddr, else one generated for this claim. A job that asks for
+// networking this machine does not give is refused, as vm-gahp refuses it
+// (its Requirements were overridden, or the configuration changed under
+// it): VMGAHP_ERR_JOBCLASSAD_MISMATCHED_NETWORKING(_TYPE).
+func jobNetwork(cfg *Config, job *classad.Ad, claimID string) (hypervisor.Network, error) {
+	if !cfg.Networking || len(cfg.NetworkingTypes) == 0 {
+		return hypervisor.Network{}, &hypervisor.SpecError{Code: "JOBCLASSAD_MISMATCHED_NETWORKING",
+			Msg: "the job asks for networking (vm_networking = true) but this machine does not offer it (VM_NETWORKING = false)"}
+	}
+	offered := func(t string) bool {
+		for _, o := range cfg.NetworkingTypes {
+			if strings.EqualFold(o, t) {
+				return true
+			}
+		}
+		return false
+	}
+	typ, _ := job.EvalString("JobVMNetworkingType")
+	typ = strings.ToLower(strings.TrimSpace(typ))
+	switch {
+	case typ != "" && !offered(typ):
+		return hypervisor.Network{}, &hypervisor.SpecError{Code: "JOBCLASSAD_MISMATCHED_NETWORKING_TYPE",
+			Msg: fmt.Sprintf("the job asks for %s networking (vm_networking_type) but this machine offers %s (VM_NETWORKING_TYPE)", typ, strings.Join(cfg.NetworkingTypes, ", "))}
+	case typ == "" && offered(cfg.DefaultNetworkingType):
+		typ = strings.ToLower(cfg.DefaultNetworkingType)
+	case typ == "":
+		typ = strings.ToLower(cfg.NetworkingTypes[0])
+	}
+	mac, _ := job.EvalString("JobVM_MACADDR")
+	if mac == "" {
+		mac = generatedMAC(claimID)
+	}
+	return hypervisor.Network{Enabled: true, Type: typ, MAC: mac, Bridge: cfg.BridgeInterface}, nil
 }
 
 // outputDisk is a writable transferred disk that goes back when changed.
