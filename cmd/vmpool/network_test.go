@@ -1,0 +1,527 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/startd"
+	"github.com/vmpool/vmpool/vmimage"
+	"github.com/vmpool/vmpool/vmimage/linux"
+)
+
+// The tests here run vmpool's Linux guest (package vmimage/linux: Debian's
+// kernel and busybox-static, an initramfs and a boot disk built at test
+// time) as vm universe jobs on a whole pool, to prove VM networking end to
+// end: NAT through QEMU's user-mode network, a bridge through a tap the
+// startd makes, matchmaking on VM_Networking_Types, and vm_vcpus and
+// vm_memory as the guest sees them.
+//
+// They need the kernel and busybox packages; without them they fail (they
+// never skip): scripts/test.sh installs them through scripts/setup.sh.
+// The bridge test needs root for its network namespace, bridge and tap;
+// without root, and only then, it is skipped with the reason.
+
+// linuxJobTimeout bounds a Linux job from submit to completion: a boot
+// under TCG takes seconds, but test machines are shared.
+const linuxJobTimeout = 4 * time.Minute
+
+// linuxGuest returns a Guest built from this machine's Debian packages,
+// or fails the test saying what to install.
+func linuxGuest(t *testing.T) linux.Guest {
+	t.Helper()
+	k, err := linux.FindKernel()
+	if err != nil {
+		t.Fatalf("Linux guest: %v\nInstall the packages (scripts/test.sh does, through scripts/setup.sh, when root): apt-get install %s", err, linux.Packages)
+	}
+	bb, err := linux.FindBusybox()
+	if err != nil {
+		t.Fatalf("Linux guest: %v\nInstall the packages (scripts/test.sh does, through scripts/setup.sh, when root): apt-get install %s", err, linux.Packages)
+	}
+	return linux.Guest{Kernel: k, Busybox: bb}
+}
+
+// linuxSub is the submit file of a Linux guest job; extra goes before queue.
+func linuxSub(memMiB, vcpus int, extra string) string {
+	return fmt.Sprintf(`universe = vm
+executable = linux_vm_job
+log = linux.log
+vm_type = kvm
+vm_memory = %d
+vm_vcpus = %d
+vm_disk = linux.img:vda:w:raw
+should_transfer_files = YES
+when_to_transfer_output = ON_EXIT
+transfer_input_files = linux.img
+%s
+queue
+`, memMiB, vcpus, extra)
+}
+
+// linuxPool starts a pool for Linux guest jobs. When the test fails, the
+// serial consoles of the VMs still running are shown: what the guests
+// said is the best clue.
+func linuxPool(t *testing.T, knobs ...string) *testPool {
+	t.Helper()
+	tp := newTestPool(t, 1, knobs...)
+	t.Cleanup(func() { // runs before the pool stops, while scratch dirs exist
+		if !t.Failed() {
+			return
+		}
+		filepath.WalkDir(tp.home, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.Name() == "serial.log" {
+				b, _ := os.ReadFile(path)
+				t.Logf("serial console %s:\n%s", path, b)
+			}
+			return nil
+		})
+	})
+	return tp
+}
+
+// linuxReport waits for job c.0 to complete and returns the report its
+// guest wrote on the returned disk. It logs how long the VM ran.
+func (tp *testPool) linuxReport(t *testing.T, c int, disk string) *linux.Report {
+	t.Helper()
+	tp.jobEvent(c, 0, events.JobCompleted, linuxJobTimeout)
+	started := tp.waitEvent(fmt.Sprintf("vmpool.ev.startd.*.job.schedd.%d.0.%s", c, events.VMStarted), nil, 10*time.Second)
+	exited := tp.waitEvent(fmt.Sprintf("vmpool.ev.startd.*.job.schedd.%d.0.%s", c, events.VMExited), nil, 10*time.Second)
+	r, err := linux.ReadReport(disk)
+	if err != nil {
+		t.Fatalf("job %d.0 completed, but its returned disk holds no report: %v", c, err)
+	}
+	t.Logf("job %d.0: VMStarted to VMExited %s (boot, report, power-off, return of the disk); guest uptime at its report %.2fs",
+		c, time.Duration(exited.Time-started.Time).Round(10*time.Millisecond), r.Uptime)
+	if r.Errors != "" {
+		t.Errorf("job %d.0: the guest reported errors: %s", c, r.Errors)
+	}
+	return r
+}
+
+// checkGuestMemory checks that the guest saw vm_memory MiB: the kernel counts
+// the physical pages the firmware reports, the RAM less the legacy hole
+// below 1 MiB and the BIOS's reserved pages, well under a MiB.
+func checkGuestMemory(t *testing.T, r *linux.Report, memMiB int64) {
+	t.Helper()
+	if r.PhysMemKiB > memMiB<<10 || r.PhysMemKiB < memMiB<<10-1024 {
+		t.Errorf("the guest found %d KiB of RAM; vm_memory = %d MiB (%d KiB less under 1 MiB of firmware holes)", r.PhysMemKiB, memMiB, memMiB<<10)
+	}
+	if r.MemTotalKiB <= 0 || r.MemTotalKiB > r.PhysMemKiB {
+		t.Errorf("the guest's MemTotal is %d KiB of %d KiB", r.MemTotalKiB, r.PhysMemKiB)
+	}
+}
+
+// hostServer answers each guest that connects with one line, once answer
+// allows it, and keeps what the guests said.
+type hostServer struct {
+	ln    net.Listener
+	conns chan hostConn
+	wg    sync.WaitGroup
+}
+
+// hostConn is one guest's connection and the line it sent.
+type hostConn struct {
+	net.Conn
+	said string
+}
+
+func newHostServer(t *testing.T, addr string) *hostServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &hostServer{ln: ln, conns: make(chan hostConn, 4)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(time.Minute))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			select {
+			case s.conns <- hostConn{c, strings.TrimSpace(line)}:
+			default:
+				c.Close() // nobody expects more guests
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.wg.Wait()
+		close(s.conns)
+		for c := range s.conns {
+			c.Close()
+		}
+	})
+	return s
+}
+
+func (s *hostServer) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+// next waits for a guest to connect and say its line.
+func (s *hostServer) next(t *testing.T) hostConn {
+	t.Helper()
+	select {
+	case c := <-s.conns:
+		return c
+	case <-time.After(linuxJobTimeout):
+		t.Fatalf("no guest connected to %s within %s", s.ln.Addr(), linuxJobTimeout)
+		return hostConn{}
+	}
+}
+
+func (c hostConn) answer(t *testing.T, line string) {
+	t.Helper()
+	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
+		t.Errorf("answer the guest: %v", err)
+	}
+	c.Close()
+}
+
+func token(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// slotAd returns the pool's only slot ad.
+func slotAd(t *testing.T, tp *testPool) map[string]any {
+	t.Helper()
+	ads := jsonAds(t, tp.mustRun("status", "-json"))
+	if len(ads) != 1 {
+		t.Fatalf("%d slot ads, want 1", len(ads))
+	}
+	return ads[0]
+}
+
+// TestNetworkNAT runs a NAT job whose guest takes a DHCP lease from QEMU's
+// user-mode network, reaches a TCP server on the host (10.0.2.2 from the
+// guest) and records the reply, with a MAC the startd generated; and it
+// records the vm_vcpus and vm_memory of its submit file.
+func TestNetworkNAT(t *testing.T) {
+	t.Parallel()
+	g := linuxGuest(t)
+	tp := linuxPool(t, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat", "VM_MEMORY=512")
+	ad := slotAd(t, tp)
+	if ad["VM_Networking"] != true || ad["VM_Networking_Types"] != "nat" {
+		t.Fatalf("slot ad: VM_Networking = %v, VM_Networking_Types = %v; want true, nat", ad["VM_Networking"], ad["VM_Networking_Types"])
+	}
+	srv := newHostServer(t, "127.0.0.1:0")
+	g.Host = fmt.Sprintf("10.0.2.2:%d", srv.port())
+	disk := filepath.Join(tp.dir, "linux.img")
+	if _, err := g.WriteDisk(disk); err != nil {
+		t.Fatal(err)
+	}
+	const memMiB, vcpus = 192, 2
+	tp.mustRun("submit", tp.write("nat.sub", linuxSub(memMiB, vcpus, "vm_networking = true\nvm_networking_type = nat")))
+	want := token(t)
+	c := srv.next(t)
+	c.answer(t, "nat-reply "+want)
+
+	r := tp.linuxReport(t, 1, disk)
+	if r.Net != "dhcp" || r.Addr != "10.0.2.15/24" || r.Gateway != "10.0.2.2" {
+		t.Errorf("guest network: %s %s via %s; want a DHCP lease 10.0.2.15/24 via 10.0.2.2 from QEMU's NAT", r.Net, r.Addr, r.Gateway)
+	}
+	if r.Reply != "nat-reply "+want {
+		t.Errorf("the guest recorded the reply %q, want %q", r.Reply, "nat-reply "+want)
+	}
+	// The MAC is one the startd generated for the job: QEMU's own default
+	// would be 52:54:00:12:34:56 for every guest.
+	hw, err := net.ParseMAC(r.MAC)
+	if err != nil || !strings.HasPrefix(r.MAC, "52:54:00:") || r.MAC == "52:54:00:12:34:56" || hw[0]&1 != 0 {
+		t.Errorf("guest MAC %q: want a unicast 52:54:00 address generated for the job, not QEMU's default", r.MAC)
+	}
+	if c.said != "hello from "+r.MAC+" at 10.0.2.15/24" {
+		t.Errorf("the host heard %q from a guest that reports MAC %s", c.said, r.MAC)
+	}
+	if r.CPUs != vcpus {
+		t.Errorf("the guest saw %d CPUs, vm_vcpus = %d", r.CPUs, vcpus)
+	}
+	checkGuestMemory(t, r, memMiB)
+}
+
+// TestNetworkBridgeNeedsMatchingMachine submits a job asking for a bridge
+// to a pool that offers only NAT: it stays Idle, its Requirements match no
+// slot, and q -analyze says which clause fails. A second job, a Linux
+// guest without networking, runs meanwhile (so the negotiator has
+// considered the first job) and finds no NIC at all. A third job that
+// overrides its Requirements is held by the startd. Before all that, a
+// group address in vm_macaddr is refused at submit.
+func TestNetworkBridgeNeedsMatchingMachine(t *testing.T) {
+	t.Parallel()
+	g := linuxGuest(t)
+	tp := linuxPool(t, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat", "VM_MEMORY=512")
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	// vm_macaddr is checked at submit: a group address is refused.
+	badMAC := strings.Replace(helloSub, "queue", "vm_networking = true\nvm_macaddr = 01:00:5e:00:00:01\nqueue", 1)
+	if _, errOut, code := tp.vmpool("submit", tp.write("badmac.sub", badMAC)); code == 0 || !strings.Contains(errOut, "[vm-macaddr-invalid]") {
+		t.Fatalf("submit with a multicast vm_macaddr: exit %d, %q; want the vm-macaddr-invalid error", code, errOut)
+	}
+	bridgeSub := strings.Replace(helloSub, "queue", "vm_networking = true\nvm_networking_type = bridge\nqueue", 1)
+	tp.mustRun("submit", tp.write("bridge.sub", bridgeSub))
+	disk := filepath.Join(tp.dir, "linux.img")
+	if _, err := g.WriteDisk(disk); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("nonet.sub", linuxSub(128, 1, "vm_networking = false")))
+
+	// Job 2.0 was queued after 1.0; the negotiator takes idle jobs in
+	// queue order, so by the time 2.0 is matched it has passed 1.0 by.
+	r := tp.linuxReport(t, 2, disk)
+	if len(r.NICs) != 0 || r.Net != "none" || r.MAC != "" {
+		t.Errorf("a job with vm_networking = false has a network: NICs %q, net %s, MAC %q", r.NICs, r.Net, r.MAC)
+	}
+	if r.CPUs != 1 {
+		t.Errorf("the guest saw %d CPUs, vm_vcpus = 1", r.CPUs)
+	}
+	checkGuestMemory(t, r, 128)
+
+	jobs, err := classad.ParseJSONAds([]byte(tp.mustRun("q", "-json", "1.0")))
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("q -json 1.0: %d ads, %v", len(jobs), err)
+	}
+	job := jobs[0]
+	if st, _ := job.EvalInt("JobStatus"); st != 1 {
+		t.Fatalf("the bridge job's JobStatus is %d, want 1 (Idle)", st)
+	}
+	slots, err := classad.ParseJSONAds([]byte(tp.mustRun("status", "-json")))
+	if err != nil || len(slots) != 1 {
+		t.Fatalf("status -json: %d ads, %v", len(slots), err)
+	}
+	if classad.Match(job, slots[0]) {
+		t.Fatalf("the bridge job matches the NAT-only slot; its Requirements: %s", job.Eval("Requirements"))
+	}
+	req, _ := job.Lookup("Requirements")
+	if req == nil || !strings.Contains(req.String(), `stringListIMember(JobVMNetworkingType,TARGET.VM_Networking_Types,",")`) {
+		t.Errorf("the bridge job's Requirements lack the networking type clause: %v", req)
+	}
+	out, errOut, code := tp.vmpool("q", "-analyze", "1.0")
+	if code != 0 {
+		t.Fatalf("q -analyze 1.0: exit %d: %s", code, errOut)
+	}
+	// The networking type clause is matched by no slot, and the analysis
+	// says what the machines offer.
+	var clauseLine string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "VM_Networking_Types") && strings.HasPrefix(l, "[") {
+			clauseLine = l
+		}
+	}
+	if f := strings.Fields(clauseLine); len(f) < 2 || f[1] != "0" {
+		t.Errorf("q -analyze does not show the networking type clause matched by 0 slots:\n%s", out)
+	}
+	if !strings.Contains(out, `VM_Networking_Types = "nat"`) {
+		t.Errorf("q -analyze does not say the machines offer only nat:\n%s", out)
+	}
+	t.Logf("vmpool q -analyze 1.0:\n%s", out)
+
+	// A job that overrides its Requirements lands on the machine anyway;
+	// the startd refuses to run it on a network it does not offer, as
+	// HTCondor's vm-gahp does, and the job is held saying why.
+	forced := strings.Replace(helloSub, "queue", "vm_networking = true\nvm_networking_type = bridge\n+Requirements = TARGET.HasVM =?= true\nqueue", 1)
+	tp.mustRun("submit", tp.write("forced.sub", forced))
+	held := tp.jobEvent(3, 0, events.JobHeld, linuxJobTimeout)
+	var hp events.JobHeldPayload
+	if err := held.Decode(&hp); err != nil {
+		t.Fatal(err)
+	}
+	if hp.Code != 6 || !strings.Contains(hp.Reason, "VMGAHP_ERR_JOBCLASSAD_MISMATCHED_NETWORKING_TYPE") {
+		t.Errorf("forced bridge job held with code %d: %q; want code 6, VMGAHP_ERR_JOBCLASSAD_MISMATCHED_NETWORKING_TYPE", hp.Code, hp.Reason)
+	}
+}
+
+// TestNetworkBridge runs, in a network namespace of its own, a pool whose
+// startd offers bridged networking on a bridge the test made, and a job
+// with vm_macaddr whose guest takes a static address on the bridge: the
+// startd gives the VM a tap on the bridge; the guest reaches a server in
+// the namespace; while it waits for the answer the namespace pings it and
+// finds the vm_macaddr in its ARP table; after the job the tap is gone.
+func TestNetworkBridge(t *testing.T) {
+	if !runInNetns(t) {
+		return
+	}
+	g := linuxGuest(t)
+	const bridge, hostIP, guestIP, mac = "vmpbr0", "10.99.0.1", "10.99.0.2", "52:54:00:c0:ff:ee"
+	ip(t, "link", "set", "lo", "up")
+	ip(t, "link", "add", bridge, "type", "bridge")
+	ip(t, "addr", "add", hostIP+"/24", "dev", bridge)
+	ip(t, "link", "set", bridge, "up")
+
+	tp := linuxPool(t, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat, bridge", "VM_NETWORKING_BRIDGE_INTERFACE="+bridge, "VM_MEMORY=512")
+	if ad := slotAd(t, tp); ad["VM_Networking"] != true || ad["VM_Networking_Types"] != "nat,bridge" {
+		t.Fatalf("slot ad: VM_Networking = %v, VM_Networking_Types = %v; want true, nat,bridge", ad["VM_Networking"], ad["VM_Networking_Types"])
+	}
+	srv := newHostServer(t, hostIP+":0")
+	g.Address = guestIP + "/24"
+	g.Host = fmt.Sprintf("%s:%d", hostIP, srv.port())
+	disk := filepath.Join(tp.dir, "linux.img")
+	if _, err := g.WriteDisk(disk); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("bridge.sub", linuxSub(128, 1,
+		"vm_networking = true\nvm_networking_type = bridge\nvm_macaddr = "+mac)))
+
+	c := srv.next(t)
+	launched := tp.waitEvent("vmpool.ev.startd.*.job.schedd.1.0."+startd.VMLaunched, nil, 10*time.Second)
+	var lp startd.VMLaunchedPayload
+	if err := launched.Decode(&lp); err != nil {
+		t.Fatal(err)
+	}
+	tap := lp.Handle.Data["tap"]
+	if link := ip(t, "-o", "link", "show", "dev", tap); !strings.Contains(link, "master "+bridge) {
+		t.Errorf("the VM's tap %q is not on %s: %s", tap, bridge, link)
+	}
+	if err := ping(guestIP, 20*time.Second); err != nil {
+		t.Errorf("ping %s from the namespace: %v", guestIP, err)
+	}
+	if got := arpMAC(t, guestIP); !strings.EqualFold(got, mac) {
+		t.Errorf("%s answers from MAC %q, want vm_macaddr %s", guestIP, got, mac)
+	}
+	want := token(t)
+	c.answer(t, "bridge-reply "+want)
+
+	r := tp.linuxReport(t, 1, disk)
+	if r.MAC != mac || r.Net != "static" || r.Addr != guestIP+"/24" {
+		t.Errorf("guest network: MAC %s, %s %s; want %s, static %s/24", r.MAC, r.Net, r.Addr, mac, guestIP)
+	}
+	if r.Reply != "bridge-reply "+want {
+		t.Errorf("the guest recorded the reply %q, want %q", r.Reply, "bridge-reply "+want)
+	}
+	if c.said != "hello from "+mac+" at "+guestIP+"/24" {
+		t.Errorf("the host heard %q", c.said)
+	}
+	if _, err := net.InterfaceByName(tap); err == nil {
+		t.Errorf("tap %s still exists after the job", tap)
+	}
+}
+
+// netnsChild marks the test binary re-executed in a network namespace.
+const netnsChild = "VMPOOL_TEST_NETNS"
+
+// runInNetns runs the calling test again in a child process in a new
+// network namespace and reports its result; in that child it returns true
+// and the test goes on. Everything the test makes there (a bridge, taps,
+// addresses) goes away with the namespace when the child exits, however it
+// ends. Creating the namespace needs root: without it the test is skipped,
+// with the reason. In CI, which runs as root, it runs.
+func runInNetns(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(netnsChild) == t.Name() {
+		return true
+	}
+	if os.Geteuid() != 0 {
+		t.Skipf("skipped: bridged networking needs root (a network namespace, a bridge and tap devices); running as uid %d", os.Geteuid())
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Fatalf("the bridge test needs iproute2's ip: %v (scripts/setup.sh installs iproute2)", err)
+	}
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), netnsChild+"="+t.Name())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	out, err := cmd.CombinedOutput()
+	t.Logf("in a new network namespace:\n%s", out)
+	if err != nil {
+		t.Fatalf("the test failed in its network namespace: %v", err)
+	}
+	return false
+}
+
+func ip(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// ping sends ICMP echo requests to dst, one a second, until one is
+// answered or timeout passes.
+func ping(dst string, timeout time.Duration) error {
+	c, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		return fmt.Errorf("icmp socket: %w", err)
+	}
+	defer c.Close()
+	to := &net.IPAddr{IP: net.ParseIP(dst)}
+	id := uint16(os.Getpid())
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 1500)
+	for seq := uint16(1); time.Now().Before(deadline); seq++ {
+		msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), byte(seq >> 8), byte(seq), 'v', 'm', 'p', 'o', 'o', 'l'}
+		sum := icmpChecksum(msg)
+		msg[2], msg[3] = byte(sum>>8), byte(sum)
+		if _, err := c.WriteTo(msg, to); err != nil {
+			return fmt.Errorf("send echo request: %w", err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break // ask again
+				}
+				return fmt.Errorf("read echo reply: %w", err)
+			}
+			if n >= 8 && buf[0] == 0 && from.String() == dst && uint16(buf[4])<<8|uint16(buf[5]) == id {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no echo reply from %s within %s", dst, timeout)
+}
+
+func icmpChecksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xFFFF + s>>16
+	}
+	return ^uint16(s)
+}
+
+// arpMAC returns the hardware address the namespace's ARP table has for
+// addr ("" if none).
+func arpMAC(t *testing.T, addr string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/arp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[0] == addr {
+			return f[3]
+		}
+	}
+	return ""
+}
