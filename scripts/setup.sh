@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs what vmpool needs on a fresh Debian/Ubuntu machine: QEMU
-# (qemu-system-x86 and qemu-utils) with apt-get when run as root, and
-# checks for Go. Sourced by demo.sh and test.sh; safe to run again.
+# Installs what vmpool needs on a fresh Debian/Ubuntu machine with apt-get
+# when run as root: QEMU (qemu-system-x86 and qemu-utils); the parts of
+# the Linux test guest (vmimage/linux), Debian's kernel
+# (linux-image-cloud-amd64) and a static busybox (busybox-static); and
+# iproute2 for the bridged networking tests. Checks for Go. Sourced by
+# demo.sh and test.sh; safe to run again.
 set -euo pipefail
 
 need_go() {
@@ -31,5 +34,49 @@ need_qemu() {
 	fi
 }
 
+apt_install() {
+	echo "vmpool setup: installing $* with apt-get..." >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null \
+		|| { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+
+# have_kernel: a kernel in /boot whose modules are installed, as the
+# Linux guest needs (linux.FindKernel).
+have_kernel() {
+	local k
+	for k in /boot/vmlinuz-*; do
+		[ -f "$k" ] && [ -f "/lib/modules/${k#/boot/vmlinuz-}/modules.dep" ] && return 0
+	done
+	return 1
+}
+
+# have_static_busybox: Debian's busybox-static (the guest has no libc, so
+# the dynamically linked "busybox" package will not do).
+have_static_busybox() {
+	if command -v dpkg-query >/dev/null 2>&1; then
+		dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"
+	else
+		[ -x /bin/busybox ]
+	fi
+}
+
+# need_linux_guest installs the parts of the Linux test guest and iproute2.
+# Without root it only says what is missing: the demo does not need them,
+# and the tests that do fail saying what to install.
+need_linux_guest() {
+	local missing=()
+	have_kernel || missing+=(linux-image-cloud-amd64)
+	have_static_busybox || missing+=(busybox-static)
+	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		apt_install "${missing[@]}"
+	else
+		echo "vmpool setup: the Linux guest tests need ${missing[*]}; install them as root:" >&2
+		echo "    sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+	fi
+}
+
 need_go
 need_qemu
+need_linux_guest
