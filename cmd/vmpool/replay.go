@@ -54,7 +54,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 		if rf.until != "" || rf.job != "" || rf.json {
 			return c.usageErr(cmd, "--check replays whole logs: drop --until, --job and -json")
 		}
-		return c.replayCheck(ctx, &rf)
+		return c.replayCheck(ctx, &rf, cfg)
 	}
 	target, err := resolveLog(rf.home, rf.daemon, cfg)
 	if err != nil {

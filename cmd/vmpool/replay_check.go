@@ -88,10 +88,10 @@ type checkResult struct {
 // that the daemon's own sequence numbers have no gap; and with -pool, it
 // compares the schedd's replayed queue and history with the live pool's.
 // A difference is reported with the first event where it appears.
-func (c *cli) replayCheck(ctx context.Context, rf *replayFlags) int {
+func (c *cli) replayCheck(ctx context.Context, rf *replayFlags, cfg *Config) int {
 	var targets []logTarget
 	if rf.daemon != "" {
-		t, err := resolveLog(rf.home, rf.daemon, NewConfig())
+		t, err := resolveLog(rf.home, rf.daemon, cfg)
 		if err != nil {
 			return c.errorf("replay", "%v", err)
 		}
