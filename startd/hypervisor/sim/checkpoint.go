@@ -112,10 +112,12 @@ func (v *VM) unpause(held time.Duration) error {
 	if v.rec.Exit != ExitNever {
 		v.rec.Deadline += int64(held)
 	}
-	rec := v.rec
+	rec, recorded := v.rec, v.recorded
 	v.mu.Unlock()
-	if err := writeRecord(v.handle.Dir, rec); err != nil {
-		v.log.Warn("rewrite sim vm record", "err", err)
+	if recorded {
+		if err := writeRecord(v.handle.Dir, rec); err != nil {
+			v.log.Warn("rewrite sim vm record", "err", err)
+		}
 	}
 	v.arm(time.Now())
 	return nil

@@ -15,14 +15,17 @@
 //	SimCheckpointBytes = 1048576      size of a checkpoint's memory file (default 0)
 //
 // Memory and vcpus are the job's vm_memory and vm_vcpus; nothing is
-// allocated. A VM is a record file in its Spec.Dir (sim-vm.json, written
-// without fsync: a lost record only makes Reattach report the VM gone) and
-// a timer. The guest's clock is the wall clock, so a VM runs on while its
-// startd is away: after Detach another Driver, in this process or another,
-// Reattaches from the Handle and finds the guest still running, or powered
-// off at its deadline.
+// allocated. A VM is a timer in the startd's process, and costs no file
+// while it runs: a simulated VM cannot outlive its process, so one whose
+// process dies is gone (Reattach says so and the job goes back to the
+// queue). Detach, which a startd calls when it stops gracefully and leaves
+// its VMs running, writes the VM's record into its Spec.Dir (sim-vm.json,
+// without fsync). The guest's clock is the wall clock, so a detached VM
+// runs on: another Driver, in this process or the next, Reattaches from the
+// Handle and finds the guest still running, or powered off at its
+// deadline.
 //
-// Guest power-off, crash and kill end the VM and remove its record, so
+// Guest power-off, crash and kill end the VM and remove any record, so
 // Reattach then returns hypervisor.ErrGone, as for a QEMU that has quit.
 // The sim guest honours the ACPI power button (Stop with a grace) unless
 // SimExit is "never".

@@ -18,7 +18,7 @@ import (
 // Version is what Probe reports as the hypervisor's version.
 const Version = "vmpool-sim 1"
 
-// recordFile, in a VM's Dir, is the running VM: Reattach reads it.
+// recordFile, in a VM's Dir, is a detached VM: Reattach reads it.
 const recordFile = "sim-vm.json"
 
 // Config configures a Driver. The zero value works.
@@ -92,10 +92,7 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.VM
 	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("start sim vm %s: %w", spec.Name, err)
 	}
-	if err := writeRecord(spec.Dir, rec); err != nil {
-		return nil, fmt.Errorf("start sim vm %s: %w", spec.Name, err)
-	}
-	v := newVM(d, hypervisor.Handle{Type: d.Type(), Name: spec.Name, Dir: spec.Dir}, rec)
+	v := newVM(d, hypervisor.Handle{Type: d.Type(), Name: spec.Name, Dir: spec.Dir}, rec, false)
 	v.log.Debug("sim vm started", "exit", rec.Exit, "resumed", rec.Resumed)
 	v.arm(time.Now())
 	return v, nil
@@ -150,14 +147,15 @@ func (d *Driver) Reattach(ctx context.Context, h hypervisor.Handle) (hypervisor.
 	if err != nil {
 		return nil, fmt.Errorf("reattach sim vm %s: %w", h.Name, err)
 	}
-	v := newVM(d, hypervisor.Handle{Type: d.Type(), Name: h.Name, Dir: h.Dir}, rec)
+	v := newVM(d, hypervisor.Handle{Type: d.Type(), Name: h.Name, Dir: h.Dir}, rec, true)
 	v.log.Debug("sim vm reattached")
 	v.arm(time.Now())
 	return v, nil
 }
 
 // writeRecord writes the record, unsynced: losing it in a crash only
-// makes Reattach report the VM gone, which a startd handles.
+// makes Reattach report the VM gone, which a startd handles (and a sim VM
+// does not survive its process anyway).
 func writeRecord(dir string, rec record) error {
 	b, err := json.Marshal(rec)
 	if err != nil {

@@ -36,6 +36,7 @@ type VM struct {
 	rec      record
 	timer    *time.Timer
 	paused   bool // a Checkpoint holds the guest still
+	recorded bool // the record file exists (written by Detach, read by Reattach)
 	detached bool
 	exit     hypervisor.Exit // final once done is closed
 	done     chan struct{}   // closed when the VM has ended
@@ -48,8 +49,8 @@ var (
 	_ hypervisor.Detacher     = (*VM)(nil)
 )
 
-func newVM(d *Driver, h hypervisor.Handle, rec record) *VM {
-	return &VM{d: d, log: d.log.With("vm", h.Name), handle: h, rec: rec,
+func newVM(d *Driver, h hypervisor.Handle, rec record, recorded bool) *VM {
+	return &VM{d: d, log: d.log.With("vm", h.Name), handle: h, rec: rec, recorded: recorded,
 		done: make(chan struct{}), gone: make(chan struct{})}
 }
 
@@ -108,9 +109,13 @@ func (v *VM) end(exit hypervisor.Exit) bool {
 	}
 	v.exit = exit
 	close(v.done)
+	recorded := v.recorded
+	v.recorded = false
 	v.mu.Unlock()
-	if err := os.Remove(filepath.Join(v.handle.Dir, recordFile)); err != nil && !os.IsNotExist(err) {
-		v.log.Warn("remove sim vm record", "err", err)
+	if recorded {
+		if err := os.Remove(filepath.Join(v.handle.Dir, recordFile)); err != nil && !os.IsNotExist(err) {
+			v.log.Warn("remove sim vm record", "err", err)
+		}
 	}
 	v.log.Debug("sim vm gone", "reason", exit.Reason)
 	return true
@@ -201,8 +206,10 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) error {
 	return nil
 }
 
-// Detach lets go of the VM: its timer stops, and the VM runs on to be
-// Reattached from its Handle. Idempotent.
+// Detach lets go of the VM: it writes the VM's record into its Dir and
+// stops its timer, and the VM "runs on" to be Reattached from its Handle,
+// by this process or the next. Idempotent. A VM that ended is not
+// recorded: Reattach finds it gone.
 func (v *VM) Detach() error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -214,6 +221,12 @@ func (v *VM) Detach() error {
 		v.timer.Stop()
 	}
 	close(v.gone)
+	if !v.ended() && !v.recorded {
+		if err := writeRecord(v.handle.Dir, v.rec); err != nil {
+			return fmt.Errorf("detach %s: %w", v.handle.Name, err)
+		}
+		v.recorded = true
+	}
 	v.log.Debug("detached from sim vm")
 	return nil
 }
