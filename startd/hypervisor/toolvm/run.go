@@ -48,9 +48,11 @@ func Run(ctx context.Context, bin string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	name := bin
-	if len(args) > 0 {
-		name += " " + args[0]
+	// Name the command by its first words ("xl create", "vmrun -T ws
+	// start"), which say what failed.
+	name := strings.Join(append([]string{bin}, args[:min(len(args), 3)]...), " ")
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name = bin + " " + args[0]
 	}
 	if err == nil {
 		return stdout.String(), nil
