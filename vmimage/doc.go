@@ -15,6 +15,11 @@
 // port 0x604, where SeaBIOS places it on QEMU's pc and q35 machines) and
 // print progress lines on COM1.
 //
+// LinuxLoader assembles, in the same way, a boot sector and a loader that
+// boot a Linux kernel and its initramfs from a disk by the Linux boot
+// protocol; package vmimage/linux lays out such a disk for vmpool's Linux
+// guest.
+//
 // Raw images are written by this package; qcow2 images and overlays are
 // made by running qemu-img. vmimage imports nothing of vmpool's; the
 // hypervisor drivers' tests, the conformance suite in
