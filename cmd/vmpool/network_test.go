@@ -358,7 +358,9 @@ func TestNetworkBridgeNeedsMatchingMachine(t *testing.T) {
 // with vm_macaddr whose guest takes a static address on the bridge: the
 // startd gives the VM a tap on the bridge; the guest reaches a server in
 // the namespace; while it waits for the answer the namespace pings it and
-// finds the vm_macaddr in its ARP table; after the job the tap is gone.
+// finds the vm_macaddr in its ARP table; after the job the tap is gone. A
+// second job names no networking type and gets the machine's default,
+// bridge.
 func TestNetworkBridge(t *testing.T) {
 	if !runInNetns(t) {
 		return
@@ -370,7 +372,8 @@ func TestNetworkBridge(t *testing.T) {
 	ip(t, "addr", "add", hostIP+"/24", "dev", bridge)
 	ip(t, "link", "set", bridge, "up")
 
-	tp := linuxPool(t, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat, bridge", "VM_NETWORKING_BRIDGE_INTERFACE="+bridge, "VM_MEMORY=512")
+	tp := linuxPool(t, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat, bridge", "VM_NETWORKING_DEFAULT_TYPE=bridge",
+		"VM_NETWORKING_BRIDGE_INTERFACE="+bridge, "VM_MEMORY=512")
 	if ad := slotAd(t, tp); ad["VM_Networking"] != true || ad["VM_Networking_Types"] != "nat,bridge" {
 		t.Fatalf("slot ad: VM_Networking = %v, VM_Networking_Types = %v; want true, nat,bridge", ad["VM_Networking"], ad["VM_Networking_Types"])
 	}
@@ -415,6 +418,21 @@ func TestNetworkBridge(t *testing.T) {
 	}
 	if _, err := net.InterfaceByName(tap); err == nil {
 		t.Errorf("tap %s still exists after the job", tap)
+	}
+
+	// A job that asks for networking without a type gets the machine's
+	// VM_NETWORKING_DEFAULT_TYPE, here bridge: its VM has a tap too.
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("untyped.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nqueue", 1)))
+	tp.jobEvent(2, 0, events.JobCompleted, linuxJobTimeout)
+	var lp2 startd.VMLaunchedPayload
+	if err := tp.waitEvent("vmpool.ev.startd.*.job.schedd.2.0."+startd.VMLaunched, nil, 10*time.Second).Decode(&lp2); err != nil {
+		t.Fatal(err)
+	}
+	if lp2.Handle.Data["tap"] == "" {
+		t.Errorf("an untyped networking job on a machine whose default type is bridge got no tap: handle %v", lp2.Handle.Data)
 	}
 }
 
