@@ -303,9 +303,16 @@ func loadAvg() string {
 	return f[0]
 }
 
-// benchPool starts a personal pool in home/name with real kvm startds and
-// the given knobs.
-func (b *bench) pool(ctx context.Context, name string, real int, knobs ...string) (*personalPool, *Config, error) {
+// benchPool is a personal pool the bench started, and the credentials its
+// user's tools present ("" on a pool without POOL_AUTH).
+type benchPool struct {
+	*personalPool
+	creds string
+}
+
+// pool starts a personal pool in home/name with real kvm startds and the
+// given knobs.
+func (b *bench) pool(ctx context.Context, name string, real int, knobs ...string) (*benchPool, *Config, error) {
 	cfg := NewConfig()
 	cfg.Set("LOCAL_DIR", filepath.Join(b.home, name), "bench")
 	if b.opt.noSync {
@@ -321,30 +328,46 @@ func (b *bench) pool(ctx context.Context, name string, real int, knobs ...string
 	if err != nil {
 		return nil, nil, fmt.Errorf("start pool %s: %w", name, err)
 	}
-	return p, cfg, nil
+	bp := &benchPool{personalPool: p}
+	if mine := findCredentials(p.Credentials, events.RoleUser, currentUser()); mine != nil {
+		bp.creds = filepath.Join(credsDir(cfg), events.CredentialsFile(mine.Role, mine.Name))
+	}
+	return bp, cfg, nil
+}
+
+// cli is a vmpool command line of the pool's user, in-process, writing to
+// out.
+func (p *benchPool) cli(out io.Writer) *cli {
+	return &cli{stdout: out, stderr: out, stdin: strings.NewReader(""), getenv: func(k string) string {
+		switch k {
+		case "VMPOOL_URL":
+			return p.URL
+		case "VMPOOL_CREDS":
+			return p.creds
+		}
+		return ""
+	}}
+}
+
+// dial connects to the pool as its user's tools do.
+func (p *benchPool) dial(ctx context.Context) (*client, error) {
+	return p.cli(io.Discard).dial(ctx, p.URL)
 }
 
 // stopPool stops a pool, returning the first daemon error.
-func stopPool(p *personalPool) error {
+func stopPool(p *benchPool) error {
 	if err := p.Stop(); err != nil {
 		return fmt.Errorf("pool stopped with an error: %w", err)
 	}
 	return nil
 }
 
-// vmpool runs a vmpool command in-process and fails unless it succeeds.
-func (b *bench) vmpool(ctx context.Context, url string, out io.Writer, args ...string) error {
+// vmpool runs a vmpool command in-process against p and fails unless it
+// succeeds.
+func (b *bench) vmpool(ctx context.Context, p *benchPool, out io.Writer, args ...string) error {
 	var errb strings.Builder
-	w := io.Writer(&errb)
-	if out != nil {
-		w = out
-	}
-	cl := &cli{stdout: w, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
-		if k == "VMPOOL_URL" {
-			return url
-		}
-		return ""
-	}}
+	cl := p.cli(out)
+	cl.stderr = &errb
 	if code := cl.main(ctx, append([]string{"vmpool"}, args...)); code != 0 {
 		return fmt.Errorf("vmpool %s: exit %d: %s", strings.Join(args, " "), code, strings.TrimSpace(errb.String()))
 	}
@@ -388,7 +411,7 @@ func simJob(p events.ClusterSubmittedPayload, attrs ...events.Attr) events.Clust
 // submitPayload sends one submit request and returns the cluster.
 func submitPayload(ctx context.Context, pc *client, p events.ClusterSubmittedPayload) (int, error) {
 	var r schedd.SubmitReply
-	err := callRetry(ctx, pc, events.CmdSubject(events.RoleSchedd, "schedd", "submit"), schedd.SubmitRequest{Payload: p}, &r)
+	err := callRetry(ctx, pc, events.UserCmdSubject("schedd", "submit", pc.user), schedd.SubmitRequest{Payload: p}, &r)
 	if err != nil {
 		return 0, fmt.Errorf("submit: %w", err)
 	}
@@ -520,7 +543,7 @@ func (b *bench) queueScenario(ctx context.Context, scenario string) error {
 	// One submit of queue N, through vmpool submit as a user runs it:
 	// parse, upload, one request answered after the schedd's fsync.
 	start := time.Now()
-	if err := b.vmpool(ctx, p.URL, io.Discard, "submit", "-name", "schedd", batch); err != nil {
+	if err := b.vmpool(ctx, p, io.Discard, "submit", "-name", "schedd", batch); err != nil {
 		return err
 	}
 	took := time.Since(start)
@@ -533,7 +556,7 @@ func (b *bench) queueScenario(ctx context.Context, scenario string) error {
 			var runs []float64
 			for range benchQueryRuns {
 				start := time.Now()
-				if err := b.vmpool(ctx, p.URL, io.Discard, "q", "-name", "schedd", q.flag); err != nil {
+				if err := b.vmpool(ctx, p, io.Discard, "q", "-name", "schedd", q.flag); err != nil {
 					return err
 				}
 				runs = append(runs, float64(time.Since(start))/float64(time.Millisecond))
@@ -558,12 +581,12 @@ func (b *bench) queueScenario(ctx context.Context, scenario string) error {
 
 // concurrentSubmits has benchClients clients submit single-job clusters as
 // fast as the schedd acknowledges them (each acknowledged after the fsync).
-func (b *bench) concurrentSubmits(ctx context.Context, p *personalPool, dir string) error {
+func (b *bench) concurrentSubmits(ctx context.Context, p *benchPool, dir string) error {
 	file, err := helloFiles(dir, 1)
 	if err != nil {
 		return err
 	}
-	pc, err := b.c.dial(ctx, p.URL)
+	pc, err := p.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -576,7 +599,7 @@ func (b *bench) concurrentSubmits(ctx context.Context, p *personalPool, dir stri
 	per := total / benchClients
 	clients := make([]*client, benchClients)
 	for i := range clients {
-		if clients[i], err = b.c.dial(ctx, p.URL); err != nil {
+		if clients[i], err = p.dial(ctx); err != nil {
 			return err
 		}
 		defer clients[i].close()
@@ -641,12 +664,30 @@ func (b *bench) scheddAlone(ctx context.Context, home string) (scheddRun, error)
 	var r scheddRun
 	cfg := NewConfig()
 	cfg.Set("LOCAL_DIR", home, "bench")
-	ns, err := events.StartNATS(events.NATSConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(home, "nats"), Logger: b.logger, NoSync: b.opt.noSync})
+	var kerrs []string
+	auth := cfg.Bool("POOL_AUTH", &kerrs)
+	if len(kerrs) > 0 {
+		return r, errors.New(strings.Join(kerrs, "; "))
+	}
+	// The NATS server and the bus as startPool sets them up.
+	var creds []events.Credentials
+	var poolCreds *events.Credentials
+	var users []string
+	if auth {
+		var err error
+		if creds, err = ensureCredentials(cfg, currentUser()); err != nil {
+			return r, err
+		}
+		poolCreds = findCredentials(creds, events.RolePool, poolIdentity)
+		users, _ = poolUsers(cfg, currentUser())
+	}
+	ns, err := events.StartNATS(events.NATSConfig{Listen: "127.0.0.1:0", StoreDir: filepath.Join(home, "nats"), Logger: b.logger,
+		NoSync: b.opt.noSync, Credentials: creds})
 	if err != nil {
 		return r, err
 	}
 	defer ns.Stop()
-	bus, err := connectBus(ctx, ns.URL(), "vmpool-bench", cfg, b.logger)
+	bus, err := connectBus(ctx, ns.URL(), "vmpool-bench", cfg, b.logger, poolCreds, users)
 	if err != nil {
 		return r, err
 	}
@@ -855,7 +896,7 @@ func (b *bench) match(ctx context.Context) error {
 		return err
 	}
 	defer w.stop()
-	pc, err := b.c.dial(ctx, p.URL)
+	pc, err := p.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -939,7 +980,7 @@ func (b *bench) turnaround(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pc, err := b.c.dial(ctx, p.URL)
+	pc, err := p.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -1022,7 +1063,7 @@ func (b *bench) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pc, err := b.c.dial(ctx, p.URL)
+	pc, err := p.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -1067,7 +1108,7 @@ func (b *bench) checkpoint(ctx context.Context) error {
 		return wctx.Err()
 	}
 	start := time.Now()
-	if err := b.vmpool(wctx, p.URL, io.Discard, "vacate-job", "-name", "schedd", fmt.Sprintf("%d.0", cluster)); err != nil {
+	if err := b.vmpool(wctx, p, io.Discard, "vacate-job", "-name", "schedd", fmt.Sprintf("%d.0", cluster)); err != nil {
 		return err
 	}
 	e, err := nextStart(wctx, started)
@@ -1092,7 +1133,7 @@ func (b *bench) checkpoint(ctx context.Context) error {
 	b.record("checkpoint", "", "guest memory per second of vacate -> resumed", benchCheckpointMiB/took.Seconds(), "MiB/s")
 	b.record("checkpoint", "", fmt.Sprintf("checkpoint files (%.1f MiB) per second", float64(size)/(1<<20)), float64(size)/(1<<20)/took.Seconds(), "MiB/s")
 	w.stop()
-	if err := b.vmpool(ctx, p.URL, io.Discard, "rm", "-name", "schedd", strconv.Itoa(cluster)); err != nil {
+	if err := b.vmpool(ctx, p, io.Discard, "rm", "-name", "schedd", strconv.Itoa(cluster)); err != nil {
 		return err
 	}
 	return stopPool(p)
