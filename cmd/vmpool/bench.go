@@ -201,25 +201,39 @@ func (c *cli) bench(ctx context.Context, args []string) int {
 	return 0
 }
 
-// run runs one scenario, profiled when asked.
-func (b *bench) run(ctx context.Context, scenario string) error {
-	if b.opt.pprofDir != "" {
-		f, err := os.Create(filepath.Join(b.opt.pprofDir, scenario+".cpu.pprof"))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer func() {
+// profile starts the CPU profile of one measured phase, when asked
+// (--pprof DIR): DIR/phase.cpu.pprof, and at the end DIR/phase.allocs.pprof
+// (cumulative since the start: compare with the previous phase's using
+// pprof -diff_base). The returned func ends it; it may be called again.
+func (b *bench) profile(phase string) func() {
+	if b.opt.pprofDir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(b.opt.pprofDir, phase+".cpu.pprof"))
+	if err != nil {
+		b.logger.Warn("profile", "phase", phase, "err", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.logger.Warn("profile", "phase", phase, "err", err)
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
 			pprof.StopCPUProfile()
-			if af, err := os.Create(filepath.Join(b.opt.pprofDir, scenario+".allocs.pprof")); err == nil {
+			f.Close()
+			if af, err := os.Create(filepath.Join(b.opt.pprofDir, phase+".allocs.pprof")); err == nil {
 				_ = pprof.Lookup("allocs").WriteTo(af, 0)
 				af.Close()
 			}
-		}()
+		})
 	}
+}
+
+// run runs one scenario.
+func (b *bench) run(ctx context.Context, scenario string) error {
 	load := loadAvg()
 	first := len(b.rows)
 	var err error
@@ -542,11 +556,14 @@ func (b *bench) queueScenario(ctx context.Context, scenario string) error {
 
 	// One submit of queue N, through vmpool submit as a user runs it:
 	// parse, upload, one request answered after the schedd's fsync.
+	stopProfile := b.profile("submit-batch")
 	start := time.Now()
-	if err := b.vmpool(ctx, p, io.Discard, "submit", "-name", "schedd", batch); err != nil {
+	err = b.vmpool(ctx, p, io.Discard, "submit", "-name", "schedd", batch)
+	took := time.Since(start)
+	stopProfile()
+	if err != nil {
 		return err
 	}
-	took := time.Since(start)
 	if want("submit") {
 		b.record("submit", "submit_batch_jobs_per_s", fmt.Sprintf("queue %d, one vmpool submit", jobs), float64(jobs)/took.Seconds(), "jobs/s")
 	}
@@ -554,6 +571,7 @@ func (b *bench) queueScenario(ctx context.Context, scenario string) error {
 	if want("query") {
 		for _, q := range []struct{ key, flag string }{{"q_totals_100k_ms", "-totals"}, {"q_json_100k_ms", "-json"}} {
 			var runs []float64
+			stopProfile := b.profile("query" + q.flag)
 			for range benchQueryRuns {
 				start := time.Now()
 				if err := b.vmpool(ctx, p, io.Discard, "q", "-name", "schedd", q.flag); err != nil {
@@ -561,6 +579,7 @@ func (b *bench) queueScenario(ctx context.Context, scenario string) error {
 				}
 				runs = append(runs, float64(time.Since(start))/float64(time.Millisecond))
 			}
+			stopProfile()
 			b.record("query", q.key, fmt.Sprintf("vmpool q %s, %d jobs queued (median of %d)", q.flag, jobs, benchQueryRuns), median(runs), "ms")
 		}
 	}
@@ -605,6 +624,7 @@ func (b *bench) concurrentSubmits(ctx context.Context, p *benchPool, dir string)
 		defer clients[i].close()
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	defer b.profile("submit-concurrent")()
 	start := time.Now()
 	for _, pc := range clients {
 		g.Go(func() error {
@@ -697,6 +717,7 @@ func (b *bench) scheddAlone(ctx context.Context, home string) (scheddRun, error)
 		return r, err
 	}
 	heap0, rss0 := memNow()
+	defer b.profile("restart-" + filepath.Base(home))()
 	start := time.Now()
 	sd, err := schedd.New(sc)
 	if err != nil {
@@ -797,6 +818,7 @@ func (b *bench) replay(ctx context.Context) error {
 		return err
 	}
 	defer l.Close()
+	defer b.profile("replay")()
 	start := time.Now()
 	if err := l.Scan(1, func(uint64, events.Event) error { return nil }); err != nil {
 		return err
@@ -903,6 +925,8 @@ func (b *bench) match(ctx context.Context) error {
 	defer pc.close()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(jobs)*20*time.Millisecond)
 	defer cancel()
+	stopProfile := b.profile("match")
+	defer stopProfile()
 	start := time.Now()
 	if _, err := submitPayload(wctx, pc, pl); err != nil {
 		return err
@@ -915,6 +939,7 @@ func (b *bench) match(ctx context.Context) error {
 		return fmt.Errorf("%d of %d jobs running after %v: %w", started.Load(), jobs, time.Since(start).Round(time.Second), wctx.Err())
 	}
 	took := time.Since(start)
+	stopProfile()
 	b.record("match", "match_100k_on_10k_s", fmt.Sprintf("%d sim jobs Running on %d sim startds x %d slots", jobs, startds, benchSimSlots), took.Seconds(), "s")
 	b.record("match", "placements_per_s", "placements (match + claim + activate)", float64(jobs)/took.Seconds(), "jobs/s")
 	w.stop()
@@ -1021,6 +1046,8 @@ func (b *bench) turnaround(ctx context.Context) error {
 		mu.Unlock()
 		return nil
 	}
+	stopProfile := b.profile("turnaround")
+	defer stopProfile()
 	for i := 0; i < jobs; i += 2 {
 		g, gctx := errgroup.WithContext(ctx)
 		for k := i; k < min(i+2, jobs); k++ {
@@ -1107,6 +1134,7 @@ func (b *bench) checkpoint(ctx context.Context) error {
 	case <-wctx.Done():
 		return wctx.Err()
 	}
+	defer b.profile("checkpoint")()
 	start := time.Now()
 	if err := b.vmpool(wctx, p, io.Discard, "vacate-job", "-name", "schedd", fmt.Sprintf("%d.0", cluster)); err != nil {
 		return err
