@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,8 +21,9 @@ const (
 	// machine ad, a schedd's ad), expiring when the daemon stops refreshing
 	// it. Keys: "slot.<startd>.<slotN>", "schedd.<name>", "negotiator.<name>".
 	CollectorBucket = "vmpool_collector"
-	// FilesBucket is the object store for input disks, returned disks and
-	// checkpoints, content-addressed by SHA-256.
+	// FilesBucket prefixes the object store buckets of input disks,
+	// returned disks and checkpoints, content-addressed by SHA-256: one
+	// bucket per user (UserBucket), so that users read only their own.
 	FilesBucket = "vmpool_files"
 )
 
@@ -32,6 +35,9 @@ type BusConfig struct {
 	// republished events (default 10m). Consumers' windows cover longer.
 	DuplicateWindow time.Duration
 	MaxAge          time.Duration // how long events stay on the bus (default 7 days)
+	// Users get their file buckets created now (on a pool with
+	// credentials, users may not create buckets themselves).
+	Users []string
 }
 
 // Bus is a daemon's view of the pool's JetStream: the event stream, the
@@ -40,7 +46,10 @@ type Bus struct {
 	NC        *nats.Conn
 	JS        jetstream.JetStream
 	Collector jetstream.KeyValue
-	Files     jetstream.ObjectStore
+
+	replicas int
+	mu       sync.Mutex
+	stores   map[string]jetstream.ObjectStore
 }
 
 // ConnectOptions configures Connect.
@@ -52,10 +61,19 @@ type ConnectOptions struct {
 	// Timeout bounds the first connection (default 5s); after it the
 	// client reconnects forever.
 	Timeout time.Duration
+	// Credentials authenticate the connection (nil: none).
+	Credentials *Credentials
+	// OnPermissionError is told the subject of every publish or
+	// subscription the server refused.
+	OnPermissionError func(subject string)
 }
 
 // ErrNoPool is returned by Connect when no NATS server answers at the URL.
 var ErrNoPool = errors.New("no vmpool answers")
+
+// ErrNotAuthorized is returned by Connect when the server refuses the
+// credentials (or requires some).
+var ErrNotAuthorized = errors.New("not authorized")
 
 // Connect dials the pool's NATS server(s) (comma-separated URLs) and
 // returns a JetStream handle. The connection reconnects forever.
@@ -81,8 +99,33 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 			logger.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted())
 		}),
 	}
+	if opt.Credentials != nil {
+		co, err := opt.Credentials.Options()
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, co...)
+	}
+	if opt.OnPermissionError != nil {
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				msg := err.Error()
+				if i := strings.Index(msg, ` to "`); i >= 0 {
+					subj := msg[i+5:]
+					if j := strings.IndexByte(subj, '"'); j >= 0 {
+						opt.OnPermissionError(subj[:j])
+						return
+					}
+				}
+				opt.OnPermissionError("")
+			}
+		}))
+	}
 	opts = append(opts, opt.Options...)
 	nc, err := nats.Connect(url, opts...)
+	if errors.Is(err, nats.ErrAuthorization) || err != nil && strings.Contains(err.Error(), "Authorization Violation") {
+		return nil, nil, fmt.Errorf("connect to %s: the pool refused these credentials (%w): %w", url, ErrNotAuthorized, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w (%w)", url, ErrNoPool, err)
 	}
@@ -133,16 +176,27 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", CollectorBucket, err)
 	}
-	obj, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      FilesBucket,
-		Description: "vmpool disk images, returned disks and checkpoints",
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create object store %s: %w", FilesBucket, err)
+	b := &Bus{NC: nc, JS: js, Collector: kv, replicas: cfg.Replicas}
+	for _, u := range cfg.Users {
+		if _, err := b.FileStore(ctx, UserBucket(u)); err != nil {
+			return nil, err
+		}
 	}
-	return &Bus{NC: nc, JS: js, Collector: kv, Files: obj}, nil
+	return b, nil
+}
+
+// BindBus opens the pool's stream and buckets without creating or
+// changing them: what a daemon or a user with restricted credentials
+// does on a pool someone else set up.
+func BindBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*Bus, error) {
+	if _, err := js.Stream(ctx, StreamName); err != nil {
+		return nil, fmt.Errorf("find stream %s: %w", StreamName, err)
+	}
+	kv, err := js.KeyValue(ctx, CollectorBucket)
+	if err != nil {
+		return nil, fmt.Errorf("find bucket %s: %w", CollectorBucket, err)
+	}
+	return &Bus{NC: nc, JS: js, Collector: kv}, nil
 }
 
 // SlotKey is the collector key of a slot's machine ad.

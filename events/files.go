@@ -17,8 +17,9 @@ import (
 // content-addressed ("sha256-<hex>"), so a disk image that a thousand jobs
 // share is stored once, and a returned disk is verified against its hash.
 type FileRef struct {
-	Name   string `json:"name"`   // base name in the job's directory, e.g. "hello.img"
-	Object string `json:"object"` // object name in FilesBucket
+	Name   string `json:"name"`             // base name in the job's directory, e.g. "hello.img"
+	Bucket string `json:"bucket,omitempty"` // object store bucket: the owner's (UserBucket)
+	Object string `json:"object"`           // object name in Bucket
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 }
@@ -128,4 +129,52 @@ func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst 
 	}
 	ok = true
 	return nil
+}
+
+// FileStore returns the object store bucket, binding it (and creating it
+// when it is missing and this identity may create it).
+func (b *Bus) FileStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st, ok := b.stores[bucket]; ok {
+		return st, nil
+	}
+	st, err := b.JS.ObjectStore(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = b.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: bucket, Description: "vmpool files", Storage: jetstream.FileStorage, Replicas: max(b.replicas, 1)})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open file bucket %s: %w", bucket, err)
+	}
+	if b.stores == nil {
+		b.stores = map[string]jetstream.ObjectStore{}
+	}
+	b.stores[bucket] = st
+	return st, nil
+}
+
+// PutFile stores the file at path in user's bucket (see PutFile).
+func (b *Bus) PutFile(ctx context.Context, user, path, name string) (FileRef, error) {
+	bucket := UserBucket(user)
+	st, err := b.FileStore(ctx, bucket)
+	if err != nil {
+		return FileRef{}, err
+	}
+	ref, err := PutFile(ctx, st, path, name)
+	ref.Bucket = bucket
+	return ref, err
+}
+
+// GetFile fetches ref from its bucket into dst (see GetFile).
+func (b *Bus) GetFile(ctx context.Context, ref FileRef, dst string) error {
+	bucket := ref.Bucket
+	if bucket == "" {
+		return fmt.Errorf("fetch %s: the reference names no bucket: %w", ref.Name, ErrMalformed)
+	}
+	st, err := b.FileStore(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	return GetFile(ctx, st, ref, dst)
 }

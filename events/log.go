@@ -45,7 +45,7 @@ type Log struct {
 	shared  bool
 	lastIdx atomic.Uint64
 	lastSeq atomic.Uint64 // newest own sequence on disk
-	nextSeq uint64 // newest own sequence stamped (>= lastSeq)
+	nextSeq uint64        // newest own sequence stamped (>= lastSeq)
 	windows map[string]*Window
 	dirty   map[string]bool
 	logger  *slog.Logger

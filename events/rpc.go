@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -110,6 +111,26 @@ func NewServer(nc *nats.Conn, logger *slog.Logger, workers int) *Server {
 // Handle subscribes h to subject. Requests are handled concurrently; h must
 // serialise what needs it (daemons do, through their Loop).
 func (s *Server) Handle(ctx context.Context, subject string, h Handler) error {
+	return s.handle(ctx, subject, func(ctx context.Context, _ *nats.Msg, data []byte) (any, error) { return h(ctx, data) })
+}
+
+// UserHandler decides a request a user made; user is the last token of the
+// request's subject, which on a pool with credentials only that user may
+// publish to (see UserCmdSubject).
+type UserHandler func(ctx context.Context, user string, data []byte) (any, error)
+
+// HandleUser subscribes h to prefix.<user> for every user.
+func (s *Server) HandleUser(ctx context.Context, prefix string, h UserHandler) error {
+	return s.handle(ctx, prefix+".*", func(ctx context.Context, m *nats.Msg, data []byte) (any, error) {
+		user := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+		if err := CheckUserName(user); err != nil {
+			return nil, fmt.Errorf("request from %q: %w", user, ErrInternal)
+		}
+		return h(ctx, user, data)
+	})
+}
+
+func (s *Server) handle(ctx context.Context, subject string, h func(context.Context, *nats.Msg, []byte) (any, error)) error {
 	sub, err := s.nc.Subscribe(subject, func(m *nats.Msg) {
 		if m.Reply == "" {
 			return
@@ -133,8 +154,8 @@ func (s *Server) Handle(ctx context.Context, subject string, h Handler) error {
 	return nil
 }
 
-func (s *Server) serve(ctx context.Context, m *nats.Msg, h Handler) {
-	out, err := h(ctx, m.Data)
+func (s *Server) serve(ctx context.Context, m *nats.Msg, h func(context.Context, *nats.Msg, []byte) (any, error)) {
+	out, err := h(ctx, m, m.Data)
 	if err != nil {
 		s.respond(m, Reply{Error: &RemoteError{Code: ErrorCodeOf(err), Msg: err.Error()}})
 		return

@@ -89,21 +89,21 @@ func TestPutGetFile(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := events.PutFile(ctx, bus.Files, src, "")
+	ref, err := bus.PutFile(ctx, "alice", src, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ref.Name != "disk.img" || ref.Size != int64(len(data)) {
+	if ref.Name != "disk.img" || ref.Size != int64(len(data)) || ref.Bucket != events.UserBucket("alice") {
 		t.Fatalf("ref = %+v", ref)
 	}
 	// The same content again is not stored twice.
-	ref2, err := events.PutFile(ctx, bus.Files, src, "other.img")
+	ref2, err := bus.PutFile(ctx, "alice", src, "other.img")
 	if err != nil || ref2.Object != ref.Object {
 		t.Fatalf("second put: %+v %v", ref2, err)
 	}
 	dst := filepath.Join(dir, "out", "disk.img")
 	os.MkdirAll(filepath.Dir(dst), 0o755)
-	if err := events.GetFile(ctx, bus.Files, ref, dst); err != nil {
+	if err := bus.GetFile(ctx, ref, dst); err != nil {
 		t.Fatal(err)
 	}
 	back, _ := os.ReadFile(dst)
@@ -115,7 +115,7 @@ func TestPutGetFile(t *testing.T) {
 	bad := ref
 	bad.SHA256 = "00" + ref.SHA256[2:]
 	os.WriteFile(dst, []byte("old"), 0o644)
-	if err := events.GetFile(ctx, bus.Files, bad, dst); !errors.Is(err, events.ErrChecksum) {
+	if err := bus.GetFile(ctx, bad, dst); !errors.Is(err, events.ErrChecksum) {
 		t.Fatalf("bad checksum: %v", err)
 	}
 	if b, _ := os.ReadFile(dst); string(b) != "old" {

@@ -19,6 +19,9 @@ type NATSConfig struct {
 	// fsync (its default). vmpool syncs always unless this is set, because
 	// an acknowledged event must survive a power loss.
 	NoSync bool
+	// Credentials, when any, are the only identities the server lets in,
+	// each with its role's permissions (see Credentials.Permissions).
+	Credentials []Credentials
 }
 
 // NATSServer is a running embedded NATS server with JetStream.
@@ -50,6 +53,13 @@ func StartNATS(cfg NATSConfig) (*NATSServer, error) {
 		MaxPayload:             MaxEventSize,
 		SyncAlways:             !cfg.NoSync,
 		DisableJetStreamBanner: true,
+	}
+	if len(cfg.Credentials) > 0 {
+		users, err := ServerUsers(cfg.Credentials)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: %w", err)
+		}
+		opts.Nkeys = users
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -100,7 +100,7 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		if in := arg(d, "input", ""); in != "" {
 			sum := strings.Repeat("ab", 32)
-			p.Inputs = []events.FileRef{{Name: in, Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
+			p.Inputs = []events.FileRef{{Name: in, Bucket: arg(d, "bucket", events.UserBucket(p.Owner)), Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
 		}
 		cluster, evs, err := DecideSubmit(h.q, SubmitCmd{Payload: p, Cluster: argInt(d, "reserved", 0), MaxJobs: argInt(d, "max", 0)})
 		if err != nil {
@@ -147,7 +147,7 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 				Resumed: arg(d, "resumed_from", "") != "", ResumedFrom: argInt(d, "resumed_from", 0), ResumeNote: arg(d, "note", "")}
 			if o := arg(d, "output", ""); o != "" {
 				sum := strings.Repeat("cd", 32)
-				p.Outputs = []events.FileRef{{Name: o, Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
+				p.Outputs = []events.FileRef{{Name: o, Bucket: "vmpool_files_alice", Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
 			}
 			if arg(d, "checkpoint", "") == "true" {
 				p.Checkpoint = &events.Checkpoint{Files: []events.FileRef{{Name: "memory.state"}}, Slot: p.Slot}

@@ -63,13 +63,13 @@ func DecideSubmit(q *Queue, c SubmitCmd) (cluster int, evs []events.Event, err e
 		}
 	}
 	for _, in := range p.Inputs {
-		if err := checkRef(in); err != nil {
+		if err := checkRef(in, p.Owner); err != nil {
 			return 0, nil, err
 		}
 	}
 	for _, ps := range p.Procs {
 		for _, in := range ps.Inputs {
-			if err := checkRef(in); err != nil {
+			if err := checkRef(in, p.Owner); err != nil {
 				return 0, nil, err
 			}
 		}
@@ -111,9 +111,15 @@ func validAttrName(s string) bool {
 	return true
 }
 
-func checkRef(r events.FileRef) error {
+// checkRef checks an input file reference: a plain name, well formed, and
+// in the owner's own bucket (the daemons can read every bucket, so a job
+// naming another user's object would get it).
+func checkRef(r events.FileRef, owner string) error {
 	if r.Name == "" || strings.ContainsAny(r.Name, "/\x00") || r.Name == "." || r.Name == ".." {
 		return fmt.Errorf("input file name %q: must be a plain file name: %w", r.Name, ErrBadSubmit)
+	}
+	if r.Bucket != events.UserBucket(owner) {
+		return fmt.Errorf("input file %s is in bucket %q, not %s's own: %w", r.Name, r.Bucket, owner, ErrPermissionDenied)
 	}
 	if len(r.SHA256) != 64 || r.Object != events.ObjectName(r.SHA256) || r.Size < 0 {
 		return fmt.Errorf("input file %s: malformed reference: %w", r.Name, ErrBadRequest)

@@ -294,6 +294,10 @@ func (s *Schedd) doDeactivate(ctx context.Context, id events.JobID, fail func(st
 // held with code 12.
 const fetchAttempts = 5
 
+// errForeignOutput marks a returned file the schedd refuses outright (not
+// one the job sent, or from another user's bucket): no retry can help.
+var errForeignOutput = errors.New("refused")
+
 func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string) int, done func(string)) {
 	var outputs []events.FileRef
 	var iwd, owner, claimID string
@@ -324,10 +328,13 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 			// A returned disk may only replace a file the job sent: never a
 			// path of the startd's choosing.
 			if !allowed[o.Name] || filepath.Base(o.Name) != o.Name {
-				return fmt.Errorf("startd returned %q, which the job did not send", o.Name)
+				return fmt.Errorf("startd returned %q, which the job did not send: %w", o.Name, errForeignOutput)
 			}
 			dst := filepath.Join(iwd, o.Name)
-			if err := events.GetFile(ctx, s.cfg.Bus.Files, o, dst); err != nil {
+			if o.Bucket != events.UserBucket(owner) {
+				return fmt.Errorf("startd returned %q from bucket %q, not the owner's: %w", o.Name, o.Bucket, errForeignOutput)
+			}
+			if err := s.cfg.Bus.GetFile(ctx, o, dst); err != nil {
 				return err
 			}
 			if err := chownToOwner(dst, owner); err != nil {
@@ -343,7 +350,7 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 		}
 		n := fail(key)
 		s.logger.Warn("fetch returned disks", "job", id.String(), "attempt", n, "err", err)
-		if n < fetchAttempts {
+		if n < fetchAttempts && !errors.Is(err, errForeignOutput) {
 			return
 		}
 	}

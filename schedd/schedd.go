@@ -161,18 +161,27 @@ func (s *Schedd) Run(ctx context.Context) error {
 	obCtx, obCancel := context.WithCancel(context.Background())
 	obDone := make(chan error, 1)
 	go func() { obDone <- s.outbox.Run(obCtx) }()
-	for verb, h := range map[string]events.Handler{
+	// Users' verbs end in the user's name (their identity on a pool with
+	// credentials); the startds' keepalive does not.
+	for verb, h := range map[string]events.UserHandler{
 		"submit":  s.handleSubmit,
 		"reserve": s.handleReserve,
 		"act":     s.handleAct,
 		"query":   s.handleQuery,
 		"history": s.handleHistory,
-		"alive":   s.handleAlive,
 	} {
-		if err := srv.Handle(gctx, events.CmdSubject(events.RoleSchedd, s.cfg.Name, verb), h); err != nil {
+		if err := srv.HandleUser(gctx, events.CmdSubject(events.RoleSchedd, s.cfg.Name, verb), h); err != nil {
 			obCancel()
 			return err
 		}
+	}
+	if err := srv.Handle(gctx, events.CmdSubject(events.RoleSchedd, s.cfg.Name, "alive"), s.handleAlive); err != nil {
+		obCancel()
+		return err
+	}
+	if err := s.cfg.Bus.NC.Flush(); err != nil {
+		obCancel()
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	g.Go(func() error {
 		return events.Consume(gctx, s.cfg.Bus.JS, events.ConsumerConfig{
@@ -306,10 +315,13 @@ type SubmitReply struct {
 	Procs   int `json:"procs"`
 }
 
-func (s *Schedd) handleSubmit(ctx context.Context, data []byte) (any, error) {
+func (s *Schedd) handleSubmit(ctx context.Context, user string, data []byte) (any, error) {
 	var req SubmitRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, fmt.Errorf("submit: %w: %w", err, ErrBadRequest)
+	}
+	if req.Payload.Owner != user {
+		return nil, fmt.Errorf("you are %s: you may queue only jobs of your own, not of %q: %w", user, req.Payload.Owner, ErrPermissionDenied)
 	}
 	var cluster int
 	_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
@@ -330,7 +342,7 @@ type ReserveRequest struct {
 	SubmitID string `json:"submit_id"`
 }
 
-func (s *Schedd) handleReserve(ctx context.Context, data []byte) (any, error) {
+func (s *Schedd) handleReserve(ctx context.Context, user string, data []byte) (any, error) {
 	var req ReserveRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, fmt.Errorf("reserve: %w: %w", err, ErrBadRequest)
@@ -353,14 +365,12 @@ type ActReply struct {
 	Results []ActionResult `json:"results"`
 }
 
-func (s *Schedd) handleAct(ctx context.Context, data []byte) (any, error) {
+func (s *Schedd) handleAct(ctx context.Context, user string, data []byte) (any, error) {
 	var cmd ActionCmd
 	if err := json.Unmarshal(data, &cmd); err != nil {
 		return nil, fmt.Errorf("act: %w: %w", err, ErrBadRequest)
 	}
-	if cmd.By == "" {
-		return nil, fmt.Errorf("act: no user given: %w", ErrBadRequest)
-	}
+	cmd.By = user // who asks is who the subject says, not what the body claims
 	cmd.Super = cmd.By == "root" || slices.Contains(s.cfg.SuperUsers, cmd.By)
 	var results []ActionResult
 	_, err := s.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
@@ -425,11 +435,11 @@ type QueryChunk struct {
 
 const queryChunkSize = 500
 
-func (s *Schedd) handleQuery(ctx context.Context, data []byte) (any, error) {
+func (s *Schedd) handleQuery(ctx context.Context, _ string, data []byte) (any, error) {
 	return s.query(data, false)
 }
 
-func (s *Schedd) handleHistory(ctx context.Context, data []byte) (any, error) {
+func (s *Schedd) handleHistory(ctx context.Context, _ string, data []byte) (any, error) {
 	return s.query(data, true)
 }
 

@@ -236,10 +236,18 @@ func (d *Startd) Run(ctx context.Context) error {
 
 	srv := events.NewServer(d.cfg.Bus.NC, d.logger, 32)
 	g, gctx := errgroup.WithContext(ctx)
-	for verb, h := range map[string]events.Handler{"claim": d.handleClaim, "deactivate": d.handleDeactivate, "drain": d.handleDrain} {
+	for verb, h := range map[string]events.Handler{"claim": d.handleClaim, "deactivate": d.handleDeactivate} {
 		if err := srv.Handle(gctx, events.CmdSubject(events.RoleStartd, d.cfg.Name, verb), h); err != nil {
 			return err
 		}
+	}
+	// Drain is an administrator's verb: on a pool with credentials only
+	// the queue super users may publish it (events.RoleAdmin).
+	if err := srv.HandleUser(gctx, events.CmdSubject(events.RoleStartd, d.cfg.Name, "drain"), d.handleDrain); err != nil {
+		return err
+	}
+	if err := d.cfg.Bus.NC.Flush(); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	g.Go(func() error { return d.advertise(gctx) })
 	g.Go(func() error { return d.keepalive(gctx) })
@@ -491,13 +499,13 @@ type DrainReply struct {
 	Vacating int `json:"vacating"` // VMs asked to leave
 }
 
-func (d *Startd) handleDrain(ctx context.Context, data []byte) (any, error) {
+func (d *Startd) handleDrain(ctx context.Context, user string, data []byte) (any, error) {
 	var req DrainRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, fmt.Errorf("drain: %w: %w", err, ErrBadRequest)
 	}
 	if req.Reason == "" {
-		req.Reason = "by condor_drain"
+		req.Reason = "by condor_drain (user " + user + ")"
 	}
 	evs, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
 		return DecideDrain(d.st, !req.Cancel, req.Reason), nil

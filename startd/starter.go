@@ -121,7 +121,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			return
 		}
 		for _, in := range c.Req.Inputs {
-			if err := events.GetFile(ctx, d.cfg.Bus.Files, in, filepath.Join(scratch, in.Name)); err != nil {
+			if err := d.cfg.Bus.GetFile(ctx, in, filepath.Join(scratch, in.Name)); err != nil {
 				finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdInputTransfer, Reason: slotName + "transfer input file " + in.Name + ": " + err.Error()})
 				return
 			}
@@ -203,7 +203,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		var bytesOut int64
 		if !noOutput {
 			for _, o := range outs {
-				ref, changed, err := storeIfChanged(ctx, d.cfg.Bus, o)
+				ref, changed, err := storeIfChanged(ctx, d.cfg.Bus, c.Req.Owner, o)
 				if err != nil {
 					finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdOutputTransfer, Reason: slotName + "send back " + o.name + ": " + err.Error()})
 					return
@@ -236,7 +236,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		ck, err := cp.Checkpoint(ctx, dir, hypervisor.CheckpointOptions{})
 		if err == nil {
 			var shipped *events.Checkpoint
-			shipped, err = shipCheckpoint(ctx, d.cfg.Bus, dir, ck, c.Slot, d.cfg.Clock())
+			shipped, err = shipCheckpoint(ctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
 			if err == nil {
 				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "took", time.Since(start).Round(time.Millisecond))
 				_ = vm.Stop(ctx, 0)
@@ -269,7 +269,7 @@ func failure(prefix string, err error) events.VMEventPayload {
 
 // storeIfChanged sends a writable disk back when its content differs from
 // what the job sent.
-func storeIfChanged(ctx context.Context, bus *events.Bus, o outputDisk) (events.FileRef, bool, error) {
+func storeIfChanged(ctx context.Context, bus *events.Bus, owner string, o outputDisk) (events.FileRef, bool, error) {
 	sum, _, err := events.HashFile(o.path)
 	if err != nil {
 		return events.FileRef{}, false, err
@@ -277,12 +277,12 @@ func storeIfChanged(ctx context.Context, bus *events.Bus, o outputDisk) (events.
 	if sum == o.in.SHA256 {
 		return events.FileRef{}, false, nil
 	}
-	ref, err := events.PutFile(ctx, bus.Files, o.path, o.name)
+	ref, err := bus.PutFile(ctx, owner, o.path, o.name)
 	return ref, err == nil, err
 }
 
-// shipCheckpoint stores a checkpoint's files in the object store.
-func shipCheckpoint(ctx context.Context, bus *events.Bus, dir string, ck hypervisor.Checkpoint, slot string, now time.Time) (*events.Checkpoint, error) {
+// shipCheckpoint stores a checkpoint's files in the owner's bucket.
+func shipCheckpoint(ctx context.Context, bus *events.Bus, owner, dir string, ck hypervisor.Checkpoint, slot string, now time.Time) (*events.Checkpoint, error) {
 	files := ck.Files
 	if len(files) == 0 {
 		err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
@@ -302,7 +302,7 @@ func shipCheckpoint(ctx context.Context, bus *events.Bus, dir string, ck hypervi
 		if strings.Contains(f, string(filepath.Separator)) {
 			return nil, fmt.Errorf("checkpoint file %q is in a subdirectory", f)
 		}
-		ref, err := events.PutFile(ctx, bus.Files, filepath.Join(dir, f), f)
+		ref, err := bus.PutFile(ctx, owner, filepath.Join(dir, f), f)
 		if err != nil {
 			return nil, fmt.Errorf("ship checkpoint: %w", err)
 		}
@@ -320,7 +320,7 @@ func fetchCheckpoint(ctx context.Context, bus *events.Bus, cp *events.Checkpoint
 		if filepath.Base(f.Name) != f.Name {
 			return fmt.Errorf("checkpoint file name %q", f.Name)
 		}
-		if err := events.GetFile(ctx, bus.Files, f, filepath.Join(dir, f.Name)); err != nil {
+		if err := bus.GetFile(ctx, f, filepath.Join(dir, f.Name)); err != nil {
 			return err
 		}
 	}
@@ -366,7 +366,7 @@ func (d *Startd) periodicCheckpoint(ctx context.Context, log *slog.Logger, cp hy
 	ck, err := cp.Checkpoint(ctx, dir, hypervisor.CheckpointOptions{Continue: true})
 	if err == nil {
 		var shipped *events.Checkpoint
-		shipped, err = shipCheckpoint(ctx, d.cfg.Bus, dir, ck, c.Slot, d.cfg.Clock())
+		shipped, err = shipCheckpoint(ctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
 		if err == nil {
 			emit(events.VMCheckpointed, events.VMEventPayload{Checkpoint: shipped})
 			log.Info("periodic checkpoint shipped", "n", n, "files", len(shipped.Files), "took", time.Since(start).Round(time.Millisecond))

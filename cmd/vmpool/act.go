@@ -104,12 +104,12 @@ func (c *cli) act(ctx context.Context, kind string, args []string) int {
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}
-	me := currentUser()
+	me := pc.user
 	code := 0
 	for _, sel := range sels {
 		var reply schedd.ActReply
 		req := schedd.ActionCmd{Kind: kind, Select: sel, By: me, Reason: reason, SubCode: subcode}
-		err := callRetry(ctx, pc, events.CmdSubject(events.RoleSchedd, sched, "act"), req, &reply)
+		err := callRetry(ctx, pc, events.UserCmdSubject(sched, "act", pc.user), req, &reply)
 		if err != nil {
 			if errors.Is(err, schedd.ErrJobNotFound) {
 				fmt.Fprintln(c.stderr, notFound(sel))

@@ -41,7 +41,7 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 	case qf.ownerGiven:
 		req.Owner = qf.owner
 	case !qf.allusers && len(qf.jobs) == 0 && qf.constraint == "":
-		req.Owner = currentUser()
+		req.Owner = pc.user
 	}
 	jobs, _, err := c.fetch(ctx, pc, sched, "query", req)
 	if err != nil {

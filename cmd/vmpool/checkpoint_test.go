@@ -177,7 +177,7 @@ func TestVacateWithoutCheckpointBootsAgain(t *testing.T) {
 // startd from its last periodic checkpoint. The killed startd, started
 // again, stops the VM it left behind.
 func TestPeriodicCheckpointSurvivesKilledStartd(t *testing.T) {
-	tp := newTestPool(t, 0)
+	tp := newTestPool(t, 0, "POOL_DAEMONS=startd-ext1,startd-ext2")
 	img := tp.writeStampImage()
 	daemon := func(name string) []string {
 		return []string{"startd", "--home", tp.home, "--name", name, "--set", "ALIVE_INTERVAL=1", "--set", "UPDATE_INTERVAL=1",
@@ -264,7 +264,11 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 	corrupted := 0
 	for _, f := range ev.Checkpoint.Files {
 		if !shared[f.Object] {
-			if _, err := tp.Bus.Files.PutBytes(ctx, f.Object, []byte("not a checkpoint")); err != nil {
+			st, err := tp.Bus.FileStore(ctx, f.Bucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.PutBytes(ctx, f.Object, []byte("not a checkpoint")); err != nil {
 				t.Fatal(err)
 			}
 			corrupted++

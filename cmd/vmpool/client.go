@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,40 +39,167 @@ func (c *cli) poolURL(flag string) string {
 
 // client is a connection of a user tool to the pool.
 type client struct {
-	url string
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	bus *events.Bus
+	url  string
+	user string // who the pool knows this client as
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	bus  *events.Bus
+
+	mu     sync.Mutex
+	denied map[string]chan struct{} // subject -> closed when the server refused it
+}
+
+// credentialsFor finds the credentials a client uses for the pool at url:
+// $VMPOOL_CREDS, else the file vmpool up wrote for this user
+// (~/.vmpool/creds/HOST_PORT.nk). None means an unauthenticated pool.
+func (c *cli) credentialsFor(url string) (*events.Credentials, error) {
+	if c.creds != nil {
+		return c.creds, nil
+	}
+	path := c.getenv("VMPOOL_CREDS")
+	explicit := path != ""
+	if !explicit {
+		path = defaultCredsPath(url)
+		if path == "" {
+			return nil, nil
+		}
+	}
+	cr, err := events.LoadCredentials(path)
+	if errors.Is(err, events.ErrNoCredentials) && !explicit {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("credentials (VMPOOL_CREDS): %w", err)
+	}
+	return &cr, nil
+}
+
+// defaultCredsPath is where vmpool up leaves a user's credentials for the
+// pool at url.
+func defaultCredsPath(url string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return ""
+	}
+	hostport := strings.TrimPrefix(strings.SplitN(url, ",", 2)[0], "nats://")
+	return filepath.Join(home, ".vmpool", "creds", strings.NewReplacer(":", "_", "/", "_").Replace(hostport)+".nk")
+}
+
+// identity is the user name requests go out as: the credentials' name,
+// else the OS user (on a pool without credentials).
+func (c *cli) identity(url string) (string, error) {
+	cr, err := c.credentialsFor(url)
+	if err != nil {
+		return "", err
+	}
+	if cr != nil {
+		return cr.Name, nil
+	}
+	return currentUser(), nil
 }
 
 // dial connects to the pool; the error says plainly when nothing answers.
 func (c *cli) dial(ctx context.Context, url string) (*client, error) {
+	return c.connect(ctx, url, false)
+}
+
+// connect dials the pool; with follow the connection reconnects forever
+// (a long-running tool outlives a restart of the pool), without it a lost
+// connection is an error.
+func (c *cli) connect(ctx context.Context, url string, follow bool) (*client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	nc, js, err := events.Connect(ctx, url, events.ConnectOptions{Name: "vmpool-cli", Timeout: 3 * time.Second,
-		Options: []nats.Option{nats.MaxReconnects(0)}})
+	cr, err := c.credentialsFor(url)
+	if err != nil {
+		return nil, err
+	}
+	cl := &client{url: url, user: currentUser(), denied: map[string]chan struct{}{}}
+	if cr != nil {
+		cl.user = cr.Name
+	}
+	opts := events.ConnectOptions{Name: "vmpool-cli", Timeout: 3 * time.Second, Credentials: cr, OnPermissionError: cl.refused}
+	if !follow {
+		opts.Options = []nats.Option{nats.MaxReconnects(0)}
+	}
+	nc, js, err := events.Connect(ctx, url, opts)
+	if errors.Is(err, events.ErrNotAuthorized) {
+		return nil, fmt.Errorf("the pool at %s refuses you: %w (set VMPOOL_CREDS to the credentials file the pool's admin gave you)", url, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("no vmpool answers at %s (start one with 'vmpool up', or set VMPOOL_URL / -pool): %w", url, err)
 	}
-	bus, err := openBusReadOnly(ctx, nc, js)
+	bus, err := events.BindBus(ctx, nc, js)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("the NATS server at %s has no vmpool on it (is 'vmpool up' running there?): %w", url, err)
 	}
-	return &client{url: url, nc: nc, js: js, bus: bus}, nil
+	cl.nc, cl.js, cl.bus = nc, js, bus
+	return cl, nil
 }
 
-// openBusReadOnly opens the pool's existing buckets without creating them.
-func openBusReadOnly(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*events.Bus, error) {
-	kv, err := js.KeyValue(ctx, events.CollectorBucket)
-	if err != nil {
-		return nil, err
+// refused records a subject the server refused this client.
+func (cl *client) refused(subject string) {
+	ch := cl.deniedCh(subject)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
 	}
-	obj, err := js.ObjectStore(ctx, events.FilesBucket)
-	if err != nil {
-		return nil, err
+}
+
+func (cl *client) deniedCh(subject string) chan struct{} {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	ch, ok := cl.denied[subject]
+	if !ok {
+		ch = make(chan struct{})
+		cl.denied[subject] = ch
 	}
-	return &events.Bus{NC: nc, JS: js, Collector: kv, Files: obj}, nil
+	return ch
+}
+
+// errPermission is what a user sees when the pool refuses a request.
+type errPermission struct{ user, subject string }
+
+func (e errPermission) Error() string {
+	return fmt.Sprintf("permission denied: the pool does not let %s send %s", e.user, e.subject)
+}
+
+// callStream sends a request and reads its reply chunks; a request the
+// server refuses fails at once with a permission error.
+func (cl *client) callStream(ctx context.Context, subject string, req any, fn func(json.RawMessage) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	denied := cl.deniedCh(subject)
+	go func() {
+		select {
+		case <-denied:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := events.CallStream(ctx, cl.nc, subject, req, fn)
+	select {
+	case <-denied:
+		return errPermission{cl.user, subject}
+	default:
+		return err
+	}
+}
+
+// call is callStream for a single reply.
+func (cl *client) call(ctx context.Context, subject string, req, resp any) error {
+	return cl.callStream(ctx, subject, req, func(data json.RawMessage) error {
+		if resp == nil || len(data) == 0 {
+			return nil
+		}
+		if err := json.Unmarshal(data, resp); err != nil {
+			return fmt.Errorf("decode reply from %s: %w", subject, err)
+		}
+		return nil
+	})
 }
 
 func (cl *client) close() { cl.nc.Close() }

@@ -58,6 +58,9 @@ var Knobs = []Knob{
 	{"CLASSAD_LIFETIME", "60", "pool", "Seconds a daemon ad lives in the collector without a refresh."},
 	{"LOCAL_DIR", "./pool", "pool", "The pool's home: event logs, JetStream storage, scratch directories."},
 	{"JETSTREAM_SYNC_ALWAYS", "true", "pool", "Whether vmpool up's embedded NATS server fsyncs every JetStream write before acknowledging it; false is faster, but an acknowledged event can be lost in a power loss (for benchmarks: vmpool bench --nats-nosync)."},
+	{"POOL_AUTH", "true", "pool", "Whether the pool's NATS server admits only holders of the pool's credentials (LOCAL_DIR/creds), each with its role's subjects."},
+	{"POOL_USERS", "", "pool", "Users (besides the one running vmpool up and QUEUE_SUPER_USERS) who get credentials and a file bucket."},
+	{"POOL_DAEMONS", "", "pool", "Daemons that run as separate processes and get credentials of their own: ROLE-NAME entries, e.g. startd-node7, schedd-submit2."},
 	{"VMPOOL_URL", "nats://127.0.0.1:4222", "client", "Where clients and daemons find the pool's NATS server(s) (also --pool / -pool)."},
 	{"VMPOOL_FAILPOINTS", "", "pool", "For fault-injection tests only: crash points to arm, name[@N],... (loop-after-append, outbox-after-publish, consumer-before-ack, userlog-after-write); also $VMPOOL_FAILPOINTS."},
 }

@@ -31,13 +31,17 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// runAt runs a vmpool command in-process against the pool at addr.
-func runAt(t *testing.T, addr string, args ...string) (string, string, int) {
+// runAt runs a vmpool command in-process against the pool at addr whose
+// home is home.
+func runAt(t *testing.T, home, addr string, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
-		if k == "VMPOOL_URL" {
+		switch k {
+		case "VMPOOL_URL":
 			return "nats://" + addr
+		case "VMPOOL_CREDS":
+			return userCredsFile(home)
 		}
 		return ""
 	}}
@@ -65,11 +69,11 @@ func upProcess(t *testing.T, home, addr, failpoints, logName string) (*exec.Cmd,
 }
 
 // waitUp waits until the pool at addr answers.
-func waitUp(t *testing.T, addr string, cmd *exec.Cmd) {
+func waitUp(t *testing.T, home, addr string, cmd *exec.Cmd) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if _, _, code := runAt(t, addr, "q", "-totals"); code == 0 {
+		if _, _, code := runAt(t, home, addr, "q", "-totals"); code == 0 {
 			return
 		}
 		if cmd.ProcessState != nil || time.Now().After(deadline) {
@@ -105,11 +109,11 @@ queue `+fmt.Sprint(jobs)+"\n"), 0o644)
 			addr := freeAddr(t)
 			cmd, logf := upProcess(t, home, addr, fp, "up1.log")
 			defer logf.Close()
-			waitUp(t, addr, cmd)
+			waitUp(t, home, addr, cmd)
 			// The submit may itself be cut short by the crash: the client
 			// then retries against the restarted pool, and the submit id
 			// makes sure nothing is queued twice.
-			runAt(t, addr, "submit", sub)
+			runAt(t, home, addr, "submit", sub)
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
 			select {
@@ -133,29 +137,29 @@ queue `+fmt.Sprint(jobs)+"\n"), 0o644)
 				cmd2.Process.Signal(os.Interrupt)
 				cmd2.Wait()
 			}()
-			waitUp(t, addr, cmd2)
-			if out, _, _ := runAt(t, addr, "q", "-af", "ClusterId", "-allusers"); out == "" {
-				if h, _, _ := runAt(t, addr, "history", "-af", "ClusterId"); h == "" {
+			waitUp(t, home, addr, cmd2)
+			if out, _, _ := runAt(t, home, addr, "q", "-af", "ClusterId", "-allusers"); out == "" {
+				if h, _, _ := runAt(t, home, addr, "history", "-af", "ClusterId"); h == "" {
 					// The crash came before the submit was durable: submit again.
-					if _, errOut, code := runAt(t, addr, "submit", sub); code != 0 {
+					if _, errOut, code := runAt(t, home, addr, "submit", sub); code != 0 {
 						t.Fatalf("submit after restart: %s", errOut)
 					}
 				}
 			}
 			deadline := time.Now().Add(120 * time.Second)
 			for {
-				h, _, _ := runAt(t, addr, "history", "-af", "ClusterId", "ProcId", "JobStatus")
+				h, _, _ := runAt(t, home, addr, "history", "-af", "ClusterId", "ProcId", "JobStatus")
 				if strings.Count(h, " 4\n") >= jobs {
 					break
 				}
 				if time.Now().After(deadline) {
-					q, _, _ := runAt(t, addr, "q", "-allusers", "-nobatch")
+					q, _, _ := runAt(t, home, addr, "q", "-allusers", "-nobatch")
 					b, _ := os.ReadFile(logf2.Name())
 					t.Fatalf("jobs did not all complete after the restart:\nhistory:\n%s\nqueue:\n%s\nlog:\n%s", h, q, b)
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
-			h, _, _ := runAt(t, addr, "history", "-af", "ClusterId", "ProcId", "JobStatus")
+			h, _, _ := runAt(t, home, addr, "history", "-af", "ClusterId", "ProcId", "JobStatus")
 			if strings.Count(h, "\n") != jobs {
 				t.Fatalf("history has %d jobs, want %d (each exactly once):\n%s", strings.Count(h, "\n"), jobs, h)
 			}

@@ -22,9 +22,9 @@ import (
 
 // daemonFlags are the options every daemon command takes.
 type daemonFlags struct {
-	home, listen, pool, config, name, logLevel string
-	startds                                    int
-	sets                                       []string // NAME=VALUE overrides
+	home, listen, pool, config, name, logLevel, creds string
+	startds                                           int
+	sets                                              []string // NAME=VALUE overrides
 }
 
 func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
@@ -51,6 +51,8 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 			df.name = a.value(name, val, has)
 		case "log-level":
 			df.logLevel = a.value(name, val, has)
+		case "creds":
+			df.creds = a.value(name, val, has)
 		case "startds":
 			v := a.value(name, val, has)
 			n, err := strconv.Atoi(v)
@@ -140,21 +142,28 @@ func newLogger(c *cli, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// connectBus connects a daemon to the pool and opens (creating if needed)
-// the pool's stream and buckets.
-func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog.Logger) (*events.Bus, error) {
+// connectBus connects a daemon to the pool as creds (nil: without
+// credentials) and opens the pool's stream and buckets: creating them as
+// the pool identity or on a pool without credentials, binding them as a
+// daemon of its own, which may not create them.
+func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog.Logger, creds *events.Credentials, users []string) (*events.Bus, error) {
 	var errs []string
 	ttl := cfg.Seconds("CLASSAD_LIFETIME", &errs)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
-	nc, js, err := events.Connect(ctx, url, events.ConnectOptions{Name: name, Logger: logger})
+	nc, js, err := events.Connect(ctx, url, events.ConnectOptions{Name: name, Logger: logger, Credentials: creds})
 	if err != nil {
 		return nil, fmt.Errorf("%v (is the pool's NATS server running? 'vmpool up' starts one)", err)
 	}
 	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	bus, err := events.OpenBus(bctx, nc, js, events.BusConfig{AdTTL: ttl})
+	var bus *events.Bus
+	if creds == nil || creds.Role == events.RolePool {
+		bus, err = events.OpenBus(bctx, nc, js, events.BusConfig{AdTTL: ttl, Users: users})
+	} else {
+		bus, err = events.BindBus(bctx, nc, js)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -263,11 +272,13 @@ type personalPool struct {
 	Bus      *events.Bus
 	nats     *events.NATSServer
 	simStore *events.Store // the sim startds' logs (SIM_STARTDS), one Pebble
-	errs     chan error
-	coreWG   sync.WaitGroup
-	execWG   sync.WaitGroup
-	stopCore context.CancelFunc
-	stopExec context.CancelFunc
+	// Credentials are the pool's identities (none when POOL_AUTH is off).
+	Credentials []events.Credentials
+	errs        chan error
+	coreWG      sync.WaitGroup
+	execWG      sync.WaitGroup
+	stopCore    context.CancelFunc
+	stopExec    context.CancelFunc
 }
 
 // startPool starts a personal pool configured by cfg (LOCAL_DIR is its
@@ -278,6 +289,7 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	var kerrs []string
 	simN := cfg.Int("SIM_STARTDS", &kerrs)
 	syncAlways := cfg.Bool("JETSTREAM_SYNC_ALWAYS", &kerrs)
+	auth := cfg.Bool("POOL_AUTH", &kerrs)
 	if simN < 0 {
 		kerrs = append(kerrs, fmt.Sprintf("SIM_STARTDS = %d (from %s): want a number of simulated startds", simN, cfg.Origin("SIM_STARTDS")))
 	}
@@ -291,17 +303,27 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	if err := os.MkdirAll(home, 0o755); err != nil {
 		return nil, fmt.Errorf("create pool home: %w", err)
 	}
-	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger, NoSync: !syncAlways})
+	var creds []events.Credentials
+	var poolCreds *events.Credentials
+	var users []string
+	if auth {
+		if creds, err = ensureCredentials(cfg, currentUser()); err != nil {
+			return nil, err
+		}
+		poolCreds = findCredentials(creds, events.RolePool, poolIdentity)
+		users, _ = poolUsers(cfg, currentUser())
+	}
+	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger, NoSync: !syncAlways, Credentials: creds})
 	if err != nil {
 		return nil, err
 	}
-	p := &personalPool{URL: ns.URL(), Home: home, nats: ns, errs: make(chan error, 3+n+simN+len(emulated))}
+	p := &personalPool{URL: ns.URL(), Home: home, nats: ns, errs: make(chan error, 3+n+simN+len(emulated)), Credentials: creds}
 	cfg.Set("VMPOOL_URL", p.URL, "vmpool up")
 	fail := func(err error) (*personalPool, error) {
 		p.Stop()
 		return nil, err
 	}
-	if p.Bus, err = connectBus(ctx, p.URL, "vmpool-up", cfg, logger); err != nil {
+	if p.Bus, err = connectBus(ctx, p.URL, "vmpool-up", cfg, logger, poolCreds, users); err != nil {
 		return fail(err)
 	}
 	host, _ := os.Hostname()
@@ -463,6 +485,14 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	}
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "nats://"))
 	fmt.Fprintf(c.stdout, "vmpool is up: NATS at %s, home %s\n", p.URL, p.Home)
+	if mine := findCredentials(p.Credentials, events.RoleUser, currentUser()); mine != nil {
+		path, err := giveUserCredentials(*mine, p.URL)
+		if err != nil {
+			fmt.Fprintf(c.stderr, "vmpool up: %v; your credentials are in %s\n", err, credsDir(cfg))
+		} else {
+			fmt.Fprintf(c.stdout, "  your credentials: %s (other users': %s)\n", path, credsDir(cfg))
+		}
+	}
 	fmt.Fprintf(c.stdout, "  schedd %q, negotiator %q, %d startd(s) of type %s\n", cfg.Get("SCHEDD_NAME"), cfg.Get("NEGOTIATOR_NAME"), df.startds, cfg.Get("VM_TYPE"))
 	if sims := cfg.Get("SIM_STARTDS"); sims != "0" {
 		fmt.Fprintf(c.stdout, "  and %s simulated startd(s) of type sim (sim1...)\n", sims)
@@ -538,8 +568,8 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 	if code := c.parseDaemonFlags(role, args, &df); code >= 0 {
 		return code
 	}
+	knob := map[string]string{"schedd": "SCHEDD_NAME", "negotiator": "NEGOTIATOR_NAME", "startd": "STARTD_NAME"}[role]
 	if df.name != "" {
-		knob := map[string]string{"schedd": "SCHEDD_NAME", "negotiator": "NEGOTIATOR_NAME", "startd": "STARTD_NAME"}[role]
 		df.sets = append(df.sets, knob+"="+df.name)
 	}
 	cfg, err := c.loadConfig(&df)
@@ -550,7 +580,11 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 	if err != nil {
 		return c.usageErr(role, "%v", err)
 	}
-	bus, err := connectBus(ctx, cfg.Get("VMPOOL_URL"), "vmpool-"+role, cfg, logger)
+	creds, err := daemonCredentials(cfg, df.creds, role, cfg.Get(knob))
+	if err != nil {
+		return c.errorf(role, "%v", err)
+	}
+	bus, err := connectBus(ctx, cfg.Get("VMPOOL_URL"), "vmpool-"+role, cfg, logger, creds, nil)
 	if err != nil {
 		return c.errorf(role, "%v", err)
 	}

@@ -69,7 +69,7 @@ func (c *cli) drain(ctx context.Context, args []string) int {
 		}
 		var reply startd.DrainReply
 		cctx, stop := context.WithTimeout(ctx, 30*time.Second)
-		err := events.Call(cctx, pc.nc, events.CmdSubject(events.RoleStartd, name, "drain"), startd.DrainRequest{Cancel: cancel, Reason: reason}, &reply)
+		err := pc.call(cctx, events.CmdSubject(events.RoleStartd, name, "drain")+"."+pc.user, startd.DrainRequest{Cancel: cancel, Reason: reason}, &reply)
 		stop()
 		if err != nil {
 			fmt.Fprintf(c.stderr, "vmpool drain: startd %s: %v\n", name, err)

@@ -181,18 +181,7 @@ func (r *streamReader) fresh(e events.Event) bool {
 // the pool: unlike dial's connection, this one reconnects forever, so the
 // tool outlives a restart of the pool.
 func (c *cli) followClient(ctx context.Context, url string) (*client, error) {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	nc, js, err := events.Connect(dctx, url, events.ConnectOptions{Name: "vmpool-follow", Timeout: 3 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("no vmpool answers at %s (start one with 'vmpool up', or set VMPOOL_URL / -pool): %w", url, err)
-	}
-	bus, err := openBusReadOnly(dctx, nc, js)
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("the NATS server at %s has no vmpool on it (is 'vmpool up' running there?): %w", url, err)
-	}
-	return &client{url: url, nc: nc, js: js, bus: bus}, nil
+	return c.connect(ctx, url, true)
 }
 
 // location is the time zone the tools print times in: $TZ when set (so

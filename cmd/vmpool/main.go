@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/vmpool/vmpool/cmd/vmpool/classadcmd"
+	"github.com/vmpool/vmpool/events"
 )
 
 // cli carries what every command needs; tests build one with buffers.
@@ -30,6 +31,9 @@ type cli struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
+	// creds, when set, are the credentials the tools use (a pool this
+	// process started itself); otherwise they are looked up.
+	creds *events.Credentials
 }
 
 type command struct {

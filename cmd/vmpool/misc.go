@@ -107,12 +107,34 @@ func (c *cli) nats(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usageErr("nats", "%v", err)
 	}
-	ns, err := events.StartNATS(events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger})
+	var kerrs []string
+	auth := cfg.Bool("POOL_AUTH", &kerrs)
+	if len(kerrs) > 0 {
+		return c.errorf("nats", "%s", strings.Join(kerrs, "; "))
+	}
+	var creds []events.Credentials
+	if auth {
+		if creds, err = ensureCredentials(cfg, ""); err != nil {
+			return c.errorf("nats", "%v", err)
+		}
+	}
+	ns, err := events.StartNATS(events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger, Credentials: creds})
 	if err != nil {
 		return c.errorf("nats", "%v", err)
 	}
+	defer ns.Stop()
+	// Create the stream and buckets (a daemon with credentials of its own
+	// may only bind them).
+	users, _ := poolUsers(cfg, "")
+	bus, err := connectBus(ctx, ns.URL(), "vmpool-nats", cfg, logger, findCredentials(creds, events.RolePool, poolIdentity), users)
+	if err != nil {
+		return c.errorf("nats", "%v", err)
+	}
+	bus.NC.Close()
 	fmt.Fprintf(c.stdout, "NATS with JetStream at %s (store %s)\n", ns.URL(), filepath.Join(cfg.Get("LOCAL_DIR"), "nats"))
+	if auth {
+		fmt.Fprintf(c.stdout, "  credentials of the users (POOL_USERS, QUEUE_SUPER_USERS) and daemons (POOL_DAEMONS) are in %s\n", credsDir(cfg))
+	}
 	<-ctx.Done()
-	ns.Stop()
 	return 0
 }

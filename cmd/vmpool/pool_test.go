@@ -79,6 +79,7 @@ func startTestPool(t *testing.T, home string, n int, knobs ...string) *testPool 
 		t.Fatalf("start pool: %v", err)
 	}
 	tp := &testPool{personalPool: p, t: t, home: home, dir: t.TempDir(), cfg: cfg, logs: logs}
+	testPools.Store(p.URL, home)
 	t.Cleanup(func() {
 		tp.stop()
 		if t.Failed() {
@@ -103,16 +104,48 @@ func (tp *testPool) stop() {
 func (tp *testPool) vmpool(args ...string) (stdout, stderr string, code int) {
 	tp.t.Helper()
 	var out, errb bytes.Buffer
-	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
-		if k == "VMPOOL_URL" {
-			return tp.URL
-		}
-		return ""
-	}}
+	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: tp.env}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	code = c.main(ctx, append([]string{"vmpool"}, args...))
 	return out.String(), errb.String(), code
+}
+
+// env is the environment of the test's CLI: the pool's URL and the
+// test user's credentials.
+func (tp *testPool) env(k string) string {
+	switch k {
+	case "VMPOOL_URL":
+		return tp.URL
+	case "VMPOOL_CREDS":
+		return userCredsFile(tp.home)
+	}
+	return ""
+}
+
+// testPools maps the URL of every test pool to its home, so that tools
+// run against it find their credentials (testCreds).
+var testPools sync.Map
+
+// testCreds is the credentials file tools use against url: the test
+// user's of the test pool there, else none (a bare NATS server).
+func testCreds(url string) string {
+	if home, ok := testPools.Load(url); ok {
+		return userCredsFile(home.(string))
+	}
+	return ""
+}
+
+// userCredsFile is where a test pool keeps the credentials of the user
+// running the tests (an administrator when root).
+func userCredsFile(home string) string {
+	paths, _ := filepath.Glob(filepath.Join(home, "creds", "*-"+currentUser()+".nk"))
+	for _, p := range paths {
+		if !strings.HasPrefix(filepath.Base(p), "pool-") {
+			return p
+		}
+	}
+	return ""
 }
 
 // mustRun runs a command that must succeed.
@@ -188,7 +221,7 @@ func jsonAds(t *testing.T, out string) []map[string]any {
 func (tp *testPool) vmpoolProcess(logName string, args ...string) *exec.Cmd {
 	tp.t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1", "VMPOOL_URL="+tp.URL)
+	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1", "VMPOOL_URL="+tp.URL, "VMPOOL_CREDS="+userCredsFile(tp.home))
 	logf, err := os.Create(filepath.Join(tp.t.TempDir(), logName))
 	if err != nil {
 		tp.t.Fatal(err)

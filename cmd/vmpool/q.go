@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -95,7 +96,7 @@ func (c *cli) fetch(ctx context.Context, pc *client, sched, verb string, req sch
 	var tot schedd.Totals
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	err := events.CallStream(cctx, pc.nc, events.CmdSubject(events.RoleSchedd, sched, verb), req, func(d json.RawMessage) error {
+	err := pc.callStream(cctx, events.UserCmdSubject(sched, verb, pc.user), req, func(d json.RawMessage) error {
 		var ch schedd.QueryChunk
 		if err := json.Unmarshal(d, &ch); err != nil {
 			return err
@@ -106,6 +107,9 @@ func (c *cli) fetch(ctx context.Context, pc *client, sched, verb string, req sch
 		}
 		return nil
 	})
+	if errors.Is(err, events.ErrNoResponders) {
+		return nil, tot, fmt.Errorf("ask schedd %s: %w", sched, events.ErrNoResponders)
+	}
 	if err != nil {
 		return nil, tot, fmt.Errorf("ask schedd %s: %w", sched, err)
 	}
@@ -137,7 +141,7 @@ func (c *cli) q(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}
-	me := currentUser()
+	me := pc.user
 	req := schedd.QueryRequest{Constraint: qf.constraint, Jobs: qf.jobs, Totals: qf.totals}
 	switch {
 	case qf.ownerGiven:

@@ -35,6 +35,8 @@ func testEnv(url string) func(string) string {
 		switch k {
 		case "VMPOOL_URL":
 			return url
+		case "VMPOOL_CREDS":
+			return testCreds(url)
 		case "TZ":
 			return "UTC"
 		}

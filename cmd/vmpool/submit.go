@@ -68,8 +68,12 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 		return c.usageErr(cmd, "no submit file given: vmpool submit FILE")
 	}
 	host, _ := os.Hostname()
+	owner, err := c.identity(c.poolURL(pool))
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
 	opts := submit.Options{
-		Owner:      currentUser(),
+		Owner:      owner,
 		SubmitHost: host,
 		Append:     appends,
 		CheckExpr: func(src string) error {
@@ -111,7 +115,7 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	reserved := 0
 	if needID {
 		var r schedd.SubmitReply
-		if err := callRetry(ctx, pc, events.CmdSubject(events.RoleSchedd, sched, "reserve"), schedd.ReserveRequest{SubmitID: submitID}, &r); err != nil {
+		if err := callRetry(ctx, pc, events.UserCmdSubject(sched, "reserve", pc.user), schedd.ReserveRequest{SubmitID: submitID}, &r); err != nil {
 			return c.errorf(cmd, "reserve a cluster id at schedd %s: %v", sched, err)
 		}
 		reserved = r.Cluster
@@ -134,7 +138,7 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	}
 	fmt.Fprint(c.stdout, "Submitting job(s)")
 	var reply schedd.SubmitReply
-	err = callRetry(ctx, pc, events.CmdSubject(events.RoleSchedd, sched, "submit"), schedd.SubmitRequest{Cluster: reserved, Payload: payload}, &reply)
+	err = callRetry(ctx, pc, events.UserCmdSubject(sched, "submit", pc.user), schedd.SubmitRequest{Cluster: reserved, Payload: payload}, &reply)
 	if err != nil {
 		fmt.Fprintln(c.stdout)
 		return c.errorf(cmd, "schedd %s refused the submit; nothing was queued: %v", sched, err)
@@ -169,7 +173,7 @@ func callRetry(ctx context.Context, pc *client, subject string, req, resp any) e
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		err = events.Call(cctx, pc.nc, subject, req, resp)
+		err = pc.call(cctx, subject, req, resp)
 		cancel()
 		if err == nil || !(errors.Is(err, events.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded)) {
 			return err
@@ -215,7 +219,7 @@ func (c *cli) buildPayload(ctx context.Context, pc *client, cl *submit.Cluster, 
 			ref, ok := uploaded[path]
 			if !ok {
 				var err error
-				ref, err = events.PutFile(ctx, pc.bus.Files, path, base)
+				ref, err = pc.bus.PutFile(ctx, owner, path, base)
 				if err != nil {
 					return nil, fmt.Errorf("send input file %s to the pool: %w", path, err)
 				}

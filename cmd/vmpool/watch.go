@@ -81,7 +81,7 @@ func (c *cli) watch(ctx context.Context, args []string) int {
 	case wf.ownerGiven:
 		w.owner = wf.owner
 	case !wf.allUsers && len(wf.jobs) == 0 && wf.constraint == "":
-		w.owner = currentUser() // like condor_q: your own jobs unless asked for more
+		w.owner = pc.user // like condor_q: your own jobs unless asked for more
 	}
 	// The jobs the schedd holds now: the view waits until its copy of
 	// the queue knows them all.

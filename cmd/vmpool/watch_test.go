@@ -261,6 +261,7 @@ func startTestPoolAt(t *testing.T, home, listen string, n int) *testPool {
 		t.Fatalf("start pool at %s: %v", listen, err)
 	}
 	tp := &testPool{personalPool: p, t: t, home: home, dir: t.TempDir(), cfg: cfg, logs: logs}
+	testPools.Store(p.URL, home)
 	t.Cleanup(func() {
 		tp.stop()
 		if t.Failed() {
