@@ -431,6 +431,10 @@ type QueryChunk struct {
 	Ads    []json.RawMessage `json:"ads,omitempty"`
 	Totals *Totals           `json:"totals,omitempty"`
 	Schedd string            `json:"schedd,omitempty"`
+	// LogSeq is the schedd's last own event sequence the answer reflects:
+	// a watcher that applies the schedd's events after it sees exactly
+	// what follows the answer.
+	LogSeq uint64 `json:"log_seq,omitempty"`
 }
 
 const queryChunkSize = 500
@@ -464,7 +468,9 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 	return events.Chunks(func(emit func(any) error) error {
 		var chunks []QueryChunk
 		var tot Totals
+		var seq uint64
 		s.View(func(q *Queue) {
+			seq = s.log.LastSeq()
 			var jobs []*Job
 			if history {
 				for i := len(q.History) - 1; i >= 0; i-- {
@@ -520,6 +526,7 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 			if i == len(chunks)-1 {
 				chunks[i].Totals = &tot
 				chunks[i].Schedd = s.cfg.Name
+				chunks[i].LogSeq = seq
 			}
 			if err := emit(chunks[i]); err != nil {
 				return err

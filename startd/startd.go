@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,13 +114,24 @@ func New(cfg Config) (*Startd, error) {
 	if cfg.DefaultNetworkingType == "" {
 		cfg.DefaultNetworkingType = "nat"
 	}
-	for _, t := range cfg.NetworkingTypes {
+	cfg.DefaultNetworkingType = strings.ToLower(strings.TrimSpace(cfg.DefaultNetworkingType))
+	for i, t := range cfg.NetworkingTypes {
+		t = strings.ToLower(strings.TrimSpace(t))
+		cfg.NetworkingTypes[i] = t
 		if t != "nat" && t != "bridge" {
 			problems = append(problems, fmt.Sprintf("VM_NETWORKING_TYPE %q: use nat, bridge or both (nat, bridge)", t))
 		}
 	}
 	if cfg.Networking && len(cfg.NetworkingTypes) == 0 {
 		cfg.NetworkingTypes = []string{"nat"}
+	}
+	if cfg.Networking {
+		if slices.Contains(cfg.NetworkingTypes, "bridge") && cfg.BridgeInterface == "" {
+			problems = append(problems, "VM_NETWORKING_TYPE offers bridge but VM_NETWORKING_BRIDGE_INTERFACE is empty: name the host bridge guests join, e.g. VM_NETWORKING_BRIDGE_INTERFACE = br0")
+		}
+		if !slices.Contains(cfg.NetworkingTypes, cfg.DefaultNetworkingType) {
+			problems = append(problems, fmt.Sprintf("VM_NETWORKING_DEFAULT_TYPE %q is not among VM_NETWORKING_TYPE %v: make it one of them", cfg.DefaultNetworkingType, cfg.NetworkingTypes))
+		}
 	}
 	if cfg.Start == "" {
 		cfg.Start = "true"

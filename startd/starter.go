@@ -40,6 +40,9 @@ var gahpSubcodes = map[string]int{
 	"XEN_NO_DISK_PARAM": 6, "XEN_INVALID_DISK_PARAM": 7, "XEN_MISMATCHED_CHECKPOINT": 8,
 	"KVM_NO_DISK_PARAM": 9, "KVM_INVALID_DISK_PARAM": 10, "KVM_MISMATCHED_CHECKPOINT": 11,
 	"BAD_IMAGE": 12, "NO_VMWARE_VMX_PARAM": 13, "VMWARE_NO_VMX_PARAM": 13,
+	// vmpool's own, past HTCondor's list: networking the machine does not
+	// give (the job overrode its Requirements).
+	"JOBCLASSAD_MISMATCHED_NETWORKING": 101, "JOBCLASSAD_MISMATCHED_NETWORKING_TYPE": 102,
 }
 
 type waitResult struct {
