@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,6 +69,11 @@ type Config struct {
 	Host          string // host name for the Machine attribute
 	// Failpoints arms crash points for fault-injection tests (nil: none).
 	Failpoints *events.Failpoints
+	// NobodyUser (VM_UNIV_NOBODY_USER, default "nobody") is the account a
+	// root startd runs VMs as when the job's owner has no account here (or
+	// is root), and always when AlwaysUseNobody (ALWAYS_VM_UNIV_USE_NOBODY).
+	NobodyUser      string
+	AlwaysUseNobody bool
 }
 
 // Startd is the I/O shell of one execute machine.
@@ -167,6 +174,9 @@ func New(cfg Config) (*Startd, error) {
 	}
 	if cfg.AliveInterval <= 0 {
 		cfg.AliveInterval = 60 * time.Second
+	}
+	if cfg.NobodyUser == "" {
+		cfg.NobodyUser = "nobody"
 	}
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
@@ -642,4 +652,32 @@ func (d *Startd) keepalive(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// runAs picks the account a job's VM runs as: none unless the startd is
+// root; then the job's owner if that account exists here and is not root
+// (and AlwaysUseNobody is off), else NobodyUser. The group of /dev/kvm is
+// added so that KVM works for it.
+func (d *Startd) runAs(owner string) (*hypervisor.Account, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	name := d.cfg.NobodyUser
+	if !d.cfg.AlwaysUseNobody && owner != "root" {
+		if _, err := user.Lookup(owner); err == nil {
+			name = owner
+		}
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("VM_UNIV_NOBODY_USER %q: %w", name, err)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	a := &hypervisor.Account{Name: name, UID: uint32(uid), GID: uint32(gid)}
+	var st syscall.Stat_t
+	if err := syscall.Stat("/dev/kvm", &st); err == nil {
+		a.Groups = append(a.Groups, st.Gid)
+	}
+	return a, nil
 }

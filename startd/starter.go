@@ -119,6 +119,11 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		if err := os.RemoveAll(scratch); err != nil {
 			log.Warn("clean scratch directory", "dir", scratch, "err", err)
 		}
+		// The execute directory may be traversed by the account VMs run as;
+		// each scratch directory belongs to its VM alone.
+		if err := os.MkdirAll(filepath.Dir(scratch), 0o711); err == nil {
+			err = os.Chmod(filepath.Dir(scratch), 0o711)
+		}
 		if err := os.MkdirAll(scratch, 0o700); err != nil {
 			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + "create scratch directory: " + err.Error()})
 			return
@@ -129,6 +134,10 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 				return
 			}
 			bytesIn += in.Size
+		}
+		if spec.RunAs, err = d.runAs(c.Req.Owner); err != nil {
+			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + err.Error()})
+			return
 		}
 		var resumedFrom int
 		var notes []string

@@ -168,6 +168,11 @@ func (c *cli) bench(ctx context.Context, args []string) int {
 			return c.errorf(cmd, "%v", err)
 		}
 		defer os.RemoveAll(b.home)
+		// A root startd runs QEMU as nobody, which must reach the scratch
+		// directories under the home.
+		if err := os.Chmod(b.home, 0o711); err != nil {
+			return c.errorf(cmd, "%v", err)
+		}
 	} else if b.home, err = filepath.Abs(bo.home); err != nil {
 		return c.errorf(cmd, "%v", err)
 	}

@@ -42,6 +42,8 @@ var Knobs = []Knob{
 	{"STARTD_NAME", "startd1", "startd", "Name of the startd (a daemon name: letters, digits, '_' and '-')."},
 	{"EXECUTE", "$(LOCAL_DIR)/$(STARTD_NAME)", "startd", "Where a startd keeps its event log and the VMs' scratch directories."},
 	{"QEMU", "qemu-system-x86_64", "startd", "The QEMU binary the kvm driver runs."},
+	{"VM_UNIV_NOBODY_USER", "nobody", "startd", "The unprivileged account a startd running as root runs a VM as when the job's owner has no account on the machine (or is root)."},
+	{"ALWAYS_VM_UNIV_USE_NOBODY", "false", "startd", "Run every VM as VM_UNIV_NOBODY_USER, even when the job's owner has an account on the machine."},
 	{"XL", "xl", "startd", "The xl tool the xen driver runs: Xen's, or a link named xl to vmpool for its emulator (vmpool up --emulate makes one)."},
 	{"XEN_BOOTLOADER", "", "startd", "Bootloader of xen_kernel = included domains, e.g. pygrub; a xen startd without one advertises no VM (as HTCondor's vm-gahp)."},
 	{"VMRUN", "vmrun", "startd", "The vmrun tool the vmware driver runs: VMware's, or a link named vmrun to vmpool for its emulator (vmpool up --emulate makes one)."},

@@ -88,6 +88,7 @@ func TestCrashPointsLoseNothing(t *testing.T) {
 	for _, fp := range points {
 		t.Run(strings.SplitN(fp, "@", 2)[0], func(t *testing.T) {
 			home, dir := t.TempDir(), t.TempDir()
+			traversable(t, home)
 			const jobs = 3
 			for i := 0; i < jobs; i++ {
 				if err := vmimage.WriteHello(filepath.Join(dir, fmt.Sprintf("disk%d.img", i))); err != nil {

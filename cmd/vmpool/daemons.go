@@ -251,6 +251,8 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		UpdateInterval:        cfg.Seconds("UPDATE_INTERVAL", &errs),
 	}
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
+	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
+	sc.AlwaysUseNobody = cfg.Bool("ALWAYS_VM_UNIV_USE_NOBODY", &errs)
 	sc.Failpoints = failpoints(cfg, &errs)
 	if cfg.Origin("EXECUTE") != "<default>" {
 		sc.Dir = cfg.Get("EXECUTE")

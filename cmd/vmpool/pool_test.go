@@ -61,6 +61,7 @@ func newTestPool(t *testing.T, n int, knobs ...string) *testPool {
 
 func startTestPool(t *testing.T, home string, n int, knobs ...string) *testPool {
 	t.Helper()
+	traversable(t, home)
 	cfg := NewConfig()
 	cfg.Set("LOCAL_DIR", home, "test")
 	cfg.Set("VM_STATUS_INTERVAL", "5", "test")
@@ -87,6 +88,18 @@ func startTestPool(t *testing.T, home string, n int, knobs ...string) *testPool 
 		}
 	})
 	return tp
+}
+
+// traversable lets other accounts walk through dir and its test-made
+// parents (t.TempDir makes them 0700): a root startd runs QEMU as nobody,
+// which must reach its scratch directory under the pool's home.
+func traversable(t *testing.T, dir string) {
+	t.Helper()
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // stop stops the pool (idempotent).

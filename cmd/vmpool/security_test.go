@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,4 +273,50 @@ func TestFilesStayInTheSubmitDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(tp.dir), "escaped.img")); err == nil {
 		t.Fatal("a file was written outside the submit directory")
 	}
+}
+
+// TestGuestRunsUnprivileged: a startd running as root runs QEMU as an
+// unprivileged account (VM_UNIV_NOBODY_USER for a root-owned job), which
+// owns the VM's scratch directory and nothing else of the startd's.
+func TestGuestRunsUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the startd drops privileges only when it runs as root; this machine's tests do not")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("no nobody account: %v", err)
+	}
+	tp := newTestPool(t, 1)
+	if err := vmimage.Forever().WriteRaw(filepath.Join(tp.dir, "forever.img"), 0); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("forever.sub", strings.ReplaceAll(helloSub, "hello.img", "forever.img")))
+	tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
+	pid := tp.vmPID(1, 0)
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uid string
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+			uid = f[1] // the real uid; all four must agree
+			if f[2] != uid || f[3] != uid || f[4] != uid {
+				t.Fatalf("QEMU's uids differ: %s", line)
+			}
+		}
+	}
+	if uid != nobody.Uid {
+		t.Fatalf("QEMU runs as uid %s, want nobody (%s)", uid, nobody.Uid)
+	}
+	scratch, _ := filepath.Glob(filepath.Join(tp.home, "startd1", "execute", "dir_*"))
+	if len(scratch) != 1 {
+		t.Fatalf("scratch dirs %v", scratch)
+	}
+	fi, err := os.Stat(scratch[0])
+	if err != nil || fi.Mode().Perm() != 0o700 || strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)) != nobody.Uid {
+		t.Fatalf("scratch dir %s: %v %v, want 0700 owned by nobody", scratch[0], fi.Mode(), err)
+	}
+	tp.mustRun("rm", "1.0")
+	waitGone(t, pid)
 }

@@ -247,6 +247,7 @@ func freePort(t *testing.T) string {
 // startTestPoolAt is startTestPool listening on a fixed address.
 func startTestPoolAt(t *testing.T, home, listen string, n int) *testPool {
 	t.Helper()
+	traversable(t, home)
 	cfg := NewConfig()
 	cfg.Set("LOCAL_DIR", home, "test")
 	cfg.Set("VM_STATUS_INTERVAL", "5", "test")

@@ -136,6 +136,18 @@ type Spec struct {
 	SnapshotDisk bool
 	// Params carries further vm_type specific settings (e.g. sim run time).
 	Params map[string]string
+	// RunAs, when set, is the unprivileged account the hypervisor process
+	// runs as (the startd runs as root; HTCondor's VM_UNIV_NOBODY_USER).
+	// The driver gives it the VM's scratch directory. Drivers whose tool
+	// must run as root (xl) ignore it.
+	RunAs *Account
+}
+
+// Account is a local user a VM runs as.
+type Account struct {
+	Name     string
+	UID, GID uint32
+	Groups   []uint32 // supplementary groups (e.g. the group of /dev/kvm)
 }
 
 // Handle identifies a running VM across startd restarts. It is recorded in

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -123,6 +124,18 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 	// ^C) do not reach QEMU, and Stop can kill QEMU with all it spawned.
 	// No Pdeathsig: QEMU must outlive a startd restart.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if a := spec.RunAs; a != nil {
+		// An unprivileged QEMU: it gets the scratch directory (disks,
+		// overlays, its pid file and serial log) and nothing else of ours;
+		// the QMP socket and tap were opened here and are passed as fds.
+		if err := chownTree(spec.Dir, int(a.UID), int(a.GID)); err != nil {
+			lnFile.Close()
+			logf.Close()
+			os.Remove(sock)
+			return nil, fmt.Errorf("give %s to %s: %w", spec.Dir, a.Name, err)
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: a.UID, Gid: a.GID, Groups: a.Groups}
+	}
 	err = cmd.Start()
 	lnFile.Close() // QEMU has its copy; ours would keep the socket alive after QEMU died
 	if tapFile != nil {
@@ -352,4 +365,15 @@ func (d *Driver) reattach(ctx context.Context, h hypervisor.Handle) (*VM, error)
 	}
 	v.watch()
 	return v, nil
+}
+
+// chownTree gives dir and everything in it to uid:gid, without following
+// symbolic links.
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
