@@ -231,6 +231,7 @@ func (c Credentials) Permissions() *server.Permissions {
 		pub := append([]string{
 			"vmpool.ev.negotiator." + c.Name + ".>",
 			"$KV." + CollectorBucket + "." + NegotiatorKey(c.Name),
+			"$KV." + LeaderBucket + "." + RoleNegotiator,
 			"$JS.API.STREAM.INFO.>", "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.CONSUMER.>",
 			"$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>",
 		}, readBus...)

@@ -21,6 +21,9 @@ const (
 	// machine ad, a schedd's ad), expiring when the daemon stops refreshing
 	// it. Keys: "slot.<startd>.<slotN>", "schedd.<name>", "negotiator.<name>".
 	CollectorBucket = "vmpool_collector"
+	// LeaderBucket holds leases: one key per role whose daemons elect a
+	// single active one (the negotiator). Keys expire when not renewed.
+	LeaderBucket = "vmpool_leader"
 	// FilesBucket prefixes the object store buckets of input disks,
 	// returned disks and checkpoints, content-addressed by SHA-256: one
 	// bucket per user (UserBucket), so that users read only their own.
@@ -38,6 +41,8 @@ type BusConfig struct {
 	// Users get their file buckets created now (on a pool with
 	// credentials, users may not create buckets themselves).
 	Users []string
+	// LeaseTTL is how long a leader's lease lasts unrenewed (default 10s).
+	LeaseTTL time.Duration
 }
 
 // Bus is a daemon's view of the pool's JetStream: the event stream, the
@@ -175,6 +180,15 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", CollectorBucket, err)
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 10 * time.Second
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: LeaderBucket, Description: "vmpool leader leases", TTL: cfg.LeaseTTL, History: 1,
+		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", LeaderBucket, err)
 	}
 	b := &Bus{NC: nc, JS: js, Collector: kv, replicas: cfg.Replicas}
 	for _, u := range cfg.Users {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,6 +23,20 @@ type NATSConfig struct {
 	// Credentials, when any, are the only identities the server lets in,
 	// each with its role's permissions (see Credentials.Permissions).
 	Credentials []Credentials
+	// Cluster, when set, makes the server one of a JetStream cluster.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig joins the server to a NATS cluster: every server of a
+// JetStream cluster listens for routes and names the others' route URLs.
+type ClusterConfig struct {
+	Name       string   // the cluster's name, the same on every server
+	ServerName string   // this server's name, unique in the cluster
+	Listen     string   // host:port for routes from the other servers
+	Routes     []string // the other servers' route URLs, nats://host:port
+	// User and Password, when set, authenticate the route connections
+	// (every server of the cluster uses the same).
+	User, Password string
 }
 
 // NATSServer is a running embedded NATS server with JetStream.
@@ -53,6 +68,30 @@ func StartNATS(cfg NATSConfig) (*NATSServer, error) {
 		MaxPayload:             MaxEventSize,
 		SyncAlways:             !cfg.NoSync,
 		DisableJetStreamBanner: true,
+	}
+	if c := cfg.Cluster; c != nil {
+		ch, cp, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: cluster listen address %q: %w", c.Listen, err)
+		}
+		n, err := strconv.Atoi(cp)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: cluster listen port %q: %w", cp, err)
+		}
+		if c.Name == "" || c.ServerName == "" {
+			return nil, fmt.Errorf("embedded nats: a cluster needs a cluster name and a server name")
+		}
+		opts.ServerName = c.ServerName
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: ch, Port: n, Username: c.User, Password: c.Password}
+		routes := strings.Join(c.Routes, ",")
+		if c.User != "" {
+			var withAuth []string
+			for _, r := range c.Routes {
+				withAuth = append(withAuth, strings.Replace(r, "nats://", "nats://"+c.User+":"+c.Password+"@", 1))
+			}
+			routes = strings.Join(withAuth, ",")
+		}
+		opts.Routes = server.RoutesFromStr(routes)
 	}
 	if len(cfg.Credentials) > 0 {
 		users, err := ServerUsers(cfg.Credentials)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,6 +35,9 @@ type Config struct {
 	// AdLifetime: a slot ad not refreshed for this long is ignored
 	// (CLASSAD_LIFETIME; default 60s).
 	AdLifetime time.Duration
+	// LeaseInterval is how often the leader lease is renewed or, standing
+	// by, tried (default 2s; the lease itself lasts the bucket's TTL).
+	LeaseInterval time.Duration
 	// Failpoints arms crash points for fault-injection tests (nil: none).
 	Failpoints *events.Failpoints
 }
@@ -46,10 +50,11 @@ type Negotiator struct {
 	loop   *events.Loop
 	st     *State
 
-	mu    sync.Mutex
-	slots map[string]Slot // collector key -> slot
-	kick  chan struct{}
-	ready chan struct{}
+	mu     sync.Mutex
+	slots  map[string]Slot // collector key -> slot
+	kick   chan struct{}
+	ready  chan struct{}
+	active atomic.Bool // holds the leader lease
 }
 
 // New builds a negotiator; Run starts it.
@@ -77,6 +82,9 @@ func New(cfg Config) (*Negotiator, error) {
 	}
 	if cfg.AdLifetime <= 0 {
 		cfg.AdLifetime = 60 * time.Second
+	}
+	if cfg.LeaseInterval <= 0 {
+		cfg.LeaseInterval = 2 * time.Second
 	}
 	return &Negotiator{cfg: cfg, logger: cfg.Logger.With("daemon", "negotiator"), slots: map[string]Slot{},
 		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
@@ -130,6 +138,18 @@ func (n *Negotiator) Run(ctx context.Context) error {
 		})
 	})
 	g.Go(func() error { return n.watchSlots(gctx) })
+	became := make(chan struct{}, 1)
+	g.Go(func() error { return n.lead(gctx, n.cfg.LeaseInterval, became) })
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-became:
+				n.trigger()
+			}
+		}
+	})
 	g.Go(func() error { return n.cycles(gctx) })
 	n.logger.Info("negotiator running", "jobs", jobs, "interval", n.cfg.Interval)
 	close(n.ready)
@@ -289,6 +309,9 @@ func (n *Negotiator) cycles(ctx context.Context) error {
 			return nil
 		case <-n.kick:
 		case <-t.C:
+		}
+		if !n.active.Load() {
+			continue // a standby keeps its state current but does not match
 		}
 		slots := n.liveSlots(n.cfg.Clock())
 		evs, err := n.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {

@@ -23,7 +23,7 @@ import (
 // exists on this machine.
 
 // credsDir is where a pool's credentials live.
-func credsDir(cfg *Config) string { return filepath.Join(cfg.Get("LOCAL_DIR"), "creds") }
+func credsDir(cfg *Config) string { return cfg.Get("CREDS_DIR") }
 
 const poolIdentity = "vmpool"
 

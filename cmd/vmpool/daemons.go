@@ -71,6 +71,9 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 			df.sets = append(df.sets, "EMULATE="+a.value(name, val, has))
 		case "set":
 			df.sets = append(df.sets, a.value(name, val, has))
+		case "cluster", "server-name", "cluster-listen", "routes", "replicas":
+			knob := "NATS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+			df.sets = append(df.sets, knob+"="+a.value(name, val, has))
 		case "vm-memory":
 			df.sets = append(df.sets, "VM_MEMORY="+a.value(name, val, has))
 		case "vm-type":
@@ -156,11 +159,16 @@ func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog
 	if err != nil {
 		return nil, fmt.Errorf("%v (is the pool's NATS server running? 'vmpool up' starts one)", err)
 	}
+	replicas := cfg.Int("NATS_REPLICAS", &errs)
+	if len(errs) > 0 {
+		nc.Close()
+		return nil, errors.New(strings.Join(errs, "; "))
+	}
 	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var bus *events.Bus
 	if creds == nil || creds.Role == events.RolePool {
-		bus, err = events.OpenBus(bctx, nc, js, events.BusConfig{AdTTL: ttl, Users: users})
+		bus, err = events.OpenBus(bctx, nc, js, events.BusConfig{AdTTL: ttl, Users: users, Replicas: replicas})
 	} else {
 		bus, err = events.BindBus(bctx, nc, js)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/vmimage"
@@ -118,22 +119,50 @@ func (c *cli) nats(ctx context.Context, args []string) int {
 			return c.errorf("nats", "%v", err)
 		}
 	}
-	ns, err := events.StartNATS(events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger, Credentials: creds})
+	ncfg := events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger, Credentials: creds}
+	if name := cfg.Get("NATS_CLUSTER"); name != "" {
+		ncfg.Cluster = &events.ClusterConfig{Name: name, ServerName: cfg.Get("NATS_SERVER_NAME"), Listen: cfg.Get("NATS_CLUSTER_LISTEN"),
+			Routes: cfg.List("NATS_ROUTES")}
+		if ncfg.Cluster.ServerName == "" {
+			return c.usageErr("nats", "a cluster member needs --server-name (NATS_SERVER_NAME), unique in the cluster")
+		}
+		if ncfg.Cluster.Listen == "" {
+			return c.usageErr("nats", "a cluster member needs --cluster-listen HOST:PORT (NATS_CLUSTER_LISTEN) for the other servers' routes")
+		}
+	}
+	ns, err := events.StartNATS(ncfg)
 	if err != nil {
 		return c.errorf("nats", "%v", err)
 	}
 	defer ns.Stop()
-	// Create the stream and buckets (a daemon with credentials of its own
-	// may only bind them).
-	users, _ := poolUsers(cfg, "")
-	bus, err := connectBus(ctx, ns.URL(), "vmpool-nats", cfg, logger, findCredentials(creds, events.RolePool, poolIdentity), users)
-	if err != nil {
-		return c.errorf("nats", "%v", err)
-	}
-	bus.NC.Close()
 	fmt.Fprintf(c.stdout, "NATS with JetStream at %s (store %s)\n", ns.URL(), filepath.Join(cfg.Get("LOCAL_DIR"), "nats"))
 	if auth {
 		fmt.Fprintf(c.stdout, "  credentials of the users (POOL_USERS, QUEUE_SUPER_USERS) and daemons (POOL_DAEMONS) are in %s\n", credsDir(cfg))
+	}
+	// Create the stream and buckets (a daemon with credentials of its own
+	// may only bind them). In a cluster that works once enough servers are
+	// up to place NATS_REPLICAS copies: keep trying until then.
+	users, _ := poolUsers(cfg, "")
+	for attempt := 0; ; attempt++ {
+		bctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		bus, err := connectBus(bctx, ns.URL(), "vmpool-nats", cfg, logger, findCredentials(creds, events.RolePool, poolIdentity), users)
+		cancel()
+		if err == nil {
+			bus.NC.Close()
+			fmt.Fprintf(c.stdout, "  the pool's stream and buckets are ready (%s copies)\n", cfg.Get("NATS_REPLICAS"))
+			break
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		if attempt%5 == 0 {
+			logger.Info("waiting for the JetStream cluster to create the pool's stream", "err", err)
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return 0
+		}
 	}
 	<-ctx.Done()
 	return 0

@@ -22,6 +22,7 @@ type queryFlags struct {
 	pool, name      string
 	nobatch, totals bool
 	hold, allusers  bool
+	global          bool // every schedd of the pool
 	limit           int
 	jobs            []string
 	owner           string
@@ -65,6 +66,8 @@ func (c *cli) parseQueryFlags(cmd string, args []string, qf *queryFlags) int {
 			qf.hold = true
 		case "allusers", "all", "a":
 			qf.allusers = true
+		case "global", "g":
+			qf.global = true
 		case "limit", "match":
 			v := a.value(name, val, has)
 			n, err := strconv.Atoi(v)
@@ -137,9 +140,17 @@ func (c *cli) q(ctx context.Context, args []string) int {
 		return c.errorf(cmd, "%v", err)
 	}
 	defer pc.close()
-	sched, err := c.schedd(ctx, pc, qf.name)
-	if err != nil {
-		return c.errorf(cmd, "%v", err)
+	var scheds []string
+	if qf.global {
+		if scheds, err = c.allSchedds(ctx, pc); err != nil {
+			return c.errorf(cmd, "%v", err)
+		}
+	} else {
+		sched, err := c.schedd(ctx, pc, qf.name)
+		if err != nil {
+			return c.errorf(cmd, "%v", err)
+		}
+		scheds = []string{sched}
 	}
 	me := pc.user
 	req := schedd.QueryRequest{Constraint: qf.constraint, Jobs: qf.jobs, Totals: qf.totals}
@@ -159,13 +170,50 @@ func (c *cli) q(ctx context.Context, args []string) int {
 	if len(qf.af) > 0 && !qf.json && !qf.long {
 		req.Attrs = afAttrs(qf.af)
 	}
+	if qf.custom() {
+		var all []*classad.Ad
+		for _, sched := range scheds {
+			ads, _, err := c.fetch(ctx, pc, sched, "query", req)
+			if err != nil {
+				return c.errorf(cmd, "%v", err)
+			}
+			all = append(all, ads...)
+		}
+		qf.printAds(c.stdout, all, jobID)
+		return 0
+	}
+	for _, sched := range scheds {
+		if code := c.qTable(ctx, pc, sched, me, req, &qf); code != 0 {
+			return code
+		}
+	}
+	return 0
+}
+
+// allSchedds lists the schedds the collector knows (-global).
+func (c *cli) allSchedds(ctx context.Context, pc *client) ([]string, error) {
+	ads, err := pc.ads(ctx, "schedd.")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, ad := range ads {
+		if n, ok := ad.EvalString("Name"); ok {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no schedd is advertised at %s", pc.url)
+	}
+	return names, nil
+}
+
+// qTable prints one schedd's part of condor_q's table view.
+func (c *cli) qTable(ctx context.Context, pc *client, sched, me string, req schedd.QueryRequest, qf *queryFlags) int {
+	const cmd = "q"
 	ads, tot, err := c.fetch(ctx, pc, sched, "query", req)
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
-	}
-	if qf.custom() {
-		qf.printAds(c.stdout, ads, jobID)
-		return 0
 	}
 	_, all, err := c.fetch(ctx, pc, sched, "query", schedd.QueryRequest{Totals: true})
 	if err != nil {

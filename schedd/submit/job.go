@@ -240,8 +240,12 @@ func (b *builder) build() {
 		switch t := strings.ToLower(v); t {
 		case "kvm", "xen", "vmware":
 			vmType = t
+		case "sim":
+			// vmpool's simulated hypervisor, for scale tests: only startds
+			// configured with VM_TYPE = sim run such jobs.
+			vmType = t
 		default:
-			b.err(d, "vm-type-unknown", fmt.Sprintf("vm_type %q is unknown; vmpool knows kvm, xen and vmware", clip(v)))
+			b.err(d, "vm-type-unknown", fmt.Sprintf("vm_type %q is unknown; vmpool knows kvm, xen and vmware (and sim, its simulated hypervisor for tests)", clip(v)))
 		}
 	} else if d == nil {
 		b.missing("vm_type", "vm-type-missing", "vm_type cannot be found")
@@ -384,7 +388,7 @@ func (b *builder) build() {
 
 	// vm_disk.
 	nDisks := 0
-	if vmType == "kvm" || vmType == "xen" {
+	if vmType == "kvm" || vmType == "xen" || vmType == "sim" {
 		if v, d, ok := b.given("vm_disk"); ok {
 			disk, n := b.vmDisk(d, v, iwd, in)
 			nDisks = n
