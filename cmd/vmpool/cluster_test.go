@@ -179,7 +179,7 @@ func TestClusterSurvivesFailures(t *testing.T) {
 			"--cluster-listen", routes[i], "--routes", strings.Join(others, ","), "--replicas", "3")
 	}
 	for i := 1; i <= 3; i++ {
-		cl.waitLog(fmt.Sprintf("nats%d", i), "stream and buckets are ready (3 copies)", 90*time.Second)
+		cl.waitLog(fmt.Sprintf("nats%d", i), "stream and buckets are ready (NATS_REPLICAS = 3)", 90*time.Second)
 	}
 	fast := []string{"--set", "UPDATE_INTERVAL=1", "--set", "ALIVE_INTERVAL=1", "--set", "NEGOTIATOR_INTERVAL=2", "--set", "VM_STATUS_INTERVAL=5"}
 	daemon := func(name string, args ...string) {

@@ -149,7 +149,7 @@ func (c *cli) nats(ctx context.Context, args []string) int {
 		cancel()
 		if err == nil {
 			bus.NC.Close()
-			fmt.Fprintf(c.stdout, "  the pool's stream and buckets are ready (%s copies)\n", cfg.Get("NATS_REPLICAS"))
+			fmt.Fprintf(c.stdout, "  the pool's stream and buckets are ready (NATS_REPLICAS = %s)\n", cfg.Get("NATS_REPLICAS"))
 			break
 		}
 		if ctx.Err() != nil {
