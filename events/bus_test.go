@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,5 +227,27 @@ func TestLoopGroupsCommandsAndRejects(t *testing.T) {
 	}
 	if afterCalls == 0 || afterCalls > 50 {
 		t.Fatalf("After called %d times", afterCalls)
+	}
+}
+
+func TestLoopRefusesWhenDiskNearlyFull(t *testing.T) {
+	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	applied := 0
+	loop := events.NewLoop(events.LoopConfig{Log: l, Apply: func(events.Event) { applied++ }, MinFree: 1 << 62})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go loop.Run(ctx)
+	_, err = loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		return []events.Event{events.New("JobSubmitted", nil)}, nil
+	})
+	if !errors.Is(err, events.ErrDiskFull) || !strings.Contains(err.Error(), "LOG_MIN_FREE_MB") {
+		t.Fatalf("Do on a full disk: %v", err)
+	}
+	if applied != 0 || l.LastIndex() != 0 {
+		t.Fatalf("a refused command changed state: %d applied, log at %d", applied, l.LastIndex())
 	}
 }

@@ -454,8 +454,13 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
+// Fatalf is Pebble's last word: it cannot go on (a write failed, most
+// often because the disk is full). Say so plainly, wherever the daemon's
+// logs go, and stop: a restart recovers from the write-ahead log.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	fmt.Fprintf(os.Stderr, "vmpool: fatal error in an event log, stopping: %s\n(if the disk is full: free space, then restart; the log recovers everything it acknowledged)\n", msg)
 	os.Exit(1)
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -26,6 +28,7 @@ type Loop struct {
 	stopped  chan struct{}
 	maxGroup int
 	fail     *Failpoints
+	minFree  int64
 	mu       sync.RWMutex
 }
 
@@ -45,7 +48,15 @@ type LoopConfig struct {
 	MaxGroup int
 	// Failpoints, when set, are the crash points the loop honours.
 	Failpoints *Failpoints
+	// MinFree, when positive, is the free space (bytes) the log's
+	// filesystem must keep. Below it the loop refuses every command with
+	// ErrDiskFull and applies nothing, rather than let Pebble run out of
+	// space mid-write (which it treats as fatal).
+	MinFree int64
 }
+
+// ErrDiskFull refuses commands while the event log's disk is nearly full.
+var ErrDiskFull = NewError("disk-full", "the daemon's disk is nearly full")
 
 type op struct {
 	fn   func(tx *Tx) error
@@ -95,7 +106,7 @@ func NewLoop(cfg LoopConfig) *Loop {
 		cfg.After = func([]Event) {}
 	}
 	return &Loop{log: cfg.Log, apply: cfg.Apply, after: cfg.After, clock: cfg.Clock,
-		ops: make(chan *op, cfg.MaxGroup), stopped: make(chan struct{}), maxGroup: cfg.MaxGroup, fail: cfg.Failpoints}
+		ops: make(chan *op, cfg.MaxGroup), stopped: make(chan struct{}), maxGroup: cfg.MaxGroup, fail: cfg.Failpoints, minFree: cfg.MinFree}
 }
 
 // Do runs fn on the loop goroutine with the state write-locked. fn is the
@@ -173,6 +184,15 @@ func (l *Loop) Run(ctx context.Context) error {
 }
 
 func (l *Loop) commit(group []*op) (all []Event, err error) {
+	if l.minFree > 0 {
+		if free, ok := freeBytes(l.log.Dir()); ok && free < l.minFree {
+			for _, o := range group {
+				o.err = fmt.Errorf("%s has %d MiB free, less than the %d MiB kept free (LOG_MIN_FREE_MB); free space and retry: %w",
+					l.log.Dir(), free>>20, l.minFree>>20, ErrDiskFull)
+			}
+			return nil, nil
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, o := range group {
@@ -208,4 +228,17 @@ func (l *Loop) DoEvents(ctx context.Context, fn func(now time.Time) ([]Event, er
 		tx.Emit(evs...)
 		return nil
 	})
+}
+
+// freeBytes is the space available to unprivileged writers under dir.
+func freeBytes(dir string) (int64, bool) {
+	var st syscall.Statfs_t
+	for d := dir; ; d = filepath.Dir(d) {
+		if err := syscall.Statfs(d, &st); err == nil {
+			return int64(st.Bavail) * int64(st.Bsize), true
+		}
+		if d == filepath.Dir(d) {
+			return 0, false
+		}
+	}
 }

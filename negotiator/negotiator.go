@@ -40,6 +40,8 @@ type Config struct {
 	LeaseInterval time.Duration
 	// Failpoints arms crash points for fault-injection tests (nil: none).
 	Failpoints *events.Failpoints
+	// MinFreeBytes is the free disk the event log keeps (LOG_MIN_FREE_MB).
+	MinFreeBytes int64
 }
 
 // Negotiator is the I/O shell around the matchmaking core.
@@ -117,7 +119,8 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	if n.st, err = Replay(l, n.cfg.Name, n.cfg.MatchTimeout, 0); err != nil {
 		return fmt.Errorf("rebuild negotiator %s: %w", n.cfg.Name, err)
 	}
-	n.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(n.st, e) }, Clock: n.cfg.Clock, Failpoints: n.cfg.Failpoints})
+	n.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(n.st, e) }, Clock: n.cfg.Clock, Failpoints: n.cfg.Failpoints,
+		MinFree: n.cfg.MinFreeBytes})
 	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: n.cfg.Bus.JS, Role: events.RoleNegotiator, Logger: n.logger, Failpoints: n.cfg.Failpoints})
 	if err != nil {
 		return err

@@ -43,6 +43,9 @@ type Config struct {
 	Address string
 	// Failpoints arms crash points for fault-injection tests (nil: none).
 	Failpoints *events.Failpoints
+	// MinFreeBytes is the free disk the event log keeps (LOG_MIN_FREE_MB):
+	// below it commands are refused rather than the log run out of space.
+	MinFreeBytes int64
 }
 
 // Schedd is the I/O shell around the queue: it serves the users' commands,
@@ -149,6 +152,7 @@ func (s *Schedd) Run(ctx context.Context) error {
 		After:      s.afterCommit,
 		Clock:      s.cfg.Clock,
 		Failpoints: s.cfg.Failpoints,
+		MinFree:    s.cfg.MinFreeBytes,
 	})
 	s.outbox, err = events.NewOutbox(events.OutboxConfig{Log: l, JS: s.cfg.Bus.JS, Role: events.RoleSchedd, Logger: s.logger, Failpoints: s.cfg.Failpoints})
 	if err != nil {

@@ -69,6 +69,8 @@ type Config struct {
 	Host          string // host name for the Machine attribute
 	// Failpoints arms crash points for fault-injection tests (nil: none).
 	Failpoints *events.Failpoints
+	// MinFreeBytes is the free disk the event log keeps (LOG_MIN_FREE_MB).
+	MinFreeBytes int64
 	// NobodyUser (VM_UNIV_NOBODY_USER, default "nobody") is the account a
 	// root startd runs VMs as when the job's owner has no account here (or
 	// is root), and always when AlwaysUseNobody (ALWAYS_VM_UNIV_USE_NOBODY).
@@ -237,7 +239,8 @@ func (d *Startd) Run(ctx context.Context) error {
 	bg, stopAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAll()
 	d.runCtx = bg
-	d.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(d.st, e) }, After: d.afterCommit, Clock: d.cfg.Clock, Failpoints: d.cfg.Failpoints})
+	d.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(d.st, e) }, After: d.afterCommit, Clock: d.cfg.Clock,
+		Failpoints: d.cfg.Failpoints, MinFree: d.cfg.MinFreeBytes})
 	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: d.cfg.Bus.JS, Role: events.RoleStartd, Logger: d.logger, Failpoints: d.cfg.Failpoints})
 	if err != nil {
 		return err

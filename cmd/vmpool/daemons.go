@@ -192,6 +192,7 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		Address:    address,
 	}
 	sc.PolicyInterval = cfg.Seconds("PERIODIC_EXPR_INTERVAL", &errs)
+	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.Failpoints = failpoints(cfg, &errs)
 	if err := events.CheckName("SCHEDD_NAME", name); err != nil {
 		errs = append(errs, err.Error())
@@ -214,6 +215,7 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 		AdLifetime:   cfg.Seconds("CLASSAD_LIFETIME", &errs),
 	}
 	nc.Failpoints = failpoints(cfg, &errs)
+	nc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	if len(errs) > 0 {
 		return nc, fmt.Errorf("negotiator configuration: %s", strings.Join(errs, "; "))
 	}
@@ -259,6 +261,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		UpdateInterval:        cfg.Seconds("UPDATE_INTERVAL", &errs),
 	}
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
+	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
 	sc.AlwaysUseNobody = cfg.Bool("ALWAYS_VM_UNIV_USE_NOBODY", &errs)
 	sc.Failpoints = failpoints(cfg, &errs)
