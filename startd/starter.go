@@ -121,8 +121,10 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		}
 		// The execute directory may be traversed by the account VMs run as;
 		// each scratch directory belongs to its VM alone.
-		if err := os.MkdirAll(filepath.Dir(scratch), 0o711); err == nil {
-			err = os.Chmod(filepath.Dir(scratch), 0o711)
+		if err := os.MkdirAll(filepath.Dir(scratch), 0o711); err != nil {
+			log.Warn("create execute directory", "dir", filepath.Dir(scratch), "err", err)
+		} else if err := os.Chmod(filepath.Dir(scratch), 0o711); err != nil {
+			log.Warn("make execute directory traversable", "dir", filepath.Dir(scratch), "err", err)
 		}
 		if err := os.MkdirAll(scratch, 0o700); err != nil {
 			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + "create scratch directory: " + err.Error()})
