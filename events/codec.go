@@ -147,6 +147,22 @@ func Subject(role string, e Event) string {
 	return string(b)
 }
 
+// CheckSubject reports whether subject is the one event e was published
+// on by a daemon of the role the subject names: a message whose body names
+// another source, job or type than its subject (which is all a publisher's
+// credentials vouch for) is forged or corrupt, and is refused.
+func CheckSubject(subject string, e Event) error {
+	rest, ok := strings.CutPrefix(subject, SubjectPrefix+".")
+	role, _, found := strings.Cut(rest, ".")
+	if !ok || !found {
+		return fmt.Errorf("subject %q is not an event subject: %w", subject, ErrMalformed)
+	}
+	if want := Subject(role, e); want != subject {
+		return fmt.Errorf("event from %s seq %d does not match its subject %q (want %q): %w", e.Source, e.Seq, subject, want, ErrMalformed)
+	}
+	return nil
+}
+
 // SubjectFilter is a NATS subject with wildcards that a consumer filters on.
 type SubjectFilter string
 

@@ -106,3 +106,22 @@ func TestParseJobID(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckSubject(t *testing.T) {
+	e := New("Matched", nil).ForJob("schedd", JobID{3, 1})
+	e.Source, e.Seq = "negotiator", 9
+	if err := CheckSubject(Subject(RoleNegotiator, e), e); err != nil {
+		t.Fatalf("genuine event refused: %v", err)
+	}
+	for _, subject := range []string{
+		"vmpool.ev.negotiator.other.job.schedd.3.1.Matched", // another source
+		"vmpool.ev.negotiator.negotiator.job.schedd.4.1.Matched",
+		"vmpool.ev.negotiator.negotiator.job.schedd.3.1.Removed",
+		"vmpool.ev",
+		"other.subject",
+	} {
+		if err := CheckSubject(subject, e); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", subject, err)
+		}
+	}
+}

@@ -99,7 +99,9 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 			return nil
 		}
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * cfg.MaxBatch))
+	// Short pulls with frequent heartbeats: a consumer lost on the server
+	// (a bus that lost its store) is noticed in seconds, not a minute.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*cfg.MaxBatch), jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(3*time.Second))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
@@ -109,7 +111,6 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	go func() {
 		defer close(done)
 		defer close(msgs)
-		misses := 0
 		for {
 			m, err := it.Next()
 			if err != nil {
@@ -125,22 +126,17 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 				}
 				if errors.Is(err, jetstream.ErrNoHeartbeat) {
 					// Check that the consumer still exists on the server.
-					misses++
-					if misses >= 2 {
-						cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-						_, ierr := cons.Info(cctx)
-						cancel()
-						if errors.Is(ierr, jetstream.ErrConsumerNotFound) {
-							gone.Store(true)
-							return
-						}
-						misses = 0
+					cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					_, ierr := cons.Info(cctx)
+					cancel()
+					if errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+						gone.Store(true)
+						return
 					}
 				}
 				cfg.Logger.Debug("consumer fetch", "consumer", cfg.Durable, "err", err)
 				continue
 			}
-			misses = 0
 			select {
 			case msgs <- m:
 			case <-ctx.Done():
@@ -187,6 +183,9 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		good := batch[:0:0]
 		for _, m := range batch {
 			e, err := Decode(m.Data())
+			if err == nil {
+				err = CheckSubject(m.Subject(), e)
+			}
 			if err != nil {
 				cfg.Logger.Warn("dropping undecodable message", "consumer", cfg.Durable, "subject", m.Subject(), "err", err)
 				_ = m.TermWithReason(err.Error())

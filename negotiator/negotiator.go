@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmpool/vmpool/classad"
@@ -42,6 +43,9 @@ type Config struct {
 	Failpoints *events.Failpoints
 	// MinFreeBytes is the free disk the event log keeps (LOG_MIN_FREE_MB).
 	MinFreeBytes int64
+	// Metrics is where the negotiator registers its Prometheus collectors
+	// (see Metrics); nil: no metrics.
+	Metrics prometheus.Registerer
 }
 
 // Negotiator is the I/O shell around the matchmaking core.
@@ -51,6 +55,8 @@ type Negotiator struct {
 	log    *events.Log
 	loop   *events.Loop
 	st     *State
+
+	metrics *Metrics
 
 	mu     sync.Mutex
 	slots  map[string]Slot // collector key -> slot
@@ -88,8 +94,13 @@ func New(cfg Config) (*Negotiator, error) {
 	if cfg.LeaseInterval <= 0 {
 		cfg.LeaseInterval = 2 * time.Second
 	}
-	return &Negotiator{cfg: cfg, logger: cfg.Logger.With("daemon", "negotiator"), slots: map[string]Slot{},
-		kick: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+	n := &Negotiator{cfg: cfg, logger: cfg.Logger.With("daemon", "negotiator"), slots: map[string]Slot{},
+		kick: make(chan struct{}, 1), ready: make(chan struct{})}
+	var err error
+	if n.metrics, err = newMetrics(cfg.Metrics, n); err != nil {
+		return nil, fmt.Errorf("negotiator %s metrics: %w", cfg.Name, err)
+	}
+	return n, nil
 }
 
 // Ready is closed once the negotiator runs.
@@ -125,6 +136,8 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.metrics.attach(outbox)
+	defer n.metrics.detach()
 	jobs := len(n.st.Jobs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.loop.Run(gctx) })
@@ -316,6 +329,7 @@ func (n *Negotiator) cycles(ctx context.Context) error {
 		if !n.active.Load() {
 			continue // a standby keeps its state current but does not match
 		}
+		start := time.Now()
 		slots := n.liveSlots(n.cfg.Clock())
 		evs, err := n.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 			return DecideCycle(n.st, slots, now), nil
@@ -326,6 +340,7 @@ func (n *Negotiator) cycles(ctx context.Context) error {
 			}
 			return err
 		}
+		n.metrics.cycled(time.Since(start), len(evs))
 		for _, e := range evs {
 			var p events.MatchedPayload
 			_ = e.Decode(&p)

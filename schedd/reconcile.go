@@ -323,6 +323,7 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 	}
 	key := claimID + "/fetch"
 	var total int64
+	start := time.Now()
 	err := func() error {
 		for _, o := range outputs {
 			// A returned disk may only replace a file the job sent: never a
@@ -353,6 +354,11 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 		if n < fetchAttempts && !errors.Is(err, errForeignOutput) {
 			return
 		}
+	}
+	if err == nil && len(outputs) > 0 {
+		took := time.Since(start)
+		s.metrics.fetched(total, took)
+		s.logger.Info("returned disks fetched", "job", id.String(), "files", len(outputs), "bytes", total, "took", took.Round(time.Millisecond))
 	}
 	done(key)
 	_, derr := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {

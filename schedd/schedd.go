@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmpool/vmpool/classad"
@@ -46,6 +47,9 @@ type Config struct {
 	// MinFreeBytes is the free disk the event log keeps (LOG_MIN_FREE_MB):
 	// below it commands are refused rather than the log run out of space.
 	MinFreeBytes int64
+	// Metrics is where the schedd registers its Prometheus collectors
+	// (see Metrics); nil: no metrics.
+	Metrics prometheus.Registerer
 }
 
 // Schedd is the I/O shell around the queue: it serves the users' commands,
@@ -64,7 +68,8 @@ type Schedd struct {
 	running map[workItem]bool
 	alive   map[string]time.Time // claim id -> last keepalive from its startd
 
-	ready chan struct{}
+	ready   chan struct{}
+	metrics *Metrics
 }
 
 // New builds a schedd; Run starts it.
@@ -100,14 +105,19 @@ func New(cfg Config) (*Schedd, error) {
 		host, _ := os.Hostname()
 		cfg.Address = host
 	}
-	return &Schedd{
+	s := &Schedd{
 		cfg:     cfg,
 		logger:  cfg.Logger.With("daemon", "schedd", "schedd", cfg.Name),
 		work:    make(chan workItem, 4096),
 		running: map[workItem]bool{},
 		alive:   map[string]time.Time{},
 		ready:   make(chan struct{}),
-	}, nil
+	}
+	var err error
+	if s.metrics, err = newMetrics(cfg.Metrics, s); err != nil {
+		return nil, fmt.Errorf("schedd %s metrics: %w", cfg.Name, err)
+	}
+	return s, nil
 }
 
 // Name is the schedd's name.
@@ -158,6 +168,8 @@ func (s *Schedd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.attach()
+	defer s.metrics.detach()
 	srv := events.NewServer(s.cfg.Bus.NC, s.logger, 64)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.loop.Run(gctx) })
@@ -224,6 +236,7 @@ func (s *Schedd) View(fn func(q *Queue)) { s.loop.View(func() { fn(s.q) }) }
 
 // afterCommit schedules the side effects of newly durable events.
 func (s *Schedd) afterCommit(evs []events.Event) {
+	s.metrics.committed(s.q, evs)
 	for _, e := range evs {
 		if e.Source != s.cfg.Name {
 			continue
@@ -320,6 +333,7 @@ type SubmitReply struct {
 }
 
 func (s *Schedd) handleSubmit(ctx context.Context, user string, data []byte) (any, error) {
+	start := time.Now()
 	var req SubmitRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return nil, fmt.Errorf("submit: %w: %w", err, ErrBadRequest)
@@ -337,6 +351,7 @@ func (s *Schedd) handleSubmit(ctx context.Context, user string, data []byte) (an
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.submitted(time.Since(start))
 	s.logger.Info("cluster submitted", "cluster", cluster, "procs", req.Payload.NumProcs, "owner", req.Payload.Owner)
 	return SubmitReply{Cluster: cluster, Procs: req.Payload.NumProcs}, nil
 }

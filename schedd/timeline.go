@@ -107,7 +107,26 @@ type payloadSummary struct {
 	PoweredOff bool            `json:"powered_off"`
 	Outputs    []struct {
 		Name string `json:"name"`
+		Size int64  `json:"size"`
 	} `json:"outputs"`
+}
+
+// checkpointBytes is the size of the files of a checkpoint in a payload
+// (0 when there is none).
+func checkpointBytes(raw json.RawMessage) int64 {
+	var cp struct {
+		Files []struct {
+			Size int64 `json:"size"`
+		} `json:"files"`
+	}
+	if !hasJSON(raw) || json.Unmarshal(raw, &cp) != nil {
+		return 0
+	}
+	var n int64
+	for _, f := range cp.Files {
+		n += f.Size
+	}
+	return n
 }
 
 // Describe says in a few words what one of a schedd's events records,
@@ -150,11 +169,11 @@ func Describe(e events.Event) string {
 		}
 		return "started on " + p.Slot
 	case events.JobCheckpointed:
-		return "checkpointed"
+		return fmt.Sprintf("checkpointed (%d bytes)", checkpointBytes(p.Checkpoint))
 	case events.JobEvicted:
 		s := "evicted"
 		if hasJSON(p.Checkpoint) {
-			s += " with a checkpoint"
+			s += fmt.Sprintf(" with a checkpoint (%d bytes)", checkpointBytes(p.Checkpoint))
 		} else {
 			s += " without a checkpoint"
 		}
@@ -173,7 +192,7 @@ func Describe(e events.Event) string {
 		if len(p.Outputs) > 0 {
 			names := make([]string, len(p.Outputs))
 			for i, o := range p.Outputs {
-				names[i] = o.Name
+				names[i] = fmt.Sprintf("%s (%d bytes)", o.Name, o.Size)
 			}
 			s += "; returned " + strings.Join(names, ", ")
 		}

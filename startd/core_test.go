@@ -138,6 +138,14 @@ func TestClaimLifecycleAndAds(t *testing.T) {
 	if _, known := DecideStop(st, events.DeactivateRequest{ClaimID: "c1"}); known {
 		t.Fatal("ended claim still known")
 	}
+	// The ended claim is remembered for its schedd's keepalives, and a
+	// late retry of its claim request does not run the job again.
+	if ec, ok := st.Ended["c1"]; !ok || ec.Schedd != c.Req.Schedd {
+		t.Fatalf("ended claim not remembered: %+v", st.Ended)
+	}
+	if evs, reason := DecideClaim(st, claimReq("c1", "slot1@s1", 48, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0)); len(evs) != 0 || !strings.Contains(reason, "already ran") {
+		t.Fatalf("claim retried after its VM ended: %v %q", evs, reason)
+	}
 	// An unhealthy hypervisor is not advertised.
 	f := testFacts()
 	f.Fingerprint = hypervisor.Fingerprint{Type: "kvm", Reason: "qemu-system-x86_64 not found"}

@@ -12,11 +12,15 @@ import (
 // DecideClaim decides a schedd's claim request against the state and the
 // slot's machine ad. It returns the events recording an acceptance, or a
 // refusal reason (and no events). A claim id already accepted is accepted
-// again without events, so a schedd's retry is harmless.
+// again without events, so a schedd's retry is harmless; one whose VM has
+// ended is refused, so that a late retry never runs the job again.
 func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemory, vmMax int, now time.Time) ([]events.Event, string) {
 	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
 	if _, ok := st.Claims[req.ClaimID]; ok {
 		return nil, ""
+	}
+	if _, ok := st.Ended[req.ClaimID]; ok {
+		return nil, fmt.Sprintf("claim %s already ran on startd %s", req.ClaimID, st.Name)
 	}
 	s := st.Slot(req.Slot)
 	switch {

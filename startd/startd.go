@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmpool/vmpool/classad"
@@ -76,6 +77,9 @@ type Config struct {
 	// is root), and always when AlwaysUseNobody (ALWAYS_VM_UNIV_USE_NOBODY).
 	NobodyUser      string
 	AlwaysUseNobody bool
+	// Metrics is where the startd registers its Prometheus collectors
+	// (see Metrics); nil: no metrics.
+	Metrics prometheus.Registerer
 }
 
 // Startd is the I/O shell of one execute machine.
@@ -94,6 +98,7 @@ type Startd struct {
 	runCtx   context.Context
 	changed  chan struct{}
 	ready    chan struct{}
+	metrics  *Metrics
 }
 
 // New validates cfg and builds a startd; Run starts it.
@@ -183,8 +188,13 @@ func New(cfg Config) (*Startd, error) {
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
 	}
-	return &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
-		starters: map[string]chan string{}, changed: make(chan struct{}, 1), ready: make(chan struct{})}, nil
+	d := &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
+		starters: map[string]chan string{}, changed: make(chan struct{}, 1), ready: make(chan struct{})}
+	var err error
+	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
+		return nil, fmt.Errorf("startd %s metrics: %w", cfg.Name, err)
+	}
+	return d, nil
 }
 
 // Ready is closed once the startd serves claims.
@@ -245,6 +255,8 @@ func (d *Startd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.metrics.attach(outbox)
+	defer d.metrics.detach()
 	var bgWG sync.WaitGroup
 	loopErr := make(chan error, 1)
 	bgWG.Add(2)
@@ -318,6 +330,7 @@ func (d *Startd) Run(ctx context.Context) error {
 }
 
 func (d *Startd) afterCommit(evs []events.Event) {
+	d.metrics.committed(evs)
 	d.signalChanged()
 	for _, e := range evs {
 		switch e.Type {
@@ -591,9 +604,15 @@ func (d *Startd) applyPreempt(ctx context.Context) {
 // keepalive renews the leases of the startd's claims with their schedds.
 // A claim a schedd no longer holds has its VM killed at once (it may run
 // elsewhere by now); a claim whose schedd has not answered for the job's
-// JobLeaseDuration too, since the schedd will have given up on it.
+// JobLeaseDuration too, since the schedd will have given up on it. Claims
+// whose VM ended are renewed until their schedd no longer holds them: the
+// end event may reach the schedd late, and the job must not be taken for
+// lost meanwhile.
 func (d *Startd) keepalive(ctx context.Context) error {
 	lastOK := map[string]time.Time{} // schedd -> last answer
+	// settled: ended claims their schedd no longer holds (it has recorded
+	// the end); no more keepalives for them.
+	settled := map[string]bool{}
 	t := time.NewTicker(d.cfg.AliveInterval)
 	defer t.Stop()
 	for {
@@ -602,7 +621,18 @@ func (d *Startd) keepalive(ctx context.Context) error {
 			lease time.Duration
 		}
 		bySchedd := map[string][]claim{}
+		ended := map[string][]string{} // schedd -> ended claims it may not know of yet
 		d.loop.View(func() {
+			for id, ec := range d.st.Ended {
+				if !settled[id] {
+					ended[ec.Schedd] = append(ended[ec.Schedd], id)
+				}
+			}
+			for id := range settled {
+				if _, ok := d.st.Ended[id]; !ok {
+					delete(settled, id)
+				}
+			}
 			for _, c := range d.st.Claims {
 				if c.StopMode == events.ModeKill {
 					continue
@@ -617,21 +647,39 @@ func (d *Startd) keepalive(ctx context.Context) error {
 			}
 		})
 		now := d.cfg.Clock()
+		for schedd := range ended {
+			if _, ok := bySchedd[schedd]; !ok {
+				bySchedd[schedd] = nil
+			}
+		}
 		for schedd, claims := range bySchedd {
 			req := events.AliveRequest{Startd: d.cfg.Name}
 			for _, c := range claims {
 				req.Claims = append(req.Claims, c.id)
 			}
+			req.Claims = append(req.Claims, ended[schedd]...)
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			var reply events.AliveReply
 			err := events.Call(cctx, d.cfg.Bus.NC, events.CmdSubject(events.RoleSchedd, schedd, "alive"), req, &reply)
 			cancel()
 			if err == nil {
 				lastOK[schedd] = now
-				if len(reply.Unknown) > 0 {
-					d.logger.Warn("schedd no longer holds these claims; stopping their VMs", "schedd", schedd, "claims", reply.Unknown)
+				isEnded := map[string]bool{}
+				for _, id := range ended[schedd] {
+					isEnded[id] = true
 				}
-				d.stopClaims(ctx, reply.Unknown, events.ModeKill, "the schedd no longer holds the claim")
+				var stop []string
+				for _, id := range reply.Unknown {
+					if isEnded[id] {
+						settled[id] = true // the schedd has recorded the end
+					} else {
+						stop = append(stop, id)
+					}
+				}
+				if len(stop) > 0 {
+					d.logger.Warn("schedd no longer holds these claims; stopping their VMs", "schedd", schedd, "claims", stop)
+				}
+				d.stopClaims(ctx, stop, events.ModeKill, "the schedd no longer holds the claim")
 				continue
 			}
 			if ctx.Err() != nil {

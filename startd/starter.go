@@ -130,12 +130,16 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + "create scratch directory: " + err.Error()})
 			return
 		}
+		inStart := time.Now()
 		for _, in := range c.Req.Inputs {
 			if err := d.cfg.Bus.GetFile(ctx, in, filepath.Join(scratch, in.Name)); err != nil {
 				finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdInputTransfer, Reason: slotName + "transfer input file " + in.Name + ": " + err.Error()})
 				return
 			}
 			bytesIn += in.Size
+		}
+		if len(c.Req.Inputs) > 0 {
+			d.metrics.transferred(transferInput, bytesIn, time.Since(inStart))
 		}
 		if spec.RunAs, err = d.runAs(c.Req.Owner); err != nil {
 			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + err.Error()})
@@ -215,6 +219,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		noOutput, _ := job.EvalBool("VMPARAM_No_Output_VM")
 		var refs []events.FileRef
 		var bytesOut int64
+		outStart := time.Now()
 		if !noOutput {
 			for _, o := range outs {
 				ref, changed, err := storeIfChanged(ctx, d.cfg.Bus, c.Req.Owner, o)
@@ -228,7 +233,10 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 				}
 			}
 		}
-		log.Info("guest powered off", "returned", len(refs), "run", time.Duration(run).Round(time.Millisecond))
+		if len(refs) > 0 {
+			d.metrics.transferred(transferOutput, bytesOut, time.Since(outStart))
+		}
+		log.Info("guest powered off", "returned", len(refs), "bytes", bytesOut, "run", time.Duration(run).Round(time.Millisecond))
 		finish(events.VMExited, events.VMEventPayload{PoweredOff: true, Outputs: refs, BytesIn: bytesIn, BytesOut: bytesOut, RunNanos: run, Reason: r.exit.Reason})
 	}
 }
@@ -250,9 +258,11 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		ck, err := cp.Checkpoint(ctx, dir, hypervisor.CheckpointOptions{})
 		if err == nil {
 			var shipped *events.Checkpoint
+			shipStart := time.Now()
 			shipped, err = shipCheckpoint(ctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
 			if err == nil {
-				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "took", time.Since(start).Round(time.Millisecond))
+				d.metrics.checkpointed("vacate", time.Since(start), shipped, time.Since(shipStart))
+				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "bytes", checkpointBytes(shipped), "took", time.Since(start).Round(time.Millisecond))
 				_ = vm.Stop(ctx, 0)
 				finish(events.VMEvicted, events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint"})
 				return
@@ -351,14 +361,18 @@ func (d *Startd) startOrResume(ctx context.Context, spec hypervisor.Spec, cps []
 	var notes []string
 	for i, cp := range cps {
 		dir := filepath.Join(scratch, fmt.Sprintf("checkpoint-in-%d", i))
+		fetchStart := time.Now()
 		if err := fetchCheckpoint(ctx, d.cfg.Bus, &cp, dir); err != nil {
 			notes = append(notes, fmt.Sprintf("checkpoint %d unusable (%v)", cp.Seq, err))
 			os.RemoveAll(dir)
 			continue
 		}
+		d.metrics.transferred(transferCheckpointIn, checkpointBytes(&cp), time.Since(fetchStart))
 		spec.Resume = dir
+		bootStart := time.Now()
 		vm, err := d.cfg.Driver.Start(ctx, spec)
 		if err == nil {
+			d.metrics.booted(time.Since(bootStart), true)
 			return vm, cp.Seq, notes, nil
 		}
 		if !errors.Is(err, hypervisor.ErrBadSpec) {
@@ -368,7 +382,11 @@ func (d *Startd) startOrResume(ctx context.Context, spec hypervisor.Spec, cps []
 		os.RemoveAll(dir)
 	}
 	spec.Resume = ""
+	bootStart := time.Now()
 	vm, err := d.cfg.Driver.Start(ctx, spec)
+	if err == nil {
+		d.metrics.booted(time.Since(bootStart), false)
+	}
 	return vm, 0, notes, err
 }
 
@@ -380,10 +398,12 @@ func (d *Startd) periodicCheckpoint(ctx context.Context, log *slog.Logger, cp hy
 	ck, err := cp.Checkpoint(ctx, dir, hypervisor.CheckpointOptions{Continue: true})
 	if err == nil {
 		var shipped *events.Checkpoint
+		shipStart := time.Now()
 		shipped, err = shipCheckpoint(ctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
 		if err == nil {
+			d.metrics.checkpointed("periodic", time.Since(start), shipped, time.Since(shipStart))
 			emit(events.VMCheckpointed, events.VMEventPayload{Checkpoint: shipped})
-			log.Info("periodic checkpoint shipped", "n", n, "files", len(shipped.Files), "took", time.Since(start).Round(time.Millisecond))
+			log.Info("periodic checkpoint shipped", "n", n, "files", len(shipped.Files), "bytes", checkpointBytes(shipped), "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 	os.RemoveAll(dir)

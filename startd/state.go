@@ -11,6 +11,7 @@ package startd
 
 import (
 	"sort"
+	"time"
 
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/startd/hypervisor"
@@ -43,12 +44,20 @@ const (
 
 // State is the startd's projection of its log: its slots and their claims.
 type State struct {
-	Name     string
-	Slots    []*Slot
-	Claims   map[string]*Claim // open claims by id
-	Accepted int64             // claims accepted since the log began
-	Draining bool              // condor_drain: no new claims; slots end Drained
-	Applied  uint64
+	Name   string
+	Slots  []*Slot
+	Claims map[string]*Claim // open claims by id
+	// Ended are claims whose VM ended recently, by id: the startd goes on
+	// renewing their leases with their schedds until each schedd has
+	// recorded the end (the event may reach it late: a bus outage, a
+	// consumer recreated), so that a job that finished is never taken
+	// for lost and run again; and a claim id that ran is never accepted
+	// a second time.
+	Ended      map[string]EndedClaim
+	endedOrder []string // the keys of Ended, oldest first
+	Accepted   int64    // claims accepted since the log began
+	Draining   bool     // condor_drain: no new claims; slots end Drained
+	Applied    uint64
 }
 
 // Slot is one slot of the machine.
@@ -72,9 +81,19 @@ type Claim struct {
 	StopMode  string // set by a deactivate request
 }
 
+// EndedClaim is a claim whose VM ended.
+type EndedClaim struct {
+	Schedd string
+	At     int64 // the end event's time, unix nanoseconds
+}
+
+// endedRetention is how long an ended claim is remembered: longer than any
+// bus outage the pool rides out; the schedd has long recorded the end.
+const endedRetention = time.Hour
+
 // NewState returns the state of a startd with n slots.
 func NewState(name string, n int) *State {
-	st := &State{Name: name, Claims: map[string]*Claim{}}
+	st := &State{Name: name, Claims: map[string]*Claim{}, Ended: map[string]EndedClaim{}}
 	for i := 1; i <= n; i++ {
 		id := "slot" + itoa(i)
 		st.Slots = append(st.Slots, &Slot{ID: id, Name: id + "@" + name, State: Unclaimed, Activity: ActIdle})
@@ -214,6 +233,17 @@ func Apply(st *State, e events.Event) *State {
 		}
 		if c := st.Claims[p.ClaimID]; c != nil {
 			delete(st.Claims, p.ClaimID)
+			// Forget the oldest ended claims (they end in time order).
+			for len(st.endedOrder) > 0 {
+				oldest := st.endedOrder[0]
+				if e.Time-st.Ended[oldest].At <= int64(endedRetention) {
+					break
+				}
+				delete(st.Ended, oldest)
+				st.endedOrder = st.endedOrder[1:]
+			}
+			st.Ended[p.ClaimID] = EndedClaim{Schedd: c.Req.Schedd, At: e.Time}
+			st.endedOrder = append(st.endedOrder, p.ClaimID)
 			if s := st.Slot(c.Slot); s != nil && s.Claim == p.ClaimID {
 				s.State, s.Activity, s.Since, s.Claim = st.idleState(), ActIdle, at, ""
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -11,9 +12,13 @@ import (
 	"time"
 )
 
+//go:generate sh -c "go run . config -markdown > ../../docs/config.md"
+
 // Knob is one configuration setting, named as HTCondor names it. This
 // table is the one place knobs are defined; `vmpool config` prints it and
-// docs/config.md is generated from it.
+// docs/config.md is generated from it (`vmpool config -markdown`, or
+// `go generate ./cmd/vmpool`; TestConfigMarkdownCurrent fails when the
+// file is stale).
 type Knob struct {
 	Name    string
 	Default string
@@ -71,7 +76,74 @@ var Knobs = []Knob{
 	{"NATS_ROUTES", "", "pool", "vmpool nats: the other servers' route URLs (nats://host:port), comma separated."},
 	{"POOL_DAEMONS", "", "pool", "Daemons that run as separate processes and get credentials of their own: ROLE-NAME entries, e.g. startd-node7, schedd-submit2."},
 	{"VMPOOL_URL", "nats://127.0.0.1:4222", "client", "Where clients and daemons find the pool's NATS server(s) (also --pool / -pool)."},
+	{"METRICS_ADDRESS", "", "pool", "host:port where the daemons of a process serve Prometheus metrics at /metrics (also --metrics); off disables them. vmpool up serves them at 127.0.0.1:9464 unless this is set; a daemon run alone (vmpool schedd, negotiator, startd) only when it is set."},
 	{"VMPOOL_FAILPOINTS", "", "pool", "For fault-injection tests only: crash points to arm, name[@N],... (loop-after-append, outbox-after-publish, consumer-before-ack, userlog-after-write); also $VMPOOL_FAILPOINTS."},
+}
+
+// knobSections orders and titles the configuration reference by who reads
+// the knobs.
+var knobSections = []struct{ daemon, title string }{
+	{"pool", "The pool: vmpool up, vmpool nats and every daemon"},
+	{"client", "Clients (the user tools)"},
+	{"schedd", "schedd (the job queue)"},
+	{"negotiator", "negotiator (matchmaking)"},
+	{"startd", "startd (execute machines)"},
+}
+
+// writeConfigMarkdown prints the configuration reference, docs/config.md,
+// from the Knobs table.
+func writeConfigMarkdown(w io.Writer) {
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	// "^" stands for a backquote, which a raw string cannot hold.
+	fmt.Fprint(w, strings.ReplaceAll(`# Configuration reference
+
+<!-- Generated from the Knobs table in cmd/vmpool/config.go by
+     "vmpool config -markdown > docs/config.md" (or "go generate ./cmd/vmpool").
+     Do not edit by hand: TestConfigMarkdownCurrent fails when this file is stale. -->
+
+vmpool uses HTCondor's knob names. A daemon command (vmpool up, nats, schedd,
+negotiator, startd, config) reads them, later ones winning, from:
+
+1. the defaults below;
+2. ^--config FILE^: ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
+   line, names are case-insensitive and values may use ^$(NAME)^;
+3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^;
+4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
+   (^--home^ LOCAL_DIR, ^--pool^ VMPOOL_URL, ^--name^, ^--vm-memory^, ^--vm-type^,
+   ^--metrics^ METRICS_ADDRESS, ...).
+
+^vmpool config^ (condor_config_val) prints the effective value of every knob, or
+of the knobs named; ^-v^ adds where each value came from and what it does.
+`, "^", "`"))
+	printed := map[string]bool{}
+	section := func(daemon, title string) {
+		var rows []Knob
+		for _, k := range Knobs {
+			if k.Daemon == daemon {
+				rows = append(rows, k)
+			}
+		}
+		if len(rows) == 0 {
+			return
+		}
+		printed[daemon] = true
+		fmt.Fprintf(w, "\n## %s\n\n| knob | default | meaning |\n|---|---|---|\n", title)
+		for _, k := range rows {
+			def := "–"
+			if k.Default != "" {
+				def = "`" + cell(k.Default) + "`"
+			}
+			fmt.Fprintf(w, "| `%s` | %s | %s |\n", k.Name, def, cell(k.Doc))
+		}
+	}
+	for _, s := range knobSections {
+		section(s.daemon, s.title)
+	}
+	for _, k := range Knobs {
+		if !printed[k.Daemon] {
+			section(k.Daemon, k.Daemon)
+		}
+	}
 }
 
 // Config is the effective configuration: knob values with where each came

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/negotiator"
 	"github.com/vmpool/vmpool/schedd"
@@ -78,8 +80,10 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 			df.sets = append(df.sets, "VM_MEMORY="+a.value(name, val, has))
 		case "vm-type":
 			df.sets = append(df.sets, "VM_TYPE="+a.value(name, val, has))
+		case "metrics":
+			df.sets = append(df.sets, "METRICS_ADDRESS="+a.value(name, val, has))
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [--metrics HOST:PORT|off] [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
@@ -292,6 +296,11 @@ type personalPool struct {
 	execWG      sync.WaitGroup
 	stopCore    context.CancelFunc
 	stopExec    context.CancelFunc
+
+	// Metrics serves the daemons' metrics (nil: METRICS_ADDRESS is off);
+	// metricsReg is the registry they join (nil then too).
+	Metrics    *metricsServer
+	metricsReg prometheus.Registerer
 }
 
 // startPool starts a personal pool configured by cfg (LOCAL_DIR is its
@@ -336,6 +345,13 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 		p.Stop()
 		return nil, err
 	}
+	if addr := metricsAddress(cfg); addr != "" {
+		reg := newRegistry()
+		if p.Metrics, err = startMetrics(addr, reg, logger); err != nil {
+			return fail(err)
+		}
+		p.metricsReg = reg
+	}
 	if p.Bus, err = connectBus(ctx, p.URL, "vmpool-up", cfg, logger, poolCreds, users); err != nil {
 		return fail(err)
 	}
@@ -344,6 +360,7 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	if err != nil {
 		return fail(err)
 	}
+	sc.Metrics = p.metricsReg
 	if p.Schedd, err = schedd.New(sc); err != nil {
 		return fail(err)
 	}
@@ -351,6 +368,7 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	if err != nil {
 		return fail(err)
 	}
+	nc.Metrics = p.metricsReg
 	neg, err := negotiator.New(nc)
 	if err != nil {
 		return fail(err)
@@ -360,6 +378,7 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 		if err != nil {
 			return fail(err)
 		}
+		stc.Metrics = p.metricsReg
 		st, err := startd.New(stc)
 		if err != nil {
 			return fail(err)
@@ -448,6 +467,13 @@ func (p *personalPool) Errs() <-chan error { return p.errs }
 // Stop shuts the pool down in order: startds (vacating their VMs), then
 // the schedd and negotiator, then NATS. It returns the first daemon error.
 func (p *personalPool) Stop() error {
+	if err := p.Metrics.Stop(); err != nil {
+		select {
+		case p.errs <- err:
+		default:
+		}
+	}
+	p.Metrics = nil
 	if p.stopExec != nil {
 		p.stopExec()
 		p.execWG.Wait()
@@ -492,6 +518,9 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usageErr("up", "%v", err)
 	}
+	if cfg.Origin("METRICS_ADDRESS") == "<default>" {
+		cfg.Set("METRICS_ADDRESS", defaultMetricsAddress, "vmpool up")
+	}
 	p, err := startPool(ctx, cfg, df.listen, df.startds, logger)
 	if err != nil {
 		return c.errorf("up", "%v", err)
@@ -513,6 +542,9 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	if kinds, _ := emulatedKinds(cfg); len(kinds) > 0 {
 		fmt.Fprintf(c.stdout, "  and emulated startd(s) %s1 driving vmpool's xl/vmrun emulators (guests under QEMU; see docs/xen-vmware.md)\n", strings.Join(kinds, "1, "))
 	}
+	if p.Metrics != nil {
+		fmt.Fprintf(c.stdout, "  metrics: %s   (--metrics off disables them)\n", p.Metrics.URL())
+	}
 	fmt.Fprintf(c.stdout, "  clients: export VMPOOL_URL=%s   (then: vmpool submit FILE; vmpool q; vmpool status)\n", p.URL)
 	if port != "4222" {
 		fmt.Fprintf(c.stdout, "  (not the default port: clients need VMPOOL_URL or -pool)\n")
@@ -533,12 +565,13 @@ func (c *cli) up(ctx context.Context, args []string) int {
 }
 
 func (c *cli) runSchedd(ctx context.Context, args []string) int {
-	return c.runDaemon(ctx, "schedd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger) (func(context.Context) error, error) {
+	return c.runDaemon(ctx, "schedd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
 		host, _ := os.Hostname()
 		sc, err := scheddConfig(cfg, bus, logger, host)
 		if err != nil {
 			return nil, err
 		}
+		sc.Metrics = reg
 		sd, err := schedd.New(sc)
 		if err != nil {
 			return nil, err
@@ -548,11 +581,12 @@ func (c *cli) runSchedd(ctx context.Context, args []string) int {
 }
 
 func (c *cli) runNegotiator(ctx context.Context, args []string) int {
-	return c.runDaemon(ctx, "negotiator", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger) (func(context.Context) error, error) {
+	return c.runDaemon(ctx, "negotiator", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
 		nc, err := negotiatorConfig(cfg, bus, logger)
 		if err != nil {
 			return nil, err
 		}
+		nc.Metrics = reg
 		n, err := negotiator.New(nc)
 		if err != nil {
 			return nil, err
@@ -562,11 +596,12 @@ func (c *cli) runNegotiator(ctx context.Context, args []string) int {
 }
 
 func (c *cli) runStartd(ctx context.Context, args []string) int {
-	return c.runDaemon(ctx, "startd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger) (func(context.Context) error, error) {
+	return c.runDaemon(ctx, "startd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
 		sc, err := startdConfig(cfg, cfg.Get("STARTD_NAME"), bus, logger)
 		if err != nil {
 			return nil, err
 		}
+		sc.Metrics = reg
 		st, err := startd.New(sc)
 		if err != nil {
 			return nil, err
@@ -575,8 +610,10 @@ func (c *cli) runStartd(ctx context.Context, args []string) int {
 	})
 }
 
-// runDaemon runs one daemon as its own process against an existing pool.
-func (c *cli) runDaemon(ctx context.Context, role string, args []string, build func(*Config, *events.Bus, *slog.Logger) (func(context.Context) error, error)) int {
+// runDaemon runs one daemon as its own process against an existing pool,
+// with a metrics registry of its own when METRICS_ADDRESS (--metrics) is
+// set.
+func (c *cli) runDaemon(ctx context.Context, role string, args []string, build func(*Config, *events.Bus, *slog.Logger, prometheus.Registerer) (func(context.Context) error, error)) int {
 	var df daemonFlags
 	if code := c.parseDaemonFlags(role, args, &df); code >= 0 {
 		return code
@@ -602,11 +639,23 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 		return c.errorf(role, "%v", err)
 	}
 	defer bus.NC.Close()
-	run, err := build(cfg, bus, logger)
-	if err != nil {
-		return c.errorf(role, "%v", err)
+	var reg prometheus.Registerer // nil: no metrics
+	var ms *metricsServer
+	if addr := metricsAddress(cfg); addr != "" {
+		r := newRegistry()
+		if ms, err = startMetrics(addr, r, logger); err != nil {
+			return c.errorf(role, "%v", err)
+		}
+		reg = r
 	}
-	if err := run(ctx); err != nil {
+	run, err := build(cfg, bus, logger, reg)
+	if err == nil {
+		err = run(ctx)
+	}
+	if serr := ms.Stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
 		return c.errorf(role, "%v", err)
 	}
 	return 0

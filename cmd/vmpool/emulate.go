@@ -171,6 +171,7 @@ func (p *personalPool) addEmulatedStartds(cfg *Config, kinds []string, logger *s
 		if err != nil {
 			return err
 		}
+		stc.Metrics = p.metricsReg
 		st, err := startd.New(stc)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,8 +17,13 @@ type adFormat struct {
 	json, long bool
 	af         []string // -af attributes
 	afOpts     string   // the letters after -af: (j, h, l, r, t, n, ',')
+	formats    []formatPair
 	constraint string
 }
+
+// formatPair is one -format FMT ATTR: a printf-style format of one
+// attribute (or expression) of each ad.
+type formatPair struct{ format, attr string }
 
 // parseAdOption handles the options shared by q, status and history;
 // it reports whether it consumed the option.
@@ -44,6 +50,13 @@ func (f *adFormat) parseAdOption(a *argList, name, val string, has bool) bool {
 		if len(f.af) == 0 {
 			a.err = fmt.Errorf("-af needs at least one attribute")
 		}
+	case name == "format" || name == "fmt":
+		format := a.value(name, val, has)
+		attr, ok := a.next()
+		if !ok && a.err == nil {
+			a.err = fmt.Errorf("-format needs a format and an attribute, e.g. -format '%%d\\n' ClusterId")
+		}
+		f.formats = append(f.formats, formatPair{format, attr})
 	default:
 		return false
 	}
@@ -51,7 +64,20 @@ func (f *adFormat) parseAdOption(a *argList, name, val string, has bool) bool {
 }
 
 // custom reports whether the user chose an ad format over the table.
-func (f *adFormat) custom() bool { return f.json || f.long || len(f.af) > 0 }
+func (f *adFormat) custom() bool { return f.json || f.long || len(f.af) > 0 || len(f.formats) > 0 }
+
+// projection is the attributes -af and -format need from the schedd
+// (nil: whole ads, as -json, -long and expressions need).
+func (f *adFormat) projection() []string {
+	if f.json || f.long || len(f.af)+len(f.formats) == 0 {
+		return nil
+	}
+	names := append([]string(nil), f.af...)
+	for _, p := range f.formats {
+		names = append(names, p.attr)
+	}
+	return afAttrs(names)
+}
 
 // printAds prints ads in the chosen format.
 func (f *adFormat) printAds(w io.Writer, ads []*classad.Ad, idOf func(*classad.Ad) string) {
@@ -67,8 +93,143 @@ func (f *adFormat) printAds(w io.Writer, ads []*classad.Ad, idOf func(*classad.A
 			fmt.Fprintln(w)
 		}
 	default:
-		f.printAF(w, ads, idOf)
+		if len(f.formats) > 0 {
+			f.printFormats(w, ads)
+		}
+		if len(f.af) > 0 {
+			f.printAF(w, ads, idOf)
+		}
 	}
+}
+
+// printFormats prints the -format pairs of each ad, one after the other
+// with no separator of their own (the formats carry their newlines, as
+// "\n"). A pair whose attribute the ad lacks prints nothing.
+func (f *adFormat) printFormats(w io.Writer, ads []*classad.Ad) {
+	for _, ad := range ads {
+		var b strings.Builder
+		for _, p := range f.formats {
+			v := evalAttrOrExpr(ad, p.attr)
+			if v.IsUndefined() {
+				if _, ok := ad.Lookup(p.attr); !ok {
+					continue
+				}
+			}
+			b.WriteString(formatValue(unescape(p.format), v))
+		}
+		io.WriteString(w, b.String())
+	}
+}
+
+// formatValue renders v through a printf-style format with one
+// conversion, converting v to what the conversion wants: %d %i %x %X %o
+// %c an integer, %f %e %g %E %G a real, %s its string (a string's
+// characters, an expression's text otherwise), %v the value as -af shows
+// it, %V as a ClassAd literal. Flags, width and precision are kept.
+func formatValue(format string, v classad.Value) string {
+	var b strings.Builder
+	done := false
+	for i := 0; i < len(format); i++ {
+		ch := format[i]
+		if ch != '%' {
+			b.WriteByte(ch)
+			continue
+		}
+		j := i + 1
+		for j < len(format) && strings.IndexByte("-+ #0123456789.", format[j]) >= 0 {
+			j++
+		}
+		if j >= len(format) {
+			b.WriteString(format[i:])
+			break
+		}
+		verb, spec := format[j], format[i:j]
+		i = j
+		if verb == '%' {
+			b.WriteByte('%')
+			continue
+		}
+		if done { // one conversion per format: the rest is text
+			b.WriteString(spec + string(verb))
+			continue
+		}
+		done = true
+		str, isStr := v.StringValue()
+		switch verb {
+		case 'd', 'i', 'x', 'X', 'o', 'c':
+			n, ok := v.NumberValue()
+			if !ok && isStr {
+				n, ok = parseNumber(str)
+			}
+			if !ok {
+				b.WriteString(fmt.Sprintf(spec+"s", v.String()))
+				continue
+			}
+			if verb == 'i' {
+				verb = 'd'
+			}
+			if verb == 'c' {
+				b.WriteString(fmt.Sprintf(spec+"c", rune(int64(n))))
+				continue
+			}
+			b.WriteString(fmt.Sprintf(spec+string(verb), int64(n)))
+		case 'f', 'F', 'e', 'E', 'g', 'G':
+			n, ok := v.NumberValue()
+			if !ok && isStr {
+				n, ok = parseNumber(str)
+			}
+			if !ok {
+				b.WriteString(fmt.Sprintf(spec+"s", v.String()))
+				continue
+			}
+			b.WriteString(fmt.Sprintf(spec+string(verb), n))
+		case 'V':
+			b.WriteString(fmt.Sprintf(spec+"s", v.String()))
+		default: // s, v and anything else: the value's text
+			if !isStr {
+				str = v.String()
+			}
+			b.WriteString(fmt.Sprintf(spec+"s", str))
+		}
+	}
+	return b.String()
+}
+
+func parseNumber(s string) (float64, bool) {
+	n, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	return n, err == nil
+}
+
+// unescape turns the escapes HTCondor's tools accept in -format strings
+// (\n, \t, \\, ...) into their characters.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i == len(s)-1 {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'r':
+			b.WriteByte('\r')
+		case '\\':
+			b.WriteByte('\\')
+		case '"':
+			b.WriteByte('"')
+		default:
+			b.WriteByte('\\')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // printJSON prints a JSON array of ads, one attribute a line. An empty

@@ -20,6 +20,15 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
+	if _, ok := condorNames[filepath.Base(os.Args[0])]; ok {
+		// Run through a link named condor_q, ... to the test binary (as
+		// vmpool links makes them, for the scripts' tests): that command.
+		c := &cli{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := c.main(ctx, os.Args)
+		stop()
+		os.Exit(code)
+	}
 	if isEmulatorName(filepath.Base(os.Args[0])) {
 		// Run through a link named xl or vmrun to the test binary (as
 		// EMULATE makes them): the hypervisor emulator, as vmpool is.

@@ -12,22 +12,34 @@ import (
 )
 
 // config prints the effective configuration, or one knob's value
-// (condor_config_val NAME).
+// (condor_config_val NAME); -v says where each value came from, -dump is
+// accepted (every knob is printed when none is named), and -markdown
+// prints the configuration reference (docs/config.md) from the Knobs
+// table. The daemon flags (--config FILE, --set NAME=VALUE, ...) say which
+// configuration to show.
 func (c *cli) config(ctx context.Context, args []string) int {
 	var df daemonFlags
 	var names []string
 	verbose := false
 	var rest []string
-	for _, a := range args {
-		if n, _, _, ok := opt(a); ok && (n == "v" || n == "verbose") {
-			verbose = true
-			continue
-		}
-		if _, _, _, ok := opt(a); !ok {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		n, _, has, ok := opt(a)
+		switch {
+		case !ok:
 			names = append(names, a)
-			continue
+		case n == "v" || n == "verbose":
+			verbose = true
+		case n == "dump" || n == "d":
+		case n == "markdown":
+			writeConfigMarkdown(c.stdout)
+			return 0
+		case has || n == "h" || n == "help" || i == len(args)-1:
+			rest = append(rest, a)
+		default: // a daemon flag; its value follows
+			rest = append(rest, a, args[i+1])
+			i++
 		}
-		rest = append(rest, a)
 	}
 	if code := c.parseDaemonFlags("config", rest, &df); code >= 0 {
 		return code
@@ -40,7 +52,7 @@ func (c *cli) config(ctx context.Context, args []string) int {
 		for _, k := range Knobs {
 			fmt.Fprintf(c.stdout, "%s = %s\n", k.Name, cfg.Get(k.Name))
 			if verbose {
-				fmt.Fprintf(c.stdout, "  # from %s; %s\n", cfg.Origin(k.Name), k.Doc)
+				fmt.Fprintf(c.stdout, " # at: %s\n # %s\n", cfg.Origin(k.Name), k.Doc)
 			}
 		}
 		return 0
@@ -52,10 +64,11 @@ func (c *cli) config(ctx context.Context, args []string) int {
 			code = 1
 			continue
 		}
-		fmt.Fprintln(c.stdout, cfg.Get(n))
 		if verbose {
-			fmt.Fprintf(c.stdout, "  # from %s\n", cfg.Origin(n))
+			fmt.Fprintf(c.stdout, "%s = %s\n # at: %s\n", strings.ToUpper(n), cfg.Get(n), cfg.Origin(n))
+			continue
 		}
+		fmt.Fprintln(c.stdout, cfg.Get(n))
 	}
 	return code
 }

@@ -76,7 +76,7 @@ func (c *cli) parseQueryFlags(cmd string, args []string, qf *queryFlags) int {
 			}
 			qf.limit = n
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-json|-long|-af ATTR...] [-constraint EXPR] [-nobatch] [-totals] [-hold] [-allusers] [-limit N] [CLUSTER|CLUSTER.PROC|OWNER]...\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-nobatch] [-totals] [-hold] [-allusers] [-limit N] [CLUSTER|CLUSTER.PROC|OWNER]...\n", cmd)
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
@@ -167,9 +167,7 @@ func (c *cli) q(ctx context.Context, args []string) int {
 		}
 		req.Constraint = hc
 	}
-	if len(qf.af) > 0 && !qf.json && !qf.long {
-		req.Attrs = afAttrs(qf.af)
-	}
+	req.Attrs = qf.projection()
 	if qf.custom() {
 		var all []*classad.Ad
 		for _, sched := range scheds {
@@ -178,6 +176,9 @@ func (c *cli) q(ctx context.Context, args []string) int {
 				return c.errorf(cmd, "%v", err)
 			}
 			all = append(all, ads...)
+		}
+		if qf.limit > 0 && len(all) > qf.limit {
+			all = all[:qf.limit]
 		}
 		qf.printAds(c.stdout, all, jobID)
 		return 0
@@ -214,6 +215,9 @@ func (c *cli) qTable(ctx context.Context, pc *client, sched, me string, req sche
 	ads, tot, err := c.fetch(ctx, pc, sched, "query", req)
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
+	}
+	if qf.limit > 0 && len(ads) > qf.limit {
+		ads = ads[:qf.limit]
 	}
 	_, all, err := c.fetch(ctx, pc, sched, "query", schedd.QueryRequest{Totals: true})
 	if err != nil {
@@ -388,9 +392,7 @@ func (c *cli) history(ctx context.Context, args []string) int {
 	if qf.ownerGiven {
 		req.Owner = qf.owner
 	}
-	if len(qf.af) > 0 && !qf.json && !qf.long {
-		req.Attrs = afAttrs(qf.af)
-	}
+	req.Attrs = qf.projection()
 	ads, _, err := c.fetch(ctx, pc, sched, "history", req)
 	if err != nil {
 		return c.errorf(cmd, "%v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vmpool/vmpool/classad"
@@ -14,6 +15,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	var f adFormat
 	var pool string
 	vm, total := false, false
+	var machines []string // NAME arguments: a slot, a machine or a startd
 	a := &argList{args: args, cmd: cmd}
 	for {
 		arg, ok := a.next()
@@ -22,7 +24,8 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		}
 		name, val, has, isOpt := opt(arg)
 		if !isOpt {
-			return c.usageErr(cmd, "unexpected argument %q (machine names are not supported yet; use -constraint 'Name == \"...\"')", arg)
+			machines = append(machines, arg)
+			continue
 		}
 		if f.parseAdOption(a, name, val, has) {
 			if a.err != nil {
@@ -38,7 +41,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		case "total", "totals":
 			total = true
 		case "h", "help":
-			fmt.Fprintln(c.stdout, "usage: vmpool status [-pool URL] [-vm] [-json|-long|-af ATTR...] [-constraint EXPR] [-total]")
+			fmt.Fprintln(c.stdout, "usage: vmpool status [-pool URL] [-vm] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-total] [SLOT|MACHINE|STARTD]...")
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
@@ -71,6 +74,9 @@ func (c *cli) status(ctx context.Context, args []string) int {
 			}
 		}
 		if constraint != nil && !constraint.EvalWith(ad, nil, wallClock()).IsTrue() {
+			continue
+		}
+		if len(machines) > 0 && !namedMachine(ad, machines) {
 			continue
 		}
 		ads = append(ads, ad)
@@ -148,4 +154,17 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	}
 	_ = strconv.Itoa
 	return 0
+}
+
+// namedMachine reports whether a slot ad is one of the names given to
+// condor_status: its Name (slot1@startd1), its Machine, or its startd.
+func namedMachine(ad *classad.Ad, names []string) bool {
+	name, machine := strAttr(ad, "Name"), strAttr(ad, "Machine")
+	_, startd, _ := strings.Cut(name, "@")
+	for _, n := range names {
+		if strings.EqualFold(n, name) || strings.EqualFold(n, machine) || strings.EqualFold(n, startd) {
+			return true
+		}
+	}
+	return false
 }

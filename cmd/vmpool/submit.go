@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +28,7 @@ var scheddOwned = map[string]bool{
 
 func (c *cli) submit(ctx context.Context, args []string) int {
 	const cmd = "submit"
-	var file, pool, name, dryRun string
+	var file, pool, name, dryRun, queueArgs string
 	var appends []string
 	verbose := false
 	a := &argList{args: args, cmd: cmd}
@@ -54,8 +56,12 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 			dryRun = a.value(o, val, has)
 		case "verbose", "v":
 			verbose = true
+		case "queue":
+			queueArgs = a.value(o, val, has) // for a file without a queue statement
+		case "batch-name", "batch_name":
+			appends = append(appends, "batch_name = "+a.value(o, val, has))
 		case "h", "help":
-			fmt.Fprintln(c.stdout, "usage: vmpool submit [-pool URL] [-name SCHEDD] [-append LINE]... [-dry-run FILE] [-verbose] FILE")
+			fmt.Fprintln(c.stdout, "usage: vmpool submit [-pool URL] [-name SCHEDD] [-append LINE]... [-batch-name NAME] [-queue ARGS] [-dry-run FILE] [-verbose] [FILE]   (no FILE: the description is read from standard input)")
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
@@ -65,7 +71,20 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 		}
 	}
 	if file == "" {
-		return c.usageErr(cmd, "no submit file given: vmpool submit FILE")
+		// As condor_submit: no file reads the description from standard
+		// input, unless that is a terminal.
+		if f, ok := c.stdin.(*os.File); !ok || isCharDevice(f) {
+			return c.usageErr(cmd, "no submit file given: vmpool submit FILE")
+		}
+		file = "-"
+	}
+	var stdinData []byte // a description from standard input, read once
+	if file == "-" {
+		b, err := io.ReadAll(c.stdin)
+		if err != nil {
+			return c.errorf(cmd, "read the submit description from standard input: %v", err)
+		}
+		stdinData = b
 	}
 	host, _ := os.Hostname()
 	owner, err := c.identity(c.poolURL(pool))
@@ -76,6 +95,7 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 		Owner:      owner,
 		SubmitHost: host,
 		Append:     appends,
+		Queue:      queueArgs,
 		CheckExpr: func(src string) error {
 			_, err := classad.ParseExpr(src)
 			return err
@@ -83,7 +103,7 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	}
 	parse := func() (*submit.Cluster, error) {
 		if file == "-" {
-			return submit.Parse("-", c.stdin, opts)
+			return submit.Parse("-", bytes.NewReader(stdinData), opts)
 		}
 		return submit.ParseFile(file, opts)
 	}
@@ -144,6 +164,12 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 		return c.errorf(cmd, "schedd %s refused the submit; nothing was queued: %v", sched, err)
 	}
 	fmt.Fprintln(c.stdout, strings.Repeat(".", min(payload.NumProcs, 1000)))
+	if verbose { // the ads as queued: condor_submit -verbose
+		for i := 0; i < payload.NumProcs; i++ {
+			fmt.Fprintf(c.stdout, "** Proc %d.%d:\n%s\n", reply.Cluster, i, strings.TrimSuffix(procAd(cl, i, reply.Cluster, opts.Owner).LongString(), "\n"))
+			fmt.Fprintln(c.stdout)
+		}
+	}
 	fmt.Fprintf(c.stdout, "%d job(s) submitted to cluster %d.\n", reply.Procs, reply.Cluster)
 	return 0
 }
@@ -219,7 +245,7 @@ func (c *cli) buildPayload(ctx context.Context, pc *client, cl *submit.Cluster, 
 			ref, ok := uploaded[path]
 			if !ok {
 				var err error
-				ref, err = pc.bus.PutFile(ctx, owner, path, base)
+				ref, err = c.putInput(ctx, pc, owner, path, base)
 				if err != nil {
 					return nil, fmt.Errorf("send input file %s to the pool: %w", path, err)
 				}
@@ -279,18 +305,27 @@ func procAd(cl *submit.Cluster, i, cluster int, owner string) *classad.Ad {
 }
 
 // dryRun writes the job ads instead of queueing them (condor_submit
-// -dry-run FILE; "-" is standard output).
+// -dry-run FILE; "-" is standard output), as cluster 1, an ad per job
+// separated by blank lines; nothing is sent to the pool.
 func (c *cli) dryRun(cl *submit.Cluster, dst, owner string) int {
 	var b strings.Builder
 	for i := range cl.Procs {
-		b.WriteString(procAd(cl, i, 1, owner).LongString())
-		b.WriteString("\n")
+		b.WriteString(strings.TrimSuffix(procAd(cl, i, 1, owner).LongString(), "\n"))
+		b.WriteString("\n\n")
 	}
+	fmt.Fprintln(c.stdout, "Dry-Run job(s).")
 	if dst == "-" {
 		fmt.Fprint(c.stdout, b.String())
 	} else if err := os.WriteFile(dst, []byte(b.String()), 0o644); err != nil {
 		return c.errorf("submit", "write dry run: %v", err)
 	}
-	fmt.Fprintf(c.stdout, "Dry run: %d job(s) would be submitted; nothing was queued.\n", len(cl.Procs))
+	fmt.Fprintf(c.stdout, "%d job(s) dry-run to cluster 1.\n", len(cl.Procs))
 	return 0
+}
+
+// isCharDevice reports whether f is a terminal (or another character
+// device), from which condor_submit does not read a description.
+func isCharDevice(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

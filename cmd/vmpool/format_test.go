@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/vmpool/vmpool/classad"
+)
+
+// TestFormatValue: -format's printf conversions on ClassAd values, as
+// HTCondor's tools apply them.
+func TestFormatValue(t *testing.T) {
+	ad, err := classad.ParseAd(`[ClusterId = 42; ProcId = 3; Cmd = "hello_vm_job"; Mem = 16.5; Held = true; Num = "7"; Expr = Mem * 2]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ format, attr, want string }{
+		{`%d.`, "ClusterId", "42."},
+		{`%d\n`, "ProcId", "3\n"},
+		{`%i`, "ProcId", "3"},
+		{`%05d`, "ClusterId", "00042"},
+		{`%x/%o`, "ClusterId", "2a/%o"},
+		{`%s`, "Cmd", "hello_vm_job"},
+		{`[%-14s]`, "Cmd", "[hello_vm_job  ]"},
+		{`%V`, "Cmd", `"hello_vm_job"`},
+		{`%v`, "Cmd", "hello_vm_job"},
+		{`%.2f`, "Mem", "16.50"},
+		{`%d`, "Mem", "16"},
+		{`%d`, "Held", "1"},
+		{`%s`, "Held", "true"},
+		{`%d`, "Num", "7"},
+		{`%g`, "Expr", "33"},
+		{`%s`, "Mem * 2", "33.0"},
+		{`100%% %s\t|`, "Cmd", "100% hello_vm_job\t|"},
+		{`no conversion\n`, "Cmd", "no conversion\n"},
+		{`%s`, "Missing", "undefined"},
+	} {
+		if got := formatValue(unescape(c.format), evalAttrOrExpr(ad, c.attr)); got != c.want {
+			t.Errorf("-format %q %s = %q, want %q", c.format, c.attr, got, c.want)
+		}
+	}
+}
+
+// TestPrintFormats: pairs print one after the other, per ad; a pair whose
+// attribute an ad lacks prints nothing for it.
+func TestPrintFormats(t *testing.T) {
+	var ads []*classad.Ad
+	for _, s := range []string{`[ClusterId = 1; ProcId = 0; Owner = "alice"]`, `[ClusterId = 1; ProcId = 1]`} {
+		ad, err := classad.ParseAd(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ads = append(ads, ad)
+	}
+	f := adFormat{formats: []formatPair{{`%d.`, "ClusterId"}, {`%d`, "ProcId"}, {` %s`, "Owner"}, {`\n`, "ClusterId"}}}
+	var b bytes.Buffer
+	f.printAds(&b, ads, jobID)
+	if got, want := b.String(), "1.0 alice\n1.1\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if p := f.projection(); len(p) != 6 || p[0] != "ClusterId" || p[2] != "Owner" {
+		t.Errorf("projection %v", p)
+	}
+}
