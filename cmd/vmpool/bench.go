@@ -27,6 +27,7 @@ import (
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/schedd"
 	"github.com/vmpool/vmpool/schedd/submit"
+	"github.com/vmpool/vmpool/startd/hypervisor/qemu"
 	"github.com/vmpool/vmpool/vmimage"
 )
 
@@ -1252,9 +1253,6 @@ func nextStart(ctx context.Context, ch <-chan events.Event) (events.Event, error
 }
 
 func accelName() string {
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-		f.Close()
-		return "KVM"
-	}
-	return "TCG"
+	accel, _ := qemu.ChooseAccel()
+	return strings.ToUpper(accel)
 }

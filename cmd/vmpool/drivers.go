@@ -25,7 +25,13 @@ var drivers = map[string]driverFactory{
 		if len(errs) > 0 {
 			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}
-		return qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), StatusInterval: interval, Logger: logger}), nil
+		accel := strings.ToLower(cfg.Get("QEMU_ACCEL"))
+		switch accel {
+		case qemu.AccelAuto, qemu.AccelKVM, qemu.AccelTCG:
+		default:
+			return nil, fmt.Errorf("QEMU_ACCEL = %q (from %s): use kvm, tcg or auto", cfg.Get("QEMU_ACCEL"), cfg.Origin("QEMU_ACCEL"))
+		}
+		return qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), Accel: accel, StatusInterval: interval, Logger: logger}), nil
 	},
 	"xen": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
 		var errs []string

@@ -12,10 +12,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/vmpool/vmpool/startd/hypervisor/qemu"
 )
 
-// These tests boot the guest under QEMU directly (TCG unless /dev/kvm is
-// usable), with no pool around it: the image itself must boot, talk to
+// These tests boot the guest under QEMU directly (KVM or TCG, as the kvm
+// driver would pick), with no pool around it: the image itself must boot, talk to
 // the host and power off by itself.
 
 // bootTimeout bounds one boot; a Linux boot under TCG takes seconds, but
@@ -77,11 +79,7 @@ func (s *hostServer) said() []string {
 func runQEMU(t *testing.T, args ...string) (string, time.Duration) {
 	t.Helper()
 	serial := filepath.Join(t.TempDir(), "serial.log")
-	accel := "tcg"
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-		f.Close()
-		accel = "kvm"
-	}
+	accel, _ := qemu.ChooseAccel() // as the kvm driver picks it
 	base := []string{"-machine", "pc,accel=" + accel, "-nodefaults", "-no-user-config", "-display", "none",
 		"-serial", "file:" + serial, "-no-reboot"}
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)

@@ -36,8 +36,8 @@ type Config struct {
 	StatusInterval time.Duration
 	// Logger receives the driver's records; nil discards them.
 	Logger *slog.Logger
-	// Accel is "kvm" or "tcg"; "" picks kvm when /dev/kvm can be opened
-	// for reading and writing, tcg otherwise.
+	// Accel is "kvm" or "tcg"; "" or "auto" picks one with ChooseAccel:
+	// kvm when /dev/kvm is usable hardware virtualisation, tcg otherwise.
 	Accel string
 	// RuntimeDir holds QMP sockets whose path under Spec.Dir would be too
 	// long for a unix socket address; "" is os.TempDir().
@@ -81,23 +81,11 @@ func (d *Driver) Type() string { return "kvm" }
 
 // accel is the accelerator VMs get.
 func (d *Driver) accel() string {
-	if d.cfg.Accel != "" {
+	if d.cfg.Accel != "" && d.cfg.Accel != AccelAuto {
 		return d.cfg.Accel
 	}
-	if kvmUsable() {
-		return "kvm"
-	}
-	return "tcg"
-}
-
-// kvmUsable reports whether /dev/kvm can be opened for reading and writing.
-func kvmUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
+	accel, _ := ChooseAccel()
+	return accel
 }
 
 // Probe runs "qemu-system-x86_64 --version". A missing binary is reported
@@ -121,6 +109,10 @@ func (d *Driver) Probe(ctx context.Context) (hypervisor.Fingerprint, error) {
 	fp.Version = parseVersion(string(out))
 	accel := d.accel()
 	fp.Attrs = map[string]string{"accel": accel, "binary": bin, "machine": machineType}
+	if d.cfg.Accel == "" || d.cfg.Accel == AccelAuto {
+		_, why := ChooseAccel()
+		fp.Attrs["accel_reason"] = why
+	}
 	fp.Networking = []string{"nat"}
 	if bridgeUsable() {
 		fp.Networking = append(fp.Networking, "bridge")
