@@ -51,6 +51,12 @@ type Bus struct {
 	NC        *nats.Conn
 	JS        jetstream.JetStream
 	Collector jetstream.KeyValue
+	// Logger receives the warnings of file transfers being retried; nil
+	// discards them.
+	Logger *slog.Logger
+	// FileRetry is how long GetFile and PutFile retry a transfer that
+	// failed for a passing reason (0: DefaultFileRetry; negative: never).
+	FileRetry time.Duration
 
 	replicas int
 	mu       sync.Mutex

@@ -154,27 +154,36 @@ func (b *Bus) FileStore(ctx context.Context, bucket string) (jetstream.ObjectSto
 	return st, nil
 }
 
-// PutFile stores the file at path in user's bucket (see PutFile).
+// PutFile stores the file at path in user's bucket (see PutFile),
+// retrying for b.FileRetry when the bus fails for a passing reason.
 func (b *Bus) PutFile(ctx context.Context, user, path, name string) (FileRef, error) {
 	bucket := UserBucket(user)
-	st, err := b.FileStore(ctx, bucket)
-	if err != nil {
-		return FileRef{}, err
-	}
-	ref, err := PutFile(ctx, st, path, name)
+	var ref FileRef
+	err := b.retryFile(ctx, path, func(ctx context.Context) error {
+		st, err := b.FileStore(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		ref, err = PutFile(ctx, st, path, name)
+		return err
+	})
 	ref.Bucket = bucket
 	return ref, err
 }
 
-// GetFile fetches ref from its bucket into dst (see GetFile).
+// GetFile fetches ref from its bucket into dst (see GetFile), retrying
+// for b.FileRetry when the bus fails for a passing reason: a missing
+// object or a checksum mismatch is final (Permanent).
 func (b *Bus) GetFile(ctx context.Context, ref FileRef, dst string) error {
 	bucket := ref.Bucket
 	if bucket == "" {
 		return fmt.Errorf("fetch %s: the reference names no bucket: %w", ref.Name, ErrMalformed)
 	}
-	st, err := b.FileStore(ctx, bucket)
-	if err != nil {
-		return err
-	}
-	return GetFile(ctx, st, ref, dst)
+	return b.retryFile(ctx, ref.Name, func(ctx context.Context) error {
+		st, err := b.FileStore(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		return GetFile(ctx, st, ref, dst)
+	})
 }

@@ -28,6 +28,17 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	log  string
+	done chan struct{} // closed once cmd.Wait returned
+}
+
+// exited reports whether the process has exited (and been reaped).
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 type cluster struct {
@@ -46,7 +57,7 @@ func (cl *cluster) start(name string, args ...string) *proc {
 		"--set", "POOL_DAEMONS=schedd-s1,schedd-s2,negotiator-n1,negotiator-n2,startd-kvm1,startd-sim1,startd-sim2,startd-sim3")
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1")
-	p := &proc{name: name, cmd: cmd, log: filepath.Join(cl.dir, name+".log")}
+	p := &proc{name: name, cmd: cmd, log: filepath.Join(cl.dir, name+".log"), done: make(chan struct{})}
 	f, err := os.Create(p.log)
 	if err != nil {
 		cl.t.Fatal(err)
@@ -55,15 +66,17 @@ func (cl *cluster) start(name string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		cl.t.Fatal(err)
 	}
-	go func() { cmd.Wait(); f.Close() }()
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
 	cl.procs[name] = p
 	cl.t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		if !p.exited() {
 			cmd.Process.Signal(syscall.SIGTERM)
-			for i := 0; i < 100 && cmd.ProcessState == nil; i++ {
-				time.Sleep(50 * time.Millisecond)
+			select {
+			case <-p.done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-p.done
 			}
-			cmd.Process.Kill()
 		}
 		if cl.t.Failed() {
 			b, _ := os.ReadFile(p.log)
@@ -87,9 +100,7 @@ func (cl *cluster) kill(name string) {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		cl.t.Fatal(err)
 	}
-	for p.cmd.ProcessState == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	<-p.done
 }
 
 // waitLog waits until a process's log says want.
@@ -101,7 +112,7 @@ func (cl *cluster) waitLog(name, want string, timeout time.Duration) {
 		if bytes.Contains(b, []byte(want)) {
 			return
 		}
-		if time.Now().After(deadline) || cl.procs[name].cmd.ProcessState != nil {
+		if time.Now().After(deadline) || cl.procs[name].exited() {
 			cl.t.Fatalf("%s never said %q:\n%s", name, want, lastN(string(b), 40))
 		}
 		time.Sleep(50 * time.Millisecond) // a log line has no event to wait on
@@ -239,10 +250,12 @@ queue %d
 	waitCompleted := func(atLeast int, timeout time.Duration) {
 		deadline := time.Now().Add(timeout)
 		for completed("s1")+completed("s2") < atLeast {
-			if time.Now().After(deadline) {
+			held1, _, _ := cl.vmpool("q", "-name", "s1", "-allusers", "-hold", "-af", "ClusterId", "ProcId", "HoldReasonCode", "HoldReason")
+			held2, _, _ := cl.vmpool("q", "-name", "s2", "-allusers", "-hold", "-af", "ClusterId", "ProcId", "HoldReasonCode", "HoldReason")
+			if held1+held2 != "" || time.Now().After(deadline) {
 				q1, _, _ := cl.vmpool("q", "-name", "s1", "-allusers", "-nobatch")
 				q2, _, _ := cl.vmpool("q", "-name", "s2", "-allusers", "-nobatch")
-				t.Fatalf("only %d+%d jobs completed, want %d:\n%s\n%s", completed("s1"), completed("s2"), atLeast, q1, q2)
+				t.Fatalf("only %d+%d jobs completed, want %d:\n%s\n%s\nheld at s1:\n%s\nheld at s2:\n%s", completed("s1"), completed("s2"), atLeast, q1, q2, held1, held2)
 			}
 			time.Sleep(250 * time.Millisecond)
 		}

@@ -180,6 +180,7 @@ func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog
 		nc.Close()
 		return nil, err
 	}
+	bus.Logger = logger
 	return bus, nil
 }
 
