@@ -90,6 +90,9 @@ type MatchedPayload struct {
 	Machine string `json:"machine"` // host name
 	SlotAd  string `json:"slot_ad,omitempty"`
 	Claims  int64  `json:"claims"` // the slot's claim count when matched
+	// AdRevision is the collector revision of the slot ad matched: a slot
+	// whose claim failed is not matched again until a newer ad comes.
+	AdRevision uint64 `json:"ad_rev,omitempty"`
 }
 
 // JobMatchedPayload records that the schedd will claim Slot for the job.

@@ -15,6 +15,8 @@ type Slot struct {
 	Name   string // Name attribute, e.g. slot1@startd1
 	Startd string // StartdName attribute: where claims go
 	Ad     *classad.Ad
+	// Revision is the ad's revision in the collector (0: unknown).
+	Revision uint64
 }
 
 // SlotFromAd reads what the negotiator needs from a machine ad.
@@ -27,10 +29,14 @@ func SlotFromAd(ad *classad.Ad) (Slot, bool) {
 	return Slot{Name: name, Startd: startd, Ad: ad}, true
 }
 
-// available reports whether a slot may take a new match: unclaimed, and
-// not reserved by a match whose claim its ad does not show yet.
+// available reports whether a slot may take a new match: unclaimed, not
+// reserved by a match whose claim its ad does not show yet, and not
+// refused a claim since this ad was published.
 func (st *State) available(s Slot, reserved map[string]*Match) bool {
 	if state, _ := s.Ad.EvalString("State"); state != "Unclaimed" {
+		return false
+	}
+	if rev, ok := st.Refused[s.Name]; ok && s.Revision <= rev {
 		return false
 	}
 	if m := reserved[s.Name]; m != nil {
@@ -133,11 +139,12 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 		claims, _ := s.Ad.EvalInt("VmpoolClaims")
 		machine, _ := s.Ad.EvalString("Machine")
 		out = append(out, events.New(events.Matched, events.MatchedPayload{
-			MatchID: fmt.Sprintf("%s#%d", st.Name, made),
-			Startd:  s.Startd,
-			Slot:    s.Name,
-			Machine: machine,
-			Claims:  claims,
+			MatchID:    fmt.Sprintf("%s#%d", st.Name, made),
+			Startd:     s.Startd,
+			Slot:       s.Name,
+			Machine:    machine,
+			Claims:     claims,
+			AdRevision: s.Revision,
 		}).ForJob(j.Key.Schedd, j.Key.ID))
 	}
 	return out

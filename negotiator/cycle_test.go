@@ -244,3 +244,35 @@ func TestReplayEqualsLive(t *testing.T) {
 		t.Fatalf("replay differs:\nreplay:\n%s\nlive:\n%s", got, want)
 	}
 }
+
+// TestCycleRefusedSlotWaitsForANewerAd: a claim of a slot fails (its
+// startd says it is claimed: the negotiator's ad was stale). The slot is
+// not matched again on that ad, which would loop match, refusal, match as
+// fast as the bus goes, but is on the next ad the collector publishes.
+func TestCycleRefusedSlotWaitsForANewerAd(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "alice")
+	stale := slot(t, "slot1@a", ``)
+	stale.Revision = 7
+	if got := h.cycle([]Slot{stale}); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("first cycle matched %v", got)
+	}
+	h.apply("schedd", events.JobMatched, "schedd", 1, 0, events.JobMatchedPayload{ClaimID: "neg#1", Negotiator: "neg"})
+	h.apply("schedd", events.ClaimFailed, "schedd", 1, 0, events.ClaimPayload{ClaimID: "neg#1", Slot: "slot1@a", Reason: "slot slot1@a is Claimed"})
+	if got := h.cycle([]Slot{stale}); len(got) != 0 {
+		t.Fatalf("matched the refused slot again on the same ad: %v", got)
+	}
+	fresh := slot(t, "slot1@a", ``)
+	fresh.Revision = 8
+	if got := h.cycle([]Slot{fresh}); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("a newer ad of the slot matched %v", got)
+	}
+	// Replay gives the same refusals.
+	st := NewState("neg", int64(120*time.Second))
+	for _, e := range h.log {
+		Apply(st, e)
+	}
+	if fmt.Sprint(st.Refused) != fmt.Sprint(h.st.Refused) || st.Refused["slot1@a"] != 7 {
+		t.Fatalf("replayed refusals %v, live %v", st.Refused, h.st.Refused)
+	}
+}

@@ -244,15 +244,35 @@ func (n *Negotiator) watchSlots(ctx context.Context) error {
 	}
 }
 
+// follow applies the watcher's updates to the slots until ctx ends, the
+// watcher closes, or it has been silent for half an ad's lifetime: every
+// startd refreshes its ads well within that, so a silent watcher has lost
+// its consumer (a NATS server of a cluster went away) and is replaced, or
+// the negotiator would match stale ads and, once they aged out, none.
 func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
+	silence := n.cfg.AdLifetime / 2
+	check := time.NewTicker(max(silence/4, 10*time.Millisecond))
+	defer check.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-check.C:
+			if time.Since(last) > silence {
+				n.mu.Lock()
+				known := len(n.slots)
+				n.mu.Unlock()
+				if known > 0 {
+					n.logger.Warn("collector watch silent; watching again", "silent", time.Since(last).Round(time.Second))
+				}
+				return
+			}
 		case ent, ok := <-w.Updates():
 			if !ok {
 				return
 			}
+			last = time.Now()
 			if ent == nil {
 				n.trigger() // initial values done
 				continue
@@ -271,10 +291,11 @@ func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 			}
 			s, ok := SlotFromAd(&ad)
 			if ok {
+				s.Revision = ent.Revision()
 				old, had := n.slots[ent.Key()]
 				n.slots[ent.Key()] = s
 				n.mu.Unlock()
-				if freed(old, had, s) {
+				if freed(old, had, s) || n.refusedBefore(old, had, s) {
 					n.trigger()
 				}
 				continue
@@ -282,6 +303,20 @@ func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 			n.mu.Unlock()
 		}
 	}
+}
+
+// refusedBefore reports whether s is the first ad of an unclaimed slot
+// since a claim of it failed: it makes the slot matchable again.
+func (n *Negotiator) refusedBefore(old Slot, had bool, s Slot) bool {
+	if state, _ := s.Ad.EvalString("State"); state != "Unclaimed" || n.loop == nil {
+		return false
+	}
+	var first bool
+	n.loop.View(func() {
+		rev, ok := n.st.Refused[s.Name]
+		first = ok && s.Revision > rev && (!had || old.Revision <= rev)
+	})
+	return first
 }
 
 // freed reports whether an ad update may have made a slot matchable: it

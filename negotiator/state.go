@@ -34,9 +34,14 @@ type State struct {
 	Jobs     map[JobKey]*Job
 	clusters map[clusterKey]*Cluster
 	Matches  map[string]*Match // unsettled matches by id
-	Made     int64             // matches made since the log began
-	Latest   int64             // time of the newest event applied (unix nanos)
-	Applied  uint64
+	// Refused holds, per slot whose claim failed, the revision of the ad
+	// it was matched from: the slot is not matched again until a newer ad
+	// shows what it really is (else a stale ad would be matched, refused
+	// and matched again as fast as the bus goes).
+	Refused map[string]uint64
+	Made    int64 // matches made since the log began
+	Latest  int64 // time of the newest event applied (unix nanos)
+	Applied uint64
 	// MatchTimeout (nanoseconds) after which an unsettled match no longer
 	// reserves its slot (HTCondor's MATCH_TIMEOUT).
 	MatchTimeout int64
@@ -71,6 +76,8 @@ type Match struct {
 	Slot   string // slot name
 	Claims int64  // the slot's VmpoolClaims when matched
 	At     int64  // unix nanos
+	// AdRevision is the collector revision of the slot ad matched.
+	AdRevision uint64
 	// Taken is set when the schedd took the match (JobMatched): the job is
 	// then the schedd's business, but the slot stays reserved until its ad
 	// shows the claim.
@@ -80,7 +87,7 @@ type Match struct {
 // NewState returns an empty state.
 func NewState(name string, matchTimeoutNanos int64) *State {
 	return &State{Name: name, Jobs: map[JobKey]*Job{}, clusters: map[clusterKey]*Cluster{},
-		Matches: map[string]*Match{}, MatchTimeout: matchTimeoutNanos}
+		Matches: map[string]*Match{}, Refused: map[string]uint64{}, MatchTimeout: matchTimeoutNanos}
 }
 
 // MatchedPayload is the negotiator's own record of a match.
@@ -96,7 +103,7 @@ func Apply(st *State, e events.Event) *State {
 			var p events.MatchedPayload
 			if e.Decode(&p) == nil {
 				k := JobKey{e.Schedd, e.Job()}
-				st.Matches[p.MatchID] = &Match{ID: p.MatchID, Job: k, Slot: p.Slot, Claims: p.Claims, At: e.Time}
+				st.Matches[p.MatchID] = &Match{ID: p.MatchID, Job: k, Slot: p.Slot, Claims: p.Claims, At: e.Time, AdRevision: p.AdRevision}
 				st.Made++
 			}
 		}
@@ -159,6 +166,9 @@ func applySchedd(st *State, e events.Event) {
 	case events.ClaimFailed:
 		var p events.ClaimPayload
 		if e.Decode(&p) == nil {
+			if m := st.Matches[p.ClaimID]; m != nil && m.AdRevision > 0 {
+				st.Refused[m.Slot] = max(st.Refused[m.Slot], m.AdRevision)
+			}
 			delete(st.Matches, p.ClaimID)
 		}
 	case events.JobMatched:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -148,25 +149,34 @@ func (cl *cluster) leader() string {
 	if err != nil {
 		cl.t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	nc, js, err := events.Connect(ctx, cl.urls, events.ConnectOptions{Name: "test", Credentials: &c})
 	if err != nil {
 		cl.t.Fatal(err)
 	}
 	defer nc.Close()
-	kv, err := js.KeyValue(ctx, events.LeaderBucket)
-	if err != nil {
-		cl.t.Fatal(err)
-	}
-	e, err := kv.Get(ctx, "negotiator")
-	if err != nil {
-		if err == jetstream.ErrKeyNotFound {
+	// Right after a server of the cluster is lost the bucket may be
+	// electing a leader: ask again until it answers.
+	for {
+		e, err := func() (jetstream.KeyValueEntry, error) {
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			kv, err := js.KeyValue(tctx, events.LeaderBucket)
+			if err != nil {
+				return nil, err
+			}
+			return kv.Get(tctx, "negotiator")
+		}()
+		switch {
+		case err == nil:
+			return string(e.Value())
+		case errors.Is(err, jetstream.ErrKeyNotFound):
 			return ""
+		case ctx.Err() != nil:
+			cl.t.Fatalf("ask the leader bucket: %v", err)
 		}
-		cl.t.Fatal(err)
 	}
-	return string(e.Value())
 }
 
 func TestClusterSurvivesFailures(t *testing.T) {
