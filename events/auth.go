@@ -82,26 +82,68 @@ func (c Credentials) Save(dir string, uid, gid int) (string, error) {
 	return c.SaveAs(filepath.Join(dir, CredentialsFile(c.Role, c.Name)), uid, gid)
 }
 
-// SaveAs writes the credentials to path (mode 0600), atomically.
+// SaveAs writes the credentials to path (mode 0600), atomically,
+// replacing what was there.
 func (c Credentials) SaveAs(path string, uid, gid int) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", fmt.Errorf("save credentials: %w", err)
-	}
-	tmp := path + ".tmp"
-	body := fmt.Sprintf("# vmpool credentials: role=%s name=%s\n%s\n", c.Role, c.Name, c.Seed)
-	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
-		return "", fmt.Errorf("save credentials %s: %w", path, err)
-	}
-	if uid >= 0 {
-		if err := os.Chown(tmp, uid, gid); err != nil {
-			os.Remove(tmp)
-			return "", fmt.Errorf("save credentials %s: %w", path, err)
-		}
+	tmp, err := c.writeTemp(path, uid, gid)
+	if err != nil {
+		return "", err
 	}
 	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return "", fmt.Errorf("save credentials %s: %w", path, err)
 	}
 	return path, nil
+}
+
+// SaveNew writes the credentials to dir/<role>-<name>.nk (mode 0600)
+// unless that file exists, in which case the error matches fs.ErrExist
+// and the file is left as it was. Processes that create a pool's
+// credentials at once (the servers of a cluster sharing CREDS_DIR) so
+// agree on one identity each: the first one written.
+func (c Credentials) SaveNew(dir string, uid, gid int) (string, error) {
+	path := filepath.Join(dir, CredentialsFile(c.Role, c.Name))
+	tmp, err := c.writeTemp(path, uid, gid)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp)
+	// A hard link, unlike a rename, never replaces its target.
+	if err := os.Link(tmp, path); err != nil {
+		return "", fmt.Errorf("save credentials %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// writeTemp writes the credentials to a new temporary file beside path,
+// synced and owned by uid:gid when uid >= 0, and returns its name.
+func (c Credentials) writeTemp(path string, uid, gid int) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("save credentials: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("save credentials %s: %w", path, err)
+	}
+	body := fmt.Sprintf("# vmpool credentials: role=%s name=%s\n%s\n", c.Role, c.Name, c.Seed)
+	_, err = f.WriteString(body)
+	if err == nil {
+		err = f.Chmod(0o600)
+	}
+	if err == nil && uid >= 0 {
+		err = f.Chown(uid, gid)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("save credentials %s: %w", path, err)
+	}
+	return f.Name(), nil
 }
 
 // LoadCredentials reads a file saved by Save. The identity comes from its

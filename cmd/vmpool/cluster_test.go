@@ -54,6 +54,9 @@ func (cl *cluster) start(name string, args ...string) *proc {
 	cl.t.Helper()
 	home := filepath.Join(cl.dir, name)
 	os.MkdirAll(home, 0o711)
+	if os.Getenv("VMPOOL_TEST_DEBUG") != "" {
+		args = append(args, "--log-level", "debug") // and keep the logs: VMPOOL_TEST_DIR
+	}
 	args = append(args, "--home", home, "--set", "CREDS_DIR="+cl.creds,
 		"--set", "POOL_DAEMONS=schedd-s1,schedd-s2,negotiator-n1,negotiator-n2,startd-kvm1,startd-sim1,startd-sim2,startd-sim3")
 	cmd := exec.Command(os.Args[0], args...)
@@ -85,6 +88,22 @@ func (cl *cluster) start(name string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// testDir is a fresh directory for a multi-process test: $VMPOOL_TEST_DIR
+// when set (kept after the test, for reading every daemon's whole log),
+// else t.TempDir().
+func testDir(t *testing.T) string {
+	base := os.Getenv("VMPOOL_TEST_DIR")
+	if base == "" {
+		return t.TempDir()
+	}
+	dir, err := os.MkdirTemp(base, t.Name()+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("test directory (kept): %s", dir)
+	return dir
 }
 
 func lastN(s string, n int) string {
@@ -180,7 +199,7 @@ func (cl *cluster) leader() string {
 }
 
 func TestClusterSurvivesFailures(t *testing.T) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	traversable(t, dir)
 	cl := &cluster{t: t, dir: dir, creds: filepath.Join(dir, "creds"), procs: map[string]*proc{}}
 	var clients, routes []string

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -84,8 +85,10 @@ func ensureCredentials(cfg *Config, me string) ([]events.Credentials, error) {
 			if w.Role == events.RoleUser || w.Role == events.RoleAdmin {
 				uid, gid = osAccount(w.Name)
 			}
-			if _, err = c.Save(dir, uid, gid); err != nil {
-				return nil, err
+			if _, err = c.SaveNew(dir, uid, gid); errors.Is(err, fs.ErrExist) {
+				// Another process (a server of the same cluster) made it
+				// first: use that one.
+				c, err = events.LoadCredentials(path)
 			}
 		}
 		if err != nil {

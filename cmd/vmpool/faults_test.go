@@ -169,7 +169,7 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 // jobs of 1 s from a submit directory it returns, and waits until 4 have
 // completed.
 func busPool(t *testing.T) (*cluster, string) {
-	dir := t.TempDir()
+	dir := testDir(t)
 	traversable(t, dir)
 	cl := &cluster{t: t, dir: dir, creds: filepath.Join(dir, "creds"), procs: map[string]*proc{}}
 	addr := freeAddr(t)
