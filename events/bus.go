@@ -79,6 +79,10 @@ type ConnectOptions struct {
 	OnPermissionError func(subject string)
 }
 
+// PublishAckTimeout is how long an asynchronous publish waits for
+// JetStream's acknowledgement before it counts as failed.
+const PublishAckTimeout = 10 * time.Second
+
 // ErrNoPool is returned by Connect when no NATS server answers at the URL.
 var ErrNoPool = errors.New("no vmpool answers")
 
@@ -140,7 +144,11 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w (%w)", url, ErrNoPool, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
+	// Without a timeout an asynchronous publish whose acknowledgement is
+	// lost (the stream's leader died with it in flight) waits forever, and
+	// with it the outbox; with one, the outbox publishes it again (the
+	// message id makes that harmless).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream on %s: %w", url, err)

@@ -29,21 +29,27 @@ type ConsumerConfig struct {
 }
 
 // Consume runs a durable pull consumer until ctx is done. Messages that do
-// not decode as events are terminated (never redelivered) and logged. If
-// the server loses the consumer (a NATS server restarted on an empty
-// store), Consume creates it again; the daemon's windows drop whatever it
-// already applied.
+// not decode as events are terminated (never redelivered) and logged.
+// Whatever ends the consumer's message stream short of ctx (the server
+// lost the consumer, as a NATS server restarted on an empty store does; a
+// cluster moved it and the stream ended), Consume creates it again and
+// goes on; the daemon's windows drop whatever it already applied. It
+// returns an error only for a configuration that cannot work.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) error {
+	if len(cfg.Filters) == 0 {
+		return fmt.Errorf("consume %s: no subject filter", cfg.Durable)
+	}
 	for {
 		err := consumeOnce(ctx, js, cfg)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !errors.Is(err, errConsumerGone) {
-			return err
-		}
 		if cfg.Logger != nil {
-			cfg.Logger.Warn("consumer lost on the server; creating it again", "consumer", cfg.Durable)
+			if errors.Is(err, errConsumerGone) {
+				cfg.Logger.Warn("consumer lost on the server; creating it again", "consumer", cfg.Durable)
+			} else {
+				cfg.Logger.Warn("consumer stopped; creating it again", "consumer", cfg.Durable, "err", err)
+			}
 		}
 		select {
 		case <-time.After(500 * time.Millisecond):
@@ -64,9 +70,6 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if len(cfg.Filters) == 0 {
-		return fmt.Errorf("consume %s: no subject filter", cfg.Durable)
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable:       cfg.Durable,
@@ -101,13 +104,15 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	}
 	// Short pulls with frequent heartbeats: a consumer lost on the server
 	// (a bus that lost its store) is noticed in seconds, not a minute.
-	it, err := cons.Messages(jetstream.PullMaxMessages(2*cfg.MaxBatch), jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(3*time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*cfg.MaxBatch), jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(3*time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
 	msgs := make(chan jetstream.Msg, cfg.MaxBatch)
 	done := make(chan struct{})
 	var gone atomic.Bool
+	var ended error // why the iterator ended; written before msgs is closed
 	go func() {
 		defer close(done)
 		defer close(msgs)
@@ -115,6 +120,7 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 			m, err := it.Next()
 			if err != nil {
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					ended = err
 					return
 				}
 				if ctx.Err() != nil {
@@ -160,6 +166,9 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 			if !ok {
 				if gone.Load() {
 					return errConsumerGone
+				}
+				if ended != nil {
+					return fmt.Errorf("consume %s: %w", cfg.Durable, ended)
 				}
 				return nil
 			}

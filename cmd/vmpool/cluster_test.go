@@ -298,7 +298,12 @@ queue %d
 	t.Logf("after losing nats2: jobs completing again within %s", time.Since(start).Round(time.Millisecond))
 
 	// Kill the active negotiator: the standby takes the lease.
+	// Losing a server may have cost the leader its lease (the bucket
+	// elects a leader of its own): wait until one negotiator holds it.
 	lead := cl.leader()
+	for deadline := time.Now().Add(60 * time.Second); lead == "" && time.Now().Before(deadline); lead = cl.leader() {
+		time.Sleep(250 * time.Millisecond)
+	}
 	if lead != "n1" && lead != "n2" {
 		t.Fatalf("leader %q", lead)
 	}
