@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,6 +78,9 @@ type ConnectOptions struct {
 	// OnPermissionError is told the subject of every publish or
 	// subscription the server refused.
 	OnPermissionError func(subject string)
+	// PublishTimeout is how long an asynchronous publish waits for its
+	// acknowledgement before it fails (default PublishAckTimeout).
+	PublishTimeout time.Duration
 }
 
 // PublishAckTimeout is how long an asynchronous publish waits for
@@ -148,7 +152,7 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 	// lost (the stream's leader died with it in flight) waits forever, and
 	// with it the outbox; with one, the outbox publishes it again (the
 	// message id makes that harmless).
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(PublishAckTimeout))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(cmp.Or(opt.PublishTimeout, PublishAckTimeout)))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream on %s: %w", url, err)

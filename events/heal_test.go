@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/vmpool/vmpool/events"
 )
 
@@ -126,5 +128,80 @@ func TestOutboxRefusesLogBehindBus(t *testing.T) {
 	}
 	if err := ob.Run(ctx); !errors.Is(err, events.ErrLogBehindBus) {
 		t.Fatalf("Run = %v, want ErrLogBehindBus", err)
+	}
+}
+
+// TestOutboxRepublishesWhenAnAckIsLost: JetStream never acknowledges the
+// first publishes (here a plain subscriber takes them where the stream
+// will be; in a cluster, a stream leader that died with them in flight).
+// The publishes time out and the outbox publishes them again once the
+// stream answers, instead of waiting for those acknowledgements forever.
+func TestOutboxRepublishesWhenAnAckIsLost(t *testing.T) {
+	s, err := events.StartNATS(events.NATSConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js, err := events.Connect(ctx, s.URL(), events.ConnectOptions{Name: t.Name(), PublishTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	swallowed := make(chan struct{}, 1)
+	sink, err := nc.Subscribe(events.SubjectPrefix+".>", func(*nats.Msg) {
+		select {
+		case swallowed <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var evs []events.Event
+	for i := 1; i <= 20; i++ {
+		evs = append(evs, events.New("JobSubmitted", nil).ForJob("schedd", events.JobID{Cluster: i}))
+	}
+	if _, err := l.Append(evs); err != nil {
+		t.Fatal(err)
+	}
+	ob, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: js, Role: events.RoleSchedd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(runCtx) }()
+	select {
+	case <-swallowed:
+	case <-ctx.Done():
+		t.Fatal("the outbox published nothing")
+	}
+	if ob.Published() != 0 {
+		t.Fatalf("published %d without an acknowledgement", ob.Published())
+	}
+	// Now the stream exists and acknowledges.
+	if err := sink.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := events.OpenBus(ctx, nc, js, events.BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Flush(ctx); err != nil {
+		t.Fatalf("outbox stuck on the lost acknowledgements: %v", err)
+	}
+	if n := streamCount(t, b); n != 20 {
+		t.Fatalf("stream holds %d events, want 20", n)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
