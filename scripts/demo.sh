@@ -9,6 +9,16 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 work="$(realpath -m "${1:-demo}")"
+# As root, vmpool runs VMs as the unprivileged account nobody, which must
+# be able to reach the pool's home. A clone under a private directory
+# (/root is 0700) is not: then the demo runs in /tmp instead.
+if [ "$(id -u)" -eq 0 ] && [ -z "${1:-}" ] && id nobody >/dev/null 2>&1; then
+	parent="$(dirname "$work")"
+	if ! runuser -u nobody -- test -x "$parent" 2>/dev/null && ! su -s /bin/sh nobody -c "test -x '$parent'" 2>/dev/null; then
+		echo "== $parent is not reachable by the account VMs run as (nobody): the demo runs in ${TMPDIR:-/tmp}/vmpool-demo"
+		work="${TMPDIR:-/tmp}/vmpool-demo"
+	fi
+fi
 rm -rf "$work"
 mkdir -p "$work/job"
 echo "== building vmpool"

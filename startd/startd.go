@@ -77,6 +77,10 @@ type Config struct {
 	// is root), and always when AlwaysUseNobody (ALWAYS_VM_UNIV_USE_NOBODY).
 	NobodyUser      string
 	AlwaysUseNobody bool
+	// RecheckInterval (VM_RECHECK_INTERVAL, default 600s) is how long VMs
+	// stay disabled after one failed to start for a reason of the
+	// machine's, before the startd probes again.
+	RecheckInterval time.Duration
 	// Metrics is where the startd registers its Prometheus collectors
 	// (see Metrics); nil: no metrics.
 	Metrics prometheus.Registerer
@@ -89,8 +93,12 @@ type Startd struct {
 	log    *events.Log
 	loop   *events.Loop
 	st     *State
-	fp     hypervisor.Fingerprint
 	start  int64
+
+	healthMu   sync.Mutex
+	fp         hypervisor.Fingerprint // the last probe (health.go)
+	offline    string                 // why VMs are disabled until the recheck
+	recheckNow chan struct{}
 
 	mu       sync.Mutex
 	starters map[string]chan string // claim id -> stop requests
@@ -185,11 +193,14 @@ func New(cfg Config) (*Startd, error) {
 	if cfg.NobodyUser == "" {
 		cfg.NobodyUser = "nobody"
 	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = 600 * time.Second
+	}
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
 	}
 	d := &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
-		starters: map[string]chan string{}, changed: make(chan struct{}, 1), ready: make(chan struct{})}
+		starters: map[string]chan string{}, changed: make(chan struct{}, 1), ready: make(chan struct{}), recheckNow: make(chan struct{}, 1)}
 	var err error
 	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
 		return nil, fmt.Errorf("startd %s metrics: %w", cfg.Name, err)
@@ -235,14 +246,14 @@ func (d *Startd) Run(ctx context.Context) error {
 		return fmt.Errorf("rebuild startd %s: %w", d.cfg.Name, err)
 	}
 	d.start = d.cfg.Clock().Unix()
-	d.fp, err = d.cfg.Driver.Probe(ctx)
-	if err != nil {
-		d.logger.Error("probe hypervisor", "err", err)
-	}
-	if !d.fp.Detected || !d.fp.Healthy {
-		d.logger.Warn("hypervisor unavailable; advertising HasVM = false", "reason", d.fp.Reason)
+	fp := d.probe(ctx)
+	d.healthMu.Lock()
+	d.fp = fp
+	d.healthMu.Unlock()
+	if !fp.Detected || !fp.Healthy {
+		d.logger.Warn("hypervisor unavailable; advertising HasVM = false", "reason", fp.Reason)
 	} else {
-		d.logger.Info("hypervisor ready", "version", d.fp.Version, "attrs", d.fp.Attrs)
+		d.logger.Info("hypervisor ready", "version", fp.Version, "attrs", fp.Attrs)
 	}
 	// The loop, outbox and starters outlive ctx: shutdown vacates VMs and
 	// must record and publish what happened to them.
@@ -288,6 +299,7 @@ func (d *Startd) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return d.advertise(gctx) })
 	g.Go(func() error { return d.keepalive(gctx) })
+	g.Go(func() error { return d.recheck(gctx) })
 	g.Go(func() error {
 		select {
 		case err := <-loopErr:
@@ -405,8 +417,8 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 			reason = fmt.Sprintf("no slot %q on startd %s", req.Slot, d.cfg.Name)
 			return nil, nil
 		}
-		if !d.fp.Detected || !d.fp.Healthy {
-			reason = "the hypervisor is unavailable: " + d.fp.Reason
+		if fp := facts.Fingerprint; !fp.Detected || !fp.Healthy {
+			reason = "the hypervisor is unavailable: " + fp.Reason
 			return nil, nil
 		}
 		var evs []events.Event
@@ -446,7 +458,7 @@ var ErrBadRequest = events.NewError("bad-request", "bad request")
 // facts measures the machine for its ads.
 func (d *Startd) facts() Facts {
 	f := Facts{Host: d.cfg.Host, Arch: "X86_64", OpSys: "LINUX", Cpus: runtime.NumCPU(),
-		Fingerprint: d.fp, StartTime: d.start, LastHeardFrom: d.cfg.Clock().Unix()}
+		Fingerprint: d.fingerprint(), StartTime: d.start, LastHeardFrom: d.cfg.Clock().Unix()}
 	if runtime.GOARCH != "amd64" {
 		f.Arch = strings.ToUpper(runtime.GOARCH)
 	}

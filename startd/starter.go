@@ -142,6 +142,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			d.metrics.transferred(transferInput, bytesIn, time.Since(inStart))
 		}
 		if spec.RunAs, err = d.runAs(c.Req.Owner); err != nil {
+			d.vmFailed(err)
 			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + err.Error()})
 			return
 		}
@@ -150,7 +151,11 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		vm, resumedFrom, notes, err = d.startOrResume(ctx, spec, c.Req.Checkpoints, scratch)
 		if err != nil {
 			log.Warn("VM did not start", "err", err)
-			finish(events.VMFailed, failure(slotName, err))
+			p := failure(slotName, err)
+			if !p.Hold && ctx.Err() == nil {
+				d.vmFailed(err) // the machine's fault, not the job's
+			}
+			finish(events.VMFailed, p)
 			return
 		}
 		note := strings.Join(notes, "; ")

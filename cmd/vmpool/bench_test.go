@@ -29,7 +29,9 @@ func TestBenchSmoke(t *testing.T) {
 	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	args := []string{"vmpool", "bench", "--scale", "0.0005", "--home", t.TempDir(), "--scenario", strings.Join(scenarios, ","), "-json"}
+	home := t.TempDir()
+	traversable(t, home) // a root startd runs QEMU as nobody
+	args := []string{"vmpool", "bench", "--scale", "0.0005", "--home", home, "--scenario", strings.Join(scenarios, ","), "-json"}
 	if code := c.main(ctx, args); code != 0 {
 		t.Fatalf("vmpool bench: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}

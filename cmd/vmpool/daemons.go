@@ -268,6 +268,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
+	sc.RecheckInterval = cfg.Seconds("VM_RECHECK_INTERVAL", &errs)
 	sc.AlwaysUseNobody = cfg.Bool("ALWAYS_VM_UNIV_USE_NOBODY", &errs)
 	sc.Failpoints = failpoints(cfg, &errs)
 	if cfg.Origin("EXECUTE") != "<default>" {
@@ -542,6 +543,11 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	}
 	if kinds, _ := emulatedKinds(cfg); len(kinds) > 0 {
 		fmt.Fprintf(c.stdout, "  and emulated startd(s) %s1 driving vmpool's xl/vmrun emulators (guests under QEMU; see docs/xen-vmware.md)\n", strings.Join(kinds, "1, "))
+	}
+	for _, d := range p.Startds {
+		if ok, why := d.VMsAvailable(); !ok {
+			fmt.Fprintf(c.stdout, "  WARNING: startd %s runs no VMs (HasVM = false): %s\n", d.Name(), why)
+		}
 	}
 	if p.Metrics != nil {
 		fmt.Fprintf(c.stdout, "  metrics: %s   (--metrics off disables them)\n", p.Metrics.URL())

@@ -90,6 +90,9 @@ type Fingerprint struct {
 	Version    string            // e.g. "QEMU 7.2.22"
 	Networking []string          // networking types it can give guests: "nat", "bridge"
 	Attrs      map[string]string // extra facts, e.g. "accel": "tcg"
+	// NoFiles: the driver's VMs open no files (sim), so the account they
+	// would run as need not reach the execute directory.
+	NoFiles bool
 }
 
 // Disk is one vm_disk entry, resolved to a file in the VM's scratch dir.

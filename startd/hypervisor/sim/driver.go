@@ -63,6 +63,7 @@ func (d *Driver) Probe(ctx context.Context) (hypervisor.Fingerprint, error) {
 		Type: d.Type(), Detected: true, Healthy: true, Version: Version,
 		Networking: append([]string(nil), d.cfg.Networking...),
 		Attrs:      map[string]string{"accel": "sim"},
+		NoFiles:    true,
 	}, nil
 }
 
