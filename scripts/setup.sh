@@ -12,10 +12,21 @@ need_go() {
 		if [ -x /usr/local/go/bin/go ]; then
 			export PATH="/usr/local/go/bin:$PATH"
 		else
-			echo "vmpool setup: Go is not installed. Install Go 1.25 or newer (https://go.dev/dl/) and run this again." >&2
+			echo "vmpool setup: Go is not installed. Install Go 1.26 or newer (https://go.dev/dl/) and run this again." >&2
 			exit 1
 		fi
 	fi
+	# go.mod asks for 1.26; an older go would try to download a newer
+	# toolchain, which fails without network.
+	local v
+	v="$(go env GOVERSION 2>/dev/null | sed 's/^go//')"
+	case "$v" in
+	1.2[6-9]* | 1.[3-9][0-9]* | [2-9].*) ;;
+	*)
+		echo "vmpool setup: Go ${v:-?} is too old: vmpool needs Go 1.26 or newer (https://go.dev/dl/)." >&2
+		exit 1
+		;;
+	esac
 }
 
 need_qemu() {

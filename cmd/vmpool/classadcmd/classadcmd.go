@@ -83,16 +83,18 @@ type options struct {
 // is not one, so that an expression may start with '-' ("-1 + x").
 func parseOptions(cmd string, args []string, allowAds bool) (options, error) {
 	var o options
+	// Options may come before or after the expression or ads (vmpool
+	// classad eval 'EXPR' --target '[...]'); "--" ends them.
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			o.rest = args[i+1:]
+			o.rest = append(o.rest, args[i+1:]...)
 			return o, nil
 		}
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if !strings.HasPrefix(a, "-") {
-			o.rest = args[i:]
-			return o, nil
+			o.rest = append(o.rest, a)
+			continue
 		}
 		takesValue := true
 		switch name {
@@ -106,8 +108,8 @@ func parseOptions(cmd string, args []string, allowAds bool) (options, error) {
 		case "h", "help":
 			return o, errHelp
 		default:
-			o.rest = args[i:] // not an option: the expression starts here
-			return o, nil
+			o.rest = append(o.rest, a) // not an option: part of the expression (-1)
+			continue
 		}
 		if takesValue && !hasValue {
 			if i+1 >= len(args) {

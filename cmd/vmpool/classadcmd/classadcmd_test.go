@@ -42,6 +42,7 @@ func TestEval(t *testing.T) {
 		{"my and target", []string{"eval", "--my=[ Want = 100 ]", "--target", "[ Memory = 200 ]", "TARGET.Memory > Want"}, "true"},
 		{"no target", []string{"eval", "--my", "[ a = 1 ]", "TARGET.a"}, "undefined"},
 		{"bare name reaches target", []string{"eval", "--target", "[ b = 5 ]", "b"}, "5"},
+		{"options after the expression", []string{"eval", "TARGET.Memory > 1024", "--target", "[Memory = 2048]"}, "true"},
 		{"strict", []string{"eval", "--strict", "--target", "[ b = 5 ]", "b"}, "undefined"},
 		{"clock", []string{"eval", "--now", "86400", "time()"}, "86400"},
 		{"format time", []string{"eval", "--now", "0", `formatTime(time(), "%Y")`}, `"1970"`},
