@@ -173,6 +173,7 @@ func applySubmit(q *Queue, e events.Event, at int64) {
 	if c.UserLog != "" {
 		q.UserLogs[c.ID] = c.UserLog
 	}
+	q.LogOwners[c.ID] = p.Owner
 	q.Submits[p.SubmitID] = c.ID
 	delete(q.Reserved, p.SubmitID)
 	q.LastCluster = max(q.LastCluster, c.ID)

@@ -66,6 +66,9 @@ type Queue struct {
 	// still go there).
 	UserLogs map[int]string
 	ProcLogs map[events.JobID]string
+	// LogOwners is whose each cluster's user logs are: the schedd writes
+	// them as that user.
+	LogOwners map[int]string
 	// Applied counts events applied (for replay checks).
 	Applied uint64
 }
@@ -74,7 +77,7 @@ type Queue struct {
 func NewQueue(name string) *Queue {
 	return &Queue{Name: name, Clusters: map[int]*Cluster{}, Jobs: map[events.JobID]*Job{},
 		Submits: map[string]int{}, Reserved: map[string]int{}, Claims: map[string]events.JobID{},
-		UserLogs: map[int]string{}, ProcLogs: map[events.JobID]string{}}
+		UserLogs: map[int]string{}, ProcLogs: map[events.JobID]string{}, LogOwners: map[int]string{}}
 }
 
 // Cluster is what the procs of one submit share.
@@ -193,6 +196,9 @@ func (j *Job) UserLog() string {
 	}
 	return j.Cluster.UserLog
 }
+
+// UserLogOwner is the user whose user log UserLogOf names.
+func (q *Queue) UserLogOwner(id events.JobID) string { return q.LogOwners[id.Cluster] }
 
 // UserLogOf is the user log of a job that is or was in the queue.
 func (q *Queue) UserLogOf(id events.JobID) string {

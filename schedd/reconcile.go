@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -335,10 +332,10 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 			if o.Bucket != events.UserBucket(owner) {
 				return fmt.Errorf("startd returned %q from bucket %q, not the owner's: %w", o.Name, o.Bucket, errForeignOutput)
 			}
-			if err := s.cfg.Bus.GetFile(ctx, o, dst); err != nil {
-				return err
-			}
-			if err := chownToOwner(dst, owner); err != nil {
+			// As the job's owner: the kernel then checks the Iwd path
+			// (a directory swapped for a symbolic link) and the file
+			// with the owner's rights, not root's (asuser.go).
+			if err := asUser(owner, func() error { return s.cfg.Bus.GetFile(ctx, o, dst) }); err != nil {
 				return err
 			}
 			total += o.Size
@@ -367,22 +364,4 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 	if derr != nil && ctx.Err() == nil {
 		s.logger.Error("record returned disks", "job", id.String(), "err", derr)
 	}
-}
-
-// chownToOwner gives a returned file to the job's owner when the schedd
-// runs as root (as HTCondor's shadow writes as the user).
-func chownToOwner(path, owner string) error {
-	if os.Geteuid() != 0 || owner == "root" {
-		return nil
-	}
-	u, err := user.Lookup(owner)
-	if err != nil {
-		return nil // not a local user: leave the file as it is
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.Chown(path, uid, gid); err != nil {
-		return fmt.Errorf("give %s to %s: %w", path, owner, err)
-	}
-	return nil
 }

@@ -38,6 +38,7 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 		}
 		last := s.log.LastIndex()
 		byPath := map[string][]userlog.Event{}
+		owners := map[string]string{} // path -> the user it is written as
 		var order []string
 		err := s.log.Scan(done+1, func(idx uint64, e events.Event) error {
 			if idx > last {
@@ -47,13 +48,17 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 				return nil
 			}
 			for _, ue := range s.userlogEvents(e) {
-				var path string
-				s.View(func(q *Queue) { path = q.UserLogOf(events.JobID{Cluster: ue.Cluster, Proc: ue.Proc}) })
+				var path, owner string
+				s.View(func(q *Queue) {
+					id := events.JobID{Cluster: ue.Cluster, Proc: ue.Proc}
+					path, owner = q.UserLogOf(id), q.UserLogOwner(id)
+				})
 				if path == "" {
 					continue
 				}
 				if _, ok := byPath[path]; !ok {
 					order = append(order, path)
+					owners[path] = owner
 				}
 				byPath[path] = append(byPath[path], ue)
 			}
@@ -63,7 +68,7 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 			return err
 		}
 		if len(order) > 0 {
-			in := userLogIntent{Last: last, Sizes: map[string]int64{}}
+			in := userLogIntent{Last: last, Sizes: map[string]int64{}, Owners: owners}
 			for _, path := range order {
 				in.Sizes[path] = fileSize(path)
 			}
@@ -72,8 +77,11 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 				return err
 			}
 			for _, path := range order {
-				if err := appendUserLog(path, byPath[path]); err != nil {
-					s.logger.Warn("write user log", "path", path, "err", err)
+				// As the job's owner: a log = /etc/... must not be written
+				// with root's rights (asuser.go).
+				err := asUser(owners[path], func() error { return appendUserLog(path, byPath[path]) })
+				if err != nil {
+					s.logger.Warn("write user log", "path", path, "owner", owners[path], "err", err)
 				}
 			}
 		}
@@ -101,6 +109,8 @@ const (
 type userLogIntent struct {
 	Last  uint64           `json:"last"`
 	Sizes map[string]int64 `json:"sizes"` // path -> size before the batch (-1: did not exist)
+	// Owners says whose each file is: it is cut back as that user.
+	Owners map[string]string `json:"owners,omitempty"`
 }
 
 // rollbackUserLogs undoes a batch that a crash interrupted: its files go
@@ -123,11 +133,15 @@ func (s *Schedd) rollbackUserLogs() error {
 	if done < in.Last {
 		for path, size := range in.Sizes {
 			cur := fileSize(path)
+			owner, ok := in.Owners[path]
+			if !ok {
+				owner = NobodyUser // an intent from before owners were kept
+			}
 			switch {
 			case size < 0 && cur >= 0:
-				err = os.Truncate(path, 0)
+				err = asUser(owner, func() error { return os.Truncate(path, 0) })
 			case cur > size:
-				err = os.Truncate(path, size)
+				err = asUser(owner, func() error { return os.Truncate(path, size) })
 			}
 			if err != nil {
 				s.logger.Warn("roll back user log", "path", path, "err", err)
