@@ -77,6 +77,7 @@ var Knobs = []Knob{
 	{"NATS_CLUSTER_LISTEN", "", "pool", "vmpool nats: host:port the other servers' routes connect to."},
 	{"NATS_ROUTES", "", "pool", "vmpool nats: the other servers' route URLs (nats://host:port), comma separated."},
 	{"POOL_DAEMONS", "", "pool", "Daemons that run as separate processes and get credentials of their own: ROLE-NAME entries, e.g. startd-node7, schedd-submit2."},
+	{"SUBMIT_PATHS", "default", "client", "Which files a submit description may name (transfer_input_files, vm_disk, xen_*, vmware_dir): default (absolute paths allowed, as in HTCondor; relative ones may not leave the submit directory through .. or a symbolic link), confined (every path inside the submit directory) or unrestricted; from $VMPOOL_SUBMIT_PATHS."},
 	{"VMPOOL_URL", "nats://127.0.0.1:4222", "client", "Where clients and daemons find the pool's NATS server(s) (also --pool / -pool)."},
 	{"METRICS_ADDRESS", "", "pool", "host:port where the daemons of a process serve Prometheus metrics at /metrics (also --metrics); off disables them. vmpool up serves them at 127.0.0.1:9464 unless this is set; a daemon run alone (vmpool schedd, negotiator, startd) only when it is set."},
 	{"VMPOOL_FAILPOINTS", "", "pool", "For fault-injection tests only: crash points to arm, name[@N],... (loop-after-append, outbox-after-publish, consumer-before-ack, userlog-after-write); also $VMPOOL_FAILPOINTS."},
@@ -109,7 +110,7 @@ negotiator, startd, config) reads them, later ones winning, from:
 1. the defaults below;
 2. ^--config FILE^: ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
    line, names are case-insensitive and values may use ^$(NAME)^;
-3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^;
+3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^;
 4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
    (^--home^ LOCAL_DIR, ^--pool^ VMPOOL_URL, ^--name^, ^--vm-memory^, ^--vm-type^,
    ^--metrics^ METRICS_ADDRESS, ...).

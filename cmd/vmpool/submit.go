@@ -91,7 +91,12 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}
+	paths, err := submitPaths(c.getenv("VMPOOL_SUBMIT_PATHS"))
+	if err != nil {
+		return c.errorf(cmd, "%v", err)
+	}
 	opts := submit.Options{
+		Paths:      paths,
 		Owner:      owner,
 		SubmitHost: host,
 		Append:     appends,
@@ -328,4 +333,17 @@ func (c *cli) dryRun(cl *submit.Cluster, dst, owner string) int {
 func isCharDevice(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// submitPaths reads SUBMIT_PATHS ($VMPOOL_SUBMIT_PATHS).
+func submitPaths(v string) (submit.PathPolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "default":
+		return submit.PathsDefault, nil
+	case "confined":
+		return submit.PathsConfined, nil
+	case "unrestricted":
+		return submit.PathsUnrestricted, nil
+	}
+	return 0, fmt.Errorf("VMPOOL_SUBMIT_PATHS = %q: use default, confined or unrestricted", v)
 }

@@ -254,6 +254,27 @@ func TestPathPolicy(t *testing.T) {
 			t.Errorf("%s (policy %d): want %s, got %v", tc.files, tc.policy, tc.code, err)
 		}
 	}
+	// A disk used in place (not transferred) is held to the same policy.
+	for _, tc := range []struct {
+		disk   string
+		policy PathPolicy
+		code   string
+	}{
+		{"../outside/secret.img:vda:w", PathsDefault, "input-escapes-iwd"},
+		{"escape.img:vda:w", PathsDefault, "input-escapes-iwd"},
+		{outside + ":vda:w", PathsDefault, ""},
+		{outside + ":vda:w", PathsConfined, "input-absolute-forbidden"},
+		{"data.img:vda:w", PathsConfined, ""},
+		{"../outside/secret.img:vda:w", PathsUnrestricted, ""},
+	} {
+		_, err := parse(t, dir, edit(kvmBase, "vm_disk = "+tc.disk, "!transfer_input_files"), Options{Paths: tc.policy})
+		switch {
+		case tc.code == "" && err != nil:
+			t.Errorf("untransferred %s (policy %d): %v", tc.disk, tc.policy, err)
+		case tc.code != "" && hasCode(err, tc.code) == nil:
+			t.Errorf("untransferred %s (policy %d): want %s, got %v", tc.disk, tc.policy, tc.code, err)
+		}
+	}
 }
 
 func TestMacros(t *testing.T) {

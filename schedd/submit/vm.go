@@ -49,6 +49,16 @@ func (s *inputSet) jobPath(d *macroDef, cmd, name string) string {
 	if s.listed[filepath.Base(name)] {
 		return filepath.Base(name)
 	}
+	// A file used in place on shared storage is still named by the
+	// submit description: the path policy applies to it as to a
+	// transferred one (no `..` or symbolic link out of the submit
+	// directory; no absolute path when paths are confined).
+	if e := confine(s.iwd, name, absPath(s.iwd, name), s.b.opt.Paths); e != nil {
+		e.File, e.Line, e.Command = d.file, d.line, d.name
+		e.Msg = cmd + " file " + e.Msg
+		s.b.j.errs = append(s.b.j.errs, e)
+		return absPath(s.iwd, name)
+	}
 	if !filepath.IsAbs(name) {
 		s.b.warn(d, "%s file %q is not in transfer_input_files: the execute machine must see it at %s (shared storage); list it in transfer_input_files to transfer it", cmd, name, absPath(s.iwd, name))
 	}
