@@ -227,21 +227,29 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 		return fmt.Errorf("encode request to %s: %w", subject, err)
 	}
 	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	replies := &replyQueue{ready: make(chan struct{}, 1)}
+	// An asynchronous subscription with no pending limit: a long chunked
+	// reply (q -json of a big queue) is never dropped as a slow consumer,
+	// and a call does not allocate a synchronous subscription's
+	// 64k-message channel.
+	sub, err := nc.Subscribe(inbox, replies.put)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
 	defer sub.Unsubscribe()
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return fmt.Errorf("request %s: %w", subject, err)
+	}
 	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: body}); err != nil {
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("request %s: %w", subject, ErrNoResponders)
-		}
+		m, err := replies.next(ctx)
 		if err != nil {
 			return fmt.Errorf("request %s: %w", subject, err)
+		}
+		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+			return fmt.Errorf("request %s: %w", subject, ErrNoResponders)
 		}
 		var r Reply
 		if err := json.Unmarshal(m.Data, &r); err != nil {
@@ -257,6 +265,42 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 		}
 		if !r.More {
 			return nil
+		}
+	}
+}
+
+// replyQueue holds the replies of one call in arrival order, unbounded.
+type replyQueue struct {
+	mu    sync.Mutex
+	msgs  []*nats.Msg
+	ready chan struct{}
+}
+
+func (q *replyQueue) put(m *nats.Msg) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *replyQueue) next(ctx context.Context) (*nats.Msg, error) {
+	for {
+		q.mu.Lock()
+		if len(q.msgs) > 0 {
+			m := q.msgs[0]
+			q.msgs[0] = nil
+			q.msgs = q.msgs[1:]
+			q.mu.Unlock()
+			return m, nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }

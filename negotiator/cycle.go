@@ -17,6 +17,12 @@ type Slot struct {
 	Ad     *classad.Ad
 	// Revision is the ad's revision in the collector (0: unknown).
 	Revision uint64
+	// Read from the ad once, for every cycle: State, VmpoolClaims,
+	// LastHeardFrom and Machine.
+	State   string
+	Claims  int64
+	Heard   int64
+	Machine string
 }
 
 // SlotFromAd reads what the negotiator needs from a machine ad.
@@ -26,24 +32,26 @@ func SlotFromAd(ad *classad.Ad) (Slot, bool) {
 	if !ok1 || !ok2 || name == "" || !events.ValidName(startd) {
 		return Slot{}, false
 	}
-	return Slot{Name: name, Startd: startd, Ad: ad}, true
+	s := Slot{Name: name, Startd: startd, Ad: ad}
+	s.State, _ = ad.EvalString("State")
+	s.Claims, _ = ad.EvalInt("VmpoolClaims")
+	s.Heard, _ = ad.EvalInt("LastHeardFrom")
+	s.Machine, _ = ad.EvalString("Machine")
+	return s, true
 }
 
 // available reports whether a slot may take a new match: unclaimed, not
 // reserved by a match whose claim its ad does not show yet, and not
 // refused a claim since this ad was published.
 func (st *State) available(s Slot, reserved map[string]*Match) bool {
-	if state, _ := s.Ad.EvalString("State"); state != "Unclaimed" {
+	if s.State != "Unclaimed" {
 		return false
 	}
 	if rev, ok := st.Refused[s.Name]; ok && s.Revision <= rev {
 		return false
 	}
-	if m := reserved[s.Name]; m != nil {
-		claims, _ := s.Ad.EvalInt("VmpoolClaims")
-		if claims <= m.Claims {
-			return false
-		}
+	if m := reserved[s.Name]; m != nil && s.Claims <= m.Claims {
+		return false
 	}
 	return true
 }
@@ -88,45 +96,42 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 		schedd string
 		id     int
 	}
-	// Autocluster cache: for a cluster without per-proc attributes, which
-	// free slots match at all (nil: not computed yet).
-	cache := map[acKey][]bool{}
+	// An autocluster (a cluster without per-proc attributes: its jobs
+	// share one ad) ranks the free slots it matches once; its jobs then
+	// take them in that order, each the best one still free, which is
+	// what each would choose alone, at a cost per job of only the slots
+	// the others took.
+	clusters := map[acKey]*autocluster{}
 	var out []events.Event
 	made := st.Made
 	for _, j := range jobs {
 		if left == 0 {
 			break
 		}
-		ad := j.Cluster.Ad
-		var ok []bool
-		if j.Own != nil {
-			ad = j.Own
-		} else {
+		best := -1
+		if j.Own == nil {
 			k := acKey{j.Cluster.Schedd, j.Cluster.ID}
-			ok = cache[k]
-			if ok == nil {
-				ok = make([]bool, len(free))
-				for i, s := range free {
-					ok[i] = classad.MatchWith(ad, s.Ad, opts)
-				}
-				cache[k] = ok
+			ac := clusters[k]
+			if ac == nil {
+				ac = rankSlots(j.Cluster.Ad, free, opts)
+				clusters[k] = ac
 			}
-		}
-		best, bestRank := -1, 0.0
-		for i, s := range free {
-			if taken[i] {
-				continue
+			for ac.next < len(ac.order) && taken[ac.order[ac.next]] {
+				ac.next++
 			}
-			if ok != nil {
-				if !ok[i] {
+			if ac.next < len(ac.order) {
+				best = ac.order[ac.next]
+			}
+		} else {
+			bestRank := 0.0
+			for i, s := range free {
+				if taken[i] || !classad.MatchWith(j.Own, s.Ad, opts) {
 					continue
 				}
-			} else if !classad.MatchWith(ad, s.Ad, opts) {
-				continue
-			}
-			r := classad.RankWith(ad, s.Ad, opts)
-			if best < 0 || r > bestRank {
-				best, bestRank = i, r
+				r := classad.RankWith(j.Own, s.Ad, opts)
+				if best < 0 || r > bestRank {
+					best, bestRank = i, r
+				}
 			}
 		}
 		if best < 0 {
@@ -136,18 +141,38 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 		left--
 		made++
 		s := free[best]
-		claims, _ := s.Ad.EvalInt("VmpoolClaims")
-		machine, _ := s.Ad.EvalString("Machine")
 		out = append(out, events.New(events.Matched, events.MatchedPayload{
 			MatchID:    fmt.Sprintf("%s#%d", st.Name, made),
 			Startd:     s.Startd,
 			Slot:       s.Name,
-			Machine:    machine,
-			Claims:     claims,
+			Machine:    s.Machine,
+			Claims:     s.Claims,
 			AdRevision: s.Revision,
 		}).ForJob(j.Key.Schedd, j.Key.ID))
 	}
 	return out
+}
+
+// autocluster is a cluster's free slots in its order of preference, and
+// how far its jobs have taken them.
+type autocluster struct {
+	order []int // indexes into free: matching slots, best Rank first
+	next  int
+}
+
+// rankSlots lists the free slots ad matches, best Rank first (ties: the
+// slot listed first).
+func rankSlots(ad *classad.Ad, free []Slot, opts *classad.EvalOptions) *autocluster {
+	ac := &autocluster{}
+	ranks := make(map[int]float64)
+	for i, s := range free {
+		if classad.MatchWith(ad, s.Ad, opts) {
+			ac.order = append(ac.order, i)
+			ranks[i] = classad.RankWith(ad, s.Ad, opts)
+		}
+	}
+	sort.SliceStable(ac.order, func(a, b int) bool { return ranks[ac.order[a]] > ranks[ac.order[b]] })
+	return ac
 }
 
 // idleJobs lists the matchable jobs in negotiation order.

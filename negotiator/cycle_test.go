@@ -276,3 +276,47 @@ func TestCycleRefusedSlotWaitsForANewerAd(t *testing.T) {
 		t.Fatalf("replayed refusals %v, live %v", st.Refused, h.st.Refused)
 	}
 }
+
+// TestCycleAutoclusterTakesBestFirst: the jobs of one cluster take the
+// matching slots in the order of the cluster's Rank (ties: by slot name),
+// as each would choose alone, and never one that does not match.
+func TestCycleAutoclusterTakesBestFirst(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 12, "alice", `Rank = TARGET.VM_Memory`)
+	var slots []Slot
+	type cand struct {
+		name string
+		mem  int
+	}
+	var want []cand
+	for i := 0; i < 30; i++ {
+		mem := 64 + (i*37)%11*100 // repeats, so some ranks tie
+		name := fmt.Sprintf("slot1@m%02d", i)
+		extra := fmt.Sprintf("VM_Memory = %d", mem)
+		if i%7 == 3 {
+			extra += `; VM_Type = "xen"` // does not match
+		} else {
+			want = append(want, cand{name, mem})
+		}
+		slots = append(slots, slot(t, name, extra))
+	}
+	sort.SliceStable(want, func(a, b int) bool {
+		if want[a].mem != want[b].mem {
+			return want[a].mem > want[b].mem
+		}
+		return want[a].name < want[b].name
+	})
+	got := h.cycle(slots)
+	if len(got) != 12 {
+		t.Fatalf("matched %d jobs, want 12: %v", len(got), got)
+	}
+	taken := map[string]bool{}
+	for _, m := range got {
+		taken[strings.SplitN(m, "->", 2)[1]] = true
+	}
+	for i, c := range want[:12] {
+		if !taken[c.name] {
+			t.Errorf("best slot #%d %s (VM_Memory %d) not taken; took %v", i, c.name, c.mem, got)
+		}
+	}
+}

@@ -308,7 +308,7 @@ func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 // refusedBefore reports whether s is the first ad of an unclaimed slot
 // since a claim of it failed: it makes the slot matchable again.
 func (n *Negotiator) refusedBefore(old Slot, had bool, s Slot) bool {
-	if state, _ := s.Ad.EvalString("State"); state != "Unclaimed" || n.loop == nil {
+	if s.State != "Unclaimed" || n.loop == nil {
 		return false
 	}
 	var first bool
@@ -322,16 +322,13 @@ func (n *Negotiator) refusedBefore(old Slot, had bool, s Slot) bool {
 // freed reports whether an ad update may have made a slot matchable: it
 // is unclaimed now and was not, or its claim count moved on.
 func freed(old Slot, had bool, cur Slot) bool {
-	if state, _ := cur.Ad.EvalString("State"); state != "Unclaimed" {
+	if cur.State != "Unclaimed" {
 		return false
 	}
 	if !had {
 		return true
 	}
-	oldState, _ := old.Ad.EvalString("State")
-	oldClaims, _ := old.Ad.EvalInt("VmpoolClaims")
-	curClaims, _ := cur.Ad.EvalInt("VmpoolClaims")
-	return oldState != "Unclaimed" || oldClaims != curClaims
+	return old.State != "Unclaimed" || old.Claims != cur.Claims
 }
 
 // liveSlots are the slot ads heard from within AdLifetime (the bucket's
@@ -341,8 +338,7 @@ func (n *Negotiator) liveSlots(now time.Time) []Slot {
 	defer n.mu.Unlock()
 	out := make([]Slot, 0, len(n.slots))
 	for _, s := range n.slots {
-		heard, _ := s.Ad.EvalInt("LastHeardFrom")
-		if now.Unix()-heard > int64(n.cfg.AdLifetime/time.Second) {
+		if now.Unix()-s.Heard > int64(n.cfg.AdLifetime/time.Second) {
 			continue
 		}
 		out = append(out, s)

@@ -53,13 +53,9 @@ func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
 	ad.SetInt("MyCurrentTime", f.LastHeardFrom)
 	// START and the slot's Requirements: the slot accepts a job when START
 	// is true with the job as TARGET (HTCondor's Requirements = START).
-	if err := ad.SetExpr("Start", cfg.Start); err != nil {
-		ad.SetValue("Start", classad.Error())
-	}
-	ad.SetExpr("Requirements", "START")
-	if err := ad.SetExpr("Rank", cfg.Rank); err != nil {
-		ad.SetValue("Rank", classad.Error())
-	}
+	setCompiled(ad, "Start", cfg.startExpr, cfg.Start)
+	ad.Set("Requirements", startRef)
+	setCompiled(ad, "Rank", cfg.rankExpr, cfg.Rank)
 	fp := f.Fingerprint
 	hasVM := fp.Detected && fp.Healthy
 	ad.SetBool("HasVM", hasVM)
@@ -89,6 +85,21 @@ func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
 	ad.SetInt("VmpoolClaims", st.Accepted)
 	ad.SetString("VmpoolClaimId", s.Claim)
 	return ad
+}
+
+// startRef is the slot's Requirements: its START.
+var startRef = classad.MustParseExpr("START")
+
+// setCompiled sets name to e, compiled once by New, or else parses src
+// (a Config New did not see); an expression that does not parse is error.
+func setCompiled(ad *classad.Ad, name string, e *classad.Expr, src string) {
+	if e != nil {
+		ad.Set(name, e)
+		return
+	}
+	if err := ad.SetExpr(name, src); err != nil {
+		ad.SetValue(name, classad.Error())
+	}
 }
 
 // netTypes is the networking the machine offers: what it is configured for

@@ -84,6 +84,10 @@ type Config struct {
 	// Metrics is where the startd registers its Prometheus collectors
 	// (see Metrics); nil: no metrics.
 	Metrics prometheus.Registerer
+
+	// START and RANK compiled once by New (MachineAd renders them into
+	// every ad; expressions are immutable and shared).
+	startExpr, rankExpr *classad.Expr
 }
 
 // Startd is the I/O shell of one execute machine.
@@ -165,8 +169,15 @@ func New(cfg Config) (*Startd, error) {
 		cfg.Preempt = "false"
 	}
 	for knob, src := range map[string]string{"START": cfg.Start, "RANK": cfg.Rank, "PREEMPT": cfg.Preempt} {
-		if _, err := classad.ParseExpr(src); err != nil {
+		e, err := classad.ParseExpr(src)
+		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", knob, err))
+		}
+		switch knob {
+		case "START":
+			cfg.startExpr = e
+		case "RANK":
+			cfg.rankExpr = e
 		}
 	}
 	if len(problems) > 0 {
