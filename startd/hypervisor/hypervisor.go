@@ -127,7 +127,9 @@ type Spec struct {
 	// job's disk files hold the VM's final state as after a plain boot.
 	// The checkpoint dir itself is only read.
 	Resume string
-	// Xen only.
+	// Xen: the guest's kernel, initrd, root device and kernel parameters
+	// (xen_kernel = path). The qemu driver boots them directly when set
+	// (the xl emulator's PV domains); empty, the guest boots its disk.
 	Kernel, Initrd, Root, KernelParams string
 	// VMware only: the .vmx to run.
 	VMX string

@@ -310,6 +310,19 @@ func (d *Driver) prepareResume(ctx context.Context, spec hypervisor.Spec, l *lau
 		}
 		l.disks = append(l.disks, p)
 	}
+	// A kernel-booted guest resumes with the same kernel command line
+	// (the kernel and initrd are this job's copies of the same files).
+	if (m.Kernel != "") != (spec.Kernel != "") {
+		return record{}, mismatch("saved booted from %q, the job boots %q", m.Kernel, spec.Kernel)
+	}
+	if m.Kernel != "" {
+		if err := kernelBoot(spec, l); err != nil {
+			return record{}, err
+		}
+		if l.cmdline != m.Append {
+			return record{}, mismatch("saved with kernel command line %q, the job gives %q", m.Append, l.cmdline)
+		}
+	}
 	l.machine, l.memoryMiB, l.vcpus, l.vnc = m.Machine, m.MemoryMiB, m.VCPUs, m.VNC
 	l.incoming = true
 	return m, nil

@@ -170,6 +170,19 @@ func sniffFormat(path string) (string, error) {
 	return "raw", nil
 }
 
+// kernelCmdline is the command line of a guest booted from a kernel file:
+// root= from the spec's root device, then its parameters.
+func kernelCmdline(spec hypervisor.Spec) string {
+	var parts []string
+	if spec.Root != "" {
+		parts = append(parts, "root="+spec.Root)
+	}
+	if p := strings.TrimSpace(spec.KernelParams); p != "" {
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, " ")
+}
+
 // optEscape makes s safe as the value of a QEMU key=value option: a comma
 // ends a value, so a literal one is written twice.
 func optEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
@@ -190,6 +203,9 @@ type launch struct {
 	tap       string // a bridged VM's tap device (openNetwork)
 	tapFD     int    // where QEMU inherits the tap
 	incoming  bool   // resume: wait for the migration stream
+	// kernel, when set, boots the guest from this kernel file (with
+	// initrd and the kernel command line cmdline) instead of its disk.
+	kernel, initrd, cmdline string
 }
 
 // args builds QEMU's command line. The VM starts paused (-S) so that the
@@ -218,6 +234,15 @@ func (l launch) args() []string {
 		a = append(a, "-vnc", "127.0.0.1:0,to=99", "-device", "VGA")
 	} else {
 		a = append(a, "-display", "none")
+	}
+	if l.kernel != "" {
+		a = append(a, "-kernel", l.kernel)
+		if l.initrd != "" {
+			a = append(a, "-initrd", l.initrd)
+		}
+		if l.cmdline != "" {
+			a = append(a, "-append", l.cmdline)
+		}
 	}
 	a = append(a, diskArgs(l.disks)...)
 	a = append(a, netArgs(l.net, l.tapFD)...)

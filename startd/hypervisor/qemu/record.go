@@ -24,6 +24,12 @@ type record struct {
 	VNC       bool         `json:"vnc,omitempty"`
 	Network   bool         `json:"network,omitempty"` // a NIC is present
 	Disks     []recordDisk `json:"disks"`
+	// A guest booted from a kernel file rather than its disk (the xl
+	// emulator's PV domains): the kernel command line, which a resume
+	// must repeat, and the files as launched.
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+	Append string `json:"append,omitempty"`
 
 	// Manifest only.
 	Version string `json:"qemu_version,omitempty"`
@@ -49,6 +55,7 @@ func newRecord(l launch) record {
 	r := record{
 		Name: l.name, Machine: l.machine, Accel: l.accel, MemoryMiB: l.memoryMiB,
 		VCPUs: l.vcpus, VNC: l.vnc, Network: l.net.Enabled,
+		Kernel: l.kernel, Initrd: l.initrd, Append: l.cmdline,
 	}
 	for _, d := range l.disks {
 		r.Disks = append(r.Disks, recordDisk{

@@ -86,6 +86,9 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 			return nil, err
 		}
 		l.disks = disks
+		if err := kernelBoot(spec, &l); err != nil {
+			return nil, err
+		}
 	}
 	rec := newRecord(l)
 	if err := writeJSON(filepath.Join(spec.Dir, recordFile), rec); err != nil {
@@ -278,6 +281,29 @@ func listenUnix(path string) (*os.File, error) {
 		return nil, fmt.Errorf("listen on qmp socket: %w", err)
 	}
 	return f, nil
+}
+
+// kernelBoot sets l to boot spec.Kernel, when the spec names one.
+func kernelBoot(spec hypervisor.Spec, l *launch) error {
+	if spec.Kernel == "" {
+		if spec.Initrd != "" {
+			return specErr("XEN_NO_KERNEL_PARAM", "an initrd (%s) without a kernel", spec.Initrd)
+		}
+		return nil
+	}
+	for _, f := range []struct{ what, path, code string }{{"kernel", spec.Kernel, "XEN_KERNEL_NOT_FOUND"}, {"initrd", spec.Initrd, "XEN_INITRD_NOT_FOUND"}} {
+		if f.path == "" {
+			continue
+		}
+		if !filepath.IsAbs(f.path) {
+			return specErr(f.code, "%s %q: the path is not absolute", f.what, f.path)
+		}
+		if fi, err := os.Stat(f.path); err != nil || !fi.Mode().IsRegular() {
+			return specErr(f.code, "%s %s is not a readable file", f.what, f.path)
+		}
+	}
+	l.kernel, l.initrd, l.cmdline = spec.Kernel, spec.Initrd, kernelCmdline(spec)
+	return nil
 }
 
 // makeOverlays gives every read-only IDE or SATA hard disk a qcow2

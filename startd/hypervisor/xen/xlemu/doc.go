@@ -15,8 +15,9 @@
 // and no PV drivers. PV, PVH and HVM domains all become QEMU "pc" machines
 // booting their first disk with SeaBIOS: a bootloader (pygrub, for
 // xen_kernel = included) is checked but not run, the disk's own boot code
-// is; `kernel = ...` direct boot is checked (files must exist) and then
-// refused, since the guest would need a real kernel. xvdX disks are
+// is; `kernel = ...` direct boot is QEMU's -kernel/-initrd, with root and
+// extra as the kernel command line (a normal Linux kernel boots; the guest
+// sees xvdX as vdX and its console on ttyS0). xvdX disks are
 // virtio-blk, hdX IDE, sdX AHCI. Every vif gets QEMU's user-mode NAT
 // whatever its bridge or script says. `xl shutdown` presses the ACPI power
 // button (real PV guests get a xenstore request). Memory is not reserved:

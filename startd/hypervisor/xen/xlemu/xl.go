@@ -298,9 +298,10 @@ func (x *xl) spec(d Domain) (hypervisor.Spec, error) {
 				return spec, cfgErr("libxl: error: libxl_dom.c: xc_dom_ramdisk_file failed: %s: %v", d.Ramdisk, err)
 			}
 		}
-		if d.Type != "hvm" {
-			return spec, cfgErr("xl (vmpool emulator): direct kernel boot (kernel = %q) is checked but not emulated; boot the disk (bootloader = \"pygrub\") or use type = \"hvm\"", d.Kernel)
-		}
+		// Direct kernel boot: QEMU loads the kernel and initrd and passes
+		// root and extra as the kernel command line. The guest sees its
+		// xvdX disks as virtio vdX and its console on ttyS0, not hvc0.
+		spec.Kernel, spec.Initrd, spec.Root, spec.KernelParams = d.Kernel, d.Ramdisk, d.Root, d.Extra
 	}
 	if d.Type != "hvm" && d.Kernel == "" && filepath.IsAbs(d.Bootloader) {
 		fi, err := os.Stat(d.Bootloader)
