@@ -297,6 +297,15 @@ func (a *Ad) String() string {
 	return b.String()
 }
 
+// OwnString prints a's own attributes in new ClassAd syntax on one line,
+// without those it inherits from its parent.
+func (a *Ad) OwnString() string {
+	var b strings.Builder
+	p := printer{b: &b}
+	p.ad(a, false)
+	return b.String()
+}
+
 // LongString prints a in the old syntax of condor_q -long: one
 // "Name = expr" line per attribute, inherited attributes included.
 // Strings use old-syntax quoting, where a backslash escapes only '"'.

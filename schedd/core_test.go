@@ -1,6 +1,7 @@
 package schedd
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -258,6 +259,40 @@ func TestCoreScripts(t *testing.T) {
 		}
 		if got, want := dumpQueue(r), dumpQueue(h.q); got != want {
 			t.Fatalf("replay differs from the live queue:\nreplay:\n%s\nlive:\n%s", got, want)
+		}
+		// A snapshot taken after any event, restored and followed by the
+		// rest of the log, is the queue replay from zero gives, byte for
+		// byte in the snapshot's canonical encoding.
+		want, err := MarshalSnapshot(h.q, uint64(len(h.log)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k <= len(h.log); k++ {
+			q := NewQueue("schedd")
+			for _, e := range h.log[:k] {
+				Apply(q, e)
+			}
+			data, err := MarshalSnapshot(q, uint64(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, idx, err := UnmarshalSnapshot(data)
+			if err != nil || idx != uint64(k) {
+				t.Fatalf("snapshot after event %d: %v (index %d)", k, err, idx)
+			}
+			for _, e := range h.log[k:] {
+				Apply(back, e)
+			}
+			got, err := MarshalSnapshot(back, uint64(len(h.log)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("snapshot after event %d plus the tail differs from replay from zero:\n%s\n%s", k, got, want)
+			}
+			if dumpQueue(back) != dumpQueue(h.q) {
+				t.Fatalf("snapshot after event %d plus the tail: queue differs:\n%s\n%s", k, dumpQueue(back), dumpQueue(h.q))
+			}
 		}
 	})
 }

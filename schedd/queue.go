@@ -88,8 +88,8 @@ type Cluster struct {
 	File       string
 	Iwd        string
 	UserLog    string
-	QDate      int64 // unix seconds
-	Ad         *classad.Ad
+	QDate      int64       // unix seconds
+	Ad         *classad.Ad `json:"-"` // a snapshot prints it in ClassAd syntax
 	Inputs     []events.FileRef
 	NumProcs   int
 	InQueue    int // procs still in the queue
@@ -129,8 +129,8 @@ type Claim struct {
 // demand, see Ad).
 type Job struct {
 	ID      events.JobID
-	Cluster *Cluster
-	Own     *classad.Ad // per-proc attributes; parent is Cluster.Ad (nil: none)
+	Cluster *Cluster    `json:"-"` // a snapshot names it by id
+	Own     *classad.Ad `json:"-"` // per-proc attributes; parent is Cluster.Ad (nil: none)
 	Inputs  []events.FileRef
 	OwnIwd  string // initialdir when it differs from the cluster's
 	OwnLog  string // user log when it differs from the cluster's

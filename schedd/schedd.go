@@ -44,6 +44,10 @@ type Config struct {
 	Address string
 	// Failpoints arms crash points for fault-injection tests (nil: none).
 	Failpoints *events.Failpoints
+	// SnapshotEvery (QUEUE_SNAPSHOT_EVENTS, default 10000; negative: never)
+	// is how many log records may pass before the queue is snapshotted
+	// again (snapshot.go); one is also taken at a clean shutdown.
+	SnapshotEvery int
 	// MinFreeBytes is the free disk the event log keeps (LOG_MIN_FREE_MB):
 	// below it commands are refused rather than the log run out of space.
 	MinFreeBytes int64
@@ -70,6 +74,9 @@ type Schedd struct {
 
 	ready   chan struct{}
 	metrics *Metrics
+	// snapIndex is the log index of the newest snapshot (snapshots
+	// goroutine and shutdown only, one after the other).
+	snapIndex uint64
 }
 
 // New builds a schedd; Run starts it.
@@ -97,6 +104,9 @@ func New(cfg Config) (*Schedd, error) {
 	}
 	if cfg.AdInterval <= 0 {
 		cfg.AdInterval = 15 * time.Second
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 10000
 	}
 	if cfg.PolicyInterval <= 0 {
 		cfg.PolicyInterval = 60 * time.Second
@@ -151,11 +161,21 @@ func (s *Schedd) Run(ctx context.Context) error {
 	defer l.Close()
 	s.log = l
 	start := time.Now()
-	s.q, err = Replay(l, s.cfg.Name, 0)
+	var fromSnap bool
+	var note string
+	s.q, fromSnap, note, err = Restore(l, s.cfg.Name, SnapshotPath(s.cfg.Dir))
 	if err != nil {
 		return fmt.Errorf("rebuild queue of %s: %w", s.cfg.Name, err)
 	}
-	s.logger.Info("queue rebuilt from log", "jobs", len(s.q.Jobs), "history", len(s.q.History), "events", l.LastIndex(), "took", time.Since(start).Round(time.Millisecond))
+	if note != "" {
+		s.logger.Warn("snapshot not used; the queue was replayed from the whole log", "why", note)
+	}
+	s.logger.Info("queue rebuilt from log", "jobs", len(s.q.Jobs), "history", len(s.q.History), "events", l.LastIndex(),
+		"from_snapshot", fromSnap, "took", time.Since(start).Round(time.Millisecond))
+	s.snapIndex = l.LastIndex()
+	if !fromSnap {
+		s.snapIndex = 0
+	}
 	s.loop = events.NewLoop(events.LoopConfig{
 		Log:        l,
 		Apply:      func(e events.Event) { Apply(s.q, e) },
@@ -215,10 +235,17 @@ func (s *Schedd) Run(ctx context.Context) error {
 	g.Go(func() error { return s.writeUserLogs(gctx) })
 	g.Go(func() error { return s.advertise(gctx) })
 	g.Go(func() error { return s.policy(gctx) })
+	g.Go(func() error { return s.snapshots(gctx) })
 	close(s.ready)
 	s.logger.Info("schedd serving", "subject", events.CmdSubject(events.RoleSchedd, s.cfg.Name, "*"))
 	err = g.Wait()
 	srv.Close()
+	if err == nil && s.cfg.SnapshotEvery >= 0 {
+		// Every record is applied now that the loop is done.
+		if serr := s.snapshot(); serr != nil {
+			s.logger.Warn("snapshot at shutdown", "err", serr)
+		}
+	}
 	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	if ferr := s.outbox.Flush(fctx); ferr != nil {
 		s.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
@@ -229,6 +256,50 @@ func (s *Schedd) Run(ctx context.Context) error {
 		err = oerr
 	}
 	return err
+}
+
+// snapshot writes the queue's snapshot, as of the log's last index.
+func (s *Schedd) snapshot() error {
+	var data []byte
+	var idx uint64
+	var err error
+	start := time.Now()
+	s.View(func(q *Queue) {
+		idx = s.log.LastIndex()
+		data, err = MarshalSnapshot(q, idx)
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeSnapshot(SnapshotPath(s.cfg.Dir), data); err != nil {
+		return err
+	}
+	s.snapIndex = idx
+	s.logger.Debug("queue snapshot written", "index", idx, "bytes", len(data), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// snapshots writes a snapshot whenever SnapshotEvery records have passed
+// since the last one.
+func (s *Schedd) snapshots(ctx context.Context) error {
+	if s.cfg.SnapshotEvery < 0 {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if s.log.LastIndex()-s.snapIndex < uint64(s.cfg.SnapshotEvery) {
+			continue
+		}
+		if err := s.snapshot(); err != nil {
+			s.logger.Warn("snapshot", "err", err)
+		}
+	}
 }
 
 // View runs fn with the queue read-locked (durable state only).

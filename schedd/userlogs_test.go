@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"testing"
 
@@ -25,7 +26,12 @@ func TestUserLogRollback(t *testing.T) {
 	fresh := filepath.Join(dir, "b.log")
 	os.WriteFile(existing, []byte("000 (001.000.000) 2026-01-01 00:00:00 Job submitted from host: <h>\n...\n"), 0o644)
 	before := fileSize(existing)
-	in, _ := json.Marshal(userLogIntent{Last: 7, Sizes: map[string]int64{existing: before, fresh: -1}})
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := json.Marshal(userLogIntent{Last: 7, Sizes: map[string]int64{existing: before, fresh: -1},
+		Owners: map[string]string{existing: me.Username, fresh: me.Username}})
 	if err := l.SetMeta(metaUserLogIntent, in, true); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +56,7 @@ func TestUserLogRollback(t *testing.T) {
 	// Once the position passed the batch, an intent left behind is stale:
 	// nothing is cut.
 	os.WriteFile(fresh, []byte("x"), 0o644)
-	in, _ = json.Marshal(userLogIntent{Last: 7, Sizes: map[string]int64{fresh: -1}})
+	in, _ = json.Marshal(userLogIntent{Last: 7, Sizes: map[string]int64{fresh: -1}, Owners: map[string]string{fresh: me.Username}})
 	l.SetMeta(metaUserLogIntent, in, true)
 	l.SetMetaUint(metaUserLogDone, 7, true)
 	if err := s.rollbackUserLogs(); err != nil {

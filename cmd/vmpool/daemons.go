@@ -197,6 +197,10 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		Address:    address,
 	}
 	sc.PolicyInterval = cfg.Seconds("PERIODIC_EXPR_INTERVAL", &errs)
+	sc.SnapshotEvery = cfg.Int("QUEUE_SNAPSHOT_EVENTS", &errs)
+	if sc.SnapshotEvery == 0 {
+		sc.SnapshotEvery = -1 // 0 in the configuration: never
+	}
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.Failpoints = failpoints(cfg, &errs)
 	if err := events.CheckName("SCHEDD_NAME", name); err != nil {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
@@ -81,12 +84,13 @@ type checkResult struct {
 
 // replayCheck replays every log under the home from its first event and
 // compares the result with what else is known of the daemon's state.
-// There are no snapshots yet, so for each log it compares the state
-// replayed from the records as read with the state replayed from the
-// records passed once more through the codec (and so catches a payload
-// field the codec loses, or an Apply that is not deterministic); it checks
-// that the daemon's own sequence numbers have no gap; and with -pool, it
-// compares the schedd's replayed queue and history with the live pool's.
+// For each log it compares the state replayed from the records as read
+// with the state replayed from the records passed once more through the
+// codec (and so catches a payload field the codec loses, or an Apply that
+// is not deterministic); it checks that the daemon's own sequence numbers
+// have no gap; it compares the schedd's snapshot with the queue replayed
+// from zero up to it; and with -pool, it compares the schedd's replayed
+// queue and history with the live pool's.
 // A difference is reported with the first event where it appears.
 func (c *cli) replayCheck(ctx context.Context, rf *replayFlags, cfg *Config) int {
 	var targets []logTarget
@@ -238,7 +242,52 @@ func (c *cli) checkRecords(t logTarget, role string, recs []record, rf *replayFl
 	default:
 		res.detail += "; replayed twice, as read and through the codec: identical"
 	}
+	if role == events.RoleSchedd {
+		checkSnapshot(&res, t, recs)
+	}
 	return res
+}
+
+// checkSnapshot compares the schedd's snapshot with the queue replayed
+// from zero up to the snapshot's index, in the snapshot's canonical
+// encoding.
+func checkSnapshot(res *checkResult, t logTarget, recs []record) {
+	path := schedd.SnapshotPath(filepath.Dir(t.dir))
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		res.detail += "; no snapshot"
+		return
+	}
+	fail := func(format string, args ...any) {
+		res.ok = false
+		res.notes = append(res.notes, fmt.Sprintf(format, args...))
+	}
+	if err != nil {
+		fail("snapshot %s: %v", path, err)
+		return
+	}
+	snap, idx, err := schedd.UnmarshalSnapshot(data)
+	if err != nil {
+		fail("snapshot %s: %v (the daemon ignores it and replays its whole log)", path, err)
+		return
+	}
+	q := schedd.NewQueue(t.source)
+	for _, r := range recs {
+		if r.idx > idx {
+			break
+		}
+		schedd.Apply(q, r.e)
+	}
+	want, err1 := schedd.MarshalSnapshot(q, idx)
+	got, err2 := schedd.MarshalSnapshot(snap, idx)
+	switch {
+	case err1 != nil || err2 != nil:
+		fail("snapshot %s: encode: %v %v", path, err1, err2)
+	case !bytes.Equal(got, want):
+		fail("snapshot %s (record %d) differs from the queue replayed from zero: %s", path, idx, firstDifference(string(want), string(got)))
+	default:
+		res.detail += fmt.Sprintf("; the snapshot at record %d equals replay from zero", idx)
+	}
 }
 
 // firstDifference shows where two dumps first differ.

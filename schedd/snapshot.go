@@ -1,0 +1,253 @@
+package schedd
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+)
+
+// A snapshot is the queue as of one index of the schedd's log, kept beside
+// the log (SnapshotFile) so that a restart applies only the events after
+// it instead of the whole log. It is a cache, never the record: the log
+// is. A restart that cannot use it (absent, unreadable, from another
+// version, or ahead of the log) replays from event 1, and replay from
+// zero must give the identical queue, byte for byte in this encoding
+// (TestSnapshotEqualsReplay, vmpool replay --check).
+
+// SnapshotFile is the snapshot's file name in the schedd's directory.
+const SnapshotFile = "snapshot.json"
+
+// snapshotVersion changes whenever the encoding or Apply's meaning does.
+const snapshotVersion = 1
+
+type snapshot struct {
+	Version     int                     `json:"version"`
+	Index       uint64                  `json:"index"` // every log record up to it is applied
+	Name        string                  `json:"name"`
+	LastCluster int                     `json:"last_cluster"`
+	Applied     uint64                  `json:"applied"`
+	Clusters    []snapCluster           `json:"clusters"` // every cluster a job in the queue or history belongs to
+	Jobs        []snapJob               `json:"jobs"`
+	History     []snapJob               `json:"history"`
+	Submits     map[string]int          `json:"submits"`
+	Reserved    map[string]int          `json:"reserved"`
+	Claims      map[string]events.JobID `json:"claims"`
+	UserLogs    map[int]string          `json:"user_logs"`
+	ProcLogs    []snapProcLog           `json:"proc_logs"`
+	LogOwners   map[int]string          `json:"log_owners"`
+}
+
+type snapCluster struct {
+	*Cluster
+	AdText string `json:"ad"`   // new ClassAd syntax
+	Live   bool   `json:"live"` // in Queue.Clusters (else only history points to it)
+}
+
+type snapJob struct {
+	*Job
+	ClusterID int     `json:"cluster_id"`
+	OwnAd     *string `json:"own_ad,omitempty"`
+}
+
+type snapProcLog struct {
+	Job  events.JobID `json:"job"`
+	Path string       `json:"path"`
+}
+
+// MarshalSnapshot encodes q as the snapshot of log index idx. The
+// encoding is canonical (ordered), so equal queues encode equally.
+func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
+	s := snapshot{Version: snapshotVersion, Index: idx, Name: q.Name, LastCluster: q.LastCluster, Applied: q.Applied,
+		Submits: q.Submits, Reserved: q.Reserved, Claims: q.Claims, UserLogs: q.UserLogs, LogOwners: q.LogOwners}
+	clusters := map[int]*Cluster{}
+	job := func(j *Job) snapJob {
+		clusters[j.Cluster.ID] = j.Cluster
+		sj := snapJob{Job: j, ClusterID: j.Cluster.ID}
+		if j.Own != nil {
+			t := j.Own.OwnString()
+			sj.OwnAd = &t
+		}
+		return sj
+	}
+	for _, j := range q.Sorted() {
+		s.Jobs = append(s.Jobs, job(j))
+	}
+	for _, j := range q.History {
+		s.History = append(s.History, job(j))
+	}
+	for id, c := range q.Clusters {
+		clusters[id] = c
+	}
+	ids := make([]int, 0, len(clusters))
+	for id := range clusters {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		c := clusters[id]
+		if q.Clusters[id] != nil && q.Clusters[id] != c {
+			return nil, fmt.Errorf("snapshot: two clusters %d", id)
+		}
+		s.Clusters = append(s.Clusters, snapCluster{Cluster: c, AdText: c.Ad.OwnString(), Live: q.Clusters[id] == c})
+	}
+	for id, p := range q.ProcLogs {
+		s.ProcLogs = append(s.ProcLogs, snapProcLog{Job: id, Path: p})
+	}
+	sort.Slice(s.ProcLogs, func(a, b int) bool {
+		x, y := s.ProcLogs[a].Job, s.ProcLogs[b].Job
+		return x.Cluster < y.Cluster || x.Cluster == y.Cluster && x.Proc < y.Proc
+	})
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return nil, fmt.Errorf("encode snapshot: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// UnmarshalSnapshot decodes a snapshot into a queue and the log index it
+// reflects.
+func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
+	var s snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, 0, fmt.Errorf("decode snapshot: %w", err)
+	}
+	if s.Version != snapshotVersion {
+		return nil, 0, fmt.Errorf("snapshot version %d, this schedd reads %d", s.Version, snapshotVersion)
+	}
+	q := NewQueue(s.Name)
+	q.LastCluster, q.Applied = s.LastCluster, s.Applied
+	for _, m := range []*map[string]int{&s.Submits, &s.Reserved} {
+		if *m == nil {
+			*m = map[string]int{}
+		}
+	}
+	q.Submits, q.Reserved = s.Submits, s.Reserved
+	if s.Claims != nil {
+		q.Claims = s.Claims
+	}
+	if s.UserLogs != nil {
+		q.UserLogs = s.UserLogs
+	}
+	if s.LogOwners != nil {
+		q.LogOwners = s.LogOwners
+	}
+	for _, pl := range s.ProcLogs {
+		q.ProcLogs[pl.Job] = pl.Path
+	}
+	clusters := map[int]*Cluster{}
+	for _, sc := range s.Clusters {
+		if sc.Cluster == nil {
+			return nil, 0, fmt.Errorf("snapshot: empty cluster")
+		}
+		ad, err := classad.ParseAd(sc.AdText)
+		if err != nil {
+			return nil, 0, fmt.Errorf("snapshot: cluster %d ad: %w", sc.ID, err)
+		}
+		sc.Ad = ad
+		clusters[sc.ID] = sc.Cluster
+		if sc.Live {
+			q.Clusters[sc.ID] = sc.Cluster
+		}
+	}
+	job := func(sj snapJob) (*Job, error) {
+		if sj.Job == nil {
+			return nil, fmt.Errorf("snapshot: empty job")
+		}
+		c := clusters[sj.ClusterID]
+		if c == nil {
+			return nil, fmt.Errorf("snapshot: job %s of unknown cluster %d", sj.ID, sj.ClusterID)
+		}
+		sj.Cluster = c
+		if sj.OwnAd != nil {
+			own, err := classad.ParseAd(*sj.OwnAd)
+			if err != nil {
+				return nil, fmt.Errorf("snapshot: job %s ad: %w", sj.ID, err)
+			}
+			own.SetParent(c.Ad)
+			sj.Own = own
+		}
+		return sj.Job, nil
+	}
+	for _, sj := range s.Jobs {
+		j, err := job(sj)
+		if err != nil {
+			return nil, 0, err
+		}
+		q.Jobs[j.ID] = j
+	}
+	for _, sj := range s.History {
+		j, err := job(sj)
+		if err != nil {
+			return nil, 0, err
+		}
+		q.History = append(q.History, j)
+	}
+	return q, s.Index, nil
+}
+
+// SnapshotPath is where the schedd whose directory is dir keeps its
+// snapshot.
+func SnapshotPath(dir string) string { return filepath.Join(dir, SnapshotFile) }
+
+// writeSnapshot writes data to path atomically: the old snapshot or the
+// whole new one.
+func writeSnapshot(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write snapshot %s: %w", path, err)
+	}
+	return nil
+}
+
+// Restore rebuilds a schedd's queue from the snapshot at snapPath and the
+// log records after it, or from the whole log when the snapshot cannot be
+// used (the returned note says why; "" when it was used or absent).
+func Restore(l *events.Log, name, snapPath string) (q *Queue, fromSnapshot bool, note string, err error) {
+	if data, rerr := os.ReadFile(snapPath); rerr == nil {
+		sq, idx, uerr := UnmarshalSnapshot(data)
+		switch {
+		case uerr != nil:
+			note = uerr.Error()
+		case sq.Name != name:
+			note = fmt.Sprintf("the snapshot is of schedd %q", sq.Name)
+		case idx > l.LastIndex():
+			note = fmt.Sprintf("the snapshot (index %d) is ahead of the log (index %d)", idx, l.LastIndex())
+		default:
+			err := l.Scan(idx+1, func(_ uint64, e events.Event) error {
+				Apply(sq, e)
+				return nil
+			})
+			if err != nil {
+				return nil, false, "", err
+			}
+			return sq, true, "", nil
+		}
+	} else if !os.IsNotExist(rerr) {
+		note = rerr.Error()
+	}
+	q, err = Replay(l, name, 0)
+	return q, false, note, err
+}
