@@ -244,7 +244,9 @@ func (l launch) args() []string {
 			a = append(a, "-append", l.cmdline)
 		}
 	}
-	a = append(a, diskArgs(l.disks)...)
+	// A kernel booted directly takes boot index 0 itself: the disks
+	// then get none.
+	a = append(a, diskArgs(l.disks, l.kernel == "")...)
 	a = append(a, netArgs(l.net, l.tapFD)...)
 	if l.incoming {
 		a = append(a, "-incoming", "defer")
@@ -252,7 +254,7 @@ func (l launch) args() []string {
 	return a
 }
 
-func diskArgs(disks []diskPlan) []string {
+func diskArgs(disks []diskPlan, bootable bool) []string {
 	var a []string
 	ahci := false
 	for i, d := range disks {
@@ -266,6 +268,9 @@ func diskArgs(disks []diskPlan) []string {
 		a = append(a, "-drive", drive)
 		// The first disk boots; the others follow in the job's order.
 		boot := ",bootindex=" + strconv.Itoa(i)
+		if !bootable {
+			boot = ""
+		}
 		var dev string
 		switch d.bus {
 		case busIDE:

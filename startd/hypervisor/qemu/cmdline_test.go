@@ -71,7 +71,7 @@ func TestDiskArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(diskArgs(plans), " ")
+	got := strings.Join(diskArgs(plans, true), " ")
 	want := strings.Join([]string{
 		"-drive file=" + raw + ",format=raw,if=none,id=disk0",
 		"-device ide-hd,drive=disk0,bus=ide.0,unit=0,bootindex=0",
@@ -164,6 +164,26 @@ func TestLaunchArgs(t *testing.T) {
 	l.vnc = true
 	if got := strings.Join(l.args(), " "); !strings.Contains(got, "-vnc 127.0.0.1:0,to=99 -device VGA") || strings.Contains(got, "-display none") {
 		t.Errorf("VNC command line: %s", got)
+	}
+	// A kernel booted directly: -kernel, -initrd, -append, and disks
+	// without a boot index (the kernel has index 0).
+	root := filepath.Join(t.TempDir(), "root.img")
+	if err := os.WriteFile(root, make([]byte, 512), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plans, err := planDisks([]hypervisor.Disk{{Path: root, Device: "xvda", Writable: true, Format: "raw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.disks = plans
+	var kl launch
+	if err := kernelBoot(hypervisor.Spec{Kernel: "/", Root: "/dev/xvda"}, &kl); err == nil {
+		t.Error("a kernel that is a directory was accepted")
+	}
+	l.kernel, l.initrd, l.cmdline = "/d/vmlinuz", "/d/initrd.img", kernelCmdline(hypervisor.Spec{Root: "/dev/xvda", KernelParams: " console=ttyS0 quiet "})
+	got = strings.Join(l.args(), " ")
+	if !strings.Contains(got, "-kernel /d/vmlinuz -initrd /d/initrd.img -append root=/dev/xvda console=ttyS0 quiet") || strings.Contains(got, "bootindex") {
+		t.Errorf("kernel boot command line: %s", got)
 	}
 }
 

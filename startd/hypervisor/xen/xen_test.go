@@ -124,7 +124,7 @@ func TestKernelDomainBoots(t *testing.T) {
 		t.Fatalf("Linux guest: %v (scripts/setup.sh installs %s when root)", err, linux.Packages)
 	}
 	dir := t.TempDir()
-	f, err := linux.Guest{Kernel: kernel}.WriteFiles(filepath.Join(dir, "files"))
+	f, err := linux.Guest{Kernel: kernel}.WriteFiles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
