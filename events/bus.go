@@ -81,6 +81,9 @@ type ConnectOptions struct {
 	// PublishTimeout is how long an asynchronous publish waits for its
 	// acknowledgement before it fails (default PublishAckTimeout).
 	PublishTimeout time.Duration
+	// TLS: the CA the server's certificate is trusted by, and a client
+	// certificate (nil or empty: the system's roots, no certificate).
+	TLS *TLSFiles
 }
 
 // PublishAckTimeout is how long an asynchronous publish waits for
@@ -93,6 +96,10 @@ var ErrNoPool = errors.New("no vmpool answers")
 // ErrNotAuthorized is returned by Connect when the server refuses the
 // credentials (or requires some).
 var ErrNotAuthorized = errors.New("not authorized")
+
+// ErrTLS is returned by Connect when the TLS handshake with the server
+// fails: most often, a certificate the client does not trust.
+var ErrTLS = errors.New("TLS handshake failed")
 
 // Connect dials the pool's NATS server(s) (comma-separated URLs) and
 // returns a JetStream handle. The connection reconnects forever.
@@ -117,6 +124,14 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			logger.Info("reconnected to NATS", "url", c.ConnectedUrlRedacted())
 		}),
+	}
+	if t := opt.TLS; t != nil {
+		if t.CA != "" {
+			opts = append(opts, nats.RootCAs(t.CA))
+		}
+		if t.Cert != "" {
+			opts = append(opts, nats.ClientCert(t.Cert, t.Key))
+		}
 	}
 	if opt.Credentials != nil {
 		co, err := opt.Credentials.Options()
@@ -144,6 +159,9 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 	nc, err := nats.Connect(url, opts...)
 	if errors.Is(err, nats.ErrAuthorization) || err != nil && strings.Contains(err.Error(), "Authorization Violation") {
 		return nil, nil, fmt.Errorf("connect to %s: the pool refused these credentials (%w): %w", url, ErrNotAuthorized, err)
+	}
+	if err != nil && (strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "tls:") || errors.Is(err, nats.ErrSecureConnRequired)) {
+		return nil, nil, fmt.Errorf("connect to %s: %w: %w", url, ErrTLS, err)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to %s: %w (%w)", url, ErrNoPool, err)

@@ -25,6 +25,18 @@ type NATSConfig struct {
 	Credentials []Credentials
 	// Cluster, when set, makes the server one of a JetStream cluster.
 	Cluster *ClusterConfig
+	// TLS, when it names a certificate, makes clients connect with TLS.
+	TLS *TLSFiles
+}
+
+// TLSFiles are the PEM files of TLS on the bus. On a server: Cert and
+// Key are its certificate, and with Verify every client must present a
+// certificate signed by CA. On a client: CA is what it trusts the server's
+// certificate by, and Cert and Key its own certificate, if the server
+// asks for one.
+type TLSFiles struct {
+	Cert, Key, CA string
+	Verify        bool
 }
 
 // ClusterConfig joins the server to a NATS cluster: every server of a
@@ -42,6 +54,7 @@ type ClusterConfig struct {
 // NATSServer is a running embedded NATS server with JetStream.
 type NATSServer struct {
 	*server.Server
+	tls bool // clients must use TLS
 }
 
 // StartNATS starts an embedded NATS server with JetStream, fsyncing every
@@ -93,6 +106,19 @@ func StartNATS(cfg NATSConfig) (*NATSServer, error) {
 		}
 		opts.Routes = server.RoutesFromStr(routes)
 	}
+	if t := cfg.TLS; t != nil && t.Cert != "" {
+		if t.Key == "" {
+			return nil, fmt.Errorf("embedded nats: TLS certificate %s without its key (NATS_TLS_KEY)", t.Cert)
+		}
+		if t.Verify && t.CA == "" {
+			return nil, fmt.Errorf("embedded nats: verifying client certificates needs the CA that signs them (NATS_TLS_CA)")
+		}
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: t.Cert, KeyFile: t.Key, CaFile: t.CA, Verify: t.Verify})
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: TLS: %w", err)
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = tc, true, t.Verify, 5
+	}
 	if len(cfg.Credentials) > 0 {
 		users, err := ServerUsers(cfg.Credentials)
 		if err != nil {
@@ -112,11 +138,17 @@ func StartNATS(cfg NATSConfig) (*NATSServer, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("embedded nats on %s: not ready after 10s (is the port in use? try --listen 127.0.0.1:0)", cfg.Listen)
 	}
-	return &NATSServer{ns}, nil
+	return &NATSServer{Server: ns, tls: opts.TLSConfig != nil}, nil
 }
 
-// URL is the client URL of the server.
-func (s *NATSServer) URL() string { return s.ClientURL() }
+// URL is the client URL of the server (tls:// when it requires TLS).
+func (s *NATSServer) URL() string {
+	u := s.ClientURL()
+	if s.tls {
+		u = strings.Replace(u, "nats://", "tls://", 1)
+	}
+	return u
+}
 
 // Stop shuts the server down and waits for it.
 func (s *NATSServer) Stop() {

@@ -81,7 +81,10 @@ func defaultCredsPath(url string) string {
 	if err != nil || home == "" {
 		return ""
 	}
-	hostport := strings.TrimPrefix(strings.SplitN(url, ",", 2)[0], "nats://")
+	hostport := strings.SplitN(url, ",", 2)[0]
+	if _, rest, ok := strings.Cut(hostport, "://"); ok {
+		hostport = rest
+	}
 	return filepath.Join(home, ".vmpool", "creds", strings.NewReplacer(":", "_", "/", "_").Replace(hostport)+".nk")
 }
 
@@ -118,10 +121,16 @@ func (c *cli) connect(ctx context.Context, url string, follow bool) (*client, er
 		cl.user = cr.Name
 	}
 	opts := events.ConnectOptions{Name: "vmpool-cli", Timeout: 3 * time.Second, Credentials: cr, OnPermissionError: cl.refused}
+	if ca := c.getenv("VMPOOL_TLS_CA"); ca != "" {
+		opts.TLS = &events.TLSFiles{CA: ca}
+	}
 	if !follow {
 		opts.Options = []nats.Option{nats.MaxReconnects(0)}
 	}
 	nc, js, err := events.Connect(ctx, url, opts)
+	if errors.Is(err, events.ErrTLS) {
+		return nil, fmt.Errorf("the pool at %s speaks TLS with a certificate this client does not trust: %w (set VMPOOL_TLS_CA to the pool's CA certificate)", url, err)
+	}
 	if errors.Is(err, events.ErrNotAuthorized) {
 		return nil, fmt.Errorf("the pool at %s refuses you: %w (set VMPOOL_CREDS to the credentials file the pool's admin gave you)", url, err)
 	}

@@ -73,6 +73,9 @@ var Knobs = []Knob{
 	{"POOL_USERS", "", "pool", "Users (besides the one running vmpool up and QUEUE_SUPER_USERS) who get credentials and a file bucket."},
 	{"CREDS_DIR", "$(LOCAL_DIR)/creds", "pool", "Where the pool's credentials live; every server of a NATS cluster, and every host of its daemons, needs the same ones."},
 	{"NATS_REPLICAS", "1", "pool", "Copies JetStream keeps of the pool's stream and buckets: 1 on one machine, 3 on a cluster of three servers (survives the loss of one)."},
+	{"NATS_TLS_CERT", "", "pool", "PEM certificate of the pool's NATS server (vmpool up, vmpool nats): clients then connect with TLS (tls://). Identities stay the nkeys of CREDS_DIR."},
+	{"NATS_TLS_KEY", "", "pool", "PEM private key of NATS_TLS_CERT."},
+	{"NATS_TLS_CA", "", "pool", "PEM CA certificate that daemons trust the NATS server's certificate by (empty: the system's roots); users set $VMPOOL_TLS_CA."},
 	{"NATS_CLUSTER", "", "pool", "vmpool nats: the NATS cluster this server joins (the same name on every server); empty for a lone server."},
 	{"NATS_SERVER_NAME", "", "pool", "vmpool nats: this server's name, unique in the cluster."},
 	{"NATS_CLUSTER_LISTEN", "", "pool", "vmpool nats: host:port the other servers' routes connect to."},
@@ -111,7 +114,7 @@ negotiator, startd, config) reads them, later ones winning, from:
 1. the defaults below;
 2. ^--config FILE^: ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
    line, names are case-insensitive and values may use ^$(NAME)^;
-3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^;
+3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^, ^$VMPOOL_TLS_CA^;
 4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
    (^--home^ LOCAL_DIR, ^--pool^ VMPOOL_URL, ^--name^, ^--vm-memory^, ^--vm-type^,
    ^--metrics^ METRICS_ADDRESS, ...).

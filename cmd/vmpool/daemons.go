@@ -149,6 +149,14 @@ func newLogger(c *cli, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+// serverTLS is the embedded NATS server's TLS (nil: none).
+func serverTLS(cfg *Config) *events.TLSFiles {
+	if cfg.Get("NATS_TLS_CERT") == "" {
+		return nil
+	}
+	return &events.TLSFiles{Cert: cfg.Get("NATS_TLS_CERT"), Key: cfg.Get("NATS_TLS_KEY"), CA: cfg.Get("NATS_TLS_CA")}
+}
+
 // connectBus connects a daemon to the pool as creds (nil: without
 // credentials) and opens the pool's stream and buckets: creating them as
 // the pool identity or on a pool without credentials, binding them as a
@@ -159,7 +167,14 @@ func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
-	nc, js, err := events.Connect(ctx, url, events.ConnectOptions{Name: name, Logger: logger, Credentials: creds})
+	opts := events.ConnectOptions{Name: name, Logger: logger, Credentials: creds}
+	if ca := cfg.Get("NATS_TLS_CA"); ca != "" {
+		opts.TLS = &events.TLSFiles{CA: ca}
+	}
+	nc, js, err := events.Connect(ctx, url, opts)
+	if errors.Is(err, events.ErrTLS) {
+		return nil, fmt.Errorf("%v (the pool's NATS server speaks TLS: set NATS_TLS_CA to the CA certificate its certificate is signed by)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v (is the pool's NATS server running? 'vmpool up' starts one)", err)
 	}
@@ -341,7 +356,8 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 		poolCreds = findCredentials(creds, events.RolePool, poolIdentity)
 		users, _ = poolUsers(cfg, currentUser())
 	}
-	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger, NoSync: !syncAlways, Credentials: creds})
+	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger, NoSync: !syncAlways, Credentials: creds,
+		TLS: serverTLS(cfg)})
 	if err != nil {
 		return nil, err
 	}
@@ -557,6 +573,9 @@ func (c *cli) up(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stdout, "  metrics: %s   (--metrics off disables them)\n", p.Metrics.URL())
 	}
 	fmt.Fprintf(c.stdout, "  clients: export VMPOOL_URL=%s   (then: vmpool submit FILE; vmpool q; vmpool status)\n", p.URL)
+	if ca := cfg.Get("NATS_TLS_CA"); ca != "" && cfg.Get("NATS_TLS_CERT") != "" {
+		fmt.Fprintf(c.stdout, "  TLS: clients also export VMPOOL_TLS_CA=%s\n", ca)
+	}
 	if port != "4222" {
 		fmt.Fprintf(c.stdout, "  (not the default port: clients need VMPOOL_URL or -pool)\n")
 	}

@@ -132,7 +132,8 @@ func (c *cli) nats(ctx context.Context, args []string) int {
 			return c.errorf("nats", "%v", err)
 		}
 	}
-	ncfg := events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger, Credentials: creds}
+	ncfg := events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger, Credentials: creds,
+		TLS: serverTLS(cfg)}
 	if name := cfg.Get("NATS_CLUSTER"); name != "" {
 		ncfg.Cluster = &events.ClusterConfig{Name: name, ServerName: cfg.Get("NATS_SERVER_NAME"), Listen: cfg.Get("NATS_CLUSTER_LISTEN"),
 			Routes: cfg.List("NATS_ROUTES")}

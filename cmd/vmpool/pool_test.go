@@ -33,6 +33,8 @@ type testPool struct {
 	dir  string // a submit directory
 	cfg  *Config
 	logs *syncBuffer
+	// envs are further environment variables of the test's CLI.
+	envs map[string]string
 }
 
 type syncBuffer struct {
@@ -127,6 +129,9 @@ func (tp *testPool) vmpool(args ...string) (stdout, stderr string, code int) {
 // env is the environment of the test's CLI: the pool's URL and the
 // test user's credentials.
 func (tp *testPool) env(k string) string {
+	if v, ok := tp.envs[k]; ok {
+		return v
+	}
 	switch k {
 	case "VMPOOL_URL":
 		return tp.URL
