@@ -93,6 +93,9 @@ type MatchedPayload struct {
 	// AdRevision is the collector revision of the slot ad matched: a slot
 	// whose claim failed is not matched again until a newer ad comes.
 	AdRevision uint64 `json:"ad_rev,omitempty"`
+	// Preempting: the slot is claimed, and its RANK prefers this job to
+	// the one it runs, which the startd vacates for it.
+	Preempting bool `json:"preempting,omitempty"`
 }
 
 // JobMatchedPayload records that the schedd will claim Slot for the job.

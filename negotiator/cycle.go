@@ -3,6 +3,8 @@ package negotiator
 import (
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vmpool/vmpool/classad"
@@ -23,6 +25,13 @@ type Slot struct {
 	Claims  int64
 	Heard   int64
 	Machine string
+	// A claimed slot that a job its RANK prefers may preempt: the RANK of
+	// the job it runs (CurrentRank), the VM memory that job holds, and
+	// whether another job already waits to preempt it.
+	HasRank     bool
+	CurrentRank float64
+	ClaimMemory int64
+	Preempting  bool
 }
 
 // SlotFromAd reads what the negotiator needs from a machine ad.
@@ -37,6 +46,9 @@ func SlotFromAd(ad *classad.Ad) (Slot, bool) {
 	s.Claims, _ = ad.EvalInt("VmpoolClaims")
 	s.Heard, _ = ad.EvalInt("LastHeardFrom")
 	s.Machine, _ = ad.EvalString("Machine")
+	s.CurrentRank, s.HasRank = ad.Eval("CurrentRank").NumberValue()
+	s.ClaimMemory, _ = ad.EvalInt("VmpoolClaimMemory")
+	s.Preempting, _ = ad.EvalBool("VmpoolPreempting")
 	return s, true
 }
 
@@ -76,20 +88,36 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 			busyJobs[m.Job] = true
 		}
 	}
-	var free []Slot
+	var free, claimed []Slot
 	for _, s := range slots {
-		if st.available(s, reserved) {
+		switch {
+		case st.available(s, reserved):
 			free = append(free, s)
+		case st.preemptible(s, reserved):
+			claimed = append(claimed, s)
 		}
 	}
-	if len(free) == 0 {
+	if len(free) == 0 && len(claimed) == 0 {
 		return nil
 	}
 	sort.Slice(free, func(a, b int) bool { return free[a].Name < free[b].Name })
+	sort.Slice(claimed, func(a, b int) bool { return claimed[a].Name < claimed[b].Name })
 	jobs := st.idleJobs(busyJobs)
 	if len(jobs) == 0 {
 		return nil
 	}
+	made := st.Made
+	out, left := st.matchFree(jobs, free, opts, &made)
+	if len(left) > 0 && len(claimed) > 0 {
+		out = append(out, st.matchPreempting(left, claimed, opts, &made)...)
+	}
+	return out
+}
+
+// matchFree matches jobs to the free slots; it returns the matches and
+// the jobs left without one.
+func (st *State) matchFree(jobs []*Job, free []Slot, opts *classad.EvalOptions, made *int64) ([]events.Event, []*Job) {
+	var unmatched []*Job
 	taken := make([]bool, len(free))
 	left := len(free)
 	type acKey struct {
@@ -103,9 +131,9 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 	// the others took.
 	clusters := map[acKey]*autocluster{}
 	var out []events.Event
-	made := st.Made
-	for _, j := range jobs {
+	for i, j := range jobs {
 		if left == 0 {
+			unmatched = append(unmatched, jobs[i:]...)
 			break
 		}
 		best := -1
@@ -135,22 +163,110 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 			}
 		}
 		if best < 0 {
+			unmatched = append(unmatched, j)
 			continue
 		}
 		taken[best] = true
 		left--
-		made++
-		s := free[best]
-		out = append(out, events.New(events.Matched, events.MatchedPayload{
-			MatchID:    fmt.Sprintf("%s#%d", st.Name, made),
-			Startd:     s.Startd,
-			Slot:       s.Name,
-			Machine:    s.Machine,
-			Claims:     s.Claims,
-			AdRevision: s.Revision,
-		}).ForJob(j.Key.Schedd, j.Key.ID))
+		*made++
+		out = append(out, st.matched(j, free[best], *made, false))
+	}
+	return out, unmatched
+}
+
+// matched is the event of a match of job j to slot s.
+func (st *State) matched(j *Job, s Slot, n int64, preempting bool) events.Event {
+	return events.New(events.Matched, events.MatchedPayload{
+		MatchID:    fmt.Sprintf("%s#%d", st.Name, n),
+		Startd:     s.Startd,
+		Slot:       s.Name,
+		Machine:    s.Machine,
+		Claims:     s.Claims,
+		AdRevision: s.Revision,
+		Preempting: preempting,
+	}).ForJob(j.Key.Schedd, j.Key.ID)
+}
+
+// preemptible reports whether a claimed slot may be matched to a job its
+// RANK prefers to the one it runs (HTCondor's RANK preemption): it says
+// what it runs (CurrentRank), no job waits to preempt it yet, its RANK
+// is not a constant, and no match of it is unsettled or refused.
+func (st *State) preemptible(s Slot, reserved map[string]*Match) bool {
+	if s.State != "Claimed" || !s.HasRank || s.Preempting {
+		return false
+	}
+	if e, ok := s.Ad.Lookup("Rank"); !ok || constant(e) {
+		return false
+	}
+	if rev, ok := st.Refused[s.Name]; ok && s.Revision <= rev {
+		return false
+	}
+	if m := reserved[s.Name]; m != nil && s.Claims <= m.Claims {
+		return false
+	}
+	return true
+}
+
+// constant reports whether e is a number literal: a RANK no job can
+// raise.
+func constant(e *classad.Expr) bool {
+	_, err := strconv.ParseFloat(strings.TrimSpace(e.String()), 64)
+	return err == nil
+}
+
+// matchPreempting matches jobs that found no free slot to claimed slots
+// whose RANK prefers them to the job they run, each slot once, the least
+// preferred running job first. The startd vacates that job (saving it
+// when it asked for checkpoints) and then runs the new one; it checks the
+// match again against the job's own ad. A cluster's jobs are judged by the
+// cluster's ad, once per cycle.
+func (st *State) matchPreempting(jobs []*Job, claimed []Slot, opts *classad.EvalOptions, made *int64) []events.Event {
+	type candidate struct {
+		slot int
+		rank float64
+	}
+	taken := make([]bool, len(claimed))
+	byCluster := map[*Cluster][]candidate{}
+	var out []events.Event
+	for _, j := range jobs {
+		cands, ok := byCluster[j.Cluster]
+		if !ok {
+			for i, s := range claimed {
+				ad := vacated(s)
+				if r := classad.RankWith(ad, j.Cluster.Ad, opts); r > s.CurrentRank && classad.MatchWith(j.Cluster.Ad, ad, opts) {
+					cands = append(cands, candidate{i, s.CurrentRank})
+				}
+			}
+			sort.SliceStable(cands, func(a, b int) bool { return cands[a].rank < cands[b].rank })
+			byCluster[j.Cluster] = cands
+		}
+		for len(cands) > 0 && taken[cands[0].slot] {
+			cands = cands[1:]
+		}
+		byCluster[j.Cluster] = cands
+		if len(cands) == 0 {
+			continue
+		}
+		taken[cands[0].slot] = true
+		*made++
+		out = append(out, st.matched(j, claimed[cands[0].slot], *made, true))
 	}
 	return out
+}
+
+// vacated is a claimed slot's ad as it will be once its VM is gone.
+func vacated(s Slot) *classad.Ad {
+	ad := classad.NewAd()
+	ad.SetParent(s.Ad)
+	if v, ok := s.Ad.EvalInt("VM_Memory"); ok {
+		ad.SetInt("VM_Memory", v+s.ClaimMemory)
+	}
+	if v, ok := s.Ad.EvalInt("VM_AvailNum"); ok {
+		ad.SetInt("VM_AvailNum", v+1)
+	}
+	ad.SetString("State", "Unclaimed")
+	ad.SetString("Activity", "Idle")
+	return ad
 }
 
 // autocluster is a cluster's free slots in its order of preference, and

@@ -320,3 +320,39 @@ func TestCycleAutoclusterTakesBestFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestCyclePreemptsByMachineRank: with no free slot, a job goes to a
+// claimed slot whose RANK prefers it to the job it runs (CurrentRank),
+// the least preferred running job first; never when the RANK does not
+// prefer it, nor a slot another job already waits to preempt, nor where
+// the RANK is a constant.
+func TestCyclePreemptsByMachineRank(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "alice", `Urgency = 10`)
+	h.submit(2, 1, "bob", `Urgency = 1`)
+	busy := func(name string, current float64, extra string) Slot {
+		return slot(t, name, fmt.Sprintf(`State = "Claimed"; Activity = "Busy"; Rank = TARGET.Urgency; CurrentRank = %g; VmpoolClaimMemory = 512; VM_Memory = 0; VM_AvailNum = 0; %s`, current, extra))
+	}
+	slots := []Slot{
+		busy("slot1@high", 5, ""),
+		busy("slot1@low", 2, ""),
+		busy("slot1@waiting", 0, "VmpoolPreempting = true"),
+		slot(t, "slot1@const", `State = "Claimed"; Rank = 100; CurrentRank = 0; VmpoolClaimMemory = 512; VM_Memory = 0; VM_AvailNum = 0`),
+	}
+	got := h.cycle(slots)
+	// alice's job (Urgency 10) preempts the least preferred running job;
+	// bob's (Urgency 1) beats no running job.
+	if fmt.Sprint(got) != "[schedd/1.0->slot1@low]" {
+		t.Fatalf("matches %v", got)
+	}
+	var p events.MatchedPayload
+	if err := h.log[len(h.log)-1].Decode(&p); err != nil || !p.Preempting {
+		t.Fatalf("the match is not marked preempting: %+v %v", p, err)
+	}
+	// A free slot is taken before anything is preempted.
+	h2 := newHarness(t)
+	h2.submit(1, 1, "alice", `Urgency = 10`)
+	if got := h2.cycle(append(slots, slot(t, "slot1@free", ``))); fmt.Sprint(got) != "[schedd/1.0->slot1@free]" {
+		t.Fatalf("with a free slot: %v", got)
+	}
+}

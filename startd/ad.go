@@ -84,6 +84,14 @@ func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
 	}
 	ad.SetInt("VmpoolClaims", st.Accepted)
 	ad.SetString("VmpoolClaimId", s.Claim)
+	// A claimed slot: the machine's RANK of the job it runs (HTCondor's
+	// CurrentRank), what its VM holds of VM_MEMORY, and whether a job the
+	// RANK prefers already waits to preempt it.
+	if c := st.Claims[s.Claim]; c != nil && s.State == Claimed {
+		ad.SetReal("CurrentRank", c.Rank)
+		ad.SetInt("VmpoolClaimMemory", int64(c.MemoryMiB))
+		ad.SetBool("VmpoolPreempting", s.Pending != "")
+	}
 	return ad
 }
 

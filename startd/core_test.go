@@ -247,3 +247,65 @@ func TestJobSpec(t *testing.T) {
 		t.Fatalf("generated MACs %s", a)
 	}
 }
+
+// TestPreemptingClaim: a claim for a job the slot's RANK prefers to the
+// one it runs is accepted as preempting: the running claim is asked to
+// vacate, the new one waits and takes the slot when that VM is gone. A
+// job the RANK does not prefer, or a third one while one waits, is
+// refused; a waiting claim that is deactivated ends at once.
+func TestPreemptingClaim(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rank = "TARGET.Urgency"
+	st := NewState("s1", 1)
+	var seq uint64
+	now := time.Unix(1e9, 0)
+	ad := func() *classad.Ad { return MachineAd(cfg, st, st.Slots[0], testFacts()) }
+	req := func(id, urgency string) events.ClaimRequest {
+		r := claimReq(id, "slot1@s1", 16, "Urgency = "+urgency)
+		r.Job.Proc = len(st.Claims)
+		return r
+	}
+	evs, reason := DecideClaim(st, req("c1", "1"), ad(), cfg.VMMemory, cfg.VMMaxNumber, now)
+	if reason != "" {
+		t.Fatal(reason)
+	}
+	step(st, evs, &seq)
+	step(st, []events.Event{VMEvent(st.Claims["c1"], events.VMStarted, events.VMEventPayload{})}, &seq)
+	if got, _ := ad().Eval("CurrentRank").NumberValue(); got != 1 {
+		t.Fatalf("CurrentRank = %v, want 1", got)
+	}
+	if _, reason := DecideClaim(st, req("c0", "1"), ad(), cfg.VMMemory, cfg.VMMaxNumber, now); !strings.Contains(reason, "RANK prefers the job it runs") {
+		t.Fatalf("an equally ranked job: %q", reason)
+	}
+	evs, reason = DecideClaim(st, req("c2", "5"), ad(), cfg.VMMemory, cfg.VMMaxNumber, now)
+	if reason != "" || len(evs) != 2 || evs[0].Type != events.ClaimAccepted || evs[1].Type != StopRequested {
+		t.Fatalf("preempting claim: %q %v", reason, evs)
+	}
+	step(st, evs, &seq)
+	s := st.Slots[0]
+	if s.Claim != "c1" || s.Pending != "c2" || !st.Claims["c2"].Waiting || st.Claims["c1"].StopMode != events.ModeVacate || s.State != Preempt {
+		t.Fatalf("after the preempting claim: slot %+v", s)
+	}
+	if _, reason := DecideClaim(st, req("c3", "9"), ad(), cfg.VMMemory, cfg.VMMaxNumber, now); !strings.Contains(reason, "is Preempting") {
+		t.Fatalf("a third claim while one waits: %q", reason)
+	}
+	step(st, []events.Event{VMEvent(st.Claims["c1"], events.VMEvicted, events.VMEventPayload{Reason: "vacated"})}, &seq)
+	if s.Claim != "c2" || s.Pending != "" || s.State != Claimed || st.Claims["c2"].Waiting {
+		t.Fatalf("after the preempted VM left: slot %+v", s)
+	}
+	if got, _ := ad().Eval("CurrentRank").NumberValue(); got != 5 {
+		t.Fatalf("CurrentRank = %v, want 5", got)
+	}
+
+	// A waiting claim deactivated before its VM ever ran ends at once.
+	evs, _ = DecideClaim(st, req("c4", "7"), ad(), cfg.VMMemory, cfg.VMMaxNumber, now)
+	step(st, evs, &seq)
+	stop, known := DecideStop(st, events.DeactivateRequest{ClaimID: "c4", Mode: events.ModeKill})
+	if !known || len(stop) != 1 || stop[0].Type != events.VMStopped {
+		t.Fatalf("deactivate a waiting claim: %v", stop)
+	}
+	step(st, stop, &seq)
+	if s.Claim != "c2" || s.Pending != "" || st.Claims["c4"] != nil {
+		t.Fatalf("after the waiting claim ended: slot %+v", s)
+	}
+}

@@ -30,9 +30,18 @@ func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemor
 		return nil, fmt.Sprintf("no slot %q on startd %s", req.Slot, st.Name)
 	case st.Draining:
 		return nil, fmt.Sprintf("startd %s is draining", st.Name)
-	case s.State != Unclaimed:
-		return nil, fmt.Sprintf("slot %s is %s", s.Name, s.State)
-	case vmMax > 0 && len(st.Claims) >= vmMax:
+	}
+	// A claimed slot may be claimed again by a job its RANK prefers to the
+	// one it runs (HTCondor's RANK preemption): that VM is vacated
+	// (checkpointed when its job asked) and the new claim starts after.
+	var preempt *Claim
+	if s.State != Unclaimed {
+		cur := st.Claims[s.Claim]
+		if s.State != Claimed || cur == nil || cur.Waiting || cur.StopMode != "" || s.Pending != "" {
+			return nil, fmt.Sprintf("slot %s is %s", s.Name, s.State)
+		}
+		preempt = cur
+	} else if vmMax > 0 && len(st.Claims) >= vmMax {
 		return nil, fmt.Sprintf("startd %s already runs VM_MAX_NUMBER=%d VMs", st.Name, vmMax)
 	}
 	job, err := classad.ParseAd(req.JobAd)
@@ -44,17 +53,51 @@ func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemor
 		return nil, "job has no JobVMMemory"
 	}
 	mem := int(mem64)
-	if free := vmMemory - st.UsedMemory(); mem > free {
+	free := vmMemory - st.UsedMemory()
+	ad := slotAd
+	if preempt != nil {
+		// The slot as it will be once the preempted VM is gone.
+		free += preempt.MemoryMiB
+		ad = vacatedAd(slotAd, preempt.MemoryMiB)
+	}
+	if mem > free {
 		return nil, fmt.Sprintf("job needs vm_memory %d MiB; slot %s has %d MiB of VM_MEMORY free", mem, s.Name, free)
 	}
-	if v := slotAd.EvalWith("Start", job, opts); !v.IsTrue() {
+	if v := ad.EvalWith("Start", job, opts); !v.IsTrue() {
 		return nil, fmt.Sprintf("slot %s: START is %s for this job", s.Name, v)
 	}
-	if !classad.MatchWith(job, slotAd, opts) {
+	if !classad.MatchWith(job, ad, opts) {
 		return nil, fmt.Sprintf("job and slot %s do not match (their Requirements)", s.Name)
 	}
-	ev := events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem}).ForJob(req.Schedd, req.Job)
-	return []events.Event{ev}, ""
+	rank := classad.RankWith(ad, job, opts)
+	if preempt == nil {
+		ev := events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem, Rank: rank}).ForJob(req.Schedd, req.Job)
+		return []events.Event{ev}, ""
+	}
+	if rank <= preempt.Rank {
+		return nil, fmt.Sprintf("slot %s is Claimed (its RANK prefers the job it runs: %g for this one, %g for that)", s.Name, rank, preempt.Rank)
+	}
+	return []events.Event{
+		events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem, Rank: rank, Preempts: preempt.Req.ClaimID}).ForJob(req.Schedd, req.Job),
+		events.New(StopRequested, StopRequestedPayload{ClaimID: preempt.Req.ClaimID, Mode: events.ModeVacate,
+			Reason: fmt.Sprintf("preempted by job %s/%s, which the machine's RANK prefers (%g > %g)", req.Schedd, req.Job, rank, preempt.Rank)}).ForJob(preempt.Req.Schedd, preempt.Req.Job),
+	}, ""
+}
+
+// vacatedAd is a claimed slot's ad as it will be once its VM, which holds
+// memMiB of VM_MEMORY, is gone: what a preempting job is matched against.
+func vacatedAd(slotAd *classad.Ad, memMiB int) *classad.Ad {
+	ad := classad.NewAd()
+	ad.SetParent(slotAd)
+	if v, ok := slotAd.EvalInt("VM_Memory"); ok {
+		ad.SetInt("VM_Memory", v+int64(memMiB))
+	}
+	if v, ok := slotAd.EvalInt("VM_AvailNum"); ok {
+		ad.SetInt("VM_AvailNum", v+1)
+	}
+	ad.SetString("State", Unclaimed)
+	ad.SetString("Activity", ActIdle)
+	return ad
 }
 
 // DecideStop records a schedd's deactivate request. known is false when
@@ -67,6 +110,14 @@ func DecideStop(st *State, req events.DeactivateRequest) (evs []events.Event, kn
 	mode := req.Mode
 	if mode != events.ModeKill {
 		mode = events.ModeVacate
+	}
+	if c.Waiting {
+		// A preempting claim whose VM never started ends at once.
+		typ := events.VMEvicted
+		if mode == events.ModeKill {
+			typ = events.VMStopped
+		}
+		return []events.Event{VMEvent(c, typ, events.VMEventPayload{Reason: "stopped before the VM started"})}, true
 	}
 	if c.StopMode == events.ModeKill || c.StopMode == mode {
 		return nil, true // already asked

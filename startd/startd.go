@@ -290,7 +290,9 @@ func (d *Startd) Run(ctx context.Context) error {
 	var open []*Claim
 	d.loop.View(func() { open = d.st.SortedClaims() })
 	for _, c := range open {
-		d.launch(c)
+		if !c.Waiting { // a preempting claim starts when its slot is free
+			d.launch(c)
+		}
 	}
 
 	srv := events.NewServer(d.cfg.Bus.NC, d.logger, 32)
@@ -363,9 +365,18 @@ func (d *Startd) afterCommit(evs []events.Event) {
 				continue
 			}
 			// After runs on the loop goroutine, the state's only writer.
-			if c := d.st.Claims[p.Req.ClaimID]; c != nil {
+			if c := d.st.Claims[p.Req.ClaimID]; c != nil && !c.Waiting {
 				cc := *c
 				d.launch(&cc)
+			}
+		case events.VMExited, events.VMEvicted, events.VMFailed, events.VMStopped:
+			// A preempted VM is gone: the claim that waited for its slot
+			// starts now.
+			for _, sl := range d.st.Slots {
+				if c := d.st.Claims[sl.Claim]; c != nil && !c.Started && c.Handle == nil && !d.running(c.Req.ClaimID) {
+					cc := *c
+					d.launch(&cc)
+				}
 			}
 		case StopRequested:
 			var p StopRequestedPayload
@@ -389,6 +400,14 @@ func (d *Startd) signalChanged() {
 	case d.changed <- struct{}{}:
 	default:
 	}
+}
+
+// running reports whether claim id has a starter goroutine.
+func (d *Startd) running(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.starters[id]
+	return ok
 }
 
 // launch starts the starter goroutine of claim c (once).

@@ -256,6 +256,14 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request"})
 		return
 	}
+	// Why the VM leaves (a drain, PREEMPT, a preempting job) goes with it
+	// into the eviction event and the user log.
+	why := ""
+	d.loop.View(func() {
+		if cur := d.st.Claims[c.Req.ClaimID]; cur != nil && cur.StopReason != "" {
+			why = " (" + cur.StopReason + ")"
+		}
+	})
 	wantCkpt, _ := job.EvalBool("JobVMCheckpoint")
 	if cp, ok := vm.(hypervisor.Checkpointer); ok && wantCkpt {
 		dir := filepath.Join(scratch, "checkpoint-out")
@@ -269,7 +277,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 				d.metrics.checkpointed("vacate", time.Since(start), shipped, time.Since(shipStart))
 				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "bytes", checkpointBytes(shipped), "took", time.Since(start).Round(time.Millisecond))
 				_ = vm.Stop(ctx, 0)
-				finish(events.VMEvicted, events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint"})
+				finish(events.VMEvicted, events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint" + why})
 				return
 			}
 		}
@@ -281,7 +289,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 	if err := vm.Stop(ctx, d.cfg.VacateGrace); err != nil {
 		log.Warn("stop VM", "err", err)
 	}
-	finish(events.VMEvicted, events.VMEventPayload{Reason: "vacated"})
+	finish(events.VMEvicted, events.VMEventPayload{Reason: "vacated" + why})
 }
 
 // failure turns a start error into a VMFailed payload: the job's fault

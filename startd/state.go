@@ -68,6 +68,9 @@ type Slot struct {
 	Activity string
 	Since    int64 // EnteredCurrentActivity, unix seconds
 	Claim    string
+	// Pending is a claim accepted to preempt Claim (the machine's RANK
+	// prefers its job): it starts once Claim's VM is gone.
+	Pending string
 }
 
 // Claim is a schedd's claim on a slot and the VM it runs.
@@ -79,6 +82,13 @@ type Claim struct {
 	Handle    *hypervisor.Handle // set once the VM runs
 	Started   bool
 	StopMode  string // set by a deactivate request
+	// StopReason is why it was asked to stop (a drain, PREEMPT, a job
+	// the machine's RANK prefers).
+	StopReason string
+	// Rank is the machine's RANK of the claim's job (CurrentRank).
+	Rank float64
+	// Waiting: a preempting claim whose slot's current VM has not ended.
+	Waiting bool
 }
 
 // EndedClaim is a claim whose VM ended.
@@ -147,6 +157,11 @@ func (st *State) SortedClaims() []*Claim {
 type ClaimAcceptedPayload struct {
 	Req       events.ClaimRequest `json:"req"`
 	MemoryMiB int                 `json:"memory_mib"`
+	// Rank is the machine's RANK of the job when the claim was accepted.
+	Rank float64 `json:"rank,omitempty"`
+	// Preempts is the claim this one replaces (the slot's RANK prefers
+	// the new job): it is vacated, and this claim starts after it.
+	Preempts string `json:"preempts,omitempty"`
 }
 
 // VMLaunchedPayload records a VM's handle.
@@ -186,7 +201,13 @@ func Apply(st *State, e events.Event) *State {
 			return st
 		}
 		st.Accepted++
-		st.Claims[p.Req.ClaimID] = &Claim{Req: p.Req, Slot: s.Name, Accepted: st.Accepted, MemoryMiB: p.MemoryMiB}
+		c := &Claim{Req: p.Req, Slot: s.Name, Accepted: st.Accepted, MemoryMiB: p.MemoryMiB, Rank: p.Rank}
+		st.Claims[p.Req.ClaimID] = c
+		if p.Preempts != "" && s.Claim == p.Preempts && st.Claims[p.Preempts] != nil {
+			c.Waiting = true
+			s.Pending = p.Req.ClaimID
+			return st
+		}
 		s.State, s.Activity, s.Since, s.Claim = Claimed, ActIdle, at, p.Req.ClaimID
 	case VMLaunched:
 		var p VMLaunchedPayload
@@ -217,7 +238,10 @@ func Apply(st *State, e events.Event) *State {
 			if c.StopMode != events.ModeKill {
 				c.StopMode = p.Mode
 			}
-			if s := st.Slot(c.Slot); s != nil {
+			if c.StopReason == "" {
+				c.StopReason = p.Reason
+			}
+			if s := st.Slot(c.Slot); s != nil && s.Claim == p.ClaimID {
 				s.State = Preempt
 				s.Activity = ActVacating
 				if c.StopMode == events.ModeKill {
@@ -244,7 +268,17 @@ func Apply(st *State, e events.Event) *State {
 			}
 			st.Ended[p.ClaimID] = EndedClaim{Schedd: c.Req.Schedd, At: e.Time}
 			st.endedOrder = append(st.endedOrder, p.ClaimID)
-			if s := st.Slot(c.Slot); s != nil && s.Claim == p.ClaimID {
+			s := st.Slot(c.Slot)
+			switch {
+			case s == nil:
+			case s.Pending == p.ClaimID: // a preempting claim ended before it ran
+				s.Pending = ""
+			case s.Claim == p.ClaimID && s.Pending != "" && st.Claims[s.Pending] != nil:
+				// The preempted VM is gone: the preempting claim takes the slot.
+				next := st.Claims[s.Pending]
+				next.Waiting = false
+				s.State, s.Activity, s.Since, s.Claim, s.Pending = Claimed, ActIdle, at, s.Pending, ""
+			case s.Claim == p.ClaimID:
 				s.State, s.Activity, s.Since, s.Claim = st.idleState(), ActIdle, at, ""
 			}
 		}

@@ -292,3 +292,42 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 		t.Fatalf("user log does not say which checkpoint was used:\n%s", b)
 	}
 }
+
+// TestRankPreemption: one startd whose RANK prefers urgent jobs runs a
+// vm_checkpoint job; an urgent job arrives: the running VM is vacated
+// with a checkpoint (004, checkpointed, with the reason), the urgent job
+// runs and completes on that slot, and the first job then resumes there
+// from its checkpoint, not booted again.
+func TestRankPreemption(t *testing.T) {
+	tp := newTestPool(t, 1, "RANK=TARGET.Urgency =?= undefined ? 0 : TARGET.Urgency")
+	img := tp.writeStampImage()
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true")))
+	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
+	stamp := firstStamp(t, filepath.Join(tp.home, "startd1"))
+	if got := tp.mustRun("status", "-af", "CurrentRank"); got != "0.0\n" && got != "0\n" {
+		t.Fatalf("CurrentRank of the slot running a job without Urgency: %q", got)
+	}
+
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("urgent.sub", strings.Replace(helloSub, "queue", "+Urgency = 10\nqueue", 1)))
+	var ev events.JobEvictedPayload
+	if err := tp.jobEvent(1, 0, events.JobEvicted, 60*time.Second).Decode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Checkpoint == nil || !strings.Contains(ev.Reason, "RANK prefers") {
+		t.Fatalf("the preempted job's eviction: %+v", ev)
+	}
+	urgent := started(t, tp.jobEvent(2, 0, events.JobStarted, 60*time.Second))
+	if urgent.Slot != first.Slot {
+		t.Fatalf("the urgent job ran on %s, not the preempted slot %s", urgent.Slot, first.Slot)
+	}
+	tp.jobEvent(2, 0, events.JobCompleted, 60*time.Second)
+	tp.jobEvent(1, 0, events.JobCompleted, 120*time.Second)
+	checkResumedDisk(t, img, stamp)
+	if h := tp.mustRun("history", "-af", "ClusterId", "NumJobStarts", "NumRestarts", "-constraint", "ClusterId == 1"); h != "1 2 1\n" {
+		t.Fatalf("history of the preempted job: %q", h)
+	}
+	checkUserLog(t, filepath.Join(tp.dir, "stamp.log"), []string{"000", "001", "004", "001", "005"})
+}
