@@ -77,6 +77,10 @@ type Config struct {
 	// is root), and always when AlwaysUseNobody (ALWAYS_VM_UNIV_USE_NOBODY).
 	NobodyUser      string
 	AlwaysUseNobody bool
+	// WholeDiskCheckpoints (VM_CHECKPOINT_OVERLAYS = false) makes the
+	// checkpoints of kvm jobs carry whole copies of the writable disks
+	// instead of qcow2 overlays of what the guest changed.
+	WholeDiskCheckpoints bool
 	// RecheckInterval (VM_RECHECK_INTERVAL, default 600s) is how long VMs
 	// stay disabled after one failed to start for a reason of the
 	// machine's, before the startd probes again.

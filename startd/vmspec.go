@@ -67,6 +67,11 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 	if v, ok := job.EvalBool("JobVMVNCConsole"); ok && v {
 		spec.VNC = true
 	}
+	// A job that checkpoints keeps its disk writes in overlays, so that a
+	// checkpoint ships only the blocks the guest changed.
+	if v, ok := job.EvalBool("JobVMCheckpoint"); ok && v && !cfg.WholeDiskCheckpoints {
+		spec.DeltaDisks = true
+	}
 	transferred := map[string]events.FileRef{}
 	for _, in := range inputs {
 		transferred[in.Name] = in

@@ -19,6 +19,12 @@ import (
 // counts BIOS ticks to a target (vmimage.StampCounter) shows whether a VM
 // resumed (same stamp, one boot, full count) or started over (new stamp).
 
+// wholeDisks makes checkpoints copy whole disks, so that the running
+// guest's disk file shows its progress (firstStamp reads it); with the
+// default qcow2 overlays the writes are readable only once QEMU is gone
+// (TestCheckpointOverlaysShipLess).
+const wholeDisks = "VM_CHECKPOINT_OVERLAYS=false"
+
 // stampGuestSeconds is how long the stamp guest counts: long enough to be
 // interrupted mid-run, short enough for CI.
 const stampGuestSeconds = 8
@@ -100,7 +106,7 @@ func checkResumedDisk(t *testing.T, img string, stamp vmimage.Stamp) {
 // that is drained is checkpointed, goes back to the queue, and resumes on
 // the other startd where it stopped.
 func TestCheckpointDrainResumesElsewhere(t *testing.T) {
-	tp := newTestPool(t, 2)
+	tp := newTestPool(t, 2, wholeDisks)
 	img := tp.writeStampImage()
 	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true")))
 	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
@@ -181,7 +187,7 @@ func TestPeriodicCheckpointSurvivesKilledStartd(t *testing.T) {
 	img := tp.writeStampImage()
 	daemon := func(name string) []string {
 		return []string{"startd", "--home", tp.home, "--name", name, "--set", "ALIVE_INTERVAL=1", "--set", "UPDATE_INTERVAL=1",
-			"--set", "VM_STATUS_INTERVAL=5"}
+			"--set", "VM_STATUS_INTERVAL=5", "--set", wholeDisks}
 	}
 	procs := map[string]*exec.Cmd{}
 	for _, name := range []string{"ext1", "ext2"} {
@@ -236,7 +242,7 @@ func TestPeriodicCheckpointSurvivesKilledStartd(t *testing.T) {
 // corrupted in the spool; the resume detects it by its checksum, falls back
 // to the previous good checkpoint, and the user log says so.
 func TestCorruptCheckpointFallsBack(t *testing.T) {
-	tp := newTestPool(t, 1)
+	tp := newTestPool(t, 1, wholeDisks)
 	img := tp.writeStampImage()
 	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true\nvm_checkpoint_interval = 1")))
 	tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
@@ -299,7 +305,7 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 // runs and completes on that slot, and the first job then resumes there
 // from its checkpoint, not booted again.
 func TestRankPreemption(t *testing.T) {
-	tp := newTestPool(t, 1, "RANK=TARGET.Urgency =?= undefined ? 0 : TARGET.Urgency")
+	tp := newTestPool(t, 1, "RANK=TARGET.Urgency =?= undefined ? 0 : TARGET.Urgency", wholeDisks)
 	img := tp.writeStampImage()
 	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true")))
 	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
@@ -330,4 +336,70 @@ func TestRankPreemption(t *testing.T) {
 		t.Fatalf("history of the preempted job: %q", h)
 	}
 	checkUserLog(t, filepath.Join(tp.dir, "stamp.log"), []string{"000", "001", "004", "001", "005"})
+}
+
+// TestCheckpointOverlaysShipLess: by default a vm_checkpoint job's disk
+// writes go to a qcow2 overlay, and its checkpoint ships that overlay, not
+// the disk: for a 64 MiB disk of which the guest writes one sector, a few
+// hundred KiB instead of 64 MiB. The job resumes on the other startd from
+// it (one boot in all) and its returned disk holds every write, merged.
+func TestCheckpointOverlaysShipLess(t *testing.T) {
+	tp := newTestPool(t, 2)
+	img := filepath.Join(tp.dir, "stamp.img")
+	const diskSize = 64 << 20
+	if err := vmimage.StampCounter(vmimage.TicksFor(stampGuestSeconds*time.Second)).WriteRaw(img, diskSize); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true")))
+	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
+	from := startdOf(first.Slot)
+	// The guest has written once its overlay grew past an empty one's.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		paths, _ := filepath.Glob(filepath.Join(tp.home, from, "execute", "dir_*", "hda.overlay.qcow2"))
+		if len(paths) == 1 {
+			if fi, err := os.Stat(paths[0]); err == nil && fi.Size() > 256<<10 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no overlay written under %s: %v", from, paths)
+		}
+		time.Sleep(50 * time.Millisecond) // the overlay's growth has no event
+	}
+	tp.mustRun("drain", from)
+	var ev events.JobEvictedPayload
+	if err := tp.jobEvent(1, 0, events.JobEvicted, 60*time.Second).Decode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Checkpoint == nil {
+		t.Fatalf("evicted without a checkpoint: %+v", ev)
+	}
+	var disk *events.FileRef
+	for i, f := range ev.Checkpoint.Files {
+		if strings.HasPrefix(f.Name, "disk-") {
+			disk = &ev.Checkpoint.Files[i]
+		}
+	}
+	if disk == nil || !strings.HasSuffix(disk.Name, ".qcow2") || disk.Size >= diskSize/16 {
+		t.Fatalf("the checkpoint's disk part: %+v (want a qcow2 overlay far smaller than the %d-byte disk)", disk, diskSize)
+	}
+	t.Logf("checkpoint of a %d MiB disk shipped %s: %d bytes", diskSize>>20, disk.Name, disk.Size)
+	second := started(t, tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool {
+		return started(t, e).ClaimID != first.ClaimID
+	}, 60*time.Second))
+	if !second.Resumed || startdOf(second.Slot) == from {
+		t.Fatalf("second start %+v: want a resume on the other startd", second)
+	}
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	d, err := vmimage.ReadData(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Done || d.Ticks < d.Target || d.Boots != 1 {
+		t.Fatalf("returned disk %+v: want the count finished after one boot", d)
+	}
+	if fi, _ := os.Stat(img); fi.Size() != diskSize {
+		t.Fatalf("returned disk is %d bytes, want %d", fi.Size(), diskSize)
+	}
 }

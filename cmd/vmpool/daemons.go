@@ -288,6 +288,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
 	sc.RecheckInterval = cfg.Seconds("VM_RECHECK_INTERVAL", &errs)
+	sc.WholeDiskCheckpoints = !cfg.Bool("VM_CHECKPOINT_OVERLAYS", &errs)
 	sc.AlwaysUseNobody = cfg.Bool("ALWAYS_VM_UNIV_USE_NOBODY", &errs)
 	sc.Failpoints = failpoints(cfg, &errs)
 	if cfg.Origin("EXECUTE") != "<default>" {

@@ -141,6 +141,12 @@ type Spec struct {
 	SnapshotDisk bool
 	// Params carries further vm_type specific settings (e.g. sim run time).
 	Params map[string]string
+	// DeltaDisks asks the driver to keep the guest's writes to its
+	// writable disks apart from the disks as they arrived (a qcow2 overlay
+	// over each), so that a checkpoint carries only what changed; the
+	// disks hold the guest's writes again once it powers off. Drivers that
+	// cannot ignore it.
+	DeltaDisks bool
 	// RunAs, when set, is the unprivileged account the hypervisor process
 	// runs as (the startd runs as root; HTCondor's VM_UNIV_NOBODY_USER).
 	// The driver gives it the VM's scratch directory. Drivers whose tool

@@ -293,6 +293,7 @@ func (d *Driver) prepareResume(ctx context.Context, spec hypervisor.Spec, l *lau
 			src := filepath.Join(spec.Resume, md.File)
 			if md.Overlay != "" {
 				p.overlay = filepath.Join(spec.Dir, p.device+".overlay.qcow2")
+				p.delta = md.Delta
 				if err := copyFile(p.overlay, src); err != nil {
 					return record{}, fmt.Errorf("restore disk %s: %w", md.Device, err)
 				}

@@ -36,6 +36,10 @@ type diskPlan struct {
 	// QEMU, so a read-only one gets a writable overlay whose writes are
 	// thrown away with the Dir (and travel with a checkpoint).
 	overlay string
+	// delta: overlay holds the guest's writes to a writable disk (a job
+	// that checkpoints, Spec.DeltaDisks); they are committed into Path
+	// when the guest powers off.
+	delta bool
 }
 
 // attachPath is the file QEMU opens for the disk.

@@ -41,3 +41,19 @@ func TestConformance(t *testing.T) {
 	needQEMU(t)
 	hvtest.Run(t, func(t *testing.T) hypervisor.Driver { return newDriver(t) }, hvtest.Kit{})
 }
+
+// TestConformanceDeltaDisks: the suite again with the guest's disk writes
+// in qcow2 overlays (Spec.DeltaDisks, what a vm_checkpoint job gets): the
+// checkpoint carries the overlay, and the disk holds the guest's writes
+// once it powers off.
+func TestConformanceDeltaDisks(t *testing.T) {
+	needQEMU(t)
+	hvtest.Run(t, func(t *testing.T) hypervisor.Driver { return newDriver(t) }, hvtest.Kit{
+		Spec: func(t *testing.T, name, dir, disk string) hypervisor.Spec {
+			s := hvtest.DefaultSpec(t, name, dir, disk)
+			s.DeltaDisks = true
+			return s
+		},
+		OpaqueDisks: true,
+	})
+}

@@ -46,6 +46,7 @@ type recordDisk struct {
 	CDROM    bool   `json:"cdrom,omitempty"`
 	ReadOnly bool   `json:"read_only,omitempty"`
 	Overlay  string `json:"overlay,omitempty"` // qcow2 in Dir that QEMU writes instead of Path
+	Delta    bool   `json:"delta,omitempty"`   // Overlay holds the guest's writes to Path, committed at power-off
 	// File is the disk's copy in a checkpoint dir (manifest only), for
 	// the disks QEMU writes to.
 	File string `json:"file,omitempty"`
@@ -60,7 +61,7 @@ func newRecord(l launch) record {
 	for _, d := range l.disks {
 		r.Disks = append(r.Disks, recordDisk{
 			Device: d.device, Path: d.Path, Format: d.format, Bus: d.bus, Unit: d.unit,
-			CDROM: d.cdrom, ReadOnly: d.readOnly, Overlay: d.overlay,
+			CDROM: d.cdrom, ReadOnly: d.readOnly, Overlay: d.overlay, Delta: d.delta,
 		})
 	}
 	return r
@@ -71,7 +72,7 @@ func (rd recordDisk) plan() diskPlan {
 	return diskPlan{
 		Disk:   hypervisor.Disk{Path: rd.Path, Device: rd.Device, Writable: !rd.ReadOnly, Format: rd.Format},
 		device: rd.Device, format: rd.Format, bus: rd.Bus, unit: rd.Unit,
-		cdrom: rd.CDROM, readOnly: rd.ReadOnly, overlay: rd.Overlay,
+		cdrom: rd.CDROM, readOnly: rd.ReadOnly, overlay: rd.Overlay, delta: rd.Delta,
 	}
 }
 

@@ -82,7 +82,7 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := d.makeOverlays(ctx, spec.Dir, disks); err != nil {
+		if err := d.makeOverlays(ctx, spec.Dir, disks, spec.DeltaDisks); err != nil {
 			return nil, err
 		}
 		l.disks = disks
@@ -307,11 +307,17 @@ func kernelBoot(spec hypervisor.Spec, l *launch) error {
 }
 
 // makeOverlays gives every read-only IDE or SATA hard disk a qcow2
-// overlay in dir (see diskPlan.overlay).
-func (d *Driver) makeOverlays(ctx context.Context, dir string, disks []diskPlan) error {
+// overlay in dir (see diskPlan.overlay), and with delta every writable
+// disk one that keeps the guest's writes (see diskPlan.delta).
+func (d *Driver) makeOverlays(ctx context.Context, dir string, disks []diskPlan, delta bool) error {
 	for i := range disks {
 		p := &disks[i]
-		if !p.readOnly || p.cdrom || p.bus == busVirtio {
+		switch {
+		case p.cdrom:
+			continue
+		case !p.readOnly && delta && (p.format == "raw" || p.format == "qcow2"):
+			p.delta = true
+		case !p.readOnly || p.bus == busVirtio:
 			continue
 		}
 		p.overlay = filepath.Join(dir, p.device+".overlay.qcow2")

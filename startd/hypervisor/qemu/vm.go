@@ -402,12 +402,42 @@ func (v *VM) finish() {
 	}
 	exit, stopping := v.exit, v.stopping
 	v.mu.Unlock()
+	if exit.PoweredOff {
+		if err := v.commitDeltas(); err != nil {
+			exit = hypervisor.Exit{Reason: "crashed: the guest powered off but its disk writes could not be merged: " + err.Error()}
+			v.mu.Lock()
+			v.exit = exit
+			v.mu.Unlock()
+		}
+	}
 	if exit.PoweredOff || exit.Reason == ReasonCheckpointed || stopping {
 		v.log.Info("vm gone", "reason", exit.Reason)
 	} else {
 		v.log.Warn("vm gone", "reason", exit.Reason)
 	}
 	close(v.done)
+}
+
+// commitDeltas merges the overlays that kept a powered-off guest's disk
+// writes (Spec.DeltaDisks) into the disks, which then hold the VM's final
+// content as after a run without them.
+func (v *VM) commitDeltas() error {
+	if v.rec == nil {
+		return nil
+	}
+	for _, rd := range v.rec.Disks {
+		if !rd.Delta || rd.Overlay == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		err := v.d.qemuImg(ctx, "commit", "-q", "-f", "qcow2", rd.Overlay)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", rd.Device, err)
+		}
+		os.Remove(rd.Overlay)
+	}
+	return nil
 }
 
 func (v *VM) tailSuffix() string {
