@@ -309,3 +309,66 @@ func TestPreemptingClaim(t *testing.T) {
 		t.Fatalf("after the waiting claim ended: slot %+v", s)
 	}
 }
+
+// TestDecidePolicy: PREEMPT vacates a running VM the expression picks
+// (once), and KILL cuts a vacate short once it holds; both reasons are
+// kept for the user log. A VM that has not started yet is left alone.
+func TestDecidePolicy(t *testing.T) {
+	cfg := testConfig()
+	cfg.Preempt = "TARGET.Urgency < 0"
+	cfg.Kill = "(CurrentTime - EnteredCurrentActivity) > 60"
+	if p := cfg.compilePolicy(); len(p) > 0 {
+		t.Fatal(p)
+	}
+	st := NewState("s1", 2)
+	var seq uint64
+	f := testFacts()
+	claim := func(id, slot, urgency string, started bool) {
+		r := claimReq(id, slot, 16, "Urgency = "+urgency)
+		evs, reason := DecideClaim(st, r, MachineAd(cfg, st, st.Slot(slot), f), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1, 0))
+		if reason != "" {
+			t.Fatal(reason)
+		}
+		step(st, evs, &seq)
+		if started {
+			step(st, []events.Event{VMEvent(st.Claims[id], events.VMStarted, events.VMEventPayload{})}, &seq)
+		}
+	}
+	claim("low", "slot1@s1", "-1", true)
+	claim("high", "slot2@s1", "1", true)
+	since := time.Unix(st.Slot("slot1@s1").Since, 0)
+
+	evs := DecidePolicy(cfg, st, f, since)
+	if len(evs) != 1 || evs[0].Type != StopRequested {
+		t.Fatalf("PREEMPT: %v", evs)
+	}
+	var p StopRequestedPayload
+	if err := evs[0].Decode(&p); err != nil || p.ClaimID != "low" || p.Mode != events.ModeVacate || p.Reason != "PREEMPT is true" {
+		t.Fatalf("PREEMPT asked %+v (%v)", p, err)
+	}
+	step(st, evs, &seq)
+	vacating := time.Unix(st.Slot("slot1@s1").Since, 0)
+	if evs := DecidePolicy(cfg, st, f, vacating.Add(10*time.Second)); len(evs) != 0 {
+		t.Fatalf("10 s into the vacate: %v", evs)
+	}
+	evs = DecidePolicy(cfg, st, f, vacating.Add(61*time.Second))
+	if len(evs) != 1 || evs[0].Decode(&p) != nil || p.ClaimID != "low" || p.Mode != events.ModeKill || p.Reason != "KILL is true" {
+		t.Fatalf("KILL: %v", evs)
+	}
+	step(st, evs, &seq)
+	c := st.Claims["low"]
+	if c.StopMode != events.ModeKill || c.StopReason != "PREEMPT is true; then killed: KILL is true" || st.Slot("slot1@s1").Activity != ActKilling {
+		t.Fatalf("after KILL: claim %+v, slot %+v", c, st.Slot("slot1@s1"))
+	}
+	if evs := DecidePolicy(cfg, st, f, vacating.Add(120*time.Second)); len(evs) != 0 {
+		t.Fatalf("after the kill: %v", evs)
+	}
+
+	// A VM not started yet is not preempted.
+	st2 := NewState("s1", 2)
+	st = st2
+	claim("early", "slot1@s1", "-1", false)
+	if evs := DecidePolicy(cfg, st, f, time.Unix(100, 0)); len(evs) != 0 {
+		t.Fatalf("a VM not started: %v", evs)
+	}
+}

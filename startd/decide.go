@@ -125,6 +125,49 @@ func DecideStop(st *State, req events.DeactivateRequest) (evs []events.Event, kn
 	return []events.Event{events.New(StopRequested, StopRequestedPayload{ClaimID: req.ClaimID, Mode: mode, Reason: req.Reason}).ForJob(c.Req.Schedd, c.Req.Job)}, true
 }
 
+// DecidePolicy evaluates the machine's policy for the claims it runs, as
+// HTCondor's startd does at every update, with the slot's ad (f and now
+// give its measured facts and CurrentTime) as MY and the job as TARGET:
+// PREEMPT for each running VM, true vacating it (checkpointing it when the
+// job asked for that); KILL for each VM being vacated, true killing it at
+// once. An expression that does not parse was refused by New; one that
+// evaluates to anything but true leaves the claim alone.
+func DecidePolicy(cfg *Config, st *State, f Facts, now time.Time) []events.Event {
+	if cfg.preemptExpr == nil && cfg.killExpr == nil {
+		return nil
+	}
+	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
+	f.LastHeardFrom = now.Unix()
+	var evs []events.Event
+	for _, c := range st.SortedClaims() {
+		s := st.Slot(c.Slot)
+		if s == nil || !c.Started || c.Waiting || s.Claim != c.Req.ClaimID {
+			continue
+		}
+		var e *classad.Expr
+		mode, reason := "", ""
+		switch c.StopMode {
+		case "":
+			e, mode, reason = cfg.preemptExpr, events.ModeVacate, "PREEMPT is true"
+		case events.ModeVacate:
+			e, mode, reason = cfg.killExpr, events.ModeKill, "KILL is true"
+		}
+		if e == nil {
+			continue
+		}
+		job, err := classad.ParseAd(c.Req.JobAd)
+		if err != nil {
+			continue
+		}
+		if !e.EvalWith(MachineAd(cfg, st, s, f), job, opts).IsTrue() {
+			continue
+		}
+		stop, _ := DecideStop(st, events.DeactivateRequest{ClaimID: c.Req.ClaimID, Mode: mode, Reason: reason})
+		evs = append(evs, stop...)
+	}
+	return evs
+}
+
 // DecideDrain starts (on) or cancels a drain: no new claims; with on, every
 // running VM is vacated (checkpointed when its job asked for it).
 func DecideDrain(st *State, on bool, reason string) []events.Event {

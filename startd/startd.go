@@ -53,6 +53,11 @@ type Config struct {
 	// VM, with the slot as MY and the job as TARGET; true vacates the VM
 	// (checkpointing it when the job asked for that). Default "false".
 	Preempt string
+	// Kill (KILL) is evaluated every UpdateInterval for each VM being
+	// vacated (a checkpoint being saved and shipped, or a guest given
+	// VacateGrace to power off); true kills it at once, and the job goes
+	// back to the queue without a checkpoint. Default "false".
+	Kill string
 	// AliveInterval is how often the startd sends each schedd a keepalive
 	// for the claims it runs for it (HTCondor's ALIVE_INTERVAL); a claim
 	// the schedd no longer holds has its VM stopped, and one whose schedd
@@ -90,8 +95,31 @@ type Config struct {
 	Metrics prometheus.Registerer
 
 	// START and RANK compiled once by New (MachineAd renders them into
-	// every ad; expressions are immutable and shared).
-	startExpr, rankExpr *classad.Expr
+	// every ad; expressions are immutable and shared); PREEMPT and KILL
+	// too (DecidePolicy evaluates them against the slot's ad).
+	startExpr, rankExpr, preemptExpr, killExpr *classad.Expr
+}
+
+// compilePolicy parses START, RANK, PREEMPT and KILL once; it returns
+// what does not parse, knob by knob.
+func (cfg *Config) compilePolicy() []string {
+	var problems []string
+	for _, k := range []struct {
+		knob, src string
+		to        **classad.Expr
+	}{
+		{"START", cfg.Start, &cfg.startExpr},
+		{"RANK", cfg.Rank, &cfg.rankExpr},
+		{"PREEMPT", cfg.Preempt, &cfg.preemptExpr},
+		{"KILL", cfg.Kill, &cfg.killExpr},
+	} {
+		e, err := classad.ParseExpr(k.src)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", k.knob, err))
+		}
+		*k.to = e
+	}
+	return problems
 }
 
 // Startd is the I/O shell of one execute machine.
@@ -172,18 +200,10 @@ func New(cfg Config) (*Startd, error) {
 	if cfg.Preempt == "" {
 		cfg.Preempt = "false"
 	}
-	for knob, src := range map[string]string{"START": cfg.Start, "RANK": cfg.Rank, "PREEMPT": cfg.Preempt} {
-		e, err := classad.ParseExpr(src)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", knob, err))
-		}
-		switch knob {
-		case "START":
-			cfg.startExpr = e
-		case "RANK":
-			cfg.rankExpr = e
-		}
+	if cfg.Kill == "" {
+		cfg.Kill = "false"
 	}
+	problems = append(problems, cfg.compilePolicy()...)
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("startd %s configuration: %s", cfg.Name, strings.Join(problems, "; "))
 	}
@@ -538,7 +558,7 @@ func (d *Startd) advertise(ctx context.Context) error {
 }
 
 func (d *Startd) putAds(ctx context.Context) {
-	d.applyPreempt(ctx)
+	d.applyPolicy(ctx)
 	f := d.facts()
 	var ads []*classad.Ad
 	var ids []string
@@ -625,26 +645,18 @@ func (d *Startd) stopClaims(ctx context.Context, ids []string, mode, reason stri
 	}
 }
 
-// applyPreempt vacates the running VMs for which PREEMPT is true.
-func (d *Startd) applyPreempt(ctx context.Context) {
-	if d.cfg.Preempt == "false" {
+// applyPolicy records what PREEMPT and KILL decide now (DecidePolicy).
+func (d *Startd) applyPolicy(ctx context.Context) {
+	if d.cfg.Preempt == "false" && d.cfg.Kill == "false" {
 		return
 	}
 	f := d.facts()
-	var ids []string
-	d.loop.View(func() {
-		for _, c := range d.st.Claims {
-			s := d.st.Slot(c.Slot)
-			job, err := classad.ParseAd(c.Req.JobAd)
-			if s == nil || err != nil || !c.Started || c.StopMode != "" {
-				continue
-			}
-			if MachineAd(&d.cfg, d.st, s, f).EvalWith("Preempt", job, &classad.EvalOptions{Now: d.cfg.Clock}).IsTrue() {
-				ids = append(ids, c.Req.ClaimID)
-			}
-		}
+	_, err := d.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
+		return DecidePolicy(&d.cfg, d.st, f, now), nil
 	})
-	d.stopClaims(ctx, ids, events.ModeVacate, "PREEMPT is true")
+	if err != nil && ctx.Err() == nil {
+		d.logger.Error("record PREEMPT/KILL", "err", err)
+	}
 }
 
 // keepalive renews the leases of the startd's claims with their schedds.

@@ -198,7 +198,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		select {
 		case r = <-waitCh:
 		case mode := <-stop:
-			d.stopVM(ctx, log, vm, job, mode, scratch, c, finish)
+			d.stopVM(ctx, log, vm, job, mode, scratch, c, finish, stop)
 			return
 		case <-tick:
 			d.periodicCheckpoint(ctx, log, cp, scratch, n, c, emit)
@@ -247,8 +247,11 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 }
 
 // stopVM ends a running VM on request: kill at once, or vacate, saving a
-// checkpoint first when the job asked for one (vm_checkpoint).
-func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM, job *classad.Ad, mode, scratch string, c *Claim, finish func(string, events.VMEventPayload)) {
+// checkpoint first when the job asked for one (vm_checkpoint). A kill that
+// arrives on stop while the vacate is under way (KILL, or condor_rm of a
+// job being vacated) cuts it short: the VM is killed and no checkpoint is
+// kept.
+func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM, job *classad.Ad, mode, scratch string, c *Claim, finish func(string, events.VMEventPayload), stop <-chan string) {
 	if mode == events.ModeKill {
 		if err := vm.Stop(ctx, 0); err != nil {
 			log.Warn("kill VM", "err", err)
@@ -258,38 +261,87 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 	}
 	// Why the VM leaves (a drain, PREEMPT, a preempting job) goes with it
 	// into the eviction event and the user log.
-	why := ""
-	d.loop.View(func() {
-		if cur := d.st.Claims[c.Req.ClaimID]; cur != nil && cur.StopReason != "" {
-			why = " (" + cur.StopReason + ")"
+	why := func() string {
+		w := ""
+		d.loop.View(func() {
+			if cur := d.st.Claims[c.Req.ClaimID]; cur != nil && cur.StopReason != "" {
+				w = " (" + cur.StopReason + ")"
+			}
+		})
+		return w
+	}
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	killed := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case m := <-stop:
+				if m == events.ModeKill {
+					close(killed)
+					cancel()
+					return
+				}
+			case <-vctx.Done():
+				return
+			}
 		}
-	})
+	}()
+	cutShort := func() bool {
+		select {
+		case <-killed:
+			log.Warn("vacate cut short by a kill; no checkpoint kept")
+			if err := vm.Stop(ctx, 0); err != nil {
+				log.Warn("kill VM", "err", err)
+			}
+			finish(events.VMEvicted, events.VMEventPayload{Reason: "killed while vacating" + why()})
+			return true
+		default:
+			return false
+		}
+	}
 	wantCkpt, _ := job.EvalBool("JobVMCheckpoint")
 	if cp, ok := vm.(hypervisor.Checkpointer); ok && wantCkpt {
 		dir := filepath.Join(scratch, "checkpoint-out")
 		start := time.Now()
-		ck, err := cp.Checkpoint(ctx, dir, hypervisor.CheckpointOptions{})
+		ck, err := cp.Checkpoint(vctx, dir, hypervisor.CheckpointOptions{})
 		if err == nil {
 			var shipped *events.Checkpoint
 			shipStart := time.Now()
-			shipped, err = shipCheckpoint(ctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
-			if err == nil {
+			shipped, err = shipCheckpoint(vctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
+			if err == nil && !isClosed(killed) {
 				d.metrics.checkpointed("vacate", time.Since(start), shipped, time.Since(shipStart))
 				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "bytes", checkpointBytes(shipped), "took", time.Since(start).Round(time.Millisecond))
 				_ = vm.Stop(ctx, 0)
-				finish(events.VMEvicted, events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint" + why})
+				finish(events.VMEvicted, events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint" + why()})
 				return
 			}
+		}
+		if cutShort() {
+			return
 		}
 		log.Warn("checkpoint failed; vacating without one", "err", err)
 		_ = vm.Stop(ctx, 0)
 		finish(events.VMEvicted, events.VMEventPayload{Reason: "checkpoint failed: " + err.Error()})
 		return
 	}
-	if err := vm.Stop(ctx, d.cfg.VacateGrace); err != nil {
+	if err := vm.Stop(vctx, d.cfg.VacateGrace); err != nil && !isClosed(killed) {
 		log.Warn("stop VM", "err", err)
 	}
-	finish(events.VMEvicted, events.VMEventPayload{Reason: "vacated" + why})
+	if cutShort() {
+		return
+	}
+	finish(events.VMEvicted, events.VMEventPayload{Reason: "vacated" + why()})
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // failure turns a start error into a VMFailed payload: the job's fault

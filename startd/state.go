@@ -235,11 +235,15 @@ func Apply(st *State, e events.Event) *State {
 			return st
 		}
 		if c := st.Claims[p.ClaimID]; c != nil {
+			switch {
+			case c.StopReason == "":
+				c.StopReason = p.Reason
+			case p.Mode == events.ModeKill && c.StopMode == events.ModeVacate && p.Reason != "":
+				// A vacate cut short: both reasons reach the user log.
+				c.StopReason += "; then killed: " + p.Reason
+			}
 			if c.StopMode != events.ModeKill {
 				c.StopMode = p.Mode
-			}
-			if c.StopReason == "" {
-				c.StopReason = p.Reason
 			}
 			if s := st.Slot(c.Slot); s != nil && s.Claim == p.ClaimID {
 				s.State = Preempt

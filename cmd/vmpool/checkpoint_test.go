@@ -403,3 +403,37 @@ func TestCheckpointOverlaysShipLess(t *testing.T) {
 		t.Fatalf("returned disk is %d bytes, want %d", fi.Size(), diskSize)
 	}
 }
+
+// TestPreemptAndKill: the startd's PREEMPT vacates the running VM it
+// picks, and KILL, true while that VM is being vacated, cuts the vacate
+// short: the guest, which ignores the ACPI power button, is killed instead
+// of being given its 10 s to power off. The 004 names both reasons; the
+// job goes back to the queue (and is then removed by the test).
+func TestPreemptAndKill(t *testing.T) {
+	tp := newTestPool(t, 1, "PREEMPT=TARGET.Evict =?= true", "KILL=TARGET.Evict =?= true")
+	tp.writeStampImage()
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("+Evict = true")))
+	tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
+	var ev events.JobEvictedPayload
+	if err := tp.jobEvent(1, 0, events.JobEvicted, 60*time.Second).Decode(&ev); err != nil {
+		t.Fatal(err)
+	}
+	const want = "killed while vacating (PREEMPT is true; then killed: KILL is true)"
+	if ev.Checkpoint != nil || !strings.Contains(ev.Reason, want) {
+		t.Fatalf("eviction %+v: want no checkpoint and %q", ev, want)
+	}
+	tp.mustRun("rm", "1")
+	tp.jobEvent(1, 0, events.JobRemoved, 60*time.Second)
+	// The job may have started again before the rm; the first 004 is the
+	// one this test made.
+	var b []byte
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if b, _ = os.ReadFile(filepath.Join(tp.dir, "stamp.log")); strings.Contains(string(b), "\n009 (") {
+			break // the user log follows the event log asynchronously
+		}
+	}
+	log := string(b)
+	if i := strings.Index(log, "\n004 ("); i < 0 || !strings.Contains(log[i:], "KILL is true") || !strings.Contains(log, "\n009 (") {
+		t.Fatalf("the user log does not show the eviction, its reason and the removal:\n%s", b)
+	}
+}

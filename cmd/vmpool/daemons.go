@@ -281,6 +281,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		Start:                 cfg.Get("START"),
 		Rank:                  cfg.Get("RANK"),
 		Preempt:               cfg.Get("PREEMPT"),
+		Kill:                  cfg.Get("KILL"),
 		AliveInterval:         cfg.Seconds("ALIVE_INTERVAL", &errs),
 		UpdateInterval:        cfg.Seconds("UPDATE_INTERVAL", &errs),
 	}
