@@ -201,7 +201,8 @@ runs, a copy of its log taken now is read.
   --job C.P       the job's life: each event, the phase it led to, time in each
   --check         replay every log from its first event twice (as read, and
                   through the codec) and compare; with -pool URL also compare
-                  the schedd's replayed queue and history with the live pool's
+                  the schedd's replayed queue and history with the live pool's,
+                  and each startd's replayed slots with its machine ads
   --slots N       a startd's NUM_SLOTS (default: as many as its log names)
   --set KNOB=V    e.g. MATCH_TIMEOUT for the negotiator`)
 			return 0

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -90,7 +91,8 @@ type checkResult struct {
 // is not deterministic); it checks that the daemon's own sequence numbers
 // have no gap; it compares the schedd's snapshot with the queue replayed
 // from zero up to it; and with -pool, it compares the schedd's replayed
-// queue and history with the live pool's.
+// queue and history with the live pool's, and a startd's replayed slots
+// with its machine ads in the collector.
 // A difference is reported with the first event where it appears.
 func (c *cli) replayCheck(ctx context.Context, rf *replayFlags, cfg *Config) int {
 	var targets []logTarget
@@ -135,41 +137,164 @@ func (c *cli) replayCheck(ctx context.Context, rf *replayFlags, cfg *Config) int
 
 func (c *cli) checkLog(ctx context.Context, t logTarget, rf *replayFlags, pc *client) checkResult {
 	res := checkResult{name: t.source}
-	var live map[string]string
-	var liveErr error
-	// With a live pool, the live answer is read before and after the log
-	// so that a change in between (a busy pool) is noticed and retried.
-	for attempt := 0; ; attempt++ {
-		if pc != nil {
-			live, liveErr = c.liveAds(ctx, pc, t.source)
-		}
+	read := func() ([]record, error) {
 		lg, err := c.openLogReadOnly(t)
 		if err != nil {
-			res.detail = err.Error()
-			return res
+			return nil, err
 		}
-		recs, err := readLog(lg.log)
-		lg.close()
-		if err != nil {
-			res.detail = err.Error()
-			return res
-		}
-		role := detectRole(recs, t)
-		if pc == nil || role != events.RoleSchedd || liveErr != nil {
-			res = c.checkRecords(t, role, recs, rf)
-			if pc != nil && role == events.RoleSchedd {
-				res.notes = append(res.notes, fmt.Sprintf("live comparison skipped: %v", liveErr))
-			}
-			return res
-		}
-		again, err2 := c.liveAds(ctx, pc, t.source)
-		if err2 == nil && !sameStrings(live, again) && attempt < 5 {
-			continue // the queue changed while the log was read
-		}
-		res = c.checkRecords(t, role, recs, rf)
-		checkLive(&res, t, recs, live, pc.url)
+		defer lg.close()
+		return readLog(lg.log)
+	}
+	recs, err := read()
+	if err != nil {
+		res.detail = err.Error()
 		return res
 	}
+	role := detectRole(recs, t)
+	// What the live pool shows of the daemon: the schedd's queue and
+	// history, a startd's slot ads. The negotiator keeps no state the
+	// pool can be asked for.
+	var liveFn func() (map[string]string, error)
+	if pc != nil {
+		switch role {
+		case events.RoleSchedd:
+			liveFn = func() (map[string]string, error) { return c.liveAds(ctx, pc, t.source) }
+		case events.RoleStartd:
+			liveFn = func() (map[string]string, error) { return liveSlots(ctx, pc, t.source) }
+		}
+	}
+	if liveFn == nil {
+		return c.checkRecords(t, role, recs, rf)
+	}
+	// The live answer is read before and after the log, so that a change
+	// in between (a busy pool) is noticed and retried.
+	for attempt := 0; ; attempt++ {
+		live, liveErr := liveFn()
+		if liveErr != nil {
+			res = c.checkRecords(t, role, recs, rf)
+			res.notes = append(res.notes, fmt.Sprintf("live comparison skipped: %v", liveErr))
+			return res
+		}
+		if recs, err = read(); err != nil {
+			res.detail = err.Error()
+			return res
+		}
+		again, err2 := liveFn()
+		if err2 == nil && !sameStrings(live, again) && attempt < 5 {
+			time.Sleep(100 * time.Millisecond) // let the pool settle
+			continue
+		}
+		res = c.checkRecords(t, role, recs, rf)
+		if role == events.RoleStartd {
+			checkLiveSlots(&res, t, recs, live, pc.url, rf)
+		} else {
+			checkLive(&res, t, recs, live, pc.url)
+		}
+		return res
+	}
+}
+
+// liveSlots reads a startd's slot ads from the collector: for each slot,
+// what its state says of it (slotSummary).
+func liveSlots(ctx context.Context, pc *client, startdName string) (map[string]string, error) {
+	ads, err := pc.ads(ctx, "slot.")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, ad := range ads {
+		if n, _ := ad.EvalString("StartdName"); n != startdName {
+			continue
+		}
+		name, _ := ad.EvalString("Name")
+		state, _ := ad.EvalString("State")
+		act, _ := ad.EvalString("Activity")
+		claim, _ := ad.EvalString("VmpoolClaimId")
+		since, _ := ad.EvalInt("EnteredCurrentActivity")
+		out[name] = slotSummary(state, act, claim, since)
+	}
+	return out, nil
+}
+
+func slotSummary(state, activity, claim string, since int64) string {
+	if claim == "" {
+		claim = "none"
+	}
+	return fmt.Sprintf("State %s, Activity %s, claim %s, EnteredCurrentActivity %d", state, activity, claim, since)
+}
+
+// replayedSlots is what a replayed startd state says of each slot, in the
+// terms of its machine ads.
+func replayedSlots(st *startd.State) map[string]string {
+	out := map[string]string{}
+	for _, s := range st.Slots {
+		out[s.Name] = slotSummary(s.State, s.Activity, s.Claim, s.Since)
+	}
+	return out
+}
+
+// checkLiveSlots compares a startd's replayed slots with its live ads in
+// the collector and, for a slot that differs, names the record after
+// which the replayed slot last agreed with the live one.
+func checkLiveSlots(res *checkResult, t logTarget, recs []record, live map[string]string, url string, rf *replayFlags) {
+	slots := max(rf.slots, inferSlots(recs, t.source))
+	fresh := func() *startd.State { return startd.NewState(t.source, slots) }
+	st := fresh()
+	for _, r := range recs {
+		startd.Apply(st, r.e)
+	}
+	replayed := replayedSlots(st)
+	var names []string
+	for n := range replayed {
+		names = append(names, n)
+	}
+	for n := range live {
+		if _, ok := replayed[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	bad := 0
+	for _, n := range names {
+		r, inLog := replayed[n]
+		l, isLive := live[n]
+		switch {
+		case inLog && isLive && r == l:
+			continue
+		case !inLog:
+			res.notes = append(res.notes, fmt.Sprintf("slot %s is in the collector but not in the log", n))
+		case !isLive:
+			res.notes = append(res.notes, fmt.Sprintf("slot %s: replayed as %s, but the collector has no ad for it", n, r))
+		default:
+			// The last prefix whose replayed slot equals the live one.
+			st := fresh()
+			lastOK := -1
+			if replayedSlots(st)[n] == l {
+				lastOK = 0
+			}
+			for i, rec := range recs {
+				startd.Apply(st, rec.e)
+				if replayedSlots(st)[n] == l {
+					lastOK = i + 1
+				}
+			}
+			where := "the replayed slot never equals the live one"
+			switch {
+			case lastOK == 0:
+				where = fmt.Sprintf("the live ad is the slot before any record; first divergent record: %d (%s)", recs[0].idx, recs[0].e)
+			case lastOK > 0 && lastOK < len(recs):
+				where = fmt.Sprintf("the live ad equals the log up to record %d, first divergent record: %d (%s)", recs[lastOK-1].idx, recs[lastOK].idx, recs[lastOK].e)
+			}
+			res.notes = append(res.notes, fmt.Sprintf("slot %s: replayed %s; live %s; %s", n, r, l, where))
+		}
+		bad++
+	}
+	if bad > 0 {
+		res.ok = false
+		res.notes = append(res.notes, fmt.Sprintf("%d of %d slots differ from the collector's ads at %s", bad, len(names), url))
+		return
+	}
+	res.notes = append(res.notes, fmt.Sprintf("the replayed slots (%d) equal the machine ads vmpool status shows at %s", len(names), url))
 }
 
 func sameStrings(a, b map[string]string) bool {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/schedd"
+	"github.com/vmpool/vmpool/startd"
 	"github.com/vmpool/vmpool/vmimage"
 )
 
@@ -194,7 +195,7 @@ func TestReplayEqualsLivePool(t *testing.T) {
 	tp.mustRun("submit", tp.write("big.sub", big))
 
 	out, errOut, code := tp.vmpool("replay", "--home", tp.home, "--check", "-pool", tp.URL)
-	if code != 0 || !strings.Contains(out, "equal vmpool q -json and vmpool history -json") {
+	if code != 0 || !strings.Contains(out, "equal vmpool q -json and vmpool history -json") || !strings.Contains(out, "the replayed slots (1) equal the machine ads vmpool status shows") {
 		t.Fatalf("replay --check against the running pool: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if !strings.Contains(errOut, "reading a copy taken now") {
@@ -380,4 +381,53 @@ func TestCheckLiveNamesFirstDivergentEvent(t *testing.T) {
 			t.Error("differences reported as ok")
 		}
 	})
+}
+
+// TestCheckLiveSlots: replay --check -pool compares a startd's replayed
+// slots with its ads in the collector, and names the first record the
+// live ad does not reflect.
+func TestCheckLiveSlots(t *testing.T) {
+	req := events.ClaimRequest{ClaimID: "c1", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot1@startd1", Owner: "alice", JobAd: "[ ClusterId = 1; ProcId = 0 ]"}
+	accepted := events.New(events.ClaimAccepted, startd.ClaimAcceptedPayload{Req: req, MemoryMiB: 16}).ForJob("schedd", req.Job)
+	running := events.New(events.VMStarted, events.VMEventPayload{ClaimID: "c1", Slot: "slot1@startd1"}).ForJob("schedd", req.Job)
+	var recs []record
+	for i, e := range []events.Event{accepted, running} {
+		e.Source, e.Seq, e.Time = "startd1", uint64(i+1), int64(i+1)*1e9
+		recs = append(recs, record{idx: uint64(i + 1), e: e})
+	}
+	after := func(n int) map[string]string {
+		st := startd.NewState("startd1", 2)
+		for _, r := range recs[:n] {
+			startd.Apply(st, r.e)
+		}
+		return replayedSlots(st)
+	}
+	rf := &replayFlags{slots: 2}
+	res := checkResult{ok: true}
+	checkLiveSlots(&res, logTarget{source: "startd1"}, recs, after(2), "nats://x", rf)
+	if !res.ok || !strings.Contains(strings.Join(res.notes, "\n"), "the replayed slots (2) equal the machine ads") {
+		t.Fatalf("equal slots reported as %v %q", res.ok, res.notes)
+	}
+	if live := after(2); !strings.Contains(live["slot1@startd1"], "claim c1") || !strings.Contains(live["slot2@startd1"], "State Unclaimed") {
+		t.Fatalf("replayed slots %v", live)
+	}
+
+	lagging := after(1) // as if the startd had not advertised its VM running
+	lagging["slot3@startd1"] = lagging["slot2@startd1"]
+	res = checkResult{ok: true}
+	checkLiveSlots(&res, logTarget{source: "startd1"}, recs, lagging, "nats://x", rf)
+	notes := strings.Join(res.notes, "\n")
+	for _, want := range []string{
+		"slot slot1@startd1: replayed State Claimed, Activity Busy",
+		"the live ad equals the log up to record 1, first divergent record: 2 (startd1:2 VMStarted",
+		"slot slot3@startd1 is in the collector but not in the log",
+		"2 of 3 slots differ from the collector's ads",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	if res.ok {
+		t.Error("differences reported as ok")
+	}
 }
