@@ -483,6 +483,11 @@ type QueryRequest struct {
 	Attrs      []string `json:"attrs,omitempty"` // projection (nil: whole ads)
 	Totals     bool     `json:"totals,omitempty"`
 	Limit      int      `json:"limit,omitempty"` // history: most recent N
+	// Snapshot asks for the selected jobs of the queue (and, when Jobs
+	// names some, of the history) as a queue snapshot (MarshalSnapshot)
+	// whose index is the schedd's last own event: a watcher restores it
+	// and applies the schedd's events after it, however old the jobs.
+	Snapshot bool `json:"snapshot,omitempty"`
 }
 
 // Totals counts jobs by status, for condor_q's footer.
@@ -525,7 +530,13 @@ type QueryChunk struct {
 	// a watcher that applies the schedd's events after it sees exactly
 	// what follows the answer.
 	LogSeq uint64 `json:"log_seq,omitempty"`
+	// Snapshot is a piece of the answer to a QueryRequest.Snapshot; the
+	// pieces concatenated in order are the snapshot.
+	Snapshot []byte `json:"snapshot,omitempty"`
 }
+
+// snapshotChunk is how much of a snapshot one reply message carries.
+const snapshotChunk = 256 << 10
 
 const queryChunkSize = 500
 
@@ -555,6 +566,9 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 	}
 	now := s.cfg.Clock()
 	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
+	if req.Snapshot && !history {
+		return s.querySnapshot(req, sel, constraint, opts), nil
+	}
 	return events.Chunks(func(emit func(any) error) error {
 		var chunks []QueryChunk
 		var tot Totals
@@ -624,6 +638,52 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 		}
 		return nil
 	}), nil
+}
+
+// querySnapshot answers a QueryRequest.Snapshot: a queue holding the
+// selected jobs, their clusters and nothing else of the schedd's (no
+// other user's jobs, submit ids, claims or user log paths).
+func (s *Schedd) querySnapshot(req QueryRequest, sel jobSel, constraint *classad.Expr, opts *classad.EvalOptions) any {
+	return events.Chunks(func(emit func(any) error) error {
+		var data []byte
+		var seq uint64
+		var err error
+		s.View(func(q *Queue) {
+			seq = s.log.LastSeq()
+			fq := NewQueue(q.Name)
+			fq.LastCluster = q.LastCluster
+			keep := func(j *Job) bool {
+				return (req.Owner == "" || j.Owner() == req.Owner) && sel.match(j.ID) &&
+					(constraint == nil || constraint.EvalWith(j.Ad(q.Name), nil, opts).IsTrue())
+			}
+			for _, j := range q.Jobs {
+				if keep(j) {
+					fq.Jobs[j.ID] = j
+					if c := q.Clusters[j.Cluster.ID]; c == j.Cluster {
+						fq.Clusters[c.ID] = c
+					}
+				}
+			}
+			if len(req.Jobs) > 0 {
+				for _, j := range q.History {
+					if keep(j) {
+						fq.History = append(fq.History, j)
+					}
+				}
+			}
+			data, err = MarshalSnapshot(fq, seq)
+		})
+		if err != nil {
+			return err
+		}
+		for len(data) > snapshotChunk {
+			if err := emit(QueryChunk{Snapshot: data[:snapshotChunk]}); err != nil {
+				return err
+			}
+			data = data[snapshotChunk:]
+		}
+		return emit(QueryChunk{Snapshot: data, Schedd: s.cfg.Name, LogSeq: seq})
+	})
 }
 
 type jobSel struct {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,21 +85,17 @@ func (c *cli) watch(ctx context.Context, args []string) int {
 	case !wf.allUsers && len(wf.jobs) == 0 && wf.constraint == "":
 		w.owner = pc.user // like condor_q: your own jobs unless asked for more
 	}
-	// The jobs the schedd holds now: the view waits until its copy of
-	// the queue knows them all.
-	ads, _, err := c.fetch(ctx, pc, sched, "query", schedd.QueryRequest{Owner: w.owner, Jobs: wf.jobs, Constraint: wf.constraint, Attrs: []string{"ClusterId", "ProcId"}})
-	if err != nil {
+	// The jobs the schedd holds now, as a snapshot of its queue: the copy
+	// starts from it and applies the schedd's events after it, so jobs
+	// older than the event stream's retention are shown too.
+	if err := c.watchSnapshot(ctx, pc, w, schedd.QueryRequest{Owner: w.owner, Jobs: wf.jobs, Constraint: wf.constraint, Snapshot: true}); err != nil {
 		fmt.Fprintf(c.stderr, "vmpool %s: the schedd did not answer (%v); following the event stream alone\n", cmd, err)
-	}
-	for _, ad := range ads {
-		w.known0[events.JobID{Cluster: int(intAttr(ad, "ClusterId")), Proc: int(intAttr(ad, "ProcId"))}] = true
-	}
-	if first, ok := firstEventOf(ctx, pc.js, sched); ok && first.Seq > 1 {
-		// The stream has dropped the schedd's oldest events (MaxAge):
-		// jobs submitted before them cannot be shown.
-		fmt.Fprintf(c.stderr, "vmpool %s: the pool's event stream begins at schedd event %d (%s); jobs submitted before are not shown\n",
-			cmd, first.Seq, fmtEventTime(first.Time, w.loc))
-		w.known0 = map[events.JobID]bool{}
+		if first, ok := firstEventOf(ctx, pc.js, sched); ok && first.Seq > 1 {
+			// The stream has dropped the schedd's oldest events (MaxAge):
+			// jobs submitted before them cannot be shown.
+			fmt.Fprintf(c.stderr, "vmpool %s: the pool's event stream begins at schedd event %d (%s); jobs submitted before are not shown\n",
+				cmd, first.Seq, fmtEventTime(first.Time, w.loc))
+		}
 	}
 	r := &streamReader{js: pc.js, filters: sel.subjects(sched), stderr: c.stderr}
 	err = r.run(ctx, true, w.apply, w.caughtUp)
@@ -165,6 +163,43 @@ otherwise one line is printed per event.
 		}
 	}
 	return -1
+}
+
+// watchSnapshot starts w's copy of the queue from the schedd's snapshot
+// of the jobs req selects.
+func (c *cli) watchSnapshot(ctx context.Context, pc *client, w *watcher, req schedd.QueryRequest) error {
+	var data []byte
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	err := pc.callStream(cctx, events.UserCmdSubject(w.sched, "query", pc.user), req, func(d json.RawMessage) error {
+		var ch schedd.QueryChunk
+		if err := json.Unmarshal(d, &ch); err != nil {
+			return err
+		}
+		data = append(data, ch.Snapshot...)
+		return nil
+	})
+	if errors.Is(err, events.ErrNoResponders) {
+		return fmt.Errorf("ask schedd %s: %w", w.sched, events.ErrNoResponders)
+	}
+	if err != nil {
+		return fmt.Errorf("ask schedd %s: %w", w.sched, err)
+	}
+	q, seq, err := schedd.UnmarshalSnapshot(data)
+	if err != nil {
+		return fmt.Errorf("schedd %s's answer: %w", w.sched, err)
+	}
+	if q.Name != w.sched {
+		return fmt.Errorf("schedd %s answered with a snapshot of %s", w.sched, q.Name)
+	}
+	w.q, w.after = q, seq
+	for id, j := range q.Jobs {
+		w.jobs[id], w.known0[id] = j, true
+	}
+	for _, j := range q.History {
+		w.jobs[j.ID], w.known0[j.ID] = j, true
+	}
+	return nil
 }
 
 // selection is the clusters and jobs named on the command line.
@@ -274,6 +309,9 @@ type watcher struct {
 	watched map[events.JobID]bool
 	batches map[int]*batch
 	last    events.Event // the newest event applied
+	// after is the schedd's own event the copy started from (its
+	// snapshot): the stream's events up to it are already in the copy.
+	after uint64
 
 	out          io.Writer
 	loc          *time.Location
@@ -418,6 +456,9 @@ func (w *watcher) fold(se streamEvent) error {
 		return nil
 	}
 	w.last = e
+	if e.Seq <= w.after {
+		return nil // already in the snapshot the copy started from
+	}
 	id := e.Job()
 	before := 0
 	j := w.jobs[id]
@@ -564,8 +605,11 @@ func (w *watcher) sortedBatches() []*batch {
 // view starts.
 func (w *watcher) summary() {
 	at := "no events yet"
-	if w.last.Seq > 0 {
+	switch {
+	case w.last.Seq > 0:
 		at = fmt.Sprintf("event %d, %s", w.last.Seq, fmtWatchTime(w.last.Time, w.loc))
+	case w.after > 0:
+		at = fmt.Sprintf("event %d", w.after) // its snapshot; the stream holds none of its events
 	}
 	fmt.Fprintf(w.out, "-- Schedd: %s (as of %s): watching %d job(s) in %d batch(es)\n", w.sched, at, len(w.watched), len(w.batches))
 	for _, b := range w.sortedBatches() {

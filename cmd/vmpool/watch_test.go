@@ -406,3 +406,35 @@ func TestWatchTable(t *testing.T) {
 		t.Errorf("%d redraws for 5 events about watched jobs, want one each", len(screens)-1)
 	}
 }
+
+// TestWatchShowsJobsOlderThanTheStream: the pool's event stream has lost
+// the schedd's events of a job still in the queue (as when they outlive
+// its 7-day retention); watch starts from the schedd's snapshot of the
+// queue, so the job is shown, and follows the events after it.
+func TestWatchShowsJobsOlderThanTheStream(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("hello.sub", helloSub)) // no startd: it stays idle
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := tp.Bus.JS.Stream(ctx, events.StreamName)
+	if err == nil {
+		err = st.Purge(ctx, jetstream.WithPurgeSubject("vmpool.ev.schedd.>"))
+	}
+	if err != nil {
+		t.Fatalf("purge the schedd's events: %v", err)
+	}
+	w := startCLI(tp.URL, "watch", "1", "--exit-when-done")
+	t.Cleanup(func() { w.cancel(); <-w.done })
+	head := w.stdout.next(t, 2, w.done, 30*time.Second)
+	if !strings.Contains(head, "watching 1 job(s) in 1 batch(es)") || !strings.Contains(head, "0 done, 0 run, 1 idle, 0 held of 1") {
+		t.Fatalf("watch of a job whose events the stream lost began with:\n%s\nstderr: %s", head, w.stderr.rest())
+	}
+	tp.mustRun("rm", "1")
+	out := w.finish(t, false)
+	if !strings.Contains(out, "1.0    removed") || !strings.HasSuffix(out, "-- all 1 job(s) finished: 0 completed, 1 removed, 0 held\nexit 1\n") {
+		t.Fatalf("watch after the rm:\n%s", out)
+	}
+}
