@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -319,4 +320,149 @@ func TestGuestRunsUnprivileged(t *testing.T) {
 	}
 	tp.mustRun("rm", "1.0")
 	waitGone(t, pid)
+}
+
+// account is a local account the test runs commands as.
+type account struct {
+	name     string
+	uid, gid int
+}
+
+// localAccount returns the account name, creating it (and removing it
+// when the test ends) when the host lacks it.
+func localAccount(t *testing.T, name string) account {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("useradd %s: %v: %s", name, err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("userdel", name).Run() })
+		if u, err = user.Lookup(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return account{name: name, uid: uid, gid: gid}
+}
+
+// TestTwoAccountsOnOneHost: two local accounts, created by the test, use
+// one pool with the credentials it made for them (given to each account).
+// alice's job runs and its returned disk and user log are written as
+// alice into her private directory; bob can neither act on her jobs nor
+// use her credentials; alice can.
+func TestTwoAccountsOnOneHost(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("creating local accounts needs root (CI runs as root)")
+	}
+	alice, bob := localAccount(t, "vmpt-alice"), localAccount(t, "vmpt-bob")
+	tp := newTestPool(t, 1, "POOL_USERS=vmpt-alice,vmpt-bob")
+	credsOf := func(a account) string {
+		return filepath.Join(tp.home, "creds", events.CredentialsFile(events.RoleUser, a.name))
+	}
+	for _, a := range []account{alice, bob} {
+		fi, err := os.Stat(credsOf(a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != a.uid || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s's credentials belong to uid %d, mode %v; want uid %d, 0600", a.name, st.Uid, fi.Mode().Perm(), a.uid)
+		}
+	}
+	traversable(t, filepath.Join(tp.home, "creds"))
+	// The CLI (this test binary) where both accounts may run it.
+	binDir := t.TempDir()
+	traversable(t, binDir)
+	bin := filepath.Join(binDir, "vmpool")
+	data, err := os.ReadFile(os.Args[0])
+	if err == nil {
+		err = os.WriteFile(bin, data, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// alice's private submit directory.
+	base := t.TempDir()
+	traversable(t, base)
+	dir := filepath.Join(base, "alice")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "hello.img")
+	if err := vmimage.WriteHello(img); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "hello.sub")
+	held := filepath.Join(dir, "held.sub")
+	if err := os.WriteFile(sub, []byte(helloSub), 0o600); err == nil {
+		err = os.WriteFile(held, []byte(strings.Replace(helloSub, "queue", "hold = true\nqueue", 1)), 0o600)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, img, sub, held} {
+		if err := os.Chown(p, alice.uid, alice.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(a account, creds string, args ...string) (string, string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = "/"
+		if a == alice {
+			cmd.Dir = dir
+		}
+		cmd.Env = []string{"VMPOOL_TEST_MAIN=1", "VMPOOL_URL=" + tp.URL, "VMPOOL_CREDS=" + creds, "HOME=/nonexistent", "PATH=/usr/bin:/bin"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.uid), Gid: uint32(a.gid), Groups: []uint32{}}}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("run %v as %s: %v", args, a.name, err)
+		}
+		return out.String(), errb.String(), code
+	}
+
+	if out, errOut, code := run(alice, credsOf(alice), "submit", "hello.sub"); code != 0 || !strings.Contains(out, "submitted to cluster 1.") {
+		t.Fatalf("alice's submit: exit %d\n%s%s", code, out, errOut)
+	}
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	checkUserLog(t, filepath.Join(dir, "hello.log"), []string{"000", "001", "005"})
+	if got := readCounter(t, img); got != 1 {
+		t.Errorf("alice's returned disk: counter %d, want 1", got)
+	}
+	for _, p := range []string{img, filepath.Join(dir, "hello.log")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != alice.uid {
+			t.Errorf("%s belongs to uid %d, want alice's %d (the schedd writes as the job's owner)", p, st.Uid, alice.uid)
+		}
+	}
+
+	if out, errOut, code := run(alice, credsOf(alice), "submit", "held.sub"); code != 0 || !strings.Contains(out, "submitted to cluster 2.") {
+		t.Fatalf("alice's second submit: exit %d\n%s%s", code, out, errOut)
+	}
+	for verb, word := range map[string]string{"rm": "remove", "hold": "hold", "release": "release", "vacate-job": "vacate"} {
+		_, errOut, code := run(bob, credsOf(bob), verb, "2.0")
+		want := "Permission denied to " + word + " job 2.0 (job 2.0 belongs to vmpt-alice, not vmpt-bob: permission denied)"
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("bob %s 2.0: exit %d, stderr %q, want %q", verb, code, errOut, want)
+		}
+	}
+	if _, errOut, code := run(bob, credsOf(alice), "rm", "2.0"); code == 0 || !strings.Contains(errOut, "credentials (VMPOOL_CREDS)") || !strings.Contains(errOut, "permission denied") {
+		t.Errorf("bob with alice's credentials file: exit %d, stderr %q", code, errOut)
+	}
+	if st := tp.mustRun("q", "-allusers", "-af", "Owner", "JobStatus"); st != "vmpt-alice 5\n" {
+		t.Fatalf("alice's held job after bob's attempts: %q", st)
+	}
+	if out, errOut, code := run(alice, credsOf(alice), "rm", "2.0"); code != 0 || strings.TrimSpace(out) != "Job 2.0 marked for removal" {
+		t.Fatalf("alice rm 2.0: exit %d %q %q", code, out, errOut)
+	}
 }
