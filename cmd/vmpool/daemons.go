@@ -27,6 +27,7 @@ type daemonFlags struct {
 	home, listen, pool, config, name, logLevel, creds string
 	startds                                           int
 	sets                                              []string // NAME=VALUE overrides
+	printConfig, init                                 bool     // vmpool nats --print-config, --init
 }
 
 func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
@@ -76,6 +77,16 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "cluster", "server-name", "cluster-listen", "routes", "replicas":
 			knob := "NATS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 			df.sets = append(df.sets, knob+"="+a.value(name, val, has))
+		case "print-config":
+			if cmd != "nats" {
+				return c.usageErr(cmd, "--print-config is an option of vmpool nats")
+			}
+			df.printConfig = true
+		case "init":
+			if cmd != "nats" {
+				return c.usageErr(cmd, "--init is an option of vmpool nats")
+			}
+			df.init = true
 		case "vm-memory":
 			df.sets = append(df.sets, "VM_MEMORY="+a.value(name, val, has))
 		case "vm-type":
@@ -84,6 +95,11 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 			df.sets = append(df.sets, "METRICS_ADDRESS="+a.value(name, val, has))
 		case "h", "help":
 			fmt.Fprintf(c.stdout, "usage: vmpool %s [--metrics HOST:PORT|off] [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
+			if cmd == "nats" {
+				fmt.Fprint(c.stdout, `       vmpool nats --print-config [--home DIR] [--set KNOB=VALUE]   a nats-server configuration admitting the pool's identities
+       vmpool nats --init --pool URL [--home DIR] [--set KNOB=VALUE]  create the pool's stream and buckets on that server
+`)
+			}
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s (try --help)", arg)

@@ -132,6 +132,34 @@ func (c *cli) nats(ctx context.Context, args []string) int {
 			return c.errorf("nats", "%v", err)
 		}
 	}
+	if df.printConfig {
+		// For a bus vmpool does not run: a nats-server configuration
+		// admitting the same identities with the same permissions.
+		if !auth {
+			return c.errorf("nats", "--print-config writes the pool's identities, but POOL_AUTH is false: there are none")
+		}
+		if err := events.WriteServerConfig(c.stdout, creds, filepath.Join(cfg.Get("LOCAL_DIR"), "nats")); err != nil {
+			return c.errorf("nats", "%v", err)
+		}
+		return 0
+	}
+	if df.init {
+		// A bus vmpool does not run: create the pool's stream and buckets
+		// there (with the pool's identity), as vmpool nats does on its own.
+		if df.pool == "" {
+			return c.usageErr("nats", "--init creates the pool's stream and buckets on a NATS server vmpool does not run: name it with --pool URL")
+		}
+		users, _ := poolUsers(cfg, "")
+		bctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		bus, err := connectBus(bctx, df.pool, "vmpool-nats-init", cfg, logger, findCredentials(creds, events.RolePool, poolIdentity), users)
+		if err != nil {
+			return c.errorf("nats", "%v", err)
+		}
+		bus.NC.Close()
+		fmt.Fprintf(c.stdout, "the pool's stream and buckets are ready at %s (NATS_REPLICAS = %s)\n", df.pool, cfg.Get("NATS_REPLICAS"))
+		return 0
+	}
 	ncfg := events.NATSConfig{Listen: df.listen, StoreDir: filepath.Join(cfg.Get("LOCAL_DIR"), "nats"), Logger: logger, Credentials: creds,
 		TLS: serverTLS(cfg)}
 	if name := cfg.Get("NATS_CLUSTER"); name != "" {
