@@ -22,8 +22,9 @@ import (
 // The pool beyond one machine: every daemon a separate process, on a
 // JetStream cluster of three NATS servers with streams replicated three
 // times, two schedds sharing a pair of negotiators (one active) and the
-// startds. One NATS server, then the active negotiator, then a startd are
-// killed while jobs flow; every job must complete exactly once.
+// startds. One NATS server, then the active negotiator, then a schedd
+// (started again on its home), then a startd are killed while jobs flow;
+// every job must complete exactly once.
 
 type proc struct {
 	name string
@@ -62,7 +63,8 @@ func (cl *cluster) start(name string, args ...string) *proc {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1")
 	p := &proc{name: name, cmd: cmd, log: filepath.Join(cl.dir, name+".log"), done: make(chan struct{})}
-	f, err := os.Create(p.log)
+	// Appended to: a daemon started again on its home goes on in its log.
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -126,10 +128,16 @@ func (cl *cluster) kill(name string) {
 // waitLog waits until a process's log says want.
 func (cl *cluster) waitLog(name, want string, timeout time.Duration) {
 	cl.t.Helper()
+	cl.waitLogN(name, want, 1, timeout)
+}
+
+// waitLogN waits until a process's log says want n times.
+func (cl *cluster) waitLogN(name, want string, n int, timeout time.Duration) {
+	cl.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		b, _ := os.ReadFile(cl.procs[name].log)
-		if bytes.Contains(b, []byte(want)) {
+		if bytes.Count(b, []byte(want)) >= n {
 			return
 		}
 		if time.Now().After(deadline) || cl.procs[name].exited() {
@@ -313,6 +321,16 @@ queue %d
 	cl.waitLog(other, "leading: this negotiator matches", 60*time.Second)
 	t.Logf("negotiator %s took over from %s in %s", other, lead, time.Since(start).Round(time.Millisecond))
 	waitCompleted(18, 120*time.Second)
+
+	// kill -9 a schedd while its jobs run, and start it again on its home:
+	// it rebuilds its queue from its log, the startds running its jobs
+	// reach it again, and no job runs twice (checked below).
+	start = time.Now()
+	cl.kill("s2")
+	daemon("s2", "schedd", "--name", "s2")
+	cl.waitLogN("s2", "schedd serving", 2, 60*time.Second)
+	t.Logf("schedd s2 serving again %s after kill -9", time.Since(start).Round(time.Millisecond))
+	waitCompleted(22, 120*time.Second)
 
 	// Kill a startd with jobs on it: their claims' leases run out and the
 	// jobs run again elsewhere.
