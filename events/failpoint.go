@@ -24,18 +24,31 @@ type Failpoints struct {
 	armed  map[string]int // name -> fire on this hit (1 = first)
 	hits   map[string]int
 	onFire func(name string)
+	daemon string // whose points these are
 }
 
-// ParseFailpoints reads "name[@N],..." (fire at the Nth hit, default the
-// first). An empty spec returns nil.
-func ParseFailpoints(spec string) (*Failpoints, error) {
+// ParseFailpoints reads "[DAEMON/]name[@N],..." for the daemon named
+// daemon: fire at the Nth hit (default the first) of the point, in every
+// daemon of the process, or only in DAEMON when one is given (e.g.
+// "startd1/outbox-after-publish@2": in vmpool up the daemons share one
+// process, and a crash must come from the one the test aims at). The
+// points of other daemons are checked and left out. An empty spec, or one
+// with nothing for this daemon, returns nil.
+func ParseFailpoints(spec, daemon string) (*Failpoints, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		return nil, nil
 	}
-	f := &Failpoints{armed: map[string]int{}, hits: map[string]int{}, onFire: func(string) { os.Exit(137) }}
+	f := &Failpoints{armed: map[string]int{}, hits: map[string]int{}, onFire: func(string) { os.Exit(137) }, daemon: daemon}
 	for _, part := range strings.Split(spec, ",") {
-		name, nth, _ := strings.Cut(strings.TrimSpace(part), "@")
+		part = strings.TrimSpace(part)
+		target, point, targeted := strings.Cut(part, "/")
+		if !targeted {
+			target, point = "", part
+		} else if target == "" {
+			return nil, fmt.Errorf("failpoint %q: name the daemon before the '/' (e.g. startd1/%s)", part, point)
+		}
+		name, nth, _ := strings.Cut(point, "@")
 		n := 1
 		if nth != "" {
 			var err error
@@ -44,9 +57,14 @@ func ParseFailpoints(spec string) (*Failpoints, error) {
 			}
 		}
 		if !knownFailpoints[name] {
-			return nil, fmt.Errorf("failpoint %q: unknown (known: %s)", name, strings.Join(FailpointNames(), ", "))
+			return nil, fmt.Errorf("failpoint %q: unknown (known: %s)", part, strings.Join(FailpointNames(), ", "))
 		}
-		f.armed[name] = n
+		if target == "" || target == daemon {
+			f.armed[name] = n
+		}
+	}
+	if len(f.armed) == 0 {
+		return nil, nil
 	}
 	return f, nil
 }
@@ -80,7 +98,7 @@ func (f *Failpoints) Hit(name string) {
 	fire := armed && f.hits[name] == n
 	f.mu.Unlock()
 	if fire {
-		fmt.Fprintf(os.Stderr, "vmpool: failpoint %s fired; exiting as if killed\n", name)
+		fmt.Fprintf(os.Stderr, "vmpool: failpoint %s fired in %s; exiting as if killed\n", name, f.daemon)
 		f.onFire(name)
 	}
 }

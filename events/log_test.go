@@ -186,15 +186,19 @@ func TestSharedStore(t *testing.T) {
 }
 
 func TestFailpointsParse(t *testing.T) {
-	if f, err := ParseFailpoints(""); f != nil || err != nil {
+	if f, err := ParseFailpoints("", "schedd"); f != nil || err != nil {
 		t.Fatalf("empty spec: %v %v", f, err)
 	}
-	for _, bad := range []string{"nonsense", "loop-after-append@0", "loop-after-append@x"} {
-		if _, err := ParseFailpoints(bad); err == nil {
+	for _, bad := range []string{"nonsense", "loop-after-append@0", "loop-after-append@x", "/loop-after-append", "startd1/nonsense"} {
+		if _, err := ParseFailpoints(bad, "schedd"); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	f, err := ParseFailpoints("loop-after-append@3, consumer-before-ack")
+	// Points aimed at another daemon are left out.
+	if f, err := ParseFailpoints("startd1/loop-after-append, negotiator/consumer-before-ack@2", "schedd"); f != nil || err != nil {
+		t.Fatalf("another daemon's points armed here: %v %v", f, err)
+	}
+	f, err := ParseFailpoints("loop-after-append@3, schedd/consumer-before-ack, startd1/outbox-after-publish", "schedd")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,9 +84,18 @@ func waitUp(t *testing.T, home, addr string, cmd *exec.Cmd) {
 }
 
 func TestCrashPointsLoseNothing(t *testing.T) {
-	points := []string{"loop-after-append@4", "outbox-after-publish@3", "consumer-before-ack@3", "userlog-after-write@2"}
+	// Each point fires in whichever daemon of the pool passes it first,
+	// or, aimed with DAEMON/, in that daemon: the negotiator's and the
+	// startd's logs, outboxes and consumers too.
+	points := []string{"loop-after-append@4", "outbox-after-publish@3", "consumer-before-ack@3", "userlog-after-write@2",
+		"negotiator/loop-after-append@2", "negotiator/consumer-before-ack@2", "startd1/loop-after-append@3", "startd1/outbox-after-publish@2"}
 	for _, fp := range points {
-		t.Run(strings.SplitN(fp, "@", 2)[0], func(t *testing.T) {
+		point := strings.SplitN(fp, "@", 2)[0]
+		daemon, name, targeted := strings.Cut(point, "/")
+		if !targeted {
+			daemon, name = "", point
+		}
+		t.Run(strings.ReplaceAll(point, "/", ":"), func(t *testing.T) {
 			home, dir := t.TempDir(), t.TempDir()
 			traversable(t, home)
 			const jobs = 3
@@ -126,9 +135,12 @@ queue `+fmt.Sprint(jobs)+"\n"), 0o644)
 				t.Fatalf("failpoint %s never fired:\n%s", fp, b)
 			}
 			b, _ := os.ReadFile(logf.Name())
-			name := strings.SplitN(fp, "@", 2)[0]
-			if code := cmd.ProcessState.ExitCode(); code != 137 || !strings.Contains(string(b), "failpoint "+name+" fired") {
-				t.Fatalf("pool exited with %d, want 137 from failpoint %s:\n%s", code, name, b)
+			want := "failpoint " + name + " fired in " + daemon
+			if daemon == "" {
+				want = "failpoint " + name + " fired"
+			}
+			if code := cmd.ProcessState.ExitCode(); code != 137 || !strings.Contains(string(b), want) {
+				t.Fatalf("pool exited with %d, want 137 and %q:\n%s", code, want, b)
 			}
 			t.Logf("crashed at %s; before the crash: %s", fp, lastLines(string(b), 3))
 

@@ -233,7 +233,7 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		sc.SnapshotEvery = -1 // 0 in the configuration: never
 	}
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
-	sc.Failpoints = failpoints(cfg, &errs)
+	sc.Failpoints = failpoints(cfg, name, &errs)
 	if err := events.CheckName("SCHEDD_NAME", name); err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -254,7 +254,7 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 		MatchTimeout: cfg.Seconds("MATCH_TIMEOUT", &errs),
 		AdLifetime:   cfg.Seconds("CLASSAD_LIFETIME", &errs),
 	}
-	nc.Failpoints = failpoints(cfg, &errs)
+	nc.Failpoints = failpoints(cfg, nc.Name, &errs)
 	nc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	if len(errs) > 0 {
 		return nc, fmt.Errorf("negotiator configuration: %s", strings.Join(errs, "; "))
@@ -262,9 +262,10 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 	return nc, nil
 }
 
-// failpoints arms the crash points VMPOOL_FAILPOINTS names (tests only).
-func failpoints(cfg *Config, errs *[]string) *events.Failpoints {
-	fp, err := events.ParseFailpoints(cfg.Get("VMPOOL_FAILPOINTS"))
+// failpoints arms the crash points VMPOOL_FAILPOINTS names for daemon
+// (tests only).
+func failpoints(cfg *Config, daemon string, errs *[]string) *events.Failpoints {
+	fp, err := events.ParseFailpoints(cfg.Get("VMPOOL_FAILPOINTS"), daemon)
 	if err != nil {
 		*errs = append(*errs, fmt.Sprintf("VMPOOL_FAILPOINTS: %v", err))
 	}
@@ -307,7 +308,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	sc.RecheckInterval = cfg.Seconds("VM_RECHECK_INTERVAL", &errs)
 	sc.WholeDiskCheckpoints = !cfg.Bool("VM_CHECKPOINT_OVERLAYS", &errs)
 	sc.AlwaysUseNobody = cfg.Bool("ALWAYS_VM_UNIV_USE_NOBODY", &errs)
-	sc.Failpoints = failpoints(cfg, &errs)
+	sc.Failpoints = failpoints(cfg, name, &errs)
 	if cfg.Origin("EXECUTE") != "<default>" {
 		sc.Dir = cfg.Get("EXECUTE")
 	}
