@@ -259,11 +259,12 @@ func (c Credentials) Permissions() *server.Permissions {
 		if c.Role == RoleAdmin {
 			pub = append(pub, "vmpool.cmd.startd.*.drain."+c.Name)
 		}
-		return allow(pub, nil)
+		return allow(pub, []string{"vmpool.progress." + c.Name + ".>"})
 	case RoleSchedd:
 		pub := append([]string{
 			"vmpool.ev.schedd." + c.Name + ".>",
 			"$KV." + CollectorBucket + "." + ScheddKey(c.Name),
+			"vmpool.progress.*." + c.Name + ".>",
 			"vmpool.cmd.startd.*.claim", "vmpool.cmd.startd.*.deactivate",
 			"$JS.API.STREAM.INFO.>", "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.CONSUMER.>",
 			"$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>",
@@ -282,6 +283,7 @@ func (c Credentials) Permissions() *server.Permissions {
 		pub := append([]string{
 			"vmpool.ev.startd." + c.Name + ".>",
 			"$KV." + CollectorBucket + ".slot." + c.Name + ".>",
+			"vmpool.progress.>",
 			"vmpool.cmd.schedd.*.alive",
 			"$JS.API.STREAM.INFO.>", "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.CONSUMER.>",
 			"$JS.API.DIRECT.GET.>", "$JS.API.STREAM.MSG.GET.>",

@@ -71,7 +71,7 @@ func PutFile(ctx context.Context, store jetstream.ObjectStore, path, name string
 	// Hash again while uploading: the file may have changed since the
 	// first pass, and the object must hold exactly the hashed content.
 	h := sha256.New()
-	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: ref.Object, Description: name}, io.TeeReader(f, h)); err != nil {
+	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: ref.Object, Description: name}, counted(ctx, io.TeeReader(f, h))); err != nil {
 		return FileRef{}, fmt.Errorf("store %s as %s: %w", path, ref.Object, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
@@ -102,7 +102,7 @@ func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst 
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	n, err := io.Copy(io.MultiWriter(tmp, h), counted(ctx, r))
 	if err != nil {
 		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
 	}

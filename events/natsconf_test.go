@@ -1,6 +1,9 @@
 package events
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -110,5 +113,27 @@ func TestServerConfigAdmitsAsStartNATSDoes(t *testing.T) {
 	case msg := <-denied:
 		t.Fatalf("a second refusal: %q", msg)
 	default:
+	}
+}
+
+// TestCountedReportsEveryByte: what PutFile and GetFile read through
+// counted reaches the context's progress function, up to the last byte;
+// without one the reader is left as it is.
+func TestCountedReportsEveryByte(t *testing.T) {
+	const size = 3<<20 + 17
+	var last, calls int64
+	ctx := withProgress(context.Background(), func(done int64) {
+		if done < last {
+			t.Errorf("progress went back from %d to %d", last, done)
+		}
+		last, calls = done, calls+1
+	})
+	n, err := io.Copy(io.Discard, counted(ctx, bytes.NewReader(make([]byte, size))))
+	if err != nil || n != size || last != size || calls == 0 {
+		t.Fatalf("copied %d (%v); progress saw %d in %d calls, want %d", n, err, last, calls, size)
+	}
+	r := bytes.NewReader(nil)
+	if counted(context.Background(), r) != io.Reader(r) {
+		t.Fatal("a context without progress wraps the reader")
 	}
 }

@@ -335,7 +335,10 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 			// As the job's owner: the kernel then checks the Iwd path
 			// (a directory swapped for a symbolic link) and the file
 			// with the owner's rights, not root's (asuser.go).
-			if err := asUser(owner, func() error { return s.cfg.Bus.GetFile(ctx, o, dst) }); err != nil {
+			pctx, reported := s.cfg.Bus.ReportTransfer(ctx, owner, events.TransferProgress{Schedd: s.cfg.Name, Job: id, Kind: events.TransferReturn, File: o.Name, Total: o.Size, By: s.cfg.Name})
+			err := asUser(owner, func() error { return s.cfg.Bus.GetFile(pctx, o, dst) })
+			reported(err)
+			if err != nil {
 				return err
 			}
 			total += o.Size

@@ -132,7 +132,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		}
 		inStart := time.Now()
 		for _, in := range c.Req.Inputs {
-			if err := d.cfg.Bus.GetFile(ctx, in, filepath.Join(scratch, in.Name)); err != nil {
+			if err := d.xferFor(c).get(ctx, events.TransferInput, in, filepath.Join(scratch, in.Name)); err != nil {
 				finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdInputTransfer, Reason: slotName + "transfer input file " + in.Name + ": " + err.Error()})
 				return
 			}
@@ -148,7 +148,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		}
 		var resumedFrom int
 		var notes []string
-		vm, resumedFrom, notes, err = d.startOrResume(ctx, spec, c.Req.Checkpoints, scratch)
+		vm, resumedFrom, notes, err = d.startOrResume(ctx, d.xferFor(c), spec, c.Req.Checkpoints, scratch)
 		if err != nil {
 			log.Warn("VM did not start", "err", err)
 			p := failure(slotName, err)
@@ -227,7 +227,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		outStart := time.Now()
 		if !noOutput {
 			for _, o := range outs {
-				ref, changed, err := storeIfChanged(ctx, d.cfg.Bus, c.Req.Owner, o)
+				ref, changed, err := storeIfChanged(ctx, d.xferFor(c), o)
 				if err != nil {
 					finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdOutputTransfer, Reason: slotName + "send back " + o.name + ": " + err.Error()})
 					return
@@ -308,7 +308,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		if err == nil {
 			var shipped *events.Checkpoint
 			shipStart := time.Now()
-			shipped, err = shipCheckpoint(vctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
+			shipped, err = shipCheckpoint(vctx, d.xferFor(c), dir, ck, c.Slot, d.cfg.Clock())
 			if err == nil && !isClosed(killed) {
 				d.metrics.checkpointed("vacate", time.Since(start), shipped, time.Since(shipStart))
 				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "bytes", checkpointBytes(shipped), "took", time.Since(start).Round(time.Millisecond))
@@ -356,9 +356,43 @@ func failure(prefix string, err error) events.VMEventPayload {
 	return events.VMEventPayload{Code: vacateVMError, Reason: prefix + err.Error()}
 }
 
+// xfer moves one claim's files through the owner's bucket, reporting each
+// transfer on the owner's progress subject (vmpool watch shows it).
+type xfer struct {
+	bus    *events.Bus
+	owner  string
+	schedd string
+	job    events.JobID
+	by     string // the startd
+}
+
+func (d *Startd) xferFor(c *Claim) xfer {
+	return xfer{bus: d.cfg.Bus, owner: c.Req.Owner, schedd: c.Req.Schedd, job: c.Req.Job, by: d.cfg.Name}
+}
+
+// put stores the file at path as name (see events.Bus.PutFile).
+func (x xfer) put(ctx context.Context, kind, path, name string) (events.FileRef, error) {
+	var total int64
+	if fi, err := os.Stat(path); err == nil {
+		total = fi.Size()
+	}
+	pctx, done := x.bus.ReportTransfer(ctx, x.owner, events.TransferProgress{Schedd: x.schedd, Job: x.job, Kind: kind, File: name, Total: total, By: x.by})
+	ref, err := x.bus.PutFile(pctx, x.owner, path, name)
+	done(err)
+	return ref, err
+}
+
+// get fetches ref into dst (see events.Bus.GetFile).
+func (x xfer) get(ctx context.Context, kind string, ref events.FileRef, dst string) error {
+	pctx, done := x.bus.ReportTransfer(ctx, x.owner, events.TransferProgress{Schedd: x.schedd, Job: x.job, Kind: kind, File: ref.Name, Total: ref.Size, By: x.by})
+	err := x.bus.GetFile(pctx, ref, dst)
+	done(err)
+	return err
+}
+
 // storeIfChanged sends a writable disk back when its content differs from
 // what the job sent.
-func storeIfChanged(ctx context.Context, bus *events.Bus, owner string, o outputDisk) (events.FileRef, bool, error) {
+func storeIfChanged(ctx context.Context, x xfer, o outputDisk) (events.FileRef, bool, error) {
 	sum, _, err := events.HashFile(o.path)
 	if err != nil {
 		return events.FileRef{}, false, err
@@ -366,12 +400,12 @@ func storeIfChanged(ctx context.Context, bus *events.Bus, owner string, o output
 	if sum == o.in.SHA256 {
 		return events.FileRef{}, false, nil
 	}
-	ref, err := bus.PutFile(ctx, owner, o.path, o.name)
+	ref, err := x.put(ctx, events.TransferOutput, o.path, o.name)
 	return ref, err == nil, err
 }
 
 // shipCheckpoint stores a checkpoint's files in the owner's bucket.
-func shipCheckpoint(ctx context.Context, bus *events.Bus, owner, dir string, ck hypervisor.Checkpoint, slot string, now time.Time) (*events.Checkpoint, error) {
+func shipCheckpoint(ctx context.Context, x xfer, dir string, ck hypervisor.Checkpoint, slot string, now time.Time) (*events.Checkpoint, error) {
 	files := ck.Files
 	if len(files) == 0 {
 		err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
@@ -391,7 +425,7 @@ func shipCheckpoint(ctx context.Context, bus *events.Bus, owner, dir string, ck 
 		if strings.Contains(f, string(filepath.Separator)) {
 			return nil, fmt.Errorf("checkpoint file %q is in a subdirectory", f)
 		}
-		ref, err := bus.PutFile(ctx, owner, filepath.Join(dir, f), f)
+		ref, err := x.put(ctx, events.TransferCheckpoint, filepath.Join(dir, f), f)
 		if err != nil {
 			return nil, fmt.Errorf("ship checkpoint: %w", err)
 		}
@@ -401,7 +435,7 @@ func shipCheckpoint(ctx context.Context, bus *events.Bus, owner, dir string, ck 
 }
 
 // fetchCheckpoint brings a checkpoint's files into dir, verified.
-func fetchCheckpoint(ctx context.Context, bus *events.Bus, cp *events.Checkpoint, dir string) error {
+func fetchCheckpoint(ctx context.Context, x xfer, cp *events.Checkpoint, dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -409,7 +443,7 @@ func fetchCheckpoint(ctx context.Context, bus *events.Bus, cp *events.Checkpoint
 		if filepath.Base(f.Name) != f.Name {
 			return fmt.Errorf("checkpoint file name %q", f.Name)
 		}
-		if err := bus.GetFile(ctx, f, filepath.Join(dir, f.Name)); err != nil {
+		if err := x.get(ctx, events.TransferResume, f, filepath.Join(dir, f.Name)); err != nil {
 			return err
 		}
 	}
@@ -422,12 +456,12 @@ func fetchCheckpoint(ctx context.Context, bus *events.Bus, cp *events.Checkpoint
 // gone) or one the hypervisor refuses is skipped with a note; if none
 // works the VM boots its original disks. It returns the Seq of the
 // checkpoint resumed from (0: booted).
-func (d *Startd) startOrResume(ctx context.Context, spec hypervisor.Spec, cps []events.Checkpoint, scratch string) (hypervisor.VM, int, []string, error) {
+func (d *Startd) startOrResume(ctx context.Context, x xfer, spec hypervisor.Spec, cps []events.Checkpoint, scratch string) (hypervisor.VM, int, []string, error) {
 	var notes []string
 	for i, cp := range cps {
 		dir := filepath.Join(scratch, fmt.Sprintf("checkpoint-in-%d", i))
 		fetchStart := time.Now()
-		if err := fetchCheckpoint(ctx, d.cfg.Bus, &cp, dir); err != nil {
+		if err := fetchCheckpoint(ctx, x, &cp, dir); err != nil {
 			notes = append(notes, fmt.Sprintf("checkpoint %d unusable (%v)", cp.Seq, err))
 			os.RemoveAll(dir)
 			continue
@@ -464,7 +498,7 @@ func (d *Startd) periodicCheckpoint(ctx context.Context, log *slog.Logger, cp hy
 	if err == nil {
 		var shipped *events.Checkpoint
 		shipStart := time.Now()
-		shipped, err = shipCheckpoint(ctx, d.cfg.Bus, c.Req.Owner, dir, ck, c.Slot, d.cfg.Clock())
+		shipped, err = shipCheckpoint(ctx, d.xferFor(c), dir, ck, c.Slot, d.cfg.Clock())
 		if err == nil {
 			d.metrics.checkpointed("periodic", time.Since(start), shipped, time.Since(shipStart))
 			emit(events.VMCheckpointed, events.VMEventPayload{Checkpoint: shipped})

@@ -19,8 +19,8 @@ import (
 // that condor_submit's standard output stays as scripts parse it);
 // elsewhere one plain line per large file says what was sent, how fast.
 // Small files show nothing. Returned disks and checkpoints are moved by the
-// daemons, which have no terminal: their transfers show in the daemons'
-// metrics and log lines and in the job's events (vmpool watch).
+// daemons, which have no terminal: they report their transfers on the
+// owner's progress subject, and vmpool watch draws those (watch.go).
 
 // progressMinBytes is the size from which a transfer shows progress.
 const progressMinBytes = 1 << 20

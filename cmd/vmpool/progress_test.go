@@ -2,13 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/vmimage"
 )
 
 // TestProgressBar: on a terminal a transfer draws a bar with its bytes, its
@@ -120,4 +127,68 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestTransfersAreReported: a job's transfers through the pool (its input
+// disk to the startd, the changed disk back to the spool, and into the
+// submit directory) are reported on its owner's progress subject, each
+// ending in a final report of the whole size; another user may not listen.
+func TestTransfersAreReported(t *testing.T) {
+	tp := newTestPool(t, 1, "POOL_USERS=bob")
+	const size = 16 << 20
+	if err := vmimage.Counter().WriteRaw(filepath.Join(tp.dir, "big.img"), size); err != nil {
+		t.Fatal(err)
+	}
+	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: testEnv(tp.URL)}
+	pc, err := c.dial(context.Background(), tp.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.close()
+	reports := make(chan events.TransferProgress, 256)
+	sub, err := pc.nc.Subscribe(events.ProgressSubjects(pc.user, "schedd"), func(m *nats.Msg) {
+		var p events.TransferProgress
+		if json.Unmarshal(m.Data, &p) == nil {
+			reports <- p
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := pc.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("big.sub", strings.ReplaceAll(helloSub, "hello.img", "big.img")))
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	want := map[string]string{events.TransferInput: "startd1", events.TransferOutput: "startd1", events.TransferReturn: "schedd"}
+	finals := map[string]events.TransferProgress{}
+	deadline := time.After(20 * time.Second)
+	for len(finals) < len(want) {
+		select {
+		case p := <-reports:
+			if p.Final {
+				finals[p.Kind] = p
+			}
+		case <-deadline:
+			t.Fatalf("final reports %+v, want %v", finals, want)
+		}
+	}
+	for kind, by := range want {
+		p := finals[kind]
+		if p.Job != (events.JobID{Cluster: 1}) || p.File != "big.img" || p.Done != size || p.Total != size || p.By != by || p.Err != "" {
+			t.Errorf("final %s report %+v", kind, p)
+		}
+	}
+	// bob may not listen to another user's transfers.
+	bob := tp.connectAs(events.CredentialsFile(events.RoleUser, "bob"))
+	subject := events.ProgressSubjects(pc.user, "schedd")
+	if _, err := bob.nc.Subscribe(subject, func(*nats.Msg) {}); err == nil {
+		bob.nc.Flush()
+	}
+	select {
+	case <-bob.deniedCh(subject):
+	case <-time.After(5 * time.Second):
+		t.Errorf("bob could subscribe to %s", subject)
+	}
 }

@@ -10,9 +10,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -98,6 +101,11 @@ func (c *cli) watch(ctx context.Context, args []string) int {
 		}
 	}
 	r := &streamReader{js: pc.js, filters: sel.subjects(sched), stderr: c.stderr}
+	// The transfers of the user's jobs, as the daemons report them: bars
+	// under the table on a terminal, a line when each ends elsewhere.
+	if sub, err := pc.nc.Subscribe(events.ProgressSubjects(pc.user, sched), func(m *nats.Msg) { w.progress(m.Data) }); err == nil {
+		defer func() { _ = sub.Unsubscribe() }()
+	}
 	err = r.run(ctx, true, w.apply, w.caughtUp)
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
@@ -163,6 +171,106 @@ otherwise one line is printed per event.
 		}
 	}
 	return -1
+}
+
+// shownTransfer is a transfer under way, as the watcher shows it.
+type shownTransfer struct {
+	bar  *progressbar.ProgressBar
+	seen time.Time // its last report
+}
+
+// transferLabels say what a transfer of each kind is, for its owner.
+var transferLabels = map[string]string{
+	events.TransferInput:      "to the VM",
+	events.TransferOutput:     "back to the spool",
+	events.TransferReturn:     "returned to you",
+	events.TransferCheckpoint: "checkpoint to the spool",
+	events.TransferResume:     "checkpoint to the VM",
+}
+
+// progress takes a daemon's report on a transfer of one of the user's
+// jobs. On a terminal, a transfer of a watched job of at least
+// watchProgressMinBytes gets a progress bar (the library's, with rate and time
+// left) under the table; elsewhere, one line when it has ended. Small
+// files show nothing.
+func (w *watcher) progress(data []byte) {
+	var p events.TransferProgress
+	if json.Unmarshal(data, &p) != nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p.Schedd != w.sched || !w.ready || !w.watched[p.Job] || p.Total < watchProgressMinBytes {
+		return
+	}
+	if w.transfers == nil {
+		w.transfers = map[string]*shownTransfer{}
+	}
+	key := p.Job.String() + " " + p.Kind + " " + p.File
+	label := fmt.Sprintf("%-6s %s %s", p.Job, p.File, transferLabels[p.Kind])
+	if p.Final {
+		delete(w.transfers, key)
+		switch {
+		case w.table:
+			w.dirty = true
+			w.draw()
+		case p.Err == "":
+			secs := max(float64(p.ElapsedNanos)/1e9, 0.001)
+			fmt.Fprintf(w.out, "%s  %s: %s in %.1f s (%s/s)\n", time.Now().In(w.loc).Format("01/02 15:04:05"), label,
+				humanBytes(p.Total), secs, humanBytes(int64(float64(p.Total)/secs)))
+		default:
+			fmt.Fprintf(w.out, "%s  %s: failed: %s\n", time.Now().In(w.loc).Format("01/02 15:04:05"), label, p.Err)
+		}
+		return
+	}
+	if !w.table {
+		return
+	}
+	t := w.transfers[key]
+	if t == nil {
+		t = &shownTransfer{bar: progressbar.NewOptions64(p.Total,
+			progressbar.OptionSetWriter(io.Discard), // drawn into the table
+			progressbar.OptionSetDescription(label),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowTotalBytes(true),
+			progressbar.OptionUseIECUnits(true),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetWidth(20),
+		)}
+		w.transfers[key] = t
+	}
+	_ = t.bar.Set64(p.Done)
+	t.seen = time.Now()
+	if time.Since(w.drawn) > progressRedraw {
+		w.draw()
+	}
+}
+
+// watchProgressMinBytes is the size from which watch shows a transfer:
+// smaller ones take no time worth watching.
+const watchProgressMinBytes = 8 << 20
+
+// progressRedraw is the least time between two redraws for progress.
+const progressRedraw = 200 * time.Millisecond
+
+// transferBars renders the transfers under way, in a stable order; one
+// not heard of for a minute is dropped (its daemon went away).
+func (w *watcher) transferBars() []string {
+	var keys []string
+	for k, t := range w.transfers {
+		if time.Since(t.seen) > time.Minute {
+			delete(w.transfers, k)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		out = append(out, strings.TrimSpace(strings.TrimLeft(w.transfers[k].bar.String(), "\r")))
+	}
+	return out
 }
 
 // watchSnapshot starts w's copy of the queue from the schedd's snapshot
@@ -313,6 +421,10 @@ type watcher struct {
 	// snapshot): the stream's events up to it are already in the copy.
 	after uint64
 
+	// mu serializes the stream reader and the transfer reports.
+	mu        sync.Mutex
+	transfers map[string]*shownTransfer // "C.P kind file" -> its bar
+
 	out          io.Writer
 	loc          *time.Location
 	table        bool
@@ -440,6 +552,8 @@ func (w *watcher) watch(j *schedd.Job) {
 // apply folds one event of the stream into the copy of the queue and
 // updates the view.
 func (w *watcher) apply(se streamEvent) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	err := w.fold(se)
 	// In a terminal, redraw once the stream has nothing more right now
 	// (or a quarter second after the last redraw, under a flood), whether
@@ -523,6 +637,8 @@ func (w *watcher) changed(e events.Event, b *batch) {
 // caughtUp is called when the stream reader has read everything the
 // stream held when the watch began.
 func (w *watcher) caughtUp() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.caught = true
 	return w.tryReady()
 }
@@ -645,6 +761,12 @@ func (w *watcher) draw() {
 	fmt.Fprintf(&s, "\nTotal: %s\n", totalsLine(tot))
 	if w.last.Seq > 0 {
 		fmt.Fprintf(&s, "Last event: %s %s %s\n", fmtWatchTime(w.last.Time, w.loc), w.last.Job(), schedd.Describe(w.last))
+	}
+	if bars := w.transferBars(); len(bars) > 0 {
+		s.WriteString("\nTransfers:\n")
+		for _, b := range bars {
+			s.WriteString("  " + b + "\n")
+		}
 	}
 	io.WriteString(w.out, s.String())
 }

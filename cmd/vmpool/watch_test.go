@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -436,5 +437,71 @@ func TestWatchShowsJobsOlderThanTheStream(t *testing.T) {
 	out := w.finish(t, false)
 	if !strings.Contains(out, "1.0    removed") || !strings.HasSuffix(out, "-- all 1 job(s) finished: 0 completed, 1 removed, 0 held\nexit 1\n") {
 		t.Fatalf("watch after the rm:\n%s", out)
+	}
+}
+
+// TestWatchShowsTransfers: the daemons' reports on a watched job's large
+// transfers become progress bars under the table on a terminal (gone once
+// the transfer ends), and one line per finished transfer elsewhere; small
+// files and other jobs' transfers show nothing.
+func TestWatchShowsTransfers(t *testing.T) {
+	evs := parseEventLines(t, `
+{"v":1,"src":"schedd","seq":1,"type":"ClusterSubmitted","t":1700000000000000000,"schedd":"schedd","cluster":1,"proc":-1,"p":{"submit_id":"a","owner":"alice","iwd":"/h","attrs":[{"n":"JobVMMemory","e":"16"}],"procs":[],"num_procs":1}}
+`)
+	report := func(p events.TransferProgress) []byte {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	const size = 64 << 20
+	job := events.JobID{Cluster: 1}
+	for _, table := range []bool{true, false} {
+		var out strings.Builder
+		w := &watcher{sched: "schedd", q: schedd.NewQueue("schedd"), jobs: map[events.JobID]*schedd.Job{}, known0: map[events.JobID]bool{},
+			watched: map[events.JobID]bool{}, batches: map[int]*batch{}, out: &out, loc: time.UTC, table: table, url: "nats://here:4222"}
+		if err := w.apply(streamEvent{Event: evs[0]}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.caughtUp(); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		p := events.TransferProgress{Schedd: "schedd", Job: job, Kind: events.TransferReturn, File: "big.img", Total: size, By: "schedd"}
+		w.progress(report(p))
+		p.Done = size / 2
+		w.drawn = time.Time{} // as if the last redraw were long ago
+		w.progress(report(p))
+		small := events.TransferProgress{Schedd: "schedd", Job: job, Kind: events.TransferInput, File: "small.img", Total: 1 << 20, Done: 1 << 19}
+		w.progress(report(small))
+		other := events.TransferProgress{Schedd: "schedd", Job: events.JobID{Cluster: 9}, Kind: events.TransferInput, File: "theirs.img", Total: size, Done: 1}
+		w.progress(report(other))
+		mid := out.String()
+		p.Final, p.Done, p.ElapsedNanos = true, size, 2e9
+		w.progress(report(p))
+		end := strings.TrimPrefix(out.String(), mid)
+		if table {
+			screens := strings.Split(mid, "\x1b[H\x1b[2J")
+			last := screens[len(screens)-1]
+			if !strings.Contains(last, "Transfers:\n  1.0    big.img returned to you") || !strings.Contains(last, "50%") || !strings.Contains(last, "32/64 MiB") {
+				t.Errorf("table during the transfer:\n%s", last)
+			} else {
+				t.Logf("the transfer under the table: %s", last[strings.Index(last, "Transfers:"):])
+			}
+			if strings.Contains(mid, "small.img") || strings.Contains(mid, "theirs.img") {
+				t.Errorf("a small file or another job's transfer is shown:\n%s", mid)
+			}
+			if !strings.Contains(end, "Total:") || strings.Contains(end, "Transfers:") {
+				t.Errorf("table after the transfer:\n%s", end)
+			}
+			continue
+		}
+		if mid != "" {
+			t.Errorf("lines before the transfer ended: %q", mid)
+		}
+		if !strings.HasSuffix(end, "1.0    big.img returned to you: 64.0 MiB in 2.0 s (32.0 MiB/s)\n") {
+			t.Errorf("line for the finished transfer: %q", end)
+		}
 	}
 }
