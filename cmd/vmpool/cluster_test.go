@@ -44,7 +44,7 @@ func (p *proc) exited() bool {
 }
 
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	creds string
 	urls  string
@@ -95,7 +95,7 @@ func (cl *cluster) start(name string, args ...string) *proc {
 // testDir is a fresh directory for a multi-process test: $VMPOOL_TEST_DIR
 // when set (kept after the test, for reading every daemon's whole log),
 // else t.TempDir().
-func testDir(t *testing.T) string {
+func testDir(t testing.TB) string {
 	base := os.Getenv("VMPOOL_TEST_DIR")
 	if base == "" {
 		return t.TempDir()
@@ -206,14 +206,17 @@ func (cl *cluster) leader() string {
 	}
 }
 
-func TestClusterSurvivesFailures(t *testing.T) {
-	dir := testDir(t)
-	traversable(t, dir)
-	cl := &cluster{t: t, dir: dir, creds: filepath.Join(dir, "creds"), procs: map[string]*proc{}}
+// startNATSCluster starts three `vmpool nats` servers forming a JetStream
+// cluster whose streams and buckets have the given replicas, and waits
+// until the pool's stream and buckets are ready.
+func startNATSCluster(tb testing.TB, replicas int) *cluster {
+	dir := testDir(tb)
+	traversable(tb, dir)
+	cl := &cluster{t: tb, dir: dir, creds: filepath.Join(dir, "creds"), procs: map[string]*proc{}}
 	var clients, routes []string
 	for i := 0; i < 3; i++ {
-		clients = append(clients, freeAddr(t))
-		routes = append(routes, freeAddr(t))
+		clients = append(clients, freeAddr(tb))
+		routes = append(routes, freeAddr(tb))
 	}
 	cl.urls = "nats://" + strings.Join(clients, ",nats://")
 	for i := 0; i < 3; i++ {
@@ -224,11 +227,16 @@ func TestClusterSurvivesFailures(t *testing.T) {
 			}
 		}
 		cl.start(fmt.Sprintf("nats%d", i+1), "nats", "--listen", clients[i], "--cluster", "vmpool", "--server-name", fmt.Sprintf("nats%d", i+1),
-			"--cluster-listen", routes[i], "--routes", strings.Join(others, ","), "--replicas", "3")
+			"--cluster-listen", routes[i], "--routes", strings.Join(others, ","), "--replicas", fmt.Sprint(replicas))
 	}
 	for i := 1; i <= 3; i++ {
-		cl.waitLog(fmt.Sprintf("nats%d", i), "stream and buckets are ready (NATS_REPLICAS = 3)", 90*time.Second)
+		cl.waitLog(fmt.Sprintf("nats%d", i), fmt.Sprintf("stream and buckets are ready (NATS_REPLICAS = %d)", replicas), 90*time.Second)
 	}
+	return cl
+}
+
+func TestClusterSurvivesFailures(t *testing.T) {
+	cl := startNATSCluster(t, 3)
 	fast := []string{"--set", "UPDATE_INTERVAL=1", "--set", "ALIVE_INTERVAL=1", "--set", "NEGOTIATOR_INTERVAL=2", "--set", "VM_STATUS_INTERVAL=5"}
 	daemon := func(name string, args ...string) {
 		cl.start(name, append(append(args, "--pool", cl.urls), fast...)...)
@@ -362,7 +370,7 @@ queue %d
 	}
 	// The queue equals a replay of the schedds' logs.
 	for _, s := range []string{"s1", "s2"} {
-		out, errOut, code := cl.vmpool("replay", "--home", filepath.Join(dir, s), "--daemon", s, "--check", "-pool", cl.urls)
+		out, errOut, code := cl.vmpool("replay", "--home", filepath.Join(cl.dir, s), "--daemon", s, "--check", "-pool", cl.urls)
 		if code != 0 {
 			t.Errorf("replay --check of %s: exit %d\n%s%s", s, code, out, errOut)
 		}

@@ -21,7 +21,7 @@ import (
 // once: one 005 in its user log, Completed in the history, its disk back.
 
 // freeAddr returns a loopback address with a free port.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -95,7 +95,7 @@ func startTestPool(t *testing.T, home string, n int, knobs ...string) *testPool 
 // traversable lets other accounts walk through dir and its test-made
 // parents (t.TempDir makes them 0700): a root startd runs QEMU as nobody,
 // which must reach its scratch directory under the pool's home.
-func traversable(t *testing.T, dir string) {
+func traversable(t testing.TB, dir string) {
 	t.Helper()
 	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o711); err != nil {
