@@ -365,6 +365,12 @@ func (n *Negotiator) cycles(ctx context.Context) error {
 		evs, err := n.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 			return DecideCycle(n.st, slots, now), nil
 		})
+		if errors.Is(err, events.ErrDiskFull) {
+			// Nothing matched is recorded, so nothing is lost: the next
+			// cycle tries again once space is freed.
+			n.logger.Warn("negotiation cycle skipped", "err", err)
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -733,6 +733,10 @@ func (s *Schedd) policy(ctx context.Context) error {
 		evs, err := s.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 			return DecidePolicy(s.q, now), nil
 		})
+		if errors.Is(err, events.ErrDiskFull) {
+			s.logger.Warn("periodic expressions not evaluated", "err", err) // next interval tries again
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -54,22 +54,42 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	id := c.Req.ClaimID
 	log := d.logger.With("job", c.Req.Schedd+"/"+c.Req.Job.String(), "slot", c.Slot)
 	scratch := filepath.Join(d.cfg.Dir, "execute", "dir_"+shortID(id))
+	// emit records a VM event. What happened to a VM must reach the log:
+	// an event the log refuses (its disk nearly full, ErrDiskFull) is
+	// retried every second until it is recorded or the startd stops, so
+	// that a guest that powered off meanwhile is not taken for running
+	// (its job stuck) nor, after a restart, for lost (its job run again).
 	emit := func(typ string, payload any) bool {
-		_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
-			cur := d.st.Claims[id]
-			if cur == nil {
-				return nil, nil // the claim already ended
+		for attempt := 0; ; attempt++ {
+			_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+				cur := d.st.Claims[id]
+				if cur == nil {
+					return nil, nil // the claim already ended
+				}
+				if p, ok := payload.(events.VMEventPayload); ok {
+					return []events.Event{VMEvent(cur, typ, p)}, nil
+				}
+				return []events.Event{events.New(typ, payload).ForJob(cur.Req.Schedd, cur.Req.Job)}, nil
+			})
+			if err == nil {
+				if attempt > 0 {
+					log.Info("VM event recorded after retrying", "type", typ, "attempts", attempt+1)
+				}
+				return true
 			}
-			if p, ok := payload.(events.VMEventPayload); ok {
-				return []events.Event{VMEvent(cur, typ, p)}, nil
+			if ctx.Err() != nil {
+				log.Error("record VM event", "type", typ, "err", err)
+				return false
 			}
-			return []events.Event{events.New(typ, payload).ForJob(cur.Req.Schedd, cur.Req.Job)}, nil
-		})
-		if err != nil {
-			log.Error("record VM event", "type", typ, "err", err)
-			return false
+			if attempt%30 == 0 {
+				log.Error("cannot record VM event; retrying every second", "type", typ, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(time.Second):
+			}
 		}
-		return true
 	}
 	finish := func(typ string, p events.VMEventPayload) {
 		if emit(typ, p) {
