@@ -580,6 +580,12 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 				for i := len(q.History) - 1; i >= 0; i-- {
 					jobs = append(jobs, q.History[i])
 				}
+			} else if req.Totals {
+				// Counting needs no order: skip sorting the whole queue.
+				jobs = make([]*Job, 0, len(q.Jobs))
+				for _, j := range q.Jobs {
+					jobs = append(jobs, j)
+				}
 			} else {
 				jobs = q.Sorted()
 			}
