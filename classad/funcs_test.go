@@ -1,6 +1,7 @@
 package classad
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -435,5 +436,30 @@ func TestRegexSizeLimit(t *testing.T) {
 	}
 	if v := MustParseExpr(`regexp("^a{500}$", strcat("`+strings.Repeat("a", 500)+`"))`).Eval(nil, nil); !v.IsTrue() {
 		t.Errorf("a{500} = %v", v)
+	}
+}
+
+// TestMarshalJSONIsJSONMarshal: an ad's MarshalJSON bytes are what
+// json.Marshal makes of it (which escapes <, >, & and U+2028/9 and
+// compacts), so a server may send them as they are.
+func TestMarshalJSONIsJSONMarshal(t *testing.T) {
+	ad, err := ParseAd("[ A = \"a<b & c>d \u2028 \u2029 été \\\"q\\\" \\\\ \t\"; B = {1, 2.5, \"x&y\"}; C = [ D = \"<>\"; E = undefined ]; F = X + 1 ]")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ad.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	via, err := json.Marshal(ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(raw) != string(via) {
+		t.Fatalf("MarshalJSON %s\njson.Marshal %s", raw, via)
+	}
+	var back Ad
+	if err := json.Unmarshal(raw, &back); err != nil || !back.Equal(ad) {
+		t.Fatalf("round trip: %v\n%s\n%s", err, back.String(), ad.String())
 	}
 }

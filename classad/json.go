@@ -186,6 +186,20 @@ func (w *jsonWriter) escape(s string) {
 			w.b.WriteString(`\b`)
 		case '\f':
 			w.b.WriteString(`\f`)
+		case '<', '>', '&':
+			// As encoding/json escapes them, so that MarshalJSON's bytes are
+			// json.Marshal's and may be sent without another pass.
+			w.b.WriteString(`\u00`)
+			w.b.WriteByte(hex[c>>4])
+			w.b.WriteByte(hex[c&15])
+		case 0xe2:
+			if i+2 < len(s) && s[i+1] == 0x80 && s[i+2]&^1 == 0xa8 { // U+2028, U+2029
+				w.b.WriteString(`\u202`)
+				w.b.WriteByte(hex[s[i+2]&1+8])
+				i += 2
+				continue
+			}
+			w.b.WriteByte(c)
 		default:
 			if c < 0x20 {
 				w.b.WriteString(`\u00`)

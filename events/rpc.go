@@ -162,9 +162,12 @@ func (s *Server) serve(ctx context.Context, m *nats.Msg, h func(context.Context,
 	}
 	if chunks, ok := out.(Chunks); ok {
 		err := chunks(func(data any) error {
-			b, err := json.Marshal(data)
-			if err != nil {
-				return err
+			b, ok := data.(json.RawMessage) // already encoded by the handler
+			if !ok {
+				var err error
+				if b, err = json.Marshal(data); err != nil {
+					return err
+				}
 			}
 			return s.respond(m, Reply{Data: b, More: true})
 		})
@@ -184,9 +187,23 @@ func (s *Server) serve(ctx context.Context, m *nats.Msg, h func(context.Context,
 }
 
 func (s *Server) respond(m *nats.Msg, r Reply) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
+	var b []byte
+	if r.Error == nil && len(r.Data) > 0 {
+		// The data is JSON already (json.Marshal's, or a handler's
+		// RawMessage): wrap it without encoding it again, which for a
+		// large reply would scan every byte once more.
+		b = make([]byte, 0, len(r.Data)+24)
+		b = append(append(append(b, `{"data":`...), r.Data...), ',')
+		if r.More {
+			b = append(b, `"more":true}`...)
+		} else {
+			b = append(b[:len(b)-1], '}')
+		}
+	} else {
+		var err error
+		if b, err = json.Marshal(r); err != nil {
+			return err
+		}
 	}
 	if err := s.nc.Publish(m.Reply, b); err != nil {
 		s.logger.Warn("send reply", "subject", m.Subject, "err", err)

@@ -296,3 +296,24 @@ func TestCoreScripts(t *testing.T) {
 		}
 	})
 }
+
+// TestQueryChunkEncode: a chunk encoded by hand is what json.Marshal
+// makes of it.
+func TestQueryChunkEncode(t *testing.T) {
+	for _, c := range []QueryChunk{
+		{},
+		{Ads: []json.RawMessage{json.RawMessage(`{"A":1}`), json.RawMessage(`{"B":"x\u003cy"}`)}},
+		{Ads: []json.RawMessage{json.RawMessage(`{"A":1}`)}, Totals: &Totals{Jobs: 1, Idle: 1}, Schedd: "s", LogSeq: 7},
+		{Totals: &Totals{}, Schedd: "s"},
+		{Snapshot: []byte("snap")},
+	} {
+		got, err := c.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(c)
+		if string(got) != string(want) {
+			t.Errorf("encode %+v:\n got %s\nwant %s", c, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -257,6 +258,33 @@ func printJSON(w io.Writer, ads []*classad.Ad) {
 		}
 	}
 	fmt.Fprintln(w, "]")
+}
+
+// printRawJSON prints ads that are JSON already as printJSON prints
+// decoded ones (an ad's JSON is canonical: decoding and encoding it again
+// gives the same bytes; TestRawJSONEqualsPrintJSON).
+func printRawJSON(w io.Writer, raws []json.RawMessage) {
+	if len(raws) == 0 {
+		fmt.Fprintln(w, "[]")
+		return
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	defer bw.Flush()
+	fmt.Fprintln(bw, "[")
+	var buf bytes.Buffer
+	for i, raw := range raws {
+		buf.Reset()
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			continue
+		}
+		bw.Write(buf.Bytes())
+		if i < len(raws)-1 {
+			fmt.Fprintln(bw, ",")
+		} else {
+			fmt.Fprintln(bw)
+		}
+	}
+	fmt.Fprintln(bw, "]")
 }
 
 // printAF prints -af output: one line per ad, the attributes' values.

@@ -2,9 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/schedd"
+	"github.com/vmpool/vmpool/vmimage"
 )
 
 // TestFormatValue: -format's printf conversions on ClassAd values, as
@@ -60,5 +66,40 @@ func TestPrintFormats(t *testing.T) {
 	}
 	if p := f.projection(); len(p) != 6 || p[0] != "ClusterId" || p[2] != "Owner" {
 		t.Errorf("projection %v", p)
+	}
+}
+
+// TestRawJSONEqualsPrintJSON: q -json prints the schedd's ad JSON as it
+// comes (printRawJSON); that must be byte for byte what decoding and
+// printing the ads gives (printJSON, which replay -json and history -json
+// use), so that their outputs can be diffed.
+func TestRawJSONEqualsPrintJSON(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	sub := strings.Replace(helloSub, "queue", "+Note = \"a<b & c > d, été\"\n+Weights = {1, 2.5, \"x\"}\nqueue 2", 1)
+	tp.mustRun("submit", tp.write("hello.sub", sub))
+	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: testEnv(tp.URL)}
+	pc, err := c.dial(context.Background(), tp.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.close()
+	raws, _, err := c.fetchRaw(context.Background(), pc, "schedd", "query", schedd.QueryRequest{})
+	if err != nil || len(raws) != 2 {
+		t.Fatalf("%d ads, %v", len(raws), err)
+	}
+	var raw, decoded bytes.Buffer
+	printRawJSON(&raw, raws)
+	printJSON(&decoded, decodeAds(raws))
+	if raw.String() != decoded.String() {
+		t.Fatalf("q -json as it comes:\n%s\ndecoded and printed:\n%s", raw.String(), decoded.String())
+	}
+	if !strings.Contains(raw.String(), `"Note": "a\u003cb \u0026 c \u003e d, été"`) {
+		t.Fatalf("the ad's Note:\n%s", raw.String())
+	}
+	if got := tp.mustRun("q", "-json"); got != raw.String() {
+		t.Fatalf("vmpool q -json:\n%s\nwant:\n%s", got, raw.String())
 	}
 }

@@ -95,6 +95,15 @@ func (c *cli) parseQueryFlags(cmd string, args []string, qf *queryFlags) int {
 
 // fetch runs a query (or history) request and collects the ads.
 func (c *cli) fetch(ctx context.Context, pc *client, sched, verb string, req schedd.QueryRequest) ([]*classad.Ad, schedd.Totals, error) {
+	raws, tot, err := c.fetchRaw(ctx, pc, sched, verb, req)
+	if err != nil {
+		return nil, tot, err
+	}
+	return decodeAds(raws), tot, nil
+}
+
+// fetchRaw is fetch without decoding the ads.
+func (c *cli) fetchRaw(ctx context.Context, pc *client, sched, verb string, req schedd.QueryRequest) ([]json.RawMessage, schedd.Totals, error) {
 	var raws []json.RawMessage
 	var tot schedd.Totals
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -116,7 +125,7 @@ func (c *cli) fetch(ctx context.Context, pc *client, sched, verb string, req sch
 	if err != nil {
 		return nil, tot, fmt.Errorf("ask schedd %s: %w", sched, err)
 	}
-	return decodeAds(raws), tot, nil
+	return raws, tot, nil
 }
 
 func jobID(ad *classad.Ad) string {
@@ -168,6 +177,23 @@ func (c *cli) q(ctx context.Context, args []string) int {
 		req.Constraint = hc
 	}
 	req.Attrs = qf.projection()
+	if qf.json && qf.custom() {
+		// The schedd's ads are printed as they come: decoding and
+		// encoding 100,000 of them again would cost seconds.
+		var all []json.RawMessage
+		for _, sched := range scheds {
+			raws, _, err := c.fetchRaw(ctx, pc, sched, "query", req)
+			if err != nil {
+				return c.errorf(cmd, "%v", err)
+			}
+			all = append(all, raws...)
+		}
+		if qf.limit > 0 && len(all) > qf.limit {
+			all = all[:qf.limit]
+		}
+		printRawJSON(c.stdout, all)
+		return 0
+	}
 	if qf.custom() {
 		var all []*classad.Ad
 		for _, sched := range scheds {
