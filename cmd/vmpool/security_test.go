@@ -396,7 +396,8 @@ func TestTwoAccountsOnOneHost(t *testing.T) {
 	}
 	sub := filepath.Join(dir, "hello.sub")
 	held := filepath.Join(dir, "held.sub")
-	if err := os.WriteFile(sub, []byte(helloSub), 0o600); err == nil {
+	err = os.WriteFile(sub, []byte(helloSub), 0o600)
+	if err == nil {
 		err = os.WriteFile(held, []byte(strings.Replace(helloSub, "queue", "hold = true\nqueue", 1)), 0o600)
 	}
 	if err != nil {
