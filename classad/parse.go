@@ -106,7 +106,14 @@ type parser struct {
 // address; a parse then costs a few allocations rather than one per node.
 func (p *parser) alloc(n node) *node {
 	if len(p.nodes) == cap(p.nodes) {
-		p.nodes = make([]node, 0, 16)
+		// A node is 200 bytes: the first chunk is sized to what is left
+		// of the source (an expression has fewer nodes than a third of
+		// its bytes, plus a couple), so that "16" does not cost 3 KiB.
+		size := 16
+		if p.nodes == nil {
+			size = min(max((len(p.src)-p.lx.pos)/3+2, 2), 16)
+		}
+		p.nodes = make([]node, 0, size)
 	}
 	p.nodes = append(p.nodes, n)
 	return &p.nodes[len(p.nodes)-1]
