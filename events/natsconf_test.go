@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,22 @@ func TestCountedReportsEveryByte(t *testing.T) {
 	r := bytes.NewReader(nil)
 	if counted(context.Background(), r) != io.Reader(r) {
 		t.Fatal("a context without progress wraps the reader")
+	}
+}
+
+// TestNameCheckersMatchTheirPatterns: the hand-written name checks accept
+// exactly what ^[A-Za-z0-9_@-]{1,128}$ and ^[A-Za-z0-9_-]{1,64}$ accept.
+func TestNameCheckersMatchTheirPatterns(t *testing.T) {
+	token := regexp.MustCompile(`^[A-Za-z0-9_@-]{1,128}$`)
+	daemon := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	cases := []string{"", "a", "startd1", "slot1@startd1", "a.b", "a b", "ä", "-_-", "@", "A-Z_09",
+		strings.Repeat("x", 64), strings.Repeat("x", 65), strings.Repeat("y", 128), strings.Repeat("y", 129), "x\n", "\x00"}
+	for c := 0; c < 256; c++ {
+		cases = append(cases, "a"+string(rune(c)), string([]byte{byte(c)}))
+	}
+	for _, s := range cases {
+		if validToken(s) != token.MatchString(s) || validDaemon(s) != daemon.MatchString(s) {
+			t.Errorf("%q: token %v (want %v), daemon %v (want %v)", s, validToken(s), token.MatchString(s), validDaemon(s), daemon.MatchString(s))
+		}
 	}
 }
