@@ -12,10 +12,10 @@ import (
 	"github.com/vmpool/vmpool/vmimage"
 )
 
-// TestDiskNearlyFull: the pool's home fills up. The schedd refuses the
-// submit with a message that says what to do, queues nothing and keeps
-// running; once space is freed the same submit goes through and runs.
-func TestDiskNearlyFull(t *testing.T) {
+// smallHome mounts a 160 MiB tmpfs for a pool's home (root only; the
+// test is skipped otherwise, with the reason).
+func smallHome(t *testing.T) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs as the pool's home")
 	}
@@ -25,6 +25,14 @@ func TestDiskNearlyFull(t *testing.T) {
 		t.Fatalf("mount tmpfs: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", home).Run() })
+	return home
+}
+
+// TestDiskNearlyFull: the pool's home fills up. The schedd refuses the
+// submit with a message that says what to do, queues nothing and keeps
+// running; once space is freed the same submit goes through and runs.
+func TestDiskNearlyFull(t *testing.T) {
+	home := smallHome(t)
 	tp := startTestPool(t, home, 1, "LOG_MIN_FREE_MB=64")
 	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
 		t.Fatal(err)
@@ -59,15 +67,7 @@ func TestDiskNearlyFull(t *testing.T) {
 // space is freed the end is recorded and the job completes, exactly once,
 // with its disk back.
 func TestDiskFillsWhileAJobRuns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs as the pool's home")
-	}
-	home := filepath.Join(t.TempDir(), "home")
-	os.MkdirAll(home, 0o711)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=160M,mode=0711", "tmpfs", home).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", home).Run() })
+	home := smallHome(t)
 	tp := startTestPool(t, home, 1, "LOG_MIN_FREE_MB=64")
 	img := tp.writeStampImage()
 	tp.mustRun("submit", tp.write("stamp.sub", stampSub("")))

@@ -236,28 +236,13 @@ func unescape(s string) string {
 // printJSON prints a JSON array of ads, one attribute a line. An empty
 // result is "[]" (HTCondor prints nothing, which no JSON parser accepts).
 func printJSON(w io.Writer, ads []*classad.Ad) {
-	if len(ads) == 0 {
-		fmt.Fprintln(w, "[]")
-		return
-	}
-	fmt.Fprintln(w, "[")
-	for i, ad := range ads {
-		raw, err := json.Marshal(ad)
-		if err != nil {
-			continue
-		}
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, raw, "", "  "); err != nil {
-			continue
-		}
-		w.Write(buf.Bytes())
-		if i < len(ads)-1 {
-			fmt.Fprintln(w, ",")
-		} else {
-			fmt.Fprintln(w)
+	raws := make([]json.RawMessage, 0, len(ads))
+	for _, ad := range ads {
+		if raw, err := json.Marshal(ad); err == nil {
+			raws = append(raws, raw)
 		}
 	}
-	fmt.Fprintln(w, "]")
+	printRawJSON(w, raws)
 }
 
 // printRawJSON prints ads that are JSON already as printJSON prints

@@ -233,6 +233,21 @@ func replayedSlots(st *startd.State) map[string]string {
 	return out
 }
 
+// unionKeys lists the keys of a and b once each, in less's order.
+func unionKeys(a, b map[string]string, less func(x, y string) bool) []string {
+	keys := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return less(keys[i], keys[j]) })
+	return keys
+}
+
 // checkLiveSlots compares a startd's replayed slots with its live ads in
 // the collector and, for a slot that differs, names the record after
 // which the replayed slot last agreed with the live one.
@@ -244,16 +259,7 @@ func checkLiveSlots(res *checkResult, t logTarget, recs []record, live map[strin
 		startd.Apply(st, r.e)
 	}
 	replayed := replayedSlots(st)
-	var names []string
-	for n := range replayed {
-		names = append(names, n)
-	}
-	for n := range live {
-		if _, ok := replayed[n]; !ok {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
+	names := unionKeys(replayed, live, func(a, b string) bool { return a < b })
 	bad := 0
 	for _, n := range names {
 		r, inLog := replayed[n]
@@ -468,16 +474,7 @@ func checkLive(res *checkResult, t logTarget, recs []record, live map[string]str
 			replayed[jobID(ad)] = string(b)
 		}
 	}
-	var ids []string
-	for id := range replayed {
-		ids = append(ids, id)
-	}
-	for id := range live {
-		if _, ok := replayed[id]; !ok {
-			ids = append(ids, id)
-		}
-	}
-	sort.Slice(ids, func(a, b int) bool { return lessJobID(ids[a], ids[b]) })
+	ids := unionKeys(replayed, live, lessJobID)
 	bad := 0
 	for _, id := range ids {
 		r, inLog := replayed[id]
