@@ -56,9 +56,13 @@ func SlotFromAd(ad *classad.Ad) (Slot, bool) {
 // reserved by a match whose claim its ad does not show yet, and not
 // refused a claim since this ad was published.
 func (st *State) available(s Slot, reserved map[string]*Match) bool {
-	if s.State != "Unclaimed" {
-		return false
-	}
+	return s.State == "Unclaimed" && st.settled(s, reserved)
+}
+
+// settled reports whether no match of the slot is unsettled (reserved by a
+// match whose claim its ad does not show yet) or refused (a claim it
+// turned down since this ad was published).
+func (st *State) settled(s Slot, reserved map[string]*Match) bool {
 	if rev, ok := st.Refused[s.Name]; ok && s.Revision <= rev {
 		return false
 	}
@@ -198,13 +202,7 @@ func (st *State) preemptible(s Slot, reserved map[string]*Match) bool {
 	if e, ok := s.Ad.Lookup("Rank"); !ok || constant(e) {
 		return false
 	}
-	if rev, ok := st.Refused[s.Name]; ok && s.Revision <= rev {
-		return false
-	}
-	if m := reserved[s.Name]; m != nil && s.Claims <= m.Claims {
-		return false
-	}
-	return true
+	return st.settled(s, reserved)
 }
 
 // constant reports whether e is a number literal: a RANK no job can

@@ -177,9 +177,7 @@ func (c *cli) q(ctx context.Context, args []string) int {
 		req.Constraint = hc
 	}
 	req.Attrs = qf.projection()
-	if qf.json && qf.custom() {
-		// The schedd's ads are printed as they come: decoding and
-		// encoding 100,000 of them again would cost seconds.
+	if qf.custom() {
 		var all []json.RawMessage
 		for _, sched := range scheds {
 			raws, _, err := c.fetchRaw(ctx, pc, sched, "query", req)
@@ -191,22 +189,13 @@ func (c *cli) q(ctx context.Context, args []string) int {
 		if qf.limit > 0 && len(all) > qf.limit {
 			all = all[:qf.limit]
 		}
-		printRawJSON(c.stdout, all)
-		return 0
-	}
-	if qf.custom() {
-		var all []*classad.Ad
-		for _, sched := range scheds {
-			ads, _, err := c.fetch(ctx, pc, sched, "query", req)
-			if err != nil {
-				return c.errorf(cmd, "%v", err)
-			}
-			all = append(all, ads...)
+		if qf.json {
+			// The schedd's ads are printed as they come: decoding and
+			// encoding 100,000 of them again would cost seconds.
+			printRawJSON(c.stdout, all)
+			return 0
 		}
-		if qf.limit > 0 && len(all) > qf.limit {
-			all = all[:qf.limit]
-		}
-		qf.printAds(c.stdout, all, jobID)
+		qf.printAds(c.stdout, decodeAds(all), jobID)
 		return 0
 	}
 	for _, sched := range scheds {
