@@ -558,8 +558,8 @@ func (d *Startd) advertise(ctx context.Context) error {
 }
 
 func (d *Startd) putAds(ctx context.Context) {
-	d.applyPolicy(ctx)
 	f := d.facts()
+	d.applyPolicy(ctx, f)
 	var ads []*classad.Ad
 	var ids []string
 	d.loop.View(func() {
@@ -646,11 +646,10 @@ func (d *Startd) stopClaims(ctx context.Context, ids []string, mode, reason stri
 }
 
 // applyPolicy records what PREEMPT and KILL decide now (DecidePolicy).
-func (d *Startd) applyPolicy(ctx context.Context) {
+func (d *Startd) applyPolicy(ctx context.Context, f Facts) {
 	if d.cfg.Preempt == "false" && d.cfg.Kill == "false" {
 		return
 	}
-	f := d.facts()
 	_, err := d.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 		return DecidePolicy(&d.cfg, d.st, f, now), nil
 	})

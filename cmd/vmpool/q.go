@@ -106,6 +106,21 @@ func (c *cli) fetch(ctx context.Context, pc *client, sched, verb string, req sch
 func (c *cli) fetchRaw(ctx context.Context, pc *client, sched, verb string, req schedd.QueryRequest) ([]json.RawMessage, schedd.Totals, error) {
 	var raws []json.RawMessage
 	var tot schedd.Totals
+	err := c.queryChunks(ctx, pc, sched, verb, req, func(ch schedd.QueryChunk) {
+		raws = append(raws, ch.Ads...)
+		if ch.Totals != nil {
+			tot = *ch.Totals
+		}
+	})
+	if err != nil {
+		return nil, tot, err
+	}
+	return raws, tot, nil
+}
+
+// queryChunks asks schedd sched's verb and hands each chunk of the answer
+// to fn, in order.
+func (c *cli) queryChunks(ctx context.Context, pc *client, sched, verb string, req schedd.QueryRequest, fn func(schedd.QueryChunk)) error {
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	err := pc.callStream(cctx, events.UserCmdSubject(sched, verb, pc.user), req, func(d json.RawMessage) error {
@@ -113,19 +128,16 @@ func (c *cli) fetchRaw(ctx context.Context, pc *client, sched, verb string, req 
 		if err := json.Unmarshal(d, &ch); err != nil {
 			return err
 		}
-		raws = append(raws, ch.Ads...)
-		if ch.Totals != nil {
-			tot = *ch.Totals
-		}
+		fn(ch)
 		return nil
 	})
 	if errors.Is(err, events.ErrNoResponders) {
-		return nil, tot, fmt.Errorf("ask schedd %s: %w", sched, events.ErrNoResponders)
+		return fmt.Errorf("ask schedd %s: %w", sched, events.ErrNoResponders)
 	}
 	if err != nil {
-		return nil, tot, fmt.Errorf("ask schedd %s: %w", sched, err)
+		return fmt.Errorf("ask schedd %s: %w", sched, err)
 	}
-	return raws, tot, nil
+	return nil
 }
 
 func jobID(ad *classad.Ad) string {

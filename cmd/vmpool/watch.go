@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -277,21 +276,8 @@ func (w *watcher) transferBars() []string {
 // of the jobs req selects.
 func (c *cli) watchSnapshot(ctx context.Context, pc *client, w *watcher, req schedd.QueryRequest) error {
 	var data []byte
-	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	err := pc.callStream(cctx, events.UserCmdSubject(w.sched, "query", pc.user), req, func(d json.RawMessage) error {
-		var ch schedd.QueryChunk
-		if err := json.Unmarshal(d, &ch); err != nil {
-			return err
-		}
-		data = append(data, ch.Snapshot...)
-		return nil
-	})
-	if errors.Is(err, events.ErrNoResponders) {
-		return fmt.Errorf("ask schedd %s: %w", w.sched, events.ErrNoResponders)
-	}
-	if err != nil {
-		return fmt.Errorf("ask schedd %s: %w", w.sched, err)
+	if err := c.queryChunks(ctx, pc, w.sched, "query", req, func(ch schedd.QueryChunk) { data = append(data, ch.Snapshot...) }); err != nil {
+		return err
 	}
 	q, seq, err := schedd.UnmarshalSnapshot(data)
 	if err != nil {
