@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -204,4 +205,94 @@ func TestOutboxRepublishesWhenAnAckIsLost(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestOutboxHealsGapBelowNewest: the bus lost acknowledged events while
+// the outbox ran, and the outbox published a newer event before it next
+// checked the bus: the stream holds the daemon's newest event but not the
+// older ones. The outbox notices the gap and publishes them again.
+func TestOutboxHealsGapBelowNewest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := filepath.Join(t.TempDir(), "nats")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s, err := events.StartNATS(events.NATSConfig{Listen: addr, StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := events.Connect(ctx, s.URL(), events.ConnectOptions{Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	b, err := events.OpenBus(ctx, nc, js, events.BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	submit := func(from, to int) {
+		var evs []events.Event
+		for i := from; i <= to; i++ {
+			e := events.New("JobSubmitted", nil).ForJob("schedd", events.JobID{Cluster: i})
+			e.Time = time.Now().UnixNano() // as the daemon's loop stamps it
+			evs = append(evs, e)
+		}
+		if _, err := l.Append(evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount := func(want uint64) {
+		deadline := time.Now().Add(20 * time.Second)
+		for streamCount(t, b) < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("stream holds %d events, want %d", streamCount(t, b), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	submit(1, 50)
+	// The outbox checks the bus at its start and then every 5 s: the loss
+	// and the newer event below both fall between two checks.
+	ob, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: js, Role: events.RoleSchedd, VerifyInterval: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	octx, ocancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(octx) }()
+	defer func() {
+		ocancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitCount(50)
+	s.Stop()
+	if err := os.RemoveAll(store); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = events.StartNATS(events.NATSConfig{Listen: addr, StoreDir: store}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	for !nc.IsConnected() {
+		if ctx.Err() != nil {
+			t.Fatal("no reconnection")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b, err = events.OpenBus(ctx, nc, js, events.BusConfig{}); err != nil { // the stream, made again
+		t.Fatal(err)
+	}
+	submit(51, 51)
+	waitCount(51) // fails unless the outbox publishes 1-50 again
 }

@@ -487,6 +487,34 @@ func (l *Log) LastOwnAtOrBefore(idx uint64) (uint64, error) {
 	return 0, it.Error()
 }
 
+// OldestOwnBetween returns the index of the oldest own event whose
+// sequence is below before and whose time is after after (unix
+// nanoseconds), reading back from the newest record (0 if none). It
+// reads the records from the newest down to the first own event older
+// than after.
+func (l *Log) OldestOwnBetween(before uint64, after int64) (uint64, error) {
+	it, err := l.db.NewIter(l.bounds(prefixEvent))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", l.dir, err)
+	}
+	defer it.Close()
+	var found uint64
+	for ok := it.Last(); ok; ok = it.Prev() {
+		e, err := Decode(it.Value())
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", l.dir, err)
+		}
+		if e.Source != l.source || e.Seq >= before {
+			continue
+		}
+		if e.Time <= after {
+			break
+		}
+		found, _ = l.idxOf(it.Key())
+	}
+	return found, it.Error()
+}
+
 // IndexOfSeq returns the index of own event seq (0 if seq is 0 or absent).
 func (l *Log) IndexOfSeq(seq uint64) (uint64, error) {
 	if seq == 0 {

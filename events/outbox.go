@@ -184,7 +184,7 @@ func (o *Outbox) verifyBus(ctx context.Context) error {
 		return err
 	}
 	if busSeq >= acked {
-		return nil
+		return o.healGap(ctx, st)
 	}
 	idx, err := o.log.IndexOfSeq(busSeq)
 	if err != nil {
@@ -194,6 +194,46 @@ func (o *Outbox) verifyBus(ctx context.Context) error {
 		"bus_seq", busSeq, "acked_seq", acked)
 	o.published.Store(idx)
 	return o.log.SetMetaUint(metaPublished, idx, false)
+}
+
+// retentionMargin is how much younger than the stream's MaxAge an event
+// must be for its absence to count as a loss (clocks of hosts differ, and
+// the server ages messages by their publish time).
+const retentionMargin = 10 * time.Minute
+
+// healGap finds events the bus lost below its newest one: a server that
+// came back with a wiped store after this daemon had published more than
+// the bus kept, and published newer events before the outbox looked. The
+// stream's first event of this daemon is then later than the oldest one
+// the stream's retention still covers; the outbox publishes again from
+// there (consumers drop what they have seen).
+func (o *Outbox) healGap(ctx context.Context, st jetstream.Stream) error {
+	m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(string(AllOfSource(o.role, o.log.Source()))))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("verify bus: %w", err)
+	}
+	first, err := Decode(m.Data)
+	if err != nil {
+		return fmt.Errorf("verify bus: %w", err)
+	}
+	var keep int64 // events older than this may have aged out
+	if age := st.CachedInfo().Config.MaxAge; age > 0 {
+		keep = time.Now().Add(-age + retentionMargin).UnixNano()
+	}
+	if first.Seq <= 1 || first.Time <= keep {
+		return nil // nothing below it, or what is below it aged out
+	}
+	from, err := o.log.OldestOwnBetween(first.Seq, keep)
+	if err != nil || from == 0 {
+		return err
+	}
+	o.logger.Warn("the bus lost acknowledged events below its newest; publishing them again from the log", "source", o.log.Source(),
+		"bus_first_seq", first.Seq)
+	o.published.Store(from - 1)
+	return o.log.SetMetaUint(metaPublished, from-1, false)
 }
 
 type pending struct {
