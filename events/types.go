@@ -119,6 +119,11 @@ type ClaimPayload struct {
 	ClaimID string `json:"claim_id"`
 	Slot    string `json:"slot,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// Removed, on a ClaimReleased or ClaimLost, says the job was removed
+	// while it held the claim: it leaves the queue with this event, and
+	// RemoveReason is the removal's reason for the user log's 009.
+	Removed      bool   `json:"removed,omitempty"`
+	RemoveReason string `json:"remove_reason,omitempty"`
 }
 
 // JobStartedPayload records that the job's VM runs.
@@ -176,6 +181,11 @@ type JobHeldPayload struct {
 type JobActionPayload struct {
 	By     string `json:"by,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Claimed, on a JobRemoved, says the job held a claim: it leaves the
+	// queue, and its user log's 009 is written, when that claim ends (the
+	// ClaimReleased or ClaimLost that carries Removed). A removal recorded
+	// before this field existed wrote its 009 at once.
+	Claimed bool `json:"claimed,omitempty"`
 }
 
 // ClaimRequest is the schedd's request to a startd to claim a slot and run

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd/userlog"
 )
 
 // coreHarness drives the schedd's pure core the way the shell does: a
@@ -25,6 +26,9 @@ type coreHarness struct {
 	seq    uint64
 	now    int64
 	inputs map[string]uint64 // foreign source -> seq
+	// Every event whose user log entries broke the rule that a removed
+	// job's 009 is written by the event with which it leaves the queue.
+	ulogErrs []string
 }
 
 func newHarness() *coreHarness {
@@ -37,7 +41,9 @@ func (h *coreHarness) commit(evs []events.Event) string {
 	for _, e := range evs {
 		h.seq++
 		e.V, e.Source, e.Seq, e.Time = events.Version, "schedd", h.seq, h.now*1e9
+		_, before := h.q.Jobs[e.Job()]
 		Apply(h.q, e)
+		h.checkAbort(e, before)
 		h.log = append(h.log, e)
 		fmt.Fprintf(&b, "%s %s", e.Type, e.Job())
 		if len(e.Payload) > 0 && e.Type != events.ClusterSubmitted {
@@ -49,6 +55,31 @@ func (h *coreHarness) commit(evs []events.Event) string {
 		b.WriteString("no events\n")
 	}
 	return b.String()
+}
+
+// checkAbort holds the user log to the queue: an event writes a 009 for a
+// job if and only if the job leaves the queue removed with that event, so
+// that condor_history finds a job as soon as condor_wait returns for it.
+func (h *coreHarness) checkAbort(e events.Event, wasQueued bool) {
+	if e.Proc < 0 {
+		return
+	}
+	var aborts int
+	for _, u := range (&Schedd{}).userlogEvents(e) {
+		if u.Code == userlog.JobAborted {
+			aborts++
+		}
+	}
+	_, queued := h.q.Jobs[e.Job()]
+	left := wasQueued && !queued
+	removed := false
+	if left && len(h.q.History) > 0 {
+		removed = h.q.History[len(h.q.History)-1].Status == Removed
+	}
+	if want := map[bool]int{true: 1}[left && removed]; aborts != want {
+		h.ulogErrs = append(h.ulogErrs, fmt.Sprintf("%s %s: %d user log 009s, want %d (left the queue: %v, removed: %v)",
+			e.Type, e.Job(), aborts, want, left, removed))
+	}
 }
 
 func arg(d *datadriven.TestData, key, def string) string {
@@ -243,6 +274,9 @@ func TestCoreScripts(t *testing.T) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			return h.run(t, d)
 		})
+		for _, msg := range h.ulogErrs {
+			t.Error(msg)
+		}
 		// Replay from zero must give the identical queue.
 		r := NewQueue("schedd")
 		for _, e := range h.log {

@@ -263,7 +263,7 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 		if reason == "" {
 			reason = "via condor_rm (by user " + who + ")"
 		}
-		return events.New(events.JobRemoved, events.JobActionPayload{By: who, Reason: reason}).ForJob(q.Name, j.ID), nil
+		return events.New(events.JobRemoved, events.JobActionPayload{By: who, Reason: reason, Claimed: j.Claim != nil}).ForJob(q.Name, j.ID), nil
 	case ActHold:
 		if j.Status == Held {
 			return events.Event{}, fmt.Errorf("job %s is already held: %w", j.ID, ErrAlreadyDone)
@@ -323,7 +323,7 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 	}
 	cl := j.Claim
 	mk := func(typ string, payload any) events.Event { return events.New(typ, payload).ForJob(q.Name, j.ID) }
-	released := mk(events.ClaimReleased, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot, Reason: p.Reason})
+	released := mk(events.ClaimReleased, claimEnded(j, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot, Reason: p.Reason}))
 	switch e.Type {
 	case events.ClaimAccepted:
 		if cl.State == ClaimMatched {
@@ -396,7 +396,7 @@ func DecideClaimLost(q *Queue, id events.JobID, claimID, reason string) []events
 	default:
 		return nil
 	}
-	return []events.Event{events.New(events.ClaimLost, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: reason}).ForJob(q.Name, id)}
+	return []events.Event{events.New(events.ClaimLost, claimEnded(j, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: reason})).ForJob(q.Name, id)}
 }
 
 // DecideClaimGone records that the startd no longer has a claim the schedd
@@ -409,7 +409,16 @@ func DecideClaimGone(q *Queue, id events.JobID, claimID string) []events.Event {
 	if j.Claim.State == ClaimExited {
 		return nil // its outputs are in the object store; the fetch decides
 	}
-	return []events.Event{events.New(events.ClaimReleased, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: "the startd no longer has the claim"}).ForJob(q.Name, id)}
+	return []events.Event{events.New(events.ClaimReleased, claimEnded(j, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: "the startd no longer has the claim"})).ForJob(q.Name, id)}
+}
+
+// claimEnded marks the end of a removed job's claim: with it the job
+// leaves the queue, and the user log gets the job's 009.
+func claimEnded(j *Job, p events.ClaimPayload) events.ClaimPayload {
+	if j.Status == Removed {
+		p.Removed, p.RemoveReason = true, j.RemoveReason
+	}
+	return p
 }
 
 // OutputsResult is the outcome of fetching a job's returned disks.

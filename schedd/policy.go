@@ -45,7 +45,7 @@ func DecidePolicy(q *Queue, now time.Time) []events.Event {
 		}
 		if yes, expr := eval("PeriodicRemove"); yes {
 			out = append(out, events.New(events.JobRemoved, events.JobActionPayload{
-				By: "policy", Reason: reason("PeriodicRemoveReason", expr, "PeriodicRemove")}).ForJob(q.Name, j.ID))
+				By: "policy", Reason: reason("PeriodicRemoveReason", expr, "PeriodicRemove"), Claimed: j.Claim != nil}).ForJob(q.Name, j.ID))
 			continue
 		}
 		switch j.Status {

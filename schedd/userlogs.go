@@ -233,16 +233,31 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 	case events.JobRemoved:
 		var p events.JobActionPayload
 		_ = e.Decode(&p)
+		if p.Claimed {
+			return nil // its 009 comes when the claim ends and the job leaves the queue
+		}
 		base.Code, base.Reason = userlog.JobAborted, p.Reason
+	case events.ClaimReleased:
+		var p events.ClaimPayload
+		if e.Decode(&p) != nil || !p.Removed {
+			return nil
+		}
+		base.Code, base.Reason = userlog.JobAborted, p.RemoveReason
 	case events.ClaimLost:
 		// HTCondor's words for a lease that ran out: the job disconnected,
-		// and reconnecting failed; it goes back to the queue.
+		// and reconnecting failed; it goes back to the queue (or, removed,
+		// leaves it).
 		var p events.ClaimPayload
 		_ = e.Decode(&p)
 		disc := base
 		disc.Code, disc.Reason, disc.SlotName = userlog.JobDisconnected, p.Reason, p.Slot
-		base.Code, base.Reason, base.SlotName = userlog.JobReconnectFailed, "Job lease expired: "+p.Reason, p.Slot
-		return []userlog.Event{disc, base}
+		lost := base
+		lost.Code, lost.Reason, lost.SlotName = userlog.JobReconnectFailed, "Job lease expired: "+p.Reason, p.Slot
+		if p.Removed {
+			base.Code, base.Reason = userlog.JobAborted, p.RemoveReason
+			return []userlog.Event{disc, lost, base}
+		}
+		return []userlog.Event{disc, lost}
 	default:
 		return nil
 	}
