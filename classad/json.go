@@ -17,7 +17,7 @@ import (
 func (a *Ad) MarshalJSON() ([]byte, error) {
 	w := jsonWriter{}
 	w.ad(a, true)
-	return []byte(w.b.String()), nil
+	return w.b, nil
 }
 
 // UnmarshalJSON replaces a's attributes with those of the JSON object in
@@ -57,13 +57,53 @@ func FormatJSONAds(ads []*Ad) []byte {
 	} else {
 		w.b.WriteString("[]\n")
 	}
-	return []byte(w.b.String())
+	return w.b
 }
 
 type jsonWriter struct {
-	b      strings.Builder
+	b      jsonBuf
 	indent bool
 	level  int
+}
+
+// jsonBuf is the writer's output: strings.Builder's methods over a byte
+// slice, so that the bytes can be handed out (or appended to a caller's)
+// without a copy.
+type jsonBuf []byte
+
+func (b *jsonBuf) WriteByte(c byte) error { *b = append(*b, c); return nil }
+
+func (b *jsonBuf) WriteString(s string) { *b = append(*b, s...) }
+
+// JSONAttr is one attribute as MarshalJSON writes it.
+type JSONAttr struct {
+	Key  string // the attribute's name in lower case
+	JSON []byte // "Name":value
+}
+
+// JSONAttrs returns the attributes MarshalJSON writes for a, in its order
+// and form: its own, then each parent's that no nearer ad shadows.
+// MarshalJSON's bytes are "{", the fragments joined by ",", and "}", so a
+// caller may render an ad's attributes once and write them many times.
+func (a *Ad) JSONAttrs() []JSONAttr {
+	var out []JSONAttr
+	w := jsonWriter{}
+	a.each(true, func(at *attr) {
+		w.b = w.b[:0]
+		w.str(at.name)
+		w.b.WriteByte(':')
+		w.node(at.expr.root)
+		out = append(out, JSONAttr{Key: at.key, JSON: append([]byte(nil), w.b...)})
+	})
+	return out
+}
+
+// AppendJSONString appends s as a JSON string, escaped as MarshalJSON
+// escapes strings (and as encoding/json does).
+func AppendJSONString(dst []byte, s string) []byte {
+	w := jsonWriter{b: dst}
+	w.str(s)
+	return w.b
 }
 
 func (w *jsonWriter) newline() {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -268,8 +269,8 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 		if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 			return fmt.Errorf("request %s: %w", subject, ErrNoResponders)
 		}
-		var r Reply
-		if err := json.Unmarshal(m.Data, &r); err != nil {
+		r, err := decodeReply(m.Data)
+		if err != nil {
 			return fmt.Errorf("decode reply from %s: %w", subject, err)
 		}
 		if r.Error != nil {
@@ -284,6 +285,27 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 			return nil
 		}
 	}
+}
+
+// decodeReply is json.Unmarshal of a Reply. The layouts Server.respond
+// writes around data take a fast path: the data is checked once and not
+// copied, where encoding/json scans a large reply twice.
+func decodeReply(b []byte) (Reply, error) {
+	const head = `{"data":`
+	if bytes.HasPrefix(b, []byte(head)) {
+		start := skipJSONSpace(b, len(head))
+		if end, ok := JSONValueEnd(b, start); ok {
+			switch string(b[end:]) {
+			case "}":
+				return Reply{Data: b[start:end]}, nil
+			case `,"more":true}`:
+				return Reply{Data: b[start:end], More: true}, nil
+			}
+		}
+	}
+	var r Reply
+	err := json.Unmarshal(b, &r)
+	return r, err
 }
 
 // replyQueue holds the replies of one call in arrival order, unbounded.

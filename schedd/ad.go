@@ -22,84 +22,246 @@ func (j *Job) staticAd() *classad.Ad {
 func (j *Job) Ad(schedd string) *classad.Ad {
 	ad := classad.NewAd()
 	ad.SetParent(j.staticAd())
+	j.attrs(schedd, adSink{ad})
+	return ad
+}
+
+// dynAttr names one of the queue's dynamic attributes (dynNames).
+type dynAttr uint8
+
+const (
+	aMyType dynAttr = iota
+	aTargetType
+	aClusterID
+	aProcID
+	aOwner
+	aUser
+	aQDate
+	aTotalSubmitProcs
+	aGlobalJobID
+	aIwd
+	aUserLog
+	aSubmitFile
+	aJobStatus
+	aEnteredCurrentStatus
+	aNumJobStarts
+	aJobRunCount
+	aNumRestarts
+	aNumCkpts
+	aNumHolds
+	aRemoteWallClockTime
+	aHoldReason
+	aHoldReasonCode
+	aHoldReasonSubCode
+	aLastHoldReason
+	aReleaseReason
+	aRemoveReason
+	aRemoteHost
+	aLastRemoteHost
+	aJobStartDate
+	aJobCurrentStartDate
+	aLastVacateTime
+	aCompletionDate
+	aExitCode
+	aExitBySignal
+	aExitStatus
+	aVmpoolClaimState
+	aTransferringOutput
+	aVmpoolCheckpoint
+	aLastCkptTime
+	aVmpoolReturnedFiles
+	aBytesSent
+	aBytesRecvd
+	numDynAttrs
+)
+
+var dynNames = [numDynAttrs]string{
+	"MyType", "TargetType", "ClusterId", "ProcId", "Owner", "User", "QDate", "TotalSubmitProcs",
+	"GlobalJobId", "Iwd", "UserLog", "SubmitFile", "JobStatus", "EnteredCurrentStatus",
+	"NumJobStarts", "JobRunCount", "NumRestarts", "NumCkpts", "NumHolds", "RemoteWallClockTime",
+	"HoldReason", "HoldReasonCode", "HoldReasonSubCode", "LastHoldReason", "ReleaseReason",
+	"RemoveReason", "RemoteHost", "LastRemoteHost", "JobStartDate", "JobCurrentStartDate",
+	"LastVacateTime", "CompletionDate", "ExitCode", "ExitBySignal", "ExitStatus",
+	"VmpoolClaimState", "TransferringOutput", "VmpoolCheckpoint", "LastCkptTime",
+	"VmpoolReturnedFiles", "BytesSent", "BytesRecvd",
+}
+
+// dynIndex maps a dynamic attribute's lower-case name to it.
+var dynIndex = func() map[string]dynAttr {
+	m := make(map[string]dynAttr, numDynAttrs)
+	for i, n := range dynNames {
+		m[strings.ToLower(n)] = dynAttr(i)
+	}
+	return m
+}()
+
+// attrSink takes the dynamic attributes as attrs produces them.
+type attrSink interface {
+	setString(a dynAttr, v string)
+	setInt(a dynAttr, v int64)
+	setBool(a dynAttr, v bool)
+}
+
+type adSink struct{ ad *classad.Ad }
+
+func (s adSink) setString(a dynAttr, v string) { s.ad.SetString(dynNames[a], v) }
+func (s adSink) setInt(a dynAttr, v int64)     { s.ad.SetInt(dynNames[a], v) }
+func (s adSink) setBool(a dynAttr, v bool)     { s.ad.SetBool(dynNames[a], v) }
+
+// attrs produces the job's dynamic attributes, in one order, for both the
+// ad (Ad) and its JSON (AppendJSON).
+func (j *Job) attrs(schedd string, s attrSink) {
 	c := j.Cluster
-	ad.SetString("MyType", "Job")
-	ad.SetString("TargetType", "Machine")
-	ad.SetInt("ClusterId", int64(j.ID.Cluster))
-	ad.SetInt("ProcId", int64(j.ID.Proc))
-	ad.SetString("Owner", c.Owner)
-	ad.SetString("User", c.Owner+"@"+schedd)
-	ad.SetInt("QDate", c.QDate)
-	ad.SetInt("TotalSubmitProcs", int64(c.NumProcs))
-	ad.SetString("GlobalJobId", schedd+"#"+j.ID.String()+"#"+strconv.FormatInt(c.QDate, 10))
-	ad.SetString("Iwd", j.Iwd())
+	s.setString(aMyType, "Job")
+	s.setString(aTargetType, "Machine")
+	s.setInt(aClusterID, int64(j.ID.Cluster))
+	s.setInt(aProcID, int64(j.ID.Proc))
+	s.setString(aOwner, c.Owner)
+	s.setString(aUser, c.Owner+"@"+schedd)
+	s.setInt(aQDate, c.QDate)
+	s.setInt(aTotalSubmitProcs, int64(c.NumProcs))
+	s.setString(aGlobalJobID, schedd+"#"+j.ID.String()+"#"+strconv.FormatInt(c.QDate, 10))
+	s.setString(aIwd, j.Iwd())
 	if l := j.UserLog(); l != "" {
-		ad.SetString("UserLog", l)
+		s.setString(aUserLog, l)
 	}
 	if c.File != "" {
-		ad.SetString("SubmitFile", c.File)
+		s.setString(aSubmitFile, c.File)
 	}
-	ad.SetInt("JobStatus", int64(j.Status))
-	ad.SetInt("EnteredCurrentStatus", j.EnteredCurrentStatus)
-	ad.SetInt("NumJobStarts", int64(j.NumJobStarts))
-	ad.SetInt("JobRunCount", int64(j.NumJobStarts))
-	ad.SetInt("NumRestarts", int64(j.NumRestarts))
-	ad.SetInt("NumCkpts", int64(j.NumCkpts))
-	ad.SetInt("NumHolds", int64(j.NumHolds))
-	ad.SetInt("RemoteWallClockTime", j.RemoteWallClock/1e9)
+	s.setInt(aJobStatus, int64(j.Status))
+	s.setInt(aEnteredCurrentStatus, j.EnteredCurrentStatus)
+	s.setInt(aNumJobStarts, int64(j.NumJobStarts))
+	s.setInt(aJobRunCount, int64(j.NumJobStarts))
+	s.setInt(aNumRestarts, int64(j.NumRestarts))
+	s.setInt(aNumCkpts, int64(j.NumCkpts))
+	s.setInt(aNumHolds, int64(j.NumHolds))
+	s.setInt(aRemoteWallClockTime, j.RemoteWallClock/1e9)
 	if j.Status == Held {
-		ad.SetString("HoldReason", j.HoldReason)
-		ad.SetInt("HoldReasonCode", int64(j.HoldCode))
-		ad.SetInt("HoldReasonSubCode", int64(j.HoldSub))
+		s.setString(aHoldReason, j.HoldReason)
+		s.setInt(aHoldReasonCode, int64(j.HoldCode))
+		s.setInt(aHoldReasonSubCode, int64(j.HoldSub))
 	}
 	if j.LastHoldReason != "" {
-		ad.SetString("LastHoldReason", j.LastHoldReason)
+		s.setString(aLastHoldReason, j.LastHoldReason)
 	}
 	if j.ReleaseReason != "" {
-		ad.SetString("ReleaseReason", j.ReleaseReason)
+		s.setString(aReleaseReason, j.ReleaseReason)
 	}
 	if j.RemoveReason != "" {
-		ad.SetString("RemoveReason", j.RemoveReason)
+		s.setString(aRemoveReason, j.RemoveReason)
 	}
 	if j.RemoteHost != "" {
-		ad.SetString("RemoteHost", j.RemoteHost)
+		s.setString(aRemoteHost, j.RemoteHost)
 	}
 	if j.LastRemoteHost != "" {
-		ad.SetString("LastRemoteHost", j.LastRemoteHost)
+		s.setString(aLastRemoteHost, j.LastRemoteHost)
 	}
 	if j.JobStartDate != 0 {
-		ad.SetInt("JobStartDate", j.JobStartDate)
-		ad.SetInt("JobCurrentStartDate", j.JobCurrentStartDate)
+		s.setInt(aJobStartDate, j.JobStartDate)
+		s.setInt(aJobCurrentStartDate, j.JobCurrentStartDate)
 	}
 	if j.LastVacateTime != 0 {
-		ad.SetInt("LastVacateTime", j.LastVacateTime)
+		s.setInt(aLastVacateTime, j.LastVacateTime)
 	}
 	if j.Status == Completed {
-		ad.SetInt("CompletionDate", j.CompletionDate)
-		ad.SetInt("ExitCode", int64(j.ExitCode))
-		ad.SetBool("ExitBySignal", false)
-		ad.SetInt("ExitStatus", int64(j.ExitCode))
+		s.setInt(aCompletionDate, j.CompletionDate)
+		s.setInt(aExitCode, int64(j.ExitCode))
+		s.setBool(aExitBySignal, false)
+		s.setInt(aExitStatus, int64(j.ExitCode))
 	} else {
-		ad.SetInt("CompletionDate", 0)
+		s.setInt(aCompletionDate, 0)
 	}
 	if j.Claim != nil {
-		ad.SetString("VmpoolClaimState", j.Claim.State.String())
-		ad.SetBool("TransferringOutput", j.Claim.State == ClaimExited)
+		s.setString(aVmpoolClaimState, j.Claim.State.String())
+		s.setBool(aTransferringOutput, j.Claim.State == ClaimExited)
 	}
 	if len(j.Checkpoints) > 0 {
-		ad.SetInt("VmpoolCheckpoint", int64(j.Checkpoints[0].Seq))
-		ad.SetInt("LastCkptTime", j.Checkpoints[0].Taken/1e9)
+		s.setInt(aVmpoolCheckpoint, int64(j.Checkpoints[0].Seq))
+		s.setInt(aLastCkptTime, j.Checkpoints[0].Taken/1e9)
 	}
 	if len(j.Outputs) > 0 {
 		names := make([]string, len(j.Outputs))
 		for i, o := range j.Outputs {
 			names[i] = o.Name
 		}
-		ad.SetString("VmpoolReturnedFiles", strings.Join(names, ","))
+		s.setString(aVmpoolReturnedFiles, strings.Join(names, ","))
 	}
-	ad.SetInt("BytesSent", j.BytesSent)
-	ad.SetInt("BytesRecvd", j.BytesRecv)
-	return ad
+	s.setInt(aBytesSent, j.BytesSent)
+	s.setInt(aBytesRecvd, j.BytesRecv)
+}
+
+// jsonSink writes the dynamic attributes as JSON members and notes which
+// it wrote, for the submitted attributes they shadow.
+type jsonSink struct {
+	b    []byte
+	seen uint64 // bit a: dynamic attribute a was written
+}
+
+func (s *jsonSink) name(a dynAttr) {
+	if s.seen != 0 {
+		s.b = append(s.b, ',')
+	}
+	s.seen |= 1 << a
+	s.b = append(append(append(s.b, '"'), dynNames[a]...), '"', ':')
+}
+
+func (s *jsonSink) setString(a dynAttr, v string) {
+	s.name(a)
+	s.b = classad.AppendJSONString(s.b, v)
+}
+
+func (s *jsonSink) setInt(a dynAttr, v int64) {
+	s.name(a)
+	s.b = strconv.AppendInt(s.b, v, 10)
+}
+
+func (s *jsonSink) setBool(a dynAttr, v bool) {
+	s.name(a)
+	s.b = strconv.AppendBool(s.b, v)
+}
+
+// staticJSON is a job's submitted attributes rendered as JSON members once
+// for every job that shares them.
+type staticJSON []staticMember
+
+type staticMember struct {
+	json []byte // "Name":value
+	dyn  int    // the dynamic attribute of the same name, or -1
+}
+
+// JSONCache holds the rendered submitted attributes of the jobs one query
+// writes (submitted ads never change once queued).
+type JSONCache map[*classad.Ad]staticJSON
+
+func (c JSONCache) static(ad *classad.Ad) staticJSON {
+	if s, ok := c[ad]; ok || ad == nil {
+		return s
+	}
+	attrs := ad.JSONAttrs()
+	s := make(staticJSON, len(attrs))
+	for i, at := range attrs {
+		s[i] = staticMember{json: at.JSON, dyn: -1}
+		if d, ok := dynIndex[at.Key]; ok {
+			s[i].dyn = int(d)
+		}
+	}
+	c[ad] = s
+	return s
+}
+
+// AppendJSON appends the job's ad as JSON: the bytes of
+// j.Ad(schedd).MarshalJSON(), without building the ad, and with the
+// submitted attributes rendered once per cache.
+func (j *Job) AppendJSON(dst []byte, schedd string, cache JSONCache) []byte {
+	s := jsonSink{b: append(dst, '{')}
+	j.attrs(schedd, &s)
+	for _, m := range cache.static(j.staticAd()) {
+		if m.dyn >= 0 && s.seen&(1<<m.dyn) != 0 {
+			continue // the queue's value shadows the submitted one
+		}
+		s.b = append(append(s.b, ','), m.json...)
+	}
+	return append(s.b, '}')
 }
 
 // Matches reports whether the job satisfies constraint (nil: every job),

@@ -57,6 +57,23 @@ func (h *coreHarness) commit(evs []events.Event) string {
 	return b.String()
 }
 
+// checkJSON holds AppendJSON to MarshalJSON for every job of q, queued or
+// in the history, with one cache shared by all of them as a query shares it.
+func checkJSON(t *testing.T, q *Queue) {
+	t.Helper()
+	cache := JSONCache{}
+	jobs := append(q.Sorted(), q.History...)
+	for _, j := range jobs {
+		want, err := j.Ad(q.Name).MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := j.AppendJSON([]byte("x"), q.Name, cache); string(got) != "x"+string(want) {
+			t.Errorf("job %s: AppendJSON gives\n%s\nMarshalJSON gives\n%s", j.ID, got[1:], want)
+		}
+	}
+}
+
 // checkAbort holds the user log to the queue: an event writes a 009 for a
 // job if and only if the job leaves the queue removed with that event, so
 // that condor_history finds a job as soon as condor_wait returns for it.
@@ -277,6 +294,7 @@ func TestCoreScripts(t *testing.T) {
 		for _, msg := range h.ulogErrs {
 			t.Error(msg)
 		}
+		checkJSON(t, h.q)
 		// Replay from zero must give the identical queue.
 		r := NewQueue("schedd")
 		for _, e := range h.log {

@@ -1,6 +1,7 @@
 package schedd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -570,84 +572,171 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 		return s.querySnapshot(req, sel, constraint, opts), nil
 	}
 	return events.Chunks(func(emit func(any) error) error {
-		var chunks []QueryChunk
-		var tot Totals
-		var seq uint64
-		s.View(func(q *Queue) {
-			seq = s.log.LastSeq()
-			var jobs []*Job
-			if history {
-				for i := len(q.History) - 1; i >= 0; i-- {
-					jobs = append(jobs, q.History[i])
-				}
-			} else if req.Totals {
-				// Counting needs no order: skip sorting the whole queue.
-				jobs = make([]*Job, 0, len(q.Jobs))
-				for _, j := range q.Jobs {
-					jobs = append(jobs, j)
-				}
-			} else {
-				jobs = q.Sorted()
-			}
-			cur := QueryChunk{}
-			for _, j := range jobs {
-				if req.Owner != "" && j.Owner() != req.Owner || !sel.match(j.ID) {
-					continue
-				}
-				var ad *classad.Ad
-				if constraint != nil || !req.Totals {
-					ad = j.Ad(q.Name)
-				}
-				if constraint != nil && !constraint.EvalWith(ad, nil, opts).IsTrue() {
-					continue
-				}
-				tot.Add(j.Status)
-				if req.Totals {
-					continue
-				}
-				if history && req.Limit > 0 && tot.Jobs > req.Limit {
-					tot.Jobs--
-					break
-				}
-				out := ad
-				if len(req.Attrs) > 0 {
-					out = classad.NewAd()
-					for _, name := range req.Attrs {
-						if e, ok := ad.Lookup(name); ok {
-							out.Set(name, e)
-						}
-					}
-				}
-				// MarshalJSON's bytes are json.Marshal's (inherited
-				// attributes included), without its second pass.
-				b, err := out.MarshalJSON()
-				if err != nil {
-					continue
-				}
-				cur.Ads = append(cur.Ads, b)
-				if len(cur.Ads) >= queryChunkSize {
-					chunks = append(chunks, cur)
-					cur = QueryChunk{}
-				}
-			}
-			chunks = append(chunks, cur)
-		})
-		for i := range chunks {
-			if i == len(chunks)-1 {
-				chunks[i].Totals = &tot
-				chunks[i].Schedd = s.cfg.Name
-				chunks[i].LogSeq = seq
-			}
-			b, err := chunks[i].encode()
-			if err != nil {
+		// The ads are written under the read lock while the chunks already
+		// written go out: the client decodes one chunk while the next is
+		// built.
+		pipe := newChunkPipe()
+		go func() {
+			pipe.finish(s.queryAds(req, sel, constraint, opts, history, pipe))
+		}()
+		defer pipe.stop()
+		for {
+			b, ok, err := pipe.next()
+			if !ok {
 				return err
 			}
 			if err := emit(b); err != nil {
 				return err
 			}
 		}
-		return nil
 	}), nil
+}
+
+// queryAds writes the answer to a query (or history) request into pipe,
+// chunk by chunk, the totals in the last.
+func (s *Schedd) queryAds(req QueryRequest, sel jobSel, constraint *classad.Expr, opts *classad.EvalOptions, history bool, pipe *chunkPipe) error {
+	var tot Totals
+	var seq uint64
+	var cur QueryChunk
+	var err error
+	s.View(func(q *Queue) {
+		seq = s.log.LastSeq()
+		var jobs []*Job
+		if history {
+			for i := len(q.History) - 1; i >= 0; i-- {
+				jobs = append(jobs, q.History[i])
+			}
+		} else if req.Totals {
+			// Counting needs no order: skip sorting the whole queue.
+			jobs = make([]*Job, 0, len(q.Jobs))
+			for _, j := range q.Jobs {
+				jobs = append(jobs, j)
+			}
+		} else {
+			jobs = q.Sorted()
+		}
+		cache := JSONCache{}
+		var buf []byte // one allocation holds a chunk's ads
+		for _, j := range jobs {
+			if pipe.stopped() {
+				return
+			}
+			if req.Owner != "" && j.Owner() != req.Owner || !sel.match(j.ID) {
+				continue
+			}
+			var ad *classad.Ad
+			if constraint != nil || len(req.Attrs) > 0 && !req.Totals {
+				ad = j.Ad(q.Name)
+			}
+			if constraint != nil && !constraint.EvalWith(ad, nil, opts).IsTrue() {
+				continue
+			}
+			tot.Add(j.Status)
+			if req.Totals {
+				continue
+			}
+			if history && req.Limit > 0 && tot.Jobs > req.Limit {
+				tot.Jobs--
+				break
+			}
+			if len(req.Attrs) > 0 {
+				out := classad.NewAd()
+				for _, name := range req.Attrs {
+					if e, ok := ad.Lookup(name); ok {
+						out.Set(name, e)
+					}
+				}
+				b, _ := out.MarshalJSON()
+				cur.Ads = append(cur.Ads, b)
+			} else {
+				// The bytes of j.Ad(...).MarshalJSON(), which are
+				// json.Marshal's, without building the ad.
+				n := len(buf)
+				buf = j.AppendJSON(buf, q.Name, cache)
+				cur.Ads = append(cur.Ads, buf[n:len(buf):len(buf)])
+			}
+			if len(cur.Ads) >= queryChunkSize {
+				var b json.RawMessage
+				if b, err = cur.encode(); err != nil {
+					return
+				}
+				pipe.put(b)
+				// encode copied the ads: their buffer is free again.
+				cur, buf = QueryChunk{}, buf[:0]
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	cur.Totals, cur.Schedd, cur.LogSeq = &tot, s.cfg.Name, seq
+	b, err := cur.encode()
+	if err != nil {
+		return err
+	}
+	pipe.put(b)
+	return nil
+}
+
+// chunkPipe hands encoded reply chunks from the goroutine that writes them
+// to the one that sends them. It never blocks the writer, which holds the
+// queue's read lock.
+type chunkPipe struct {
+	mu     sync.Mutex
+	chunks []json.RawMessage
+	done   bool
+	err    error
+	ready  chan struct{}
+	halt   atomic.Bool
+}
+
+func newChunkPipe() *chunkPipe { return &chunkPipe{ready: make(chan struct{}, 1)} }
+
+func (p *chunkPipe) signal() {
+	select {
+	case p.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (p *chunkPipe) put(b json.RawMessage) {
+	p.mu.Lock()
+	p.chunks = append(p.chunks, b)
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *chunkPipe) finish(err error) {
+	p.mu.Lock()
+	p.done, p.err = true, err
+	p.mu.Unlock()
+	p.signal()
+}
+
+// stop tells the writer that nobody reads any more.
+func (p *chunkPipe) stop() { p.halt.Store(true) }
+
+func (p *chunkPipe) stopped() bool { return p.halt.Load() }
+
+// next waits for the next chunk; ok is false once the writer finished and
+// every chunk was taken, with the writer's error.
+func (p *chunkPipe) next() (json.RawMessage, bool, error) {
+	for {
+		p.mu.Lock()
+		if len(p.chunks) > 0 {
+			b := p.chunks[0]
+			p.chunks[0] = nil
+			p.chunks = p.chunks[1:]
+			p.mu.Unlock()
+			return b, true, nil
+		}
+		done, err := p.done, p.err
+		p.mu.Unlock()
+		if done {
+			return nil, false, err
+		}
+		<-p.ready
+	}
 }
 
 // encode is json.Marshal(c) without scanning the ads, which are JSON
@@ -679,6 +768,50 @@ func (c QueryChunk) encode() (json.RawMessage, error) {
 		b = append(b, '}')
 	}
 	return b, nil
+}
+
+// DecodeQueryChunk is json.Unmarshal of a QueryChunk, with a fast path for
+// the layout encode writes: each ad is checked once and not copied.
+func DecodeQueryChunk(b []byte) (QueryChunk, error) {
+	var c QueryChunk
+	const head = `{"ads":[`
+	if !bytes.HasPrefix(b, []byte(head)) {
+		err := json.Unmarshal(b, &c)
+		return c, err
+	}
+	i := len(head)
+	for i < len(b) && b[i] > ' ' { // white space before an ad: not encode's layout
+		end, ok := events.JSONValueEnd(b, i)
+		if !ok || end >= len(b) {
+			break
+		}
+		c.Ads = append(c.Ads, b[i:end])
+		switch b[end] {
+		case ',':
+			i = end + 1
+			continue
+		case ']':
+			if end+1 < len(b) && b[end+1] == '}' && end+2 == len(b) {
+				return c, nil
+			}
+			if end+2 < len(b) && b[end+1] == ',' && b[end+2] == '"' {
+				// The other members: small, and left to encoding/json.
+				var rest QueryChunk
+				if err := json.Unmarshal(append([]byte{'{'}, b[end+2:]...), &rest); err != nil {
+					return QueryChunk{}, err
+				}
+				if rest.Ads == nil {
+					rest.Ads = c.Ads
+				}
+				return rest, nil
+			}
+		}
+		break
+	}
+	// Not the layout encode writes: encoding/json decides.
+	c = QueryChunk{}
+	err := json.Unmarshal(b, &c)
+	return c, err
 }
 
 // querySnapshot answers a QueryRequest.Snapshot: a queue holding the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
 )
 
 // adFormat is how q, status and history print ads: -json, -long, -af.
@@ -256,13 +256,13 @@ func printRawJSON(w io.Writer, raws []json.RawMessage) {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	defer bw.Flush()
 	fmt.Fprintln(bw, "[")
-	var buf bytes.Buffer
+	var buf []byte
 	for i, raw := range raws {
-		buf.Reset()
-		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		var ok bool
+		if buf, ok = events.AppendIndentJSON(buf[:0], raw, "  "); !ok {
 			continue
 		}
-		bw.Write(buf.Bytes())
+		bw.Write(buf)
 		if i < len(raws)-1 {
 			fmt.Fprintln(bw, ",")
 		} else {

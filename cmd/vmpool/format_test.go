@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -78,7 +79,7 @@ func TestRawJSONEqualsPrintJSON(t *testing.T) {
 	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
 		t.Fatal(err)
 	}
-	sub := strings.Replace(helloSub, "queue", "+Note = \"a<b & c > d, été\"\n+Weights = {1, 2.5, \"x\"}\nqueue 2", 1)
+	sub := strings.Replace(helloSub, "queue", "+Note = \"a<b & c > d, été\"\n+Weights = {1, 2.5, \"x\"}\nqueue 1201", 1)
 	tp.mustRun("submit", tp.write("hello.sub", sub))
 	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: testEnv(tp.URL)}
 	pc, err := c.dial(context.Background(), tp.URL)
@@ -87,8 +88,14 @@ func TestRawJSONEqualsPrintJSON(t *testing.T) {
 	}
 	defer pc.close()
 	raws, _, err := c.fetchRaw(context.Background(), pc, "schedd", "query", schedd.QueryRequest{})
-	if err != nil || len(raws) != 2 {
+	// More than two reply chunks of 500 ads, every one whole and in order.
+	if err != nil || len(raws) != 1201 {
 		t.Fatalf("%d ads, %v", len(raws), err)
+	}
+	for i, raw := range raws {
+		if !bytes.Contains(raw, fmt.Appendf(nil, `"ProcId":%d,`, i)) {
+			t.Fatalf("ad %d is not proc %d: %s", i, i, raw)
+		}
 	}
 	var raw, decoded bytes.Buffer
 	printRawJSON(&raw, raws)

@@ -124,8 +124,8 @@ func (c *cli) queryChunks(ctx context.Context, pc *client, sched, verb string, r
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	err := pc.callStream(cctx, events.UserCmdSubject(sched, verb, pc.user), req, func(d json.RawMessage) error {
-		var ch schedd.QueryChunk
-		if err := json.Unmarshal(d, &ch); err != nil {
+		ch, err := schedd.DecodeQueryChunk(d)
+		if err != nil {
 			return err
 		}
 		fn(ch)

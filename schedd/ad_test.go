@@ -1,0 +1,84 @@
+package schedd
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/vmpool/vmpool/events"
+)
+
+// AppendJSON writes what MarshalJSON writes of the job's ad, also where
+// submitted attributes are shadowed: a proc's own attribute over its
+// cluster's, and the queue's dynamic attributes over both, whatever the
+// case of the submitted name.
+func TestAppendJSONShadowsAsTheAdDoes(t *testing.T) {
+	q := NewQueue("schedd")
+	p := events.ClusterSubmittedPayload{SubmitID: "s1", Owner: "alice", Iwd: "/home/alice", NumProcs: 3,
+		Attrs: []events.Attr{
+			{Name: "Cmd", Expr: `"vm <&> \u2028"`},
+			{Name: "owner", Expr: `"mallory"`},
+			{Name: "JOBSTATUS", Expr: "7"},
+			{Name: "HoldReason", Expr: `"submitted"`},
+			{Name: "Requirements", Expr: `TARGET.Memory >= 16 && (Arch == "X86_64")`},
+			{Name: "Disks", Expr: `{ "a", [ x = 1 ] }`},
+		},
+		Procs: []events.ProcSpec{
+			{},
+			{Attrs: []events.Attr{{Name: "cmd", Expr: `"own"`}, {Name: "Extra", Expr: "1.5"}}},
+			{Attrs: []events.Attr{{Name: "RemoteHost", Expr: `"submitted-host"`}}},
+		},
+	}
+	e := events.New(events.ClusterSubmitted, p)
+	e.Cluster, e.Proc, e.Source, e.Seq, e.Time = 1, -1, "schedd", 1, 1_700_000_000e9
+	Apply(q, e)
+	if len(q.Jobs) != 3 {
+		t.Fatalf("%d jobs queued, want 3", len(q.Jobs))
+	}
+	// Hold proc 0, so that the queue's HoldReason shadows the submitted one.
+	h := events.New(events.JobHeld, events.JobHeldPayload{Code: 1, Reason: "held by test"}).ForJob("schedd", events.JobID{Cluster: 1, Proc: 0})
+	h.Source, h.Seq, h.Time = "schedd", 2, 1_700_000_001e9
+	Apply(q, h)
+	checkJSON(t, q)
+	var ad map[string]any
+	if err := json.Unmarshal(q.Jobs[events.JobID{Cluster: 1, Proc: 0}].AppendJSON(nil, "schedd", JSONCache{}), &ad); err != nil {
+		t.Fatalf("AppendJSON is not JSON: %v", err)
+	}
+	if ad["Owner"] != "alice" || ad["owner"] != nil || ad["HoldReason"] != "held by test" || ad["JobStatus"] != float64(Held) {
+		t.Fatalf("shadowing broken: %v", ad)
+	}
+}
+
+// DecodeQueryChunk decodes what json.Unmarshal decodes: the chunks encode
+// writes, and other layouts it must leave to encoding/json.
+func TestDecodeQueryChunkIsUnmarshal(t *testing.T) {
+	ads := []json.RawMessage{json.RawMessage(`{"A":1,"S":"x]}"}`), json.RawMessage(`{"B":[1,{"c":"\""}]}`)}
+	var cases []string
+	for _, c := range []QueryChunk{
+		{Ads: ads},
+		{Ads: ads[:1], Totals: &Totals{Jobs: 2, Idle: 1}, Schedd: "s", LogSeq: 9},
+		{Totals: &Totals{}},
+		{Snapshot: []byte("abc"), Schedd: "s"},
+	} {
+		b, err := c.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, string(b))
+	}
+	cases = append(cases, `{"ads":[]}`, `{"ads":[ {"a":1}]}`, `{"ads":[{"a":1} ]}`, `{"ads":[{"a":1}],}`,
+		`{"ads":[{"a":1}]} `, `{"ads":[{"a":1},]}`, `{"ads":[{"a":1}`, `{"ads":[{"a":1}],"ads":[{"b":2}]}`,
+		`{"ads":[{"a":1}],"totals":{"jobs":1}}`, `{"ads":[{"a":}]}`, `{"ads":[1],"schedd":7}`)
+	for _, c := range cases {
+		got, gerr := DecodeQueryChunk([]byte(c))
+		var want QueryChunk
+		werr := json.Unmarshal([]byte(c), &want)
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("%s: DecodeQueryChunk error %v, json.Unmarshal error %v", c, gerr, werr)
+		}
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		if gerr == nil && string(gb) != string(wb) {
+			t.Fatalf("%s:\nDecodeQueryChunk %s\njson.Unmarshal   %s", c, gb, wb)
+		}
+	}
+}
