@@ -49,8 +49,11 @@ func Decode(b []byte) (Event, error) {
 	if len(b) > MaxEventSize {
 		return e, fmt.Errorf("decode event: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Event{}, fmt.Errorf("decode event: %w: %w", ErrMalformed, err)
+	if !decodeEnvelope(b, &e) {
+		e = Event{}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Event{}, fmt.Errorf("decode event: %w: %w", ErrMalformed, err)
+		}
 	}
 	switch {
 	case e.V > Version:
@@ -67,6 +70,147 @@ func Decode(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event %s:%d: bad schedd or machine name: %w", e.Source, e.Seq, ErrMalformed)
 	}
 	return e, nil
+}
+
+// envelopeKeys are Event's members in the order json.Marshal writes them.
+var envelopeKeys = [...]string{"v", "src", "seq", "type", "t", "schedd", "cluster", "proc", "machine", "p"}
+
+// decodeEnvelope is json.Unmarshal of an event for the layout Encode
+// writes (members in order, plain strings and integers): one pass, where
+// encoding/json checks the whole event and then decodes it. It reports
+// false, leaving e to be decoded by encoding/json, for anything else.
+func decodeEnvelope(b []byte, e *Event) bool {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return false
+	}
+	i, k := 1, 0
+	for {
+		// "key":
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		end := i + 1
+		for end < len(b) && b[end] != '"' {
+			end++
+		}
+		if end+1 >= len(b) || b[end+1] != ':' {
+			return false
+		}
+		key := b[i+1 : end]
+		for k < len(envelopeKeys) && string(key) != envelopeKeys[k] {
+			k++
+		}
+		if k == len(envelopeKeys) {
+			return false // unknown, repeated or out of order
+		}
+		i = end + 2
+		var ok bool
+		switch envelopeKeys[k] {
+		case "src", "type", "schedd", "machine":
+			var v string
+			if v, i, ok = plainJSONString(b, i); !ok {
+				return false
+			}
+			switch envelopeKeys[k] {
+			case "src":
+				e.Source = v
+			case "type":
+				e.Type = v
+			case "schedd":
+				e.Schedd = v
+			default:
+				e.Machine = v
+			}
+		case "p":
+			end, ok := JSONValueEnd(b, i)
+			if !ok || b[i] <= ' ' || end >= len(b) {
+				return false
+			}
+			e.Payload = append(json.RawMessage(nil), b[i:end]...)
+			i = end
+		default:
+			var n int64
+			if n, i, ok = plainJSONInt(b, i); !ok {
+				return false
+			}
+			switch envelopeKeys[k] {
+			case "v":
+				if int64(int(n)) != n {
+					return false
+				}
+				e.V = int(n)
+			case "seq":
+				if n < 0 {
+					return false
+				}
+				e.Seq = uint64(n)
+			case "t":
+				e.Time = n
+			case "cluster":
+				if int64(int(n)) != n {
+					return false
+				}
+				e.Cluster = int(n)
+			default:
+				if int64(int(n)) != n {
+					return false
+				}
+				e.Proc = int(n)
+			}
+		}
+		k++
+		switch {
+		case i == len(b)-1:
+			return true // at the closing brace
+		case i < len(b)-1 && b[i] == ',':
+			i++
+		default:
+			return false
+		}
+	}
+}
+
+// plainJSONString reads a string of printable ASCII without escapes
+// (encoding/json would replace invalid UTF-8; names are ASCII anyway).
+func plainJSONString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	j := i + 1
+	for j < len(b) && b[j] != '"' {
+		if b[j] == '\\' || b[j] < 0x20 || b[j] >= 0x80 {
+			return "", 0, false
+		}
+		j++
+	}
+	if j >= len(b) {
+		return "", 0, false
+	}
+	return string(b[i+1 : j]), j + 1, true
+}
+
+// plainJSONInt reads -?(0|[1-9][0-9]*) that fits an int64; a fraction or
+// exponent is left to encoding/json.
+func plainJSONInt(b []byte, i int) (int64, int, bool) {
+	j := i
+	if j < len(b) && b[j] == '-' {
+		j++
+	}
+	d := j
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	if j == d || j-d > 1 && b[d] == '0' || j-d > 19 {
+		return 0, 0, false // none, a leading zero, or possibly too big
+	}
+	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+		return 0, 0, false
+	}
+	n, err := strconv.ParseInt(string(b[i:j]), 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return n, j, true
 }
 
 // validToken is ^[A-Za-z0-9_@-]{1,128}$ without a regexp: it runs for

@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -79,6 +81,17 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":2}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, slow Event
+		if decodeEnvelope(b, &fast) {
+			if err := json.Unmarshal(b, &slow); err != nil {
+				t.Fatalf("decodeEnvelope took what json.Unmarshal refuses: %v", err)
+			}
+			fb, _ := json.Marshal(fast)
+			sb, _ := json.Marshal(slow)
+			if !bytes.Equal(fb, sb) {
+				t.Fatalf("decodeEnvelope %s, json.Unmarshal %s", fb, sb)
+			}
+		}
 		e, err := Decode(b)
 		if err != nil {
 			return
@@ -123,5 +136,56 @@ func TestCheckSubject(t *testing.T) {
 		if err := CheckSubject(subject, e); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", subject, err)
 		}
+	}
+}
+
+// decodeEnvelope, where it takes an event, decodes it as json.Unmarshal
+// does; what it leaves, encoding/json decodes.
+func TestDecodeEnvelopeIsUnmarshal(t *testing.T) {
+	e := New("JobSubmitted", map[string]any{"n": 3, "s": "a\"b"}).ForJob("schedd", JobID{7, -1})
+	e.V, e.Source, e.Seq, e.Time, e.Machine = Version, "schedd", 42, 1_700_000_000_123_456_789, "slot1@m"
+	enc, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []string{string(enc),
+		`{"v":1,"src":"schedd","seq":1,"type":"T","t":1}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":-5,"proc":-1,"p":null}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":1,"p":[1,2]}`,
+		`{"v":1,"src":"s","seq":18446744073709551615,"type":"T","t":1}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":99999999999999999999}`,
+		`{"v":1,"src":"s\u0041","seq":1,"type":"T","t":1}`,
+		`{"v":1,"SRC":"s","seq":1,"type":"T","t":1}`,
+		`{"src":"s","v":1,"seq":1,"type":"T","t":1}`,
+		`{"v":1,"v":2,"src":"s","seq":1,"type":"T","t":1}`,
+		`{"v":1.0,"src":"s","seq":1,"type":"T","t":1}`,
+		`{"v":01,"src":"s","seq":1,"type":"T","t":1}`,
+		`{"v":1, "src":"s","seq":1,"type":"T","t":1}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":1,"p":{"a":}}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":1,"x":2}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":1,}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":1}}`,
+		`{"v":1,"src":"s","seq":-1,"type":"T","t":1}`,
+		`{"v":1,"src":"s","seq":1,"type":"T","t":1,"p":{}}`,
+		`{}`, `{`, `}`, `{"v"}`, `{"v":}`, `{"v":-}`, `{"":1}`,
+	}
+	for _, c := range cases {
+		var fast Event
+		if !decodeEnvelope([]byte(c), &fast) {
+			continue
+		}
+		var slow Event
+		if err := json.Unmarshal([]byte(c), &slow); err != nil {
+			t.Fatalf("%s: decodeEnvelope took it, json.Unmarshal refuses it: %v", c, err)
+		}
+		fb, _ := json.Marshal(fast)
+		sb, _ := json.Marshal(slow)
+		if !bytes.Equal(fb, sb) {
+			t.Fatalf("%s:\ndecodeEnvelope %s\njson.Unmarshal %s", c, fb, sb)
+		}
+	}
+	var got Event
+	if !decodeEnvelope(enc, &got) {
+		t.Fatalf("Encode's own layout left to encoding/json: %s", enc)
 	}
 }
