@@ -121,11 +121,20 @@ func jsonLiteral(b []byte, i int, lit string) (int, bool) {
 	return i + len(lit), true
 }
 
+// jsonPlain marks the bytes a string goes on with: not a quote, a
+// backslash or a control character.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // jsonStringEnd reads the string starting with the quote at b[i].
 func jsonStringEnd(b []byte, i int) (int, bool) {
 	i++
 	for i < len(b) {
-		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+		for i < len(b) && jsonPlain[b[i]] {
 			i++ // the common case: plain text
 		}
 		if i >= len(b) {

@@ -110,3 +110,13 @@ func TestDecodeReplyIsUnmarshal(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkJSONValueEnd(b *testing.B) {
+	ad := []byte(`{"MyType":"Job","Owner":"alice","Cmd":"bench","Iwd":"/home/alice/some/long/path/to/the/job","Requirements":"\/Expr(TARGET.Memory >= 16 \u0026\u0026 TARGET.HasVM)\/","JobStatus":1,"QDate":1700000000,"Weights":[1,2.5,"x"],"Nested":{"a":true,"b":null}}`)
+	b.SetBytes(int64(len(ad)))
+	for b.Loop() {
+		if _, ok := JSONValueEnd(ad, 0); !ok {
+			b.Fatal("invalid")
+		}
+	}
+}

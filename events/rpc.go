@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -162,7 +165,13 @@ func (s *Server) serve(ctx context.Context, m *nats.Msg, h func(context.Context,
 		return
 	}
 	if chunks, ok := out.(Chunks); ok {
-		err := chunks(func(data any) error {
+		fc, err := s.flowControl(m)
+		if err != nil {
+			s.respond(m, Reply{Error: &RemoteError{Code: ErrInternal.Code, Msg: err.Error()}})
+			return
+		}
+		defer fc.close()
+		err = chunks(func(data any) error {
 			b, ok := data.(json.RawMessage) // already encoded by the handler
 			if !ok {
 				var err error
@@ -170,7 +179,10 @@ func (s *Server) serve(ctx context.Context, m *nats.Msg, h func(context.Context,
 					return err
 				}
 			}
-			return s.respond(m, Reply{Data: b, More: true})
+			if err := fc.wait(ctx); err != nil {
+				return err
+			}
+			return s.respondMsg(m, Reply{Data: b, More: true}, fc.inbox)
 		})
 		if err != nil {
 			s.respond(m, Reply{Error: &RemoteError{Code: ErrorCodeOf(err), Msg: err.Error()}})
@@ -187,7 +199,89 @@ func (s *Server) serve(ctx context.Context, m *nats.Msg, h func(context.Context,
 	s.respond(m, Reply{Data: b})
 }
 
-func (s *Server) respond(m *nats.Msg, r Reply) error {
+// WindowHeader, on a request, says the caller takes a streamed reply
+// under flow control: it answers each chunk that carries a reply subject
+// once it has taken it, and the server keeps at most that many chunks
+// unanswered. Without it a fast server could queue a big reply (q -json of
+// a large queue) faster than a busy client reads it, and NATS would cut the
+// client off as a slow consumer: the call then waited for chunks that were
+// gone.
+const WindowHeader = "Vmpool-Window"
+
+// streamWindow is the chunks a caller lets a server send ahead.
+const streamWindow = 8
+
+// CreditTimeout is how long a server waits for a caller to take a chunk
+// before it gives the reply up.
+var CreditTimeout = 60 * time.Second
+
+// flow is the server's side of one flow-controlled streamed reply.
+type flow struct {
+	window int64 // 0: the caller asked for none
+	inbox  string
+	sub    *nats.Subscription
+	sent   int64
+	taken  atomic.Int64
+	notify chan struct{}
+}
+
+func (s *Server) flowControl(m *nats.Msg) (*flow, error) {
+	f := &flow{}
+	if m.Header == nil {
+		return f, nil
+	}
+	n, err := strconv.Atoi(m.Header.Get(WindowHeader))
+	if err != nil || n <= 0 {
+		return f, nil
+	}
+	f.window, f.inbox, f.notify = int64(n), s.nc.NewRespInbox(), make(chan struct{}, 1)
+	f.sub, err = s.nc.Subscribe(f.inbox, func(*nats.Msg) {
+		f.taken.Add(1)
+		select {
+		case f.notify <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe for flow control: %w", err)
+	}
+	return f, nil
+}
+
+// wait returns once the caller has taken enough chunks for one more to go.
+func (f *flow) wait(ctx context.Context) error {
+	if f.window == 0 {
+		return nil
+	}
+	var timer *time.Timer
+	for f.sent-f.taken.Load() >= f.window {
+		if timer == nil {
+			timer = time.NewTimer(CreditTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-f.notify:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			return fmt.Errorf("the caller took no chunk of the reply for %s: %w", CreditTimeout, ErrStalled)
+		}
+	}
+	f.sent++
+	return nil
+}
+
+func (f *flow) close() {
+	if f.sub != nil {
+		_ = f.sub.Unsubscribe()
+	}
+}
+
+func (s *Server) respond(m *nats.Msg, r Reply) error { return s.respondMsg(m, r, "") }
+
+// respondMsg sends r to m's caller; a non-empty credit is the subject the
+// caller answers to once it has taken r.
+func (s *Server) respondMsg(m *nats.Msg, r Reply, credit string) error {
 	var b []byte
 	if r.Error == nil && len(r.Data) > 0 {
 		// The data is JSON already (json.Marshal's, or a handler's
@@ -206,7 +300,7 @@ func (s *Server) respond(m *nats.Msg, r Reply) error {
 			return err
 		}
 	}
-	if err := s.nc.Publish(m.Reply, b); err != nil {
+	if err := s.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Reply: credit, Data: b}); err != nil {
 		s.logger.Warn("send reply", "subject", m.Subject, "err", err)
 		return err
 	}
@@ -223,6 +317,9 @@ func (s *Server) Close() {
 
 // ErrNoResponders is returned by Call when no daemon serves the subject.
 var ErrNoResponders = NewError("no-responders", "no daemon answers")
+
+// ErrStalled ends a streamed reply whose caller stopped taking chunks.
+var ErrStalled = NewError("stalled", "the caller stopped reading the reply")
 
 // Call sends req (JSON encoded) and decodes the reply data into resp (nil
 // to ignore it). A daemon's error comes back as *RemoteError.
@@ -258,7 +355,9 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
-	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: body}); err != nil {
+	hdr := nats.Header{}
+	hdr.Set(WindowHeader, strconv.Itoa(streamWindow))
+	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: body, Header: hdr}); err != nil {
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
 	for {
@@ -279,6 +378,12 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 		if len(r.Data) > 0 {
 			if err := fn(r.Data); err != nil {
 				return err
+			}
+		}
+		if r.More && m.Reply != "" {
+			// Taken: the server may send one more chunk.
+			if err := nc.Publish(m.Reply, nil); err != nil {
+				return fmt.Errorf("request %s: %w", subject, err)
 			}
 		}
 		if !r.More {

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/events/eventstest"
@@ -124,5 +127,88 @@ func TestPutGetFile(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(dst))
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left behind: %v", entries)
+	}
+}
+
+// A streamed reply runs at most a window of chunks ahead of what its
+// caller has taken, so that a busy caller is never cut off by NATS as a
+// slow consumer (two concurrent q -json of 100,000 jobs lost one reply
+// that way); a caller that stops taking chunks ends the reply.
+func TestStreamFlowControl(t *testing.T) {
+	s := eventstest.NATS(t)
+	nc, _ := eventstest.Connect(t, s.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := events.NewServer(nc, nil, 4)
+	defer srv.Close()
+	const chunks = 60
+	var emitted atomic.Int64
+	stopped := make(chan error, 1)
+	if err := srv.Handle(ctx, "vmpool.cmd.schedd.s.big", func(context.Context, []byte) (any, error) {
+		return events.Chunks(func(emit func(any) error) error {
+			for i := range chunks {
+				if err := emit(i); err != nil {
+					stopped <- err
+					return err
+				}
+				emitted.Add(1)
+			}
+			return nil
+		}), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+
+	taken, most := 0, int64(0)
+	err := events.CallStream(ctx, nc, "vmpool.cmd.schedd.s.big", nil, func(json.RawMessage) error {
+		taken++
+		time.Sleep(2 * time.Millisecond) // a busy caller
+		most = max(most, emitted.Load()-int64(taken))
+		return nil
+	})
+	if err != nil || taken != chunks {
+		t.Fatalf("took %d of %d chunks: %v", taken, chunks, err)
+	}
+	if most > 8 {
+		t.Fatalf("the server ran %d chunks ahead of its caller, more than the window of 8", most)
+	}
+
+	// A caller that asks for flow control and then takes nothing.
+	old := events.CreditTimeout
+	events.CreditTimeout = 300 * time.Millisecond
+	defer func() { events.CreditTimeout = old }()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	hdr := nats.Header{}
+	hdr.Set(events.WindowHeader, "4")
+	if err := nc.PublishMsg(&nats.Msg{Subject: "vmpool.cmd.schedd.s.big", Reply: inbox, Header: hdr}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-stopped:
+		if !errors.Is(err, events.ErrStalled) {
+			t.Fatalf("the stalled reply ended with %v, want ErrStalled", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the server went on waiting for a caller that took nothing")
+	}
+	got := 0
+	for {
+		m, err := sub.NextMsg(time.Second)
+		if err != nil {
+			break
+		}
+		var r events.Reply
+		if json.Unmarshal(m.Data, &r) == nil && r.More {
+			got++
+		}
+	}
+	if got != 4 {
+		t.Fatalf("the server sent %d chunks to a caller that took none, want the window of 4", got)
 	}
 }
