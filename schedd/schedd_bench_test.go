@@ -106,6 +106,22 @@ func BenchmarkJobAdJSON(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 }
 
+// BenchmarkJobAppendJSON renders queued jobs as the schedd answers
+// condor_q -json: AppendJSON, the submitted attributes rendered once per
+// query (the bytes of BenchmarkJobAdJSON's path, without building ads).
+func BenchmarkJobAppendJSON(b *testing.B) {
+	q := schedd.NewQueue("schedd")
+	schedd.Apply(q, submitted(1, 1000))
+	jobs := q.Sorted()
+	cache := schedd.JSONCache{}
+	var buf []byte
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		buf = jobs[i%len(jobs)].AppendJSON(buf[:0], q.Name, cache)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+}
+
 // BenchmarkTotals counts the queue by status as condor_q -totals does,
 // at 100,000 queued jobs.
 func BenchmarkTotals(b *testing.B) {
