@@ -54,7 +54,9 @@ func runAt(t *testing.T, home, addr string, args ...string) (string, string, int
 // upProcess starts `vmpool up` as a separate process.
 func upProcess(t *testing.T, home, addr, failpoints, logName string) (*exec.Cmd, *os.File) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "up", "--home", home, "--listen", addr, "--startds", "1",
+	// No metrics: a pool already running on this machine holds the
+	// default metrics port.
+	cmd := exec.Command(os.Args[0], "up", "--home", home, "--listen", addr, "--startds", "1", "--metrics", "off",
 		"--set", "UPDATE_INTERVAL=1", "--set", "NEGOTIATOR_INTERVAL=2", "--set", "ALIVE_INTERVAL=1", "--set", "VM_STATUS_INTERVAL=5")
 	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1", "VMPOOL_FAILPOINTS="+failpoints)
 	logf, err := os.Create(filepath.Join(home, logName))
@@ -77,7 +79,14 @@ func waitUp(t *testing.T, home, addr string, cmd *exec.Cmd) {
 			return
 		}
 		if cmd.ProcessState != nil || time.Now().After(deadline) {
-			t.Fatalf("the pool at %s never answered", addr)
+			_, stderr, _ := runAt(t, home, addr, "q", "-totals")
+			logs, _ := filepath.Glob(filepath.Join(home, "*.log"))
+			var tail string
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				tail += fmt.Sprintf("\n%s (last 3000 bytes):\n%s", l, b[max(0, len(b)-3000):])
+			}
+			t.Fatalf("the pool at %s never answered (q -totals: %s)%s", addr, strings.TrimSpace(stderr), tail)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -265,7 +265,7 @@ func TestRandomKillsLoseNothing(t *testing.T) {
 	traversable(t, home)
 	addr := freeAddr(t)
 	upArgs := func() []string {
-		return []string{"up", "--home", home, "--listen", addr, "--startds", "1", "--sim-startds", "20",
+		return []string{"up", "--home", home, "--listen", addr, "--startds", "1", "--sim-startds", "20", "--metrics", "off",
 			"--set", "UPDATE_INTERVAL=1", "--set", "NEGOTIATOR_INTERVAL=2", "--set", "ALIVE_INTERVAL=1", "--set", "VM_STATUS_INTERVAL=5"}
 	}
 	start := func(n int) *exec.Cmd {
