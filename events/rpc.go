@@ -342,12 +342,12 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 		return fmt.Errorf("encode request to %s: %w", subject, err)
 	}
 	inbox := nc.NewRespInbox()
-	replies := &replyQueue{ready: make(chan struct{}, 1)}
+	replies := NewPipe[*nats.Msg]() // the replies in arrival order, unbounded
 	// An asynchronous subscription with no pending limit: a long chunked
 	// reply (q -json of a big queue) is never dropped as a slow consumer,
 	// and a call does not allocate a synchronous subscription's
 	// 64k-message channel.
-	sub, err := nc.Subscribe(inbox, replies.put)
+	sub, err := nc.Subscribe(inbox, replies.Put)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
@@ -361,7 +361,7 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
 	for {
-		m, err := replies.next(ctx)
+		m, _, err := replies.Next(ctx) // never closed: ends only with ctx
 		if err != nil {
 			return fmt.Errorf("request %s: %w", subject, err)
 		}
@@ -413,38 +413,64 @@ func decodeReply(b []byte) (Reply, error) {
 	return r, err
 }
 
-// replyQueue holds the replies of one call in arrival order, unbounded.
-type replyQueue struct {
+// Pipe is an unbounded first-in first-out queue from producers that must
+// never block (a NATS callback; a writer holding a lock) to one consumer.
+type Pipe[T any] struct {
 	mu    sync.Mutex
-	msgs  []*nats.Msg
+	items []T
+	done  bool
+	err   error
 	ready chan struct{}
 }
 
-func (q *replyQueue) put(m *nats.Msg) {
-	q.mu.Lock()
-	q.msgs = append(q.msgs, m)
-	q.mu.Unlock()
+// NewPipe returns an empty pipe.
+func NewPipe[T any]() *Pipe[T] { return &Pipe[T]{ready: make(chan struct{}, 1)} }
+
+func (p *Pipe[T]) signal() {
 	select {
-	case q.ready <- struct{}{}:
+	case p.ready <- struct{}{}:
 	default:
 	}
 }
 
-func (q *replyQueue) next(ctx context.Context) (*nats.Msg, error) {
+// Put adds v; it never blocks.
+func (p *Pipe[T]) Put(v T) {
+	p.mu.Lock()
+	p.items = append(p.items, v)
+	p.mu.Unlock()
+	p.signal()
+}
+
+// Close says nothing more comes, and why (nil: all came).
+func (p *Pipe[T]) Close(err error) {
+	p.mu.Lock()
+	p.done, p.err = true, err
+	p.mu.Unlock()
+	p.signal()
+}
+
+// Next waits for the next item. ok is false once the pipe is closed and
+// drained, with Close's error, or when ctx is done, with ctx's.
+func (p *Pipe[T]) Next(ctx context.Context) (v T, ok bool, err error) {
 	for {
-		q.mu.Lock()
-		if len(q.msgs) > 0 {
-			m := q.msgs[0]
-			q.msgs[0] = nil
-			q.msgs = q.msgs[1:]
-			q.mu.Unlock()
-			return m, nil
+		p.mu.Lock()
+		if len(p.items) > 0 {
+			v = p.items[0]
+			var zero T
+			p.items[0] = zero
+			p.items = p.items[1:]
+			p.mu.Unlock()
+			return v, true, nil
 		}
-		q.mu.Unlock()
+		done, err := p.done, p.err
+		p.mu.Unlock()
+		if done {
+			return v, false, err
+		}
 		select {
-		case <-q.ready:
+		case <-p.ready:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return v, false, ctx.Err()
 		}
 	}
 }

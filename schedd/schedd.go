@@ -575,13 +575,13 @@ func (s *Schedd) query(data []byte, history bool) (any, error) {
 		// The ads are written under the read lock while the chunks already
 		// written go out: the client decodes one chunk while the next is
 		// built.
-		pipe := newChunkPipe()
+		pipe := &chunkPipe{Pipe: events.NewPipe[json.RawMessage]()}
 		go func() {
-			pipe.finish(s.queryAds(req, sel, constraint, opts, history, pipe))
+			pipe.Close(s.queryAds(req, sel, constraint, opts, history, pipe))
 		}()
 		defer pipe.stop()
 		for {
-			b, ok, err := pipe.next()
+			b, ok, err := pipe.Next(context.Background())
 			if !ok {
 				return err
 			}
@@ -660,7 +660,7 @@ func (s *Schedd) queryAds(req QueryRequest, sel jobSel, constraint *classad.Expr
 				if b, err = cur.encode(); err != nil {
 					return
 				}
-				pipe.put(b)
+				pipe.Put(b)
 				// encode copied the ads: their buffer is free again.
 				cur, buf = QueryChunk{}, buf[:0]
 			}
@@ -674,70 +674,21 @@ func (s *Schedd) queryAds(req QueryRequest, sel jobSel, constraint *classad.Expr
 	if err != nil {
 		return err
 	}
-	pipe.put(b)
+	pipe.Put(b)
 	return nil
 }
 
 // chunkPipe hands encoded reply chunks from the goroutine that writes them
-// to the one that sends them. It never blocks the writer, which holds the
-// queue's read lock.
+// (holding the queue's read lock, so it must never block) to the one that
+// sends them; stop tells the writer that nobody sends any more.
 type chunkPipe struct {
-	mu     sync.Mutex
-	chunks []json.RawMessage
-	done   bool
-	err    error
-	ready  chan struct{}
-	halt   atomic.Bool
+	*events.Pipe[json.RawMessage]
+	halt atomic.Bool
 }
 
-func newChunkPipe() *chunkPipe { return &chunkPipe{ready: make(chan struct{}, 1)} }
-
-func (p *chunkPipe) signal() {
-	select {
-	case p.ready <- struct{}{}:
-	default:
-	}
-}
-
-func (p *chunkPipe) put(b json.RawMessage) {
-	p.mu.Lock()
-	p.chunks = append(p.chunks, b)
-	p.mu.Unlock()
-	p.signal()
-}
-
-func (p *chunkPipe) finish(err error) {
-	p.mu.Lock()
-	p.done, p.err = true, err
-	p.mu.Unlock()
-	p.signal()
-}
-
-// stop tells the writer that nobody reads any more.
 func (p *chunkPipe) stop() { p.halt.Store(true) }
 
 func (p *chunkPipe) stopped() bool { return p.halt.Load() }
-
-// next waits for the next chunk; ok is false once the writer finished and
-// every chunk was taken, with the writer's error.
-func (p *chunkPipe) next() (json.RawMessage, bool, error) {
-	for {
-		p.mu.Lock()
-		if len(p.chunks) > 0 {
-			b := p.chunks[0]
-			p.chunks[0] = nil
-			p.chunks = p.chunks[1:]
-			p.mu.Unlock()
-			return b, true, nil
-		}
-		done, err := p.done, p.err
-		p.mu.Unlock()
-		if done {
-			return nil, false, err
-		}
-		<-p.ready
-	}
-}
 
 // encode is json.Marshal(c) without scanning the ads, which are JSON
 // already, once more: at 100,000 jobs that pass is a good part of a
