@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -113,6 +114,52 @@ func TestServerConfigAdmitsAsStartNATSDoes(t *testing.T) {
 	select {
 	case msg := <-denied:
 		t.Fatalf("a second refusal: %q", msg)
+	default:
+	}
+
+	// A long streamed reply under the schedd's and the user's own
+	// permissions: the schedd may listen for alice's answers to its chunks,
+	// and alice may answer (a refused answer stalls the reply).
+	old := CreditTimeout
+	CreditTimeout = 3 * time.Second
+	defer func() { CreditTimeout = old }()
+	so, err := creds[3].Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snc, err := nats.Connect(ns.ClientURL(), so...)
+	if err != nil {
+		t.Fatalf("the schedd connects: %v", err)
+	}
+	defer snc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv := NewServer(snc, nil, 4)
+	defer srv.Close()
+	const chunks = 5 * streamWindow
+	if err := srv.HandleUser(ctx, CmdSubject(RoleSchedd, "submit1", "query"), func(context.Context, string, []byte) (any, error) {
+		return Chunks(func(emit func(any) error) error {
+			for i := range chunks {
+				if err := emit(i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	snc.Flush()
+	got := 0
+	if err := CallStream(ctx, nc, UserCmdSubject("submit1", "query", "alice"), nil, func(json.RawMessage) error {
+		got++
+		return nil
+	}); err != nil || got != chunks {
+		t.Fatalf("alice took %d of %d chunks: %v", got, chunks, err)
+	}
+	select {
+	case msg := <-denied:
+		t.Fatalf("refused during the streamed reply: %q", msg)
 	default:
 	}
 }
