@@ -52,6 +52,18 @@ func newAttr(name, key string, hash uint64, e *Expr) attr {
 // NewAd returns an empty ad.
 func NewAd() *Ad { return &Ad{} }
 
+// NewAdSize returns an empty ad with room for n attributes: building an
+// ad of known size then allocates its attribute table and index once.
+func NewAdSize(n int) *Ad {
+	a := &Ad{attrs: make([]attr, 0, max(n, 0))}
+	size := 8
+	for size < 2*n+2 {
+		size *= 2
+	}
+	a.index = make([]slot, size)
+	return a
+}
+
 // lookup finds an attribute by lower-case key, following the parent
 // chain. It is nil-safe.
 func (a *Ad) lookup(key string, hash uint64) *attr {

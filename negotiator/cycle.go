@@ -32,6 +32,9 @@ type Slot struct {
 	CurrentRank float64
 	ClaimMemory int64
 	Preempting  bool
+	// RankConst: the slot has no RANK or a number literal, which no job
+	// can raise, so it is never preempted for RANK.
+	RankConst bool
 }
 
 // SlotFromAd reads what the negotiator needs from a machine ad.
@@ -49,6 +52,8 @@ func SlotFromAd(ad *classad.Ad) (Slot, bool) {
 	s.CurrentRank, s.HasRank = ad.Eval("CurrentRank").NumberValue()
 	s.ClaimMemory, _ = ad.EvalInt("VmpoolClaimMemory")
 	s.Preempting, _ = ad.EvalBool("VmpoolPreempting")
+	e, ok := ad.Lookup("Rank")
+	s.RankConst = !ok || constant(e)
 	return s, true
 }
 
@@ -92,6 +97,10 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 			busyJobs[m.Job] = true
 		}
 	}
+	jobs := st.idleJobs(busyJobs)
+	if len(jobs) == 0 {
+		return nil
+	}
 	var free, claimed []Slot
 	for _, s := range slots {
 		switch {
@@ -106,10 +115,6 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 	}
 	sort.Slice(free, func(a, b int) bool { return free[a].Name < free[b].Name })
 	sort.Slice(claimed, func(a, b int) bool { return claimed[a].Name < claimed[b].Name })
-	jobs := st.idleJobs(busyJobs)
-	if len(jobs) == 0 {
-		return nil
-	}
 	made := st.Made
 	out, left := st.matchFree(jobs, free, opts, &made)
 	if len(left) > 0 && len(claimed) > 0 {
@@ -196,13 +201,21 @@ func (st *State) matched(j *Job, s Slot, n int64, preempting bool) events.Event 
 // what it runs (CurrentRank), no job waits to preempt it yet, its RANK
 // is not a constant, and no match of it is unsettled or refused.
 func (st *State) preemptible(s Slot, reserved map[string]*Match) bool {
-	if s.State != "Claimed" || !s.HasRank || s.Preempting {
-		return false
-	}
-	if e, ok := s.Ad.Lookup("Rank"); !ok || constant(e) {
-		return false
-	}
-	return st.settled(s, reserved)
+	return s.mayPreempt() && st.settled(s, reserved)
+}
+
+// mayPreempt reports whether a slot's ad allows RANK preemption: claimed,
+// running a job of a known rank, no preemption waiting, and a RANK that is
+// not a constant.
+func (s Slot) mayPreempt() bool {
+	return s.State == "Claimed" && s.HasRank && !s.Preempting && !s.RankConst
+}
+
+// Candidate reports whether a cycle may match the slot at all, whatever
+// the matches and refusals: unclaimed, or claimed and open to RANK
+// preemption. The shell passes DecideCycle only these.
+func (s Slot) Candidate() bool {
+	return s.State == "Unclaimed" || s.mayPreempt()
 }
 
 // constant reports whether e is a number literal: a RANK no job can

@@ -184,6 +184,52 @@ func TestMatchesExpire(t *testing.T) {
 	}
 }
 
+// TestMatchesExpireEachInTurn: of two matches made 100 s apart, each
+// expires MATCH_TIMEOUT after it was made, the older first, whatever
+// bound the state keeps to skip the scan.
+func TestMatchesExpireEachInTurn(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 2, "alice")
+	tick := func(n int) {
+		for i := 0; i < n; i++ {
+			h.now += 1e9
+			h.seq["neg"]++
+			Apply(h.st, events.Event{V: 1, Source: "neg", Seq: h.seq["neg"], Type: "Tick", Time: h.now})
+		}
+	}
+	if got := h.cycle([]Slot{slot(t, "slot1@a", "")}); len(got) != 1 {
+		t.Fatalf("first cycle: %v", got)
+	}
+	tick(100)
+	if got := h.cycle([]Slot{slot(t, "slot1@b", "")}); len(got) != 1 {
+		t.Fatalf("second cycle: %v", got)
+	}
+	slots := func() []string {
+		var out []string
+		for _, m := range h.st.Matches {
+			out = append(out, m.Slot)
+		}
+		sort.Strings(out)
+		return out
+	}
+	tick(19)
+	if got := fmt.Sprint(slots()); got != "[slot1@a slot1@b]" {
+		t.Fatalf("119 s after the first match: %s", got)
+	}
+	tick(2)
+	if got := fmt.Sprint(slots()); got != "[slot1@b]" {
+		t.Fatalf("121 s after the first match: %s", got)
+	}
+	tick(98)
+	if got := fmt.Sprint(slots()); got != "[slot1@b]" {
+		t.Fatalf("119 s after the second match: %s", got)
+	}
+	tick(2)
+	if got := fmt.Sprint(slots()); got != "[]" {
+		t.Fatalf("121 s after the second match: %s", got)
+	}
+}
+
 func TestHeldAndEvictedJobs(t *testing.T) {
 	h := newHarness(t)
 	h.submit(1, 1, "alice")

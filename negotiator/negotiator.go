@@ -2,12 +2,10 @@ package negotiator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,11 +56,14 @@ type Negotiator struct {
 
 	metrics *Metrics
 
-	mu     sync.Mutex
-	slots  map[string]Slot // collector key -> slot
-	kick   chan struct{}
-	ready  chan struct{}
-	active atomic.Bool // holds the leader lease
+	mu    sync.Mutex
+	slots map[string]Slot // collector key -> slot
+	// candidates is how many slots the last cycle could match (for the
+	// next one's allocation).
+	candidates int
+	kick       chan struct{}
+	ready      chan struct{}
+	active     atomic.Bool // holds the leader lease
 }
 
 // New builds a negotiator; Run starts it.
@@ -284,7 +285,7 @@ func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 				continue
 			}
 			var ad classad.Ad
-			if err := json.Unmarshal(ent.Value(), &ad); err != nil {
+			if err := ad.UnmarshalJSON(ent.Value()); err != nil {
 				n.mu.Unlock()
 				n.logger.Warn("unreadable machine ad", "key", ent.Key(), "err", err)
 				continue
@@ -331,19 +332,21 @@ func freed(old Slot, had bool, cur Slot) bool {
 	return old.State != "Unclaimed" || old.Claims != cur.Claims
 }
 
-// liveSlots are the slot ads heard from within AdLifetime (the bucket's
-// TTL removes dead ones, but a watcher is not told when).
+// liveSlots are the slot ads a cycle may match (Slot.Candidate) heard
+// from within AdLifetime (the bucket's TTL removes dead ones, but a
+// watcher is not told when), in no particular order: DecideCycle sorts
+// what it uses.
 func (n *Negotiator) liveSlots(now time.Time) []Slot {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make([]Slot, 0, len(n.slots))
+	out := make([]Slot, 0, n.candidates)
 	for _, s := range n.slots {
-		if now.Unix()-s.Heard > int64(n.cfg.AdLifetime/time.Second) {
+		if !s.Candidate() || now.Unix()-s.Heard > int64(n.cfg.AdLifetime/time.Second) {
 			continue
 		}
 		out = append(out, s)
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	n.candidates = len(out)
 	return out
 }
 
@@ -361,9 +364,11 @@ func (n *Negotiator) cycles(ctx context.Context) error {
 			continue // a standby keeps its state current but does not match
 		}
 		start := time.Now()
-		slots := n.liveSlots(n.cfg.Clock())
 		evs, err := n.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
-			return DecideCycle(n.st, slots, now), nil
+			if !n.st.HasIdle() {
+				return nil, nil // nothing to match: no need to look at the slots
+			}
+			return DecideCycle(n.st, n.liveSlots(now), now), nil
 		})
 		if errors.Is(err, events.ErrDiskFull) {
 			// Nothing matched is recorded, so nothing is lost: the next

@@ -45,6 +45,9 @@ type State struct {
 	// MatchTimeout (nanoseconds) after which an unsettled match no longer
 	// reserves its slot (HTCondor's MATCH_TIMEOUT).
 	MatchTimeout int64
+	// oldestAt is at most the At of every match in Matches (0: no bound
+	// known), so that expire scans them only when one may be due.
+	oldestAt int64
 }
 
 // Cluster is a submit's common ad.
@@ -105,6 +108,9 @@ func Apply(st *State, e events.Event) *State {
 				k := JobKey{e.Schedd, e.Job()}
 				st.Matches[p.MatchID] = &Match{ID: p.MatchID, Job: k, Slot: p.Slot, Claims: p.Claims, At: e.Time, AdRevision: p.AdRevision}
 				st.Made++
+				if len(st.Matches) == 1 || e.Time < st.oldestAt {
+					st.oldestAt = e.Time
+				}
 			}
 		}
 		st.expire()
@@ -117,14 +123,29 @@ func Apply(st *State, e events.Event) *State {
 // expire forgets matches older than MatchTimeout, by the log's own time,
 // so replay forgets them exactly when the live negotiator did.
 func (st *State) expire() {
-	if st.MatchTimeout <= 0 {
+	if st.MatchTimeout <= 0 || len(st.Matches) == 0 || st.Latest-st.oldestAt <= st.MatchTimeout {
 		return
 	}
+	oldest := int64(0)
 	for id, m := range st.Matches {
 		if st.Latest-m.At > st.MatchTimeout {
 			delete(st.Matches, id)
+		} else if oldest == 0 || m.At < oldest {
+			oldest = m.At
 		}
 	}
+	st.oldestAt = oldest
+}
+
+// HasIdle reports whether any job waits for a match (some may be matched
+// already, not yet taken): a cycle without one has nothing to do.
+func (st *State) HasIdle() bool {
+	for _, j := range st.Jobs {
+		if j.Idle() {
+			return true
+		}
+	}
+	return false
 }
 
 func applySchedd(st *State, e events.Event) {

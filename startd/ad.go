@@ -25,7 +25,7 @@ type Facts struct {
 // vm universe ones (HasVM, VM_Type, VM_Memory, VM_AvailNum, VM_Networking,
 // VM_Networking_Types), plus vmpool's claim bookkeeping the negotiator uses.
 func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
-	ad := classad.NewAd()
+	ad := classad.NewAdSize(machineAdSize + len(f.Fingerprint.Attrs))
 	ad.SetString("MyType", "Machine")
 	ad.SetString("TargetType", "Job")
 	ad.SetString("Name", s.Name)
@@ -43,14 +43,10 @@ func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
 	ad.SetInt("Memory", int64(f.TotalMemory/max(n, 1)))
 	ad.SetInt("TotalCpus", int64(f.Cpus))
 	ad.SetInt("Cpus", int64(max(f.Cpus/max(n, 1), 1)))
-	ad.SetInt("TotalDisk", f.DiskKiB)
-	ad.SetInt("Disk", f.DiskKiB/int64(max(n, 1)))
-	ad.SetReal("LoadAvg", f.LoadAvg)
+	setVolatile(ad, n, f)
 	ad.SetBool("HasFileTransfer", true)
 	ad.SetString("FileSystemDomain", f.Host)
 	ad.SetInt("DaemonStartTime", f.StartTime)
-	ad.SetInt("LastHeardFrom", f.LastHeardFrom)
-	ad.SetInt("MyCurrentTime", f.LastHeardFrom)
 	// START and the slot's Requirements: the slot accepts a job when START
 	// is true with the job as TARGET (HTCondor's Requirements = START).
 	setCompiled(ad, "Start", cfg.startExpr, cfg.Start)
@@ -94,6 +90,21 @@ func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
 	}
 	return ad
 }
+
+// setVolatile sets the attributes of a machine ad that change with time
+// alone (free disk, load, when it was heard from), for a machine of n
+// slots. Set on an ad MachineAd rendered, it updates them in place.
+func setVolatile(ad *classad.Ad, n int, f Facts) {
+	ad.SetInt("TotalDisk", f.DiskKiB)
+	ad.SetInt("Disk", f.DiskKiB/int64(max(n, 1)))
+	ad.SetReal("LoadAvg", f.LoadAvg)
+	ad.SetInt("LastHeardFrom", f.LastHeardFrom)
+	ad.SetInt("MyCurrentTime", f.LastHeardFrom)
+}
+
+// machineAdSize is how many attributes MachineAd sets at most, apart from
+// the hypervisor's own (VM_*).
+const machineAdSize = 44
 
 // startRef is the slot's Requirements: its START.
 var startRef = classad.MustParseExpr("START")

@@ -1,6 +1,7 @@
 package startd
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -143,6 +144,24 @@ type Startd struct {
 	changed  chan struct{}
 	ready    chan struct{}
 	metrics  *Metrics
+
+	// measured caches what facts reads from the machine (/proc and
+	// statfs), for a second: every claim and every ad asks for it.
+	measuredMu sync.Mutex
+	measured   measurement
+	// The advertise goroutine's own: each slot's ad as last put, rendered
+	// with the volatile facts (load, disk, time) of the last full refresh
+	// (adRef), so that an ad that did not change is not put again.
+	adRef   Facts
+	adsSent map[string][]byte
+}
+
+// measurement is what the machine measured at one time.
+type measurement struct {
+	at          time.Time
+	totalMemory int
+	loadAvg     float64
+	diskKiB     int64
 }
 
 // New validates cfg and builds a startd; Run starts it.
@@ -509,21 +528,34 @@ func (d *Startd) handleDeactivate(ctx context.Context, data []byte) (any, error)
 // ErrBadRequest rejects a malformed request.
 var ErrBadRequest = events.NewError("bad-request", "bad request")
 
-// facts measures the machine for its ads.
+// facts measures the machine for its ads. The host's memory is read
+// once; its load and free disk at most once a second.
 func (d *Startd) facts() Facts {
+	now := d.cfg.Clock()
 	f := Facts{Host: d.cfg.Host, Arch: "X86_64", OpSys: "LINUX", Cpus: runtime.NumCPU(),
-		Fingerprint: d.fingerprint(), StartTime: d.start, LastHeardFrom: d.cfg.Clock().Unix()}
+		Fingerprint: d.fingerprint(), StartTime: d.start, LastHeardFrom: now.Unix()}
 	if runtime.GOARCH != "amd64" {
 		f.Arch = strings.ToUpper(runtime.GOARCH)
 	}
-	f.TotalMemory = hostMemoryMiB()
-	var sfs syscall.Statfs_t
-	if err := syscall.Statfs(d.cfg.Dir, &sfs); err == nil {
-		f.DiskKiB = int64(sfs.Bavail) * int64(sfs.Bsize) / 1024
+	d.measuredMu.Lock()
+	defer d.measuredMu.Unlock()
+	m := &d.measured
+	if m.at.IsZero() || now.Sub(m.at) >= time.Second || now.Before(m.at) {
+		if m.at.IsZero() {
+			m.totalMemory = hostMemoryMiB()
+		}
+		m.at = now
+		m.diskKiB = 0
+		var sfs syscall.Statfs_t
+		if err := syscall.Statfs(d.cfg.Dir, &sfs); err == nil {
+			m.diskKiB = int64(sfs.Bavail) * int64(sfs.Bsize) / 1024
+		}
+		m.loadAvg = 0
+		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+			fmt.Sscanf(string(b), "%f", &m.loadAvg)
+		}
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Sscanf(string(b), "%f", &f.LoadAvg)
-	}
+	f.TotalMemory, f.DiskKiB, f.LoadAvg = m.totalMemory, m.diskKiB, m.loadAvg
 	return f
 }
 
@@ -542,41 +574,77 @@ func hostMemoryMiB() int {
 }
 
 // advertise puts the slot ads in the collector on every change and every
-// UpdateInterval (the bucket's TTL drops them if the startd dies).
+// UpdateInterval (the bucket's TTL drops them if the startd dies). A
+// change puts only the ads it changed; the refresh puts them all.
 func (d *Startd) advertise(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.UpdateInterval)
 	defer t.Stop()
+	full := true
 	for {
-		d.putAds(ctx)
+		d.putAds(ctx, full)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			full = true
 		case <-d.changed:
+			full = false
 		}
 	}
 }
 
-func (d *Startd) putAds(ctx context.Context) {
+// putAds puts the slot ads in the collector: all of them when full, else
+// those that differ from what was last put, apart from the volatile facts
+// (load, free disk, LastHeardFrom), which only the full refresh updates.
+func (d *Startd) putAds(ctx context.Context, full bool) {
 	f := d.facts()
 	d.applyPolicy(ctx, f)
-	var ads []*classad.Ad
-	var ids []string
+	if d.adsSent == nil {
+		d.adsSent = map[string][]byte{}
+	}
+	ref := f
+	if full {
+		d.adRef = f
+	} else {
+		ref.LoadAvg, ref.DiskKiB, ref.LastHeardFrom = d.adRef.LoadAvg, d.adRef.DiskKiB, d.adRef.LastHeardFrom
+	}
+	type put struct {
+		id       string
+		val, cmp []byte
+	}
+	var puts []put
 	d.loop.View(func() {
 		for _, s := range d.st.Slots {
-			ads = append(ads, MachineAd(&d.cfg, d.st, s, f))
-			ids = append(ids, s.ID)
+			ad := MachineAd(&d.cfg, d.st, s, ref)
+			cmp, err := ad.MarshalJSON()
+			if err != nil {
+				d.logger.Error("encode machine ad", "slot", s.ID, "err", err)
+				continue
+			}
+			if !full && bytes.Equal(cmp, d.adsSent[s.ID]) {
+				continue
+			}
+			val := cmp
+			if !full {
+				// What goes out says when it was heard from: now.
+				setVolatile(ad, len(d.st.Slots), f)
+				if val, err = ad.MarshalJSON(); err != nil {
+					d.logger.Error("encode machine ad", "slot", s.ID, "err", err)
+					continue
+				}
+			}
+			puts = append(puts, put{s.ID, val, cmp})
 		}
 	})
-	for i, ad := range ads {
-		b, err := json.Marshal(ad)
-		if err != nil {
-			d.logger.Error("encode machine ad", "err", err)
+	for _, p := range puts {
+		if _, err := d.cfg.Bus.Collector.Put(ctx, events.SlotKey(d.cfg.Name, p.id), p.val); err != nil {
+			delete(d.adsSent, p.id) // put it again at the next change
+			if ctx.Err() == nil {
+				d.logger.Warn("advertise slot", "slot", p.id, "err", err)
+			}
 			continue
 		}
-		if _, err := d.cfg.Bus.Collector.Put(ctx, events.SlotKey(d.cfg.Name, ids[i]), b); err != nil && ctx.Err() == nil {
-			d.logger.Warn("advertise slot", "slot", ids[i], "err", err)
-		}
+		d.adsSent[p.id] = p.cmp
 	}
 }
 

@@ -1,7 +1,6 @@
 package startd_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -100,7 +99,7 @@ func BenchmarkSlotAd(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		ad := startd.MachineAd(cfg, st, st.Slots[i%len(st.Slots)], f)
-		if _, err := json.Marshal(ad); err != nil {
+		if _, err := ad.MarshalJSON(); err != nil {
 			b.Fatal(err)
 		}
 	}

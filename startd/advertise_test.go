@@ -1,0 +1,140 @@
+package startd
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vmpool/vmpool/classad"
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/events/eventstest"
+	"github.com/vmpool/vmpool/startd/hypervisor/sim"
+)
+
+// TestAdvertisePutsOnlyChangedAds runs a startd of three sim slots on a
+// real embedded NATS server and counts the collector puts: a change
+// signal that changed nothing puts no ad; a claim, which changes what
+// every slot advertises of the machine (VM_Memory, VM_AvailNum), puts
+// all three; the VM starting, which changes one slot, puts that one only.
+// Whatever was skipped, the collector ends up with every slot's current
+// ad.
+func TestAdvertisePutsOnlyChangedAds(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 3,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Watching from before the startd runs, the test sees every put.
+	w, err := bus.Collector.Watch(ctx, "slot.s1.>", jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		_ = w.Stop()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("startd: %v", err)
+		}
+	})
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		t.Fatalf("startd stopped: %v", err)
+	}
+	ads := map[string]*classad.Ad{}
+	puts := map[string]int{}
+	// collect takes puts until cond holds of the ads or quiet passes
+	// without one.
+	collect := func(quiet time.Duration, cond func() bool) {
+		t.Helper()
+		for cond == nil || !cond() {
+			select {
+			case ent := <-w.Updates():
+				if ent == nil || ent.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				var ad classad.Ad
+				if err := ad.UnmarshalJSON(ent.Value()); err != nil {
+					t.Fatalf("ad %s: %v", ent.Key(), err)
+				}
+				ads[ent.Key()] = &ad
+				puts[ent.Key()]++
+			case <-time.After(quiet):
+				if cond != nil {
+					t.Fatalf("timed out; ads: %v", ads)
+				}
+				return
+			}
+		}
+	}
+	str := func(key, attr string) string {
+		if ad := ads[key]; ad != nil {
+			v, _ := ad.EvalString(attr)
+			return v
+		}
+		return ""
+	}
+	num := func(key, attr string) int64 {
+		if ad := ads[key]; ad != nil {
+			v, _ := ad.EvalInt(attr)
+			return v
+		}
+		return -1
+	}
+	keys := []string{"slot.s1.slot1", "slot.s1.slot2", "slot.s1.slot3"}
+	collect(10*time.Second, func() bool { return len(ads) == 3 })
+	collect(300*time.Millisecond, nil)
+
+	clear(puts)
+	d.signalChanged()
+	collect(500*time.Millisecond, nil)
+	if len(puts) != 0 {
+		t.Fatalf("a change signal with nothing changed put %v", puts)
+	}
+
+	disk := filepath.Join(t.TempDir(), "hello.img")
+	if err := os.WriteFile(disk, make([]byte, 512), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	req := events.ClaimRequest{ClaimID: "c1", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
+		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100; SimRunSeconds = 3600; VMPARAM_vm_Disk = "` + disk + `:hda:w:raw"; Requirements = true ]`}
+	b, _ := json.Marshal(req)
+	rep, err := d.handleClaim(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.(events.ClaimReply); !r.Accepted {
+		t.Fatalf("claim refused: %s", r.Reason)
+	}
+	collect(10*time.Second, func() bool {
+		return str(keys[0], "Activity") == "Busy" && num(keys[1], "VM_Memory") == 924 && num(keys[2], "VM_Memory") == 924
+	})
+	collect(500*time.Millisecond, nil)
+	if puts[keys[1]] != 1 || puts[keys[2]] != 1 || puts[keys[0]] < 1 || puts[keys[0]] > 2 {
+		t.Fatalf("after a claim and its VM starting, puts per slot %v; want slot1 once or twice (claimed, busy), the others once", puts)
+	}
+	for _, k := range keys {
+		if got := num(k, "VmpoolClaims"); got != 1 {
+			t.Errorf("%s: VmpoolClaims = %d, want 1", k, got)
+		}
+		if got := num(k, "VM_AvailNum"); got != 2 {
+			t.Errorf("%s: VM_AvailNum = %d, want 2", k, got)
+		}
+		if !strings.HasSuffix(str(k, "Name"), "@s1") {
+			t.Errorf("%s: Name = %q", k, str(k, "Name"))
+		}
+	}
+	if str(keys[0], "State") != Claimed || str(keys[1], "State") != Unclaimed {
+		t.Errorf("states %q, %q", str(keys[0], "State"), str(keys[1], "State"))
+	}
+}
