@@ -97,10 +97,6 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 			busyJobs[m.Job] = true
 		}
 	}
-	jobs := st.idleJobs(busyJobs)
-	if len(jobs) == 0 {
-		return nil
-	}
 	var free, claimed []Slot
 	for _, s := range slots {
 		switch {
@@ -115,6 +111,10 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 	}
 	sort.Slice(free, func(a, b int) bool { return free[a].Name < free[b].Name })
 	sort.Slice(claimed, func(a, b int) bool { return claimed[a].Name < claimed[b].Name })
+	jobs := st.idleJobs(busyJobs)
+	if len(jobs) == 0 {
+		return nil
+	}
 	made := st.Made
 	out, left := st.matchFree(jobs, free, opts, &made)
 	if len(left) > 0 && len(claimed) > 0 {

@@ -368,7 +368,11 @@ func (n *Negotiator) cycles(ctx context.Context) error {
 			if !n.st.HasIdle() {
 				return nil, nil // nothing to match: no need to look at the slots
 			}
-			return DecideCycle(n.st, n.liveSlots(now), now), nil
+			slots := n.liveSlots(now)
+			if len(slots) == 0 {
+				return nil, nil // nowhere to match: no need to order the jobs
+			}
+			return DecideCycle(n.st, slots, now), nil
 		})
 		if errors.Is(err, events.ErrDiskFull) {
 			// Nothing matched is recorded, so nothing is lost: the next

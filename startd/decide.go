@@ -15,6 +15,14 @@ import (
 // again without events, so a schedd's retry is harmless; one whose VM has
 // ended is refused, so that a late retry never runs the job again.
 func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemory, vmMax int, now time.Time) ([]events.Event, string) {
+	job, err := classad.ParseAd(req.JobAd)
+	return DecideClaimAd(st, req, job, err, slotAd, vmMemory, vmMax, now)
+}
+
+// DecideClaimAd is DecideClaim with req.JobAd already parsed (into job,
+// or the error parseErr), so that the shell parses it outside the loop
+// and once for the claim's whole life.
+func DecideClaimAd(st *State, req events.ClaimRequest, job *classad.Ad, parseErr error, slotAd *classad.Ad, vmMemory, vmMax int, now time.Time) ([]events.Event, string) {
 	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
 	if _, ok := st.Claims[req.ClaimID]; ok {
 		return nil, ""
@@ -44,9 +52,8 @@ func DecideClaim(st *State, req events.ClaimRequest, slotAd *classad.Ad, vmMemor
 	} else if vmMax > 0 && len(st.Claims) >= vmMax {
 		return nil, fmt.Sprintf("startd %s already runs VM_MAX_NUMBER=%d VMs", st.Name, vmMax)
 	}
-	job, err := classad.ParseAd(req.JobAd)
-	if err != nil {
-		return nil, fmt.Sprintf("job ad does not parse: %v", err)
+	if parseErr != nil || job == nil {
+		return nil, fmt.Sprintf("job ad does not parse: %v", parseErr)
 	}
 	mem64, ok := job.EvalInt("JobVMMemory")
 	if !ok || mem64 <= 0 {

@@ -139,6 +139,9 @@ type Startd struct {
 
 	mu       sync.Mutex
 	starters map[string]chan string // claim id -> stop requests
+	// jobAds holds the job ad handleClaim parsed for a claim it accepted,
+	// until the claim's starter takes it.
+	jobAds map[string]*classad.Ad
 	wg       sync.WaitGroup
 	runCtx   context.Context
 	changed  chan struct{}
@@ -254,7 +257,7 @@ func New(cfg Config) (*Startd, error) {
 		cfg.Host, _ = os.Hostname()
 	}
 	d := &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
-		starters: map[string]chan string{}, changed: make(chan struct{}, 1), ready: make(chan struct{}), recheckNow: make(chan struct{}, 1)}
+		starters: map[string]chan string{}, jobAds: map[string]*classad.Ad{}, changed: make(chan struct{}, 1), ready: make(chan struct{}), recheckNow: make(chan struct{}, 1)}
 	var err error
 	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
 		return nil, fmt.Errorf("startd %s metrics: %w", cfg.Name, err)
@@ -413,6 +416,12 @@ func (d *Startd) afterCommit(evs []events.Event) {
 				d.launch(&cc)
 			}
 		case events.VMExited, events.VMEvicted, events.VMFailed, events.VMStopped:
+			var p events.VMEventPayload
+			if e.Decode(&p) == nil {
+				d.mu.Lock()
+				delete(d.jobAds, p.ClaimID) // a claim that ended before its starter ran
+				d.mu.Unlock()
+			}
 			// A preempted VM is gone: the claim that waited for its slot
 			// starts now.
 			for _, sl := range d.st.Slots {
@@ -483,6 +492,7 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 		return nil, fmt.Errorf("claim: %w: %w", err, ErrBadRequest)
 	}
 	facts := d.facts()
+	job, parseErr := classad.ParseAd(req.JobAd)
 	var reason string
 	_, err := d.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 		s := d.st.Slot(req.Slot)
@@ -495,7 +505,13 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 			return nil, nil
 		}
 		var evs []events.Event
-		evs, reason = DecideClaim(d.st, req, MachineAd(&d.cfg, d.st, s, facts), d.cfg.VMMemory, d.cfg.VMMaxNumber, now)
+		evs, reason = DecideClaimAd(d.st, req, job, parseErr, MachineAd(&d.cfg, d.st, s, facts), d.cfg.VMMemory, d.cfg.VMMaxNumber, now)
+		if len(evs) > 0 && parseErr == nil {
+			// Its starter reads the ad parsed here rather than again.
+			d.mu.Lock()
+			d.jobAds[req.ClaimID] = job
+			d.mu.Unlock()
+		}
 		return evs, nil
 	})
 	if err != nil {

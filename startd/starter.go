@@ -100,7 +100,14 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	}
 	slotName := "Error from " + c.Slot + ": "
 
-	job, err := classad.ParseAd(c.Req.JobAd)
+	d.mu.Lock()
+	job := d.jobAds[id]
+	delete(d.jobAds, id)
+	d.mu.Unlock()
+	var err error
+	if job == nil {
+		job, err = classad.ParseAd(c.Req.JobAd)
+	}
 	if err != nil {
 		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, Reason: slotName + "job ad does not parse: " + err.Error()})
 		return
