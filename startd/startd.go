@@ -141,12 +141,12 @@ type Startd struct {
 	starters map[string]chan string // claim id -> stop requests
 	// jobAds holds the job ad handleClaim parsed for a claim it accepted,
 	// until the claim's starter takes it.
-	jobAds map[string]*classad.Ad
-	wg       sync.WaitGroup
-	runCtx   context.Context
-	changed  chan struct{}
-	ready    chan struct{}
-	metrics  *Metrics
+	jobAds  map[string]*classad.Ad
+	wg      sync.WaitGroup
+	runCtx  context.Context
+	changed chan struct{}
+	ready   chan struct{}
+	metrics *Metrics
 
 	// measured caches what facts reads from the machine (/proc and
 	// statfs), for a second: every claim and every ad asks for it.
