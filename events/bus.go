@@ -60,8 +60,11 @@ type Bus struct {
 	FileRetry time.Duration
 
 	replicas int
-	mu       sync.Mutex
-	stores   map[string]jetstream.ObjectStore
+	// collector is the collector bucket's configuration, for PutAd to
+	// create it again (nil: unknown, a user's bus).
+	collector *jetstream.KeyValueConfig
+	mu        sync.Mutex
+	stores    map[string]jetstream.ObjectStore
 }
 
 // ConnectOptions configures Connect.
@@ -206,16 +209,10 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      CollectorBucket,
-		Description: "vmpool daemon ads (the collector)",
-		TTL:         cfg.AdTTL,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
+	kvc := collectorConfig(cfg)
+	kv, err := openCollector(ctx, js, kvc)
 	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", CollectorBucket, err)
+		return nil, err
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 10 * time.Second
@@ -226,7 +223,7 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	}); err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", LeaderBucket, err)
 	}
-	b := &Bus{NC: nc, JS: js, Collector: kv, replicas: cfg.Replicas}
+	b := &Bus{NC: nc, JS: js, Collector: kv, replicas: cfg.Replicas, collector: &kvc}
 	for _, u := range cfg.Users {
 		if _, err := b.FileStore(ctx, UserBucket(u)); err != nil {
 			return nil, err
@@ -237,16 +234,115 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 
 // BindBus opens the pool's stream and buckets without creating or
 // changing them: what a daemon or a user with restricted credentials
-// does on a pool someone else set up.
-func BindBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*Bus, error) {
+// does on a pool someone else set up. A daemon passes the pool's sizing
+// (ads, its AdTTL and Replicas) so that PutAd can create the collector
+// again should its NATS server lose it; a user passes nil.
+func BindBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, ads *BusConfig) (*Bus, error) {
 	if _, err := js.Stream(ctx, StreamName); err != nil {
 		return nil, fmt.Errorf("find stream %s: %w", StreamName, err)
 	}
+	b := &Bus{NC: nc, JS: js}
+	if ads != nil {
+		kvc := collectorConfig(*ads)
+		b.collector = &kvc
+	}
 	kv, err := js.KeyValue(ctx, CollectorBucket)
 	if err != nil {
-		return nil, fmt.Errorf("find bucket %s: %w", CollectorBucket, err)
+		if b.collector == nil || !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return nil, fmt.Errorf("find bucket %s: %w", CollectorBucket, err)
+		}
+		// Lost with a restart of its server (see collectorConfig).
+		if kv, err = js.CreateKeyValue(ctx, *b.collector); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {
+			return nil, fmt.Errorf("create bucket %s again: %w", CollectorBucket, err)
+		} else if err != nil {
+			if kv, err = js.KeyValue(ctx, CollectorBucket); err != nil {
+				return nil, fmt.Errorf("find bucket %s: %w", CollectorBucket, err)
+			}
+		}
 	}
-	return &Bus{NC: nc, JS: js, Collector: kv}, nil
+	b.Collector = kv
+	return b, nil
+}
+
+// collectorConfig is the collector bucket: one ad per key, expiring
+// AdTTL after its last put, kept in memory. Ads are soft state (every
+// daemon puts its own again every UPDATE_INTERVAL), as in HTCondor's
+// collector, so they need no fsync: with JetStream fsyncing every write
+// (JETSTREAM_SYNC_ALWAYS), file-stored ads cost a disk flush each, and a
+// pool of 10,000 startds refreshing 10 slot ads every 10 s asks for more
+// flushes than a disk does. A server that restarts alone loses the
+// bucket (a cluster's memory buckets live on in their peers): the
+// daemons' next PutAd creates it again.
+func collectorConfig(cfg BusConfig) jetstream.KeyValueConfig {
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.AdTTL <= 0 {
+		cfg.AdTTL = 60 * time.Second
+	}
+	return jetstream.KeyValueConfig{
+		Bucket:      CollectorBucket,
+		Description: "vmpool daemon ads (the collector)",
+		TTL:         cfg.AdTTL,
+		History:     1,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    cfg.Replicas,
+	}
+}
+
+// openCollector creates or updates the collector bucket. A collector
+// stored in files (vmpool before it kept ads in memory) cannot be turned
+// into a memory one: it is deleted and created anew, losing nothing that
+// the daemons do not put again within UPDATE_INTERVAL.
+func openCollector(ctx context.Context, js jetstream.JetStream, kvc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, kvc)
+	if err == nil {
+		return kv, nil
+	}
+	old, oerr := js.KeyValue(ctx, kvc.Bucket)
+	if oerr != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", kvc.Bucket, err)
+	}
+	st, serr := old.Status(ctx)
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if serr != nil || !ok || bs.StreamInfo().Config.Storage == kvc.Storage {
+		return nil, fmt.Errorf("create bucket %s: %w", kvc.Bucket, err)
+	}
+	if derr := js.DeleteKeyValue(ctx, kvc.Bucket); derr != nil && !errors.Is(derr, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("replace bucket %s (stored in %s) by one in %s: delete: %w", kvc.Bucket, bs.StreamInfo().Config.Storage, kvc.Storage, derr)
+	}
+	if kv, err = js.CreateOrUpdateKeyValue(ctx, kvc); err != nil {
+		return nil, fmt.Errorf("replace bucket %s (stored in %s) by one in %s: %w", kvc.Bucket, bs.StreamInfo().Config.Storage, kvc.Storage, err)
+	}
+	return kv, nil
+}
+
+// PutAd puts a daemon's ad in the collector. Should the collector be
+// gone (its NATS server restarted alone, see collectorConfig), it
+// creates it again, when the bus knows its configuration, and puts the
+// ad there; recreated then tells the caller to put its other ads again.
+func (b *Bus) PutAd(ctx context.Context, key string, val []byte) (recreated bool, err error) {
+	_, err = b.Collector.Put(ctx, key, val)
+	if err == nil || b.collector == nil || !collectorGone(err) {
+		return false, err
+	}
+	if _, cerr := b.JS.CreateKeyValue(ctx, *b.collector); cerr != nil && !errors.Is(cerr, jetstream.ErrBucketExists) {
+		return false, fmt.Errorf("%w (the collector bucket is gone, and creating it again failed: %v)", err, cerr)
+	}
+	if b.Logger != nil {
+		b.Logger.Warn("the collector bucket was gone (its NATS server restarted?); created it again", "bucket", CollectorBucket)
+	}
+	if _, err = b.Collector.Put(ctx, key, val); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// collectorGone reports whether a put failed because no stream holds the
+// collector's subjects.
+func collectorGone(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
 // SlotKey is the collector key of a slot's machine ad.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/events/eventstest"
 )
@@ -249,5 +251,85 @@ func TestLoopRefusesWhenDiskNearlyFull(t *testing.T) {
 	}
 	if applied != 0 || l.LastIndex() != 0 {
 		t.Fatalf("a refused command changed state: %d applied, log at %d", applied, l.LastIndex())
+	}
+}
+
+// TestCollectorInMemory: OpenBus keeps the collector's ads in memory (no
+// fsync per ad), replacing a file-stored collector of an older vmpool;
+// when the collector is lost (its server restarted alone), a daemon's
+// PutAd creates it again and says so, and a daemon's BindBus finds or
+// creates it, while a user's BindBus reports it missing.
+func TestCollectorInMemory(t *testing.T) {
+	srv := eventstest.NATS(t)
+	nc, js := eventstest.Connect(t, srv.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	storage := func() jetstream.StorageType {
+		t.Helper()
+		kv, err := js.KeyValue(ctx, events.CollectorBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage
+	}
+
+	// An older pool's collector, in files, with an ad in it.
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: events.CollectorBucket, TTL: time.Minute, History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Put(ctx, "slot.s1.slot1", []byte(`{"Name":"slot1@s1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	bus, err := events.OpenBus(ctx, nc, js, events.BusConfig{AdTTL: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("OpenBus over a file-stored collector: %v", err)
+	}
+	if got := storage(); got != jetstream.MemoryStorage {
+		t.Fatalf("collector storage %v, want memory", got)
+	}
+	if _, err := events.OpenBus(ctx, nc, js, events.BusConfig{AdTTL: 30 * time.Second}); err != nil {
+		t.Fatalf("OpenBus again: %v", err)
+	}
+	if recreated, err := bus.PutAd(ctx, "slot.s1.slot1", []byte(`{"Name":"slot1@s1"}`)); err != nil || recreated {
+		t.Fatalf("PutAd = %v, %v; want false, nil", recreated, err)
+	}
+
+	// The collector is lost.
+	if err := js.DeleteKeyValue(ctx, events.CollectorBucket); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.BindBus(ctx, nc, js, nil); err == nil || !strings.Contains(err.Error(), events.CollectorBucket) {
+		t.Fatalf("a user's BindBus without the collector: %v, want an error naming the bucket", err)
+	}
+	recreated, err := bus.PutAd(ctx, "slot.s1.slot2", []byte(`{"Name":"slot2@s1"}`))
+	if err != nil || !recreated {
+		t.Fatalf("PutAd into a lost collector = %v, %v; want true, nil", recreated, err)
+	}
+	ent, err := bus.Collector.Get(ctx, "slot.s1.slot2")
+	if err != nil || string(ent.Value()) != `{"Name":"slot2@s1"}` {
+		t.Fatalf("the ad put into the new collector: %v, %v", ent, err)
+	}
+	st, err := bus.Collector.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != 30*time.Second || storage() != jetstream.MemoryStorage {
+		t.Fatalf("recreated collector: TTL %v, storage %v; want 30s, memory", st.TTL(), storage())
+	}
+
+	// A daemon binding a pool whose collector is lost creates it.
+	if err := js.DeleteKeyValue(ctx, events.CollectorBucket); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.BindBus(ctx, nc, js, &events.BusConfig{AdTTL: 30 * time.Second}); err != nil {
+		t.Fatalf("a daemon's BindBus without the collector: %v", err)
+	}
+	if storage() != jetstream.MemoryStorage {
+		t.Fatal("BindBus created the collector in files")
 	}
 }

@@ -894,7 +894,7 @@ func (s *Schedd) advertise(ctx context.Context) error {
 		if err != nil {
 			return
 		}
-		if _, err := s.cfg.Bus.Collector.Put(ctx, events.ScheddKey(s.cfg.Name), b); err != nil && ctx.Err() == nil {
+		if _, err := s.cfg.Bus.PutAd(ctx, events.ScheddKey(s.cfg.Name), b); err != nil && ctx.Err() == nil {
 			s.logger.Warn("advertise schedd", "err", err)
 		}
 	}

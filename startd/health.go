@@ -157,3 +157,14 @@ func searchable(dir string, acct *hypervisor.Account) error {
 		}
 	}
 }
+
+// executeDir is where the startd's VMs get their scratch directories:
+// Dir/execute, or, for the startds sharing one Dir and log Store (the
+// simulated ones), a directory of its own below it, so that thousands of
+// them do not create and remove their scratch directories in one.
+func (d *Startd) executeDir() string {
+	if d.cfg.Store != nil {
+		return filepath.Join(d.cfg.Dir, "execute", d.cfg.Name)
+	}
+	return filepath.Join(d.cfg.Dir, "execute")
+}

@@ -653,12 +653,18 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 		}
 	})
 	for _, p := range puts {
-		if _, err := d.cfg.Bus.Collector.Put(ctx, events.SlotKey(d.cfg.Name, p.id), p.val); err != nil {
+		recreated, err := d.cfg.Bus.PutAd(ctx, events.SlotKey(d.cfg.Name, p.id), p.val)
+		if err != nil {
 			delete(d.adsSent, p.id) // put it again at the next change
 			if ctx.Err() == nil {
 				d.logger.Warn("advertise slot", "slot", p.id, "err", err)
 			}
 			continue
+		}
+		if recreated {
+			// A new, empty collector: every ad goes out again.
+			clear(d.adsSent)
+			d.signalChanged()
 		}
 		d.adsSent[p.id] = p.cmp
 	}

@@ -53,7 +53,7 @@ type waitResult struct {
 func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	id := c.Req.ClaimID
 	log := d.logger.With("job", c.Req.Schedd+"/"+c.Req.Job.String(), "slot", c.Slot)
-	scratch := filepath.Join(d.cfg.Dir, "execute", "dir_"+shortID(id))
+	scratch := filepath.Join(d.executeDir(), "dir_"+shortID(id))
 	// emit records a VM event. What happened to a VM must reach the log:
 	// an event the log refuses (its disk nearly full, ErrDiskFull) is
 	// retried every second until it is recorded or the startd stops, so

@@ -137,7 +137,7 @@ func (c *cli) connect(ctx context.Context, url string, follow bool) (*client, er
 	if err != nil {
 		return nil, fmt.Errorf("no vmpool answers at %s (start one with 'vmpool up', or set VMPOOL_URL / -pool): %w", url, err)
 	}
-	bus, err := events.BindBus(ctx, nc, js)
+	bus, err := events.BindBus(ctx, nc, js, nil)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("the NATS server at %s has no vmpool on it (is 'vmpool up' running there?): %w", url, err)

@@ -176,7 +176,8 @@ func serverTLS(cfg *Config) *events.TLSFiles {
 // connectBus connects a daemon to the pool as creds (nil: without
 // credentials) and opens the pool's stream and buckets: creating them as
 // the pool identity or on a pool without credentials, binding them as a
-// daemon of its own, which may not create them.
+// daemon of its own (which creates only the collector again, should its
+// server have lost it).
 func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog.Logger, creds *events.Credentials, users []string) (*events.Bus, error) {
 	var errs []string
 	ttl := cfg.Seconds("CLASSAD_LIFETIME", &errs)
@@ -205,7 +206,7 @@ func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog
 	if creds == nil || creds.Role == events.RolePool {
 		bus, err = events.OpenBus(bctx, nc, js, events.BusConfig{AdTTL: ttl, Users: users, Replicas: replicas})
 	} else {
-		bus, err = events.BindBus(bctx, nc, js)
+		bus, err = events.BindBus(bctx, nc, js, &events.BusConfig{AdTTL: ttl, Replicas: replicas})
 	}
 	if err != nil {
 		nc.Close()
@@ -485,6 +486,9 @@ func (p *personalPool) addSimStartds(cfg *Config, n int, logger *slog.Logger) er
 		return err
 	}
 	p.simStore = store
+	if err := os.MkdirAll(cfg.Get("SIM_EXECUTE"), 0o755); err != nil {
+		return fmt.Errorf("create the sim startds' execute directory (SIM_EXECUTE): %w", err)
+	}
 	simCfg := &Config{values: maps.Clone(cfg.values), origin: maps.Clone(cfg.origin)}
 	simCfg.Set("VM_TYPE", "sim", "SIM_STARTDS")
 	for i := 1; i <= n; i++ {
@@ -492,7 +496,7 @@ func (p *personalPool) addSimStartds(cfg *Config, n int, logger *slog.Logger) er
 		if err != nil {
 			return err
 		}
-		stc.Dir, stc.Store = dir, store
+		stc.Dir, stc.Store = cfg.Get("SIM_EXECUTE"), store
 		st, err := startd.New(stc)
 		if err != nil {
 			return err
