@@ -10,10 +10,10 @@ import (
 
 // staticAd is the job's submitted attributes: its own over its cluster's.
 func (j *Job) staticAd() *classad.Ad {
-	if j.own != nil {
-		return j.own.get()
+	if j.Own != nil {
+		return j.Own
 	}
-	return j.Cluster.Ad()
+	return j.Cluster.Ad
 }
 
 // Ad renders the job's full ClassAd, with HTCondor's attribute names: the

@@ -168,8 +168,7 @@ func applySubmit(q *Queue, e events.Event, at int64) {
 		return
 	}
 	c := &Cluster{ID: e.Cluster, Owner: p.Owner, SubmitHost: p.SubmitHost, File: p.File, Iwd: p.Iwd,
-		UserLog: p.UserLog, QDate: at, Inputs: p.Inputs, NumProcs: p.NumProcs}
-	c.ad.attrs = p.Attrs
+		UserLog: p.UserLog, QDate: at, Ad: adFromAttrs(p.Attrs), Inputs: p.Inputs, NumProcs: p.NumProcs}
 	q.Clusters[c.ID] = c
 	if c.UserLog != "" {
 		q.UserLogs[c.ID] = c.UserLog
@@ -182,7 +181,8 @@ func applySubmit(q *Queue, e events.Event, at int64) {
 		j := &Job{ID: events.JobID{Cluster: c.ID, Proc: i}, Cluster: c, Status: Idle, EnteredCurrentStatus: at}
 		if i < len(p.Procs) {
 			if len(p.Procs[i].Attrs) > 0 {
-				j.own = &lazyAd{attrs: p.Procs[i].Attrs, parent: &c.ad}
+				j.Own = adFromAttrs(p.Procs[i].Attrs)
+				j.Own.SetParent(c.Ad)
 			}
 			j.Inputs = p.Procs[i].Inputs
 			j.OwnIwd = p.Procs[i].Iwd

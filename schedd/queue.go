@@ -13,7 +13,6 @@ package schedd
 
 import (
 	"sort"
-	"sync/atomic"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -89,13 +88,11 @@ type Cluster struct {
 	File       string
 	Iwd        string
 	UserLog    string
-	QDate      int64 // unix seconds
-	// ad is the submitted attributes (Ad); a snapshot prints it in
-	// ClassAd syntax.
-	ad       lazyAd
-	Inputs   []events.FileRef
-	NumProcs int
-	InQueue  int // procs still in the queue
+	QDate      int64       // unix seconds
+	Ad         *classad.Ad `json:"-"` // a snapshot prints it in ClassAd syntax
+	Inputs     []events.FileRef
+	NumProcs   int
+	InQueue    int // procs still in the queue
 }
 
 // ClaimState is where a job's claim on a slot stands.
@@ -132,8 +129,8 @@ type Claim struct {
 // demand, see Ad).
 type Job struct {
 	ID      events.JobID
-	Cluster *Cluster `json:"-"` // a snapshot names it by id
-	own     *lazyAd  // per-proc attributes over the cluster's (Own; nil: none)
+	Cluster *Cluster    `json:"-"` // a snapshot names it by id
+	Own     *classad.Ad `json:"-"` // per-proc attributes; parent is Cluster.Ad (nil: none)
 	Inputs  []events.FileRef
 	OwnIwd  string // initialdir when it differs from the cluster's
 	OwnLog  string // user log when it differs from the cluster's
@@ -228,43 +225,4 @@ func sortJobs(js []*Job) {
 		}
 		return js[a].ID.Proc < js[b].ID.Proc
 	})
-}
-
-// Ad is the cluster's submitted attributes as an ad, parsed the first
-// time it is asked for.
-func (c *Cluster) Ad() *classad.Ad { return c.ad.get() }
-
-// Own is the job's own submitted attributes (a proc's that differ from
-// its cluster's), chained to its cluster's ad; nil when it has none.
-func (j *Job) Own() *classad.Ad {
-	if j.own == nil {
-		return nil
-	}
-	return j.own.get()
-}
-
-// lazyAd is an ad kept as the attributes it was submitted with and parsed
-// the first time it is read. Replaying a log builds a cluster for every
-// submit ever made, and most of them (the history) are never read again:
-// parsing their ads was 40% of a replay. Readers may be several
-// goroutines at once (queries run under the loop's read lock): each may
-// parse, the first to finish wins, and all return its ad.
-type lazyAd struct {
-	ad     atomic.Pointer[classad.Ad]
-	attrs  []events.Attr
-	parent *lazyAd // the ad's parent (a proc's: its cluster's), or nil
-}
-
-func (l *lazyAd) get() *classad.Ad {
-	if ad := l.ad.Load(); ad != nil {
-		return ad
-	}
-	ad := adFromAttrs(l.attrs)
-	if l.parent != nil {
-		ad.SetParent(l.parent.get())
-	}
-	if l.ad.CompareAndSwap(nil, ad) {
-		return ad
-	}
-	return l.ad.Load()
 }
