@@ -10,10 +10,10 @@ import (
 
 // staticAd is the job's submitted attributes: its own over its cluster's.
 func (j *Job) staticAd() *classad.Ad {
-	if j.Own != nil {
-		return j.Own
+	if j.OwnLazy != nil {
+		return j.OwnLazy.Get()
 	}
-	return j.Cluster.Ad
+	return j.Cluster.Ad()
 }
 
 // Ad renders the job's full ClassAd, with HTCondor's attribute names: the

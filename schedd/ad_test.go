@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 )
 
@@ -80,5 +81,57 @@ func TestDecodeQueryChunkIsUnmarshal(t *testing.T) {
 		if gerr == nil && string(gb) != string(wb) {
 			t.Fatalf("%s:\nDecodeQueryChunk %s\njson.Unmarshal   %s", c, gb, wb)
 		}
+	}
+}
+
+// TestLazyAdsParseOnceForAll: a submit's ads are parsed when first read,
+// not when applied; readers racing for a fresh cluster's ad and a proc's
+// own ad all get one ad each, the proc's chained to its cluster's, with
+// the submitted attributes (an attribute that does not parse is an error
+// literal, as Apply made it before).
+func TestLazyAdsParseOnceForAll(t *testing.T) {
+	q := NewQueue("schedd")
+	p := events.ClusterSubmittedPayload{SubmitID: "s1", Owner: "alice", Iwd: "/home/alice", NumProcs: 2,
+		Attrs: []events.Attr{{Name: "JobVMMemory", Expr: "16"}, {Name: "Broken", Expr: "1 +"}},
+		Procs: []events.ProcSpec{{}, {Attrs: []events.Attr{{Name: "JobVMMemory", Expr: "32"}}}},
+	}
+	e := events.New(events.ClusterSubmitted, p)
+	e.Cluster, e.Proc, e.Source, e.Seq, e.Time = 1, -1, "schedd", 1, 1_700_000_000e9
+	Apply(q, e)
+	c := q.Clusters[1]
+	own := q.Jobs[events.JobID{Cluster: 1, Proc: 1}]
+	if c.Lazy.Built() || own.OwnLazy.Built() {
+		t.Fatal("Apply parsed the submitted ads; they are parsed when first read")
+	}
+	const readers = 8
+	got := make(chan [2]*classad.Ad, readers)
+	start := make(chan struct{})
+	for range readers {
+		go func() {
+			<-start
+			got <- [2]*classad.Ad{own.Own(), c.Ad()}
+		}()
+	}
+	close(start)
+	first := <-got
+	for range readers - 1 {
+		if g := <-got; g != first {
+			t.Fatalf("readers got different ads: %p %p, %p %p", g[0], g[1], first[0], first[1])
+		}
+	}
+	if first[0] != own.Own() || first[1] != c.Ad() {
+		t.Fatal("a later read got another ad")
+	}
+	if v, _ := first[0].EvalInt("JobVMMemory"); v != 32 {
+		t.Errorf("proc 1 JobVMMemory = %d, want 32", v)
+	}
+	if v, _ := q.Jobs[events.JobID{Cluster: 1, Proc: 0}].Ad("schedd").EvalInt("JobVMMemory"); v != 16 {
+		t.Errorf("proc 0 JobVMMemory = %d, want 16", v)
+	}
+	if v := first[0].Eval("Broken"); !v.IsError() {
+		t.Errorf("proc 1 sees Broken = %v through its cluster, want error", v)
+	}
+	if q.Jobs[events.JobID{Cluster: 1, Proc: 0}].Own() != nil {
+		t.Error("proc 0 has an own ad")
 	}
 }

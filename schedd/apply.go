@@ -168,7 +168,9 @@ func applySubmit(q *Queue, e events.Event, at int64) {
 		return
 	}
 	c := &Cluster{ID: e.Cluster, Owner: p.Owner, SubmitHost: p.SubmitHost, File: p.File, Iwd: p.Iwd,
-		UserLog: p.UserLog, QDate: at, Ad: adFromAttrs(p.Attrs), Inputs: p.Inputs, NumProcs: p.NumProcs}
+		UserLog: p.UserLog, QDate: at, Inputs: p.Inputs, NumProcs: p.NumProcs}
+	attrs := p.Attrs
+	c.Lazy = classad.NewLazy(func() *classad.Ad { return adFromAttrs(attrs) })
 	q.Clusters[c.ID] = c
 	if c.UserLog != "" {
 		q.UserLogs[c.ID] = c.UserLog
@@ -181,8 +183,12 @@ func applySubmit(q *Queue, e events.Event, at int64) {
 		j := &Job{ID: events.JobID{Cluster: c.ID, Proc: i}, Cluster: c, Status: Idle, EnteredCurrentStatus: at}
 		if i < len(p.Procs) {
 			if len(p.Procs[i].Attrs) > 0 {
-				j.Own = adFromAttrs(p.Procs[i].Attrs)
-				j.Own.SetParent(c.Ad)
+				attrs := p.Procs[i].Attrs
+				j.OwnLazy = classad.NewLazy(func() *classad.Ad {
+					own := adFromAttrs(attrs)
+					own.SetParent(c.Ad())
+					return own
+				})
 			}
 			j.Inputs = p.Procs[i].Inputs
 			j.OwnIwd = p.Procs[i].Iwd

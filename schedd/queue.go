@@ -88,11 +88,13 @@ type Cluster struct {
 	File       string
 	Iwd        string
 	UserLog    string
-	QDate      int64       // unix seconds
-	Ad         *classad.Ad `json:"-"` // a snapshot prints it in ClassAd syntax
-	Inputs     []events.FileRef
-	NumProcs   int
-	InQueue    int // procs still in the queue
+	QDate      int64 // unix seconds
+	// Lazy is the submitted attributes, parsed when first read (Ad); a
+	// snapshot prints them in ClassAd syntax.
+	Lazy     *classad.Lazy `json:"-"`
+	Inputs   []events.FileRef
+	NumProcs int
+	InQueue  int // procs still in the queue
 }
 
 // ClaimState is where a job's claim on a slot stands.
@@ -129,8 +131,8 @@ type Claim struct {
 // demand, see Ad).
 type Job struct {
 	ID      events.JobID
-	Cluster *Cluster    `json:"-"` // a snapshot names it by id
-	Own     *classad.Ad `json:"-"` // per-proc attributes; parent is Cluster.Ad (nil: none)
+	Cluster *Cluster      `json:"-"` // a snapshot names it by id
+	OwnLazy *classad.Lazy `json:"-"` // per-proc attributes over the cluster's (Own; nil: none)
 	Inputs  []events.FileRef
 	OwnIwd  string // initialdir when it differs from the cluster's
 	OwnLog  string // user log when it differs from the cluster's
@@ -225,4 +227,18 @@ func sortJobs(js []*Job) {
 		}
 		return js[a].ID.Proc < js[b].ID.Proc
 	})
+}
+
+// Ad is the cluster's submitted attributes as an ad, parsed the first
+// time it is asked for (classad.Lazy: replaying a log builds a cluster
+// for every submit ever made, and most are never read again).
+func (c *Cluster) Ad() *classad.Ad { return c.Lazy.Get() }
+
+// Own is the job's own submitted attributes (a proc's that differ from
+// its cluster's), chained to its cluster's ad; nil when it has none.
+func (j *Job) Own() *classad.Ad {
+	if j.OwnLazy == nil {
+		return nil
+	}
+	return j.OwnLazy.Get()
 }

@@ -69,8 +69,8 @@ func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
 	job := func(j *Job) snapJob {
 		clusters[j.Cluster.ID] = j.Cluster
 		sj := snapJob{Job: j, ClusterID: j.Cluster.ID}
-		if j.Own != nil {
-			t := j.Own.OwnString()
+		if own := j.Own(); own != nil {
+			t := own.OwnString()
 			sj.OwnAd = &t
 		}
 		return sj
@@ -94,7 +94,7 @@ func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
 		if q.Clusters[id] != nil && q.Clusters[id] != c {
 			return nil, fmt.Errorf("snapshot: two clusters %d", id)
 		}
-		s.Clusters = append(s.Clusters, snapCluster{Cluster: c, AdText: c.Ad.OwnString(), Live: q.Clusters[id] == c})
+		s.Clusters = append(s.Clusters, snapCluster{Cluster: c, AdText: c.Ad().OwnString(), Live: q.Clusters[id] == c})
 	}
 	for id, p := range q.ProcLogs {
 		s.ProcLogs = append(s.ProcLogs, snapProcLog{Job: id, Path: p})
@@ -151,7 +151,7 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("snapshot: cluster %d ad: %w", sc.ID, err)
 		}
-		sc.Ad = ad
+		sc.Lazy = classad.LazyOf(ad)
 		clusters[sc.ID] = sc.Cluster
 		if sc.Live {
 			q.Clusters[sc.ID] = sc.Cluster
@@ -171,8 +171,8 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 			if err != nil {
 				return nil, fmt.Errorf("snapshot: job %s ad: %w", sj.ID, err)
 			}
-			own.SetParent(c.Ad)
-			sj.Own = own
+			own.SetParent(c.Ad())
+			sj.OwnLazy = classad.LazyOf(own)
 		}
 		return sj.Job, nil
 	}

@@ -356,6 +356,9 @@ func (d *Startd) Run(ctx context.Context) error {
 	if err := d.cfg.Bus.NC.Flush(); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
+	// The first ads are in the collector before the startd says it is
+	// ready: a `vmpool status` right after `vmpool up` sees every slot.
+	d.putAds(gctx, true)
 	g.Go(func() error { return d.advertise(gctx) })
 	g.Go(func() error { return d.keepalive(gctx) })
 	g.Go(func() error { return d.recheck(gctx) })
@@ -595,16 +598,14 @@ func hostMemoryMiB() int {
 func (d *Startd) advertise(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.UpdateInterval)
 	defer t.Stop()
-	full := true
 	for {
-		d.putAds(ctx, full)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			full = true
+			d.putAds(ctx, true)
 		case <-d.changed:
-			full = false
+			d.putAds(ctx, false)
 		}
 	}
 }

@@ -606,7 +606,8 @@ func (d *dumper) value(v reflect.Value) {
 			d.b.WriteString("nil")
 			return
 		}
-		if v.Type() == reflect.TypeOf((*classad.Ad)(nil)) || v.Type() == reflect.TypeOf((*classad.Expr)(nil)) {
+		if v.Type() == reflect.TypeOf((*classad.Ad)(nil)) || v.Type() == reflect.TypeOf((*classad.Expr)(nil)) ||
+			v.Type() == reflect.TypeOf((*classad.Lazy)(nil)) { // its ad, whether built yet or not
 			if v.CanInterface() {
 				d.b.WriteString(v.Interface().(fmt.Stringer).String())
 				return

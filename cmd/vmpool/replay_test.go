@@ -166,7 +166,7 @@ func TestDumpStateSeesEveryField(t *testing.T) {
 		t.Fatal("queues differing in a job's BytesRecv dump alike")
 	}
 	b = mk()
-	b.Clusters[1].Ad.SetInt("Extra", 1)
+	b.Clusters[1].Ad().SetInt("Extra", 1)
 	if dumpState(a) == dumpState(b) {
 		t.Fatal("queues differing in a cluster ad dump alike")
 	}
