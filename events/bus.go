@@ -143,21 +143,33 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 		}
 		opts = append(opts, co...)
 	}
-	if opt.OnPermissionError != nil {
-		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) {
-				msg := err.Error()
-				if i := strings.Index(msg, ` to "`); i >= 0 {
-					subj := msg[i+5:]
-					if j := strings.IndexByte(subj, '"'); j >= 0 {
-						opt.OnPermissionError(subj[:j])
-						return
-					}
+	// Asynchronous errors go to the log (nats.go would print them on
+	// stderr), and refused subjects to OnPermissionError.
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) && opt.OnPermissionError != nil {
+			msg := err.Error()
+			if i := strings.Index(msg, ` to "`); i >= 0 {
+				subj := msg[i+5:]
+				if j := strings.IndexByte(subj, '"'); j >= 0 {
+					opt.OnPermissionError(subj[:j])
+					return
 				}
-				opt.OnPermissionError("")
 			}
-		}))
-	}
+			opt.OnPermissionError("")
+			return
+		}
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			// A watch (an ordered consumer) notices the gap and resumes
+			// after its last message.
+			logger.Warn("NATS dropped messages of a subscription that fell behind", "subject", subject, "err", err)
+			return
+		}
+		logger.Warn("NATS error", "subject", subject, "err", err)
+	}))
 	opts = append(opts, opt.Options...)
 	nc, err := nats.Connect(url, opts...)
 	if errors.Is(err, nats.ErrAuthorization) || err != nil && strings.Contains(err.Error(), "Authorization Violation") {

@@ -278,30 +278,32 @@ func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 				n.trigger() // initial values done
 				continue
 			}
-			n.mu.Lock()
 			if ent.Operation() != jetstream.KeyValuePut {
+				n.mu.Lock()
 				delete(n.slots, ent.Key())
 				n.mu.Unlock()
 				continue
 			}
+			// Decoded outside the lock: a cycle reading the slots does
+			// not hold up the watch (whose subscription NATS cuts off
+			// when it falls too far behind).
 			var ad classad.Ad
 			if err := ad.UnmarshalJSON(ent.Value()); err != nil {
-				n.mu.Unlock()
 				n.logger.Warn("unreadable machine ad", "key", ent.Key(), "err", err)
 				continue
 			}
 			s, ok := SlotFromAd(&ad)
-			if ok {
-				s.Revision = ent.Revision()
-				old, had := n.slots[ent.Key()]
-				n.slots[ent.Key()] = s
-				n.mu.Unlock()
-				if freed(old, had, s) || n.refusedBefore(old, had, s) {
-					n.trigger()
-				}
+			if !ok {
 				continue
 			}
+			s.Revision = ent.Revision()
+			n.mu.Lock()
+			old, had := n.slots[ent.Key()]
+			n.slots[ent.Key()] = s
 			n.mu.Unlock()
+			if freed(old, had, s) || n.refusedBefore(old, had, s) {
+				n.trigger()
+			}
 		}
 	}
 }
