@@ -186,6 +186,15 @@ func (o *Outbox) verifyBus(ctx context.Context) error {
 	if busSeq >= acked {
 		return o.healGap(ctx, st)
 	}
+	// The stream's newest event of this daemon is older than the newest
+	// acknowledged one. After a heal (below) that is expected: the events
+	// published again follow the newer ones in the stream. Lost is only
+	// what the stream lacks.
+	if on, err := o.onBus(ctx, st, acked, true); err != nil {
+		return err
+	} else if on {
+		return o.healGap(ctx, st)
+	}
 	idx, err := o.log.IndexOfSeq(busSeq)
 	if err != nil {
 		return err
@@ -230,10 +239,46 @@ func (o *Outbox) healGap(ctx context.Context, st jetstream.Stream) error {
 	if err != nil || from == 0 {
 		return err
 	}
+	// Healed already: the events published again follow first in the
+	// stream.
+	var fromSeq uint64
+	if err := o.log.Scan(from, func(_ uint64, e Event) error { fromSeq = e.Seq; return ErrStop }); err != nil {
+		return fmt.Errorf("verify bus: %w", err)
+	}
+	if on, err := o.onBus(ctx, st, fromSeq, false); err != nil || on {
+		return err
+	}
 	o.logger.Warn("the bus lost acknowledged events below its newest; publishing them again from the log", "source", o.log.Source(),
 		"bus_first_seq", first.Seq)
 	o.published.Store(from - 1)
 	return o.log.SetMetaUint(metaPublished, from-1, false)
+}
+
+// onBus reports whether the stream holds own event seq: whether the
+// stream's newest message on the event's subject is that event, or, when
+// orLater, a later one of this daemon (which says nothing of seq when
+// the subject had several events).
+func (o *Outbox) onBus(ctx context.Context, st jetstream.Stream, seq uint64, orLater bool) (bool, error) {
+	idx, err := o.log.IndexOfSeq(seq)
+	if err != nil || idx == 0 {
+		return false, err
+	}
+	var subject string
+	if err := o.log.Scan(idx, func(_ uint64, e Event) error { subject = Subject(o.role, e); return ErrStop }); err != nil {
+		return false, fmt.Errorf("verify bus: %w", err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("verify bus: %w", err)
+	}
+	e, err := Decode(m.Data)
+	if err != nil {
+		return false, fmt.Errorf("verify bus: %w", err)
+	}
+	return e.Source == o.log.Source() && (e.Seq == seq || orLater && e.Seq > seq), nil
 }
 
 type pending struct {
