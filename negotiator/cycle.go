@@ -60,15 +60,16 @@ func SlotFromAd(ad *classad.Ad) (Slot, bool) {
 // available reports whether a slot may take a new match: unclaimed, not
 // reserved by a match whose claim its ad does not show yet, and not
 // refused a claim since this ad was published.
-func (st *State) available(s Slot, reserved map[string]*Match) bool {
-	return s.State == "Unclaimed" && st.settled(s, reserved)
+func (st *State) available(s Slot, reserved map[string]*Match, now int64) bool {
+	return s.State == "Unclaimed" && st.settled(s, reserved, now)
 }
 
 // settled reports whether no match of the slot is unsettled (reserved by a
 // match whose claim its ad does not show yet) or refused (a claim it
 // turned down since this ad was published).
-func (st *State) settled(s Slot, reserved map[string]*Match) bool {
-	if rev, ok := st.Refused[s.Name]; ok && s.Revision <= rev {
+func (st *State) settled(s Slot, reserved map[string]*Match, now int64) bool {
+	if rev, ok := st.Refused[s.Name]; ok && s.Revision <= rev &&
+		(st.MatchTimeout <= 0 || now-st.RefusedAt[s.Name] < st.MatchTimeout) {
 		return false
 	}
 	if m := reserved[s.Name]; m != nil && s.Claims <= m.Claims {
@@ -100,9 +101,9 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 	var free, claimed []Slot
 	for _, s := range slots {
 		switch {
-		case st.available(s, reserved):
+		case st.available(s, reserved, now.UnixNano()):
 			free = append(free, s)
-		case st.preemptible(s, reserved):
+		case st.preemptible(s, reserved, now.UnixNano()):
 			claimed = append(claimed, s)
 		}
 	}
@@ -200,8 +201,8 @@ func (st *State) matched(j *Job, s Slot, n int64, preempting bool) events.Event 
 // RANK prefers to the one it runs (HTCondor's RANK preemption): it says
 // what it runs (CurrentRank), no job waits to preempt it yet, its RANK
 // is not a constant, and no match of it is unsettled or refused.
-func (st *State) preemptible(s Slot, reserved map[string]*Match) bool {
-	return s.mayPreempt() && st.settled(s, reserved)
+func (st *State) preemptible(s Slot, reserved map[string]*Match, now int64) bool {
+	return s.mayPreempt() && st.settled(s, reserved, now)
 }
 
 // mayPreempt reports whether a slot's ad allows RANK preemption: claimed,

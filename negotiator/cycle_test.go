@@ -323,6 +323,57 @@ func TestCycleRefusedSlotWaitsForANewerAd(t *testing.T) {
 	}
 }
 
+// TestCycleRefusalOfARenumberedCollector: the collector was created
+// anew (its NATS server lost it) and numbers the slot's ads below the
+// refused revision. The refusal holds the slot back for MatchTimeout, not
+// until the new collector's revisions catch up with the old one's.
+func TestCycleRefusalOfARenumberedCollector(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "alice")
+	old := slot(t, "slot1@a", ``)
+	old.Revision = 500
+	if got := h.cycle([]Slot{old}); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("first cycle matched %v", got)
+	}
+	h.apply("schedd", events.JobMatched, "schedd", 1, 0, events.JobMatchedPayload{ClaimID: "neg#1", Negotiator: "neg"})
+	h.apply("schedd", events.ClaimFailed, "schedd", 1, 0, events.ClaimPayload{ClaimID: "neg#1", Slot: "slot1@a", Reason: "slot slot1@a is Claimed"})
+	renumbered := slot(t, "slot1@a", ``)
+	renumbered.Revision = 3
+	if got := h.cycle([]Slot{renumbered}); len(got) != 0 {
+		t.Fatalf("matched the refused slot again within MatchTimeout: %v", got)
+	}
+	h.now += h.st.MatchTimeout
+	if got := h.cycle([]Slot{renumbered}); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("after MatchTimeout the slot matched %v, want the job", got)
+	}
+}
+
+// TestOlderEventDoesNotUndoNewer: a schedd's events reach the negotiator
+// out of order when a bus that lost some has them published again after
+// newer ones. The older event does not undo what the newer one said: a
+// JobMatched arriving after the ClaimFailed that ended that claim left
+// the job claimed, never matched again.
+func TestOlderEventDoesNotUndoNewer(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 2, "alice")
+	at := func(seq uint64, typ string, proc int, p any) {
+		b, _ := json.Marshal(p)
+		h.now += 1e9
+		Apply(h.st, events.Event{V: 1, Source: "schedd", Seq: seq, Type: typ, Time: h.now, Schedd: "schedd", Cluster: 1, Proc: proc, Payload: b})
+	}
+	// Proc 0: matched (10) then refused (11), delivered 11 first.
+	at(11, events.ClaimFailed, 0, events.ClaimPayload{ClaimID: "neg#1", Slot: "slot1@a"})
+	at(10, events.JobMatched, 0, events.JobMatchedPayload{ClaimID: "neg#1", Negotiator: "neg"})
+	// Proc 1: held (20) then released (21), delivered 21 first.
+	at(21, events.JobReleased, 1, nil)
+	at(20, events.JobHeld, 1, nil)
+	for proc := range 2 {
+		if j := h.st.Jobs[JobKey{"schedd", events.JobID{Cluster: 1, Proc: proc}}]; !j.Idle() {
+			t.Errorf("job 1.%d: status %d, claimed %v; want idle", proc, j.Status, j.HasClaim)
+		}
+	}
+}
+
 // TestCycleAutoclusterTakesBestFirst: the jobs of one cluster take the
 // matching slots in the order of the cluster's Rank (ties: by slot name),
 // as each would choose alone, and never one that does not match.

@@ -39,6 +39,11 @@ type State struct {
 	// shows what it really is (else a stale ad would be matched, refused
 	// and matched again as fast as the bus goes).
 	Refused map[string]uint64
+	// RefusedAt is when each refusal was recorded (unix nanos, the log's
+	// time). A refusal holds the slot back for MatchTimeout at most: a
+	// collector created anew (a NATS server that lost it) numbers its
+	// ads from 1 again, below the revision refused.
+	RefusedAt map[string]int64
 	Made    int64 // matches made since the log began
 	Latest  int64 // time of the newest event applied (unix nanos)
 	Applied uint64
@@ -67,6 +72,21 @@ type Job struct {
 	Own      *classad.Ad // per-proc attributes over Cluster.Ad, or nil
 	Status   int
 	HasClaim bool
+	// The schedd's sequence of the event that last set Status, and
+	// HasClaim. An older event arriving later (published again after a
+	// bus lost it) does not undo a newer one: a JobMatched after the
+	// ClaimFailed that followed it left the job claimed for ever.
+	statusSeq, claimSeq uint64
+}
+
+// newer reports whether an event of sequence seq is newer than the one
+// that last set the field *last, and if so makes it the last.
+func newer(last *uint64, seq uint64) bool {
+	if seq < *last {
+		return false
+	}
+	*last = seq
+	return true
 }
 
 // Idle reports whether the job waits for a match.
@@ -90,7 +110,7 @@ type Match struct {
 // NewState returns an empty state.
 func NewState(name string, matchTimeoutNanos int64) *State {
 	return &State{Name: name, Jobs: map[JobKey]*Job{}, clusters: map[clusterKey]*Cluster{},
-		Matches: map[string]*Match{}, Refused: map[string]uint64{}, MatchTimeout: matchTimeoutNanos}
+		Matches: map[string]*Match{}, Refused: map[string]uint64{}, RefusedAt: map[string]int64{}, MatchTimeout: matchTimeoutNanos}
 }
 
 // MatchedPayload is the negotiator's own record of a match.
@@ -189,6 +209,7 @@ func applySchedd(st *State, e events.Event) {
 		if e.Decode(&p) == nil {
 			if m := st.Matches[p.ClaimID]; m != nil && m.AdRevision > 0 {
 				st.Refused[m.Slot] = max(st.Refused[m.Slot], m.AdRevision)
+				st.RefusedAt[m.Slot] = max(st.RefusedAt[m.Slot], e.Time)
 			}
 			delete(st.Matches, p.ClaimID)
 		}
@@ -199,7 +220,7 @@ func applySchedd(st *State, e events.Event) {
 				m.Taken = true
 			}
 		}
-		if j != nil {
+		if j != nil && newer(&j.claimSeq, e.Seq) {
 			j.HasClaim = true
 		}
 		return
@@ -209,21 +230,26 @@ func applySchedd(st *State, e events.Event) {
 	}
 	switch e.Type {
 	case events.ClaimFailed:
-		j.HasClaim = false
+		if newer(&j.claimSeq, e.Seq) {
+			j.HasClaim = false
+		}
 	case events.JobStarted:
-		j.Status = 2
-	case events.JobEvicted:
-		j.HasClaim = false
-		if j.Status == 2 {
-			j.Status = 1
+		if newer(&j.statusSeq, e.Seq) {
+			j.Status = 2
 		}
 	case events.JobHeld:
-		j.Status = 5
+		if newer(&j.statusSeq, e.Seq) {
+			j.Status = 5
+		}
 	case events.JobReleased:
-		j.Status = 1
-	case events.ClaimReleased, events.ClaimLost:
-		j.HasClaim = false
-		if j.Status == 2 {
+		if newer(&j.statusSeq, e.Seq) {
+			j.Status = 1
+		}
+	case events.JobEvicted, events.ClaimReleased, events.ClaimLost:
+		if newer(&j.claimSeq, e.Seq) {
+			j.HasClaim = false
+		}
+		if newer(&j.statusSeq, e.Seq) && j.Status == 2 {
 			j.Status = 1
 		}
 	case events.JobCompleted, events.JobRemoved:
