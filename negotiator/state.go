@@ -44,9 +44,9 @@ type State struct {
 	// collector created anew (a NATS server that lost it) numbers its
 	// ads from 1 again, below the revision refused.
 	RefusedAt map[string]int64
-	Made    int64 // matches made since the log began
-	Latest  int64 // time of the newest event applied (unix nanos)
-	Applied uint64
+	Made      int64 // matches made since the log began
+	Latest    int64 // time of the newest event applied (unix nanos)
+	Applied   uint64
 	// MatchTimeout (nanoseconds) after which an unsettled match no longer
 	// reserves its slot (HTCondor's MATCH_TIMEOUT).
 	MatchTimeout int64
