@@ -73,6 +73,9 @@ func (e Event) At() time.Time { return time.Unix(0, e.Time) }
 
 // Decode unmarshals the payload into v.
 func (e Event) Decode(v any) error {
+	if f, ok := v.(fastDecoder); ok && f.decodeFast(e.Payload) {
+		return nil
+	}
 	if err := json.Unmarshal(e.Payload, v); err != nil {
 		return fmt.Errorf("decode %s payload of %s:%d: %w", e.Type, e.Source, e.Seq, err)
 	}

@@ -1,0 +1,347 @@
+package events
+
+import "encoding/json"
+
+// fastDecoder is a payload that reads the layout json.Marshal writes
+// without encoding/json (which checks the whole input, then decodes it by
+// reflection). decodeFast reports false, having changed nothing, for
+// anything else; Event.Decode then uses encoding/json. A fast decoder must
+// give encoding/json's result for every input it accepts
+// (FuzzFastPayload).
+type fastDecoder interface {
+	decodeFast(b []byte) bool
+}
+
+// jreader reads JSON as json.Marshal writes it: no white space, members
+// of an object in any order but each known. Any surprise makes it fail,
+// and the caller falls back to encoding/json.
+type jreader struct {
+	b  []byte
+	i  int
+	ok bool
+}
+
+func (r *jreader) fail() { r.ok = false }
+
+func (r *jreader) peek() byte {
+	if r.i < len(r.b) {
+		return r.b[r.i]
+	}
+	return 0
+}
+
+// null reads a null, which leaves any value as it is: zero, as every
+// value this reader fills is fresh.
+func (r *jreader) null() bool {
+	if j, ok := jsonLiteral(r.b, r.i, "null"); ok {
+		r.i = j
+		return true
+	}
+	return false
+}
+
+func (r *jreader) expect(c byte) {
+	if r.peek() != c {
+		r.fail()
+		return
+	}
+	r.i++
+}
+
+// object calls member for each member's name; member reads the value.
+// A name given twice fails (encoding/json merges the two values in ways
+// not worth copying).
+func (r *jreader) object(member func(name []byte)) {
+	if r.null() {
+		return
+	}
+	r.expect('{')
+	if !r.ok {
+		return
+	}
+	if r.peek() == '}' {
+		r.i++
+		return
+	}
+	var seen [12][]byte
+	n := 0
+	for r.ok {
+		name, ok := r.plainName()
+		if !ok || n == len(seen) {
+			r.fail()
+			return
+		}
+		for _, s := range seen[:n] {
+			if string(s) == string(name) {
+				r.fail()
+				return
+			}
+		}
+		seen[n] = name
+		n++
+		r.expect(':')
+		if !r.ok {
+			return
+		}
+		member(name)
+		if !r.ok {
+			return
+		}
+		switch r.peek() {
+		case ',':
+			r.i++
+		case '}':
+			r.i++
+			return
+		default:
+			r.fail()
+		}
+	}
+}
+
+// array calls elem for each element; elem reads it.
+func (r *jreader) array(elem func()) {
+	r.expect('[')
+	if !r.ok {
+		return
+	}
+	if r.peek() == ']' {
+		r.i++
+		return
+	}
+	for r.ok {
+		elem()
+		if !r.ok {
+			return
+		}
+		switch r.peek() {
+		case ',':
+			r.i++
+		case ']':
+			r.i++
+			return
+		default:
+			r.fail()
+		}
+	}
+}
+
+// plainName reads a member name of plain ASCII (encoding/json matches
+// names without regard to case: anything but the exact name fails later).
+func (r *jreader) plainName() ([]byte, bool) {
+	b := r.b
+	if r.i >= len(b) || b[r.i] != '"' {
+		return nil, false
+	}
+	j := r.i + 1
+	for j < len(b) && b[j] != '"' {
+		if b[j] == '\\' || b[j] < 0x20 || b[j] >= 0x80 {
+			return nil, false
+		}
+		j++
+	}
+	if j >= len(b) {
+		return nil, false
+	}
+	name := b[r.i+1 : j]
+	r.i = j + 1
+	return name, true
+}
+
+// str reads a string. Plain ASCII is copied; a string with escapes or
+// other bytes is decoded by encoding/json, alone (invalid UTF-8 becomes
+// U+FFFD there, as it does in a whole decode).
+func (r *jreader) str() string {
+	if r.null() {
+		return ""
+	}
+	b := r.b
+	if r.i >= len(b) || b[r.i] != '"' {
+		r.fail()
+		return ""
+	}
+	j := r.i + 1
+	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < 0x80 {
+		j++
+	}
+	if j < len(b) && b[j] == '"' {
+		s := string(b[r.i+1 : j])
+		r.i = j + 1
+		return s
+	}
+	end, ok := jsonStringEnd(b, r.i)
+	if !ok {
+		r.fail()
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(b[r.i:end], &s); err != nil {
+		r.fail()
+		return ""
+	}
+	r.i = end
+	return s
+}
+
+func (r *jreader) int() int {
+	if r.null() {
+		return 0
+	}
+	n, j, ok := plainJSONInt(r.b, r.i)
+	if !ok || int64(int(n)) != n {
+		r.fail()
+		return 0
+	}
+	r.i = j
+	return int(n)
+}
+
+func (r *jreader) int64() int64 {
+	if r.null() {
+		return 0
+	}
+	n, j, ok := plainJSONInt(r.b, r.i)
+	if !ok {
+		r.fail()
+		return 0
+	}
+	r.i = j
+	return n
+}
+
+func (r *jreader) bool() bool {
+	if r.null() {
+		return false
+	}
+	if j, ok := jsonLiteral(r.b, r.i, "true"); ok {
+		r.i = j
+		return true
+	}
+	if j, ok := jsonLiteral(r.b, r.i, "false"); ok {
+		r.i = j
+		return false
+	}
+	r.fail()
+	return false
+}
+
+// done reports whether the reader took all of its input without a
+// surprise.
+func (r *jreader) done() bool { return r.ok && r.i == len(r.b) }
+
+func (r *jreader) attrs() []Attr {
+	if r.null() {
+		return nil
+	}
+	as := []Attr{}
+	r.array(func() {
+		var a Attr
+		r.object(func(name []byte) {
+			switch string(name) {
+			case "n":
+				a.Name = r.str()
+			case "e":
+				a.Expr = r.str()
+			default:
+				r.fail()
+			}
+		})
+		as = append(as, a)
+	})
+	return as
+}
+
+func (r *jreader) fileRefs() []FileRef {
+	if r.null() {
+		return nil
+	}
+	fs := []FileRef{}
+	r.array(func() {
+		var f FileRef
+		r.object(func(name []byte) {
+			switch string(name) {
+			case "name":
+				f.Name = r.str()
+			case "bucket":
+				f.Bucket = r.str()
+			case "object":
+				f.Object = r.str()
+			case "size":
+				f.Size = r.int64()
+			case "sha256":
+				f.SHA256 = r.str()
+			default:
+				r.fail()
+			}
+		})
+		fs = append(fs, f)
+	})
+	return fs
+}
+
+func (r *jreader) procs() []ProcSpec {
+	if r.null() {
+		return nil
+	}
+	ps := []ProcSpec{}
+	r.array(func() {
+		var p ProcSpec
+		r.object(func(name []byte) {
+			switch string(name) {
+			case "attrs":
+				p.Attrs = r.attrs()
+			case "inputs":
+				p.Inputs = r.fileRefs()
+			case "iwd":
+				p.Iwd = r.str()
+			case "user_log":
+				p.UserLog = r.str()
+			default:
+				r.fail()
+			}
+		})
+		ps = append(ps, p)
+	})
+	return ps
+}
+
+// decodeFast reads a submit: replaying a schedd's log decodes one per
+// cluster ever submitted, and encoding/json spent more there than on
+// everything else of a replay.
+func (p *ClusterSubmittedPayload) decodeFast(b []byte) bool {
+	r := jreader{b: b, ok: true}
+	var v ClusterSubmittedPayload
+	r.object(func(name []byte) {
+		switch string(name) {
+		case "submit_id":
+			v.SubmitID = r.str()
+		case "owner":
+			v.Owner = r.str()
+		case "submit_host":
+			v.SubmitHost = r.str()
+		case "file":
+			v.File = r.str()
+		case "iwd":
+			v.Iwd = r.str()
+		case "user_log":
+			v.UserLog = r.str()
+		case "attrs":
+			v.Attrs = r.attrs()
+		case "inputs":
+			v.Inputs = r.fileRefs()
+		case "procs":
+			v.Procs = r.procs()
+		case "num_procs":
+			v.NumProcs = r.int()
+		case "hold":
+			v.Hold = r.bool()
+		default:
+			r.fail()
+		}
+	})
+	if !r.done() {
+		return false
+	}
+	*p = v
+	return true
+}
