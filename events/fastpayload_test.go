@@ -13,7 +13,7 @@ func submitSamples() [][]byte {
 		UserLog: "job.log", NumProcs: 2, Hold: true,
 		Attrs:  []Attr{{Name: "JobVMType", Expr: `"kvm"`}, {Name: "Req", Expr: "a < 1 && b \u00e9 \x01"}},
 		Inputs: []FileRef{{Name: "disk.img", Bucket: "user-alice", Object: "sha256-ab", Size: 1 << 40, SHA256: "ab"}},
-		Procs: []ProcSpec{{}, {Attrs: []Attr{{Name: "X", Expr: "1"}}, Inputs: []FileRef{{Name: "b"}}, Iwd: "/w", UserLog: "p.log"}},
+		Procs:  []ProcSpec{{}, {Attrs: []Attr{{Name: "X", Expr: "1"}}, Inputs: []FileRef{{Name: "b"}}, Iwd: "/w", UserLog: "p.log"}},
 	}
 	fb, _ := json.Marshal(full)
 	eb, _ := json.Marshal(ClusterSubmittedPayload{})
