@@ -68,7 +68,7 @@ var Knobs = []Knob{
 	{"SPOOL", "$(LOCAL_DIR)/$(SCHEDD_NAME)", "schedd", "Where the schedd keeps its event log."},
 	{"NEGOTIATOR_NAME", "negotiator", "negotiator", "Name of the negotiator."},
 	{"NEGOTIATOR_INTERVAL", "60", "negotiator", "Most seconds between negotiation cycles; cycles also run whenever a job becomes idle or a slot frees up."},
-	{"MATCH_TIMEOUT", "120", "negotiator", "Seconds a match reserves its slot before the schedd claims it."},
+	{"MATCH_TIMEOUT", "120", "negotiator", "Seconds a match reserves its slot before the schedd claims it, and the longest a slot whose claim was refused waits for a newer ad of it before it is matched again."},
 	{"CLASSAD_LIFETIME", "60", "pool", "Seconds a daemon ad lives in the collector without a refresh."},
 	{"LOCAL_DIR", "./pool", "pool", "The pool's home: event logs, JetStream storage, scratch directories."},
 	{"JETSTREAM_SYNC_ALWAYS", "true", "pool", "Whether vmpool up's embedded NATS server fsyncs every JetStream write before acknowledging it; false is faster, but an acknowledged event can be lost in a power loss (for benchmarks: vmpool bench --nats-nosync)."},
