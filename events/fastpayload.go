@@ -1,6 +1,9 @@
 package events
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // fastDecoder is a payload that reads the layout json.Marshal writes
 // without encoding/json (which checks the whole input, then decodes it by
@@ -63,7 +66,7 @@ func (r *jreader) object(member func(name []byte)) {
 		r.i++
 		return
 	}
-	var seen [12][]byte
+	var seen [16][]byte
 	n := 0
 	for r.ok {
 		name, ok := r.plainName()
@@ -169,6 +172,59 @@ func (r *jreader) str() string {
 		r.i = j + 1
 		return s
 	}
+	// Escapes json.Marshal writes (\" \\ \n \u003c ...) are undone here;
+	// a surrogate or a byte outside ASCII goes to encoding/json.
+	buf := make([]byte, 0, j-r.i+16)
+	buf = append(buf, b[r.i+1:j]...)
+	for k := j; k < len(b); {
+		c := b[k]
+		switch {
+		case c == '"':
+			r.i = k + 1
+			return string(buf)
+		case c >= 0x20 && c < 0x80 && c != '\\':
+			buf = append(buf, c)
+			k++
+			continue
+		case c != '\\' || k+1 >= len(b):
+		default:
+			switch b[k+1] {
+			case '"', '\\', '/':
+				buf = append(buf, b[k+1])
+				k += 2
+				continue
+			case 'b':
+				buf = append(buf, '\b')
+				k += 2
+				continue
+			case 'f':
+				buf = append(buf, '\f')
+				k += 2
+				continue
+			case 'n':
+				buf = append(buf, '\n')
+				k += 2
+				continue
+			case 'r':
+				buf = append(buf, '\r')
+				k += 2
+				continue
+			case 't':
+				buf = append(buf, '\t')
+				k += 2
+				continue
+			case 'u':
+				if k+6 <= len(b) {
+					if n, ok := hex4(b[k+2 : k+6]); ok && (n < 0xd800 || n > 0xdfff) {
+						buf = utf8.AppendRune(buf, rune(n))
+						k += 6
+						continue
+					}
+				}
+			}
+		}
+		break
+	}
 	end, ok := jsonStringEnd(b, r.i)
 	if !ok {
 		r.fail()
@@ -181,6 +237,24 @@ func (r *jreader) str() string {
 	}
 	r.i = end
 	return s
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(h []byte) (uint32, bool) {
+	var n uint32
+	for _, c := range h {
+		switch {
+		case c >= '0' && c <= '9':
+			n = n<<4 | uint32(c-'0')
+		case c >= 'a' && c <= 'f':
+			n = n<<4 | uint32(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			n = n<<4 | uint32(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 func (r *jreader) int() int {
@@ -335,6 +409,138 @@ func (p *ClusterSubmittedPayload) decodeFast(b []byte) bool {
 			v.NumProcs = r.int()
 		case "hold":
 			v.Hold = r.bool()
+		default:
+			r.fail()
+		}
+	})
+	if !r.done() {
+		return false
+	}
+	*p = v
+	return true
+}
+
+// The events of every job's life, which a replay decodes once each.
+
+func (p *JobMatchedPayload) decodeFast(b []byte) bool {
+	r := jreader{b: b, ok: true}
+	var v JobMatchedPayload
+	r.object(func(name []byte) {
+		switch string(name) {
+		case "claim_id":
+			v.ClaimID = r.str()
+		case "negotiator":
+			v.Negotiator = r.str()
+		case "startd":
+			v.Startd = r.str()
+		case "slot":
+			v.Slot = r.str()
+		case "machine":
+			v.Machine = r.str()
+		default:
+			r.fail()
+		}
+	})
+	if !r.done() {
+		return false
+	}
+	*p = v
+	return true
+}
+
+func (p *JobStartedPayload) decodeFast(b []byte) bool {
+	r := jreader{b: b, ok: true}
+	var v JobStartedPayload
+	r.object(func(name []byte) {
+		switch string(name) {
+		case "claim_id":
+			v.ClaimID = r.str()
+		case "slot":
+			v.Slot = r.str()
+		case "host":
+			v.Host = r.str()
+		case "resumed":
+			v.Resumed = r.bool()
+		case "resumed_from":
+			v.ResumedFrom = r.int()
+		case "resume_note":
+			v.ResumeNote = r.str()
+		default:
+			r.fail()
+		}
+	})
+	if !r.done() {
+		return false
+	}
+	*p = v
+	return true
+}
+
+func (p *JobCompletedPayload) decodeFast(b []byte) bool {
+	r := jreader{b: b, ok: true}
+	var v JobCompletedPayload
+	r.object(func(name []byte) {
+		switch string(name) {
+		case "claim_id":
+			v.ClaimID = r.str()
+		case "exit_code":
+			v.ExitCode = r.int()
+		case "outputs":
+			v.Outputs = r.fileRefs()
+		case "bytes_sent":
+			v.BytesSent = r.int64()
+		case "bytes_recv":
+			v.BytesRecv = r.int64()
+		case "run_ns":
+			v.RunNanos = r.int64()
+		default:
+			r.fail()
+		}
+	})
+	if !r.done() {
+		return false
+	}
+	*p = v
+	return true
+}
+
+// decodeFast reads a VM event without a checkpoint (one with a checkpoint
+// goes to encoding/json).
+func (p *VMEventPayload) decodeFast(b []byte) bool {
+	r := jreader{b: b, ok: true}
+	var v VMEventPayload
+	r.object(func(name []byte) {
+		switch string(name) {
+		case "claim_id":
+			v.ClaimID = r.str()
+		case "slot":
+			v.Slot = r.str()
+		case "host":
+			v.Host = r.str()
+		case "resumed":
+			v.Resumed = r.bool()
+		case "powered_off":
+			v.PoweredOff = r.bool()
+		case "outputs":
+			v.Outputs = r.fileRefs()
+		case "reason":
+			v.Reason = r.str()
+		case "resumed_from":
+			v.ResumedFrom = r.int()
+		case "resume_note":
+			v.ResumeNote = r.str()
+		case "hold":
+			v.Hold = r.bool()
+		case "code":
+			v.Code = r.int()
+		case "subcode":
+			v.SubCode = r.int()
+		case "bytes_in":
+			v.BytesIn = r.int64()
+		case "bytes_out":
+			v.BytesOut = r.int64()
+		case "run_ns":
+			v.RunNanos = r.int64()
 		default:
 			r.fail()
 		}

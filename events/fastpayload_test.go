@@ -6,57 +6,91 @@ import (
 	"testing"
 )
 
-// submitSamples are submits as json.Marshal writes them, and the shapes
-// that must fall back to encoding/json.
-func submitSamples() [][]byte {
-	full := ClusterSubmittedPayload{SubmitID: "s-1", Owner: "alice", SubmitHost: "host", File: "job.sub", Iwd: "/home/alice",
-		UserLog: "job.log", NumProcs: 2, Hold: true,
-		Attrs:  []Attr{{Name: "JobVMType", Expr: `"kvm"`}, {Name: "Req", Expr: "a < 1 && b \u00e9 \x01"}},
+// fastKinds are the payloads with a fast decoder, each with a full value
+// (every field set, strings that need escapes) for json.Marshal to write.
+var fastKinds = []struct {
+	name string
+	new  func() fastDecoder
+	full any
+}{
+	{"ClusterSubmitted", func() fastDecoder { return new(ClusterSubmittedPayload) }, ClusterSubmittedPayload{SubmitID: "s-1", Owner: "alice",
+		SubmitHost: "host", File: "job.sub", Iwd: "/home/alice", UserLog: "job.log", NumProcs: 2, Hold: true,
+		Attrs:  []Attr{{Name: "JobVMType", Expr: `"kvm"`}, {Name: "Req", Expr: "a < 1 && b >= \"\\\\\" \u00e9 \x01 \t/"}},
 		Inputs: []FileRef{{Name: "disk.img", Bucket: "user-alice", Object: "sha256-ab", Size: 1 << 40, SHA256: "ab"}},
 		Procs:  []ProcSpec{{}, {Attrs: []Attr{{Name: "X", Expr: "1"}}, Inputs: []FileRef{{Name: "b"}}, Iwd: "/w", UserLog: "p.log"}},
+	}},
+	{"JobMatched", func() fastDecoder { return new(JobMatchedPayload) }, JobMatchedPayload{ClaimID: "n#1", Negotiator: "n", Startd: "s",
+		Slot: "slot1@s", Machine: "host<1>"}},
+	{"JobStarted", func() fastDecoder { return new(JobStartedPayload) }, JobStartedPayload{ClaimID: "n#1", Slot: "slot1@s", Host: "<1.2.3.4:5>",
+		Resumed: true, ResumedFrom: 3, ResumeNote: "checkpoint 4 \"unusable\""}},
+	{"JobCompleted", func() fastDecoder { return new(JobCompletedPayload) }, JobCompletedPayload{ClaimID: "n#1", ExitCode: -1,
+		Outputs: []FileRef{{Name: "out"}}, BytesSent: 1, BytesRecv: 2, RunNanos: 3}},
+	{"VMEvent", func() fastDecoder { return new(VMEventPayload) }, VMEventPayload{ClaimID: "n#1", Slot: "slot1@s", Host: "h", Resumed: true,
+		PoweredOff: true, Outputs: []FileRef{{Name: "o", Size: 5}}, Reason: "it & that", ResumedFrom: 1, ResumeNote: "n", Hold: true,
+		Code: 6, SubCode: 7, BytesIn: 8, BytesOut: 9, RunNanos: 10}},
+}
+
+// payloadSamples are the payloads as json.Marshal writes them (full and
+// zero), and shapes that must fall back to encoding/json or give its
+// result.
+func payloadSamples() [][]byte {
+	var out [][]byte
+	for _, k := range fastKinds {
+		fb, _ := json.Marshal(k.full)
+		zb, _ := json.Marshal(reflect.New(reflect.TypeOf(k.full)).Elem().Interface())
+		out = append(out, fb, zb)
 	}
-	fb, _ := json.Marshal(full)
-	eb, _ := json.Marshal(ClusterSubmittedPayload{})
-	return [][]byte{fb, eb,
+	return append(out,
 		[]byte(`{}`), []byte(`null`), []byte(`{"owner":null}`), []byte(`{"Owner":"bob"}`), []byte(`{"owner":"a","owner":"b"}`),
 		[]byte(`{"attrs":[],"procs":[{}],"num_procs":1}`), []byte(`{"num_procs":1.0}`), []byte(`{"num_procs":99999999999999999999}`),
 		[]byte(`{"owner":"\ud800x"}`), []byte("{\"owner\":\"\xff\"}"), []byte(`{"owner":"a"} `), []byte(`{"owner":"a",}`),
+		[]byte(`{"owner":"\u00e9\u0041\/\b\f\n\r\t\"\\"}`), []byte(`{"owner":"\x"}`), []byte(`{"owner":"\u12"}`),
 		[]byte(`{"procs":[{"attrs":[{"n":"a","e":"b","x":1}]}]}`), []byte(`{"hold":1}`), []byte(`{"inputs":[{"size":-0}]}`),
-	}
+		[]byte(`{"checkpoint":null,"slot":"s"}`), []byte(`{"exit_code":-3,"outputs":null}`), []byte(`{"resumed":true,"resumed_from":2}`),
+	)
 }
 
-// TestFastSubmitDecodeIsUnmarshal: the fast path reads what json.Marshal
-// writes (it is not merely falling back) and gives json.Unmarshal's result.
-func TestFastSubmitDecodeIsUnmarshal(t *testing.T) {
-	for i, b := range submitSamples() {
-		checkFastSubmit(t, b)
-		var p ClusterSubmittedPayload
-		if i < 2 && !p.decodeFast(b) {
-			t.Errorf("the fast path refused json.Marshal's %s", b)
+// TestFastDecodeIsUnmarshal: each fast path reads what json.Marshal
+// writes (it does not merely fall back) and gives json.Unmarshal's result.
+func TestFastDecodeIsUnmarshal(t *testing.T) {
+	for _, k := range fastKinds {
+		for _, v := range []any{k.full, reflect.New(reflect.TypeOf(k.full)).Elem().Interface()} {
+			b, _ := json.Marshal(v)
+			if !k.new().decodeFast(b) {
+				t.Errorf("%s: the fast path refused json.Marshal's %s", k.name, b)
+			}
 		}
 	}
+	for _, b := range payloadSamples() {
+		checkFast(t, b)
+	}
 }
 
-func checkFastSubmit(t *testing.T, b []byte) {
+// checkFast holds every fast decoder to json.Unmarshal on b.
+func checkFast(t *testing.T, b []byte) {
 	t.Helper()
-	var fast, slow ClusterSubmittedPayload
-	if !fast.decodeFast(b) {
-		if !reflect.DeepEqual(fast, ClusterSubmittedPayload{}) {
-			t.Fatalf("a refused %q changed the payload", b)
+	for _, k := range fastKinds {
+		fast := k.new()
+		zero := reflect.ValueOf(k.new()).Elem().Interface()
+		if !fast.decodeFast(b) {
+			if got := reflect.ValueOf(fast).Elem().Interface(); !reflect.DeepEqual(got, zero) {
+				t.Fatalf("%s: a refused %q changed the payload", k.name, b)
+			}
+			continue
 		}
-		return
-	}
-	if err := json.Unmarshal(b, &slow); err != nil {
-		t.Fatalf("the fast path took %q, which json.Unmarshal refuses: %v", b, err)
-	}
-	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("%q: fast %#v, json.Unmarshal %#v", b, fast, slow)
+		slow := k.new()
+		if err := json.Unmarshal(b, slow); err != nil {
+			t.Fatalf("%s: the fast path took %q, which json.Unmarshal refuses: %v", k.name, b, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%s: %q: fast %#v, json.Unmarshal %#v", k.name, b, fast, slow)
+		}
 	}
 }
 
 func FuzzFastPayload(f *testing.F) {
-	for _, b := range submitSamples() {
+	for _, b := range payloadSamples() {
 		f.Add(b)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) { checkFastSubmit(t, b) })
+	f.Fuzz(func(t *testing.T, b []byte) { checkFast(t, b) })
 }
