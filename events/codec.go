@@ -206,9 +206,19 @@ func plainJSONInt(b []byte, i int) (int64, int, bool) {
 	if j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
 		return 0, 0, false
 	}
-	n, err := strconv.ParseInt(string(b[i:j]), 10, 64)
-	if err != nil {
-		return 0, 0, false
+	if j-d == 19 { // may not fit: let strconv say
+		n, err := strconv.ParseInt(string(b[i:j]), 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		return n, j, true
+	}
+	var n int64
+	for _, c := range b[d:j] {
+		n = n*10 + int64(c-'0')
+	}
+	if d > i {
+		n = -n
 	}
 	return n, j, true
 }
