@@ -1,6 +1,7 @@
 package startd
 
 import (
+	"reflect"
 	"strings"
 
 	"github.com/vmpool/vmpool/classad"
@@ -57,13 +58,9 @@ func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
 	ad.SetBool("HasVM", hasVM)
 	if hasVM {
 		ad.SetString("VM_Type", cfg.VMType)
-		free := cfg.VMMemory - st.UsedMemory()
-		ad.SetInt("VM_Memory", int64(max(free, 0)))
-		avail := 10000 // HTCondor's "unlimited"
-		if cfg.VMMaxNumber > 0 {
-			avail = cfg.VMMaxNumber - len(st.Claims)
-		}
-		ad.SetInt("VM_AvailNum", int64(max(avail, 0)))
+		sh := sharedNow(cfg, st, f)
+		ad.SetInt("VM_Memory", sh.mem)
+		ad.SetInt("VM_AvailNum", sh.avail)
 		ad.SetString("VM_GAHP_VERSION", fp.Version)
 		ad.SetBool("VM_Networking", cfg.Networking && len(netTypes(cfg, fp)) > 0)
 		if cfg.Networking {
@@ -100,6 +97,91 @@ func setVolatile(ad *classad.Ad, n int, f Facts) {
 	ad.SetReal("LoadAvg", f.LoadAvg)
 	ad.SetInt("LastHeardFrom", f.LastHeardFrom)
 	ad.SetInt("MyCurrentTime", f.LastHeardFrom)
+}
+
+// sharedAttrs are the attributes every slot ad of a startd shows alike
+// and every claim changes: VM_Memory and VM_AvailNum (-1: not in the ad)
+// and VmpoolClaims.
+type sharedAttrs struct {
+	set                bool
+	mem, avail, claims int64
+}
+
+// sharedNow is what MachineAd puts in the shared attributes.
+func sharedNow(cfg *Config, st *State, f Facts) sharedAttrs {
+	sh := sharedAttrs{set: true, mem: -1, avail: -1, claims: st.Accepted}
+	if f.Fingerprint.Detected && f.Fingerprint.Healthy {
+		sh.mem = int64(max(cfg.VMMemory-st.UsedMemory(), 0))
+		avail := 10000 // HTCondor's "unlimited"
+		if cfg.VMMaxNumber > 0 {
+			avail = cfg.VMMaxNumber - len(st.Claims)
+		}
+		sh.avail = int64(max(avail, 0))
+	}
+	return sh
+}
+
+// sharedOf reads the shared attributes of a slot ad.
+func sharedOf(ad *classad.Ad) sharedAttrs {
+	sh := sharedAttrs{set: true, mem: -1, avail: -1}
+	if v, ok := ad.EvalInt("VM_Memory"); ok {
+		sh.mem = v
+	}
+	if v, ok := ad.EvalInt("VM_AvailNum"); ok {
+		sh.avail = v
+	}
+	sh.claims, _ = ad.EvalInt("VmpoolClaims")
+	return sh
+}
+
+// apply sets the shared attributes of ad (rendered by MachineAd) to sh's.
+func (sh sharedAttrs) apply(ad *classad.Ad) {
+	if sh.mem >= 0 {
+		if _, ok := ad.Lookup("VM_Memory"); ok {
+			ad.SetInt("VM_Memory", sh.mem)
+		}
+	}
+	if sh.avail >= 0 {
+		if _, ok := ad.Lookup("VM_AvailNum"); ok {
+			ad.SetInt("VM_AvailNum", sh.avail)
+		}
+	}
+	ad.SetInt("VmpoolClaims", sh.claims)
+}
+
+// mustGoOut reports whether the shared attributes moved from sent in a
+// way the other slots' ads must show at once: resources given back (a
+// slot is matchable that its ad says is not), or none left (every match
+// would be refused), or the hypervisor came or went.
+func (sh sharedAttrs) mustGoOut(sent sharedAttrs) bool {
+	switch {
+	case (sh.mem < 0) != (sent.mem < 0), (sh.avail < 0) != (sent.avail < 0):
+		return true
+	case sh.mem > sent.mem, sh.avail > sent.avail:
+		return true
+	case sh.mem == 0 && sent.mem != 0, sh.avail == 0 && sent.avail != 0:
+		return true
+	}
+	return false
+}
+
+// adKey is what a slot's ad is rendered from, apart from the machine's
+// facts and the configuration: the slot, the claim it runs, and the
+// shared attributes.
+type adKey struct {
+	slot    Slot
+	claimed bool
+	rank    float64
+	mem     int
+	shared  sharedAttrs
+}
+
+// sameMachine reports whether two measurements render the same ads apart
+// from the volatile facts (load, disk, time).
+func sameMachine(a, b Facts) bool {
+	a.LoadAvg, a.DiskKiB, a.LastHeardFrom = 0, 0, 0
+	b.LoadAvg, b.DiskKiB, b.LastHeardFrom = 0, 0, 0
+	return reflect.DeepEqual(a, b)
 }
 
 // machineAdSize is how many attributes MachineAd sets at most, apart from

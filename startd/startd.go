@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -157,6 +158,20 @@ type Startd struct {
 	// (adRef), so that an ad that did not change is not put again.
 	adRef   Facts
 	adsSent map[string][]byte
+	// sharedSent: the shared attributes (sharedAttrs) the other slots'
+	// ads were last put with; forceShared asks the next put to bring
+	// them up to date (a claim was refused).
+	// slotShared: each slot's as its ad was last put.
+	sharedSent  sharedAttrs
+	slotShared  map[string]sharedAttrs
+	forceShared atomic.Bool
+	// adKeys: what each slot's ad was last put from, and keyFacts the
+	// machine facts then, so that an unchanged slot is not rendered.
+	adKeys   map[string]adKey
+	keyFacts struct {
+		set bool
+		f   Facts
+	}
 }
 
 // measurement is what the machine measured at one time.
@@ -521,6 +536,10 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	if reason != "" {
+		// The negotiator matched on an ad that no longer says what the
+		// machine has (its shared attributes go out lazily): put them.
+		d.forceShared.Store(true)
+		d.signalChanged()
 		return events.ClaimReply{Accepted: false, Reason: reason}, nil
 	}
 	d.logger.Info("claim accepted", "job", req.Job.String(), "schedd", req.Schedd, "slot", req.Slot)
@@ -617,7 +636,7 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 	f := d.facts()
 	d.applyPolicy(ctx, f)
 	if d.adsSent == nil {
-		d.adsSent = map[string][]byte{}
+		d.adsSent, d.slotShared, d.adKeys = map[string][]byte{}, map[string]sharedAttrs{}, map[string]adKey{}
 	}
 	ref := f
 	if full {
@@ -625,20 +644,59 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 	} else {
 		ref.LoadAvg, ref.DiskKiB, ref.LastHeardFrom = d.adRef.LoadAvg, d.adRef.DiskKiB, d.adRef.LastHeardFrom
 	}
+	forced := d.forceShared.Swap(false)
 	type put struct {
 		id       string
 		val, cmp []byte
 	}
 	var puts []put
+	var cur sharedAttrs
+	keys := make(map[string]adKey, len(d.adKeys))
+	sameFacts := d.keyFacts.set && sameMachine(d.keyFacts.f, f)
 	d.loop.View(func() {
+		// The shared attributes (VM_Memory, VM_AvailNum, VmpoolClaims)
+		// are alike on every slot ad, and every claim changes them. A
+		// change that only takes from them waits for the refresh (or a
+		// claim refused for it), as HTCondor's startd leaves the other
+		// slots' ads to UPDATE_INTERVAL; one that gives back, or that
+		// leaves nothing, goes out at once.
+		cur = sharedNow(&d.cfg, d.st, ref)
+		lazy := !full && !forced && d.sharedSent.set && !cur.mustGoOut(d.sharedSent)
+		if !lazy {
+			d.sharedSent = cur
+		}
 		for _, s := range d.st.Slots {
+			sh, had := d.slotShared[s.ID]
+			// What the ad is made of: unchanged since it was put, it is
+			// not even rendered.
+			key := adKey{slot: *s, shared: cur}
+			if lazy && had {
+				key.shared = sh
+			}
+			if c := d.st.Claims[s.Claim]; c != nil && s.State == Claimed {
+				key.claimed, key.rank, key.mem = true, c.Rank, c.MemoryMiB
+			}
+			if !full && sameFacts && d.adKeys[s.ID] == key {
+				continue
+			}
+			keys[s.ID] = key
 			ad := MachineAd(&d.cfg, d.st, s, ref)
+			if lazy && had {
+				sh.apply(ad) // as it was last put: has the slot's own part changed?
+			}
 			cmp, err := ad.MarshalJSON()
+			if err == nil && lazy && had && !bytes.Equal(cmp, d.adsSent[s.ID]) {
+				cur.apply(ad) // it goes out, with the shared part as it is now
+				key.shared = cur
+				keys[s.ID] = key
+				cmp, err = ad.MarshalJSON()
+			}
 			if err != nil {
 				d.logger.Error("encode machine ad", "slot", s.ID, "err", err)
 				continue
 			}
 			if !full && bytes.Equal(cmp, d.adsSent[s.ID]) {
+				d.adKeys[s.ID] = key
 				continue
 			}
 			val := cmp
@@ -657,6 +715,7 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 		recreated, err := d.cfg.Bus.PutAd(ctx, events.SlotKey(d.cfg.Name, p.id), p.val)
 		if err != nil {
 			delete(d.adsSent, p.id) // put it again at the next change
+			delete(d.adKeys, p.id)
 			if ctx.Err() == nil {
 				d.logger.Warn("advertise slot", "slot", p.id, "err", err)
 			}
@@ -665,10 +724,14 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 		if recreated {
 			// A new, empty collector: every ad goes out again.
 			clear(d.adsSent)
+			clear(d.adKeys)
 			d.signalChanged()
 		}
 		d.adsSent[p.id] = p.cmp
+		d.slotShared[p.id] = cur
+		d.adKeys[p.id] = keys[p.id]
 	}
+	d.keyFacts.set, d.keyFacts.f = true, f
 }
 
 // unadvertise removes the slot ads when the startd stops, so that the
