@@ -46,7 +46,7 @@ var Knobs = []Knob{
 	{"PREEMPT", "false", "startd", "ClassAd expression, evaluated every UPDATE_INTERVAL for each running VM (MY = slot, TARGET = job): true vacates the VM, checkpointing it when the job set vm_checkpoint."},
 	{"KILL", "false", "startd", "ClassAd expression, evaluated every UPDATE_INTERVAL for each VM being vacated (its checkpoint being saved, or its guest given 10 seconds to power off; MY = slot, TARGET = job): true kills the VM at once, and the job goes back to the queue without a checkpoint."},
 	{"ALIVE_INTERVAL", "60", "startd", "Seconds between a startd's keepalives to the schedds of its claims; a schedd requeues a job whose startd was silent for the job's JobLeaseDuration."},
-	{"UPDATE_INTERVAL", "10", "startd", "Seconds between refreshes of all the machine ads in the collector; in between, a change puts the ads it changed, and only those."},
+	{"UPDATE_INTERVAL", "10", "startd", "Seconds between refreshes of all the machine ads in the collector; in between, a change puts the ads it changed, and only those. A claim changes VM_Memory, VM_AvailNum and VmpoolClaims on every slot of its machine: the other slots show it at the refresh, or at once when VMs end, when none is left, or when a claim is refused on their stale figures."},
 	{"STARTD_NAME", "startd1", "startd", "Name of the startd (a daemon name: letters, digits, '_' and '-')."},
 	{"EXECUTE", "$(LOCAL_DIR)/$(STARTD_NAME)", "startd", "Where a startd keeps its event log and the VMs' scratch directories."},
 	{"QEMU", "qemu-system-x86_64", "startd", "The QEMU binary the kvm driver runs."},
