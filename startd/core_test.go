@@ -372,3 +372,53 @@ func TestDecidePolicy(t *testing.T) {
 		t.Fatalf("a VM not started: %v", evs)
 	}
 }
+
+// TestSharedAttrsAreTheAds: what the advertiser takes for the shared
+// attributes (sharedNow) is what MachineAd renders, with a VM or without,
+// before and after a claim; apply puts them back as they were; and which
+// moves must reach the other slots at once.
+func TestSharedAttrsAreTheAds(t *testing.T) {
+	cfg := testConfig()
+	st := NewState("s1", 2)
+	down := testFacts()
+	down.Fingerprint.Healthy = false
+	check := func(f Facts) {
+		t.Helper()
+		ad := MachineAd(cfg, st, st.Slot("slot2@s1"), f)
+		if got, want := sharedOf(ad), sharedNow(cfg, st, f); got != want {
+			t.Fatalf("the ad says %+v, sharedNow %+v", got, want)
+		}
+		before := ad.String()
+		old := sharedAttrs{set: true, mem: 1, avail: 1, claims: 99}
+		old.apply(ad)
+		sharedNow(cfg, st, f).apply(ad)
+		if ad.String() != before {
+			t.Fatalf("apply did not restore the ad:\n%s\n%s", ad, before)
+		}
+	}
+	check(testFacts())
+	check(down)
+	before := sharedNow(cfg, st, testFacts())
+	var seq uint64
+	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 48, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0))
+	step(st, evs, &seq)
+	check(testFacts())
+	after := sharedNow(cfg, st, testFacts())
+	if after.mem != 16 || after.avail != 1 || after.claims != 1 {
+		t.Fatalf("after a claim of 48 of 64 MiB: %+v", after)
+	}
+	for _, tc := range []struct {
+		now, sent sharedAttrs
+		out       bool
+	}{
+		{after, before, false},                        // a claim took some: lazily
+		{before, after, true},                         // given back
+		{sharedAttrs{mem: 0, avail: 1}, after, true},  // no memory left
+		{sharedAttrs{mem: 16, avail: 0}, after, true}, // no VM left
+		{sharedNow(cfg, st, down), after, true},       // the hypervisor went
+	} {
+		if got := tc.now.mustGoOut(tc.sent); got != tc.out {
+			t.Errorf("%+v after %+v: must go out %v, want %v", tc.now, tc.sent, got, tc.out)
+		}
+	}
+}
