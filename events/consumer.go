@@ -152,7 +152,11 @@ func consumeOnce(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	}()
 	defer func() {
 		it.Stop()
-		for range msgs { // unblock and wait for the reader
+		// Unblock and wait for the reader. What it took and was not
+		// handled goes back at once, not after AckWait: by then newer
+		// events would have moved the window past it.
+		for m := range msgs {
+			_ = m.Nak()
 		}
 		<-done
 	}()

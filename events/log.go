@@ -48,6 +48,7 @@ type Log struct {
 	nextSeq uint64        // newest own sequence stamped (>= lastSeq)
 	windows map[string]*Window
 	dirty   map[string]bool
+	tooOld  map[string]uint64 // per source: events dropped below the window
 	logger  *slog.Logger
 
 	mu      sync.Mutex
@@ -252,6 +253,20 @@ func (l *Log) Consume(source string, seq uint64) bool {
 		l.windows[source] = w
 	}
 	if w.Seen(seq) {
+		if w.High-seq >= WindowSize {
+			// Too old to tell whether it was applied: taken as applied.
+			// Events published again after a bus lost them are; one
+			// redelivered late (its first delivery lost) would not be,
+			// and what it said is lost here: say so.
+			if l.tooOld == nil {
+				l.tooOld = map[string]uint64{}
+			}
+			l.tooOld[source]++
+			if n := l.tooOld[source]; n == 1 || n%1000 == 0 {
+				l.logger.Warn("dropped an event older than the window of events applied (taken as applied before)", "source", source,
+					"seq", seq, "newest_applied", w.High, "window", WindowSize, "dropped_so_far", n)
+			}
+		}
 		return false
 	}
 	w.Mark(seq)

@@ -91,6 +91,12 @@ func DecideCycle(st *State, slots []Slot, now time.Time) []events.Event {
 	reserved := map[string]*Match{}
 	busyJobs := map[JobKey]bool{}
 	for _, m := range st.Matches {
+		if st.MatchTimeout > 0 && now.UnixNano()-m.At > st.MatchTimeout {
+			// Expired by the clock, though no event has come since to
+			// expire it in the state (a quiet pool): the schedd never
+			// took it, or its claim never showed. Match again.
+			continue
+		}
 		if cur := reserved[m.Slot]; cur == nil || m.At > cur.At {
 			reserved[m.Slot] = m
 		}

@@ -323,6 +323,27 @@ func TestCycleRefusedSlotWaitsForANewerAd(t *testing.T) {
 	}
 }
 
+// TestUnsettledMatchExpiresInAQuietPool: a match the schedd never took
+// (its Matched event was lost on the way) holds its job and slot for
+// MatchTimeout by the cycle's clock, even when no event comes to expire it
+// from the log; then the job is matched again.
+func TestUnsettledMatchExpiresInAQuietPool(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "alice")
+	s := slot(t, "slot1@a", ``)
+	if got := h.cycle([]Slot{s}); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("first cycle matched %v", got)
+	}
+	h.now += h.st.MatchTimeout - 1e9
+	if got := h.cycle([]Slot{s}); len(got) != 0 {
+		t.Fatalf("matched again within MatchTimeout: %v", got)
+	}
+	h.now += 2e9
+	if got := h.cycle([]Slot{s}); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("after MatchTimeout without an event the cycle matched %v, want the job again", got)
+	}
+}
+
 // TestCycleRefusalOfARenumberedCollector: the collector was created
 // anew (its NATS server lost it) and numbers the slot's ads below the
 // refused revision. The refusal holds the slot back for MatchTimeout, not
