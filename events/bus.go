@@ -184,8 +184,11 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 	// Without a timeout an asynchronous publish whose acknowledgement is
 	// lost (the stream's leader died with it in flight) waits forever, and
 	// with it the outbox; with one, the outbox publishes it again (the
-	// message id makes that harmless).
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024), jetstream.WithPublishAsyncTimeout(cmp.Or(opt.PublishTimeout, PublishAckTimeout)))
+	// message id makes that harmless). The connection may carry many
+	// daemons' outboxes (vmpool up, sim startds by the thousand): past
+	// the pending cap every publish on it fails as stalled, the schedd's
+	// and negotiator's too, and their outboxes back off for seconds.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(asyncMaxPending), jetstream.WithPublishAsyncTimeout(cmp.Or(opt.PublishTimeout, PublishAckTimeout)))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("jetstream on %s: %w", url, err)
@@ -301,6 +304,10 @@ func collectorConfig(cfg BusConfig) jetstream.KeyValueConfig {
 		Replicas:    cfg.Replicas,
 	}
 }
+
+// asyncMaxPending is how many asynchronous publishes a connection may
+// have awaiting their acknowledgement (a few MB of messages at most).
+const asyncMaxPending = 1 << 16
 
 // openCollector creates or updates the collector bucket. A collector
 // stored in files (vmpool before it kept ads in memory) cannot be turned

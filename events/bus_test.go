@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmpool/vmpool/events"
@@ -331,5 +332,37 @@ func TestCollectorInMemory(t *testing.T) {
 	}
 	if storage() != jetstream.MemoryStorage {
 		t.Fatal("BindBus created the collector in files")
+	}
+}
+
+// TestManyOutboxesShareAConnection: one connection carries the publishes
+// of many daemons at once (vmpool up with thousands of sim startds). Far
+// more than the old cap of 1,024 unacknowledged publishes go out together
+// without one failing as stalled.
+func TestManyOutboxesShareAConnection(t *testing.T) {
+	_, b := eventstest.Bus(t)
+	const n = 8000
+	futures := make([]jetstream.PubAckFuture, 0, n)
+	for i := range n {
+		e := events.New("Tick", nil)
+		e.Source, e.Seq, e.V = "many", uint64(i+1), events.Version
+		data, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := b.JS.PublishMsgAsync(&nats.Msg{Subject: events.Subject(events.RoleStartd, e), Data: data})
+		if err != nil {
+			t.Fatalf("publish %d of %d at once: %v", i+1, n, err)
+		}
+		futures = append(futures, f)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatalf("publish %d: %v", i+1, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("publish %d: no acknowledgement", i+1)
+		}
 	}
 }
