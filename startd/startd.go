@@ -711,6 +711,7 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 			puts = append(puts, put{s.ID, val, cmp})
 		}
 	})
+	retry := false
 	for _, p := range puts {
 		recreated, err := d.cfg.Bus.PutAd(ctx, events.SlotKey(d.cfg.Name, p.id), p.val)
 		if err != nil {
@@ -718,6 +719,10 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 			delete(d.adKeys, p.id)
 			if ctx.Err() == nil {
 				d.logger.Warn("advertise slot", "slot", p.id, "err", err)
+				if !retry {
+					retry = true
+					time.AfterFunc(time.Second, d.signalChanged) // or sooner
+				}
 			}
 			continue
 		}

@@ -330,6 +330,7 @@ type personalPool struct {
 	Bus      *events.Bus
 	nats     *events.NATSServer
 	simStore *events.Store // the sim startds' logs (SIM_STARTDS), one Pebble
+	simBus   *events.Bus   // the sim startds' connection
 	// Credentials are the pool's identities (none when POOL_AUTH is off).
 	Credentials []events.Credentials
 	errs        chan error
@@ -427,7 +428,7 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 		}
 		p.Startds = append(p.Startds, st)
 	}
-	if err := p.addSimStartds(cfg, simN, logger); err != nil {
+	if err := p.addSimStartds(ctx, cfg, simN, logger, poolCreds, users); err != nil {
 		return fail(err)
 	}
 	if err := p.addEmulatedStartds(cfg, emulated, logger); err != nil {
@@ -473,10 +474,18 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 // addSimStartds builds n simulated startds (VM_TYPE sim), named sim1...
 // They share one Pebble for their event logs and one execute directory,
 // so that thousands fit in one process.
-func (p *personalPool) addSimStartds(cfg *Config, n int, logger *slog.Logger) error {
+func (p *personalPool) addSimStartds(ctx context.Context, cfg *Config, n int, logger *slog.Logger, creds *events.Credentials, users []string) error {
 	if n == 0 {
 		return nil
 	}
+	// A connection of their own: thousands of startds' ads, claims and
+	// acknowledgements on the schedd's connection made NATS drop the
+	// schedd's messages as a slow consumer's.
+	bus, err := connectBus(ctx, p.URL, "vmpool-sim", cfg, logger, creds, users)
+	if err != nil {
+		return err
+	}
+	p.simBus = bus
 	dir := filepath.Join(p.Home, "sim-startds")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create sim startds' directory: %w", err)
@@ -492,7 +501,7 @@ func (p *personalPool) addSimStartds(cfg *Config, n int, logger *slog.Logger) er
 	simCfg := &Config{values: maps.Clone(cfg.values), origin: maps.Clone(cfg.origin)}
 	simCfg.Set("VM_TYPE", "sim", "SIM_STARTDS")
 	for i := 1; i <= n; i++ {
-		stc, err := startdConfig(simCfg, fmt.Sprintf("sim%d", i), p.Bus, logger)
+		stc, err := startdConfig(simCfg, fmt.Sprintf("sim%d", i), p.simBus, logger)
 		if err != nil {
 			return err
 		}
@@ -534,6 +543,9 @@ func (p *personalPool) Stop() error {
 			default:
 			}
 		}
+	}
+	if p.simBus != nil {
+		p.simBus.NC.Close()
 	}
 	if p.Bus != nil {
 		p.Bus.NC.Close()
