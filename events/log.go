@@ -531,19 +531,29 @@ func (l *Log) OldestOwnBetween(before uint64, after int64) (uint64, error) {
 }
 
 // IndexOfSeq returns the index of own event seq (0 if seq is 0 or absent).
+// It reads from the newest record back: the events asked for are recent.
 func (l *Log) IndexOfSeq(seq uint64) (uint64, error) {
 	if seq == 0 {
 		return 0, nil
 	}
-	var found uint64
-	err := l.Scan(1, func(idx uint64, e Event) error {
-		if e.Source == l.source && e.Seq >= seq {
-			if e.Seq == seq {
-				found = idx
-			}
-			return ErrStop
+	it, err := l.db.NewIter(l.bounds(prefixEvent))
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", l.dir, err)
+	}
+	defer it.Close()
+	for ok := it.Last(); ok; ok = it.Prev() {
+		e, err := Decode(it.Value())
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", l.dir, err)
 		}
-		return nil
-	})
-	return found, err
+		if e.Source != l.source || e.Seq > seq {
+			continue
+		}
+		if e.Seq == seq {
+			idx, _ := l.idxOf(it.Key())
+			return idx, nil
+		}
+		return 0, it.Error() // older than seq: absent
+	}
+	return 0, it.Error()
 }

@@ -215,3 +215,37 @@ func TestFailpointsParse(t *testing.T) {
 		t.Fatalf("fired %v", fired)
 	}
 }
+
+// TestIndexOfSeq: the index of each own event, found among input records
+// of other sources; an absent or zero sequence is index 0.
+func TestIndexOfSeq(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	want := map[uint64]uint64{}
+	for i := 1; i <= 30; i++ {
+		e := New("Tick", nil)
+		if i%3 == 0 {
+			e.Source, e.Seq = "startd1", uint64(i) // an input record
+		}
+		out, err := l.Append([]Event{e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[0].Source == "schedd" {
+			want[out[0].Seq] = l.LastIndex()
+		}
+	}
+	for seq, idx := range want {
+		if got, err := l.IndexOfSeq(seq); err != nil || got != idx {
+			t.Errorf("IndexOfSeq(%d) = %d, %v; want %d", seq, got, err, idx)
+		}
+	}
+	for _, seq := range []uint64{0, 21, 1000} {
+		if got, err := l.IndexOfSeq(seq); err != nil || got != 0 {
+			t.Errorf("IndexOfSeq(%d) = %d, %v; want 0", seq, got, err)
+		}
+	}
+}
