@@ -1,7 +1,6 @@
 package startd
 
 import (
-	"reflect"
 	"strings"
 
 	"github.com/vmpool/vmpool/classad"
@@ -174,14 +173,6 @@ type adKey struct {
 	rank    float64
 	mem     int
 	shared  sharedAttrs
-}
-
-// sameMachine reports whether two measurements render the same ads apart
-// from the volatile facts (load, disk, time).
-func sameMachine(a, b Facts) bool {
-	a.LoadAvg, a.DiskKiB, a.LastHeardFrom = 0, 0, 0
-	b.LoadAvg, b.DiskKiB, b.LastHeardFrom = 0, 0, 0
-	return reflect.DeepEqual(a, b)
 }
 
 // machineAdSize is how many attributes MachineAd sets at most, apart from

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -627,6 +628,14 @@ func (d *Startd) advertise(ctx context.Context) error {
 			d.putAds(ctx, false)
 		}
 	}
+}
+
+// sameMachine reports whether two measurements render the same ads apart
+// from the volatile facts (load, disk, time).
+func sameMachine(a, b Facts) bool {
+	a.LoadAvg, a.DiskKiB, a.LastHeardFrom = 0, 0, 0
+	b.LoadAvg, b.DiskKiB, b.LastHeardFrom = 0, 0, 0
+	return reflect.DeepEqual(a, b)
 }
 
 // putAds puts the slot ads in the collector: all of them when full, else
