@@ -59,6 +59,9 @@ func (c *cli) credentialsFor(url string) (*events.Credentials, error) {
 	path := c.getenv("VMPOOL_CREDS")
 	explicit := path != ""
 	if !explicit {
+		if c.plain[url] {
+			return nil, nil
+		}
 		path = defaultCredsPath(url)
 		if path == "" {
 			return nil, nil
@@ -128,6 +131,16 @@ func (c *cli) connect(ctx context.Context, url string, follow bool) (*client, er
 		opts.Options = []nats.Option{nats.MaxReconnects(0)}
 	}
 	nc, js, err := events.Connect(ctx, url, opts)
+	if err != nil && cr != nil && c.creds == nil && c.getenv("VMPOOL_CREDS") == "" && strings.Contains(err.Error(), "nkeys not supported") {
+		// The file vmpool up leaves for this address was an earlier
+		// pool's: this one has no credentials at all.
+		if c.plain == nil {
+			c.plain = map[string]bool{}
+		}
+		c.plain[url] = true
+		opts.Credentials, cl.user = nil, currentUser()
+		nc, js, err = events.Connect(ctx, url, opts)
+	}
 	if errors.Is(err, events.ErrTLS) {
 		return nil, fmt.Errorf("the pool at %s speaks TLS with a certificate this client does not trust: %w (set VMPOOL_TLS_CA to the pool's CA certificate)", url, err)
 	}

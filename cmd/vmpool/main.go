@@ -34,6 +34,10 @@ type cli struct {
 	// creds, when set, are the credentials the tools use (a pool this
 	// process started itself); otherwise they are looked up.
 	creds *events.Credentials
+	// plain: pools that turned out to have no credentials, though a file
+	// vmpool up left for an earlier pool at the same address says
+	// otherwise (see connect).
+	plain map[string]bool
 }
 
 type command struct {
