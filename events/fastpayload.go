@@ -188,38 +188,16 @@ func (r *jreader) str() string {
 			continue
 		case c != '\\' || k+1 >= len(b):
 		default:
-			switch b[k+1] {
-			case '"', '\\', '/':
-				buf = append(buf, b[k+1])
+			if e := jsonUnescape[b[k+1]]; e != 0 {
+				buf = append(buf, e)
 				k += 2
 				continue
-			case 'b':
-				buf = append(buf, '\b')
-				k += 2
-				continue
-			case 'f':
-				buf = append(buf, '\f')
-				k += 2
-				continue
-			case 'n':
-				buf = append(buf, '\n')
-				k += 2
-				continue
-			case 'r':
-				buf = append(buf, '\r')
-				k += 2
-				continue
-			case 't':
-				buf = append(buf, '\t')
-				k += 2
-				continue
-			case 'u':
-				if k+6 <= len(b) {
-					if n, ok := hex4(b[k+2 : k+6]); ok && (n < 0xd800 || n > 0xdfff) {
-						buf = utf8.AppendRune(buf, rune(n))
-						k += 6
-						continue
-					}
+			}
+			if b[k+1] == 'u' && k+6 <= len(b) {
+				if n, ok := hex4(b[k+2 : k+6]); ok && (n < 0xd800 || n > 0xdfff) {
+					buf = utf8.AppendRune(buf, rune(n))
+					k += 6
+					continue
 				}
 			}
 		}
@@ -238,6 +216,10 @@ func (r *jreader) str() string {
 	r.i = end
 	return s
 }
+
+// jsonUnescape maps the character after a backslash to what it stands
+// for (0: not a one-character escape).
+var jsonUnescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // hex4 reads the four hex digits of a \u escape.
 func hex4(h []byte) (uint32, bool) {
@@ -258,15 +240,11 @@ func hex4(h []byte) (uint32, bool) {
 }
 
 func (r *jreader) int() int {
-	if r.null() {
-		return 0
-	}
-	n, j, ok := plainJSONInt(r.b, r.i)
-	if !ok || int64(int(n)) != n {
+	n := r.int64()
+	if int64(int(n)) != n {
 		r.fail()
 		return 0
 	}
-	r.i = j
 	return int(n)
 }
 
@@ -303,89 +281,88 @@ func (r *jreader) bool() bool {
 // surprise.
 func (r *jreader) done() bool { return r.ok && r.i == len(r.b) }
 
-func (r *jreader) attrs() []Attr {
+// list reads an array of objects (null: nil), each member of each
+// object read by member.
+func list[T any](r *jreader, member func(v *T, name []byte)) []T {
 	if r.null() {
 		return nil
 	}
-	as := []Attr{}
+	out := []T{}
 	r.array(func() {
-		var a Attr
-		r.object(func(name []byte) {
-			switch string(name) {
-			case "n":
-				a.Name = r.str()
-			case "e":
-				a.Expr = r.str()
-			default:
-				r.fail()
-			}
-		})
-		as = append(as, a)
+		var v T
+		r.object(func(name []byte) { member(&v, name) })
+		out = append(out, v)
 	})
-	return as
+	return out
+}
+
+func (r *jreader) attrs() []Attr {
+	return list(r, func(a *Attr, name []byte) {
+		switch string(name) {
+		case "n":
+			a.Name = r.str()
+		case "e":
+			a.Expr = r.str()
+		default:
+			r.fail()
+		}
+	})
 }
 
 func (r *jreader) fileRefs() []FileRef {
-	if r.null() {
-		return nil
-	}
-	fs := []FileRef{}
-	r.array(func() {
-		var f FileRef
-		r.object(func(name []byte) {
-			switch string(name) {
-			case "name":
-				f.Name = r.str()
-			case "bucket":
-				f.Bucket = r.str()
-			case "object":
-				f.Object = r.str()
-			case "size":
-				f.Size = r.int64()
-			case "sha256":
-				f.SHA256 = r.str()
-			default:
-				r.fail()
-			}
-		})
-		fs = append(fs, f)
+	return list(r, func(f *FileRef, name []byte) {
+		switch string(name) {
+		case "name":
+			f.Name = r.str()
+		case "bucket":
+			f.Bucket = r.str()
+		case "object":
+			f.Object = r.str()
+		case "size":
+			f.Size = r.int64()
+		case "sha256":
+			f.SHA256 = r.str()
+		default:
+			r.fail()
+		}
 	})
-	return fs
 }
 
 func (r *jreader) procs() []ProcSpec {
-	if r.null() {
-		return nil
-	}
-	ps := []ProcSpec{}
-	r.array(func() {
-		var p ProcSpec
-		r.object(func(name []byte) {
-			switch string(name) {
-			case "attrs":
-				p.Attrs = r.attrs()
-			case "inputs":
-				p.Inputs = r.fileRefs()
-			case "iwd":
-				p.Iwd = r.str()
-			case "user_log":
-				p.UserLog = r.str()
-			default:
-				r.fail()
-			}
-		})
-		ps = append(ps, p)
+	return list(r, func(p *ProcSpec, name []byte) {
+		switch string(name) {
+		case "attrs":
+			p.Attrs = r.attrs()
+		case "inputs":
+			p.Inputs = r.fileRefs()
+		case "iwd":
+			p.Iwd = r.str()
+		case "user_log":
+			p.UserLog = r.str()
+		default:
+			r.fail()
+		}
 	})
-	return ps
+}
+
+// decodeObject reads b, one object, into *p, each member read by member:
+// all of it, or nothing (false) at the first surprise.
+func decodeObject[T any](p *T, b []byte, member func(r *jreader, v *T, name []byte)) bool {
+	r := jreader{b: b, ok: true}
+	var v T
+	r.object(func(name []byte) { member(&r, &v, name) })
+	if !r.done() {
+		return false
+	}
+	*p = v
+	return true
 }
 
 // decodeFast reads a submit: replaying a schedd's log decodes one per
 // cluster ever submitted, and encoding/json spent more there than on
 // everything else of a replay.
 func (p *ClusterSubmittedPayload) decodeFast(b []byte) bool {
-	r := jreader{b: b, ok: true}
-	var v ClusterSubmittedPayload
-	r.object(func(name []byte) {
+	return decodeObject(p, b, func(r *jreader, v *ClusterSubmittedPayload, name []byte) {
 		switch string(name) {
 		case "submit_id":
 			v.SubmitID = r.str()
@@ -413,19 +390,12 @@ func (p *ClusterSubmittedPayload) decodeFast(b []byte) bool {
 			r.fail()
 		}
 	})
-	if !r.done() {
-		return false
-	}
-	*p = v
-	return true
 }
 
 // The events of every job's life, which a replay decodes once each.
 
 func (p *JobMatchedPayload) decodeFast(b []byte) bool {
-	r := jreader{b: b, ok: true}
-	var v JobMatchedPayload
-	r.object(func(name []byte) {
+	return decodeObject(p, b, func(r *jreader, v *JobMatchedPayload, name []byte) {
 		switch string(name) {
 		case "claim_id":
 			v.ClaimID = r.str()
@@ -441,17 +411,10 @@ func (p *JobMatchedPayload) decodeFast(b []byte) bool {
 			r.fail()
 		}
 	})
-	if !r.done() {
-		return false
-	}
-	*p = v
-	return true
 }
 
 func (p *JobStartedPayload) decodeFast(b []byte) bool {
-	r := jreader{b: b, ok: true}
-	var v JobStartedPayload
-	r.object(func(name []byte) {
+	return decodeObject(p, b, func(r *jreader, v *JobStartedPayload, name []byte) {
 		switch string(name) {
 		case "claim_id":
 			v.ClaimID = r.str()
@@ -469,17 +432,10 @@ func (p *JobStartedPayload) decodeFast(b []byte) bool {
 			r.fail()
 		}
 	})
-	if !r.done() {
-		return false
-	}
-	*p = v
-	return true
 }
 
 func (p *JobCompletedPayload) decodeFast(b []byte) bool {
-	r := jreader{b: b, ok: true}
-	var v JobCompletedPayload
-	r.object(func(name []byte) {
+	return decodeObject(p, b, func(r *jreader, v *JobCompletedPayload, name []byte) {
 		switch string(name) {
 		case "claim_id":
 			v.ClaimID = r.str()
@@ -497,19 +453,12 @@ func (p *JobCompletedPayload) decodeFast(b []byte) bool {
 			r.fail()
 		}
 	})
-	if !r.done() {
-		return false
-	}
-	*p = v
-	return true
 }
 
 // decodeFast reads a VM event without a checkpoint (one with a checkpoint
 // goes to encoding/json).
 func (p *VMEventPayload) decodeFast(b []byte) bool {
-	r := jreader{b: b, ok: true}
-	var v VMEventPayload
-	r.object(func(name []byte) {
+	return decodeObject(p, b, func(r *jreader, v *VMEventPayload, name []byte) {
 		switch string(name) {
 		case "claim_id":
 			v.ClaimID = r.str()
@@ -545,9 +494,4 @@ func (p *VMEventPayload) decodeFast(b []byte) bool {
 			r.fail()
 		}
 	})
-	if !r.done() {
-		return false
-	}
-	*p = v
-	return true
 }
