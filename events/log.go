@@ -479,27 +479,43 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
+// ownBack calls fn with each own event from index upTo (0: the newest)
+// back to the oldest, until fn returns false.
+func (l *Log) ownBack(upTo uint64, fn func(idx uint64, e Event) bool) error {
+	opts := l.bounds(prefixEvent)
+	if upTo > 0 {
+		opts = &pebble.IterOptions{LowerBound: l.key(prefixEvent, nil), UpperBound: l.eventKey(upTo + 1)}
+	}
+	it, err := l.db.NewIter(opts)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", l.dir, err)
+	}
+	defer it.Close()
+	for ok := it.Last(); ok; ok = it.Prev() {
+		e, err := Decode(it.Value())
+		if err != nil {
+			return fmt.Errorf("read %s: %w", l.dir, err)
+		}
+		if e.Source != l.source {
+			continue
+		}
+		idx, _ := l.idxOf(it.Key())
+		if !fn(idx, e) {
+			break
+		}
+	}
+	return it.Error()
+}
+
 // LastOwnAtOrBefore returns the sequence of the newest own event at or
 // before index idx (0 if none).
 func (l *Log) LastOwnAtOrBefore(idx uint64) (uint64, error) {
 	if idx == 0 {
 		return 0, nil
 	}
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: l.key(prefixEvent, nil), UpperBound: l.eventKey(idx + 1)})
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", l.dir, err)
-	}
-	defer it.Close()
-	for ok := it.Last(); ok; ok = it.Prev() {
-		e, err := Decode(it.Value())
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", l.dir, err)
-		}
-		if e.Source == l.source {
-			return e.Seq, nil
-		}
-	}
-	return 0, it.Error()
+	var seq uint64
+	err := l.ownBack(idx, func(_ uint64, e Event) bool { seq = e.Seq; return false })
+	return seq, err
 }
 
 // OldestOwnBetween returns the index of the oldest own event whose
@@ -508,52 +524,40 @@ func (l *Log) LastOwnAtOrBefore(idx uint64) (uint64, error) {
 // reads the records from the newest down to the first own event older
 // than after.
 func (l *Log) OldestOwnBetween(before uint64, after int64) (uint64, error) {
-	it, err := l.db.NewIter(l.bounds(prefixEvent))
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", l.dir, err)
-	}
-	defer it.Close()
 	var found uint64
-	for ok := it.Last(); ok; ok = it.Prev() {
-		e, err := Decode(it.Value())
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", l.dir, err)
-		}
-		if e.Source != l.source || e.Seq >= before {
-			continue
+	err := l.ownBack(0, func(idx uint64, e Event) bool {
+		if e.Seq >= before {
+			return true
 		}
 		if e.Time <= after {
-			break
+			return false
 		}
-		found, _ = l.idxOf(it.Key())
-	}
-	return found, it.Error()
+		found = idx
+		return true
+	})
+	return found, err
 }
 
 // IndexOfSeq returns the index of own event seq (0 if seq is 0 or absent).
-// It reads from the newest record back: the events asked for are recent.
 func (l *Log) IndexOfSeq(seq uint64) (uint64, error) {
+	idx, _, err := l.OwnEvent(seq)
+	return idx, err
+}
+
+// OwnEvent returns own event seq and its index (index 0 if seq is 0 or
+// absent). It reads from the newest record back: the events asked for
+// are recent.
+func (l *Log) OwnEvent(seq uint64) (uint64, Event, error) {
+	var found uint64
+	var ev Event
 	if seq == 0 {
-		return 0, nil
+		return 0, ev, nil
 	}
-	it, err := l.db.NewIter(l.bounds(prefixEvent))
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", l.dir, err)
-	}
-	defer it.Close()
-	for ok := it.Last(); ok; ok = it.Prev() {
-		e, err := Decode(it.Value())
-		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", l.dir, err)
-		}
-		if e.Source != l.source || e.Seq > seq {
-			continue
-		}
+	err := l.ownBack(0, func(idx uint64, e Event) bool {
 		if e.Seq == seq {
-			idx, _ := l.idxOf(it.Key())
-			return idx, nil
+			found, ev = idx, e
 		}
-		return 0, it.Error() // older than seq: absent
-	}
-	return 0, it.Error()
+		return e.Seq > seq
+	})
+	return found, ev, err
 }

@@ -259,15 +259,11 @@ func (o *Outbox) healGap(ctx context.Context, st jetstream.Stream) error {
 // orLater, a later one of this daemon (which says nothing of seq when
 // the subject had several events).
 func (o *Outbox) onBus(ctx context.Context, st jetstream.Stream, seq uint64, orLater bool) (bool, error) {
-	idx, err := o.log.IndexOfSeq(seq)
+	idx, ev, err := o.log.OwnEvent(seq)
 	if err != nil || idx == 0 {
 		return false, err
 	}
-	var subject string
-	if err := o.log.Scan(idx, func(_ uint64, e Event) error { subject = Subject(o.role, e); return ErrStop }); err != nil {
-		return false, fmt.Errorf("verify bus: %w", err)
-	}
-	m, err := st.GetLastMsgForSubject(ctx, subject)
+	m, err := st.GetLastMsgForSubject(ctx, Subject(o.role, ev))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false, nil
 	}
