@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/events/eventstest"
 )
 
 // TestStaleCredentialsFileIsIgnored: vmpool up leaves the user's
@@ -21,21 +22,9 @@ import (
 func TestStaleCredentialsFileIsIgnored(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
-	s, err := events.StartNATS(events.NATSConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Stop()
+	s, _ := eventstest.Bus(t) // a pool's stream and buckets, no credentials
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, js, err := events.Connect(ctx, s.URL(), events.ConnectOptions{Name: t.Name()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := events.OpenBus(ctx, nc, js, events.BusConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	cr, err := events.NewCredentials(events.RoleUser, "alice")
 	if err != nil {
 		t.Fatal(err)
