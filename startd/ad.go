@@ -120,19 +120,6 @@ func sharedNow(cfg *Config, st *State, f Facts) sharedAttrs {
 	return sh
 }
 
-// sharedOf reads the shared attributes of a slot ad.
-func sharedOf(ad *classad.Ad) sharedAttrs {
-	sh := sharedAttrs{set: true, mem: -1, avail: -1}
-	if v, ok := ad.EvalInt("VM_Memory"); ok {
-		sh.mem = v
-	}
-	if v, ok := ad.EvalInt("VM_AvailNum"); ok {
-		sh.avail = v
-	}
-	sh.claims, _ = ad.EvalInt("VmpoolClaims")
-	return sh
-}
-
 // apply sets the shared attributes of ad (rendered by MachineAd) to sh's.
 func (sh sharedAttrs) apply(ad *classad.Ad) {
 	if sh.mem >= 0 {

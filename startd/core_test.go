@@ -422,3 +422,16 @@ func TestSharedAttrsAreTheAds(t *testing.T) {
 		}
 	}
 }
+
+// sharedOf reads the shared attributes of a slot ad.
+func sharedOf(ad *classad.Ad) sharedAttrs {
+	sh := sharedAttrs{set: true, mem: -1, avail: -1}
+	if v, ok := ad.EvalInt("VM_Memory"); ok {
+		sh.mem = v
+	}
+	if v, ok := ad.EvalInt("VM_AvailNum"); ok {
+		sh.avail = v
+	}
+	sh.claims, _ = ad.EvalInt("VmpoolClaims")
+	return sh
+}
