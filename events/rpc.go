@@ -341,20 +341,12 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 	if err != nil {
 		return fmt.Errorf("encode request to %s: %w", subject, err)
 	}
-	inbox := nc.NewRespInbox()
-	replies := NewPipe[*nats.Msg]() // the replies in arrival order, unbounded
-	// An asynchronous subscription with no pending limit: a long chunked
-	// reply (q -json of a big queue) is never dropped as a slow consumer,
-	// and a call does not allocate a synchronous subscription's
-	// 64k-message channel.
-	sub, err := nc.Subscribe(inbox, replies.Put)
+	mux, err := muxFor(nc)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", subject, err)
 	}
-	defer sub.Unsubscribe()
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return fmt.Errorf("request %s: %w", subject, err)
-	}
+	inbox, replies := mux.open()
+	defer mux.close(inbox)
 	hdr := nats.Header{}
 	hdr.Set(WindowHeader, strconv.Itoa(streamWindow))
 	if err := nc.PublishMsg(&nats.Msg{Subject: subject, Reply: inbox, Data: body, Header: hdr}); err != nil {
@@ -389,6 +381,86 @@ func CallStream(ctx context.Context, nc *nats.Conn, subject string, req any, fn 
 		if !r.More {
 			return nil
 		}
+	}
+}
+
+// replyMux takes the replies to every call made on one connection through
+// one wildcard subscription, as nats.go's own Request does, and hands each
+// to its call's pipe. A call then costs no subscription of its own: no SUB
+// and UNSUB for the server to process, and no goroutine of nats.go's.
+type replyMux struct {
+	prefix string // <inbox>. ; a call's inbox is prefix + a number
+	sub    *nats.Subscription
+	mu     sync.Mutex
+	next   uint64
+	calls  map[string]*Pipe[*nats.Msg]
+}
+
+// muxes holds each connection's replyMux.
+var muxes struct {
+	sync.Mutex
+	m map[*nats.Conn]*replyMux
+}
+
+// muxFor returns nc's replyMux, subscribing it on first use.
+func muxFor(nc *nats.Conn) (*replyMux, error) {
+	muxes.Lock()
+	defer muxes.Unlock()
+	if m := muxes.m[nc]; m != nil && m.sub.IsValid() {
+		return m, nil
+	}
+	if muxes.m == nil {
+		muxes.m = map[*nats.Conn]*replyMux{}
+	}
+	for c := range muxes.m { // forget the connections closed since
+		if c.IsClosed() {
+			delete(muxes.m, c)
+		}
+	}
+	// Under the connection's own inbox prefix, which credentials allow it
+	// to subscribe to, and apart from nats.go's request mux.
+	m := &replyMux{prefix: nc.NewInbox() + ".", calls: map[string]*Pipe[*nats.Msg]{}}
+	sub, err := nc.Subscribe(m.prefix+"*", m.deliver)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to replies: %w", err)
+	}
+	// No pending limit: a long chunked reply (q -json of a big queue) is
+	// never dropped as a slow consumer; its caller's window (WindowHeader)
+	// bounds it.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to replies: %w", err)
+	}
+	m.sub = sub
+	muxes.m[nc] = m
+	return m, nil
+}
+
+// open starts a call: its inbox, and the pipe of its replies in arrival
+// order (unbounded, so the mux never waits for a slow caller).
+func (m *replyMux) open() (string, *Pipe[*nats.Msg]) {
+	p := NewPipe[*nats.Msg]()
+	m.mu.Lock()
+	m.next++
+	inbox := m.prefix + strconv.FormatUint(m.next, 36)
+	m.calls[inbox] = p
+	m.mu.Unlock()
+	return inbox, p
+}
+
+// close ends a call: replies still arriving for it are dropped.
+func (m *replyMux) close(inbox string) {
+	m.mu.Lock()
+	delete(m.calls, inbox)
+	m.mu.Unlock()
+}
+
+func (m *replyMux) deliver(msg *nats.Msg) {
+	m.mu.Lock()
+	p := m.calls[msg.Subject]
+	m.mu.Unlock()
+	if p != nil {
+		p.Put(msg)
 	}
 }
 

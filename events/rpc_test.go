@@ -212,3 +212,80 @@ func TestStreamFlowControl(t *testing.T) {
 		t.Fatalf("the server sent %d chunks to a caller that took none, want the window of 4", got)
 	}
 }
+
+// Calls on one connection share one reply subscription (no SUB and UNSUB
+// per call), and each still gets its own replies, streamed ones included.
+func TestConcurrentCallsShareOneReplySubscription(t *testing.T) {
+	s := eventstest.NATS(t)
+	nc, _ := eventstest.Connect(t, s.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const calls = 64
+	srv := events.NewServer(nc, nil, calls)
+	defer srv.Close()
+	var arrived atomic.Int32
+	release := make(chan struct{})
+	if err := srv.Handle(ctx, "vmpool.cmd.schedd.s.count", func(_ context.Context, b []byte) (any, error) {
+		var n int
+		if err := json.Unmarshal(b, &n); err != nil {
+			return nil, err
+		}
+		if n >= 0 {
+			arrived.Add(1)
+			<-release // every call in flight at once
+		}
+		return events.Chunks(func(emit func(any) error) error {
+			for i := range n % 5 {
+				if err := emit(n*10 + i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	caller, _ := eventstest.Connect(t, s.URL())
+	if err := events.Call(ctx, caller, "vmpool.cmd.schedd.s.count", -1, nil); err != nil {
+		t.Fatal(err)
+	}
+	subs := caller.NumSubscriptions()
+	errs := make(chan error, calls)
+	for n := range calls {
+		go func() {
+			var got []int
+			err := events.CallStream(ctx, caller, "vmpool.cmd.schedd.s.count", n, func(d json.RawMessage) error {
+				var v int
+				if err := json.Unmarshal(d, &v); err != nil {
+					return err
+				}
+				got = append(got, v)
+				return nil
+			})
+			if err == nil && len(got) != n%5 {
+				err = fmt.Errorf("call %d: %d chunks, want %d", n, len(got), n%5)
+			}
+			for i, v := range got {
+				if err == nil && v != n*10+i {
+					err = fmt.Errorf("call %d: chunk %d is %d, want %d (another call's reply)", n, i, v, n*10+i)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for arrived.Load() < calls {
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d calls reached the server", arrived.Load(), calls)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := caller.NumSubscriptions(); got != subs {
+		t.Errorf("the connection has %d subscriptions with %d calls in flight, %d with none: calls should share one", got, calls, subs)
+	}
+	close(release)
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package schedd
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -151,7 +152,13 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 			sum := strings.Repeat("ab", 32)
 			p.Inputs = []events.FileRef{{Name: in, Bucket: arg(d, "bucket", events.UserBucket(p.Owner)), Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
 		}
-		cluster, evs, err := DecideSubmit(h.q, SubmitCmd{Payload: p, Cluster: argInt(d, "reserved", 0), MaxJobs: argInt(d, "max", 0)})
+		// As the schedd does: prepared without the queue, then decided.
+		ps, err := PrepareSubmit(SubmitCmd{Payload: p, Cluster: argInt(d, "reserved", 0), MaxJobs: argInt(d, "max", 0)})
+		var cluster int
+		var evs []events.Event
+		if err == nil {
+			cluster, evs, err = DecidePreparedSubmit(h.q, ps)
+		}
 		if err != nil {
 			return fmt.Sprintf("error [%s]: %v\n", events.ErrorCodeOf(err), err)
 		}
@@ -367,5 +374,14 @@ func TestQueryChunkEncode(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("encode %+v:\n got %s\nwant %s", c, got, want)
 		}
+	}
+}
+
+// A submit the schedd did not prepare is refused, not queued.
+func TestUnpreparedSubmitRefused(t *testing.T) {
+	q := NewQueue("s")
+	_, evs, err := DecidePreparedSubmit(q, PreparedSubmit{})
+	if !errors.Is(err, ErrBadRequest) || len(evs) != 0 {
+		t.Fatalf("unprepared submit: %d events, err %v; want none and bad-request", len(evs), err)
 	}
 }

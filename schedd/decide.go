@@ -33,46 +33,70 @@ type SubmitCmd struct {
 	MaxJobs int
 }
 
-// DecideSubmit validates a submit. A submit id seen before returns that
-// cluster and no events, so a client's retry never queues twice.
-func DecideSubmit(q *Queue, c SubmitCmd) (cluster int, evs []events.Event, err error) {
+// PreparedSubmit is a submit checked as far as it can be without the
+// queue, with its event encoded (PrepareSubmit). The schedd prepares
+// submits outside its loop, so concurrent ones are parsed and encoded in
+// parallel and the loop, which decides one command at a time, only looks
+// them up in the queue.
+type PreparedSubmit struct {
+	cmd   SubmitCmd
+	event events.Event
+}
+
+// PrepareSubmit checks a submit's payload (names, expressions, input
+// references) and encodes its ClusterSubmitted event; DecidePreparedSubmit
+// then decides it.
+func PrepareSubmit(c SubmitCmd) (PreparedSubmit, error) {
 	p := c.Payload
-	if id, ok := q.Submits[p.SubmitID]; ok && p.SubmitID != "" {
-		return id, nil, nil
-	}
 	switch {
 	case p.SubmitID == "":
-		return 0, nil, fmt.Errorf("submit without a submit id: %w", ErrBadRequest)
+		return PreparedSubmit{}, fmt.Errorf("submit without a submit id: %w", ErrBadRequest)
 	case p.Owner == "" || strings.ContainsAny(p.Owner, " \t\n\"'"):
-		return 0, nil, fmt.Errorf("owner %q is not a user name: %w", p.Owner, ErrBadSubmit)
+		return PreparedSubmit{}, fmt.Errorf("owner %q is not a user name: %w", p.Owner, ErrBadSubmit)
 	case p.NumProcs <= 0:
-		return 0, nil, fmt.Errorf("submit queues no job (queue 0?): %w", ErrBadSubmit)
+		return PreparedSubmit{}, fmt.Errorf("submit queues no job (queue 0?): %w", ErrBadSubmit)
 	case len(p.Procs) != 0 && len(p.Procs) != p.NumProcs:
-		return 0, nil, fmt.Errorf("%d proc specs for %d procs: %w", len(p.Procs), p.NumProcs, ErrBadRequest)
+		return PreparedSubmit{}, fmt.Errorf("%d proc specs for %d procs: %w", len(p.Procs), p.NumProcs, ErrBadRequest)
 	case p.Iwd == "" || !strings.HasPrefix(p.Iwd, "/"):
-		return 0, nil, fmt.Errorf("initial directory %q is not absolute: %w", p.Iwd, ErrBadSubmit)
-	case c.MaxJobs > 0 && len(q.Jobs)+p.NumProcs > c.MaxJobs:
-		return 0, nil, fmt.Errorf("queue holds %d jobs; %d more would pass MAX_JOBS_SUBMITTED %d: %w", len(q.Jobs), p.NumProcs, c.MaxJobs, ErrBadSubmit)
+		return PreparedSubmit{}, fmt.Errorf("initial directory %q is not absolute: %w", p.Iwd, ErrBadSubmit)
 	}
 	if err := checkAttrs("", p.Attrs); err != nil {
-		return 0, nil, err
+		return PreparedSubmit{}, err
 	}
 	for i, ps := range p.Procs {
 		if err := checkAttrs(fmt.Sprintf("proc %d: ", i), ps.Attrs); err != nil {
-			return 0, nil, err
+			return PreparedSubmit{}, err
 		}
 	}
 	for _, in := range p.Inputs {
 		if err := checkRef(in, p.Owner); err != nil {
-			return 0, nil, err
+			return PreparedSubmit{}, err
 		}
 	}
 	for _, ps := range p.Procs {
 		for _, in := range ps.Inputs {
 			if err := checkRef(in, p.Owner); err != nil {
-				return 0, nil, err
+				return PreparedSubmit{}, err
 			}
 		}
+	}
+	return PreparedSubmit{cmd: c, event: events.New(events.ClusterSubmitted, p)}, nil
+}
+
+// DecidePreparedSubmit decides a prepared submit against the queue: a
+// submit id seen before returns its cluster and no events; otherwise the
+// queue's bound (MaxJobs) and the reserved cluster id, if any, are
+// checked and the next cluster is handed out.
+func DecidePreparedSubmit(q *Queue, ps PreparedSubmit) (cluster int, evs []events.Event, err error) {
+	c, p := ps.cmd, ps.cmd.Payload
+	if id, ok := q.Submits[p.SubmitID]; ok {
+		return id, nil, nil
+	}
+	if ps.event.Type != events.ClusterSubmitted {
+		return 0, nil, fmt.Errorf("submit not prepared (PrepareSubmit): %w", ErrBadRequest)
+	}
+	if c.MaxJobs > 0 && len(q.Jobs)+p.NumProcs > c.MaxJobs {
+		return 0, nil, fmt.Errorf("queue holds %d jobs; %d more would pass MAX_JOBS_SUBMITTED %d: %w", len(q.Jobs), p.NumProcs, c.MaxJobs, ErrBadSubmit)
 	}
 	cluster = q.LastCluster + 1
 	if c.Cluster != 0 {
@@ -81,7 +105,7 @@ func DecideSubmit(q *Queue, c SubmitCmd) (cluster int, evs []events.Event, err e
 		}
 		cluster = c.Cluster
 	}
-	return cluster, []events.Event{events.New(events.ClusterSubmitted, p).ForCluster(q.Name, cluster)}, nil
+	return cluster, []events.Event{ps.event.ForCluster(q.Name, cluster)}, nil
 }
 
 func checkAttrs(where string, attrs []events.Attr) error {

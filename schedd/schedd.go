@@ -414,11 +414,17 @@ func (s *Schedd) handleSubmit(ctx context.Context, user string, data []byte) (an
 	if req.Payload.Owner != user {
 		return nil, fmt.Errorf("you are %s: you may queue only jobs of your own, not of %q: %w", user, req.Payload.Owner, ErrPermissionDenied)
 	}
+	// Checked and encoded here, in parallel with other submits; the loop
+	// only decides it against the queue.
+	ps, err := PrepareSubmit(SubmitCmd{Payload: req.Payload, Cluster: req.Cluster, MaxJobs: s.cfg.MaxJobs})
+	if err != nil {
+		return nil, err
+	}
 	var cluster int
-	_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+	_, err = s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
 		var evs []events.Event
 		var err error
-		cluster, evs, err = DecideSubmit(s.q, SubmitCmd{Payload: req.Payload, Cluster: req.Cluster, MaxJobs: s.cfg.MaxJobs})
+		cluster, evs, err = DecidePreparedSubmit(s.q, ps)
 		return evs, err
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,7 +156,7 @@ func (c *cli) bench(ctx context.Context, args []string) int {
 		case "h", "help":
 			fmt.Fprintf(c.stdout, "usage: vmpool bench [--scenario %s] [--quick | --scale F] [-json] [--home DIR] [--pprof DIR] [--nats-nosync] [--log-level LEVEL]\n", strings.Join(benchScenarios, "|"))
 			fmt.Fprintln(c.stdout, "  Runs each scenario on its own pool in a temporary home (or DIR, kept) and prints a table, or one JSON object with -json.")
-			fmt.Fprintln(c.stdout, "  --quick runs every scenario at a tenth of its size; --pprof writes a CPU and an allocation profile per scenario;")
+			fmt.Fprintln(c.stdout, "  --quick runs every scenario at a tenth of its size; --pprof writes a CPU and an allocation profile and an execution trace per scenario;")
 			fmt.Fprintln(c.stdout, "  --nats-nosync lets JetStream acknowledge before fsync, to show what the rest of the pool can do.")
 			return 0
 		default:
@@ -254,11 +255,25 @@ func (b *bench) profile(phase string) func() {
 		b.logger.Warn("profile", "phase", phase, "err", err)
 		return func() {}
 	}
+	tf, err := os.Create(filepath.Join(b.opt.pprofDir, phase+".trace"))
+	if err == nil {
+		if err = trace.Start(tf); err != nil {
+			tf.Close()
+			tf = nil
+		}
+	}
+	if err != nil {
+		b.logger.Warn("execution trace", "phase", phase, "err", err)
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			pprof.StopCPUProfile()
 			f.Close()
+			if tf != nil {
+				trace.Stop()
+				tf.Close()
+			}
 			if af, err := os.Create(filepath.Join(b.opt.pprofDir, phase+".allocs.pprof")); err == nil {
 				_ = pprof.Lookup("allocs").WriteTo(af, 0)
 				af.Close()

@@ -85,6 +85,7 @@ var condorNames = map[string]string{
 }
 
 func main() {
+	raiseProcs(os.Getenv)
 	c := &cli{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := c.main(ctx, os.Args)

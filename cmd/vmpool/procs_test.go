@@ -1,0 +1,21 @@
+package main
+
+import "testing"
+
+func TestProcsFor(t *testing.T) {
+	for _, c := range []struct {
+		env       string
+		def, want int
+	}{
+		{"", 2, 4},
+		{"", 16, 18},
+		{"3", 3, 3},  // the user's setting stands
+		{"x", 2, 4},  // the runtime ignored it too
+		{"0", 2, 4},  // likewise
+		{"-1", 1, 3}, // likewise
+	} {
+		if got := procsFor(c.env, c.def); got != c.want {
+			t.Errorf("procsFor(%q, %d) = %d, want %d", c.env, c.def, got, c.want)
+		}
+	}
+}
