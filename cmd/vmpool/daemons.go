@@ -331,6 +331,7 @@ type personalPool struct {
 	nats     *events.NATSServer
 	simStore *events.Store // the sim startds' logs (SIM_STARTDS), one Pebble
 	simBus   *events.Bus   // the sim startds' connection
+	negBus   *events.Bus   // the negotiator's connection
 	// Credentials are the pool's identities (none when POOL_AUTH is off).
 	Credentials []events.Credentials
 	errs        chan error
@@ -407,7 +408,14 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	if p.Schedd, err = schedd.New(sc); err != nil {
 		return fail(err)
 	}
-	nc, err := negotiatorConfig(cfg, p.Bus, logger)
+	// The negotiator has a connection of its own: at full scale (10,000
+	// sim startds) a subscription of the connection it shared with the
+	// schedd fell behind, and NATS dropped its messages (to come back only
+	// after AckWait).
+	if p.negBus, err = connectBus(ctx, p.URL, "vmpool-negotiator", cfg, logger, poolCreds, users); err != nil {
+		return fail(err)
+	}
+	nc, err := negotiatorConfig(cfg, p.negBus, logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -544,8 +552,10 @@ func (p *personalPool) Stop() error {
 			}
 		}
 	}
-	if p.simBus != nil {
-		p.simBus.NC.Close()
+	for _, b := range []*events.Bus{p.simBus, p.negBus} {
+		if b != nil {
+			b.NC.Close()
+		}
 	}
 	if p.Bus != nil {
 		p.Bus.NC.Close()
