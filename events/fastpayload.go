@@ -2,6 +2,7 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"unicode/utf8"
 )
 
@@ -22,6 +23,9 @@ type jreader struct {
 	b  []byte
 	i  int
 	ok bool
+	// skip checks values without keeping them: strings read as "" and
+	// lists as nil, allocating nothing (DecodeSubmit).
+	skip bool
 }
 
 func (r *jreader) fail() { r.ok = false }
@@ -168,6 +172,10 @@ func (r *jreader) str() string {
 		j++
 	}
 	if j < len(b) && b[j] == '"' {
+		if r.skip {
+			r.i = j + 1
+			return ""
+		}
 		s := string(b[r.i+1 : j])
 		r.i = j + 1
 		return s
@@ -291,8 +299,13 @@ func list[T any](r *jreader, member func(v *T, name []byte)) []T {
 	r.array(func() {
 		var v T
 		r.object(func(name []byte) { member(&v, name) })
-		out = append(out, v)
+		if !r.skip {
+			out = append(out, v)
+		}
 	})
+	if r.skip {
+		return nil
+	}
 	return out
 }
 
@@ -362,34 +375,74 @@ func decodeObject[T any](p *T, b []byte, member func(r *jreader, v *T, name []by
 // cluster ever submitted, and encoding/json spent more there than on
 // everything else of a replay.
 func (p *ClusterSubmittedPayload) decodeFast(b []byte) bool {
-	return decodeObject(p, b, func(r *jreader, v *ClusterSubmittedPayload, name []byte) {
-		switch string(name) {
-		case "submit_id":
-			v.SubmitID = r.str()
-		case "owner":
-			v.Owner = r.str()
-		case "submit_host":
-			v.SubmitHost = r.str()
-		case "file":
-			v.File = r.str()
-		case "iwd":
-			v.Iwd = r.str()
-		case "user_log":
-			v.UserLog = r.str()
-		case "attrs":
-			v.Attrs = r.attrs()
-		case "inputs":
-			v.Inputs = r.fileRefs()
-		case "procs":
-			v.Procs = r.procs()
-		case "num_procs":
-			v.NumProcs = r.int()
-		case "hold":
-			v.Hold = r.bool()
-		default:
-			r.fail()
+	return decodeObject(p, b, submitMember)
+}
+
+func submitMember(r *jreader, v *ClusterSubmittedPayload, name []byte) {
+	switch string(name) {
+	case "submit_id":
+		v.SubmitID = r.str()
+	case "owner":
+		v.Owner = r.str()
+	case "submit_host":
+		v.SubmitHost = r.str()
+	case "file":
+		v.File = r.str()
+	case "iwd":
+		v.Iwd = r.str()
+	case "user_log":
+		v.UserLog = r.str()
+	case "attrs":
+		v.Attrs = r.attrs()
+	case "inputs":
+		v.Inputs = r.fileRefs()
+	case "procs":
+		v.Procs = r.procs()
+	case "num_procs":
+		v.NumProcs = r.int()
+	case "hold":
+		v.Hold = r.bool()
+	default:
+		r.fail()
+	}
+}
+
+// DecodeSubmit decodes a ClusterSubmitted payload but for its attributes,
+// which it returns as their JSON, checked, for DecodeAttrs to read when
+// they are needed. A replay builds a cluster for every submit ever made
+// and reads the attributes of few of them (those still queued, when first
+// asked for): reading them all was most of a replay's time. attrs is nil
+// when the payload was decoded whole (p.Attrs holds them then).
+func (e Event) DecodeSubmit() (p ClusterSubmittedPayload, attrs json.RawMessage, err error) {
+	ok := decodeObject(&p, e.Payload, func(r *jreader, v *ClusterSubmittedPayload, name []byte) {
+		if string(name) != "attrs" {
+			submitMember(r, v, name)
+			return
 		}
+		start := r.i
+		r.skip = true
+		r.attrs()
+		r.skip = false
+		attrs = r.b[start:r.i:r.i]
 	})
+	if ok {
+		return p, attrs, nil
+	}
+	p, attrs = ClusterSubmittedPayload{}, nil
+	return p, nil, e.Decode(&p)
+}
+
+// DecodeAttrs reads the attributes DecodeSubmit left as JSON.
+func DecodeAttrs(raw json.RawMessage) ([]Attr, error) {
+	r := jreader{b: raw, ok: true}
+	if a := r.attrs(); r.done() {
+		return a, nil
+	}
+	var a []Attr
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("decode submitted attributes: %w", err)
+	}
+	return a, nil
 }
 
 // The events of every job's life, which a replay decodes once each.

@@ -86,6 +86,47 @@ func checkFast(t *testing.T, b []byte) {
 			t.Fatalf("%s: %q: fast %#v, json.Unmarshal %#v", k.name, b, fast, slow)
 		}
 	}
+	checkDecodeSubmit(t, b)
+}
+
+// checkDecodeSubmit holds DecodeSubmit, with DecodeAttrs of the attributes
+// it leaves as JSON, to json.Unmarshal on b: the same payload, or the same
+// refusal.
+func checkDecodeSubmit(t *testing.T, b []byte) {
+	t.Helper()
+	var slow ClusterSubmittedPayload
+	slowErr := json.Unmarshal(b, &slow)
+	p, raw, err := Event{Type: ClusterSubmitted, Payload: b}.DecodeSubmit()
+	if (err != nil) != (slowErr != nil) {
+		t.Fatalf("DecodeSubmit(%q): error %v, json.Unmarshal's %v", b, err, slowErr)
+	}
+	if err != nil {
+		return
+	}
+	if raw != nil {
+		if p.Attrs != nil {
+			t.Fatalf("DecodeSubmit(%q) returned the attributes both decoded and as JSON", b)
+		}
+		if p.Attrs, err = DecodeAttrs(raw); err != nil {
+			t.Fatalf("DecodeSubmit(%q) left attributes %q that DecodeAttrs refuses: %v", b, raw, err)
+		}
+	}
+	if !reflect.DeepEqual(p, slow) {
+		t.Fatalf("DecodeSubmit(%q): %#v, json.Unmarshal %#v", b, p, slow)
+	}
+}
+
+// The fast path of DecodeSubmit takes what json.Marshal writes, leaving
+// the attributes as JSON.
+func TestDecodeSubmitLeavesAttrs(t *testing.T) {
+	b, _ := json.Marshal(fastKinds[0].full)
+	p, raw, err := Event{Type: ClusterSubmitted, Payload: b}.DecodeSubmit()
+	if err != nil || raw == nil || p.Attrs != nil || p.Owner != "alice" {
+		t.Fatalf("DecodeSubmit: owner %q, attrs %v, raw %q, err %v", p.Owner, p.Attrs, raw, err)
+	}
+	for _, bad := range []string{`{"attrs":[{"n":1}]}`, `{"attrs":"x"}`, `{"attrs":[{"n":"a","n":"b"}]}`, `{"attrs":[{"n":"\ud800"}]}`} {
+		checkDecodeSubmit(t, []byte(bad))
+	}
 }
 
 func FuzzFastPayload(f *testing.F) {

@@ -366,29 +366,91 @@ func (l *Log) Wait(ctx context.Context, after uint64) error {
 // Scan calls fn for each record with index from..LastIndex, in order; fn
 // returning a non-nil error stops the scan with that error. ErrStop stops it
 // without error.
+//
+// A goroutine of its own reads Pebble and decodes the records, a batch
+// ahead of fn: a replay (Pebble's iterator and decoding on one side,
+// applying on the other) then runs on two CPUs.
 func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: l.eventKey(from), UpperBound: l.key(prefixEvent+1, nil)})
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", l.dir, err)
 	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
+	batches := make(chan scanBatch, scanAhead)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		defer it.Close()
+		for ok := it.First(); ; {
+			var b scanBatch
+			b, ok = l.readBatch(it, ok)
+			select {
+			case batches <- b:
+			case <-stop:
+				return
+			}
+			if b.last {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	for b := range batches {
+		for i, e := range b.evs {
+			if err := fn(b.idx[i], e); err != nil {
+				if errors.Is(err, ErrStop) {
+					return nil
+				}
+				return err
+			}
+		}
+		if b.err != nil {
+			return b.err
+		}
+	}
+	return nil
+}
+
+// scanAhead is the batches Scan's reader may decode ahead of fn; scanBatch
+// the records in one.
+const (
+	scanAhead    = 4
+	scanBatchLen = 256
+)
+
+type scanBatch struct {
+	idx  []uint64
+	evs  []Event
+	err  error // after the records: the scan ends with it
+	last bool  // no batch follows
+}
+
+// readBatch reads and decodes up to scanBatchLen records from it, starting
+// at its current position (ok: it has one); ok after is the same for the
+// next batch.
+func (l *Log) readBatch(it *pebble.Iterator, ok bool) (scanBatch, bool) {
+	b := scanBatch{idx: make([]uint64, 0, scanBatchLen), evs: make([]Event, 0, scanBatchLen)}
+	for ; ok; ok = it.Next() {
 		idx, _ := l.idxOf(it.Key())
 		e, err := Decode(it.Value())
 		if err != nil {
-			return fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err)
+			b.err, b.last = fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err), true
+			return b, false
 		}
-		if err := fn(idx, e); err != nil {
-			if errors.Is(err, ErrStop) {
-				return nil
-			}
-			return err
+		b.idx, b.evs = append(b.idx, idx), append(b.evs, e)
+		if len(b.evs) == scanBatchLen {
+			return b, it.Next()
 		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("scan %s: %w", l.dir, err)
+		b.err = fmt.Errorf("scan %s: %w", l.dir, err)
 	}
-	return nil
+	b.last = true
+	return b, false
 }
 
 // ErrStop ends a Scan early without error.

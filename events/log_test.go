@@ -249,3 +249,48 @@ func TestIndexOfSeq(t *testing.T) {
 		}
 	}
 }
+
+// Scan reads ahead on a goroutine of its own, in batches: across batch
+// boundaries every record comes once and in order, and fn's ErrStop or
+// error ends the scan there.
+func TestScanAcrossBatches(t *testing.T) {
+	l := openTestLog(t, filepath.Join(t.TempDir(), "log"))
+	defer l.Close()
+	n := scanBatchLen*(scanAhead+2) + 7
+	var in []Event
+	for i := range n {
+		in = append(in, New("JobSubmitted", map[string]int{"i": i}).ForJob("schedd", JobID{i + 1, 0}))
+	}
+	if _, err := l.Append(in); err != nil {
+		t.Fatal(err)
+	}
+	next := uint64(1)
+	if err := l.Scan(1, func(idx uint64, e Event) error {
+		if idx != next || e.Cluster != int(idx) {
+			return fmt.Errorf("record %d (cluster %d) where %d was next", idx, e.Cluster, next)
+		}
+		next++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if next != uint64(n)+1 {
+		t.Fatalf("scan gave %d records of %d", next-1, n)
+	}
+	for _, stopAt := range []uint64{1, scanBatchLen, scanBatchLen + 1, uint64(n)} {
+		errBoom := fmt.Errorf("boom")
+		for _, want := range []error{ErrStop, errBoom} {
+			var seen uint64
+			err := l.Scan(1, func(idx uint64, e Event) error {
+				seen = idx
+				if idx == stopAt {
+					return want
+				}
+				return nil
+			})
+			if (want == ErrStop && err != nil) || (want == errBoom && err != errBoom) || seen != stopAt {
+				t.Fatalf("stop at %d with %v: scan returned %v after record %d", stopAt, want, err, seen)
+			}
+		}
+	}
+}

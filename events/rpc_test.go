@@ -245,6 +245,9 @@ func TestConcurrentCallsShareOneReplySubscription(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if err := nc.Flush(); err != nil { // the server has the subscription
+		t.Fatal(err)
+	}
 	caller, _ := eventstest.Connect(t, s.URL())
 	if err := events.Call(ctx, caller, "vmpool.cmd.schedd.s.count", -1, nil); err != nil {
 		t.Fatal(err)

@@ -163,14 +163,21 @@ func Apply(q *Queue, e events.Event) *Queue {
 }
 
 func applySubmit(q *Queue, e events.Event, at int64) {
-	var p events.ClusterSubmittedPayload
-	if e.Decode(&p) != nil {
+	// The attributes are read (and parsed) when the ad is first read.
+	p, raw, err := e.DecodeSubmit()
+	if err != nil {
 		return
 	}
 	c := &Cluster{ID: e.Cluster, Owner: p.Owner, SubmitHost: p.SubmitHost, File: p.File, Iwd: p.Iwd,
 		UserLog: p.UserLog, QDate: at, Inputs: p.Inputs, NumProcs: p.NumProcs}
 	attrs := p.Attrs
-	c.Lazy = classad.NewLazy(func() *classad.Ad { return adFromAttrs(attrs) })
+	c.Lazy = classad.NewLazy(func() *classad.Ad {
+		if raw != nil {
+			// DecodeSubmit checked them: this does not fail.
+			attrs, _ = events.DecodeAttrs(raw)
+		}
+		return adFromAttrs(attrs)
+	})
 	q.Clusters[c.ID] = c
 	if c.UserLog != "" {
 		q.UserLogs[c.ID] = c.UserLog
