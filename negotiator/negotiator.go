@@ -109,6 +109,7 @@ func (n *Negotiator) Ready() <-chan struct{} { return n.ready }
 
 // Replay rebuilds a negotiator's state from its log.
 func Replay(l *events.Log, name string, matchTimeout time.Duration, until uint64) (*State, error) {
+	defer events.RaiseGC()()
 	st := NewState(name, matchTimeout.Nanoseconds())
 	err := l.Scan(1, func(idx uint64, e events.Event) error {
 		if until > 0 && idx > until {

@@ -143,6 +143,7 @@ func LogDir(dir string) string { return filepath.Join(dir, "log") }
 
 // Replay rebuilds a schedd's queue from its log alone, through Apply.
 func Replay(l *events.Log, name string, until uint64) (*Queue, error) {
+	defer events.RaiseGC()()
 	q := NewQueue(name)
 	err := l.Scan(1, func(idx uint64, e events.Event) error {
 		if until > 0 && idx > until {

@@ -226,6 +226,7 @@ func writeSnapshot(path string, data []byte) error {
 // log records after it, or from the whole log when the snapshot cannot be
 // used (the returned note says why; "" when it was used or absent).
 func Restore(l *events.Log, name, snapPath string) (q *Queue, fromSnapshot bool, note string, err error) {
+	defer events.RaiseGC()()
 	if data, rerr := os.ReadFile(snapPath); rerr == nil {
 		sq, idx, uerr := UnmarshalSnapshot(data)
 		switch {

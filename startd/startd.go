@@ -289,6 +289,7 @@ func (d *Startd) Name() string { return d.cfg.Name }
 
 // Replay rebuilds a startd's state from its log.
 func Replay(l *events.Log, name string, slots int, until uint64) (*State, error) {
+	defer events.RaiseGC()()
 	st := NewState(name, slots)
 	err := l.Scan(1, func(idx uint64, e events.Event) error {
 		if until > 0 && idx > until {
