@@ -220,6 +220,9 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 		Duplicates:  cfg.DuplicateWindow,
 		MaxAge:      cfg.MaxAge,
 		MaxMsgSize:  MaxEventSize,
+		// The outboxes publish backlogs as atomic batches: one fsync
+		// for many events (see batchMin).
+		AllowAtomicPublish: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmpool/vmpool/events"
 )
@@ -327,4 +328,86 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestOutboxPublishesBacklogInBatches: a backlog goes to the stream as
+// atomic batches, each event once and in order, input records skipped. A
+// republish after a crash (events the stream has already) fails a batch;
+// those events then go one by one and the duplicates are dropped.
+func TestOutboxPublishesBacklogInBatches(t *testing.T) {
+	s, b := startBus(t, t.TempDir())
+	defer s.Stop()
+	defer b.NC.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const own = 1200
+	var evs []events.Event
+	for i := 1; i <= own; i++ {
+		evs = append(evs, events.New("JobSubmitted", nil).ForJob("schedd", events.JobID{Cluster: i}))
+		if i%100 == 0 { // an input record from another daemon
+			in := events.New("VMStarted", nil).ForJob("schedd", events.JobID{Cluster: i})
+			in.Source, in.Seq = "startd1", uint64(i)
+			l.Consume(in.Source, in.Seq)
+			evs = append(evs, in)
+		}
+	}
+	evs, err = l.Append(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first 40 are on the bus already: a crash after their publish,
+	// before the outbox recorded it.
+	for _, e := range evs[:40] {
+		data, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &nats.Msg{Subject: events.Subject(events.RoleSchedd, e), Data: data, Header: nats.Header{}}
+		m.Header.Set("Nats-Msg-Id", events.MsgID(e))
+		if _, err := b.JS.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ob, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: b.JS, Role: events.RoleSchedd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(runCtx) }()
+	if err := ob.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ob.Published() != l.LastIndex() {
+		t.Fatalf("published up to %d of %d", ob.Published(), l.LastIndex())
+	}
+	if ob.Batches() < 2 {
+		t.Fatalf("%d atomic batches for a backlog of %d events", ob.Batches(), own)
+	}
+	if n := streamCount(t, b); n != own {
+		t.Fatalf("stream holds %d events, want %d", n, own)
+	}
+	cons, err := b.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(1); want <= own; want++ {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("event %d: %v", want, err)
+		}
+		e, err := events.Decode(m.Data())
+		if err != nil || e.Source != "schedd" || e.Seq != want {
+			t.Fatalf("stream event %d is %s:%d (%v), want schedd:%d", want, e.Source, e.Seq, err, want)
+		}
+	}
 }
