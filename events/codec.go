@@ -32,6 +32,12 @@ var (
 
 // Encode returns the wire and disk form of e.
 func Encode(e Event) ([]byte, error) {
+	if b, ok := encodeEnvelope(&e); ok {
+		if len(b) > MaxEventSize {
+			return nil, fmt.Errorf("encode event %s: %d bytes: %w", e, len(b), ErrTooLarge)
+		}
+		return b, nil
+	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e, err)
@@ -70,6 +76,88 @@ func Decode(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event %s:%d: bad schedd or machine name: %w", e.Source, e.Seq, ErrMalformed)
 	}
 	return e, nil
+}
+
+// encodeEnvelope is json.Marshal of e, byte for byte, for the common case:
+// every string plain (printable ASCII that json.Marshal writes as it is)
+// and a payload that is compact JSON without what json.Marshal escapes
+// (what json.Marshal of a payload struct writes). ok is false otherwise,
+// and Encode uses json.Marshal, which spent most of an append's CPU
+// reflecting over the envelope and compacting the payload again
+// (FuzzEncode holds it to json.Marshal).
+func encodeEnvelope(e *Event) (b []byte, ok bool) {
+	if !plainJSONName(e.Source) || !plainJSONName(e.Type) || !plainJSONName(e.Schedd) || !plainJSONName(e.Machine) {
+		return nil, false
+	}
+	if len(e.Payload) > 0 && !compactPlainJSON(e.Payload) {
+		return nil, false
+	}
+	b = make([]byte, 0, 112+len(e.Source)+len(e.Type)+len(e.Schedd)+len(e.Machine)+len(e.Payload))
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(e.V), 10)
+	b = append(b, `,"src":"`...)
+	b = append(b, e.Source...)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"type":"`...)
+	b = append(b, e.Type...)
+	b = append(b, `","t":`...)
+	b = strconv.AppendInt(b, e.Time, 10)
+	if e.Schedd != "" {
+		b = append(b, `,"schedd":"`...)
+		b = append(b, e.Schedd...)
+		b = append(b, '"')
+	}
+	if e.Cluster != 0 {
+		b = append(b, `,"cluster":`...)
+		b = strconv.AppendInt(b, int64(e.Cluster), 10)
+	}
+	if e.Proc != 0 {
+		b = append(b, `,"proc":`...)
+		b = strconv.AppendInt(b, int64(e.Proc), 10)
+	}
+	if e.Machine != "" {
+		b = append(b, `,"machine":"`...)
+		b = append(b, e.Machine...)
+		b = append(b, '"')
+	}
+	if len(e.Payload) > 0 {
+		b = append(b, `,"p":`...)
+		b = append(b, e.Payload...)
+	}
+	return append(b, '}'), true
+}
+
+// plainJSONName: json.Marshal writes s between quotes as it is.
+func plainJSONName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// compactPlainJSON: b is one valid JSON value that json.Marshal of a
+// json.RawMessage copies as it is: no white space outside strings, and
+// nothing it escapes (<, >, &, U+2028, U+2029) anywhere.
+func compactPlainJSON(b []byte) bool {
+	in := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '<' || c == '>' || c == '&' || c == 0xe2:
+			return false
+		case in && c == '\\':
+			i++ // the escaped byte is not the string's end
+		case c == '"':
+			in = !in
+		case !in && isJSONSpace(c):
+			return false
+		}
+	}
+	end, ok := JSONValueEnd(b, 0)
+	return ok && end == len(b)
 }
 
 // envelopeKeys are Event's members in the order json.Marshal writes them.

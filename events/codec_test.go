@@ -189,3 +189,61 @@ func TestDecodeEnvelopeIsUnmarshal(t *testing.T) {
 		t.Fatalf("Encode's own layout left to encoding/json: %s", enc)
 	}
 }
+
+// checkEncode holds encodeEnvelope to json.Marshal: when it takes an event
+// it writes the same bytes.
+func checkEncode(t *testing.T, e Event) (took bool) {
+	t.Helper()
+	fast, ok := encodeEnvelope(&e)
+	if !ok {
+		return false
+	}
+	slow, err := json.Marshal(e)
+	if err != nil {
+		t.Fatalf("encodeEnvelope took %#v, which json.Marshal refuses: %v", e, err)
+	}
+	if string(fast) != string(slow) {
+		t.Fatalf("encodeEnvelope wrote %s, json.Marshal %s", fast, slow)
+	}
+	return true
+}
+
+// TestEncodeIsMarshal: the events daemons write take the fast path, and
+// what it writes is json.Marshal's.
+func TestEncodeIsMarshal(t *testing.T) {
+	for _, k := range fastKinds {
+		e := New(k.name, k.full).ForJob("schedd", JobID{Cluster: 12, Proc: 3})
+		e.Source, e.Seq, e.Time = "schedd", 99, -5
+		if !checkEncode(t, e) {
+			t.Errorf("%s: the fast path refused json.Marshal's own payload %s", k.name, e.Payload)
+		}
+	}
+	for _, e := range []Event{{}, {V: 1, Source: "s", Seq: 1, Type: "T", Machine: "slot1@m", Proc: -1}, {Payload: json.RawMessage(`null`)}} {
+		if !checkEncode(t, e) {
+			t.Errorf("the fast path refused %#v", e)
+		}
+	}
+	for _, p := range []string{`{"a": 1}`, `{"a":"<"}`, `{"a":1`, `{"a":"x"} `, "{\"a\":\"\xe2\x80\xa8\"}"} {
+		if checkEncode(t, Event{V: 1, Source: "s", Type: "T", Payload: json.RawMessage(p)}) {
+			t.Errorf("the fast path took payload %q, which json.Marshal rewrites or refuses", p)
+		}
+	}
+	for _, s := range []string{"a<b", "q\"", "é", "\x01"} {
+		if checkEncode(t, Event{V: 1, Source: s, Type: "T"}) {
+			t.Errorf("the fast path took source %q, which json.Marshal escapes", s)
+		}
+	}
+}
+
+func FuzzEncode(f *testing.F) {
+	f.Add("schedd", "JobMatched", "schedd", "", 12, 0, []byte(`{"claim_id":"n#1"}`))
+	f.Add("startd1", "VMStarted", "", "slot1@h", -1, 3, []byte(`{"a":[1,2.5e3,"x\"y",null,true]}`))
+	f.Add("s", "T", "q", "m", 0, 0, []byte(`"a b"`))
+	f.Fuzz(func(t *testing.T, src, typ, sd, machine string, cluster, proc int, payload []byte) {
+		e := Event{V: 1, Source: src, Seq: uint64(cluster) * 7, Type: typ, Time: int64(proc) << 20, Schedd: sd, Cluster: cluster, Proc: proc, Machine: machine}
+		if len(payload) > 0 {
+			e.Payload = payload
+		}
+		checkEncode(t, e)
+	})
+}
