@@ -375,6 +375,27 @@ func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", l.dir, err)
 	}
+	if last := l.LastIndex(); last < from || last-from < scanBatchLen {
+		// A short scan (an outbox's newest events) is read here: a
+		// goroutine and a batch would cost more than they save.
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			idx, e, err := l.record(it)
+			if err != nil {
+				return err
+			}
+			if err := fn(idx, e); err != nil {
+				if errors.Is(err, ErrStop) {
+					return nil
+				}
+				return err
+			}
+		}
+		if err := it.Error(); err != nil {
+			return fmt.Errorf("scan %s: %w", l.dir, err)
+		}
+		return nil
+	}
 	batches := make(chan scanBatch, scanAhead)
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -429,16 +450,25 @@ type scanBatch struct {
 	last bool  // no batch follows
 }
 
+// record decodes the record at it.
+func (l *Log) record(it *pebble.Iterator) (uint64, Event, error) {
+	idx, _ := l.idxOf(it.Key())
+	e, err := Decode(it.Value())
+	if err != nil {
+		return idx, e, fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err)
+	}
+	return idx, e, nil
+}
+
 // readBatch reads and decodes up to scanBatchLen records from it, starting
 // at its current position (ok: it has one); ok after is the same for the
 // next batch.
 func (l *Log) readBatch(it *pebble.Iterator, ok bool) (scanBatch, bool) {
 	b := scanBatch{idx: make([]uint64, 0, scanBatchLen), evs: make([]Event, 0, scanBatchLen)}
 	for ; ok; ok = it.Next() {
-		idx, _ := l.idxOf(it.Key())
-		e, err := Decode(it.Value())
+		idx, e, err := l.record(it)
 		if err != nil {
-			b.err, b.last = fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err), true
+			b.err, b.last = err, true
 			return b, false
 		}
 		b.idx, b.evs = append(b.idx, idx), append(b.evs, e)
