@@ -299,9 +299,9 @@ type pending struct {
 // always) then fsyncs a batch about twice instead of once per event: on
 // 2 vCPUs, 5,400 events/s one by one against 15,000 in batches of 50 and
 // 40,000 in batches of 200. A batch costs a few milliseconds of its own
-// (the server stages it in a store of its own), so fewer events go one by
-// one, several in flight at once, as before. A batch the stream refuses
-// stores nothing; its events are then published one by one.
+// (the server stages it in a store of its own), so a smaller backlog goes
+// one by one, several in flight at once, as before. A batch the stream
+// refuses stores nothing; its events are then published one by one.
 const (
 	batchMin = 32
 	batchMax = 500
