@@ -385,3 +385,18 @@ func TestUnpreparedSubmitRefused(t *testing.T) {
 		t.Fatalf("unprepared submit: %d events, err %v; want none and bad-request", len(evs), err)
 	}
 }
+
+// A cluster ad a snapshot holds as text is parsed when first read; text
+// that does not parse gives an ad that matches nothing, not a panic.
+func TestSnapshotAdParsedWhenRead(t *testing.T) {
+	c := &Cluster{ID: 1}
+	c.Lazy = snapshotAd(`[ JobVMType = "kvm"; RequestMemory = 16 ]`, nil)
+	own := snapshotAd(`[ Proc = 3 ]`, c)
+	if v := own.Get().Eval("JobVMType"); v.String() != `"kvm"` {
+		t.Fatalf("a job's own ad reads JobVMType %s through its cluster's, want \"kvm\"", v)
+	}
+	bad := snapshotAd(`[ JobVMType = `, nil)
+	if v := bad.Get().Eval("Requirements"); !v.IsError() {
+		t.Fatalf("an ad whose text does not parse has Requirements %s, want error", v)
+	}
+}

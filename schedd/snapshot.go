@@ -147,11 +147,10 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 		if sc.Cluster == nil {
 			return nil, 0, fmt.Errorf("snapshot: empty cluster")
 		}
-		ad, err := classad.ParseAd(sc.AdText)
-		if err != nil {
-			return nil, 0, fmt.Errorf("snapshot: cluster %d ad: %w", sc.ID, err)
-		}
-		sc.Lazy = classad.LazyOf(ad)
+		// Parsed when first read, as a replayed cluster's ad is: a queue
+		// of 20,000 clusters spent a second parsing ads at restart,
+		// most never read before the cluster leaves the queue.
+		sc.Lazy = snapshotAd(sc.AdText, nil)
 		clusters[sc.ID] = sc.Cluster
 		if sc.Live {
 			q.Clusters[sc.ID] = sc.Cluster
@@ -167,12 +166,7 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 		}
 		sj.Cluster = c
 		if sj.OwnAd != nil {
-			own, err := classad.ParseAd(*sj.OwnAd)
-			if err != nil {
-				return nil, fmt.Errorf("snapshot: job %s ad: %w", sj.ID, err)
-			}
-			own.SetParent(c.Ad())
-			sj.OwnLazy = classad.LazyOf(own)
+			sj.OwnLazy = snapshotAd(*sj.OwnAd, c)
 		}
 		return sj.Job, nil
 	}
@@ -191,6 +185,26 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 		q.History = append(q.History, j)
 	}
 	return q, s.Index, nil
+}
+
+// snapshotAd is the ad a snapshot holds as text, parsed when first read;
+// a job's own ad (cluster non-nil) has the cluster's ad for parent. The
+// schedd wrote the text from an ad; should it not parse (a snapshot
+// damaged in a way its JSON survives), the ad is one whose Requirements
+// is an error literal, which matches nothing, rather than a restart
+// refused.
+func snapshotAd(text string, cluster *Cluster) *classad.Lazy {
+	return classad.NewLazy(func() *classad.Ad {
+		ad, err := classad.ParseAd(text)
+		if err != nil {
+			ad = classad.NewAd()
+			ad.SetValue("Requirements", classad.Error())
+		}
+		if cluster != nil {
+			ad.SetParent(cluster.Ad())
+		}
+		return ad
+	})
 }
 
 // SnapshotPath is where the schedd whose directory is dir keeps its
