@@ -400,3 +400,36 @@ func TestSnapshotAdParsedWhenRead(t *testing.T) {
 		t.Fatalf("an ad whose text does not parse has Requirements %s, want error", v)
 	}
 }
+
+// A snapshot is a header line and a line per cluster and job; one that
+// lost lines, or has a line that does not decode, is refused with the
+// line named (the schedd then replays its log from zero).
+func TestDamagedSnapshotRefused(t *testing.T) {
+	q := NewQueue("schedd")
+	for c := 1; c <= 3; c++ {
+		p := events.ClusterSubmittedPayload{SubmitID: fmt.Sprint("s", c), Owner: "alice", Iwd: "/home/alice", NumProcs: 2,
+			Attrs: []events.Attr{{Name: "JobVMType", Expr: `"kvm"`}}}
+		Apply(q, events.Event{V: 1, Source: "schedd", Seq: uint64(c), Type: events.ClusterSubmitted, Schedd: "schedd", Cluster: c, Proc: -1,
+			Payload: events.New(events.ClusterSubmitted, p).Payload})
+	}
+	data, err := MarshalSnapshot(q, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 1+3+6 {
+		t.Fatalf("snapshot of 3 clusters of 2 jobs has %d lines, want 10", len(lines))
+	}
+	if back, _, err := UnmarshalSnapshot(data); err != nil || len(back.Jobs) != 6 {
+		t.Fatalf("snapshot read back: %v", err)
+	}
+	short := strings.Join(lines[:9], "\n") + "\n"
+	if _, _, err := UnmarshalSnapshot([]byte(short)); err == nil || !strings.Contains(err.Error(), "8 lines after the header") {
+		t.Fatalf("a snapshot missing its last line: %v", err)
+	}
+	bad := append([]string(nil), lines...)
+	bad[6] = `{"id":`
+	if _, _, err := UnmarshalSnapshot([]byte(strings.Join(bad, "\n"))); err == nil || !strings.Contains(err.Error(), "line 7") {
+		t.Fatalf("a snapshot with a broken line 7: %v", err)
+	}
+}

@@ -139,3 +139,24 @@ func BenchmarkTotals(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/query")
 }
+
+// BenchmarkSnapshotRestore decodes the snapshot of a queue of one cluster
+// of 100,000 jobs and 20,000 single-job clusters, as a restart does.
+func BenchmarkSnapshotRestore(b *testing.B) {
+	q := schedd.NewQueue("schedd")
+	schedd.Apply(q, submitted(1, 100000))
+	for c := 2; c <= 20001; c++ {
+		schedd.Apply(q, submitted(c, 1))
+	}
+	data, err := schedd.MarshalSnapshot(q, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, _, err := schedd.UnmarshalSnapshot(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(q.Jobs))/b.Elapsed().Seconds(), "jobs/s")
+}

@@ -3,10 +3,13 @@ package schedd
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -24,23 +27,31 @@ import (
 const SnapshotFile = "snapshot.json"
 
 // snapshotVersion changes whenever the encoding or Apply's meaning does.
-const snapshotVersion = 1
+// Version 2 writes one JSON document per line: the header, then each
+// cluster and job, so a restart decodes them on every CPU.
+const snapshotVersion = 2
 
 type snapshot struct {
-	Version     int                     `json:"version"`
-	Index       uint64                  `json:"index"` // every log record up to it is applied
-	Name        string                  `json:"name"`
-	LastCluster int                     `json:"last_cluster"`
-	Applied     uint64                  `json:"applied"`
-	Clusters    []snapCluster           `json:"clusters"` // every cluster a job in the queue or history belongs to
-	Jobs        []snapJob               `json:"jobs"`
-	History     []snapJob               `json:"history"`
-	Submits     map[string]int          `json:"submits"`
-	Reserved    map[string]int          `json:"reserved"`
-	Claims      map[string]events.JobID `json:"claims"`
-	UserLogs    map[int]string          `json:"user_logs"`
-	ProcLogs    []snapProcLog           `json:"proc_logs"`
-	LogOwners   map[int]string          `json:"log_owners"`
+	Version     int    `json:"version"`
+	Index       uint64 `json:"index"` // every log record up to it is applied
+	Name        string `json:"name"`
+	LastCluster int    `json:"last_cluster"`
+	Applied     uint64 `json:"applied"`
+	// Clusters (every cluster a job in the queue or history belongs to),
+	// Jobs and History follow the header, one per line; the header holds
+	// their numbers.
+	Clusters  []snapCluster           `json:"-"`
+	Jobs      []snapJob               `json:"-"`
+	History   []snapJob               `json:"-"`
+	NClusters int                     `json:"clusters"`
+	NJobs     int                     `json:"jobs"`
+	NHistory  int                     `json:"history"`
+	Submits   map[string]int          `json:"submits"`
+	Reserved  map[string]int          `json:"reserved"`
+	Claims    map[string]events.JobID `json:"claims"`
+	UserLogs  map[int]string          `json:"user_logs"`
+	ProcLogs  []snapProcLog           `json:"proc_logs"`
+	LogOwners map[int]string          `json:"log_owners"`
 }
 
 type snapCluster struct {
@@ -103,25 +114,74 @@ func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
 		x, y := s.ProcLogs[a].Job, s.ProcLogs[b].Job
 		return x.Cluster < y.Cluster || x.Cluster == y.Cluster && x.Proc < y.Proc
 	})
+	s.NClusters, s.NJobs, s.NHistory = len(s.Clusters), len(s.Jobs), len(s.History)
 	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+	enc := json.NewEncoder(&b) // each value on a line of its own
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(s); err != nil {
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
+	for _, c := range s.Clusters {
+		if err := enc.Encode(c); err != nil {
+			return nil, fmt.Errorf("encode snapshot: cluster %d: %w", c.ID, err)
+		}
+	}
+	for _, list := range [][]snapJob{s.Jobs, s.History} {
+		for _, j := range list {
+			if err := enc.Encode(j); err != nil {
+				return nil, fmt.Errorf("encode snapshot: job %s: %w", j.ID, err)
+			}
+		}
+	}
 	return b.Bytes(), nil
+}
+
+// decodeLines decodes each line into its element of out, the lines split
+// among the CPUs; first is the snapshot's line number of lines[0].
+func decodeLines[T any](lines [][]byte, out []T, first int) error {
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(lines)/1024))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(lines); i += workers {
+				if err := json.Unmarshal(lines[i], &out[i]); err != nil {
+					errs[w] = fmt.Errorf("line %d: %w", first+i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // UnmarshalSnapshot decodes a snapshot into a queue and the log index it
 // reflects.
 func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
 	var s snapshot
-	if err := json.Unmarshal(data, &s); err != nil {
+	if err := json.Unmarshal(lines[0], &s); err != nil {
 		return nil, 0, fmt.Errorf("decode snapshot: %w", err)
 	}
 	if s.Version != snapshotVersion {
 		return nil, 0, fmt.Errorf("snapshot version %d, this schedd reads %d", s.Version, snapshotVersion)
 	}
+	if s.NClusters < 0 || s.NJobs < 0 || s.NHistory < 0 || len(lines)-1 != s.NClusters+s.NJobs+s.NHistory {
+		return nil, 0, fmt.Errorf("decode snapshot: %d lines after the header for %d clusters, %d jobs and %d in the history",
+			len(lines)-1, s.NClusters, s.NJobs, s.NHistory)
+	}
+	s.Clusters = make([]snapCluster, s.NClusters)
+	jobs := make([]snapJob, s.NJobs+s.NHistory)
+	if err := decodeLines(lines[1:1+s.NClusters], s.Clusters, 2); err != nil {
+		return nil, 0, fmt.Errorf("decode snapshot clusters: %w", err)
+	}
+	if err := decodeLines(lines[1+s.NClusters:], jobs, 2+s.NClusters); err != nil {
+		return nil, 0, fmt.Errorf("decode snapshot jobs: %w", err)
+	}
+	s.Jobs, s.History = jobs[:s.NJobs], jobs[s.NJobs:]
 	q := NewQueue(s.Name)
 	q.LastCluster, q.Applied = s.LastCluster, s.Applied
 	for _, m := range []*map[string]int{&s.Submits, &s.Reserved} {
