@@ -160,3 +160,19 @@ func BenchmarkSnapshotRestore(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(q.Jobs))/b.Elapsed().Seconds(), "jobs/s")
 }
+
+// BenchmarkSnapshotWrite encodes that queue's snapshot, as the schedd
+// does every QUEUE_SNAPSHOT_EVENTS records with its queue read-locked.
+func BenchmarkSnapshotWrite(b *testing.B) {
+	q := schedd.NewQueue("schedd")
+	schedd.Apply(q, submitted(1, 100000))
+	for c := 2; c <= 20001; c++ {
+		schedd.Apply(q, submitted(c, 1))
+	}
+	for b.Loop() {
+		if _, err := schedd.MarshalSnapshot(q, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(q.Jobs))/b.Elapsed().Seconds(), "jobs/s")
+}

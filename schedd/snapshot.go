@@ -77,20 +77,9 @@ func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
 	s := snapshot{Version: snapshotVersion, Index: idx, Name: q.Name, LastCluster: q.LastCluster, Applied: q.Applied,
 		Submits: q.Submits, Reserved: q.Reserved, Claims: q.Claims, UserLogs: q.UserLogs, LogOwners: q.LogOwners}
 	clusters := map[int]*Cluster{}
-	job := func(j *Job) snapJob {
+	jobs := append(q.Sorted(), q.History...)
+	for _, j := range jobs {
 		clusters[j.Cluster.ID] = j.Cluster
-		sj := snapJob{Job: j, ClusterID: j.Cluster.ID}
-		if own := j.Own(); own != nil {
-			t := own.OwnString()
-			sj.OwnAd = &t
-		}
-		return sj
-	}
-	for _, j := range q.Sorted() {
-		s.Jobs = append(s.Jobs, job(j))
-	}
-	for _, j := range q.History {
-		s.History = append(s.History, job(j))
 	}
 	for id, c := range q.Clusters {
 		clusters[id] = c
@@ -100,12 +89,13 @@ func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
 		ids = append(ids, id)
 	}
 	sort.Ints(ids)
+	cs := make([]*Cluster, 0, len(ids))
 	for _, id := range ids {
 		c := clusters[id]
 		if q.Clusters[id] != nil && q.Clusters[id] != c {
 			return nil, fmt.Errorf("snapshot: two clusters %d", id)
 		}
-		s.Clusters = append(s.Clusters, snapCluster{Cluster: c, AdText: c.Ad().OwnString(), Live: q.Clusters[id] == c})
+		cs = append(cs, c)
 	}
 	for id, p := range q.ProcLogs {
 		s.ProcLogs = append(s.ProcLogs, snapProcLog{Job: id, Path: p})
@@ -114,26 +104,70 @@ func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
 		x, y := s.ProcLogs[a].Job, s.ProcLogs[b].Job
 		return x.Cluster < y.Cluster || x.Cluster == y.Cluster && x.Proc < y.Proc
 	})
-	s.NClusters, s.NJobs, s.NHistory = len(s.Clusters), len(s.Jobs), len(s.History)
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b) // each value on a line of its own
+	s.NClusters, s.NJobs, s.NHistory = len(cs), len(q.Jobs), len(q.History)
+	var head bytes.Buffer
+	enc := json.NewEncoder(&head) // ends the header's line
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(s); err != nil {
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
-	for _, c := range s.Clusters {
-		if err := enc.Encode(c); err != nil {
-			return nil, fmt.Errorf("encode snapshot: cluster %d: %w", c.ID, err)
-		}
+	// The schedd writes a snapshot with its queue read-locked: the lines
+	// (and the ads' text) are encoded on every CPU.
+	clusterLines, err := encodeLines(cs, func(c *Cluster) any {
+		return snapCluster{Cluster: c, AdText: c.Ad().OwnString(), Live: q.Clusters[c.ID] == c}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot clusters: %w", err)
 	}
-	for _, list := range [][]snapJob{s.Jobs, s.History} {
-		for _, j := range list {
-			if err := enc.Encode(j); err != nil {
-				return nil, fmt.Errorf("encode snapshot: job %s: %w", j.ID, err)
+	jobLines, err := encodeLines(jobs, func(j *Job) any {
+		sj := snapJob{Job: j, ClusterID: j.Cluster.ID}
+		if own := j.Own(); own != nil {
+			t := own.OwnString()
+			sj.OwnAd = &t
+		}
+		return sj
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot jobs: %w", err)
+	}
+	parts := append([]*bytes.Buffer{&head}, append(clusterLines, jobLines...)...)
+	n := 0
+	for _, part := range parts {
+		n += part.Len()
+	}
+	out := make([]byte, 0, n)
+	for _, part := range parts {
+		out = append(out, part.Bytes()...)
+	}
+	return out, nil
+}
+
+// encodeLines encodes line(x) for each of items, a line each (JSON
+// without HTML escapes), in contiguous runs of items on every CPU; the
+// runs' buffers, in order, hold the lines in order.
+func encodeLines[T any](items []T, line func(T) any) ([]*bytes.Buffer, error) {
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(items)/1024))
+	parts := make([]*bytes.Buffer, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var b bytes.Buffer
+			parts[w] = &b
+			enc := json.NewEncoder(&b) // each value on a line of its own
+			enc.SetEscapeHTML(false)
+			for _, x := range items[w*len(items)/workers : (w+1)*len(items)/workers] {
+				if err := enc.Encode(line(x)); err != nil {
+					errs[w] = err
+					return
+				}
 			}
-		}
+		}()
 	}
-	return b.Bytes(), nil
+	wg.Wait()
+	return parts, errors.Join(errs...)
 }
 
 // decodeLines decodes each line into its element of out, the lines split
