@@ -436,7 +436,7 @@ func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 	return nil
 }
 
-// scanAhead is the batches Scan's reader may decode ahead of fn; scanBatch
+// scanAhead is the batches Scan's reader may decode ahead of fn; scanBatchLen
 // the records in one.
 const (
 	scanAhead    = 4
