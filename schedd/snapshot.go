@@ -146,46 +146,49 @@ func MarshalSnapshot(q *Queue, idx uint64) ([]byte, error) {
 // without HTML escapes), in contiguous runs of items on every CPU; the
 // runs' buffers, in order, hold the lines in order.
 func encodeLines[T any](items []T, line func(T) any) ([]*bytes.Buffer, error) {
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(items)/1024))
-	parts := make([]*bytes.Buffer, workers)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var b bytes.Buffer
-			parts[w] = &b
-			enc := json.NewEncoder(&b) // each value on a line of its own
-			enc.SetEscapeHTML(false)
-			for _, x := range items[w*len(items)/workers : (w+1)*len(items)/workers] {
-				if err := enc.Encode(line(x)); err != nil {
-					errs[w] = err
-					return
-				}
+	parts := make([]*bytes.Buffer, cpuRuns(len(items)))
+	err := inRuns(len(items), len(parts), func(r, lo, hi int) error {
+		var b bytes.Buffer
+		parts[r] = &b
+		enc := json.NewEncoder(&b) // each value on a line of its own
+		enc.SetEscapeHTML(false)
+		for _, x := range items[lo:hi] {
+			if err := enc.Encode(line(x)); err != nil {
+				return err
 			}
-		}()
-	}
-	wg.Wait()
-	return parts, errors.Join(errs...)
+		}
+		return nil
+	})
+	return parts, err
 }
 
 // decodeLines decodes each line into its element of out, the lines split
 // among the CPUs; first is the snapshot's line number of lines[0].
 func decodeLines[T any](lines [][]byte, out []T, first int) error {
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(lines)/1024))
-	errs := make([]error, workers)
+	return inRuns(len(lines), cpuRuns(len(lines)), func(_, lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			if err := json.Unmarshal(lines[i], &out[i]); err != nil {
+				return fmt.Errorf("line %d: %w", first+i, err)
+			}
+		}
+		return nil
+	})
+}
+
+// cpuRuns is how many runs n items are split into: one per CPU, fewer
+// for fewer than 1,024 items a CPU.
+func cpuRuns(n int) int { return min(runtime.GOMAXPROCS(0), max(1, n/1024)) }
+
+// inRuns splits 0..n-1 into runs contiguous ranges, calls run on each at
+// once (r is the run's number, lo..hi its range), and joins their errors.
+func inRuns(n, runs int, run func(r, lo, hi int) error) error {
+	errs := make([]error, runs)
 	var wg sync.WaitGroup
-	for w := range workers {
+	for r := range runs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < len(lines); i += workers {
-				if err := json.Unmarshal(lines[i], &out[i]); err != nil {
-					errs[w] = fmt.Errorf("line %d: %w", first+i, err)
-					return
-				}
-			}
+			errs[r] = run(r, r*n/runs, (r+1)*n/runs)
 		}()
 	}
 	wg.Wait()
