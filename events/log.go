@@ -375,26 +375,34 @@ func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", l.dir, err)
 	}
-	if last := l.LastIndex(); last < from || last-from < scanBatchLen {
-		// A short scan (an outbox's newest events) is read here: a
-		// goroutine and a batch would cost more than they save.
-		defer it.Close()
-		for ok := it.First(); ok; ok = it.Next() {
-			idx, e, err := l.record(it)
-			if err != nil {
-				return err
-			}
-			if err := fn(idx, e); err != nil {
+	// deliver hands a batch's records to fn; end: the scan is over (fn
+	// stopped it, a record did not decode, or no batch follows).
+	deliver := func(b scanBatch) (end bool, err error) {
+		for i, e := range b.evs {
+			if err := fn(b.idx[i], e); err != nil {
 				if errors.Is(err, ErrStop) {
-					return nil
+					return true, nil
 				}
+				return true, err
+			}
+		}
+		return b.last, b.err
+	}
+	if last := l.LastIndex(); last < from || last-from < scanBatchLen {
+		// A short scan (an outbox's newest events) is read here, in
+		// batches sized to it: a goroutine would cost more than it saves.
+		defer it.Close()
+		size := 0
+		if last >= from {
+			size = int(last - from + 1)
+		}
+		for ok := it.First(); ; {
+			var b scanBatch
+			b, ok = l.readBatch(it, ok, size)
+			if end, err := deliver(b); end || err != nil {
 				return err
 			}
 		}
-		if err := it.Error(); err != nil {
-			return fmt.Errorf("scan %s: %w", l.dir, err)
-		}
-		return nil
 	}
 	batches := make(chan scanBatch, scanAhead)
 	stop := make(chan struct{})
@@ -405,7 +413,7 @@ func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 		defer it.Close()
 		for ok := it.First(); ; {
 			var b scanBatch
-			b, ok = l.readBatch(it, ok)
+			b, ok = l.readBatch(it, ok, scanBatchLen)
 			select {
 			case batches <- b:
 			case <-stop:
@@ -421,16 +429,8 @@ func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 		<-done
 	}()
 	for b := range batches {
-		for i, e := range b.evs {
-			if err := fn(b.idx[i], e); err != nil {
-				if errors.Is(err, ErrStop) {
-					return nil
-				}
-				return err
-			}
-		}
-		if b.err != nil {
-			return b.err
+		if end, err := deliver(b); end || err != nil {
+			return err
 		}
 	}
 	return nil
@@ -461,10 +461,11 @@ func (l *Log) record(it *pebble.Iterator) (uint64, Event, error) {
 }
 
 // readBatch reads and decodes up to scanBatchLen records from it, starting
-// at its current position (ok: it has one); ok after is the same for the
-// next batch.
-func (l *Log) readBatch(it *pebble.Iterator, ok bool) (scanBatch, bool) {
-	b := scanBatch{idx: make([]uint64, 0, scanBatchLen), evs: make([]Event, 0, scanBatchLen)}
+// at its current position (ok: it has one), into a batch made for size
+// records; ok after is the same for the next batch.
+func (l *Log) readBatch(it *pebble.Iterator, ok bool, size int) (scanBatch, bool) {
+	size = min(size, scanBatchLen)
+	b := scanBatch{idx: make([]uint64, 0, size), evs: make([]Event, 0, size)}
 	for ; ok; ok = it.Next() {
 		idx, e, err := l.record(it)
 		if err != nil {
