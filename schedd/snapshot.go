@@ -37,12 +37,9 @@ type snapshot struct {
 	Name        string `json:"name"`
 	LastCluster int    `json:"last_cluster"`
 	Applied     uint64 `json:"applied"`
-	// Clusters (every cluster a job in the queue or history belongs to),
-	// Jobs and History follow the header, one per line; the header holds
-	// their numbers.
-	Clusters  []snapCluster           `json:"-"`
-	Jobs      []snapJob               `json:"-"`
-	History   []snapJob               `json:"-"`
+	// The clusters (every cluster a job in the queue or history belongs
+	// to), the jobs and the history follow the header, one per line; the
+	// header holds their numbers.
 	NClusters int                     `json:"clusters"`
 	NJobs     int                     `json:"jobs"`
 	NHistory  int                     `json:"history"`
@@ -210,15 +207,14 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 		return nil, 0, fmt.Errorf("decode snapshot: %d lines after the header for %d clusters, %d jobs and %d in the history",
 			len(lines)-1, s.NClusters, s.NJobs, s.NHistory)
 	}
-	s.Clusters = make([]snapCluster, s.NClusters)
+	snapClusters := make([]snapCluster, s.NClusters)
 	jobs := make([]snapJob, s.NJobs+s.NHistory)
-	if err := decodeLines(lines[1:1+s.NClusters], s.Clusters, 2); err != nil {
+	if err := decodeLines(lines[1:1+s.NClusters], snapClusters, 2); err != nil {
 		return nil, 0, fmt.Errorf("decode snapshot clusters: %w", err)
 	}
 	if err := decodeLines(lines[1+s.NClusters:], jobs, 2+s.NClusters); err != nil {
 		return nil, 0, fmt.Errorf("decode snapshot jobs: %w", err)
 	}
-	s.Jobs, s.History = jobs[:s.NJobs], jobs[s.NJobs:]
 	q := NewQueue(s.Name)
 	q.LastCluster, q.Applied = s.LastCluster, s.Applied
 	for _, m := range []*map[string]int{&s.Submits, &s.Reserved} {
@@ -240,7 +236,7 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 		q.ProcLogs[pl.Job] = pl.Path
 	}
 	clusters := map[int]*Cluster{}
-	for _, sc := range s.Clusters {
+	for _, sc := range snapClusters {
 		if sc.Cluster == nil {
 			return nil, 0, fmt.Errorf("snapshot: empty cluster")
 		}
@@ -267,14 +263,14 @@ func UnmarshalSnapshot(data []byte) (*Queue, uint64, error) {
 		}
 		return sj.Job, nil
 	}
-	for _, sj := range s.Jobs {
+	for _, sj := range jobs[:s.NJobs] {
 		j, err := job(sj)
 		if err != nil {
 			return nil, 0, err
 		}
 		q.Jobs[j.ID] = j
 	}
-	for _, sj := range s.History {
+	for _, sj := range jobs[s.NJobs:] {
 		j, err := job(sj)
 		if err != nil {
 			return nil, 0, err
