@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -399,10 +400,9 @@ func (o *Outbox) publishBatch(ctx context.Context, ps []pending) bool {
 	id := nats.NewInbox()[len("_INBOX."):] // unique, and short enough (64)
 	nc := o.js.Conn()
 	for i, p := range ps {
-		m := &nats.Msg{Subject: p.msg.Subject, Data: p.msg.Data, Header: nats.Header{}}
-		for k, v := range p.msg.Header {
-			m.Header[k] = v
-		}
+		// A copy: should the batch be refused, p.msg goes alone, without
+		// the batch's headers.
+		m := &nats.Msg{Subject: p.msg.Subject, Data: p.msg.Data, Header: maps.Clone(p.msg.Header)}
 		m.Header.Set(headerBatchID, id)
 		m.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
 		if i < len(ps)-1 {
