@@ -50,16 +50,24 @@ func Encode(e Event) ([]byte, error) {
 
 // Decode parses an encoded event and checks its envelope: a known schema
 // version, a source, a sequence and a type. It never panics on input.
-func Decode(b []byte) (Event, error) {
+func Decode(b []byte) (Event, error) { return decodeNamed(b, nil) }
+
+// decodeNamed is Decode taking the event's names (source, type, schedd,
+// machine) from ns when it has them, so that a reader of many events of
+// few daemons does not allocate them again for every event.
+func decodeNamed(b []byte, ns *names) (Event, error) {
 	var e Event
 	if len(b) > MaxEventSize {
 		return e, fmt.Errorf("decode event: %d bytes: %w", len(b), ErrTooLarge)
 	}
-	if !decodeEnvelope(b, &e) {
-		e = Event{}
-		if err := json.Unmarshal(b, &e); err != nil {
+	if !decodeEnvelope(b, &e, ns) {
+		// A variable of its own: handed to encoding/json it escapes, and
+		// e would then be allocated for every event, not just these.
+		var slow Event
+		if err := json.Unmarshal(b, &slow); err != nil {
 			return Event{}, fmt.Errorf("decode event: %w: %w", ErrMalformed, err)
 		}
+		e = slow
 	}
 	switch {
 	case e.V > Version:
@@ -167,7 +175,7 @@ var envelopeKeys = [...]string{"v", "src", "seq", "type", "t", "schedd", "cluste
 // writes (members in order, plain strings and integers): one pass, where
 // encoding/json checks the whole event and then decodes it. It reports
 // false, leaving e to be decoded by encoding/json, for anything else.
-func decodeEnvelope(b []byte, e *Event) bool {
+func decodeEnvelope(b []byte, e *Event, ns *names) bool {
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return false
 	}
@@ -195,19 +203,20 @@ func decodeEnvelope(b []byte, e *Event) bool {
 		var ok bool
 		switch envelopeKeys[k] {
 		case "src", "type", "schedd", "machine":
-			var v string
-			if v, i, ok = plainJSONString(b, i); !ok {
+			var v []byte
+			if v, i, ok = plainJSONBytes(b, i); !ok {
 				return false
 			}
+			s := ns.get(v)
 			switch envelopeKeys[k] {
 			case "src":
-				e.Source = v
+				e.Source = s
 			case "type":
-				e.Type = v
+				e.Type = s
 			case "schedd":
-				e.Schedd = v
+				e.Schedd = s
 			default:
-				e.Machine = v
+				e.Machine = s
 			}
 		case "p":
 			end, ok := JSONValueEnd(b, i)
@@ -258,23 +267,47 @@ func decodeEnvelope(b []byte, e *Event) bool {
 	}
 }
 
-// plainJSONString reads a string of printable ASCII without escapes
-// (encoding/json would replace invalid UTF-8; names are ASCII anyway).
-func plainJSONString(b []byte, i int) (string, int, bool) {
+// plainJSONBytes reads a string of printable ASCII without escapes
+// (encoding/json would replace invalid UTF-8; names are ASCII anyway) and
+// returns its bytes within b.
+func plainJSONBytes(b []byte, i int) (v []byte, next int, ok bool) {
 	if i >= len(b) || b[i] != '"' {
-		return "", 0, false
+		return nil, 0, false
 	}
 	j := i + 1
 	for j < len(b) && b[j] != '"' {
 		if b[j] == '\\' || b[j] < 0x20 || b[j] >= 0x80 {
-			return "", 0, false
+			return nil, 0, false
 		}
 		j++
 	}
 	if j >= len(b) {
-		return "", 0, false
+		return nil, 0, false
 	}
-	return string(b[i+1 : j]), j + 1, true
+	return b[i+1 : j], j + 1, true
+}
+
+// names hands out one string per distinct name it has seen, up to
+// maxNames of them (then it copies, as a nil *names always does). A
+// replay reads millions of events of a few daemons and a few dozen types.
+type names struct{ m map[string]string }
+
+const maxNames = 4096
+
+func newNames() *names { return &names{m: map[string]string{}} }
+
+func (ns *names) get(b []byte) string {
+	if ns == nil {
+		return string(b)
+	}
+	if s, ok := ns.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(ns.m) < maxNames {
+		ns.m[s] = s
+	}
+	return s
 }
 
 // plainJSONInt reads -?(0|[1-9][0-9]*) that fits an int64; a fraction or

@@ -98,11 +98,20 @@ func OpenLog(dir, source string, opt LogOptions) (*Log, error) {
 }
 
 func openPebble(dir string, opt LogOptions, logger *slog.Logger) (*pebble.DB, error) {
-	return pebble.Open(dir, &pebble.Options{
+	o := &pebble.Options{
 		Logger:           pebbleLogger{logger},
 		ReadOnly:         opt.ReadOnly,
 		ErrorIfNotExists: opt.ReadOnly,
-	})
+	}
+	// Blocks of 32 KiB where Pebble's default is 4: a log is read front
+	// to back (a replay, an outbox), and each block read costs a cache
+	// allocation and a decompression call of its own. Tables written
+	// before keep their blocks; Pebble reads both.
+	o.Levels = make([]pebble.LevelOptions, 7)
+	for i := range o.Levels {
+		o.Levels[i].BlockSize = 32 << 10
+	}
+	return pebble.Open(dir, o)
 }
 
 func newLog(db *pebble.DB, dir, source string, prefix []byte, logger *slog.Logger) *Log {
@@ -398,7 +407,7 @@ func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 		}
 		for ok := it.First(); ; {
 			var b scanBatch
-			b, ok = l.readBatch(it, ok, size)
+			b, ok = l.readBatch(it, ok, size, nil)
 			if end, err := deliver(b); end || err != nil {
 				return err
 			}
@@ -411,9 +420,10 @@ func (l *Log) Scan(from uint64, fn func(idx uint64, e Event) error) error {
 		defer close(done)
 		defer close(batches)
 		defer it.Close()
+		ns := newNames()
 		for ok := it.First(); ; {
 			var b scanBatch
-			b, ok = l.readBatch(it, ok, scanBatchLen)
+			b, ok = l.readBatch(it, ok, scanBatchLen, ns)
 			select {
 			case batches <- b:
 			case <-stop:
@@ -450,10 +460,10 @@ type scanBatch struct {
 	last bool  // no batch follows
 }
 
-// record decodes the record at it.
-func (l *Log) record(it *pebble.Iterator) (uint64, Event, error) {
+// record decodes the record at it, its names from ns (see decodeNamed).
+func (l *Log) record(it *pebble.Iterator, ns *names) (uint64, Event, error) {
 	idx, _ := l.idxOf(it.Key())
-	e, err := Decode(it.Value())
+	e, err := decodeNamed(it.Value(), ns)
 	if err != nil {
 		return idx, e, fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err)
 	}
@@ -462,12 +472,13 @@ func (l *Log) record(it *pebble.Iterator) (uint64, Event, error) {
 
 // readBatch reads and decodes up to scanBatchLen records from it, starting
 // at its current position (ok: it has one), into a batch made for size
-// records; ok after is the same for the next batch.
-func (l *Log) readBatch(it *pebble.Iterator, ok bool, size int) (scanBatch, bool) {
+// records, the events' names from ns (nil: copied); ok after is the same
+// for the next batch.
+func (l *Log) readBatch(it *pebble.Iterator, ok bool, size int, ns *names) (scanBatch, bool) {
 	size = min(size, scanBatchLen)
 	b := scanBatch{idx: make([]uint64, 0, size), evs: make([]Event, 0, size)}
 	for ; ok; ok = it.Next() {
-		idx, e, err := l.record(it)
+		idx, e, err := l.record(it, ns)
 		if err != nil {
 			b.err, b.last = err, true
 			return b, false

@@ -5,6 +5,8 @@ package events
 // state machine takes a function call per byte. They accept exactly what
 // encoding/json accepts (FuzzJSONValueEnd, FuzzAppendIndentJSON).
 
+import "encoding/binary"
+
 // maxJSONDepth is encoding/json's nesting limit.
 const maxJSONDepth = 10000
 
@@ -130,10 +132,28 @@ var jsonPlain = func() (t [256]bool) {
 	return t
 }()
 
+// endsPlain reports whether one of the eight bytes in x is a quote, a
+// backslash or a control character (below 0x20): the classic test for a
+// zero byte, (v - 0x01...) &^ v & 0x80..., on x xor the quote, x xor the
+// backslash, and x minus 0x20 for the bytes below it. A borrow can set
+// the test's bit above a byte that matches, never without one.
+func endsPlain(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	s := x ^ (ones * '\\')
+	return ((q-ones)&^q|(s-ones)&^s|(x-ones*0x20)&^x)&highs != 0
+}
+
 // jsonStringEnd reads the string starting with the quote at b[i].
 func jsonStringEnd(b []byte, i int) (int, bool) {
 	i++
 	for i < len(b) {
+		// Eight bytes at a time while none of them ends the plain text
+		// (a word with a quote, a backslash or a control character goes
+		// byte by byte below): most of a replay's reading is strings.
+		for i+8 <= len(b) && !endsPlain(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && jsonPlain[b[i]] {
 			i++ // the common case: plain text
 		}

@@ -2,7 +2,9 @@ package events
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -25,6 +27,58 @@ func TestJSONValueEndIsValid(t *testing.T) {
 	tooDeep := strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1)
 	for _, c := range append(jsonCases, deep, tooDeep) {
 		checkValueEnd(t, []byte(c))
+	}
+}
+
+// endsPlain says of a word what jsonPlain says of its bytes: exhaustively
+// for one byte among plain ones, at every place, and for random words.
+func TestEndsPlainIsBytewise(t *testing.T) {
+	bytewise := func(w []byte) bool {
+		for _, c := range w {
+			if !jsonPlain[c] {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(w []byte) {
+		t.Helper()
+		if got, want := endsPlain(binary.LittleEndian.Uint64(w)), bytewise(w); got != want {
+			t.Fatalf("%q: endsPlain %v, byte by byte %v", w, got, want)
+		}
+	}
+	for p := range 8 {
+		for c := range 256 {
+			for _, fill := range []byte{'a', 0x7f, 0x80, 0xff, ' '} {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[p] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	w := make([]byte, 8)
+	for range 1 << 20 {
+		binary.LittleEndian.PutUint64(w, r.Uint64())
+		for i := range w { // bias towards the bytes that matter
+			switch r.IntN(8) {
+			case 0:
+				w[i] = '"'
+			case 1:
+				w[i] = '\\'
+			case 2:
+				w[i] = byte(r.IntN(0x21))
+			case 3, 4:
+				w[i] = 'a' + byte(r.IntN(26))
+			}
+		}
+		check(w)
+	}
+	// And strings long enough to be read by the word, the end at each place.
+	for n := range 40 {
+		for _, end := range []string{`"`, `\"`, `\n"`, "\t\"", "\x01\""} {
+			checkValueEnd(t, []byte(`"`+strings.Repeat("é", n%3)+strings.Repeat("x", n)+end))
+		}
 	}
 }
 
