@@ -167,15 +167,22 @@ func (r *jreader) str() string {
 		r.fail()
 		return ""
 	}
+	if r.skip {
+		// Only checked: any string json.Unmarshal takes (what the rest
+		// of str takes, by its fast path or encoding/json).
+		end, ok := jsonStringEnd(b, r.i)
+		if !ok {
+			r.fail()
+			return ""
+		}
+		r.i = end
+		return ""
+	}
 	j := r.i + 1
 	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < 0x80 {
 		j++
 	}
 	if j < len(b) && b[j] == '"' {
-		if r.skip {
-			r.i = j + 1
-			return ""
-		}
 		s := string(b[r.i+1 : j])
 		r.i = j + 1
 		return s
@@ -296,8 +303,10 @@ func list[T any](r *jreader, member func(v *T, name []byte)) []T {
 		return nil
 	}
 	out := []T{}
+	var v T // one for the list: member's pointer makes it escape
 	r.array(func() {
-		var v T
+		var zero T
+		v = zero
 		r.object(func(name []byte) { member(&v, name) })
 		if !r.skip {
 			out = append(out, v)
