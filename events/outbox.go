@@ -35,6 +35,7 @@ type Outbox struct {
 	// when the outbox verifies the bus; batches counts those it took.
 	atomic  atomic.Bool
 	batches atomic.Int64
+	pub     *Publisher
 }
 
 // OutboxConfig configures an Outbox.
@@ -51,6 +52,9 @@ type OutboxConfig struct {
 	VerifyInterval time.Duration
 	// Failpoints, when set, are the crash points the outbox honours.
 	Failpoints *Failpoints
+	// Publisher, when set, publishes the events the outbox would publish
+	// one by one, together with other outboxes' (see Publisher).
+	Publisher *Publisher
 }
 
 const metaPublished = "outbox.published"
@@ -70,7 +74,7 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 		cfg.VerifyInterval = 30 * time.Second
 	}
 	o := &Outbox{log: cfg.Log, js: cfg.JS, role: cfg.Role, logger: cfg.Logger, inFlight: cfg.InFlight, acked: make(chan struct{}, 1),
-		verify: cfg.VerifyInterval, fail: cfg.Failpoints}
+		verify: cfg.VerifyInterval, fail: cfg.Failpoints, pub: cfg.Publisher}
 	p, err := cfg.Log.MetaUint(metaPublished)
 	if err != nil {
 		return nil, fmt.Errorf("new outbox: %w", err)
@@ -291,7 +295,7 @@ type pending struct {
 	idx uint64
 	e   Event
 	msg *nats.Msg
-	f   jetstream.PubAckFuture
+	f   ackFuture
 }
 
 // Own events waiting to be published go to JetStream as one atomic batch
@@ -344,7 +348,13 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 			}
 		}
 		for _, p := range waiting {
-			f, err := o.js.PublishMsgAsync(p.msg)
+			var f ackFuture
+			var err error
+			if o.pub != nil {
+				f, err = o.pub.publish(p.msg)
+			} else {
+				f, err = o.js.PublishMsgAsync(p.msg)
+			}
 			if err != nil {
 				return fmt.Errorf("publish %s: %w", p.e, err)
 			}
@@ -397,38 +407,57 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 // stream has, which fails a batch; the stream does not take batches; the
 // bus is down), the stream stored none of it.
 func (o *Outbox) publishBatch(ctx context.Context, ps []pending) bool {
-	id := nats.NewInbox()[len("_INBOX."):] // unique, and short enough (64)
-	nc := o.js.Conn()
+	msgs := make([]*nats.Msg, len(ps))
 	for i, p := range ps {
-		// A copy: should the batch be refused, p.msg goes alone, without
+		msgs[i] = p.msg
+	}
+	if _, ok := publishAtomic(ctx, o.js, msgs, &o.atomic, o.logger, o.log.Source()); !ok {
+		return false
+	}
+	o.batches.Add(1)
+	return true
+}
+
+// publishAtomic publishes msgs as one atomic batch and returns the
+// commit's acknowledgement, or false when the stream did not take the
+// batch (and stored none of it). A stream that does not take batches
+// clears allowed.
+func publishAtomic(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, allowed *atomic.Bool, logger *slog.Logger, who string) (*jetstream.PubAck, bool) {
+	id := nats.NewInbox()[len("_INBOX."):] // unique, and short enough (64)
+	nc := js.Conn()
+	for i, msg := range msgs {
+		// A copy: should the batch be refused, msg goes alone, without
 		// the batch's headers.
-		m := &nats.Msg{Subject: p.msg.Subject, Data: p.msg.Data, Header: maps.Clone(p.msg.Header)}
+		m := &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: maps.Clone(msg.Header)}
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
 		m.Header.Set(headerBatchID, id)
 		m.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
-		if i < len(ps)-1 {
+		if i < len(msgs)-1 {
 			if err := nc.PublishMsg(m); err != nil {
-				return false
+				return nil, false
 			}
 			continue
 		}
 		m.Header.Set(headerBatchCommit, "1")
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ack, err := o.js.PublishMsg(cctx, m)
+		ack, err := js.PublishMsg(cctx, m)
 		cancel()
 		var apiErr *jetstream.APIError
 		switch {
 		case errors.As(err, &apiErr) && apiErr.ErrorCode == atomicPublishDisabled:
-			o.atomic.Store(false)
-			return false
+			allowed.Store(false)
+			return nil, false
 		case err != nil:
-			o.logger.Debug("batch publish refused; publishing one by one", "source", o.log.Source(), "events", len(ps), "err", err)
-			return false
+			logger.Debug("batch publish refused; publishing one by one", "source", who, "events", len(msgs), "err", err)
+			return nil, false
 		case ack.Sequence == 0:
-			return false
+			return nil, false
 		}
+		return ack, true
 	}
-	o.batches.Add(1)
-	return true
+	return nil, false
 }
 
 // The headers of JetStream's atomic batch publish, and the error code of a

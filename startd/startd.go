@@ -35,11 +35,14 @@ type Config struct {
 	Dir  string // its event log and execute directory live here
 	// Store, when set, holds the startd's event log in a shared Pebble
 	// (for thousands of simulated startds) instead of Dir/log.
-	Store  *events.Store
-	Bus    *events.Bus
-	Driver hypervisor.Driver
-	Logger *slog.Logger
-	Clock  func() time.Time
+	Store *events.Store
+	// Publisher, when set, publishes the startd's events together with
+	// other startds' (events.Publisher; the simulated startds share one).
+	Publisher *events.Publisher
+	Bus       *events.Bus
+	Driver    hypervisor.Driver
+	Logger    *slog.Logger
+	Clock     func() time.Time
 
 	VMType                string   // VM_TYPE: must be the driver's type
 	VMMemory              int      // VM_MEMORY: MiB for all VMs together
@@ -336,7 +339,8 @@ func (d *Startd) Run(ctx context.Context) error {
 	d.runCtx = bg
 	d.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(d.st, e) }, After: d.afterCommit, Clock: d.cfg.Clock,
 		Failpoints: d.cfg.Failpoints, MinFree: d.cfg.MinFreeBytes})
-	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: d.cfg.Bus.JS, Role: events.RoleStartd, Logger: d.logger, Failpoints: d.cfg.Failpoints})
+	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: d.cfg.Bus.JS, Role: events.RoleStartd, Logger: d.logger, Failpoints: d.cfg.Failpoints,
+		Publisher: d.cfg.Publisher})
 	if err != nil {
 		return err
 	}

@@ -329,9 +329,10 @@ type personalPool struct {
 	Startds  []*startd.Startd
 	Bus      *events.Bus
 	nats     *events.NATSServer
-	simStore *events.Store // the sim startds' logs (SIM_STARTDS), one Pebble
-	simBus   *events.Bus   // the sim startds' connection
-	negBus   *events.Bus   // the negotiator's connection
+	simStore *events.Store     // the sim startds' logs (SIM_STARTDS), one Pebble
+	simBus   *events.Bus       // the sim startds' connection
+	simPub   *events.Publisher // the sim startds' events go out through it
+	negBus   *events.Bus       // the negotiator's connection
 	// Credentials are the pool's identities (none when POOL_AUTH is off).
 	Credentials []events.Credentials
 	errs        chan error
@@ -494,6 +495,9 @@ func (p *personalPool) addSimStartds(ctx context.Context, cfg *Config, n int, lo
 		return err
 	}
 	p.simBus = bus
+	// One publisher for their events, so that what thousands of startds
+	// have waiting goes to the stream in batches.
+	p.simPub = events.NewPublisher(bus.JS, logger)
 	dir := filepath.Join(p.Home, "sim-startds")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create sim startds' directory: %w", err)
@@ -513,7 +517,7 @@ func (p *personalPool) addSimStartds(ctx context.Context, cfg *Config, n int, lo
 		if err != nil {
 			return err
 		}
-		stc.Dir, stc.Store = cfg.Get("SIM_EXECUTE"), store
+		stc.Dir, stc.Store, stc.Publisher = cfg.Get("SIM_EXECUTE"), store, p.simPub
 		st, err := startd.New(stc)
 		if err != nil {
 			return err
@@ -541,6 +545,10 @@ func (p *personalPool) Stop() error {
 		p.execWG.Wait()
 		p.stopCore()
 		p.coreWG.Wait()
+	}
+	if p.simPub != nil {
+		p.simPub.Close() // after the startds: their outboxes flushed through it
+		p.simPub = nil
 	}
 	if p.simStore != nil {
 		err := p.simStore.Close()
