@@ -620,6 +620,9 @@ func hostMemoryMiB() int {
 // advertise puts the slot ads in the collector on every change and every
 // UpdateInterval (the bucket's TTL drops them if the startd dies). A
 // change puts only the ads it changed; the refresh puts them all.
+// adSettle is how long a change waits for others before its ads are put.
+const adSettle = 10 * time.Millisecond
+
 func (d *Startd) advertise(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.UpdateInterval)
 	defer t.Stop()
@@ -630,6 +633,13 @@ func (d *Startd) advertise(ctx context.Context) error {
 		case <-t.C:
 			d.putAds(ctx, true)
 		case <-d.changed:
+			// Changes that come together (a claim and its VM's start, the
+			// negotiator filling several slots at once) go out in one put.
+			select {
+			case <-time.After(adSettle):
+			case <-ctx.Done():
+				return nil
+			}
 			d.putAds(ctx, false)
 		}
 	}
