@@ -474,3 +474,64 @@ func TestCyclePreemptsByMachineRank(t *testing.T) {
 		t.Fatalf("with a free slot: %v", got)
 	}
 }
+
+// The schedd events after which the negotiator runs no cycle (opens is
+// false) never let a cycle match more: a cycle after each of them finds
+// nothing, where one after an event that does open (here a rejected
+// match) finds the match it made possible.
+func TestEventsThatDoNotOpenLeaveNothingToMatch(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 3, "alice")
+	h.submit(2, 2, "bob", `Rank = TARGET.VM_Memory`)
+	slots := []Slot{slot(t, "slot1@a", ""), slot(t, "slot1@b", `VM_Memory = 2048`), slot(t, "slot1@c", "")}
+	got := h.cycle(slots)
+	if len(got) != 3 {
+		t.Fatalf("first cycle: %v", got)
+	}
+	check := func(what string) {
+		t.Helper()
+		if got := h.cycle(slots); len(got) != 0 {
+			t.Fatalf("after %s a cycle matched %v", what, got)
+		}
+	}
+	ids := map[string]events.JobID{}
+	for id, m := range h.st.Matches {
+		ids[id] = m.Job.ID
+	}
+	for _, typ := range []string{events.JobMatched, events.JobStarted, events.JobHeld} {
+		if opens(typ) {
+			t.Fatalf("opens(%s)", typ)
+		}
+	}
+	for id, job := range ids {
+		h.apply("schedd", events.JobMatched, "schedd", job.Cluster, job.Proc, events.JobMatchedPayload{ClaimID: id})
+		check("JobMatched " + id)
+		h.apply("schedd", events.JobStarted, "schedd", job.Cluster, job.Proc, events.JobStartedPayload{ClaimID: id})
+		check("JobStarted " + id)
+	}
+	var idle []events.JobID
+	for k, j := range h.st.Jobs {
+		if j.Idle() {
+			idle = append(idle, k.ID)
+		}
+	}
+	if len(idle) != 2 {
+		t.Fatalf("%d jobs idle, want 2", len(idle))
+	}
+	h.apply("schedd", events.JobHeld, "schedd", idle[0].Cluster, idle[0].Proc, struct{}{})
+	check("JobHeld")
+	// A claim the startd refused gives its slot back: that one opens.
+	var refused string
+	for id := range ids {
+		refused = id
+		break
+	}
+	if !opens(events.ClaimFailed) {
+		t.Fatal("a failed claim opens nothing?")
+	}
+	job := ids[refused]
+	h.apply("schedd", events.ClaimFailed, "schedd", job.Cluster, job.Proc, events.ClaimPayload{ClaimID: refused})
+	if got := h.cycle(slots); len(got) == 0 {
+		t.Fatalf("after ClaimFailed of %s nothing matched", refused)
+	}
+}

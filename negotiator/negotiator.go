@@ -191,8 +191,10 @@ func (n *Negotiator) trigger() {
 	}
 }
 
-// handleSchedd keeps schedd events as input records and triggers a cycle.
+// handleSchedd keeps schedd events as input records and triggers a cycle
+// when one of them may have given a job or a slot back to matching.
 func (n *Negotiator) handleSchedd(ctx context.Context, evs []events.Event) error {
+	open := false
 	_, err := n.loop.Do(ctx, func(tx *events.Tx) error {
 		for _, e := range evs {
 			if e.Schedd == "" || !n.log.Consume(e.Source, e.Seq) {
@@ -202,13 +204,27 @@ func (n *Negotiator) handleSchedd(ctx context.Context, evs []events.Event) error
 				continue // marked applied; nothing in it concerns matching
 			}
 			tx.Emit(e)
+			open = open || opens(e.Type)
 		}
 		return nil
 	})
-	if err == nil {
+	if err == nil && open {
 		n.trigger()
 	}
 	return err
+}
+
+// opens lists the schedd event types after which a cycle may find a match
+// it could not before: a job idle again, a slot or match given back. The
+// others (JobMatched, JobStarted, JobHeld) only take jobs and slots from
+// matching; a cycle after them would look at every slot to find nothing,
+// which at 100,000 slots cost a CPU while a pool filled up.
+func opens(typ string) bool {
+	switch typ {
+	case events.JobMatched, events.JobStarted, events.JobHeld:
+		return false
+	}
+	return true
 }
 
 // relevant lists the schedd event types that change what may be matched.
