@@ -53,7 +53,22 @@ type Log struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every append
+	// recent holds the records appended since the outbox last published
+	// (at most maxRecent, the newest), as appended: the outbox reads its
+	// events from here, not back from Pebble, and publishes the bytes
+	// Append wrote. Guarded by mu.
+	recent []record
 }
+
+// record is one appended record: its index, event and encoding.
+type record struct {
+	idx  uint64
+	e    Event
+	data []byte
+}
+
+// maxRecent bounds Log.recent; an outbox further behind reads Pebble.
+const maxRecent = 1024
 
 // LogOptions configures OpenLog.
 type LogOptions struct {
@@ -315,6 +330,10 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 	}
 	b := l.db.NewBatch()
 	defer b.Close()
+	var recs []record
+	if len(evs) <= maxRecent {
+		recs = make([]record, 0, len(evs))
+	}
 	idx := l.lastIdx.Load()
 	seq := l.lastSeq.Load()
 	for i := range evs {
@@ -331,6 +350,9 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 		if err := b.Set(l.eventKey(idx), data, nil); err != nil {
 			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
 		}
+		if len(evs) <= maxRecent {
+			recs = append(recs, record{idx, *e, data})
+		}
 	}
 	for src := range l.dirty {
 		v, _ := l.windows[src].MarshalBinary()
@@ -345,10 +367,61 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 	l.lastSeq.Store(seq)
 	l.lastIdx.Store(idx)
 	l.mu.Lock()
+	switch {
+	case len(evs) > maxRecent:
+		l.recent = nil // all too new to keep: the outbox reads Pebble
+	case len(l.recent)+len(recs) > maxRecent:
+		l.recent = append(l.recent[len(l.recent)+len(recs)-maxRecent:], recs...)
+	default:
+		l.recent = append(l.recent, recs...)
+	}
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
 	return evs, nil
+}
+
+// scanRecent calls fn with each record after index after, in order, with
+// the bytes Append stored, if the log still holds them all in memory; it
+// reports false, having called nothing, if not (Scan reads them then).
+// The records' events share their payloads with the log: fn must not
+// change them.
+func (l *Log) scanRecent(after uint64, fn func(idx uint64, e Event, data []byte) error) (bool, error) {
+	l.mu.Lock()
+	last := l.lastIdx.Load()
+	if after >= last {
+		l.mu.Unlock()
+		return true, nil
+	}
+	if len(l.recent) == 0 || l.recent[0].idx > after+1 {
+		l.mu.Unlock()
+		return false, nil
+	}
+	recs := l.recent[after+1-l.recent[0].idx:]
+	l.mu.Unlock()
+	for _, r := range recs {
+		if err := fn(r.idx, r.e, r.data); err != nil {
+			if errors.Is(err, ErrStop) {
+				return true, nil
+			}
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// forgetRecent drops the records up to index upTo from memory (the
+// outbox published them).
+func (l *Log) forgetRecent(upTo uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.recent) == 0 || l.recent[0].idx > upTo {
+		return
+	}
+	n := int(min(upTo-l.recent[0].idx+1, uint64(len(l.recent))))
+	// A new array, never the old one again: a scanRecent may be reading
+	// the records after upTo.
+	l.recent = append([]record(nil), l.recent[n:]...)
 }
 
 // Wait blocks until the log holds a record after index after, ctx is done,

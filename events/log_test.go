@@ -294,3 +294,97 @@ func TestScanAcrossBatches(t *testing.T) {
 		}
 	}
 }
+
+// The outbox reads the newest records from memory: scanRecent gives what
+// Scan gives, with the bytes Append stored, for as long as the log holds
+// them all; after forgetRecent, after a batch too big to keep, or past
+// maxRecent records it says no, and the outbox reads Pebble.
+func TestScanRecentIsScan(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	appendN := func(n int) {
+		t.Helper()
+		var evs []Event
+		for i := range n {
+			evs = append(evs, New("JobSubmitted", map[string]int{"i": i}).ForJob("schedd", JobID{i + 1, 0}))
+			if i%3 == 1 { // an input record among them
+				in := New("VMStarted", nil).ForJob("schedd", JobID{i + 1, 0})
+				in.Source, in.Seq = "startd1", l.LastIndex()+uint64(i)+1
+				l.Consume(in.Source, in.Seq)
+				evs = append(evs, in)
+			}
+		}
+		if _, err := l.Append(evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// same holds scanRecent(after) to Scan(after+1), or reports that
+	// scanRecent declined.
+	same := func(after uint64) bool {
+		t.Helper()
+		var fromMem []string
+		ok, err := l.scanRecent(after, func(idx uint64, e Event, data []byte) error {
+			fromMem = append(fromMem, fmt.Sprintf("%d %s", idx, data))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if len(fromMem) > 0 {
+				t.Fatalf("scanRecent(%d) declined after calling fn", after)
+			}
+			return false
+		}
+		var fromDisk []string
+		if err := l.Scan(after+1, func(idx uint64, e Event) error {
+			data, err := Encode(e)
+			fromDisk = append(fromDisk, fmt.Sprintf("%d %s", idx, data))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(fromMem) != fmt.Sprint(fromDisk) {
+			t.Fatalf("after %d:\nmemory %v\nPebble %v", after, fromMem, fromDisk)
+		}
+		return true
+	}
+	appendN(1)
+	appendN(5)
+	appendN(2)
+	last := l.LastIndex()
+	for after := range last + 2 {
+		if !same(after) {
+			t.Fatalf("records after %d of %d not in memory", after, last)
+		}
+	}
+	l.forgetRecent(4)
+	if same(3) {
+		t.Fatal("record 4 still in memory after forgetRecent(4)")
+	}
+	for after := uint64(4); after <= last; after++ {
+		if !same(after) {
+			t.Fatalf("records after %d not in memory", after)
+		}
+	}
+	appendN(maxRecent + 1) // too many to keep
+	if same(last) {
+		t.Fatal("a batch of more than maxRecent kept in memory")
+	}
+	last = l.LastIndex()
+	for range maxRecent + 10 {
+		appendN(1)
+	}
+	if same(last) {
+		t.Fatalf("more than %d records in memory", maxRecent)
+	}
+	if !same(l.LastIndex()-maxRecent) || !same(l.LastIndex()-1) {
+		t.Fatalf("the newest %d records not in memory", maxRecent)
+	}
+	if got := len(l.recent); got != maxRecent {
+		t.Fatalf("%d records in memory, want %d", got, maxRecent)
+	}
+}

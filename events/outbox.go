@@ -137,6 +137,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 		next, err := o.publishFrom(ctx, pub)
 		if next > pub {
 			o.fail.Hit("outbox-after-publish")
+			o.log.forgetRecent(next)
 			o.published.Store(next)
 			if err := o.log.SetMetaUint(metaPublished, next, false); err != nil {
 				return err
@@ -370,7 +371,7 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 		return nil
 	}
 	last := from
-	err := o.log.Scan(from+1, func(idx uint64, e Event) error {
+	visit := func(idx uint64, e Event, data []byte) error {
 		last = idx
 		if e.Source != o.log.Source() {
 			if len(inflight) == 0 && len(waiting) == 0 {
@@ -378,9 +379,11 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 			}
 			return nil
 		}
-		data, err := Encode(e)
-		if err != nil {
-			return err
+		if data == nil {
+			var err error
+			if data, err = Encode(e); err != nil {
+				return err
+			}
 		}
 		msg := &nats.Msg{Subject: Subject(o.role, e), Data: data, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, MsgID(e))
@@ -389,7 +392,13 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 			return send()
 		}
 		return nil
-	})
+	}
+	// The newest records come from memory as Append wrote them; older ones
+	// (a restart, a bus that was down) from Pebble.
+	done, err := o.log.scanRecent(from, visit)
+	if !done {
+		err = o.log.Scan(from+1, func(idx uint64, e Event) error { return visit(idx, e, nil) })
+	}
 	if err == nil {
 		err = send()
 	}
