@@ -157,7 +157,7 @@ func (st *State) matchFree(jobs []*Job, free []Slot, opts *classad.EvalOptions, 
 			k := acKey{j.Cluster.Schedd, j.Cluster.ID}
 			ac := clusters[k]
 			if ac == nil {
-				ac = rankSlots(j.Cluster.Ad, free, opts)
+				ac = rankSlots(j.Cluster.Ad(), free, opts)
 				clusters[k] = ac
 			}
 			for ac.next < len(ac.order) && taken[ac.order[ac.next]] {
@@ -251,7 +251,7 @@ func (st *State) matchPreempting(jobs []*Job, claimed []Slot, opts *classad.Eval
 		if !ok {
 			for i, s := range claimed {
 				ad := vacated(s)
-				if r := classad.RankWith(ad, j.Cluster.Ad, opts); r > s.CurrentRank && classad.MatchWith(j.Cluster.Ad, ad, opts) {
+				if r := classad.RankWith(ad, j.Cluster.Ad(), opts); r > s.CurrentRank && classad.MatchWith(j.Cluster.Ad(), ad, opts) {
 					cands = append(cands, candidate{i, s.CurrentRank})
 				}
 			}

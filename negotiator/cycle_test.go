@@ -535,3 +535,21 @@ func TestEventsThatDoNotOpenLeaveNothingToMatch(t *testing.T) {
 		t.Fatalf("after ClaimFailed of %s nothing matched", refused)
 	}
 }
+
+// A submitted cluster's ad is parsed when a cycle first reads it, not when
+// the submit is applied: a burst of submits (or a replay) parses nothing.
+func TestClusterAdParsedWhenMatched(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 2, "alice", `Rank = TARGET.VM_Memory`)
+	c := h.st.clusters[clusterKey{"schedd", 1}]
+	if c == nil || c.lazy.Built() {
+		t.Fatalf("cluster ad parsed at submit (cluster %v)", c)
+	}
+	got := h.cycle([]Slot{slot(t, "slot1@a", ""), slot(t, "slot1@b", `VM_Memory = 2048`)})
+	if len(got) != 2 || !c.lazy.Built() {
+		t.Fatalf("matches %v, ad built %v", got, c.lazy.Built())
+	}
+	if v, ok := c.Ad().EvalString("Owner"); !ok || v != "alice" {
+		t.Fatalf("Owner %q %v", v, ok)
+	}
+}

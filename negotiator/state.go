@@ -61,15 +61,21 @@ type Cluster struct {
 	ID     int
 	Owner  string
 	QDate  int64
-	Ad     *classad.Ad // the submitted attributes plus ClusterId, Owner, QDate
-	live   int
+	// lazy is the submitted attributes plus ClusterId, Owner, QDate and
+	// JobStatus, parsed when a cycle first reads them (Ad): a burst of
+	// submits, or a replay, then costs no parsing.
+	lazy *classad.Lazy
+	live int
 }
+
+// Ad is the cluster's ad (see lazy).
+func (c *Cluster) Ad() *classad.Ad { return c.lazy.Get() }
 
 // Job mirrors one schedd job as far as matching needs.
 type Job struct {
 	Key      JobKey
 	Cluster  *Cluster
-	Own      *classad.Ad // per-proc attributes over Cluster.Ad, or nil
+	Own      *classad.Ad // per-proc attributes over Cluster.Ad(), or nil
 	Status   int
 	HasClaim bool
 	// The schedd's sequence of the event that last set Status, and
@@ -170,16 +176,25 @@ func (st *State) HasIdle() bool {
 
 func applySchedd(st *State, e events.Event) {
 	if e.Type == events.ClusterSubmitted {
-		var p events.ClusterSubmittedPayload
-		if e.Decode(&p) != nil {
+		p, raw, err := e.DecodeSubmit()
+		if err != nil {
 			return
 		}
 		ck := clusterKey{e.Schedd, e.Cluster}
-		c := &Cluster{Schedd: e.Schedd, ID: e.Cluster, Owner: p.Owner, QDate: e.Time / 1e9, Ad: adFrom(p.Attrs)}
-		c.Ad.SetInt("ClusterId", int64(c.ID))
-		c.Ad.SetString("Owner", p.Owner)
-		c.Ad.SetInt("QDate", c.QDate)
-		c.Ad.SetInt("JobStatus", 1)
+		c := &Cluster{Schedd: e.Schedd, ID: e.Cluster, Owner: p.Owner, QDate: e.Time / 1e9}
+		attrs := p.Attrs
+		c.lazy = classad.NewLazy(func() *classad.Ad {
+			if raw != nil {
+				// DecodeSubmit checked them: this does not fail.
+				attrs, _ = events.DecodeAttrs(raw)
+			}
+			ad := adFrom(attrs)
+			ad.SetInt("ClusterId", int64(c.ID))
+			ad.SetString("Owner", c.Owner)
+			ad.SetInt("QDate", c.QDate)
+			ad.SetInt("JobStatus", 1)
+			return ad
+		})
 		st.clusters[ck] = c
 		for i := 0; i < p.NumProcs; i++ {
 			j := &Job{Key: JobKey{e.Schedd, events.JobID{Cluster: e.Cluster, Proc: i}}, Cluster: c, Status: 1}
@@ -188,7 +203,7 @@ func applySchedd(st *State, e events.Event) {
 			}
 			if i < len(p.Procs) && len(p.Procs[i].Attrs) > 0 {
 				j.Own = adFrom(p.Procs[i].Attrs)
-				j.Own.SetParent(c.Ad)
+				j.Own.SetParent(c.Ad())
 			}
 			st.Jobs[j.Key] = j
 			c.live++
