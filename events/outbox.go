@@ -352,7 +352,7 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 			var f ackFuture
 			var err error
 			if o.pub != nil {
-				f, err = o.pub.publish(p.msg)
+				f, err = o.pub.publish(ctx, p.msg)
 			} else {
 				f, err = o.js.PublishMsgAsync(p.msg)
 			}

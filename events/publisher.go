@@ -87,8 +87,9 @@ type ackFuture interface {
 	Err() <-chan error
 }
 
-// publish hands msg to the publisher.
-func (p *Publisher) publish(msg *nats.Msg) (ackFuture, error) {
+// publish hands msg to the publisher, waiting while the publisher holds
+// as many as it takes (or until ctx is done).
+func (p *Publisher) publish(ctx context.Context, msg *nats.Msg) (ackFuture, error) {
 	r := &pubReq{msg: msg, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
 	select {
 	case <-p.stop:
@@ -102,6 +103,8 @@ func (p *Publisher) publish(msg *nats.Msg) (ackFuture, error) {
 		return r, nil
 	case <-p.stop:
 		return nil, ErrPublisherClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

@@ -50,7 +50,7 @@ func TestPublisherBatchesWhatWaits(t *testing.T) {
 		t.Helper()
 		fs := make([]ackFuture, len(msgs))
 		for i, m := range msgs {
-			if fs[i], err = p.publish(m); err != nil {
+			if fs[i], err = p.publish(ctx, m); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -113,7 +113,7 @@ func TestPublisherClosedFailsPublishes(t *testing.T) {
 	r := &pubReq{msg: &nats.Msg{Subject: "x"}, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
 	p.reqs <- r
 	p.Close()
-	if _, err := p.publish(&nats.Msg{Subject: "x"}); err != ErrPublisherClosed {
+	if _, err := p.publish(context.Background(), &nats.Msg{Subject: "x"}); err != ErrPublisherClosed {
 		t.Fatalf("publish after Close: %v", err)
 	}
 }
