@@ -106,12 +106,10 @@ func TestPublisherBatchesWhatWaits(t *testing.T) {
 	t.Logf("%d batches", p.Batches())
 }
 
-// A publisher closed with events in hand fails them, and later ones.
-func TestPublisherClosedFailsPublishes(t *testing.T) {
-	p := &Publisher{reqs: make(chan *pubReq, 4), stop: make(chan struct{}), done: make(chan struct{}), inFlight: 1}
-	close(p.done) // no run goroutine: what is handed over waits
-	r := &pubReq{msg: &nats.Msg{Subject: "x"}, ok: make(chan *jetstream.PubAck, 1), err: make(chan error, 1)}
-	p.reqs <- r
+// A closed publisher refuses what it is handed; closing it twice is fine.
+func TestPublisherClosedRefuses(t *testing.T) {
+	p := NewPublisher(nil, nil) // never asked to publish: no stream needed
+	p.Close()
 	p.Close()
 	if _, err := p.publish(context.Background(), &nats.Msg{Subject: "x"}); err != ErrPublisherClosed {
 		t.Fatalf("publish after Close: %v", err)
