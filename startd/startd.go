@@ -848,11 +848,26 @@ func (d *Startd) applyPolicy(ctx context.Context, f Facts) {
 // whose VM ended are renewed until their schedd no longer holds them: the
 // end event may reach the schedd late, and the job must not be taken for
 // lost meanwhile.
+// jobLease is the JobLeaseDuration of a claim's job ad (HTCondor's
+// default, 2400 s, when it has none).
+func jobLease(jobAd string) time.Duration {
+	if job, err := classad.ParseAd(jobAd); err == nil {
+		if v, ok := job.EvalInt("JobLeaseDuration"); ok {
+			return time.Duration(v) * time.Second
+		}
+	}
+	return 2400 * time.Second
+}
+
 func (d *Startd) keepalive(ctx context.Context) error {
 	lastOK := map[string]time.Time{} // schedd -> last answer
 	// settled: ended claims their schedd no longer holds (it has recorded
 	// the end); no more keepalives for them.
 	settled := map[string]bool{}
+	// leases: each claim's JobLeaseDuration, read from its job ad once
+	// (the ad a claim came with never changes); parsing every claim's ad
+	// at every keepalive was a tenth of a full pool's CPU.
+	leases := map[string]time.Duration{}
 	t := time.NewTicker(d.cfg.AliveInterval)
 	defer t.Stop()
 	for {
@@ -873,15 +888,19 @@ func (d *Startd) keepalive(ctx context.Context) error {
 					delete(settled, id)
 				}
 			}
+			for id := range leases {
+				if _, ok := d.st.Claims[id]; !ok {
+					delete(leases, id)
+				}
+			}
 			for _, c := range d.st.Claims {
 				if c.StopMode == events.ModeKill {
 					continue
 				}
-				lease := 2400 * time.Second
-				if job, err := classad.ParseAd(c.Req.JobAd); err == nil {
-					if v, ok := job.EvalInt("JobLeaseDuration"); ok {
-						lease = time.Duration(v) * time.Second
-					}
+				lease, ok := leases[c.Req.ClaimID]
+				if !ok {
+					lease = jobLease(c.Req.JobAd)
+					leases[c.Req.ClaimID] = lease
 				}
 				bySchedd[c.Req.Schedd] = append(bySchedd[c.Req.Schedd], claim{c.Req.ClaimID, lease})
 			}
