@@ -435,3 +435,18 @@ func sharedOf(ad *classad.Ad) sharedAttrs {
 	sh.claims, _ = ad.EvalInt("VmpoolClaims")
 	return sh
 }
+
+// A claim's lease is its job ad's JobLeaseDuration, HTCondor's 2400 s
+// when the ad has none or cannot be read.
+func TestJobLease(t *testing.T) {
+	for ad, want := range map[string]time.Duration{
+		`[ JobLeaseDuration = 30; Owner = "a" ]`: 30 * time.Second,
+		`[ JobLeaseDuration = 10 * 6 ]`:          60 * time.Second,
+		`[ Owner = "a" ]`:                        2400 * time.Second,
+		`[ unreadable`:                           2400 * time.Second,
+	} {
+		if got := jobLease(ad); got != want {
+			t.Errorf("jobLease(%s) = %v, want %v", ad, got, want)
+		}
+	}
+}
