@@ -463,3 +463,25 @@ func TestLargeSnapshotRoundTrip(t *testing.T) {
 		t.Fatal("the queue read back differs from the one written")
 	}
 }
+
+// A snapshot is due every QUEUE_SNAPSHOT_EVENTS records, and no sooner
+// than one record per queued job.
+func TestSnapshotDue(t *testing.T) {
+	for _, c := range []struct {
+		records     uint64
+		every, jobs int
+		want        bool
+	}{
+		{9999, 10000, 10, false},
+		{10000, 10000, 10, true},
+		{10000, 10000, 100000, false},
+		{99999, 10000, 100000, false},
+		{100000, 10000, 100000, true},
+		{5, 5, 0, true},
+		{1000000, -1, 0, false},
+	} {
+		if got := snapshotDue(c.records, c.every, c.jobs); got != c.want {
+			t.Errorf("snapshotDue(%d records, every %d, %d jobs) = %v", c.records, c.every, c.jobs, got)
+		}
+	}
+}
