@@ -36,7 +36,15 @@ type Outbox struct {
 	atomic  atomic.Bool
 	batches atomic.Int64
 	pub     *Publisher
+	// st is the stream as last read (its configuration), verified the
+	// number of verifications since (Run's goroutine only).
+	st       jetstream.Stream
+	verified int
 }
+
+// streamInfoEvery is how many verifications use one reading of the
+// stream's configuration.
+const streamInfoEvery = 10
 
 // OutboxConfig configures an Outbox.
 type OutboxConfig struct {
@@ -172,11 +180,21 @@ func (o *Outbox) Run(ctx context.Context) error {
 func (o *Outbox) verifyBus(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := o.js.Stream(ctx, StreamName)
-	if err != nil {
-		return fmt.Errorf("verify bus: %w", err)
+	// The stream's configuration (batches allowed, MaxAge) is read again
+	// every streamInfoEvery verifications, not every time: ten thousand
+	// startds asked the server for the stream's whole state 333 times a
+	// second. What the verification asks about the daemon's events goes
+	// to the stream by name each time.
+	if o.st == nil || o.verified%streamInfoEvery == 0 {
+		st, err := o.js.Stream(ctx, StreamName)
+		if err != nil {
+			return fmt.Errorf("verify bus: %w", err)
+		}
+		o.st = st
+		o.atomic.Store(st.CachedInfo().Config.AllowAtomicPublish)
 	}
-	o.atomic.Store(st.CachedInfo().Config.AllowAtomicPublish)
+	o.verified++
+	st := o.st
 	var busSeq uint64
 	m, err := st.GetLastMsgForSubject(ctx, string(AllOfSource(o.role, o.log.Source())))
 	switch {
