@@ -252,7 +252,11 @@ func (a *Ad) Copy() *Ad {
 // Flatten returns one unchained ad holding a's own attributes followed by
 // the inherited ones it does not override.
 func (a *Ad) Flatten() *Ad {
-	b := NewAd()
+	n := len(a.attrs) // at most this many, made at once
+	for p := a.parent; p != nil; p = p.parent {
+		n += len(p.attrs)
+	}
+	b := NewAdSize(n)
 	a.each(true, func(at *attr) { b.Set(at.name, at.expr) })
 	return b
 }

@@ -9,6 +9,7 @@ import (
 // is a *SyntaxError.
 func ParseAd(src string) (*Ad, error) {
 	p := newParser(src, false)
+	p.attrs = min(strings.Count(src, ";")+1, 1<<12)
 	var ad *Ad
 	if p.tok.kind != tLBrack {
 		p.unexpected("'[' to start an ad")

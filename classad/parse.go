@@ -100,6 +100,10 @@ type parser struct {
 	depth int
 	err   *SyntaxError
 	nodes []node // storage for new nodes, allocated a chunk at a time
+	// attrs, when positive, is about how many attributes the outermost
+	// ad has (ParseAd counts its separators), so that its attribute
+	// table is made once at its size, not grown an attribute at a time.
+	attrs int
 }
 
 // alloc stores n in the parser's current chunk of nodes and returns its
@@ -567,6 +571,9 @@ func (p *parser) adBody() *Ad {
 	open := p.tok.pos
 	p.advance()
 	ad := NewAd()
+	if p.depth == 1 && p.attrs > 0 {
+		ad = NewAdSize(p.attrs)
+	}
 	for p.tok.kind != tRBrack {
 		if p.tok.kind == tSemi {
 			p.advance()
