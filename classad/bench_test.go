@@ -178,3 +178,24 @@ func BenchmarkPrintJobAd(b *testing.B) {
 		_ = job.String()
 	}
 }
+
+// BenchmarkUnmarshalJSONJobAd reads the job ad as JSON, as the negotiator
+// reads every slot ad the collector hands it.
+func BenchmarkUnmarshalJSONJobAd(b *testing.B) {
+	ad, err := ParseAd(jobAdText)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := ad.MarshalJSON()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		var got Ad
+		if err := got.UnmarshalJSON(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -23,7 +23,7 @@ func (a *Ad) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON replaces a's attributes with those of the JSON object in
 // data. a is unchained.
 func (a *Ad) UnmarshalJSON(data []byte) error {
-	p := jsonParser{src: string(data)}
+	p := jsonParser{src: string(data), attrs: min(strings.Count(string(data), ",")+1, 1<<12)}
 	p.space()
 	b := p.object()
 	if p.err == nil {
@@ -303,6 +303,9 @@ type jsonParser struct {
 	pos   int
 	depth int
 	err   *SyntaxError
+	// attrs, when positive, is about how many members the outermost
+	// object has (its commas counted; see parser.attrs).
+	attrs int
 }
 
 func (p *jsonParser) fail(msg string) {
@@ -329,6 +332,9 @@ func (p *jsonParser) space() {
 // tolerated, as HTCondor tolerates them.
 func (p *jsonParser) object() *Ad {
 	ad := NewAd()
+	if p.depth == 0 && p.attrs > 0 {
+		ad = NewAdSize(p.attrs)
+	}
 	if p.peek() != '{' {
 		p.fail("expected '{' to start a JSON object")
 		return ad
