@@ -23,7 +23,8 @@ func (a *Ad) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON replaces a's attributes with those of the JSON object in
 // data. a is unchained.
 func (a *Ad) UnmarshalJSON(data []byte) error {
-	p := jsonParser{src: string(data), attrs: min(strings.Count(string(data), ",")+1, 1<<12)}
+	p := jsonParser{src: string(data)}
+	p.attrs = min(strings.Count(p.src, ",")+1, 1<<12)
 	p.space()
 	b := p.object()
 	if p.err == nil {
