@@ -441,6 +441,17 @@ func (e Event) DecodeSubmit() (p ClusterSubmittedPayload, attrs json.RawMessage,
 	return p, nil, e.Decode(&p)
 }
 
+// SubmittedAttrs is the attributes of a submit DecodeSubmit returned as
+// p.Attrs and raw: p.Attrs when raw is nil, else raw read, which cannot
+// fail (DecodeSubmit checked it).
+func SubmittedAttrs(attrs []Attr, raw json.RawMessage) []Attr {
+	if raw == nil {
+		return attrs
+	}
+	a, _ := DecodeAttrs(raw)
+	return a
+}
+
 // DecodeAttrs reads the attributes DecodeSubmit left as JSON.
 func DecodeAttrs(raw json.RawMessage) ([]Attr, error) {
 	r := jreader{b: raw, ok: true}

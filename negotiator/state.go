@@ -184,11 +184,7 @@ func applySchedd(st *State, e events.Event) {
 		c := &Cluster{Schedd: e.Schedd, ID: e.Cluster, Owner: p.Owner, QDate: e.Time / 1e9}
 		attrs := p.Attrs
 		c.lazy = classad.NewLazy(func() *classad.Ad {
-			if raw != nil {
-				// DecodeSubmit checked them: this does not fail.
-				attrs, _ = events.DecodeAttrs(raw)
-			}
-			ad := adFrom(attrs)
+			ad := adFrom(events.SubmittedAttrs(attrs, raw))
 			ad.SetInt("ClusterId", int64(c.ID))
 			ad.SetString("Owner", c.Owner)
 			ad.SetInt("QDate", c.QDate)

@@ -171,13 +171,7 @@ func applySubmit(q *Queue, e events.Event, at int64) {
 	c := &Cluster{ID: e.Cluster, Owner: p.Owner, SubmitHost: p.SubmitHost, File: p.File, Iwd: p.Iwd,
 		UserLog: p.UserLog, QDate: at, Inputs: p.Inputs, NumProcs: p.NumProcs}
 	attrs := p.Attrs
-	c.Lazy = classad.NewLazy(func() *classad.Ad {
-		if raw != nil {
-			// DecodeSubmit checked them: this does not fail.
-			attrs, _ = events.DecodeAttrs(raw)
-		}
-		return adFromAttrs(attrs)
-	})
+	c.Lazy = classad.NewLazy(func() *classad.Ad { return adFromAttrs(events.SubmittedAttrs(attrs, raw)) })
 	q.Clusters[c.ID] = c
 	if c.UserLog != "" {
 		q.UserLogs[c.ID] = c.UserLog
