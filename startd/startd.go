@@ -617,12 +617,12 @@ func hostMemoryMiB() int {
 	return kb / 1024
 }
 
-// advertise puts the slot ads in the collector on every change and every
-// UpdateInterval (the bucket's TTL drops them if the startd dies). A
-// change puts only the ads it changed; the refresh puts them all.
 // adSettle is how long a change waits for others before its ads are put.
 const adSettle = 10 * time.Millisecond
 
+// advertise puts the slot ads in the collector on every change and every
+// UpdateInterval (the bucket's TTL drops them if the startd dies). A
+// change puts only the ads it changed; the refresh puts them all.
 func (d *Startd) advertise(ctx context.Context) error {
 	t := time.NewTicker(d.cfg.UpdateInterval)
 	defer t.Stop()
@@ -841,13 +841,6 @@ func (d *Startd) applyPolicy(ctx context.Context, f Facts) {
 	}
 }
 
-// keepalive renews the leases of the startd's claims with their schedds.
-// A claim a schedd no longer holds has its VM killed at once (it may run
-// elsewhere by now); a claim whose schedd has not answered for the job's
-// JobLeaseDuration too, since the schedd will have given up on it. Claims
-// whose VM ended are renewed until their schedd no longer holds them: the
-// end event may reach the schedd late, and the job must not be taken for
-// lost meanwhile.
 // jobLease is the JobLeaseDuration of a claim's job ad (HTCondor's
 // default, 2400 s, when it has none).
 func jobLease(jobAd string) time.Duration {
@@ -859,6 +852,13 @@ func jobLease(jobAd string) time.Duration {
 	return 2400 * time.Second
 }
 
+// keepalive renews the leases of the startd's claims with their schedds.
+// A claim a schedd no longer holds has its VM killed at once (it may run
+// elsewhere by now); a claim whose schedd has not answered for the job's
+// JobLeaseDuration too, since the schedd will have given up on it. Claims
+// whose VM ended are renewed until their schedd no longer holds them: the
+// end event may reach the schedd late, and the job must not be taken for
+// lost meanwhile.
 func (d *Startd) keepalive(ctx context.Context) error {
 	lastOK := map[string]time.Time{} // schedd -> last answer
 	// settled: ended claims their schedd no longer holds (it has recorded
