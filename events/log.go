@@ -330,8 +330,10 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 	}
 	b := l.db.NewBatch()
 	defer b.Close()
+	// recs: the records for recent, unless they are too many to keep.
 	var recs []record
-	if len(evs) <= maxRecent {
+	keep := len(evs) <= maxRecent
+	if keep {
 		recs = make([]record, 0, len(evs))
 	}
 	idx := l.lastIdx.Load()
@@ -350,7 +352,7 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 		if err := b.Set(l.eventKey(idx), data, nil); err != nil {
 			return nil, fmt.Errorf("append to %s: %w", l.dir, err)
 		}
-		if len(evs) <= maxRecent {
+		if keep {
 			recs = append(recs, record{idx, *e, data})
 		}
 	}
@@ -368,7 +370,7 @@ func (l *Log) Append(evs []Event) ([]Event, error) {
 	l.lastIdx.Store(idx)
 	l.mu.Lock()
 	switch {
-	case len(evs) > maxRecent:
+	case !keep:
 		l.recent = nil // all too new to keep: the outbox reads Pebble
 	case len(l.recent)+len(recs) > maxRecent:
 		l.recent = append(l.recent[len(l.recent)+len(recs)-maxRecent:], recs...)
