@@ -387,6 +387,38 @@ func (p *ClusterSubmittedPayload) decodeFast(b []byte) bool {
 	return decodeObject(p, b, submitMember)
 }
 
+// SubmitRequest is the body of a schedd's submit verb: a submit's payload
+// and the cluster id reserved for it, if any.
+type SubmitRequest struct {
+	Cluster int                     `json:"cluster,omitempty"` // reserved id, if any
+	Payload ClusterSubmittedPayload `json:"payload"`
+}
+
+// decodeFast reads a submit request: a schedd reads one per cluster
+// submitted, and encoding/json's reflection was a third of its time on a
+// single-job cluster.
+func (q *SubmitRequest) decodeFast(b []byte) bool {
+	return decodeObject(q, b, func(r *jreader, v *SubmitRequest, name []byte) {
+		switch string(name) {
+		case "cluster":
+			v.Cluster = r.int()
+		case "payload":
+			r.object(func(name []byte) { submitMember(r, &v.Payload, name) })
+		default:
+			r.fail()
+		}
+	})
+}
+
+// DecodeJSON decodes b into v as json.Unmarshal does, without reflection
+// when v has a fast decoder that takes b.
+func DecodeJSON(b []byte, v any) error {
+	if f, ok := v.(fastDecoder); ok && f.decodeFast(b) {
+		return nil
+	}
+	return json.Unmarshal(b, v)
+}
+
 func submitMember(r *jreader, v *ClusterSubmittedPayload, name []byte) {
 	switch string(name) {
 	case "submit_id":

@@ -19,6 +19,8 @@ var fastKinds = []struct {
 		Inputs: []FileRef{{Name: "disk.img", Bucket: "user-alice", Object: "sha256-ab", Size: 1 << 40, SHA256: "ab"}},
 		Procs:  []ProcSpec{{}, {Attrs: []Attr{{Name: "X", Expr: "1"}}, Inputs: []FileRef{{Name: "b"}}, Iwd: "/w", UserLog: "p.log"}},
 	}},
+	{"SubmitRequest", func() fastDecoder { return new(SubmitRequest) }, SubmitRequest{Cluster: 7, Payload: ClusterSubmittedPayload{SubmitID: "s-1",
+		Owner: "alice", Iwd: "/home/alice", NumProcs: 1, Attrs: []Attr{{Name: "Cmd", Expr: `"x\ty"`}}, Procs: []ProcSpec{{Iwd: "/w"}}}}},
 	{"JobMatched", func() fastDecoder { return new(JobMatchedPayload) }, JobMatchedPayload{ClaimID: "n#1", Negotiator: "n", Startd: "s",
 		Slot: "slot1@s", Machine: "host<1>"}},
 	{"JobStarted", func() fastDecoder { return new(JobStartedPayload) }, JobStartedPayload{ClaimID: "n#1", Slot: "slot1@s", Host: "<1.2.3.4:5>",
@@ -46,6 +48,8 @@ func payloadSamples() [][]byte {
 		[]byte(`{"owner":"\ud800x"}`), []byte("{\"owner\":\"\xff\"}"), []byte(`{"owner":"a"} `), []byte(`{"owner":"a",}`),
 		[]byte(`{"owner":"\u00e9\u0041\/\b\f\n\r\t\"\\"}`), []byte(`{"owner":"\x"}`), []byte(`{"owner":"\u12"}`),
 		[]byte(`{"procs":[{"attrs":[{"n":"a","e":"b","x":1}]}]}`), []byte(`{"hold":1}`), []byte(`{"inputs":[{"size":-0}]}`),
+		[]byte(`{"cluster":3,"payload":null}`), []byte(`{"cluster":-1,"payload":{"owner":"a","attrs":null}}`), []byte(`{"payload":{},"payload":{}}`),
+		[]byte(`{"payload":{"owner":"a"},"cluster":"3"}`), []byte(`{"payload":{"x":1}}`), []byte(`{"cluster":1e2}`),
 		[]byte(`{"checkpoint":null,"slot":"s"}`), []byte(`{"exit_code":-3,"outputs":null}`), []byte(`{"resumed":true,"resumed_from":2}`),
 	)
 }

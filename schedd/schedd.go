@@ -409,10 +409,7 @@ func (s *Schedd) handleAlive(ctx context.Context, data []byte) (any, error) {
 }
 
 // SubmitRequest is the body of the submit verb.
-type SubmitRequest struct {
-	Cluster int                            `json:"cluster,omitempty"` // reserved id, if any
-	Payload events.ClusterSubmittedPayload `json:"payload"`
-}
+type SubmitRequest = events.SubmitRequest
 
 // SubmitReply answers it.
 type SubmitReply struct {
@@ -423,7 +420,7 @@ type SubmitReply struct {
 func (s *Schedd) handleSubmit(ctx context.Context, user string, data []byte) (any, error) {
 	start := time.Now()
 	var req SubmitRequest
-	if err := json.Unmarshal(data, &req); err != nil {
+	if err := events.DecodeJSON(data, &req); err != nil {
 		return nil, fmt.Errorf("submit: %w: %w", err, ErrBadRequest)
 	}
 	if req.Payload.Owner != user {
