@@ -74,6 +74,7 @@ var knownFailpoints = map[string]bool{
 	"outbox-after-publish": true, // JetStream acknowledged, the outbox's cursor not yet saved
 	"consumer-before-ack":  true, // the consumer's batch is synced, the messages not yet acknowledged
 	"userlog-after-write":  true, // user log events written, the position not yet recorded
+	"userlog-after-done":   true, // the position recorded and the intent dropped, neither synced
 }
 
 // FailpointNames lists the failpoints daemons honour.
