@@ -83,7 +83,7 @@ func FuzzDecode(f *testing.F) {
 	ns := newNames() // shared by the inputs, as by a scan's events
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var fast, slow Event
-		if decodeEnvelope(b, &fast, ns) {
+		if decodeEnvelope(b, &fast, ns, false) {
 			if err := json.Unmarshal(b, &slow); err != nil {
 				t.Fatalf("decodeEnvelope took what json.Unmarshal refuses: %v", err)
 			}
@@ -109,8 +109,59 @@ func FuzzDecode(f *testing.F) {
 		if e2.String() != e.String() || e2.Time != e.Time {
 			t.Fatalf("round trip changed %v to %v", e, e2)
 		}
+		// Read as a stored record (what Encode wrote), it is the same
+		// event, payload and all, without the payload's check.
+		e3, err := decodeNamed(b2, ns, true)
+		if err != nil {
+			t.Fatalf("stored record %s refused: %v", b2, err)
+		}
+		if j2, j3 := mustJSON(t, e2), mustJSON(t, e3); j2 != j3 {
+			t.Fatalf("stored record read as %s, Decode %s", j3, j2)
+		}
+		var any Event
+		decodeEnvelope(b, &any, ns, true) // any input: no panic
 		_ = Subject(RoleSchedd, e)
 	})
+}
+
+func mustJSON(t *testing.T, e Event) string {
+	t.Helper()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatalf("marshal %v: %v", e, err)
+	}
+	return string(b)
+}
+
+// TestStoredPayloadNotChecked: a record the log stored is read with its
+// payload taken as written when the payload is its last member, and only
+// then; Decode, which reads what comes off the bus, checks every payload.
+func TestStoredPayloadNotChecked(t *testing.T) {
+	bad := []byte(`{"v":1,"src":"schedd","seq":1,"type":"JobSubmitted","t":1,"p":{"a":}}`)
+	if _, err := Decode(bad); err == nil {
+		t.Fatal("Decode took a payload that is not JSON")
+	}
+	e, err := decodeNamed(bad, nil, true)
+	if err != nil || string(e.Payload) != `{"a":}` {
+		t.Fatalf("stored record: payload %q, err %v; want it as written", e.Payload, err)
+	}
+	good, err := Encode(Event{V: 1, Source: "schedd", Seq: 2, Type: "JobSubmitted", Payload: json.RawMessage(`{"a":[1,"}"]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err = decodeNamed(good, nil, true)
+	if err != nil || string(e.Payload) != `{"a":[1,"}"]}` || e.Seq != 2 {
+		t.Fatalf("stored record %s: %+v, %v", good, e, err)
+	}
+	for _, b := range []string{
+		`{"v":1,"src":"schedd","seq":1,"type":"JobSubmitted","p":}`,
+		`{"v":1,"src":"schedd","seq":1,"type":"JobSubmitted","p": {}}`,
+	} {
+		var x Event
+		if decodeEnvelope([]byte(b), &x, nil, true) {
+			t.Errorf("stored record %s taken: payload %q", b, x.Payload)
+		}
+	}
 }
 
 func TestParseJobID(t *testing.T) {
@@ -173,7 +224,7 @@ func TestDecodeEnvelopeIsUnmarshal(t *testing.T) {
 	ns := newNames()
 	for _, c := range cases {
 		var fast Event
-		if !decodeEnvelope([]byte(c), &fast, ns) {
+		if !decodeEnvelope([]byte(c), &fast, ns, false) {
 			continue
 		}
 		var slow Event
@@ -187,7 +238,7 @@ func TestDecodeEnvelopeIsUnmarshal(t *testing.T) {
 		}
 	}
 	var got Event
-	if !decodeEnvelope(enc, &got, nil) {
+	if !decodeEnvelope(enc, &got, nil, false) {
 		t.Fatalf("Encode's own layout left to encoding/json: %s", enc)
 	}
 }

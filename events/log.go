@@ -538,7 +538,7 @@ type scanBatch struct {
 // record decodes the record at it, its names from ns (see decodeNamed).
 func (l *Log) record(it *pebble.Iterator, ns *names) (uint64, Event, error) {
 	idx, _ := l.idxOf(it.Key())
-	e, err := decodeNamed(it.Value(), ns)
+	e, err := decodeNamed(it.Value(), ns, true)
 	if err != nil {
 		return idx, e, fmt.Errorf("scan %s: record %d: %w", l.dir, idx, err)
 	}
