@@ -3,6 +3,8 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -322,7 +324,7 @@ func (r *jreader) attrs() []Attr {
 	return list(r, func(a *Attr, name []byte) {
 		switch string(name) {
 		case "n":
-			a.Name = r.str()
+			a.Name = r.name()
 		case "e":
 			a.Expr = r.str()
 		default:
@@ -337,7 +339,7 @@ func (r *jreader) fileRefs() []FileRef {
 		case "name":
 			f.Name = r.str()
 		case "bucket":
-			f.Bucket = r.str()
+			f.Bucket = r.name()
 		case "object":
 			f.Object = r.str()
 		case "size":
@@ -358,7 +360,7 @@ func (r *jreader) procs() []ProcSpec {
 		case "inputs":
 			p.Inputs = r.fileRefs()
 		case "iwd":
-			p.Iwd = r.str()
+			p.Iwd = r.name()
 		case "user_log":
 			p.UserLog = r.str()
 		default:
@@ -424,13 +426,13 @@ func submitMember(r *jreader, v *ClusterSubmittedPayload, name []byte) {
 	case "submit_id":
 		v.SubmitID = r.str()
 	case "owner":
-		v.Owner = r.str()
+		v.Owner = r.name()
 	case "submit_host":
-		v.SubmitHost = r.str()
+		v.SubmitHost = r.name()
 	case "file":
 		v.File = r.str()
 	case "iwd":
-		v.Iwd = r.str()
+		v.Iwd = r.name()
 	case "user_log":
 		v.UserLog = r.str()
 	case "attrs":
@@ -446,6 +448,48 @@ func submitMember(r *jreader, v *ClusterSubmittedPayload, name []byte) {
 	default:
 		r.fail()
 	}
+}
+
+// name reads a string that few values take among many events (a slot, a
+// machine, an owner, an attribute's name): one string per value is
+// handed out, from names, instead of a new one per event.
+func (r *jreader) name() string {
+	b := r.b
+	if !r.skip && r.i < len(b) && b[r.i] == '"' {
+		j := r.i + 1
+		for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < 0x80 {
+			j++
+		}
+		if j < len(b) && b[j] == '"' && j-r.i-1 <= maxInterned {
+			s := intern(b[r.i+1 : j])
+			r.i = j + 1
+			return s
+		}
+	}
+	return r.str()
+}
+
+// interned is a lossy table of strings by hash, shared by every decoder:
+// a value found in its place is handed out again, another replaces it.
+// Its places are atomic, so decoders on many goroutines share it without
+// a lock.
+var (
+	interned     [4096]atomic.Pointer[string]
+	internedSeed = maphash.MakeSeed()
+)
+
+// maxInterned is the longest string interned.
+const maxInterned = 64
+
+// intern returns string(b), the one in interned when it is there.
+func intern(b []byte) string {
+	at := &interned[maphash.Bytes(internedSeed, b)&(uint64(len(interned))-1)]
+	if p := at.Load(); p != nil && *p == string(b) {
+		return *p
+	}
+	s := string(b)
+	at.Store(&s)
+	return s
 }
 
 // DecodeSubmit decodes a ClusterSubmitted payload but for its attributes,
@@ -505,13 +549,13 @@ func (p *JobMatchedPayload) decodeFast(b []byte) bool {
 		case "claim_id":
 			v.ClaimID = r.str()
 		case "negotiator":
-			v.Negotiator = r.str()
+			v.Negotiator = r.name()
 		case "startd":
-			v.Startd = r.str()
+			v.Startd = r.name()
 		case "slot":
-			v.Slot = r.str()
+			v.Slot = r.name()
 		case "machine":
-			v.Machine = r.str()
+			v.Machine = r.name()
 		default:
 			r.fail()
 		}
@@ -524,9 +568,9 @@ func (p *JobStartedPayload) decodeFast(b []byte) bool {
 		case "claim_id":
 			v.ClaimID = r.str()
 		case "slot":
-			v.Slot = r.str()
+			v.Slot = r.name()
 		case "host":
-			v.Host = r.str()
+			v.Host = r.name()
 		case "resumed":
 			v.Resumed = r.bool()
 		case "resumed_from":
@@ -568,9 +612,9 @@ func (p *VMEventPayload) decodeFast(b []byte) bool {
 		case "claim_id":
 			v.ClaimID = r.str()
 		case "slot":
-			v.Slot = r.str()
+			v.Slot = r.name()
 		case "host":
-			v.Host = r.str()
+			v.Host = r.name()
 		case "resumed":
 			v.Resumed = r.bool()
 		case "powered_off":
@@ -578,7 +622,7 @@ func (p *VMEventPayload) decodeFast(b []byte) bool {
 		case "outputs":
 			v.Outputs = r.fileRefs()
 		case "reason":
-			v.Reason = r.str()
+			v.Reason = r.name()
 		case "resumed_from":
 			v.ResumedFrom = r.int()
 		case "resume_note":

@@ -2,8 +2,12 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
+	"unsafe"
 )
 
 // fastKinds are the payloads with a fast decoder, each with a full value
@@ -138,4 +142,58 @@ func FuzzFastPayload(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkFast(t, b) })
+}
+
+// TestInternSharesOneString: a name read twice is one string, so a
+// replay's million events hold each slot and machine name once; a name
+// that displaces another in the table is still read right, and so is
+// one too long to intern.
+func TestInternSharesOneString(t *testing.T) {
+	read := func(b string) JobMatchedPayload {
+		var p JobMatchedPayload
+		if !p.decodeFast([]byte(b)) {
+			t.Fatalf("fast path refused %s", b)
+		}
+		return p
+	}
+	a := read(`{"claim_id":"n#1","slot":"slot1@sim7","machine":"sim7"}`)
+	b := read(`{"claim_id":"n#2","slot":"slot1@sim7","machine":"sim7"}`)
+	if unsafe.StringData(a.Slot) != unsafe.StringData(b.Slot) || unsafe.StringData(a.Machine) != unsafe.StringData(b.Machine) {
+		t.Fatal("the same slot read twice is two strings")
+	}
+	if unsafe.StringData(a.ClaimID) == unsafe.StringData(b.ClaimID) {
+		t.Fatal("claim ids are not names")
+	}
+	// Thousands of names, more than the table's places: each read right.
+	for i := range 3 * len(interned) {
+		slot := fmt.Sprintf("slot%d@machine-%d.example.org", i%7, i)
+		if p := read(`{"slot":"` + slot + `"}`); p.Slot != slot {
+			t.Fatalf("read %q, want %q", p.Slot, slot)
+		}
+	}
+	long := strings.Repeat("m", maxInterned+1)
+	if p := read(`{"machine":"` + long + `"}`); p.Machine != long {
+		t.Fatalf("long name read as %q", p.Machine)
+	}
+}
+
+// TestInternConcurrent: decoders on many goroutines share the table (run
+// under -race).
+func TestInternConcurrent(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				name := fmt.Sprintf("slot1@sim%d", (i*7+g)%50)
+				var p JobStartedPayload
+				if !p.decodeFast([]byte(`{"slot":"` + name + `","host":"h"}`)) || p.Slot != name {
+					t.Errorf("read %q, want %q", p.Slot, name)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
