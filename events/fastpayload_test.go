@@ -188,7 +188,7 @@ func TestInternConcurrent(t *testing.T) {
 			for i := range 2000 {
 				name := fmt.Sprintf("slot1@sim%d", (i*7+g)%50)
 				var p JobStartedPayload
-				if !p.decodeFast([]byte(`{"slot":"` + name + `","host":"h"}`)) || p.Slot != name {
+				if !p.decodeFast([]byte(`{"slot":"`+name+`","host":"h"}`)) || p.Slot != name {
 					t.Errorf("read %q, want %q", p.Slot, name)
 					return
 				}
