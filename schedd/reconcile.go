@@ -127,7 +127,8 @@ func (s *Schedd) scanWork(ctx context.Context) {
 			}
 		}
 	}()
-	seen := map[string]bool{}
+	s.scans++
+	scan := s.scans
 	s.View(func(q *Queue) {
 		for claimID, id := range q.Claims {
 			j := q.Jobs[id]
@@ -147,27 +148,41 @@ func (s *Schedd) scanWork(ctx context.Context) {
 				// JobLeaseDuration seconds is lost. A claim seen for the
 				// first time (a fresh claim, or a restarted schedd) gets a
 				// whole lease.
-				seen[claimID] = true
-				last, ok := s.alive[claimID]
-				if !ok {
-					s.alive[claimID] = now
+				a := s.alive[claimID]
+				if a == nil {
+					s.alive[claimID] = &aliveClaim{last: now, scan: scan}
 					continue
 				}
-				lease, ok := j.staticAd().EvalInt("JobLeaseDuration")
-				if !ok {
-					lease = defaultLease
+				a.scan = scan
+				if !a.leaseRead {
+					// Read once per claim: the job's ad is parsed for it.
+					lease, ok := j.staticAd().EvalInt("JobLeaseDuration")
+					if !ok {
+						lease = defaultLease
+					}
+					a.lease, a.leaseRead = lease, true
 				}
-				if lease > 0 && now.Sub(last) > time.Duration(lease)*time.Second {
-					expired = append(expired, lost{id, claimID, fmt.Sprintf("no keepalive from startd %s for %ds (JobLeaseDuration %d)", j.Claim.Startd, int(now.Sub(last).Seconds()), lease)})
+				if a.lease > 0 && now.Sub(a.last) > time.Duration(a.lease)*time.Second {
+					expired = append(expired, lost{id, claimID, fmt.Sprintf("no keepalive from startd %s for %ds (JobLeaseDuration %d)", j.Claim.Startd, int(now.Sub(a.last).Seconds()), a.lease)})
 				}
 			}
 		}
 	})
-	for id := range s.alive {
-		if !seen[id] {
-			delete(s.alive, id)
+	for id, a := range s.alive {
+		if a.scan != scan {
+			delete(s.alive, id) // no longer held
 		}
 	}
+}
+
+// aliveClaim is what the schedd knows of a held claim's lease: when its
+// startd last sent a keepalive, and the job's JobLeaseDuration, read the
+// first time scanWork finds the claim held.
+type aliveClaim struct {
+	last      time.Time
+	lease     int64
+	leaseRead bool
+	scan      uint64 // the scanWork pass that last found the claim held
 }
 
 // defaultLease is HTCondor's JOB_DEFAULT_LEASE_DURATION, for jobs that

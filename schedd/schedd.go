@@ -73,7 +73,8 @@ type Schedd struct {
 	work    chan workItem
 	mu      sync.Mutex
 	running map[workItem]bool
-	alive   map[string]time.Time // claim id -> last keepalive from its startd
+	alive   map[string]*aliveClaim // claim id -> its keepalives and lease
+	scans   uint64                 // scanWork's passes so far
 
 	ready   chan struct{}
 	metrics *Metrics
@@ -123,7 +124,7 @@ func New(cfg Config) (*Schedd, error) {
 		logger:  cfg.Logger.With("daemon", "schedd", "schedd", cfg.Name),
 		work:    make(chan workItem, 4096),
 		running: map[workItem]bool{},
-		alive:   map[string]time.Time{},
+		alive:   map[string]*aliveClaim{},
 		ready:   make(chan struct{}),
 	}
 	var err error
@@ -402,7 +403,11 @@ func (s *Schedd) handleAlive(ctx context.Context, data []byte) (any, error) {
 	now := s.cfg.Clock()
 	s.mu.Lock()
 	for _, id := range known {
-		s.alive[id] = now
+		if a := s.alive[id]; a != nil {
+			a.last = now
+		} else {
+			s.alive[id] = &aliveClaim{last: now}
+		}
 	}
 	s.mu.Unlock()
 	return reply, nil
