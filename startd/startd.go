@@ -966,21 +966,26 @@ func (d *Startd) keepalive(ctx context.Context) error {
 
 // runAs picks the account a job's VM runs as: none unless the startd is
 // root; then the job's owner if that account exists here and is not root
-// (and AlwaysUseNobody is off), else NobodyUser. The group of /dev/kvm is
+// (by name or by uid 0) and AlwaysUseNobody is off, else NobodyUser. The group of /dev/kvm is
 // added so that KVM works for it.
 func (d *Startd) runAs(owner string) (*hypervisor.Account, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
 	name := d.cfg.NobodyUser
+	var u *user.User
 	if !d.cfg.AlwaysUseNobody && owner != "root" {
-		if _, err := user.Lookup(owner); err == nil {
-			name = owner
+		// One lookup, not one to see that the account exists and another
+		// for its ids; an account of uid 0 under another name is root too.
+		if ou, err := user.Lookup(owner); err == nil && ou.Uid != "0" {
+			u, name = ou, owner
 		}
 	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("VM_UNIV_NOBODY_USER %q: %w", name, err)
+	if u == nil {
+		var err error
+		if u, err = user.Lookup(name); err != nil {
+			return nil, fmt.Errorf("VM_UNIV_NOBODY_USER %q: %w", name, err)
+		}
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)

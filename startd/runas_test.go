@@ -1,0 +1,51 @@
+package startd
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"testing"
+)
+
+// TestRunAs: a root startd runs a VM as its owner's account when it
+// exists and is not root, else as the nobody account; a startd that is
+// not root runs it as itself.
+func TestRunAs(t *testing.T) {
+	d := &Startd{cfg: Config{NobodyUser: "nobody"}}
+	if os.Geteuid() != 0 {
+		a, err := d.runAs("daemon")
+		if err != nil || a != nil {
+			t.Fatalf("not root: runAs gave %+v, %v; want none", a, err)
+		}
+		return
+	}
+	for _, c := range []struct {
+		owner, want string
+		nobody      bool
+	}{
+		{"daemon", "daemon", false},
+		{"root", "nobody", false},
+		{"no-such-user-here", "nobody", false},
+		{"daemon", "nobody", true},
+	} {
+		d.cfg.AlwaysUseNobody = c.nobody
+		a, err := d.runAs(c.owner)
+		if err != nil {
+			t.Fatalf("runAs(%q): %v", c.owner, err)
+		}
+		if a == nil || a.Name != c.want {
+			t.Fatalf("runAs(%q), always nobody %v: %+v, want %s", c.owner, c.nobody, a, c.want)
+		}
+		u, err := user.Lookup(a.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(a.UID) != u.Uid || fmt.Sprint(a.GID) != u.Gid {
+			t.Fatalf("%s's ids: %d/%d, want %s/%s", a.Name, a.UID, a.GID, u.Uid, u.Gid)
+		}
+	}
+	d.cfg.AlwaysUseNobody, d.cfg.NobodyUser = false, "no-such-user-here"
+	if _, err := d.runAs("root"); err == nil {
+		t.Fatal("a nobody account that does not exist: no error")
+	}
+}
