@@ -10,6 +10,7 @@ import (
 func ParseAd(src string) (*Ad, error) {
 	p := newParser(src, false)
 	p.attrs = min(strings.Count(src, ";")+1, 1<<12)
+	p.share = true
 	var ad *Ad
 	if p.tok.kind != tLBrack {
 		p.unexpected("'[' to start an ad")

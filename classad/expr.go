@@ -147,7 +147,12 @@ type Expr struct {
 // Literal returns an expression that evaluates to v. A list or ad value
 // becomes a list or ad literal, so that the expression prints and reads
 // back as itself.
-func Literal(v Value) *Expr { return &Expr{root: literalNode(v, 0)} }
+func Literal(v Value) *Expr {
+	if e := sharedLiteral(v); e != nil {
+		return e
+	}
+	return &Expr{root: literalNode(v, 0)}
+}
 
 func literalNode(v Value, depth int) *node {
 	switch {

@@ -75,6 +75,7 @@ func FuzzParseAd(f *testing.F) {
 		ParseAds(src)
 
 		ad, err := ParseAd(src)
+		checkSharedParse(t, src, ad, err)
 		if err != nil {
 			var se *SyntaxError
 			if !errors.As(err, &se) || se.Col < 1 {

@@ -368,11 +368,11 @@ func (p *jsonParser) object() *Ad {
 		}
 		p.pos++
 		p.space()
-		n := p.value(name)
-		if n == nil {
+		e := p.value(name)
+		if e == nil {
 			return ad
 		}
-		ad.Set(name, &Expr{root: n})
+		ad.Set(name, e)
 		p.space()
 		if c := p.peek(); c != ',' && c != '}' {
 			p.fail("expected ',' or '}' after the value of " + strconv.Quote(name))
@@ -381,7 +381,10 @@ func (p *jsonParser) object() *Ad {
 	return ad
 }
 
-func (p *jsonParser) value(attr string) *node {
+// value parses a JSON value into an expression: literals and quoted
+// expressions come from the shared tables (shared.go), so that ads alike
+// share them.
+func (p *jsonParser) value(attr string) *Expr {
 	start := p.pos
 	var n *node
 	switch c := p.peek(); {
@@ -405,7 +408,7 @@ func (p *jsonParser) value(attr string) *node {
 			if e == nil {
 				return nil
 			}
-			elems = append(elems, e)
+			elems = append(elems, e.root)
 			p.space()
 			switch p.peek() {
 			case ',':
@@ -423,33 +426,45 @@ func (p *jsonParser) value(attr string) *node {
 			return nil
 		}
 		if quotedExpr && len(s) >= 8 && strings.EqualFold(s[:6], "/Expr(") && strings.HasSuffix(s, ")/") {
-			e, err := ParseExpr(s[6 : len(s)-2])
+			e, err := parseShared(s[6 : len(s)-2])
 			if err != nil {
 				p.pos = start
 				p.fail("attribute " + strconv.Quote(attr) + ": " + err.Error())
 				return nil
 			}
-			return e.root
+			return e
 		}
-		n = &node{op: opLit, val: String(s)}
+		return p.literal(String(s))
 	case c == '-' || isDigit(c):
-		n = &node{op: opLit, val: p.number()}
+		return p.literal(p.number())
 	case strings.HasPrefix(p.src[p.pos:], "true"):
 		p.pos += 4
-		n = &node{op: opLit, val: Bool(true)}
+		return p.literal(Bool(true))
 	case strings.HasPrefix(p.src[p.pos:], "false"):
 		p.pos += 5
-		n = &node{op: opLit, val: Bool(false)}
+		return p.literal(Bool(false))
 	case strings.HasPrefix(p.src[p.pos:], "null"):
 		p.pos += 4
-		n = &node{op: opLit, val: Undefined()}
+		return p.literal(Undefined())
 	default:
 		p.fail("expected a JSON value")
 	}
 	if p.err != nil {
 		return nil
 	}
-	return finish(n)
+	return &Expr{root: finish(n)}
+}
+
+// literal is the expression of a scalar the parser read (nil after an
+// error).
+func (p *jsonParser) literal(v Value) *Expr {
+	if p.err != nil {
+		return nil
+	}
+	if e := sharedLiteral(v); e != nil {
+		return e
+	}
+	return &Expr{root: finish(&node{op: opLit, val: v})}
 }
 
 // finish computes the height and signature of a node built outside the

@@ -104,6 +104,9 @@ type parser struct {
 	// ad has (ParseAd counts its separators), so that its attribute
 	// table is made once at its size, not grown an attribute at a time.
 	attrs int
+	// share: the outermost ad's expressions come from, and go to, the
+	// shared table (ParseAd; shared.go).
+	share bool
 }
 
 // alloc stores n in the parser's current chunk of nodes and returns its
@@ -590,14 +593,33 @@ func (p *parser) adBody() *Ad {
 			return nil
 		}
 		p.advance()
-		e := p.expr()
-		if e == nil {
-			if !p.failed() {
-				p.unexpected("an expression")
+		var e *Expr
+		start, end, text := p.tok.pos, -1, ""
+		if p.share && p.depth == 1 {
+			// An expression seen before, in this ad or another, is not
+			// parsed again (shared.go).
+			if end = exprExtent(p.src, start); end >= 0 {
+				text = trimSpaceRight(p.src[start:end])
+				if e = lookupShared(text); e != nil {
+					p.lx.pos, p.lx.prev = end, tIdent
+					p.advance() // the ';' or ']' at end
+				}
 			}
-			return nil
 		}
-		ad.Set(name, &Expr{root: e})
+		if e == nil {
+			n := p.expr()
+			if n == nil {
+				if !p.failed() {
+					p.unexpected("an expression")
+				}
+				return nil
+			}
+			e = &Expr{root: n}
+			if end >= 0 && text != "" && p.tok.pos == end && !p.failed() {
+				storeShared(strings.Clone(text), e)
+			}
+		}
+		ad.Set(name, e)
 		if p.tok.kind != tSemi && p.tok.kind != tRBrack {
 			p.unexpected("';' or ']' after the value of " + strconv.Quote(name))
 			return nil

@@ -478,12 +478,15 @@ var (
 	internedSeed = maphash.MakeSeed()
 )
 
+// internSlot is b's place in interned.
+func internSlot(b []byte) uint64 { return maphash.Bytes(internedSeed, b) & (uint64(len(interned)) - 1) }
+
 // maxInterned is the longest string interned.
 const maxInterned = 64
 
 // intern returns string(b), the one in interned when it is there.
 func intern(b []byte) string {
-	at := &interned[maphash.Bytes(internedSeed, b)&(uint64(len(interned))-1)]
+	at := &interned[internSlot(b)]
 	if p := at.Load(); p != nil && *p == string(b) {
 		return *p
 	}
