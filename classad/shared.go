@@ -92,6 +92,16 @@ func parseShared(src string) (*Expr, error) {
 	return e, nil
 }
 
+// CheckExpr reports whether src parses as an expression, with
+// ParseExpr's error when it does not. A text that parsed before, and is
+// still in the shared table, is not parsed again: a schedd checks every
+// expression of every submit, and clusters submitted from one file repeat
+// nearly all of theirs.
+func CheckExpr(src string) error {
+	_, err := parseShared(src)
+	return err
+}
+
 // lookupShared returns the expression parsed from src, if the table
 // holds it. Only texts that parsed are ever stored.
 func lookupShared(src string) *Expr {

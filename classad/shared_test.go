@@ -253,3 +253,24 @@ func TestParseAdShares(t *testing.T) {
 		t.Errorf("ClusterId = %d", n)
 	}
 }
+
+// TestCheckExpr: a text that parses is remembered, one that does not is
+// refused every time with ParseExpr's error and never remembered.
+func TestCheckExpr(t *testing.T) {
+	good, bad := `TARGET.Memory >= 512 /* CheckExpr */`, `(TARGET.Memory >= /* CheckExpr */`
+	_, want := ParseExpr(bad)
+	for i := range 3 {
+		if err := CheckExpr(good); err != nil {
+			t.Fatalf("round %d: %q refused: %v", i, good, err)
+		}
+		if lookupShared(good) == nil {
+			t.Fatalf("round %d: %q parsed but is not in the table", i, good)
+		}
+		if err := CheckExpr(bad); err == nil || err.Error() != want.Error() {
+			t.Fatalf("round %d: %q: %v, want %v", i, bad, err, want)
+		}
+		if lookupShared(bad) != nil {
+			t.Fatalf("round %d: %q is in the table", i, bad)
+		}
+	}
+}

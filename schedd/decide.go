@@ -3,7 +3,6 @@ package schedd
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/vmpool/vmpool/classad"
@@ -114,54 +113,14 @@ func checkAttrs(where string, attrs []events.Attr) error {
 		if !validAttrName(a.Name) {
 			return fmt.Errorf("%sattribute name %q: %w", where, a.Name, ErrBadSubmit)
 		}
-		if parsedExprs.has(a.Expr) {
-			continue
-		}
-		if _, err := classad.ParseExpr(a.Expr); err != nil {
+		// CheckExpr: clusters submitted from one submit file repeat nearly
+		// every expression, and one that parsed before is not parsed
+		// again (half of a single-job submit's time in the schedd).
+		if err := classad.CheckExpr(a.Expr); err != nil {
 			return fmt.Errorf("%sattribute %s: %w: %w", where, a.Name, err, ErrBadSubmit)
 		}
-		parsedExprs.add(a.Expr)
 	}
 	return nil
-}
-
-// parsedExprs remembers expressions that parsed: clusters submitted from
-// one submit file repeat nearly every expression, and looking one up costs
-// a hash of its text where parsing it again cost a parse tree (half of a
-// single-job submit's time in the schedd). It only ever answers for a
-// text that ParseExpr took, which ParseExpr always takes again, so the
-// checks stay a pure function of the payload.
-var parsedExprs = exprMemo{max: 1 << 20}
-
-// exprMemo is a set of texts, safe for concurrent use, holding at most
-// max bytes of them: when full it starts again empty.
-type exprMemo struct {
-	mu    sync.RWMutex
-	set   map[string]struct{}
-	bytes int
-	max   int
-}
-
-func (m *exprMemo) has(s string) bool {
-	m.mu.RLock()
-	_, ok := m.set[s]
-	m.mu.RUnlock()
-	return ok
-}
-
-func (m *exprMemo) add(s string) {
-	if len(s) > m.max/64 {
-		return // too big to be worth keeping
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.set == nil || m.bytes+len(s) > m.max {
-		m.set, m.bytes = make(map[string]struct{}), 0
-	}
-	if _, ok := m.set[s]; !ok {
-		m.set[s] = struct{}{}
-		m.bytes += len(s)
-	}
 }
 
 func validAttrName(s string) bool {
