@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -84,12 +86,37 @@ func PutFile(ctx context.Context, store jetstream.ObjectStore, path, name string
 // GetFile fetches ref into dst, streaming it into a temporary file in the
 // same directory, verifying its hash and size, syncing, then renaming it
 // into place: dst is either the old file or the whole new one.
+//
+// The fetch has no deadline of its own (the object store would give it
+// its JetStream handle's default, 5 s, for the whole file, which a disk
+// image of gigabytes cannot meet), but it gives up this try, for the
+// caller to retry, when its first bytes take FetchFirstByte or later ones
+// stop for FetchStall (ErrFetchStalled). The object store's reader can
+// lose the start of an object and notice only at its next heartbeat, 5 s
+// later: one fetch in a few hundred waited that long.
 func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst string) error {
-	r, err := store.Get(ctx, ref.Object)
+	return getFile(ctx, store, ref, dst, FetchFirstByte)
+}
+
+// getFile is GetFile waiting first for its first bytes.
+func getFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst string, first time.Duration) error {
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		gctx, cancel = context.WithDeadline(gctx, time.Now().Add(fetchNoDeadline))
+		defer cancel()
+	}
+	wd := newFetchWatch(cancel, first)
+	defer wd.stop()
+	r, err := store.Get(gctx, ref.Object)
 	if err != nil {
+		if wd.fired() {
+			return fmt.Errorf("fetch %s (%s): nothing within %s (%v): %w", ref.Name, ref.Object, first, err, ErrFetchStalled)
+		}
 		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
 	}
 	defer r.Close()
+	wd.watch(r)
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", ref.Name, err)
@@ -102,8 +129,12 @@ func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst 
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), counted(ctx, r))
+	n, err := io.Copy(io.MultiWriter(tmp, h), counted(ctx, &watchedReader{r: r, wd: wd}))
 	if err != nil {
+		if wd.fired() {
+			return fmt.Errorf("fetch %s (%s): no data for %s after %d of %d bytes (%v): %w", ref.Name, ref.Object,
+				wd.limit(n), n, ref.Size, err, ErrFetchStalled)
+		}
 		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 || n != ref.Size {
@@ -129,6 +160,98 @@ func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst 
 	}
 	ok = true
 	return nil
+}
+
+// ErrFetchStalled: a fetch's data stopped coming (GetFile). It is not
+// Permanent: the fetch is tried again.
+var ErrFetchStalled = errors.New("the bus sent no data")
+
+// FetchFirstByte and FetchStall bound how long a fetch waits for its
+// first bytes and, once they flow, for more (GetFile); Bus.GetFile
+// doubles the first wait at each try, up to 16 times. Variables for the
+// tests.
+var (
+	FetchFirstByte = 500 * time.Millisecond
+	FetchStall     = 30 * time.Second
+)
+
+// fetchNoDeadline stands for no deadline on a fetch (see GetFile).
+const fetchNoDeadline = 7 * 24 * time.Hour
+
+// fetchWatch gives up a fetch whose data does not come: it cancels the
+// fetch's context and closes its reader.
+type fetchWatch struct {
+	mu     sync.Mutex
+	t      *time.Timer
+	r      io.Closer
+	cancel context.CancelFunc
+	first  time.Duration
+	done   bool // fired
+}
+
+func newFetchWatch(cancel context.CancelFunc, first time.Duration) *fetchWatch {
+	w := &fetchWatch{cancel: cancel, first: first}
+	w.t = time.AfterFunc(first, w.fire)
+	return w
+}
+
+func (w *fetchWatch) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	w.cancel()
+	if w.r != nil {
+		w.r.Close()
+	}
+}
+
+// watch hands over the reader to close when the watch fires.
+func (w *fetchWatch) watch(r io.Closer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.r = r
+	if w.done {
+		r.Close()
+	}
+}
+
+// read notes bytes read: the watch waits FetchStall from now.
+func (w *fetchWatch) read() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Reset(FetchStall)
+	}
+}
+
+func (w *fetchWatch) fired() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done
+}
+
+// limit is the wait that ran out after n bytes.
+func (w *fetchWatch) limit(n int64) time.Duration {
+	if n > 0 {
+		return FetchStall
+	}
+	return w.first
+}
+
+func (w *fetchWatch) stop() { w.t.Stop() }
+
+// watchedReader tells its watch of every read that brought bytes.
+type watchedReader struct {
+	r  io.Reader
+	wd *fetchWatch
+}
+
+func (r *watchedReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.wd.read()
+	}
+	return n, err
 }
 
 // FileStore returns the object store bucket, binding it (and creating it
@@ -179,11 +302,14 @@ func (b *Bus) GetFile(ctx context.Context, ref FileRef, dst string) error {
 	if bucket == "" {
 		return fmt.Errorf("fetch %s: the reference names no bucket: %w", ref.Name, ErrMalformed)
 	}
+	try := 0
 	return b.retryFile(ctx, ref.Name, func(ctx context.Context) error {
 		st, err := b.FileStore(ctx, bucket)
 		if err != nil {
 			return err
 		}
-		return GetFile(ctx, st, ref, dst)
+		first := FetchFirstByte << min(try, 4)
+		try++
+		return getFile(ctx, st, ref, dst, first)
 	})
 }
