@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -83,40 +83,42 @@ func PutFile(ctx context.Context, store jetstream.ObjectStore, path, name string
 	return ref, nil
 }
 
-// GetFile fetches ref into dst, streaming it into a temporary file in the
-// same directory, verifying its hash and size, syncing, then renaming it
-// into place: dst is either the old file or the whole new one.
+// GetFile fetches ref from js's object store into dst, streaming it into
+// a temporary file in the same directory, verifying its hash and size,
+// syncing, then renaming it into place: dst is either the old file or the
+// whole new one.
 //
-// The fetch has no deadline of its own (the object store would give it
-// its JetStream handle's default, 5 s, for the whole file, which a disk
-// image of gigabytes cannot meet), but it gives up this try, for the
-// caller to retry, when its first bytes take FetchFirstByte or later ones
-// stop for FetchStall (ErrFetchStalled). The object store's reader can
-// lose the start of an object and notice only at its next heartbeat, 5 s
-// later: one fetch in a few hundred waited that long.
-func GetFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst string) error {
-	return getFile(ctx, store, ref, dst, FetchFirstByte)
+// It reads the object's chunks with an ordered pull consumer of its own,
+// not the object store's Get: that one ends every fetch at the JetStream
+// handle's default timeout (5 s), which a disk image of gigabytes cannot
+// meet, and its reader, once its first chunk was lost (one fetch in a few
+// hundred), waited out that timeout and could not be stopped sooner. The
+// fetch has no deadline of its own; it gives up this try, for the caller
+// to retry, when its first bytes take FetchFirstByte or later ones stop
+// for FetchStall (ErrFetchStalled).
+func GetFile(ctx context.Context, js jetstream.JetStream, ref FileRef, dst string) error {
+	if ref.Bucket == "" {
+		return fmt.Errorf("fetch %s: the reference names no bucket: %w", ref.Name, ErrMalformed)
+	}
+	store, err := js.ObjectStore(ctx, ref.Bucket)
+	if err != nil {
+		return fmt.Errorf("fetch %s: open file bucket %s: %w", ref.Name, ref.Bucket, err)
+	}
+	return getFile(ctx, js, store, ref, dst, FetchFirstByte)
 }
 
-// getFile is GetFile waiting first for its first bytes.
-func getFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst string, first time.Duration) error {
-	gctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if _, ok := ctx.Deadline(); !ok {
-		gctx, cancel = context.WithDeadline(gctx, time.Now().Add(fetchNoDeadline))
-		defer cancel()
-	}
-	wd := newFetchWatch(cancel, first)
-	defer wd.stop()
-	r, err := store.Get(gctx, ref.Object)
+// getFile is GetFile from store, ref's bucket, waiting first for its first
+// bytes.
+func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, ref FileRef, dst string, first time.Duration) error {
+	ictx, icancel := context.WithTimeout(ctx, first)
+	info, err := store.GetInfo(ictx, ref.Object)
+	icancel()
 	if err != nil {
-		if wd.fired() {
-			return fmt.Errorf("fetch %s (%s): nothing within %s (%v): %w", ref.Name, ref.Object, first, err, ErrFetchStalled)
+		if ctx.Err() == nil && errors.Is(ictx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("fetch %s (%s): no answer within %s (%v): %w", ref.Name, ref.Object, first, err, ErrFetchStalled)
 		}
 		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
 	}
-	defer r.Close()
-	wd.watch(r)
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", ref.Name, err)
@@ -129,12 +131,8 @@ func getFile(ctx context.Context, store jetstream.ObjectStore, ref FileRef, dst 
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), counted(ctx, &watchedReader{r: r, wd: wd}))
+	n, err := readChunks(ctx, js, ref, info, io.MultiWriter(tmp, h), first)
 	if err != nil {
-		if wd.fired() {
-			return fmt.Errorf("fetch %s (%s): no data for %s after %d of %d bytes (%v): %w", ref.Name, ref.Object,
-				wd.limit(n), n, ref.Size, err, ErrFetchStalled)
-		}
 		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 || n != ref.Size {
@@ -175,83 +173,59 @@ var (
 	FetchStall     = 30 * time.Second
 )
 
-// fetchNoDeadline stands for no deadline on a fetch (see GetFile).
-const fetchNoDeadline = 7 * 24 * time.Hour
-
-// fetchWatch gives up a fetch whose data does not come: it cancels the
-// fetch's context and closes its reader.
-type fetchWatch struct {
-	mu     sync.Mutex
-	t      *time.Timer
-	r      io.Closer
-	cancel context.CancelFunc
-	first  time.Duration
-	done   bool // fired
-}
-
-func newFetchWatch(cancel context.CancelFunc, first time.Duration) *fetchWatch {
-	w := &fetchWatch{cancel: cancel, first: first}
-	w.t = time.AfterFunc(first, w.fire)
-	return w
-}
-
-func (w *fetchWatch) fire() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.done = true
-	w.cancel()
-	if w.r != nil {
-		w.r.Close()
+// readChunks writes the chunks of the object info describes to w, in
+// order, and returns how many bytes it wrote.
+func readChunks(ctx context.Context, js jetstream.JetStream, ref FileRef, info *jetstream.ObjectInfo, w io.Writer, first time.Duration) (int64, error) {
+	if info.Size == 0 {
+		return 0, nil
 	}
-}
-
-// watch hands over the reader to close when the watch fires.
-func (w *fetchWatch) watch(r io.Closer) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.r = r
-	if w.done {
-		r.Close()
+	cons, err := js.OrderedConsumer(ctx, "OBJ_"+ref.Bucket, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$O." + ref.Bucket + ".C." + info.NUID}})
+	if err != nil {
+		return 0, err
 	}
-}
-
-// read notes bytes read: the watch waits FetchStall from now.
-func (w *fetchWatch) read() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Reset(FetchStall)
+	it, err := cons.Messages(jetstream.PullMaxMessages(32), jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second))
+	if err != nil {
+		return 0, err
 	}
-}
-
-func (w *fetchWatch) fired() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.done
-}
-
-// limit is the wait that ran out after n bytes.
-func (w *fetchWatch) limit(n int64) time.Duration {
-	if n > 0 {
-		return FetchStall
+	defer it.Stop()
+	var fired atomic.Bool
+	t := time.AfterFunc(first, func() { fired.Store(true); it.Stop() })
+	defer t.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	progress := progressOf(ctx)
+	var n int64
+	for uint64(n) < info.Size {
+		m, err := it.Next()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return n, ctx.Err()
+			case fired.Load():
+				wait := FetchStall
+				if n == 0 {
+					wait = first
+				}
+				return n, fmt.Errorf("no data for %s after %d of %d bytes: %w", wait, n, info.Size, ErrFetchStalled)
+			}
+			return n, err
+		}
+		if !t.Stop() {
+			// Fired as the chunk came: the iterator is stopped.
+			return n, fmt.Errorf("no data in time after %d of %d bytes: %w", n, info.Size, ErrFetchStalled)
+		}
+		data := m.Data()
+		if _, err := w.Write(data); err != nil {
+			return n, err
+		}
+		n += int64(len(data))
+		if progress != nil {
+			progress(n)
+		}
+		t.Reset(FetchStall)
 	}
-	return w.first
-}
-
-func (w *fetchWatch) stop() { w.t.Stop() }
-
-// watchedReader tells its watch of every read that brought bytes.
-type watchedReader struct {
-	r  io.Reader
-	wd *fetchWatch
-}
-
-func (r *watchedReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if n > 0 {
-		r.wd.read()
-	}
-	return n, err
+	return n, nil
 }
 
 // FileStore returns the object store bucket, binding it (and creating it
@@ -298,18 +272,17 @@ func (b *Bus) PutFile(ctx context.Context, user, path, name string) (FileRef, er
 // for b.FileRetry when the bus fails for a passing reason: a missing
 // object or a checksum mismatch is final (Permanent).
 func (b *Bus) GetFile(ctx context.Context, ref FileRef, dst string) error {
-	bucket := ref.Bucket
-	if bucket == "" {
+	if ref.Bucket == "" {
 		return fmt.Errorf("fetch %s: the reference names no bucket: %w", ref.Name, ErrMalformed)
 	}
 	try := 0
 	return b.retryFile(ctx, ref.Name, func(ctx context.Context) error {
-		st, err := b.FileStore(ctx, bucket)
+		st, err := b.FileStore(ctx, ref.Bucket)
 		if err != nil {
 			return err
 		}
 		first := FetchFirstByte << min(try, 4)
 		try++
-		return getFile(ctx, st, ref, dst, first)
+		return getFile(ctx, b.JS, st, ref, dst, first)
 	})
 }

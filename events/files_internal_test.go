@@ -1,0 +1,128 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// fileBus starts a NATS server and a bus for the file tests, and stores
+// a file of size bytes in alice's bucket.
+func fileBus(t *testing.T, size int) (*Bus, FileRef, []byte) {
+	t.Helper()
+	s, err := StartNATS(NATSConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js, err := Connect(ctx, s.URL(), ConnectOptions{Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	bus, err := OpenBus(ctx, nc, js, BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	src := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := bus.PutFile(ctx, "alice", src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus, ref, data
+}
+
+// TestGetFileOutlastsTheDefaultTimeout: a fetch that takes longer than
+// its JetStream handle's default timeout, data flowing all along, arrives
+// whole (the object store's Get ended every fetch at that timeout: a disk
+// image of gigabytes could never come back).
+func TestGetFileOutlastsTheDefaultTimeout(t *testing.T) {
+	bus, ref, data := fileBus(t, 3<<20)
+	js, err := jetstream.New(bus.NC, jetstream.WithDefaultTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each chunk (128 KiB, 24 of them) is slowed by 40 ms: about a
+	// second in all, three timeouts.
+	ctx := withProgress(context.Background(), func(int64) { time.Sleep(40 * time.Millisecond) })
+	dst := filepath.Join(t.TempDir(), "disk.img")
+	start := time.Now()
+	if err := GetFile(ctx, js, ref, dst); err != nil {
+		t.Fatalf("a fetch of %s failed: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if took := time.Since(start); took < 600*time.Millisecond {
+		t.Fatalf("the fetch took %s: it was not slowed, the test proves nothing", took)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != string(data) {
+		t.Fatal("fetched file differs")
+	}
+}
+
+// TestGetFileGivesUpAStall: a fetch whose chunks do not come (all lost,
+// or the last one) gives up within its wait with ErrFetchStalled, which
+// is retried (not Permanent), and leaves the destination as it was.
+func TestGetFileGivesUpAStall(t *testing.T) {
+	bus, ref, _ := fileBus(t, 1<<20)
+	ctx := context.Background()
+	st, err := bus.FileStore(ctx, ref.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.GetInfo(ctx, ref.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := bus.JS.Stream(ctx, "OBJ_"+ref.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := "$O." + ref.Bucket + ".C." + info.NUID
+	defer func(first, stall time.Duration) { FetchFirstByte, FetchStall = first, stall }(FetchFirstByte, FetchStall)
+	FetchFirstByte, FetchStall = 200*time.Millisecond, 300*time.Millisecond
+	fetch := func(what string) {
+		t.Helper()
+		dst := filepath.Join(t.TempDir(), "disk.img")
+		os.WriteFile(dst, []byte("old"), 0o644)
+		start := time.Now()
+		err := GetFile(ctx, bus.JS, ref, dst)
+		took := time.Since(start)
+		if !errors.Is(err, ErrFetchStalled) || Permanent(err) {
+			t.Fatalf("%s: %v (permanent %v), want ErrFetchStalled, retried", what, err, Permanent(err))
+		}
+		if took > 5*time.Second {
+			t.Fatalf("%s: gave up after %s", what, took)
+		}
+		if b, _ := os.ReadFile(dst); string(b) != "old" {
+			t.Fatalf("%s: destination changed", what)
+		}
+		t.Logf("%s: %v after %s", what, err, took.Round(time.Millisecond))
+	}
+	// The last chunk lost: the data stops.
+	last, err := stream.GetLastMsgForSubject(ctx, chunks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(ctx, last.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	fetch("the last chunk lost")
+	// Every chunk lost: nothing comes.
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(chunks)); err != nil {
+		t.Fatal(err)
+	}
+	fetch("every chunk lost")
+}
