@@ -131,7 +131,14 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 		}
 	}()
 	h := sha256.New()
-	n, err := readChunks(ctx, js, ref, info, io.MultiWriter(tmp, h), first)
+	n, err := readChunks(ctx, js, store, ref, info, io.MultiWriter(tmp, h), first)
+	for again := 0; errors.Is(err, errReplaced) && again < 3; again++ {
+		// Stored again meanwhile (below): read the new chunks. Nothing
+		// was written yet.
+		if info, err = store.GetInfo(ctx, ref.Object); err == nil {
+			n, err = readChunks(ctx, js, store, ref, info, io.MultiWriter(tmp, h), first)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
 	}
@@ -164,6 +171,9 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 // Permanent: the fetch is tried again.
 var ErrFetchStalled = errors.New("the bus sent no data")
 
+// errReplaced ends a read of chunks that the object no longer has.
+var errReplaced = errors.New("the object was stored again")
+
 // FetchFirstByte and FetchStall bound how long a fetch waits for its
 // first bytes and, once they flow, for more (GetFile); Bus.GetFile
 // doubles the first wait at each try, up to 16 times. Variables for the
@@ -175,7 +185,13 @@ var (
 
 // readChunks writes the chunks of the object info describes to w, in
 // order, and returns how many bytes it wrote.
-func readChunks(ctx context.Context, js jetstream.JetStream, ref FileRef, info *jetstream.ObjectInfo, w io.Writer, first time.Duration) (int64, error) {
+//
+// An object stored again (two startds returning the same disk at once:
+// objects are named by their content) gets new chunks, and the old ones
+// are purged, maybe before this fetch read them: when the first chunk is
+// late, the object's chunk set is looked up again, and a new one ends
+// this read with errReplaced.
+func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, ref FileRef, info *jetstream.ObjectInfo, w io.Writer, first time.Duration) (int64, error) {
 	if info.Size == 0 {
 		return 0, nil
 	}
@@ -189,9 +205,21 @@ func readChunks(ctx context.Context, js jetstream.JetStream, ref FileRef, info *
 		return 0, err
 	}
 	defer it.Stop()
-	var fired atomic.Bool
+	var fired, replaced, started atomic.Bool
 	t := time.AfterFunc(first, func() { fired.Store(true); it.Stop() })
 	defer t.Stop()
+	check := time.AfterFunc(min(first/5, 100*time.Millisecond), func() {
+		if started.Load() {
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, first)
+		defer cancel()
+		if now, err := store.GetInfo(cctx, ref.Object); err == nil && now.NUID != info.NUID && !started.Load() {
+			replaced.Store(true)
+			it.Stop()
+		}
+	})
+	defer check.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	progress := progressOf(ctx)
@@ -202,6 +230,8 @@ func readChunks(ctx context.Context, js jetstream.JetStream, ref FileRef, info *
 			switch {
 			case ctx.Err() != nil:
 				return n, ctx.Err()
+			case replaced.Load() && n == 0:
+				return 0, errReplaced
 			case fired.Load():
 				wait := FetchStall
 				if n == 0 {
@@ -210,6 +240,11 @@ func readChunks(ctx context.Context, js jetstream.JetStream, ref FileRef, info *
 				return n, fmt.Errorf("no data for %s after %d of %d bytes: %w", wait, n, info.Size, ErrFetchStalled)
 			}
 			return n, err
+		}
+		started.Store(true)
+		if replaced.Load() && n == 0 {
+			// Looked up as the first chunk came: the iterator is stopped.
+			return 0, errReplaced
 		}
 		if !t.Stop() {
 			// Fired as the chunk came: the iterator is stopped.

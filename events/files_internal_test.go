@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -125,4 +126,43 @@ func TestGetFileGivesUpAStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	fetch("every chunk lost")
+}
+
+// TestGetFileFollowsAReplacedObject: an object stored again (new chunks,
+// the old ones purged) while a fetch waits for its first chunk ends that
+// read at once with errReplaced, long before the first-byte wait, and a
+// fetch then reads the new chunks.
+func TestGetFileFollowsAReplacedObject(t *testing.T) {
+	bus, ref, data := fileBus(t, 1<<20)
+	ctx := context.Background()
+	st, err := bus.FileStore(ctx, ref.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := st.GetInfo(ctx, ref.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stored again, as a second startd returning the same disk does.
+	if _, err := st.PutBytes(ctx, ref.Object, data); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := st.GetInfo(ctx, ref.Object); now == nil || now.NUID == old.NUID {
+		t.Fatal("storing again kept the chunks: the test proves nothing")
+	}
+	start := time.Now()
+	n, err := readChunks(ctx, bus.JS, st, ref, old, io.Discard, 5*time.Second)
+	if !errors.Is(err, errReplaced) || n != 0 {
+		t.Fatalf("read of purged chunks: %d bytes, %v; want errReplaced", n, err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("errReplaced after %s, not at the first look", took)
+	}
+	dst := filepath.Join(t.TempDir(), "disk.img")
+	if err := GetFile(ctx, bus.JS, ref, dst); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != string(data) {
+		t.Fatal("fetched file differs")
+	}
 }
