@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -29,7 +30,11 @@ type Loop struct {
 	maxGroup int
 	fail     *Failpoints
 	minFree  int64
-	mu       sync.RWMutex
+	// The free space last read (freeSpace) and when.
+	free   int64
+	freeAt time.Time
+	statfs func(dir string) (int64, bool) // freeBytes; tests change it
+	mu     sync.RWMutex
 }
 
 // LoopConfig configures a Loop.
@@ -106,7 +111,7 @@ func NewLoop(cfg LoopConfig) *Loop {
 		cfg.After = func([]Event) {}
 	}
 	return &Loop{log: cfg.Log, apply: cfg.Apply, after: cfg.After, clock: cfg.Clock,
-		ops: make(chan *op, cfg.MaxGroup), stopped: make(chan struct{}), maxGroup: cfg.MaxGroup, fail: cfg.Failpoints, minFree: cfg.MinFree}
+		ops: make(chan *op, cfg.MaxGroup), stopped: make(chan struct{}), maxGroup: cfg.MaxGroup, fail: cfg.Failpoints, minFree: cfg.MinFree, statfs: freeBytes}
 }
 
 // Do runs fn on the loop goroutine with the state write-locked. fn is the
@@ -185,7 +190,7 @@ func (l *Loop) Run(ctx context.Context) error {
 
 func (l *Loop) commit(group []*op) (all []Event, err error) {
 	if l.minFree > 0 {
-		if free, ok := freeBytes(l.log.Dir()); ok && free < l.minFree {
+		if free := l.freeSpace(); free < l.minFree {
 			for _, o := range group {
 				o.err = fmt.Errorf("%s has %d MiB free, less than the %d MiB kept free (LOG_MIN_FREE_MB); free space and retry: %w",
 					l.log.Dir(), free>>20, l.minFree>>20, ErrDiskFull)
@@ -231,6 +236,25 @@ func (l *Loop) DoEvents(ctx context.Context, fn func(now time.Time) ([]Event, er
 }
 
 // freeBytes is the space available to unprivileged writers under dir.
+// freeSpace is the free space of the log's disk: read again when the
+// last reading is freeRecheck old, or left less than twice the reserve
+// (then at every commit). A loop commits many times a second, and a
+// statfs at each was 1.5% of a pool's CPU.
+func (l *Loop) freeSpace() int64 {
+	now := time.Now()
+	if l.freeAt.IsZero() || now.Sub(l.freeAt) >= freeRecheck || l.free < 2*l.minFree {
+		free, ok := l.statfs(l.log.Dir())
+		if !ok {
+			free = math.MaxInt64 // cannot tell: refuse nothing
+		}
+		l.free, l.freeAt = free, now
+	}
+	return l.free
+}
+
+// freeRecheck is how long a reading of ample free space holds.
+const freeRecheck = 100 * time.Millisecond
+
 func freeBytes(dir string) (int64, bool) {
 	var st syscall.Statfs_t
 	for d := dir; ; d = filepath.Dir(d) {

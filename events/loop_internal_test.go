@@ -1,0 +1,66 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestLoopReadsFreeSpaceSparingly: with ample room the loop reads its
+// disk's free space once per freeRecheck, however often it commits; near
+// the reserve it reads it at every commit, refuses below it, and takes
+// commands again as soon as room is back.
+func TestLoopReadsFreeSpaceSparingly(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	const reserve = 1 << 20
+	free, reads := int64(100*reserve), 0
+	loop := NewLoop(LoopConfig{Log: l, Apply: func(Event) {}, MinFree: reserve})
+	loop.statfs = func(string) (int64, bool) { reads++; return free, true }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go loop.Run(ctx)
+	do := func() error {
+		_, err := loop.DoEvents(ctx, func(time.Time) ([]Event, error) { return []Event{New("JobSubmitted", nil)}, nil })
+		return err
+	}
+	start := time.Now()
+	for range 20 {
+		if err := do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if quick := time.Since(start) < freeRecheck; quick && reads != 1 {
+		t.Fatalf("20 commits within %s read the free space %d times, want once", freeRecheck, reads)
+	}
+	time.Sleep(freeRecheck)
+	before := reads
+	if err := do(); err != nil || reads != before+1 {
+		t.Fatalf("after %s: %v, %d reads, want one more", freeRecheck, err, reads-before)
+	}
+	// Near the reserve: every commit reads it (the next reading is
+	// fresh, so the change shows after freeRecheck at most).
+	free = reserve + reserve/2
+	time.Sleep(freeRecheck)
+	before = reads
+	for range 3 {
+		if err := do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads != before+3 {
+		t.Fatalf("near the reserve: %d reads for 3 commits", reads-before)
+	}
+	free = reserve / 2
+	if err := do(); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("below the reserve: %v, want ErrDiskFull", err)
+	}
+	free = 100 * reserve
+	if err := do(); err != nil {
+		t.Fatalf("room back: %v", err)
+	}
+}
