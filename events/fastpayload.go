@@ -452,7 +452,7 @@ func submitMember(r *jreader, v *ClusterSubmittedPayload, name []byte) {
 
 // name reads a string that few values take among many events (a slot, a
 // machine, an owner, an attribute's name): one string per value is
-// handed out, from names, instead of a new one per event.
+// handed out, from interned, instead of a new one per event.
 func (r *jreader) name() string {
 	b := r.b
 	if !r.skip && r.i < len(b) && b[r.i] == '"' {

@@ -235,7 +235,6 @@ func (l *Loop) DoEvents(ctx context.Context, fn func(now time.Time) ([]Event, er
 	})
 }
 
-// freeBytes is the space available to unprivileged writers under dir.
 // freeSpace is the free space of the log's disk: read again when the
 // last reading is freeRecheck old, or left less than twice the reserve
 // (then at every commit). A loop commits many times a second, and a
@@ -255,6 +254,7 @@ func (l *Loop) freeSpace() int64 {
 // freeRecheck is how long a reading of ample free space holds.
 const freeRecheck = 100 * time.Millisecond
 
+// freeBytes is the space available to unprivileged writers under dir.
 func freeBytes(dir string) (int64, bool) {
 	var st syscall.Statfs_t
 	for d := dir; ; d = filepath.Dir(d) {
