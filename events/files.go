@@ -133,8 +133,17 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 	h := sha256.New()
 	n, err := readChunks(ctx, js, store, ref, info, io.MultiWriter(tmp, h), first)
 	for again := 0; errors.Is(err, errReplaced) && again < 3; again++ {
-		// Stored again meanwhile (below): read the new chunks. Nothing
-		// was written yet.
+		// Stored again meanwhile (readChunks): read the new chunks, from
+		// the start.
+		if n > 0 {
+			if _, err = tmp.Seek(0, io.SeekStart); err == nil {
+				err = tmp.Truncate(0)
+			}
+			if err != nil {
+				return fmt.Errorf("fetch %s: %w", ref.Name, err)
+			}
+			h.Reset()
+		}
 		if info, err = store.GetInfo(ctx, ref.Object); err == nil {
 			n, err = readChunks(ctx, js, store, ref, info, io.MultiWriter(tmp, h), first)
 		}
@@ -171,6 +180,10 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 // Permanent: the fetch is tried again.
 var ErrFetchStalled = errors.New("the bus sent no data")
 
+// chunkLate is how late a chunk after the first may be before the
+// object is looked up again (readChunks).
+const chunkLate = time.Second
+
 // errReplaced ends a read of chunks that the object no longer has.
 var errReplaced = errors.New("the object was stored again")
 
@@ -188,9 +201,9 @@ var (
 //
 // An object stored again (two startds returning the same disk at once:
 // objects are named by their content) gets new chunks, and the old ones
-// are purged, maybe before this fetch read them: when the first chunk is
-// late, the object's chunk set is looked up again, and a new one ends
-// this read with errReplaced.
+// are purged, maybe before this fetch read them: when a chunk is late
+// (the first by 100 ms, a later one by a second), the object's chunk set
+// is looked up again, and a new one ends this read with errReplaced.
 func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, ref FileRef, info *jetstream.ObjectInfo, w io.Writer, first time.Duration) (int64, error) {
 	if info.Size == 0 {
 		return 0, nil
@@ -205,16 +218,13 @@ func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 		return 0, err
 	}
 	defer it.Stop()
-	var fired, replaced, started atomic.Bool
+	var fired, replaced atomic.Bool
 	t := time.AfterFunc(first, func() { fired.Store(true); it.Stop() })
 	defer t.Stop()
 	check := time.AfterFunc(min(first/5, 100*time.Millisecond), func() {
-		if started.Load() {
-			return
-		}
 		cctx, cancel := context.WithTimeout(ctx, first)
 		defer cancel()
-		if now, err := store.GetInfo(cctx, ref.Object); err == nil && now.NUID != info.NUID && !started.Load() {
+		if now, err := store.GetInfo(cctx, ref.Object); err == nil && now.NUID != info.NUID {
 			replaced.Store(true)
 			it.Stop()
 		}
@@ -230,8 +240,8 @@ func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 			switch {
 			case ctx.Err() != nil:
 				return n, ctx.Err()
-			case replaced.Load() && n == 0:
-				return 0, errReplaced
+			case replaced.Load():
+				return n, errReplaced
 			case fired.Load():
 				wait := FetchStall
 				if n == 0 {
@@ -241,11 +251,11 @@ func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 			}
 			return n, err
 		}
-		started.Store(true)
-		if replaced.Load() && n == 0 {
-			// Looked up as the first chunk came: the iterator is stopped.
-			return 0, errReplaced
+		if replaced.Load() {
+			// Looked up as the chunk came: the iterator is stopped.
+			return n, errReplaced
 		}
+		check.Reset(chunkLate)
 		if !t.Stop() {
 			// Fired as the chunk came: the iterator is stopped.
 			return n, fmt.Errorf("no data in time after %d of %d bytes: %w", n, info.Size, ErrFetchStalled)

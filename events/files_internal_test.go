@@ -166,3 +166,49 @@ func TestGetFileFollowsAReplacedObject(t *testing.T) {
 		t.Fatal("fetched file differs")
 	}
 }
+
+// TestGetFileFollowsAnObjectReplacedMidway: an object stored again while
+// a fetch is half-way through it (the old chunks purged before the fetch
+// took them) is fetched again from the start, from its new chunks, a
+// second after the chunks stopped, not after FetchStall.
+func TestGetFileFollowsAnObjectReplacedMidway(t *testing.T) {
+	bus, ref, data := fileBus(t, 8<<20) // 64 chunks, more than a pull takes at once
+	ctx := context.Background()
+	st, err := bus.FileStore(ctx, ref.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := st.GetInfo(ctx, ref.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(stall time.Duration) { FetchStall = stall }(FetchStall)
+	FetchStall = 20 * time.Second
+	stored := false
+	pctx := withProgress(ctx, func(done int64) {
+		if !stored {
+			// After the first chunk: stored again, as a second startd
+			// returning the same disk does.
+			stored = true
+			if _, err := st.PutBytes(ctx, ref.Object, data); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	dst := filepath.Join(t.TempDir(), "disk.img")
+	start := time.Now()
+	if err := GetFile(pctx, bus.JS, ref, dst); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if now, _ := st.GetInfo(ctx, ref.Object); !stored || now == nil || now.NUID == old.NUID {
+		t.Fatal("the object was not stored again: the test proves nothing")
+	}
+	if took >= FetchStall {
+		t.Fatalf("the fetch took %s: it waited for the stall, not for the new chunks", took)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != string(data) {
+		t.Fatal("fetched file differs")
+	}
+	t.Logf("fetched in %s", took.Round(time.Millisecond))
+}
