@@ -7,10 +7,14 @@ import (
 // ParseAd parses one ad in new ClassAd syntax: [ A = 1; B = "x" ].
 // Comments (// and /* */) and empty statements are allowed. A syntax error
 // is a *SyntaxError.
-func ParseAd(src string) (*Ad, error) {
+func ParseAd(src string) (*Ad, error) { return parseAd(src, true) }
+
+// parseAd is ParseAd, its expressions from and to the shared table when
+// share is set (shared.go).
+func parseAd(src string, share bool) (*Ad, error) {
 	p := newParser(src, false)
 	p.attrs = min(strings.Count(src, ";")+1, 1<<12)
-	p.share = true
+	p.share = share
 	var ad *Ad
 	if p.tok.kind != tLBrack {
 		p.unexpected("'[' to start an ad")

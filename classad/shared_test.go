@@ -157,31 +157,13 @@ func TestSharedConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// parseAdUnshared is ParseAd without the shared table.
-func parseAdUnshared(src string) (*Ad, error) {
-	p := newParser(src, false)
-	var ad *Ad
-	if p.tok.kind != tLBrack {
-		p.unexpected("'[' to start an ad")
-	} else {
-		ad = p.adBody()
-	}
-	if ad != nil && p.tok.kind != tEOF {
-		p.fail(p.tok.pos, "unexpected "+p.tok.describe()+" after the end of the ad")
-	}
-	if err := p.error(); err != nil {
-		return nil, err
-	}
-	return ad, nil
-}
-
 // checkSharedParse holds ParseAd's result for src (ad, err), and that of
 // a second ParseAd of src, which finds its expressions in the shared
 // table, to a parse that shares nothing: the same ad, printed alike, or
 // the same error.
 func checkSharedParse(t *testing.T, src string, ad *Ad, err error) {
 	t.Helper()
-	want, wantErr := parseAdUnshared(src)
+	want, wantErr := parseAd(src, false)
 	again, againErr := ParseAd(src)
 	for i, got := range []struct {
 		ad  *Ad
