@@ -47,6 +47,21 @@ func fileBus(t *testing.T, size int) (*Bus, FileRef, []byte) {
 	return bus, ref, data
 }
 
+// objectInfo is ref's bucket and its object's info as stored now.
+func objectInfo(t *testing.T, bus *Bus, ref FileRef) (jetstream.ObjectStore, *jetstream.ObjectInfo) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := bus.FileStore(ctx, ref.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.GetInfo(ctx, ref.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, info
+}
+
 // TestGetFileOutlastsTheDefaultTimeout: a fetch that takes longer than
 // its JetStream handle's default timeout, data flowing all along, arrives
 // whole (the object store's Get ended every fetch at that timeout: a disk
@@ -79,14 +94,7 @@ func TestGetFileOutlastsTheDefaultTimeout(t *testing.T) {
 func TestGetFileGivesUpAStall(t *testing.T) {
 	bus, ref, _ := fileBus(t, 1<<20)
 	ctx := context.Background()
-	st, err := bus.FileStore(ctx, ref.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.GetInfo(ctx, ref.Object)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, info := objectInfo(t, bus, ref)
 	stream, err := bus.JS.Stream(ctx, "OBJ_"+ref.Bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -135,14 +143,7 @@ func TestGetFileGivesUpAStall(t *testing.T) {
 func TestGetFileFollowsAReplacedObject(t *testing.T) {
 	bus, ref, data := fileBus(t, 1<<20)
 	ctx := context.Background()
-	st, err := bus.FileStore(ctx, ref.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := st.GetInfo(ctx, ref.Object)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, old := objectInfo(t, bus, ref)
 	// Stored again, as a second startd returning the same disk does.
 	if _, err := st.PutBytes(ctx, ref.Object, data); err != nil {
 		t.Fatal(err)
@@ -174,14 +175,7 @@ func TestGetFileFollowsAReplacedObject(t *testing.T) {
 func TestGetFileFollowsAnObjectReplacedMidway(t *testing.T) {
 	bus, ref, data := fileBus(t, 8<<20) // 64 chunks, more than a pull takes at once
 	ctx := context.Background()
-	st, err := bus.FileStore(ctx, ref.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := st.GetInfo(ctx, ref.Object)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, old := objectInfo(t, bus, ref)
 	defer func(stall time.Duration) { FetchStall = stall }(FetchStall)
 	FetchStall = 20 * time.Second
 	stored := false
