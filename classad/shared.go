@@ -166,13 +166,8 @@ func exprExtent(src string, pos int) int {
 
 // trimSpaceRight drops the white space the lexer skips from the end of s.
 func trimSpaceRight(s string) string {
-	for len(s) > 0 {
-		switch s[len(s)-1] {
-		case ' ', '\t', '\n', '\r', '\f', '\v':
-			s = s[:len(s)-1]
-		default:
-			return s
-		}
+	for len(s) > 0 && isSpace(s[len(s)-1]) {
+		s = s[:len(s)-1]
 	}
 	return s
 }
