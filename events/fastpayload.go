@@ -180,10 +180,7 @@ func (r *jreader) str() string {
 		r.i = end
 		return ""
 	}
-	j := r.i + 1
-	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < 0x80 {
-		j++
-	}
+	j := plainEnd(b, r.i+1)
 	if j < len(b) && b[j] == '"' {
 		s := string(b[r.i+1 : j])
 		r.i = j + 1
@@ -450,16 +447,23 @@ func submitMember(r *jreader, v *ClusterSubmittedPayload, name []byte) {
 	}
 }
 
+// plainEnd is the index of the first byte of b from j on that is a quote,
+// a backslash, a control character or not ASCII (len(b) if none): the
+// end of a string's plain run, which str and name take as it is.
+func plainEnd(b []byte, j int) int {
+	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < 0x80 {
+		j++
+	}
+	return j
+}
+
 // name reads a string that few values take among many events (a slot, a
 // machine, an owner, an attribute's name): one string per value is
 // handed out, from interned, instead of a new one per event.
 func (r *jreader) name() string {
 	b := r.b
 	if !r.skip && r.i < len(b) && b[r.i] == '"' {
-		j := r.i + 1
-		for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 && b[j] < 0x80 {
-			j++
-		}
+		j := plainEnd(b, r.i+1)
 		if j < len(b) && b[j] == '"' && j-r.i-1 <= maxInterned {
 			s := intern(b[r.i+1 : j])
 			r.i = j + 1
