@@ -461,10 +461,7 @@ func (p *jsonParser) literal(v Value) *Expr {
 	if p.err != nil {
 		return nil
 	}
-	if e := sharedLiteral(v); e != nil {
-		return e
-	}
-	return &Expr{root: finish(&node{op: opLit, val: v})}
+	return Literal(v)
 }
 
 // finish computes the height and signature of a node built outside the
