@@ -83,6 +83,14 @@ func TestOutboxHealsForgetfulBus(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		// Acknowledged too, so the second run starts with all 50 counted
+		// as published and must find the loss to publish them again.
+		for ob.Published() < l.LastIndex() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the outbox has %d of %d events acknowledged", ob.Published(), l.LastIndex())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
@@ -282,6 +290,16 @@ func TestOutboxHealsGapBelowNewest(t *testing.T) {
 		}
 	}()
 	waitCount(50)
+	// The stream holding the events is not enough: the outbox must have
+	// their acknowledgement too. Stopped between the two, the server never
+	// acknowledges the batch, and the outbox publishes it again to the new
+	// server after its wait, without a loss to find.
+	for ob.Published() < l.LastIndex() {
+		if ctx.Err() != nil {
+			t.Fatalf("the outbox has %d of %d events acknowledged", ob.Published(), l.LastIndex())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	s.Stop()
 	if err := os.RemoveAll(store); err != nil {
 		t.Fatal(err)
