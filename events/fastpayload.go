@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"strconv"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -646,6 +647,141 @@ func (p *VMEventPayload) decodeFast(b []byte) bool {
 			v.BytesOut = r.int64()
 		case "run_ns":
 			v.RunNanos = r.int64()
+		default:
+			r.fail()
+		}
+	})
+}
+
+// The claim's records: a request carries its job's whole ad, which the
+// startd reads from the request and again from its ClaimAccepted record
+// (when it applies it, and when it launches the VM), and the schedd reads
+// the negotiator's match, which carries the slot's ad.
+
+func (r *jreader) float64() float64 {
+	if r.null() {
+		return 0
+	}
+	if r.i >= len(r.b) {
+		r.fail()
+		return 0
+	}
+	j, ok := jsonNumberEnd(r.b, r.i)
+	if !ok {
+		r.fail()
+		return 0
+	}
+	f, err := strconv.ParseFloat(string(r.b[r.i:j]), 64)
+	if err != nil {
+		r.fail() // out of range, which encoding/json refuses too
+		return 0
+	}
+	r.i = j
+	return f
+}
+
+func (r *jreader) uint64() uint64 {
+	if r.peek() == '-' {
+		r.fail() // even -0, which encoding/json refuses for an unsigned field
+		return 0
+	}
+	return uint64(r.int64())
+}
+
+func (r *jreader) jobID() (id JobID) {
+	r.object(func(name []byte) {
+		switch string(name) {
+		case "cluster":
+			id.Cluster = r.int()
+		case "proc":
+			id.Proc = r.int()
+		default:
+			r.fail()
+		}
+	})
+	return id
+}
+
+func (r *jreader) checkpoints() []Checkpoint {
+	return list(r, func(c *Checkpoint, name []byte) {
+		switch string(name) {
+		case "files":
+			c.Files = r.fileRefs()
+		case "taken":
+			c.Taken = r.int64()
+		case "slot":
+			c.Slot = r.name()
+		case "seq":
+			c.Seq = r.int()
+		default:
+			r.fail()
+		}
+	})
+}
+
+func claimRequestMember(r *jreader, v *ClaimRequest, name []byte) {
+	switch string(name) {
+	case "claim_id":
+		v.ClaimID = r.str()
+	case "schedd":
+		v.Schedd = r.name()
+	case "job":
+		v.Job = r.jobID()
+	case "slot":
+		v.Slot = r.name()
+	case "job_ad":
+		v.JobAd = r.str()
+	case "inputs":
+		v.Inputs = r.fileRefs()
+	case "checkpoints":
+		v.Checkpoints = r.checkpoints()
+	case "owner":
+		v.Owner = r.name()
+	default:
+		r.fail()
+	}
+}
+
+func (p *ClaimRequest) decodeFast(b []byte) bool {
+	return decodeObject(p, b, claimRequestMember)
+}
+
+func (p *ClaimAcceptedPayload) decodeFast(b []byte) bool {
+	return decodeObject(p, b, func(r *jreader, v *ClaimAcceptedPayload, name []byte) {
+		switch string(name) {
+		case "req":
+			r.object(func(name []byte) { claimRequestMember(r, &v.Req, name) })
+		case "memory_mib":
+			v.MemoryMiB = r.int()
+		case "rank":
+			v.Rank = r.float64()
+		case "preempts":
+			v.Preempts = r.str()
+		default:
+			r.fail()
+		}
+	})
+}
+
+func (p *MatchedPayload) decodeFast(b []byte) bool {
+	return decodeObject(p, b, func(r *jreader, v *MatchedPayload, name []byte) {
+		switch string(name) {
+		case "match_id":
+			v.MatchID = r.str()
+		case "startd":
+			v.Startd = r.name()
+		case "slot":
+			v.Slot = r.name()
+		case "machine":
+			v.Machine = r.name()
+		case "slot_ad":
+			v.SlotAd = r.str()
+		case "claims":
+			v.Claims = r.int64()
+		case "ad_rev":
+			v.AdRevision = r.uint64()
+		case "preempting":
+			v.Preempting = r.bool()
 		default:
 			r.fail()
 		}

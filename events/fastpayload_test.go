@@ -34,7 +34,20 @@ var fastKinds = []struct {
 	{"VMEvent", func() fastDecoder { return new(VMEventPayload) }, VMEventPayload{ClaimID: "n#1", Slot: "slot1@s", Host: "h", Resumed: true,
 		PoweredOff: true, Outputs: []FileRef{{Name: "o", Size: 5}}, Reason: "it & that", ResumedFrom: 1, ResumeNote: "n", Hold: true,
 		Code: 6, SubCode: 7, BytesIn: 8, BytesOut: 9, RunNanos: 10}},
+	{"ClaimRequest", func() fastDecoder { return new(ClaimRequest) }, fullClaimRequest},
+	{"ClaimAccepted", func() fastDecoder { return new(ClaimAcceptedPayload) }, ClaimAcceptedPayload{Req: fullClaimRequest, MemoryMiB: 512,
+		Rank: -2.5e-7, Preempts: "n#0"}},
+	{"Matched", func() fastDecoder { return new(MatchedPayload) }, MatchedPayload{MatchID: "n#1", Startd: "s", Slot: "slot1@s", Machine: "h",
+		SlotAd: "[ Name = \"slot1@s\"; Start = Memory >= 16 && true ]", Claims: 3, AdRevision: 1 << 62, Preempting: true}},
 }
+
+// fullClaimRequest has every field set; its job ad holds what json.Marshal
+// escapes (quotes, <, >, &, a backslash, a tab, a letter outside ASCII).
+var fullClaimRequest = ClaimRequest{ClaimID: "n#1", Schedd: "schedd", Job: JobID{Cluster: 3, Proc: -1}, Slot: "slot1@s",
+	JobAd:       "[ Cmd = \"a\\tb\"; Requirements = Memory >= 16 && Arch == \"X86_64\" || x < 1; Owner = \"é\"\t]",
+	Inputs:      []FileRef{{Name: "disk.img", Bucket: "user-alice", Object: "sha256-ab", Size: 1 << 33, SHA256: "ab"}},
+	Checkpoints: []Checkpoint{{Files: []FileRef{{Name: "mem"}}, Taken: 1 << 60, Slot: "slot2@s", Seq: 4}, {}},
+	Owner:       "alice"}
 
 // payloadSamples are the payloads as json.Marshal writes them (full and
 // zero), and shapes that must fall back to encoding/json or give its
@@ -55,6 +68,11 @@ func payloadSamples() [][]byte {
 		[]byte(`{"cluster":3,"payload":null}`), []byte(`{"cluster":-1,"payload":{"owner":"a","attrs":null}}`), []byte(`{"payload":{},"payload":{}}`),
 		[]byte(`{"payload":{"owner":"a"},"cluster":"3"}`), []byte(`{"payload":{"x":1}}`), []byte(`{"cluster":1e2}`),
 		[]byte(`{"checkpoint":null,"slot":"s"}`), []byte(`{"exit_code":-3,"outputs":null}`), []byte(`{"resumed":true,"resumed_from":2}`),
+		[]byte(`{"rank":-0}`), []byte(`{"rank":1.5E+3}`), []byte(`{"rank":1e400}`), []byte(`{"rank":01}`), []byte(`{"rank":1.}`),
+		[]byte(`{"rank":.5}`), []byte(`{"rank":"1"}`), []byte(`{"rank":-}`), []byte(`{"rank":`), []byte(`{"rank":null,"req":null}`),
+		[]byte(`{"ad_rev":-0}`), []byte(`{"ad_rev":9223372036854775807}`), []byte(`{"ad_rev":18446744073709551615}`), []byte(`{"claims":1e2}`),
+		[]byte(`{"req":{"job":{"cluster":1,"proc":2},"checkpoints":[null,{"files":null,"seq":1}]}}`), []byte(`{"job":null,"inputs":[]}`),
+		[]byte(`{"req":{"job":{"cluster":1,"cluster":2}}}`), []byte(`{"req":{"job":{"Cluster":1}}}`), []byte(`{"job":{"proc":1.5}}`),
 	)
 }
 

@@ -204,6 +204,18 @@ type ClaimRequest struct {
 	Owner       string       `json:"owner"`
 }
 
+// ClaimAcceptedPayload is the startd's record of a claim (ClaimAccepted):
+// everything needed to run it again after a restart.
+type ClaimAcceptedPayload struct {
+	Req       ClaimRequest `json:"req"`
+	MemoryMiB int          `json:"memory_mib"`
+	// Rank is the machine's RANK of the job when the claim was accepted.
+	Rank float64 `json:"rank,omitempty"`
+	// Preempts is the claim this one replaces (the slot's RANK prefers
+	// the new job): it is vacated, and this claim starts after it.
+	Preempts string `json:"preempts,omitempty"`
+}
+
 // AliveRequest is a startd's keepalive for the claims it runs for one
 // schedd (HTCondor's ALIVE_INTERVAL messages, in the other direction).
 type AliveRequest struct {

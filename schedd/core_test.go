@@ -194,9 +194,13 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		id := jobArg(d)
 		e.Cluster, e.Proc = id.Cluster, id.Proc
 		var payload any
-		if e.Type == events.Matched {
+		switch e.Type {
+		case events.Matched:
 			payload = events.MatchedPayload{MatchID: arg(d, "claim", ""), Startd: arg(d, "startd", "startd1"), Slot: arg(d, "slot", "slot1@startd1"), Machine: "host"}
-		} else {
+		case events.ClaimAccepted:
+			payload = events.ClaimAcceptedPayload{Req: events.ClaimRequest{ClaimID: arg(d, "claim", ""), Schedd: "schedd", Job: id,
+				Slot: arg(d, "slot", "slot1@startd1"), JobAd: "[ Owner = \"alice\" ]", Owner: "alice"}, MemoryMiB: 16}
+		default:
 			p := events.VMEventPayload{ClaimID: arg(d, "claim", ""), Slot: arg(d, "slot", "slot1@startd1"), Host: "<slot1@startd1>",
 				PoweredOff: arg(d, "powered_off", "") == "true", Hold: arg(d, "hold", "") == "true",
 				Code: argInt(d, "code", 0), SubCode: argInt(d, "subcode", 0), Reason: arg(d, "reason", ""), RunNanos: 5e9,

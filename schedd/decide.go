@@ -345,7 +345,17 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 		}).ForJob(q.Name, j.ID)}
 	}
 	var p events.VMEventPayload
-	if e.Decode(&p) != nil || j == nil || j.Claim == nil || j.Claim.ID != p.ClaimID {
+	if e.Type == events.ClaimAccepted {
+		// The startd's record of the claim names it in its request.
+		var a events.ClaimAcceptedPayload
+		if e.Decode(&a) != nil {
+			return nil
+		}
+		p.ClaimID = a.Req.ClaimID
+	} else if e.Decode(&p) != nil {
+		return nil
+	}
+	if j == nil || j.Claim == nil || j.Claim.ID != p.ClaimID {
 		return nil
 	}
 	cl := j.Claim

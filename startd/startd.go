@@ -512,7 +512,7 @@ func (d *Startd) launch(c *Claim) {
 
 func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 	var req events.ClaimRequest
-	if err := json.Unmarshal(data, &req); err != nil {
+	if err := events.DecodeJSON(data, &req); err != nil {
 		return nil, fmt.Errorf("claim: %w: %w", err, ErrBadRequest)
 	}
 	facts := d.facts()

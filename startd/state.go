@@ -153,16 +153,10 @@ func (st *State) SortedClaims() []*Claim {
 }
 
 // ClaimAcceptedPayload is the startd's record of a claim: everything needed
-// to run it again after a restart.
-type ClaimAcceptedPayload struct {
-	Req       events.ClaimRequest `json:"req"`
-	MemoryMiB int                 `json:"memory_mib"`
-	// Rank is the machine's RANK of the job when the claim was accepted.
-	Rank float64 `json:"rank,omitempty"`
-	// Preempts is the claim this one replaces (the slot's RANK prefers
-	// the new job): it is vacated, and this claim starts after it.
-	Preempts string `json:"preempts,omitempty"`
-}
+// to run it again after a restart. It lives in events, whose decoder
+// reads it without reflection (a claim's record carries its job's whole
+// ad, and three readers decode it).
+type ClaimAcceptedPayload = events.ClaimAcceptedPayload
 
 // VMLaunchedPayload records a VM's handle.
 type VMLaunchedPayload struct {
