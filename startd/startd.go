@@ -594,13 +594,33 @@ func (d *Startd) facts() Facts {
 		if err := syscall.Statfs(d.cfg.Dir, &sfs); err == nil {
 			m.diskKiB = int64(sfs.Bavail) * int64(sfs.Bsize) / 1024
 		}
-		m.loadAvg = 0
-		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-			fmt.Sscanf(string(b), "%f", &m.loadAvg)
-		}
+		m.loadAvg = hostLoadAvg()
 	}
 	f.TotalMemory, f.DiskKiB, f.LoadAvg = m.totalMemory, m.diskKiB, m.loadAvg
 	return f
+}
+
+// hostLoad is the host's one-minute load average, read at most once a
+// second for all the startds of a process (a pool of simulated startds
+// has thousands, and each read it every second it changed an ad).
+var hostLoad struct {
+	mu  sync.Mutex
+	at  time.Time
+	avg float64
+}
+
+func hostLoadAvg() float64 {
+	hostLoad.mu.Lock()
+	defer hostLoad.mu.Unlock()
+	if now := time.Now(); hostLoad.at.IsZero() || now.Sub(hostLoad.at) >= time.Second || now.Before(hostLoad.at) {
+		hostLoad.at, hostLoad.avg = now, 0
+		if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				hostLoad.avg, _ = strconv.ParseFloat(f[0], 64)
+			}
+		}
+	}
+	return hostLoad.avg
 }
 
 func hostMemoryMiB() int {
