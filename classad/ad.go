@@ -223,6 +223,15 @@ func (a *Ad) Names() []string {
 	return out
 }
 
+// FlatNames is the names Flatten's ad would have, in its order: a's own
+// attributes, then those it inherits and does not override. No copy of
+// the attributes is made.
+func (a *Ad) FlatNames() []string {
+	var out []string
+	a.each(true, func(at *attr) { out = append(out, at.name) })
+	return out
+}
+
 // Len is the number of a's own attributes.
 func (a *Ad) Len() int { return len(a.attrs) }
 

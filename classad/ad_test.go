@@ -108,6 +108,9 @@ func TestChainedAds(t *testing.T) {
 	if flat.Parent() != nil || flat.Len() != 5 {
 		t.Errorf("Flatten = %s", flat)
 	}
+	if got, want := proc.FlatNames(), flat.Names(); !reflect.DeepEqual(got, want) || len(got) != 5 {
+		t.Errorf("FlatNames = %q, Flatten's names %q", got, want)
+	}
 	if got := proc.String(); got != `[ ProcId = 3; JobVMMemory = 1024; Owner = "alice"; Cmd = "vm"; RequestMemory = JobVMMemory ]` {
 		t.Errorf("String = %s", got)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // fastDecoder is a payload that reads the layout json.Marshal writes
@@ -196,7 +197,10 @@ func (r *jreader) str() string {
 		switch {
 		case c == '"':
 			r.i = k + 1
-			return string(buf)
+			// buf is this call's own and never written again: the string
+			// takes it as it is (as strings.Builder does), not a copy.
+			// Claims' records carry whole job ads, which have escapes.
+			return unsafe.String(unsafe.SliceData(buf), len(buf))
 		case c >= 0x20 && c < 0x80 && c != '\\':
 			buf = append(buf, c)
 			k++

@@ -49,3 +49,30 @@ func TestRunAs(t *testing.T) {
 		t.Fatal("a nobody account that does not exist: no error")
 	}
 }
+
+// TestLookupAccountCaches: an account is looked up once per accountTTL,
+// a missing one too, and looked up again after it.
+func TestLookupAccountCaches(t *testing.T) {
+	a, err := lookupAccount("root")
+	if err != nil || a.Uid != "0" {
+		t.Fatalf("root: %+v, %v", a, err)
+	}
+	if b, _ := lookupAccount("root"); b != a {
+		t.Fatal("looked up again within its lifetime")
+	}
+	if _, err := lookupAccount("no-such-user-here"); err == nil {
+		t.Fatal("a missing account: no error")
+	}
+	accounts.mu.Lock()
+	e := accounts.m["root"]
+	e.at = e.at.Add(-accountTTL)
+	accounts.m["root"] = e
+	_, missing := accounts.m["no-such-user-here"]
+	accounts.mu.Unlock()
+	if !missing {
+		t.Fatal("a missing account is not cached")
+	}
+	if b, err := lookupAccount("root"); err != nil || b == a || b.Uid != "0" {
+		t.Fatalf("after its lifetime: %+v (first %p, now %p), %v", b, a, b, err)
+	}
+}

@@ -988,6 +988,43 @@ func (d *Startd) keepalive(ctx context.Context) error {
 // root; then the job's owner if that account exists here and is not root
 // (by name or by uid 0) and AlwaysUseNobody is off, else NobodyUser. The group of /dev/kvm is
 // added so that KVM works for it.
+// accounts caches the host's accounts by name for accountTTL, as
+// HTCondor's passwd cache does: a startd looked its job's owner up in the
+// account database at every claim, and the simulated startds of one
+// process claim thousands of times a second. An account added or removed
+// is seen within accountTTL.
+var accounts struct {
+	mu sync.Mutex
+	m  map[string]accountEntry
+}
+
+type accountEntry struct {
+	u   *user.User
+	err error
+	at  time.Time
+}
+
+const accountTTL = time.Minute
+
+// lookupAccount is user.Lookup, through accounts.
+func lookupAccount(name string) (*user.User, error) {
+	now := time.Now()
+	accounts.mu.Lock()
+	e, ok := accounts.m[name]
+	accounts.mu.Unlock()
+	if ok && now.Sub(e.at) < accountTTL && !now.Before(e.at) {
+		return e.u, e.err
+	}
+	u, err := user.Lookup(name)
+	accounts.mu.Lock()
+	defer accounts.mu.Unlock()
+	if accounts.m == nil || len(accounts.m) >= 4096 {
+		accounts.m = map[string]accountEntry{} // owners are few; a flood of names starts it afresh
+	}
+	accounts.m[name] = accountEntry{u: u, err: err, at: now}
+	return u, err
+}
+
 func (d *Startd) runAs(owner string) (*hypervisor.Account, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
@@ -997,13 +1034,13 @@ func (d *Startd) runAs(owner string) (*hypervisor.Account, error) {
 	if !d.cfg.AlwaysUseNobody && owner != "root" {
 		// One lookup, not one to see that the account exists and another
 		// for its ids; an account of uid 0 under another name is root too.
-		if ou, err := user.Lookup(owner); err == nil && ou.Uid != "0" {
+		if ou, err := lookupAccount(owner); err == nil && ou.Uid != "0" {
 			u, name = ou, owner
 		}
 	}
 	if u == nil {
 		var err error
-		if u, err = user.Lookup(name); err != nil {
+		if u, err = lookupAccount(name); err != nil {
 			return nil, fmt.Errorf("VM_UNIV_NOBODY_USER %q: %w", name, err)
 		}
 	}

@@ -137,7 +137,7 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 			}
 		}
 	}
-	for _, name := range job.Flatten().Names() {
+	for _, name := range job.FlatNames() {
 		if strings.HasPrefix(strings.ToLower(name), "sim") {
 			spec.Params[name] = job.Eval(name).String()
 		}

@@ -51,7 +51,7 @@ var Knobs = []Knob{
 	{"EXECUTE", "$(LOCAL_DIR)/$(STARTD_NAME)", "startd", "Where a startd keeps its event log and the VMs' scratch directories."},
 	{"QEMU", "qemu-system-x86_64", "startd", "The QEMU binary the kvm driver runs."},
 	{"QEMU_ACCEL", "auto", "startd", "The kvm driver's accelerator: kvm, tcg, or auto (kvm when /dev/kvm opens and is hardware virtualisation, tcg otherwise; a PVM /dev/kvm, which boots only PVM guest kernels, counts as tcg). The machine ad's VM_accel says which one VMs get, VM_accel_reason why."},
-	{"VM_UNIV_NOBODY_USER", "nobody", "startd", "The unprivileged account a startd running as root runs a VM as when the job's owner has no account on the machine (or is root)."},
+	{"VM_UNIV_NOBODY_USER", "nobody", "startd", "The unprivileged account a startd running as root runs a VM as when the job's owner has no account on the machine (or is root). Accounts are looked up once a minute at most, as HTCondor's passwd cache does: an account added or removed is seen within the minute."},
 	{"ALWAYS_VM_UNIV_USE_NOBODY", "false", "startd", "Run every VM as VM_UNIV_NOBODY_USER, even when the job's owner has an account on the machine."},
 	{"XL", "xl", "startd", "The xl tool the xen driver runs: Xen's, or a link named xl to vmpool for its emulator (vmpool up --emulate makes one)."},
 	{"XEN_BOOTLOADER", "", "startd", "Bootloader of xen_kernel = included domains, e.g. pygrub; a xen startd without one advertises no VM (as HTCondor's vm-gahp)."},
