@@ -984,10 +984,6 @@ func (d *Startd) keepalive(ctx context.Context) error {
 	}
 }
 
-// runAs picks the account a job's VM runs as: none unless the startd is
-// root; then the job's owner if that account exists here and is not root
-// (by name or by uid 0) and AlwaysUseNobody is off, else NobodyUser. The group of /dev/kvm is
-// added so that KVM works for it.
 // accounts caches the host's accounts by name for accountTTL, as
 // HTCondor's passwd cache does: a startd looked its job's owner up in the
 // account database at every claim, and the simulated startds of one
@@ -1006,7 +1002,8 @@ type accountEntry struct {
 
 const accountTTL = time.Minute
 
-// lookupAccount is user.Lookup, through accounts.
+// lookupAccount is user.Lookup, through accounts (an account found, or
+// known not to exist).
 func lookupAccount(name string) (*user.User, error) {
 	now := time.Now()
 	accounts.mu.Lock()
@@ -1016,6 +1013,9 @@ func lookupAccount(name string) (*user.User, error) {
 		return e.u, e.err
 	}
 	u, err := user.Lookup(name)
+	if err != nil && !errors.As(err, new(user.UnknownUserError)) {
+		return u, err // a failing account database: ask again next time
+	}
 	accounts.mu.Lock()
 	defer accounts.mu.Unlock()
 	if accounts.m == nil || len(accounts.m) >= 4096 {
@@ -1025,6 +1025,10 @@ func lookupAccount(name string) (*user.User, error) {
 	return u, err
 }
 
+// runAs picks the account a job's VM runs as: none unless the startd is
+// root; then the job's owner if that account exists here and is not root
+// (by name or by uid 0) and AlwaysUseNobody is off, else NobodyUser. The group of /dev/kvm is
+// added so that KVM works for it.
 func (d *Startd) runAs(owner string) (*hypervisor.Account, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
