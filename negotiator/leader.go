@@ -3,6 +3,7 @@ package negotiator
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,38 +35,23 @@ func (n *Negotiator) lead(ctx context.Context, interval time.Duration, became ch
 		}
 		return err
 	}
-	var rev uint64
+	l := &lease{kv: kv, name: n.cfg.Name, grace: 2 * interval}
+	if st, err := kv.Status(ctx); err == nil && st.TTL() > 0 {
+		l.grace = st.TTL() / 2
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if n.active.Load() {
-			r, err := kv.Update(ctx, leaderKey, []byte(n.cfg.Name), rev)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				n.active.Store(false)
-				n.logger.Warn("lost the negotiator lease; standing by", "err", err)
-			} else {
-				rev = r
-			}
-		} else {
-			r, err := kv.Create(ctx, leaderKey, []byte(n.cfg.Name))
-			switch {
-			case err == nil:
-				rev = r
-				n.active.Store(true)
-				n.logger.Info("leading: this negotiator matches")
-				select {
-				case became <- struct{}{}:
-				default:
-				}
-			case errors.Is(err, jetstream.ErrKeyExists):
-				// another negotiator leads
-			case ctx.Err() != nil:
-				return nil
+		was := n.active.Load()
+		now := l.step(ctx, was, time.Now(), n.logger)
+		if ctx.Err() != nil {
+			now = was
+		}
+		n.active.Store(now)
+		if now && !was {
+			select {
+			case became <- struct{}{}:
 			default:
-				n.logger.Debug("negotiator lease", "err", err)
 			}
 		}
 		select {
@@ -74,13 +60,72 @@ func (n *Negotiator) lead(ctx context.Context, interval time.Duration, became ch
 				// Hand over at once rather than make a standby wait out
 				// the lease.
 				dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_ = kv.Delete(dctx, leaderKey, jetstream.LastRevision(rev))
+				_ = kv.Delete(dctx, leaderKey, jetstream.LastRevision(l.rev))
 				cancel()
 			}
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// lease is a negotiator's hold on the leader key.
+type lease struct {
+	kv   jetstream.KeyValue
+	name string
+	// grace is how long after its last renewal a lease whose renewals
+	// fail (a timeout: the server is busy, or unreachable) still counts
+	// as held: half the bucket's TTL.
+	grace   time.Duration
+	rev     uint64
+	renewed time.Time
+}
+
+// step renews the lease (active) or tries to take it, and reports whether
+// this negotiator leads now. A renewal that fails for want of an answer
+// does not give the lease up while it is younger than grace: a loaded
+// server that let one renewal time out used to stop all matching until
+// the key expired (up to its TTL, 10 s) and this negotiator took it
+// again. A key that holds this negotiator's own name (a renewal that
+// failed, or whose answer was lost) is taken back at once.
+func (l *lease) step(ctx context.Context, active bool, now time.Time, logger *slog.Logger) bool {
+	if active {
+		r, err := l.kv.Update(ctx, leaderKey, []byte(l.name), l.rev)
+		switch {
+		case err == nil:
+			l.rev, l.renewed = r, now
+			return true
+		case ctx.Err() != nil:
+			return true
+		case !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && now.Sub(l.renewed) < l.grace:
+			logger.Warn("renew the negotiator lease; will retry", "err", err)
+			return true
+		}
+		logger.Warn("lost the negotiator lease; standing by", "err", err)
+		// Another negotiator may hold it now; if not, it is taken back
+		// below.
+	}
+	r, err := l.kv.Create(ctx, leaderKey, []byte(l.name))
+	switch {
+	case err == nil:
+		l.rev, l.renewed = r, now
+		logger.Info("leading: this negotiator matches")
+		return true
+	case errors.Is(err, jetstream.ErrKeyExists):
+		e, gerr := l.kv.Get(ctx, leaderKey)
+		if gerr != nil || string(e.Value()) != l.name {
+			return false // another negotiator leads
+		}
+		if r, err = l.kv.Update(ctx, leaderKey, []byte(l.name), e.Revision()); err == nil {
+			l.rev, l.renewed = r, now
+			logger.Info("leading again: took back this negotiator's own lease")
+			return true
+		}
+		return false
+	case ctx.Err() == nil:
+		logger.Debug("negotiator lease", "err", err)
+	}
+	return false
 }
 
 // Leading reports whether this negotiator holds the lease now.
