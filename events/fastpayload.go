@@ -74,7 +74,11 @@ func (r *jreader) object(member func(name []byte)) {
 		r.i++
 		return
 	}
-	var seen [16][]byte
+	// Names seen, and a bit per name's length and first and last bytes:
+	// only a name whose bit is set already is compared with the others
+	// (a snapshot's job has 32 members).
+	var seen [48][]byte
+	var bits uint64
 	n := 0
 	for r.ok {
 		name, ok := r.plainName()
@@ -82,12 +86,19 @@ func (r *jreader) object(member func(name []byte)) {
 			r.fail()
 			return
 		}
-		for _, s := range seen[:n] {
-			if string(s) == string(name) {
-				r.fail()
-				return
+		var bit uint64 = 1
+		if len(name) > 0 {
+			bit <<= (uint(len(name)) + uint(name[0]) + 7*uint(name[len(name)-1])) & 63
+		}
+		if bits&bit != 0 {
+			for _, s := range seen[:n] {
+				if string(s) == string(name) {
+					r.fail()
+					return
+				}
 			}
 		}
+		bits |= bit
 		seen[n] = name
 		n++
 		r.expect(':')
@@ -791,3 +802,73 @@ func (p *MatchedPayload) decodeFast(b []byte) bool {
 		}
 	})
 }
+
+// JSONReader reads JSON as json.Marshal writes it, for the fast decoders
+// of other packages (a schedd's snapshot): no white space, members in any
+// order but each known to the caller. Any surprise fails it, having read
+// part of the input; the caller then decodes with encoding/json instead,
+// and must give encoding/json's result for every input it takes.
+type JSONReader struct{ r jreader }
+
+// NewJSONReader reads b.
+func NewJSONReader(b []byte) *JSONReader { return &JSONReader{jreader{b: b, ok: true}} }
+
+// Object calls member for each member's name, which must read the value
+// (or Fail). A null object calls nothing; a name given twice fails.
+func (x *JSONReader) Object(member func(name []byte)) { x.r.object(member) }
+
+// Null reads a null, if that is what comes next.
+func (x *JSONReader) Null() bool { return x.r.null() }
+
+// Str reads a string (null: "").
+func (x *JSONReader) Str() string { return x.r.str() }
+
+// Name reads a string that few values take among many (a slot, a host, an
+// owner): one string per value is handed out.
+func (x *JSONReader) Name() string { return x.r.name() }
+
+// Int reads a number without fraction or exponent that fits an int.
+func (x *JSONReader) Int() int { return x.r.int() }
+
+// Int64 reads a number without fraction or exponent.
+func (x *JSONReader) Int64() int64 { return x.r.int64() }
+
+// Bool reads true or false (null: false).
+func (x *JSONReader) Bool() bool { return x.r.bool() }
+
+// JobID reads a JobID.
+func (x *JSONReader) JobID() JobID { return x.r.jobID() }
+
+// FileRefs reads a list of FileRef (null: nil).
+func (x *JSONReader) FileRefs() []FileRef { return x.r.fileRefs() }
+
+// Checkpoints reads a list of Checkpoint (null: nil).
+func (x *JSONReader) Checkpoints() []Checkpoint { return x.r.checkpoints() }
+
+// VMEvent reads a VMEventPayload or null (nil); one with a checkpoint
+// fails, as VMEventPayload's own fast decoder does.
+func (x *JSONReader) VMEvent() *VMEventPayload {
+	if x.r.null() {
+		return nil
+	}
+	start := x.r.i
+	end, ok := JSONValueEnd(x.r.b, start)
+	if !ok {
+		x.r.fail()
+		return nil
+	}
+	p := new(VMEventPayload)
+	if !p.decodeFast(x.r.b[start:end]) {
+		x.r.fail()
+		return nil
+	}
+	x.r.i = end
+	return p
+}
+
+// Fail makes the reader fail (a member the caller does not know).
+func (x *JSONReader) Fail() { x.r.fail() }
+
+// Done reports whether the reader took all of its input without a
+// surprise.
+func (x *JSONReader) Done() bool { return x.r.done() }

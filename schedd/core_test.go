@@ -339,6 +339,7 @@ func TestCoreScripts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkSnapshotJobLines(t, data)
 			back, idx, err := UnmarshalSnapshot(data)
 			if err != nil || idx != uint64(k) {
 				t.Fatalf("snapshot after event %d: %v (index %d)", k, err, idx)
