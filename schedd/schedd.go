@@ -238,6 +238,11 @@ func (s *Schedd) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return s.reconcile(gctx) })
 	g.Go(func() error { return s.writeUserLogs(gctx) })
+	// Ready means findable: a tool run right after the schedd starts asks
+	// the collector for its ad (it used to find none now and then).
+	actx, acancel := context.WithTimeout(gctx, 5*time.Second)
+	s.putAd(actx)
+	acancel()
 	g.Go(func() error { return s.advertise(gctx) })
 	g.Go(func() error { return s.policy(gctx) })
 	g.Go(func() error { return s.snapshots(gctx) })
@@ -897,31 +902,9 @@ func (s *Schedd) policy(ctx context.Context) error {
 	}
 }
 
-// advertise keeps the schedd's ad in the collector so tools can find it.
+// advertise keeps the schedd's ad in the collector so tools can find it
+// (Run put it first).
 func (s *Schedd) advertise(ctx context.Context) error {
-	put := func() {
-		ad := classad.NewAd()
-		ad.SetString("MyType", "Scheduler")
-		ad.SetString("Name", s.cfg.Name)
-		ad.SetString("MyAddress", s.cfg.Address)
-		var tot Totals
-		s.View(func(q *Queue) {
-			for _, j := range q.Jobs {
-				tot.Add(j.Status)
-			}
-		})
-		ad.SetInt("TotalIdleJobs", int64(tot.Idle))
-		ad.SetInt("TotalRunningJobs", int64(tot.Running))
-		ad.SetInt("TotalHeldJobs", int64(tot.Held))
-		b, err := json.Marshal(ad)
-		if err != nil {
-			return
-		}
-		if _, err := s.cfg.Bus.PutAd(ctx, events.ScheddKey(s.cfg.Name), b); err != nil && ctx.Err() == nil {
-			s.logger.Warn("advertise schedd", "err", err)
-		}
-	}
-	put()
 	t := time.NewTicker(s.cfg.AdInterval)
 	defer t.Stop()
 	for {
@@ -929,7 +912,31 @@ func (s *Schedd) advertise(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			put()
+			s.putAd(ctx)
 		}
+	}
+}
+
+// putAd puts the schedd's ad in the collector.
+func (s *Schedd) putAd(ctx context.Context) {
+	ad := classad.NewAd()
+	ad.SetString("MyType", "Scheduler")
+	ad.SetString("Name", s.cfg.Name)
+	ad.SetString("MyAddress", s.cfg.Address)
+	var tot Totals
+	s.View(func(q *Queue) {
+		for _, j := range q.Jobs {
+			tot.Add(j.Status)
+		}
+	})
+	ad.SetInt("TotalIdleJobs", int64(tot.Idle))
+	ad.SetInt("TotalRunningJobs", int64(tot.Running))
+	ad.SetInt("TotalHeldJobs", int64(tot.Held))
+	b, err := json.Marshal(ad)
+	if err != nil {
+		return
+	}
+	if _, err := s.cfg.Bus.PutAd(ctx, events.ScheddKey(s.cfg.Name), b); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		s.logger.Warn("advertise schedd; will retry", "err", err)
 	}
 }

@@ -67,3 +67,19 @@ func TestRestartFromSnapshot(t *testing.T) {
 		t.Fatalf("history after a replay from zero: %q", h)
 	}
 }
+
+// TestScheddFindableWhenStarted: once the pool has started, the schedd's
+// ad is in the collector, so a tool run at once finds it (it was put a
+// moment after, and such a tool now and then found no schedd). Started
+// three times: the collector is in memory and begins empty each time.
+func TestScheddFindableWhenStarted(t *testing.T) {
+	home := t.TempDir()
+	for i := range 3 {
+		tp := startTestPool(t, home, 0)
+		if _, err := tp.Bus.Collector.Get(t.Context(), events.ScheddKey(tp.cfg.Get("SCHEDD_NAME"))); err != nil {
+			t.Fatalf("start %d: the schedd's ad is not in the collector: %v", i+1, err)
+		}
+		tp.mustRun("q", "-totals")
+		tp.stop()
+	}
+}
