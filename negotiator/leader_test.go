@@ -16,10 +16,12 @@ import (
 // a busy server's do (no answer in time).
 type failingKV struct {
 	jetstream.KeyValue
-	fail int
+	fail  int
+	calls int // Update, Create and Get calls
 }
 
 func (f *failingKV) failing() bool {
+	f.calls++
 	if f.fail > 0 {
 		f.fail--
 		return true
@@ -83,9 +85,9 @@ func TestLeaseSurvivesASlowServer(t *testing.T) {
 		t.Fatal("b took the lease a holds")
 	}
 	// One renewal without an answer: a still leads, and renews after.
-	fa.fail = 1
-	if !a.step(ctx, true, now.Add(2*time.Second), log) {
-		t.Fatal("a timed-out renewal of a young lease gave it up")
+	fa.fail, fa.calls = 1, 0
+	if !a.step(ctx, true, now.Add(2*time.Second), log) || fa.calls != 1 {
+		t.Fatalf("a timed-out renewal of a young lease gave it up (%d calls, want the renewal alone)", fa.calls)
 	}
 	if !a.step(ctx, true, now.Add(4*time.Second), log) || fa.fail != 0 {
 		t.Fatal("a did not renew after the failure")
