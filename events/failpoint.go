@@ -75,6 +75,7 @@ var knownFailpoints = map[string]bool{
 	"consumer-before-ack":  true, // the consumer's batch is synced, the messages not yet acknowledged
 	"userlog-after-write":  true, // user log events written, the position not yet recorded
 	"userlog-after-done":   true, // the position recorded and the intent dropped, neither synced
+	"vm-after-start":       true, // the hypervisor runs the VM, its handle not yet recorded
 }
 
 // FailpointNames lists the failpoints daemons honour.

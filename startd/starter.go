@@ -129,6 +129,14 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot)})
 		}
 	} else {
+		// The VM of an earlier start of this claim, if the startd stopped
+		// before it recorded its handle, would otherwise run (or wait,
+		// paused) for ever beside the new one.
+		if lc, ok := d.cfg.Driver.(hypervisor.LeftoverClearer); ok {
+			if err := lc.ClearLeftover(ctx, scratch); err != nil {
+				log.Warn("end the VM an earlier start left", "dir", scratch, "err", err)
+			}
+		}
 		select {
 		case mode := <-stop:
 			typ := events.VMEvicted
@@ -185,6 +193,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			finish(events.VMFailed, p)
 			return
 		}
+		d.cfg.Failpoints.Hit("vm-after-start")
 		note := strings.Join(notes, "; ")
 		if len(c.Req.Checkpoints) > 0 && resumedFrom == 0 {
 			note += "; restarted from the original disks"

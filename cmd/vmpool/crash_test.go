@@ -97,7 +97,7 @@ func TestCrashPointsLoseNothing(t *testing.T) {
 	// or, aimed with DAEMON/, in that daemon: the negotiator's and the
 	// startd's logs, outboxes and consumers too.
 	points := []string{"loop-after-append@4", "outbox-after-publish@3", "consumer-before-ack@3", "userlog-after-write@2",
-		"userlog-after-done@2", "negotiator/loop-after-append@2", "negotiator/consumer-before-ack@2", "startd1/loop-after-append@3", "startd1/outbox-after-publish@2"}
+		"userlog-after-done@2", "negotiator/loop-after-append@2", "negotiator/consumer-before-ack@2", "startd1/loop-after-append@3", "startd1/outbox-after-publish@2", "startd1/vm-after-start@1"}
 	for _, fp := range points {
 		point := strings.SplitN(fp, "@", 2)[0]
 		daemon, name, targeted := strings.Cut(point, "/")

@@ -61,6 +61,16 @@ type Detacher interface {
 	Detach() error
 }
 
+// LeftoverClearer is implemented by drivers whose VMs outlive the startd:
+// ClearLeftover ends a VM that an earlier Start left in dir (the spec's
+// Dir) and that no recorded Handle names: the startd was killed after the
+// hypervisor started the VM and before it recorded the handle, so nothing
+// would ever reattach to it or stop it. The startd calls it before it
+// starts a claim's VM again. It is a no-op when dir holds none.
+type LeftoverClearer interface {
+	ClearLeftover(ctx context.Context, dir string) error
+}
+
 // Checkpointer is implemented by VMs whose state can be saved and resumed
 // (vm_checkpoint). Checkpoint writes the memory state and the disks into
 // dir; with Continue the VM runs on afterwards (a periodic checkpoint),

@@ -87,6 +87,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) hypervisor.Driver, kit Kit) 
 	t.Run("Reattach", s.reattach)
 	t.Run("ReattachedCompletes", s.reattachCompletes)
 	t.Run("ReattachGone", s.reattachGone)
+	t.Run("ClearLeftover", s.clearLeftover)
 	t.Run("CheckpointEvictAndResume", s.checkpointEvict)
 	t.Run("CheckpointContinue", s.checkpointContinue)
 }
@@ -333,6 +334,36 @@ func (s *suite) reattachGone(t *testing.T) {
 		Data: map[string]string{"qmp": filepath.Join(t.TempDir(), "none.sock")}}
 	if _, err := d.Reattach(s.ctx(t), h); !errors.Is(err, hypervisor.ErrGone) {
 		t.Fatalf("Reattach to a dead pid = %v, want ErrGone", err)
+	}
+}
+
+// clearLeftover: a VM started and let go before its handle was recorded
+// (its startd killed in between) is ended by a restarted startd's
+// ClearLeftover of the claim's scratch dir; a dir without one is left as
+// it is.
+func (s *suite) clearLeftover(t *testing.T) {
+	t.Parallel()
+	if _, ok := s.newDriver(t).(hypervisor.LeftoverClearer); !ok {
+		t.Skip("the driver does not implement hypervisor.LeftoverClearer")
+	}
+	spec := s.guestVM(t, "leftover", vmimage.Forever())
+	vm := s.start(t, s.newDriver(t), spec)
+	h := vm.Handle()
+	detach(t, vm)
+	d := s.newDriver(t)
+	lc := d.(hypervisor.LeftoverClearer)
+	if err := lc.ClearLeftover(s.ctx(t), t.TempDir()); err != nil {
+		t.Fatalf("ClearLeftover of an empty dir: %v", err)
+	}
+	if err := lc.ClearLeftover(s.ctx(t), spec.Dir); err != nil {
+		t.Fatalf("ClearLeftover: %v", err)
+	}
+	if _, err := d.Reattach(s.ctx(t), h); !errors.Is(err, hypervisor.ErrGone) {
+		t.Fatalf("Reattach after ClearLeftover = %v, want ErrGone", err)
+	}
+	s.processGone(t, h)
+	if err := lc.ClearLeftover(s.ctx(t), spec.Dir); err != nil {
+		t.Fatalf("ClearLeftover again: %v", err)
 	}
 }
 

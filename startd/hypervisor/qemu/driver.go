@@ -53,7 +53,10 @@ type Driver struct {
 	log *slog.Logger
 }
 
-var _ hypervisor.Driver = (*Driver)(nil)
+var (
+	_ hypervisor.Driver          = (*Driver)(nil)
+	_ hypervisor.LeftoverClearer = (*Driver)(nil)
+)
 
 // New returns a Driver for cfg. It starts nothing and checks nothing;
 // Probe does.

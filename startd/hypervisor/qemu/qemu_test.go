@@ -495,3 +495,43 @@ func TestQCOW2Virtio(t *testing.T) {
 		t.Fatalf("resumed qcow2 disk %+v, %v", d, err)
 	}
 }
+
+// TestClearLeftover: a QEMU that an earlier start left in a scratch
+// directory, which no recorded handle names (its startd was killed before
+// recording it), is ended by ClearLeftover; a pidfile that names another
+// process, or none, is left alone.
+func TestClearLeftover(t *testing.T) {
+	needQEMU(t)
+	t.Parallel()
+	d := newDriver(t)
+	spec := guestSpec(t, "leftover", vmimage.Forever(), "")
+	vm := start(t, d, spec)
+	pid := vm.Handle().PID
+	if err := vm.(hypervisor.Detacher).Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("qemu %d gone after Detach: %v", pid, err)
+	}
+	if err := d.ClearLeftover(testCtx(t), spec.Dir); err != nil {
+		t.Fatalf("ClearLeftover: %v", err)
+	}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+		t.Fatalf("qemu %d still there after ClearLeftover: %s", pid, b)
+	}
+	if err := d.ClearLeftover(testCtx(t), spec.Dir); err != nil {
+		t.Fatalf("ClearLeftover again: %v", err)
+	}
+	// A pidfile naming a live process that is not this directory's QEMU
+	// (a recycled pid): nothing is killed.
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "qemu.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ClearLeftover(testCtx(t), other); err != nil {
+		t.Fatalf("ClearLeftover of a recycled pid: %v", err)
+	}
+	if err := d.ClearLeftover(testCtx(t), t.TempDir()); err != nil {
+		t.Fatalf("ClearLeftover of an empty directory: %v", err)
+	}
+}

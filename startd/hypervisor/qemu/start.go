@@ -409,3 +409,39 @@ func chownTree(dir string, uid, gid int) error {
 		return os.Lchown(p, uid, gid)
 	})
 }
+
+// ClearLeftover ends the QEMU an earlier Start left running in dir, found
+// by the pidfile QEMU wrote there (and its command line, which names that
+// pidfile, so that a recycled pid is left alone): a startd killed between
+// starting QEMU and recording its handle left it paused (-S) or running,
+// and with -no-shutdown it would never exit by itself.
+func (d *Driver) ClearLeftover(ctx context.Context, dir string) error {
+	pidPath := filepath.Join(dir, pidFile)
+	b, err := os.ReadFile(pidPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("clear leftover qemu: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 || !procAlive(pid) || !cmdlineHas(pid, pidPath) {
+		return nil
+	}
+	d.log.Warn("ending a qemu an earlier start left running (the startd stopped before recording it)", "pid", pid, "dir", dir)
+	if err := killGroup(pid); err != nil {
+		return fmt.Errorf("clear leftover qemu: %w", err)
+	}
+	deadline := time.Now().Add(killWait)
+	for procAlive(pid) || reapIfChild(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("clear leftover qemu: pid %d still there %v after SIGKILL", pid, killWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}

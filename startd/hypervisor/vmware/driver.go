@@ -3,7 +3,9 @@ package vmware
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -47,7 +49,10 @@ type Driver struct {
 	log *slog.Logger
 }
 
-var _ hypervisor.Driver = (*Driver)(nil)
+var (
+	_ hypervisor.Driver          = (*Driver)(nil)
+	_ hypervisor.LeftoverClearer = (*Driver)(nil)
+)
 
 // New returns a Driver for cfg. It runs nothing; Probe does.
 func New(cfg Config) *Driver {
@@ -439,6 +444,34 @@ func readJSON(path string, v any) error {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("decode %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
+
+// ClearLeftover stops, hard, the VM an earlier Start recorded in dir, if
+// `vmrun list` still shows it: a startd killed between `vmrun start` and
+// recording the handle left it running, and nothing would ever stop it.
+func (d *Driver) ClearLeftover(ctx context.Context, dir string) error {
+	var rec record
+	if err := readJSON(filepath.Join(dir, recordFile), &rec); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("clear leftover vm: %w", err)
+	}
+	if rec.VMX == "" || !filepath.IsAbs(rec.VMX) {
+		return nil
+	}
+	obs, err := d.vmState(ctx, rec.VMX)
+	if err != nil {
+		return fmt.Errorf("clear leftover vm %s: %w", rec.VMX, err)
+	}
+	if obs == toolvm.Vanished {
+		return nil
+	}
+	d.log.Warn("stopping a vm an earlier start left running (the startd stopped before recording it)", "vmx", rec.VMX, "dir", dir)
+	if _, err := d.vmrun(ctx, "stop", rec.VMX, "hard"); err != nil {
+		return fmt.Errorf("clear leftover vm %s: %w", rec.VMX, err)
 	}
 	return nil
 }

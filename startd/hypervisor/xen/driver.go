@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -48,7 +49,10 @@ type Driver struct {
 	log *slog.Logger
 }
 
-var _ hypervisor.Driver = (*Driver)(nil)
+var (
+	_ hypervisor.Driver          = (*Driver)(nil)
+	_ hypervisor.LeftoverClearer = (*Driver)(nil)
+)
 
 // New returns a Driver for cfg. It runs nothing; Probe does.
 func New(cfg Config) *Driver {
@@ -278,4 +282,32 @@ func clip(s string) string {
 		return s[:200] + "..."
 	}
 	return s
+}
+
+// ClearLeftover destroys the domain an earlier Start recorded in dir, if
+// `xl list` still shows it: a startd killed between `xl create` and
+// recording the handle left it running, and nothing would ever stop it.
+func (d *Driver) ClearLeftover(ctx context.Context, dir string) error {
+	var dom domain
+	if err := readJSON(filepath.Join(dir, recordFile), &dom); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("clear leftover domain: %w", err)
+	}
+	if safeName(dom.Name) != nil {
+		return nil
+	}
+	obs, err := d.domainState(ctx, dom.Name)
+	if err != nil {
+		return fmt.Errorf("clear leftover domain %s: %w", dom.Name, err)
+	}
+	if obs == toolvm.Vanished {
+		return nil
+	}
+	d.log.Warn("destroying a domain an earlier start left running (the startd stopped before recording it)", "vm", dom.Name, "dir", dir)
+	if _, err := toolvm.Run(ctx, d.cfg.XL, "destroy", dom.Name); err != nil {
+		return fmt.Errorf("clear leftover domain %s: %w", dom.Name, err)
+	}
+	return nil
 }
