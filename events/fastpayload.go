@@ -201,7 +201,18 @@ func (r *jreader) str() string {
 	}
 	// Escapes json.Marshal writes (\" \\ \n \u003c ...) are undone here;
 	// a surrogate or a byte outside ASCII goes to encoding/json.
-	buf := make([]byte, 0, j-r.i+16)
+	// Room for the whole string at once (a job ad is kilobytes): what it
+	// decodes to is never longer than its JSON.
+	size := j - r.i + 16
+	for k := j; k < len(b); k++ {
+		if b[k] == '\\' {
+			k++
+		} else if b[k] == '"' {
+			size = k - r.i
+			break
+		}
+	}
+	buf := make([]byte, 0, size)
 	buf = append(buf, b[r.i+1:j]...)
 	for k := j; k < len(b); {
 		c := b[k]
