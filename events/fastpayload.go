@@ -641,42 +641,44 @@ func (p *JobCompletedPayload) decodeFast(b []byte) bool {
 // decodeFast reads a VM event without a checkpoint (one with a checkpoint
 // goes to encoding/json).
 func (p *VMEventPayload) decodeFast(b []byte) bool {
-	return decodeObject(p, b, func(r *jreader, v *VMEventPayload, name []byte) {
-		switch string(name) {
-		case "claim_id":
-			v.ClaimID = r.str()
-		case "slot":
-			v.Slot = r.name()
-		case "host":
-			v.Host = r.name()
-		case "resumed":
-			v.Resumed = r.bool()
-		case "powered_off":
-			v.PoweredOff = r.bool()
-		case "outputs":
-			v.Outputs = r.fileRefs()
-		case "reason":
-			v.Reason = r.name()
-		case "resumed_from":
-			v.ResumedFrom = r.int()
-		case "resume_note":
-			v.ResumeNote = r.str()
-		case "hold":
-			v.Hold = r.bool()
-		case "code":
-			v.Code = r.int()
-		case "subcode":
-			v.SubCode = r.int()
-		case "bytes_in":
-			v.BytesIn = r.int64()
-		case "bytes_out":
-			v.BytesOut = r.int64()
-		case "run_ns":
-			v.RunNanos = r.int64()
-		default:
-			r.fail()
-		}
-	})
+	return decodeObject(p, b, vmEventMember)
+}
+
+func vmEventMember(r *jreader, v *VMEventPayload, name []byte) {
+	switch string(name) {
+	case "claim_id":
+		v.ClaimID = r.str()
+	case "slot":
+		v.Slot = r.name()
+	case "host":
+		v.Host = r.name()
+	case "resumed":
+		v.Resumed = r.bool()
+	case "powered_off":
+		v.PoweredOff = r.bool()
+	case "outputs":
+		v.Outputs = r.fileRefs()
+	case "reason":
+		v.Reason = r.name()
+	case "resumed_from":
+		v.ResumedFrom = r.int()
+	case "resume_note":
+		v.ResumeNote = r.str()
+	case "hold":
+		v.Hold = r.bool()
+	case "code":
+		v.Code = r.int()
+	case "subcode":
+		v.SubCode = r.int()
+	case "bytes_in":
+		v.BytesIn = r.int64()
+	case "bytes_out":
+		v.BytesOut = r.int64()
+	case "run_ns":
+		v.RunNanos = r.int64()
+	default:
+		r.fail()
+	}
 }
 
 // The claim's records: a request carries its job's whole ad, which the
@@ -862,18 +864,8 @@ func (x *JSONReader) VMEvent() *VMEventPayload {
 	if x.r.null() {
 		return nil
 	}
-	start := x.r.i
-	end, ok := JSONValueEnd(x.r.b, start)
-	if !ok {
-		x.r.fail()
-		return nil
-	}
 	p := new(VMEventPayload)
-	if !p.decodeFast(x.r.b[start:end]) {
-		x.r.fail()
-		return nil
-	}
-	x.r.i = end
+	x.r.object(func(name []byte) { vmEventMember(&x.r, p, name) })
 	return p
 }
 
