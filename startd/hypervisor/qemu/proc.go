@@ -42,6 +42,11 @@ func reapIfChild(pid int) (pending bool) {
 	return err == nil && wpid == 0
 }
 
+// processGone reports whether pid has ended and, if it was a child of
+// this process, been collected (a VM started here and then detached stays
+// a zombie until it is).
+func processGone(pid int) bool { return !procAlive(pid) && !reapIfChild(pid) }
+
 // cmdlineHas reports whether the command line of pid contains arg, which
 // guards Reattach against a recycled pid.
 func cmdlineHas(pid int, arg string) bool {

@@ -433,7 +433,7 @@ func (d *Driver) ClearLeftover(ctx context.Context, dir string) error {
 		return fmt.Errorf("clear leftover qemu: %w", err)
 	}
 	deadline := time.Now().Add(killWait)
-	for procAlive(pid) || reapIfChild(pid) {
+	for !processGone(pid) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("clear leftover qemu: pid %d still there %v after SIGKILL", pid, killWait)
 		}

@@ -493,9 +493,7 @@ func (v *VM) waitGone() {
 	deadline := time.Now().Add(goneTimeout)
 	killed := false
 	for {
-		// A VM this process started and then detached is still our
-		// child: collect it, or it stays a zombie.
-		if !procAlive(v.pid) && !reapIfChild(v.pid) {
+		if processGone(v.pid) {
 			return
 		}
 		if killed && time.Now().After(deadline.Add(killWait)) {
