@@ -29,7 +29,17 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 	if err := s.rollbackUserLogs(); err != nil {
 		return err
 	}
+	// When done was last written, for a pass that wrote nothing.
+	var doneAt time.Time
 	for {
+		// Passes are paced: a busy queue commits a thousand times a
+		// second, and a pass for each (a scan, a position written, and
+		// with user logs two syncs) slowed its submits by a tenth.
+		select {
+		case <-time.After(userLogPace):
+		case <-ctx.Done():
+			return nil
+		}
 		if err := s.log.Wait(ctx, done); err != nil {
 			if ctx.Err() != nil || errors.Is(err, events.ErrLogClosed) {
 				return nil
@@ -44,7 +54,7 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 			if idx > last {
 				return events.ErrStop
 			}
-			if e.Source != s.cfg.Name {
+			if e.Source != s.cfg.Name || !s.mayLog(e) {
 				return nil
 			}
 			for _, ue := range s.userlogEvents(e) {
@@ -94,9 +104,15 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 		// back and writes the batch again; the next intent's sync, or the
 		// loop's next append, makes them durable. Three syncs per batch
 		// were two more than the submits that made the batch.
+		// A pass that wrote nothing moves the position at most once a
+		// second: a restart from an older one scans events that go to no
+		// user log again, and writes nothing for them again.
 		done = last
-		if err := s.log.SetMetaUint(metaUserLogDone, done, false); err != nil {
-			return err
+		if now := time.Now(); len(order) > 0 || now.Sub(doneAt) >= time.Second || now.Before(doneAt) {
+			if err := s.log.SetMetaUint(metaUserLogDone, done, false); err != nil {
+				return err
+			}
+			doneAt = now
 		}
 		if len(order) > 0 {
 			if err := s.log.SetMeta(metaUserLogIntent, nil, false); err != nil {
@@ -105,6 +121,39 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 			s.cfg.Failpoints.Hit("userlog-after-done")
 		}
 	}
+}
+
+// userLogPace is the least time between two passes of the user log
+// writer: the events of a busy queue go out in batches, a few
+// milliseconds late.
+const userLogPace = 5 * time.Millisecond
+
+// mayLog reports whether an event can go to a user log: whether its job
+// has one or, for a submit, any job of its cluster. The events of jobs
+// without one (most of a busy pool's) are not decoded.
+func (s *Schedd) mayLog(e events.Event) (may bool) {
+	s.View(func(q *Queue) {
+		if q.UserLogs[e.Cluster] != "" {
+			may = true
+			return
+		}
+		if e.Type != events.ClusterSubmitted {
+			may = q.ProcLogs[events.JobID{Cluster: e.Cluster, Proc: e.Proc}] != ""
+			return
+		}
+		c := q.Clusters[e.Cluster]
+		if c == nil {
+			may = true // gone from the queue: the payload tells
+			return
+		}
+		for i := range c.NumProcs {
+			if q.ProcLogs[events.JobID{Cluster: e.Cluster, Proc: i}] != "" {
+				may = true
+				return
+			}
+		}
+	})
+	return may
 }
 
 const (
