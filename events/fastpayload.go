@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
@@ -676,9 +677,32 @@ func vmEventMember(r *jreader, v *VMEventPayload, name []byte) {
 		v.BytesOut = r.int64()
 	case "run_ns":
 		v.RunNanos = r.int64()
+	case "handle":
+		v.Handle = r.rawObject()
 	default:
 		r.fail()
 	}
+}
+
+// rawObject reads an object as it is, into a json.RawMessage of its own
+// bytes, as encoding/json does; anything but an object (null, which
+// encoding/json keeps as "null", too) fails.
+func (r *jreader) rawObject() json.RawMessage {
+	if r.peek() != '{' {
+		r.fail()
+		return nil
+	}
+	j, ok := JSONValueEnd(r.b, r.i)
+	if !ok {
+		r.fail()
+		return nil
+	}
+	v := r.b[r.i:j]
+	r.i = j
+	if r.skip {
+		return nil
+	}
+	return bytes.Clone(v)
 }
 
 // The claim's records: a request carries its job's whole ad, which the

@@ -33,7 +33,8 @@ var fastKinds = []struct {
 		Outputs: []FileRef{{Name: "out"}}, BytesSent: 1, BytesRecv: 2, RunNanos: 3}},
 	{"VMEvent", func() fastDecoder { return new(VMEventPayload) }, VMEventPayload{ClaimID: "n#1", Slot: "slot1@s", Host: "h", Resumed: true,
 		PoweredOff: true, Outputs: []FileRef{{Name: "o", Size: 5}}, Reason: "it & that", ResumedFrom: 1, ResumeNote: "n", Hold: true,
-		Code: 6, SubCode: 7, BytesIn: 8, BytesOut: 9, RunNanos: 10}},
+		Code: 6, SubCode: 7, BytesIn: 8, BytesOut: 9, RunNanos: 10,
+		Handle: json.RawMessage(`{"type":"kvm","name":"vm<1>","dir":"/x","pid":42,"data":{"qmp":"/x/q \"s\"","e":{}}}`)}},
 	{"ClaimRequest", func() fastDecoder { return new(ClaimRequest) }, fullClaimRequest},
 	{"ClaimAccepted", func() fastDecoder { return new(ClaimAcceptedPayload) }, ClaimAcceptedPayload{Req: fullClaimRequest, MemoryMiB: 512,
 		Rank: -2.5e-7, Preempts: "n#0"}},
@@ -73,6 +74,8 @@ func payloadSamples() [][]byte {
 		[]byte(`{"ad_rev":-0}`), []byte(`{"ad_rev":9223372036854775807}`), []byte(`{"ad_rev":18446744073709551615}`), []byte(`{"claims":1e2}`),
 		[]byte(`{"req":{"job":{"cluster":1,"proc":2},"checkpoints":[null,{"files":null,"seq":1}]}}`), []byte(`{"job":null,"inputs":[]}`),
 		[]byte(`{"req":{"job":{"cluster":1,"cluster":2}}}`), []byte(`{"req":{"job":{"Cluster":1}}}`), []byte(`{"job":{"proc":1.5}}`),
+		[]byte(`{"handle":null}`), []byte(`{"handle":{}}`), []byte(`{"handle":[1]}`), []byte(`{"handle":"h"}`), []byte(`{"handle":{"a":}}`),
+		[]byte(`{"handle":{"a":1},"handle":{}}`), []byte(`{"handle": {"a" : [1, {"b":null}]} ,"slot":"s"}`), []byte(`{"handle":{"a":"\ud800"}}`),
 	)
 }
 

@@ -1,5 +1,7 @@
 package events
 
+import "encoding/json"
+
 // The pool's protocol: the event types daemons publish, and the payloads
 // and requests that cross from one daemon to another. Each daemon's core
 // interprets them; they live here because schedd, negotiator and startd may
@@ -269,6 +271,11 @@ type VMEventPayload struct {
 	// ResumeNote says which checkpoints were unusable and why.
 	ResumedFrom int    `json:"resumed_from,omitempty"`
 	ResumeNote  string `json:"resume_note,omitempty"`
+	// Handle, on a VMStarted, is the hypervisor's handle of the VM (the
+	// startd's hypervisor.Handle, as JSON), by which a restarted startd
+	// finds it again. Startds before it recorded the handle in an event
+	// of its own, VMLaunched, just before the VMStarted.
+	Handle json.RawMessage `json:"handle,omitempty"`
 	// Hold, for VMFailed: the job itself is at fault (bad image): hold it
 	// with Code/SubCode; otherwise requeue it.
 	Hold     bool  `json:"hold,omitempty"`

@@ -174,9 +174,15 @@ func TestReplayStartd(t *testing.T) {
 	}
 	evs, _ := DecideClaim(st, claimReq("c1", "slot1@s1", 16, ""), MachineAd(cfg, st, st.Slot("slot1@s1"), testFacts()), 64, 2, time.Unix(1e9, 0))
 	do(evs)
+	// c1's handle in a VMLaunched, as earlier startds recorded it; c2's
+	// in its VMStarted, as they do now.
 	h := hypervisor.Handle{Type: "kvm", Name: "vm", PID: 42}
 	b, _ := json.Marshal(VMLaunchedPayload{ClaimID: "c1", Handle: h})
 	do([]events.Event{{Type: VMLaunched, Payload: b, Schedd: "schedd", Cluster: 1}})
+	evs, _ = DecideClaim(st, claimReq("c2", "slot2@s1", 16, ""), MachineAd(cfg, st, st.Slot("slot2@s1"), testFacts()), 64, 2, time.Unix(1e9, 0))
+	do(evs)
+	h2, _ := json.Marshal(hypervisor.Handle{Type: "kvm", Name: "vm2", PID: 43, Data: map[string]string{"qmp": "/q"}})
+	do([]events.Event{VMEvent(st.Claims["c2"], events.VMStarted, events.VMEventPayload{Host: "<slot2@s1>", Handle: h2})})
 	if _, err := l.Append(all); err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +191,12 @@ func TestReplayStartd(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := r.Claims["c1"]
-	if c == nil || c.Handle == nil || c.Handle.PID != 42 || r.Slot("slot1@s1").State != Claimed || r.Accepted != 1 {
+	if c == nil || c.Handle == nil || c.Handle.PID != 42 || r.Slot("slot1@s1").State != Claimed || r.Accepted != 2 {
 		t.Fatalf("replayed state lacks the claim and its handle: %+v", r.Claims)
+	}
+	c2 := r.Claims["c2"]
+	if c2 == nil || c2.Handle == nil || c2.Handle.PID != 43 || c2.Handle.Data["qmp"] != "/q" || !c2.Started || r.Slot("slot2@s1").Activity != ActBusy {
+		t.Fatalf("replayed state lacks the started claim and its handle: %+v", c2)
 	}
 }
 

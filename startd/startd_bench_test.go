@@ -1,6 +1,7 @@
 package startd_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -61,8 +62,8 @@ func BenchmarkDecideClaim(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
 }
 
-// BenchmarkApplyClaimLife folds a claim's life (accepted, launched,
-// started, exited) into the state.
+// BenchmarkApplyClaimLife folds a claim's life (accepted, started with
+// its handle, exited) into the state.
 func BenchmarkApplyClaimLife(b *testing.B) {
 	const claims = 1000
 	var evs []events.Event
@@ -72,12 +73,12 @@ func BenchmarkApplyClaimLife(b *testing.B) {
 		e.Source, e.Seq, e.Time = "sim1", seq, int64(seq)*1e9
 		evs = append(evs, e)
 	}
+	handle, _ := json.Marshal(hypervisor.Handle{Type: "sim", Name: "vmpool-x", Dir: "/x"})
 	for i := 0; i < claims; i++ {
 		req := claim(i)
 		job := req.Job
 		add(events.New(events.ClaimAccepted, startd.ClaimAcceptedPayload{Req: req, MemoryMiB: 16}).ForJob("schedd", job))
-		add(events.New(startd.VMLaunched, startd.VMLaunchedPayload{ClaimID: req.ClaimID, Handle: hypervisor.Handle{Type: "sim", Name: "vmpool-x", Dir: "/x"}}).ForJob("schedd", job))
-		add(events.New(events.VMStarted, events.VMEventPayload{ClaimID: req.ClaimID, Slot: req.Slot, Host: "host"}).ForJob("schedd", job))
+		add(events.New(events.VMStarted, events.VMEventPayload{ClaimID: req.ClaimID, Slot: req.Slot, Host: "host", Handle: handle}).ForJob("schedd", job))
 		add(events.New(events.VMExited, events.VMEventPayload{ClaimID: req.ClaimID, Slot: req.Slot, PoweredOff: true}).ForJob("schedd", job))
 	}
 	b.ReportAllocs()

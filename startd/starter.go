@@ -2,6 +2,7 @@ package startd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -200,8 +201,13 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		} else if len(notes) > 0 {
 			note += fmt.Sprintf("; resumed from checkpoint %d", resumedFrom)
 		}
-		emit(VMLaunched, VMLaunchedPayload{ClaimID: id, Handle: vm.Handle()})
-		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: resumedFrom > 0, ResumedFrom: resumedFrom, ResumeNote: strings.TrimPrefix(note, "; ")})
+		// The handle goes with the VMStarted, by which a restarted startd
+		// reattaches to the VM.
+		handle, err := json.Marshal(vm.Handle())
+		if err != nil {
+			log.Error("encode VM handle", "err", err) // a restart will not find this VM
+		}
+		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: resumedFrom > 0, ResumedFrom: resumedFrom, ResumeNote: strings.TrimPrefix(note, "; "), Handle: handle})
 		log.Info("VM started", "resumed_from", resumedFrom, "note", note)
 	}
 	wctx, wcancel := context.WithCancel(ctx)

@@ -10,6 +10,7 @@
 package startd
 
 import (
+	"encoding/json"
 	"sort"
 	"time"
 
@@ -19,8 +20,10 @@ import (
 
 // Startd-only event types (the shared ones are in events).
 const (
-	// VMLaunched records the hypervisor handle of a VM the moment it runs,
-	// so that a restarted startd can find it again.
+	// VMLaunched recorded the hypervisor handle of a VM the moment it ran,
+	// so that a restarted startd could find it again. The VMStarted
+	// recorded next carries the handle now (one event and one sync fewer
+	// per start); a log that holds VMLaunched still replays.
 	VMLaunched = "VMLaunched"
 	// StopRequested records a schedd's deactivate request (or the startd's
 	// own: a drain, PREEMPT, a claim the schedd disowned).
@@ -218,6 +221,10 @@ func Apply(st *State, e events.Event) *State {
 			return st
 		}
 		if c := st.Claims[p.ClaimID]; c != nil {
+			var h hypervisor.Handle
+			if len(p.Handle) > 0 && json.Unmarshal(p.Handle, &h) == nil {
+				c.Handle = &h
+			}
 			c.Started = true
 			if s := st.Slot(c.Slot); s != nil && c.StopMode == "" {
 				s.Activity, s.Since = ActBusy, at

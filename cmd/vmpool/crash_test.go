@@ -225,3 +225,101 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// TestStartdRestartReattaches: the pool is killed (-9) while a guest runs;
+// QEMU lives on, and the restarted startd finds it again by the handle its
+// VMStarted recorded: the job stays Running on the same QEMU process,
+// starts no second VM and writes no second execute event, and is removed
+// as usual.
+func TestStartdRestartReattaches(t *testing.T) {
+	home, dir := t.TempDir(), t.TempDir()
+	traversable(t, home)
+	if err := vmimage.Forever().WriteRaw(filepath.Join(dir, "forever.img"), 0); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "forever.sub")
+	os.WriteFile(sub, []byte(strings.ReplaceAll(strings.Replace(helloSub, "hello.log", "forever.log", 1), "hello.img", "forever.img")), 0o644)
+	addr := freeAddr(t)
+	cmd, logf := upProcess(t, home, addr, "", "up1.log")
+	defer logf.Close()
+	waitUp(t, home, addr, cmd)
+	if _, errOut, code := runAt(t, home, addr, "submit", sub); code != 0 {
+		t.Fatalf("submit: %s", errOut)
+	}
+	running := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if out, _, _ := runAt(t, home, addr, "q", "-af", "JobStatus"); strings.TrimSpace(out) == "2" {
+				return
+			}
+			if time.Now().After(deadline) {
+				q, _, _ := runAt(t, home, addr, "q", "-nobatch")
+				t.Fatalf("job not running %s:\n%s", what, q)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	running("before the kill")
+	qemuPID := func() string {
+		out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+home).Output()
+		return strings.TrimSpace(string(out))
+	}
+	pid := qemuPID()
+	if pid == "" || strings.Contains(pid, "\n") {
+		t.Fatalf("want one QEMU of this pool, found %q", pid)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if qemuPID() != pid {
+		t.Fatalf("QEMU %s did not outlive its killed startd (now %q)", pid, qemuPID())
+	}
+
+	cmd2, logf2 := upProcess(t, home, addr, "", "up2.log")
+	defer logf2.Close()
+	defer func() {
+		cmd2.Process.Signal(os.Interrupt)
+		cmd2.Wait()
+	}()
+	waitUp(t, home, addr, cmd2)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(logf2.Name())
+		if strings.Contains(string(b), "reattached to running VM") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted startd did not reattach:\n%s", lastLines(string(b), 30))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	running("after the restart")
+	if got := qemuPID(); got != pid {
+		t.Fatalf("QEMU after the restart: %q, want the same process %s", got, pid)
+	}
+	if out, errOut, code := runAt(t, home, addr, "rm", "1.0"); code != 0 {
+		t.Fatalf("rm: %s%s", out, errOut)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for qemuPID() != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("QEMU %s still runs after rm", pid)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "forever.log"))
+		log := string(b)
+		if strings.Contains(log, "009 (001.000.000)") {
+			if n := strings.Count(log, "001 (001.000.000)"); n != 1 {
+				t.Fatalf("user log has %d execute events, want 1:\n%s", n, log)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no abort event in the user log:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

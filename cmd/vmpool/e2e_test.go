@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vmpool/vmpool/events"
-	"github.com/vmpool/vmpool/startd"
+	"github.com/vmpool/vmpool/startd/hypervisor"
 	"github.com/vmpool/vmpool/vmimage"
 )
 
@@ -253,18 +254,31 @@ func TestSubmitChecksQueueNothing(t *testing.T) {
 	}
 }
 
-// vmPID finds the QEMU process of a job from the startd's VMLaunched event.
+// vmPID finds the QEMU process of a job from the handle in the startd's
+// VMStarted event.
 func (tp *testPool) vmPID(c, p int) int {
 	tp.t.Helper()
-	e := tp.waitEvent(fmt.Sprintf("vmpool.ev.startd.*.job.schedd.%d.%d.%s", c, p, startd.VMLaunched), nil, 60*time.Second)
-	var lp startd.VMLaunchedPayload
-	if err := e.Decode(&lp); err != nil {
-		tp.t.Fatal(err)
+	h := tp.vmHandle(c, p, nil)
+	if h.PID <= 0 {
+		tp.t.Fatalf("VMStarted without a pid: %+v", h)
 	}
-	if lp.Handle.PID <= 0 {
-		tp.t.Fatalf("VMLaunched without a pid: %+v", lp)
-	}
-	return lp.Handle.PID
+	return h.PID
+}
+
+// vmHandle waits for a startd's VMStarted about job c.p whose handle
+// satisfies match (nil: any) and returns the handle.
+func (tp *testPool) vmHandle(c, p int, match func(hypervisor.Handle) bool) hypervisor.Handle {
+	tp.t.Helper()
+	var h hypervisor.Handle
+	tp.waitEvent(fmt.Sprintf("vmpool.ev.startd.*.job.schedd.%d.%d.%s", c, p, events.VMStarted), func(e events.Event) bool {
+		var vp events.VMEventPayload
+		h = hypervisor.Handle{}
+		if e.Decode(&vp) != nil || len(vp.Handle) == 0 || json.Unmarshal(vp.Handle, &h) != nil {
+			return false
+		}
+		return match == nil || match(h)
+	}, 60*time.Second)
+	return h
 }
 
 func processGone(pid int) bool {
@@ -312,21 +326,14 @@ func TestHoldReleaseRemoveRunningVM(t *testing.T) {
 		t.Fatalf("release of a missing job: exit %d, %q", code, errOut)
 	}
 	tp.mustRun("release", "1")
-	// It runs again: a second JobStarted, and a second VMLaunched.
+	// It runs again: a second JobStarted, and a second VM.
 	tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool { return e.Seq > first.Seq }, 60*time.Second)
-	second := tp.waitEvent("vmpool.ev.startd.*.job.schedd.1.0."+startd.VMLaunched, func(e events.Event) bool {
-		var lp startd.VMLaunchedPayload
-		return e.Decode(&lp) == nil && lp.Handle.PID != pid
-	}, 60*time.Second)
-	var lp startd.VMLaunchedPayload
-	if err := second.Decode(&lp); err != nil {
-		t.Fatal(err)
-	}
+	second := tp.vmHandle(1, 0, func(h hypervisor.Handle) bool { return h.PID != pid })
 	out = tp.mustRun("rm", "1.0")
 	if strings.TrimSpace(out) != "Job 1.0 marked for removal" {
 		t.Fatalf("rm printed %q", out)
 	}
-	waitGone(t, lp.Handle.PID)
+	waitGone(t, second.PID)
 	tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.ClaimReleased", func(e events.Event) bool { return e.Seq > 0 }, 30*time.Second)
 	hist := tp.mustRun("history", "-af", "ClusterId", "JobStatus", "NumJobStarts", "RemoveReason")
 	if !strings.HasPrefix(hist, "1 3 2 via condor_rm (by user ") {

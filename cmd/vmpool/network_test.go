@@ -19,7 +19,6 @@ import (
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
-	"github.com/vmpool/vmpool/startd"
 	"github.com/vmpool/vmpool/vmimage"
 	"github.com/vmpool/vmpool/vmimage/linux"
 )
@@ -388,12 +387,7 @@ func TestNetworkBridge(t *testing.T) {
 		"vm_networking = true\nvm_networking_type = bridge\nvm_macaddr = "+mac)))
 
 	c := srv.next(t)
-	launched := tp.waitEvent("vmpool.ev.startd.*.job.schedd.1.0."+startd.VMLaunched, nil, 10*time.Second)
-	var lp startd.VMLaunchedPayload
-	if err := launched.Decode(&lp); err != nil {
-		t.Fatal(err)
-	}
-	tap := lp.Handle.Data["tap"]
+	tap := tp.vmHandle(1, 0, nil).Data["tap"]
 	if link := ip(t, "-o", "link", "show", "dev", tap); !strings.Contains(link, "master "+bridge) {
 		t.Errorf("the VM's tap %q is not on %s: %s", tap, bridge, link)
 	}
@@ -427,12 +421,8 @@ func TestNetworkBridge(t *testing.T) {
 	}
 	tp.mustRun("submit", tp.write("untyped.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nqueue", 1)))
 	tp.jobEvent(2, 0, events.JobCompleted, linuxJobTimeout)
-	var lp2 startd.VMLaunchedPayload
-	if err := tp.waitEvent("vmpool.ev.startd.*.job.schedd.2.0."+startd.VMLaunched, nil, 10*time.Second).Decode(&lp2); err != nil {
-		t.Fatal(err)
-	}
-	if lp2.Handle.Data["tap"] == "" {
-		t.Errorf("an untyped networking job on a machine whose default type is bridge got no tap: handle %v", lp2.Handle.Data)
+	if h := tp.vmHandle(2, 0, nil); h.Data["tap"] == "" {
+		t.Errorf("an untyped networking job on a machine whose default type is bridge got no tap: handle %v", h.Data)
 	}
 }
 
