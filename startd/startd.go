@@ -176,6 +176,11 @@ type Startd struct {
 		set bool
 		f   Facts
 	}
+	// startSeen: when each claim whose slot's ad waits for its VM to
+	// start (adStartGrace) was first seen waiting; startRecheck: when a
+	// change signal is due for them, zero if none is.
+	startSeen    map[string]time.Time
+	startRecheck time.Time
 }
 
 // measurement is what the machine measured at one time.
@@ -640,6 +645,40 @@ func hostMemoryMiB() int {
 // adSettle is how long a change waits for others before its ads are put.
 const adSettle = 10 * time.Millisecond
 
+// adStartGrace is how long the ad of a slot just claimed waits for its
+// VM to start: a claim and its VM's start then go out as one put (Busy)
+// instead of two (Claimed/Idle, then Busy), half the collector's writes
+// of a pool filling up. A VM slower to start (inputs to fetch, a long
+// boot) has its Claimed/Idle put when the grace ends. Matching does not
+// wait for it: the negotiator keeps a slot it matched reserved until its
+// ad shows the claim.
+const adStartGrace = time.Second
+
+// startWait is how much longer the ad of slot s waits for its claim's VM
+// to start (adStartGrace), or 0 if it goes out now. waiting collects the
+// claims that wait, with when they were first seen waiting.
+func (d *Startd) startWait(s *Slot, now time.Time, waiting *map[string]time.Time) time.Duration {
+	if s.State != Claimed || s.Activity != ActIdle {
+		return 0
+	}
+	c := d.st.Claims[s.Claim]
+	if c == nil || c.Started || c.StopMode != "" || c.Waiting {
+		return 0
+	}
+	seen, ok := d.startSeen[s.Claim]
+	if !ok {
+		seen = now
+	}
+	w := seen.Add(adStartGrace).Sub(now)
+	if w > 0 {
+		if *waiting == nil {
+			*waiting = map[string]time.Time{}
+		}
+		(*waiting)[s.Claim] = seen
+	}
+	return max(0, w)
+}
+
 // advertise puts the slot ads in the collector on every change and every
 // UpdateInterval (the bucket's TTL drops them if the startd dies). A
 // change puts only the ads it changed; the refresh puts them all.
@@ -697,19 +736,36 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 	var cur sharedAttrs
 	keys := make(map[string]adKey, len(d.adKeys))
 	sameFacts := d.keyFacts.set && sameMachine(d.keyFacts.f, f)
+	now := time.Now()
+	var recheck time.Duration // the soonest a waiting slot's grace ends
+	var waiting map[string]time.Time
 	d.loop.View(func() {
 		// The shared attributes (VM_Memory, VM_AvailNum, VmpoolClaims)
 		// are alike on every slot ad, and every claim changes them. A
 		// change that only takes from them waits for the refresh (or a
 		// claim refused for it), as HTCondor's startd leaves the other
 		// slots' ads to UPDATE_INTERVAL; one that gives back, or that
-		// leaves nothing, goes out at once.
+		// leaves nothing, goes out at once, to the slots the negotiator
+		// may match: a claimed slot is matched only to preempt its
+		// claim, and its shared part waits (a claim refused for it puts
+		// them all). The last claim of a full machine, which leaves
+		// nothing, puts its own slot's ad, not every slot's again.
 		cur = sharedNow(&d.cfg, d.st, ref)
-		lazy := !full && !forced && d.sharedSent.set && !cur.mustGoOut(d.sharedSent)
-		if !lazy {
+		mayWait := !full && !forced && d.sharedSent.set
+		allWait := mayWait && !cur.mustGoOut(d.sharedSent)
+		if !allWait {
 			d.sharedSent = cur
 		}
 		for _, s := range d.st.Slots {
+			lazy := allWait || mayWait && s.State != Unclaimed
+			if !full {
+				if w := d.startWait(s, now, &waiting); w > 0 {
+					if recheck == 0 || w < recheck {
+						recheck = w
+					}
+					continue
+				}
+			}
 			sh, had := d.slotShared[s.ID]
 			// What the ad is made of: unchanged since it was put, it is
 			// not even rendered.
@@ -755,6 +811,15 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 			puts = append(puts, put{s.ID, val, cmp})
 		}
 	})
+	if !full {
+		d.startSeen = waiting
+	}
+	if recheck > 0 && (d.startRecheck.IsZero() || !now.Before(d.startRecheck)) {
+		// No signal pending: one at the end of the soonest grace, which
+		// puts the ads of the VMs still starting then.
+		d.startRecheck = now.Add(recheck)
+		time.AfterFunc(recheck, d.signalChanged)
+	}
 	retry := false
 	for _, p := range puts {
 		recreated, err := d.cfg.Bus.PutAd(ctx, events.SlotKey(d.cfg.Name, p.id), p.val)
