@@ -157,13 +157,20 @@ func (m *Metrics) committed(q *Queue, evs []events.Event) {
 	for _, e := range evs {
 		m.events.WithLabelValues(e.Type).Inc()
 		if e.Type == events.ClusterSubmitted {
-			var p events.ClusterSubmittedPayload
-			if e.Decode(&p) == nil {
-				for proc := range max(p.NumProcs, len(p.Procs)) {
-					id := events.JobID{Cluster: e.Cluster, Proc: proc}
-					m.queuedAt[id] = e.Time
-					touched[id] = e.Time
-				}
+			// The queue holds the cluster just applied; its payload (the
+			// attributes of every proc) is read again only if it is gone.
+			// This runs before the submitters hear that their jobs are
+			// queued.
+			n := -1
+			if c := q.Clusters[e.Cluster]; c != nil {
+				n = c.NumProcs
+			} else if p, _, err := e.DecodeSubmit(); err == nil {
+				n = max(p.NumProcs, len(p.Procs))
+			}
+			for proc := range n {
+				id := events.JobID{Cluster: e.Cluster, Proc: proc}
+				m.queuedAt[id] = e.Time
+				touched[id] = e.Time
 			}
 			continue
 		}
