@@ -248,8 +248,23 @@ func AppendIndentJSON(dst, src []byte, indent string) ([]byte, bool) {
 	return appendIndentValid(dst, src, end, indent), true
 }
 
+// AppendIndentValidJSON is AppendIndentJSON of src known to hold one
+// valid JSON value, and nothing after it but white space: what
+// JSONValueEnd found, or encoding/json decoded or encoded. It does not
+// check src again (vmpool q -json prints 100,000 ads the reader of the
+// reply checked already). Given anything else, it writes something
+// other than JSON, but it does not fail.
+func AppendIndentValidJSON(dst, src []byte, indent string) []byte {
+	end := len(src)
+	for end > 0 && isJSONSpace(src[end-1]) {
+		end--
+	}
+	return appendIndentValid(dst, src, end, indent)
+}
+
 // appendIndentValid is AppendIndentJSON of src whose one valid value ends
-// at end.
+// at end. On invalid JSON it stops at an unterminated string and never
+// reads past src.
 func appendIndentValid(dst, src []byte, end int, indent string) []byte {
 	newline := func(dst []byte, depth int) []byte {
 		dst = append(dst, '\n')
@@ -266,11 +281,14 @@ func appendIndentValid(dst, src []byte, end int, indent string) []byte {
 		case ' ', '\t', '\n', '\r':
 			i++
 		case '"':
-			j, _ := jsonStringEnd(src, i)
+			j, ok := jsonStringEnd(src, i)
+			if !ok || j > end {
+				j = end
+			}
 			dst = append(dst, src[i:j]...)
 			i = j
 		case '{', '[':
-			if k := skipJSONSpace(src, i+1); src[k] == c+2 {
+			if k := skipJSONSpace(src, i+1); k < end && src[k] == c+2 {
 				dst = append(dst, c, c+2)
 				i = k + 1
 				continue

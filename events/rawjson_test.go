@@ -94,7 +94,9 @@ func checkValueEnd(t *testing.T, b []byte) {
 	}
 }
 
-// AppendIndentJSON gives json.Indent's bytes, and nothing for invalid input.
+// AppendIndentJSON gives json.Indent's bytes, and nothing for invalid
+// input; AppendIndentValidJSON gives the same for valid input and, for
+// invalid, returns (it neither fails nor runs on).
 func TestAppendIndentJSONIsIndent(t *testing.T) {
 	for _, c := range jsonCases {
 		checkIndent(t, []byte(c))
@@ -109,6 +111,7 @@ func checkIndent(t *testing.T, b []byte) {
 	if ok != (err == nil) {
 		t.Fatalf("%.60q: AppendIndentJSON ok %v, json.Indent error %v", b, ok, err)
 	}
+	trusted := AppendIndentValidJSON([]byte("x"), b, "  ")
 	if !ok {
 		if string(got) != "x" {
 			t.Fatalf("%.60q: invalid input appended %q", b, got)
@@ -117,6 +120,9 @@ func checkIndent(t *testing.T, b []byte) {
 	}
 	if string(got) != "x"+want.String() {
 		t.Fatalf("%.60q:\nAppendIndentJSON %q\njson.Indent      %q", b, got[1:], want.String())
+	}
+	if !bytes.Equal(trusted, got) {
+		t.Fatalf("%.60q:\nAppendIndentValidJSON %q\nAppendIndentJSON      %q", b, trusted[1:], got[1:])
 	}
 }
 
