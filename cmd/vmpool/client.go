@@ -47,6 +47,11 @@ type client struct {
 
 	mu     sync.Mutex
 	denied map[string]chan struct{} // subject -> closed when the server refused it
+	// calls: the calls in flight on each subject, cancelled at once if the
+	// server refuses it (a goroutine per call watching denied cost each
+	// call a goroutine and its wake-up).
+	calls    map[string]map[uint64]context.CancelFunc
+	lastCall uint64
 }
 
 // credentialsFor finds the credentials a client uses for the pool at url:
@@ -169,6 +174,41 @@ func (cl *client) refused(subject string) {
 	default:
 		close(ch)
 	}
+	for _, cancel := range cl.calls[subject] {
+		cancel()
+	}
+}
+
+// startCall registers a call on subject, to be cancelled if the server
+// refuses it (at once if it has already); endCall forgets it.
+func (cl *client) startCall(subject string, cancel context.CancelFunc) (denied chan struct{}, id uint64) {
+	denied = cl.deniedCh(subject)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	select {
+	case <-denied:
+		cancel()
+		return denied, 0
+	default:
+	}
+	if cl.calls == nil {
+		cl.calls = map[string]map[uint64]context.CancelFunc{}
+	}
+	if cl.calls[subject] == nil {
+		cl.calls[subject] = map[uint64]context.CancelFunc{}
+	}
+	cl.lastCall++
+	cl.calls[subject][cl.lastCall] = cancel
+	return denied, cl.lastCall
+}
+
+func (cl *client) endCall(subject string, id uint64) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	delete(cl.calls[subject], id)
+	if len(cl.calls[subject]) == 0 {
+		delete(cl.calls, subject)
+	}
 }
 
 func (cl *client) deniedCh(subject string) chan struct{} {
@@ -194,14 +234,8 @@ func (e errPermission) Error() string {
 func (cl *client) callStream(ctx context.Context, subject string, req any, fn func(json.RawMessage) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	denied := cl.deniedCh(subject)
-	go func() {
-		select {
-		case <-denied:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	denied, id := cl.startCall(subject, cancel)
+	defer cl.endCall(subject, id)
 	err := events.CallStream(ctx, cl.nc, subject, req, fn)
 	select {
 	case <-denied:

@@ -77,8 +77,14 @@ func denied(t *testing.T, pc *client, subject string, js bool) bool {
 		}
 		return errors.Is(err, nats.ErrPermissionViolation)
 	}
-	err = pc.call(ctx, subject, map[string]string{"forged": "yes"}, nil)
+	// A refused request fails at once, not when its context runs out.
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ccancel()
+	err = pc.call(cctx, subject, map[string]string{"forged": "yes"}, nil)
 	var pe errPermission
+	if errors.As(err, &pe) && cctx.Err() != nil {
+		t.Errorf("the refused request to %s waited for its deadline", subject)
+	}
 	return errors.As(err, &pe)
 }
 
