@@ -3,6 +3,7 @@ package classad
 import (
 	"math"
 	"strings"
+	"sync/atomic"
 )
 
 // opcode identifies the kind of an expression node.
@@ -365,19 +366,51 @@ func adSig(a *Ad) uint64 {
 }
 
 // asciiLower lower-cases ASCII letters, returning s itself when it has
-// none (no allocation in the common case). Attribute names compare like
-// HTCondor's strcasecmp.
+// none. Attribute names compare like HTCondor's strcasecmp. A name with
+// capitals is lowered once and remembered (lowered): a pool's ads use a
+// few hundred names over and over, and lowering each anew at every Set,
+// lookup and parse was a busy pool's most frequent allocation.
 func asciiLower(s string) string {
+	h := uint64(fnvOffset)
+	upper := false
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; c >= 'A' && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
+		c := s[i]
+		upper = upper || c >= 'A' && c <= 'Z'
+		h ^= uint64(c)
+		h *= fnvPrime
+	}
+	if !upper {
+		return s
+	}
+	if len(s) > maxLowered {
+		return lowerCopy(s)
+	}
+	slot := &lowered[h%uint64(len(lowered))]
+	if p := slot.Load(); p != nil && p.name == s {
+		return p.lower
+	}
+	l := lowerCopy(s)
+	// A copy of s: s may be a slice of a whole parsed ad.
+	slot.Store(&loweredName{name: strings.Clone(s), lower: l})
+	return l
+}
+
+func lowerCopy(s string) string {
+	b := []byte(s)
+	for j, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
 		}
 	}
-	return s
+	return string(b)
 }
+
+// lowered is a lossy table of names and their lower-case forms, by hash:
+// a name whose place another took is lowered anew. Its places are atomic,
+// so evaluations on many goroutines share it without a lock.
+var lowered [4096]atomic.Pointer[loweredName]
+
+type loweredName struct{ name, lower string }
+
+// maxLowered is the longest name lowered remembers.
+const maxLowered = 64

@@ -256,3 +256,36 @@ func TestCheckExpr(t *testing.T) {
 		}
 	}
 }
+
+// TestAsciiLowerRemembers: a name with capitals is lowered right, and
+// once: lowered again it allocates nothing. Names too long for the table,
+// more names than it has places, and names lowered on many goroutines at
+// once (under -race) are lowered right too.
+func TestAsciiLowerRemembers(t *testing.T) {
+	long := strings.Repeat("X", maxLowered+1)
+	for _, c := range [][2]string{{"Requirements", "requirements"}, {"requirements", "requirements"}, {"VM_AvailNum", "vm_availnum"},
+		{"", ""}, {"\u00c0B", "\u00c0b"}, {long, strings.ToLower(long)}} {
+		if got := asciiLower(c[0]); got != c[1] {
+			t.Errorf("asciiLower(%q) = %q, want %q", c[0], got, c[1])
+		}
+	}
+	asciiLower("JobVMMemory")
+	if n := testing.AllocsPerRun(100, func() { _ = asciiLower("JobVMMemory") }); n != 0 {
+		t.Errorf("lowering a name lowered before allocated %v times", n)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 * len(lowered) {
+				name := fmt.Sprintf("Attr%dOf%d", i, g%2)
+				if got, want := asciiLower(name), strings.ToLower(name); got != want {
+					t.Errorf("asciiLower(%q) = %q, want %q", name, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
