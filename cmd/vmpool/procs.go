@@ -13,8 +13,11 @@ import (
 // on a small machine the daemons' fsyncs hold most of the Ps while other
 // goroutines wait to run on CPUs that are idle. Measured on 2 vCPUs (vmpool bench
 // --scenario submit --quick, 8 concurrent clients): 1,300-1,600
-// clusters/s with 2 Ps, 2,100-2,500 with 3, 4 or 6.
-const syncProcs = 2
+// clusters/s with 2 Ps, 2,100-2,500 with 3, 4 or 6. Once the daemons
+// did less per submit (full size, 20,000 clusters), 6 Ps beat 4:
+// 4,926-5,096 clusters/s against 4,492-4,870, five runs each,
+// alternating; the match (sim startds, CPU-bound) was the same with either.
+const syncProcs = 4
 
 // procsFor is the GOMAXPROCS vmpool runs with: the runtime's default
 // (CPUs, or the container's CPU limit) plus syncProcs, unless the user set

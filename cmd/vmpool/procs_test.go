@@ -7,12 +7,12 @@ func TestProcsFor(t *testing.T) {
 		env       string
 		def, want int
 	}{
-		{"", 2, 4},
-		{"", 16, 18},
+		{"", 2, 6},
+		{"", 16, 20},
 		{"3", 3, 3},  // the user's setting stands
-		{"x", 2, 4},  // the runtime ignored it too
-		{"0", 2, 4},  // likewise
-		{"-1", 1, 3}, // likewise
+		{"x", 2, 6},  // the runtime ignored it too
+		{"0", 2, 6},  // likewise
+		{"-1", 1, 5}, // likewise
 	} {
 		if got := procsFor(c.env, c.def); got != c.want {
 			t.Errorf("procsFor(%q, %d) = %d, want %d", c.env, c.def, got, c.want)
