@@ -210,18 +210,27 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: resumedFrom > 0, ResumedFrom: resumedFrom, ResumeNote: strings.TrimPrefix(note, "; "), Handle: handle})
 		log.Info("VM started", "resumed_from", resumedFrom, "note", note)
 	}
-	wctx, wcancel := context.WithCancel(ctx)
-	waitCh := make(chan waitResult, 1)
-	waitDone := make(chan struct{})
-	go func() {
-		defer close(waitDone)
-		ex, err := vm.Wait(wctx)
-		waitCh <- waitResult{ex, err}
-	}()
-	defer func() {
-		wcancel()
-		<-waitDone
-	}()
+	// The VM's end: a VM that says so on a channel (hypervisor.Doner) is
+	// watched by the select below; another by a goroutine in Wait.
+	var waitCh <-chan waitResult
+	var vmDone, ctxDone <-chan struct{}
+	if dv, ok := vm.(hypervisor.Doner); ok {
+		vmDone, ctxDone = dv.Done(), ctx.Done()
+	} else {
+		wctx, wcancel := context.WithCancel(ctx)
+		ch := make(chan waitResult, 1)
+		waitDone := make(chan struct{})
+		go func() {
+			defer close(waitDone)
+			ex, err := vm.Wait(wctx)
+			ch <- waitResult{ex, err}
+		}()
+		defer func() {
+			wcancel()
+			<-waitDone
+		}()
+		waitCh = ch
+	}
 
 	// Periodic checkpoints (vm_checkpoint_interval, vmpool's extension):
 	// pause, save, continue, ship; a lost machine then costs at most one
@@ -239,6 +248,10 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	for n := 1; ; n++ {
 		select {
 		case r = <-waitCh:
+		case <-vmDone:
+			r.exit, r.err = vm.Wait(ctx)
+		case <-ctxDone:
+			r.err = fmt.Errorf("watch VM: %w", ctx.Err())
 		case mode := <-stop:
 			d.stopVM(ctx, log, vm, job, mode, scratch, c, finish, stop)
 			return

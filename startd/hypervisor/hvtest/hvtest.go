@@ -137,6 +137,15 @@ func (s *suite) stopAtEnd(t *testing.T, vm hypervisor.VM) {
 
 func (s *suite) wait(t *testing.T, vm hypervisor.VM) hypervisor.Exit {
 	t.Helper()
+	if dv, ok := vm.(hypervisor.Doner); ok {
+		// A Doner says on Done that it ended; Wait then tells how.
+		ctx := s.ctx(t)
+		select {
+		case <-dv.Done():
+		case <-ctx.Done():
+			t.Fatalf("Done not closed: %v", ctx.Err())
+		}
+	}
 	exit, err := vm.Wait(s.ctx(t))
 	if err != nil {
 		t.Fatalf("Wait: %v", err)
@@ -234,6 +243,13 @@ func (s *suite) stopForever(t *testing.T) {
 	}
 	if st != hypervisor.StateRunning {
 		t.Fatalf("Status of a running VM = %q", st)
+	}
+	if dv, ok := vm.(hypervisor.Doner); ok {
+		select {
+		case <-dv.Done():
+			t.Fatal("Done closed while the VM runs")
+		default:
+		}
 	}
 	if err := vm.Stop(s.ctx(t), 500*time.Millisecond); err != nil {
 		t.Fatalf("Stop: %v", err)

@@ -148,6 +148,9 @@ func (v *VM) Wait(ctx context.Context) (hypervisor.Exit, error) {
 	return v.exit, nil
 }
 
+// Done is closed once the VM has ended (hypervisor.Doner).
+func (v *VM) Done() <-chan struct{} { return v.done }
+
 // Status reports running, paused (during a checkpoint), stopped (the
 // guest powered off) or gone.
 func (v *VM) Status(ctx context.Context) (hypervisor.State, error) {
