@@ -2,8 +2,10 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -386,5 +388,36 @@ func TestScanRecentIsScan(t *testing.T) {
 	}
 	if got := len(l.recent); got != maxRecent {
 		t.Fatalf("%d records in memory, want %d", got, maxRecent)
+	}
+}
+
+// A long scan (read and decoded ahead on a goroutine of its own) that
+// meets a record that does not decode gives every record before it, in
+// order, and then the error, naming the record.
+func TestLongScanStopsAtBadRecord(t *testing.T) {
+	l := openTestLog(t, filepath.Join(t.TempDir(), "log"))
+	defer l.Close()
+	n := scanBatchLen*3 + 5
+	var in []Event
+	for i := range n {
+		in = append(in, New("JobSubmitted", nil).ForJob("schedd", JobID{i + 1, 0}))
+	}
+	if _, err := l.Append(in); err != nil {
+		t.Fatal(err)
+	}
+	bad := uint64(scanBatchLen + 10)
+	if err := l.db.Set(l.eventKey(bad), []byte(`{"v":1,"src":`), nil); err != nil {
+		t.Fatal(err)
+	}
+	var seen uint64
+	err := l.Scan(1, func(idx uint64, e Event) error {
+		if idx != seen+1 || e.Cluster != int(idx) {
+			return fmt.Errorf("record %d (cluster %d) after %d", idx, e.Cluster, seen)
+		}
+		seen = idx
+		return nil
+	})
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), fmt.Sprintf("record %d", bad)) || seen != bad-1 {
+		t.Fatalf("scan returned %v after record %d; want ErrMalformed naming record %d after %d", err, seen, bad, bad-1)
 	}
 }
