@@ -70,6 +70,21 @@ func upProcess(t *testing.T, home, addr, failpoints, logName string) (*exec.Cmd,
 	return cmd, logf
 }
 
+// upAgain starts `vmpool up` on home again (no failpoint), after a crash,
+// waits until it answers, and stops it (an interrupt) when the test ends.
+// It returns the pool's log.
+func upAgain(t *testing.T, home, addr, logName string) *os.File {
+	t.Helper()
+	cmd, logf := upProcess(t, home, addr, "", logName)
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logf.Close()
+	})
+	waitUp(t, home, addr, cmd)
+	return logf
+}
+
 // waitUp waits until the pool at addr answers.
 func waitUp(t *testing.T, home, addr string, cmd *exec.Cmd) {
 	t.Helper()
@@ -153,13 +168,7 @@ queue `+fmt.Sprint(jobs)+"\n"), 0o644)
 			}
 			t.Logf("crashed at %s; before the crash: %s", fp, lastLines(string(b), 3))
 
-			cmd2, logf2 := upProcess(t, home, addr, "", "up2.log")
-			defer logf2.Close()
-			defer func() {
-				cmd2.Process.Signal(os.Interrupt)
-				cmd2.Wait()
-			}()
-			waitUp(t, home, addr, cmd2)
+			logf2 := upAgain(t, home, addr, "up2.log")
 			if out, _, _ := runAt(t, home, addr, "q", "-af", "ClusterId", "-allusers"); out == "" {
 				if h, _, _ := runAt(t, home, addr, "history", "-af", "ClusterId"); h == "" {
 					// The crash came before the submit was durable: submit again.
@@ -275,13 +284,7 @@ func TestStartdRestartReattaches(t *testing.T) {
 		t.Fatalf("QEMU %s did not outlive its killed startd (now %q)", pid, qemuPID())
 	}
 
-	cmd2, logf2 := upProcess(t, home, addr, "", "up2.log")
-	defer logf2.Close()
-	defer func() {
-		cmd2.Process.Signal(os.Interrupt)
-		cmd2.Wait()
-	}()
-	waitUp(t, home, addr, cmd2)
+	logf2 := upAgain(t, home, addr, "up2.log")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, _ := os.ReadFile(logf2.Name())
