@@ -655,28 +655,21 @@ const adSettle = 10 * time.Millisecond
 const adStartGrace = time.Second
 
 // startWait is how much longer the ad of slot s waits for its claim's VM
-// to start (adStartGrace), or 0 if it goes out now. waiting collects the
-// claims that wait, with when they were first seen waiting.
-func (d *Startd) startWait(s *Slot, now time.Time, waiting *map[string]time.Time) time.Duration {
+// to start (adStartGrace), or 0 if it goes out now, and when the claim was
+// first seen waiting.
+func (d *Startd) startWait(s *Slot, now time.Time) (wait time.Duration, seen time.Time) {
 	if s.State != Claimed || s.Activity != ActIdle {
-		return 0
+		return 0, now
 	}
 	c := d.st.Claims[s.Claim]
 	if c == nil || c.Started || c.StopMode != "" || c.Waiting {
-		return 0
+		return 0, now
 	}
 	seen, ok := d.startSeen[s.Claim]
 	if !ok {
 		seen = now
 	}
-	w := seen.Add(adStartGrace).Sub(now)
-	if w > 0 {
-		if *waiting == nil {
-			*waiting = map[string]time.Time{}
-		}
-		(*waiting)[s.Claim] = seen
-	}
-	return max(0, w)
+	return max(0, seen.Add(adStartGrace).Sub(now)), seen
 }
 
 // advertise puts the slot ads in the collector on every change and every
@@ -759,7 +752,11 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 		for _, s := range d.st.Slots {
 			lazy := allWait || mayWait && s.State != Unclaimed
 			if !full {
-				if w := d.startWait(s, now, &waiting); w > 0 {
+				if w, seen := d.startWait(s, now); w > 0 {
+					if waiting == nil {
+						waiting = map[string]time.Time{}
+					}
+					waiting[s.Claim] = seen
 					if recheck == 0 || w < recheck {
 						recheck = w
 					}
