@@ -371,13 +371,9 @@ func adSig(a *Ad) uint64 {
 // few hundred names over and over, and lowering each anew at every Set,
 // lookup and parse was a busy pool's most frequent allocation.
 func asciiLower(s string) string {
-	h := uint64(fnvOffset)
 	upper := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		upper = upper || c >= 'A' && c <= 'Z'
-		h ^= uint64(c)
-		h *= fnvPrime
+	for i := 0; i < len(s) && !upper; i++ {
+		upper = s[i] >= 'A' && s[i] <= 'Z'
 	}
 	if !upper {
 		return s
@@ -385,7 +381,7 @@ func asciiLower(s string) string {
 	if len(s) > maxLowered {
 		return lowerCopy(s)
 	}
-	slot := &lowered[h%uint64(len(lowered))]
+	slot := &lowered[hashString(s)%uint64(len(lowered))]
 	if p := slot.Load(); p != nil && p.name == s {
 		return p.lower
 	}
