@@ -344,6 +344,12 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 			ClaimID: p.MatchID, Negotiator: e.Source, Startd: p.Startd, Slot: p.Slot, Machine: p.Machine,
 		}).ForJob(q.Name, j.ID)}
 	}
+	if !mayDerive(j, e.Type) {
+		// Nothing would come of it whatever its claim: skip decoding a
+		// payload (a ClaimAccepted carries the whole job ad) that the
+		// schedd usually has already heard in the startd's answer.
+		return nil
+	}
 	var p events.VMEventPayload
 	if e.Type == events.ClaimAccepted {
 		// The startd's record of the claim names it in its request.
@@ -358,10 +364,16 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 	if j == nil || j.Claim == nil || j.Claim.ID != p.ClaimID {
 		return nil
 	}
+	return startdEventFor(q.Name, j, e.Type, p)
+}
+
+// startdEventFor is what a startd event of type typ, whose payload p names
+// the claim job j holds, makes the schedd record.
+func startdEventFor(schedd string, j *Job, typ string, p events.VMEventPayload) []events.Event {
 	cl := j.Claim
-	mk := func(typ string, payload any) events.Event { return events.New(typ, payload).ForJob(q.Name, j.ID) }
+	mk := func(typ string, payload any) events.Event { return events.New(typ, payload).ForJob(schedd, j.ID) }
 	released := mk(events.ClaimReleased, claimEnded(j, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot, Reason: p.Reason}))
-	switch e.Type {
+	switch typ {
 	case events.ClaimAccepted:
 		if cl.State == ClaimMatched {
 			return []events.Event{mk(events.JobClaimed, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot})}
@@ -406,6 +418,25 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 		return []events.Event{released}
 	}
 	return nil
+}
+
+// mayDerive reports whether a startd event of type typ can yield an event
+// for job j in the claim state it is in, whatever claim the event names:
+// what DecideForeign's switch answers with nil in that state, it answers
+// here before decoding. A type not listed may always yield one.
+func mayDerive(j *Job, typ string) bool {
+	if j == nil || j.Claim == nil {
+		return false
+	}
+	switch st := j.Claim.State; typ {
+	case events.ClaimAccepted:
+		return st == ClaimMatched
+	case events.VMStarted:
+		return st == ClaimMatched || st == ClaimClaimed
+	case events.VMCheckpointed:
+		return st == ClaimRunning
+	}
+	return true
 }
 
 // DecideClaimReply records the startd's answer to a claim request.

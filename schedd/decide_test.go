@@ -24,3 +24,40 @@ func TestCheckAttrsRefusesEveryTime(t *testing.T) {
 		}
 	}
 }
+
+// TestMayDeriveCoversEveryAnswer: DecideForeign skips decoding a startd
+// event when mayDerive says no event can come of it; that must hold for
+// every claim state the job may be in, every startd event type, and every
+// payload (a checkpoint, a hold), or a report would be lost.
+func TestMayDeriveCoversEveryAnswer(t *testing.T) {
+	types := []string{events.ClaimAccepted, events.VMStarted, events.VMCheckpointed, events.VMEvicted,
+		events.VMExited, events.VMFailed, events.VMStopped, events.SlotState}
+	payloads := []events.VMEventPayload{
+		{ClaimID: "c1", Slot: "slot1@s"},
+		{ClaimID: "c1", Slot: "slot1@s", Checkpoint: &events.Checkpoint{Slot: "slot1@s"}},
+		{ClaimID: "c1", Slot: "slot1@s", Hold: true, Code: 6},
+	}
+	derived := 0
+	for st := ClaimMatched; st <= ClaimStopping; st++ {
+		for _, mode := range []string{events.ModeVacate, events.ModeKill} {
+			for _, status := range []int{Idle, Running, Held, Removed} {
+				j := &Job{ID: events.JobID{Cluster: 1}, Status: status, Claim: &Claim{ID: "c1", State: st, StopMode: mode}}
+				for _, typ := range types {
+					for _, p := range payloads {
+						evs := startdEventFor("schedd", j, typ, p)
+						derived += len(evs)
+						if len(evs) > 0 && !mayDerive(j, typ) {
+							t.Errorf("claim state %d, %s: mayDerive says no, but it records %s", st, typ, evs[0].Type)
+						}
+					}
+				}
+			}
+		}
+	}
+	if derived == 0 {
+		t.Fatal("no state and type derived anything: the test checks nothing")
+	}
+	if mayDerive(nil, events.VMExited) || mayDerive(&Job{}, events.VMExited) {
+		t.Error("mayDerive says yes for a job that is gone or holds no claim")
+	}
+}
