@@ -1040,7 +1040,7 @@ func (b *bench) match(ctx context.Context) error {
 	evs0, ads0 := streamWrites(ctx, p.Bus.JS)
 	stopProfile := b.profile("match")
 	defer stopProfile()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	if _, err := submitPayload(wctx, pc, pl); err != nil {
 		return err
 	}
@@ -1051,7 +1051,7 @@ func (b *bench) match(ctx context.Context) error {
 	case <-wctx.Done():
 		return fmt.Errorf("%d of %d jobs running after %v: %w", started.Load(), jobs, time.Since(start).Round(time.Second), wctx.Err())
 	}
-	took := time.Since(start)
+	took, cpu := time.Since(start), processCPU()-cpu0
 	stopProfile()
 	b.record("match", "match_100k_on_10k_s", fmt.Sprintf("%d sim jobs Running on %d sim startds x %d slots", jobs, startds, benchSimSlots), took.Seconds(), "s")
 	b.record("match", "placements_per_s", "placements (match + claim + activate)", float64(jobs)/took.Seconds(), "jobs/s")
@@ -1059,8 +1059,24 @@ func (b *bench) match(ctx context.Context) error {
 		b.record("match", "", "events per placement (VMPOOL stream)", float64(evs1-evs0)/float64(jobs), "msgs")
 		b.record("match", "", "collector ad puts per placement", float64(ads1-ads0)/float64(jobs), "msgs")
 	}
+	if cpu > 0 {
+		// What the pool (every daemon and the NATS server: one process)
+		// spent per placement: steadier from run to run than the time on a
+		// shared host.
+		b.record("match", "", "CPU per placement (whole pool, user + system)", cpu.Seconds()*1000/float64(jobs), "ms")
+	}
 	w.stop()
 	return stopPool(p)
+}
+
+// processCPU is the user and system CPU time this process has used so
+// far (0 if it cannot tell).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // streamWrites is how many messages the pool's event stream and collector
