@@ -137,7 +137,9 @@ func (s *Schedd) scanWork(ctx context.Context) {
 			}
 			switch j.Claim.State {
 			case ClaimMatched:
-				items = append(items, workItem{workClaim, id})
+				if !s.waitsAccepted(claimID) {
+					items = append(items, workItem{workClaim, id})
+				}
 			case ClaimStopping:
 				items = append(items, workItem{workDeactivate, id})
 			case ClaimExited:
@@ -235,9 +237,11 @@ func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string)
 		reply = events.ClaimReply{Accepted: false, Reason: fmt.Sprintf("no answer from startd %s: %v", startd, err)}
 	}
 	done(key)
-	if !reply.Accepted {
-		s.logger.Info("claim refused", "job", id.String(), "slot", req.Slot, "reason", reply.Reason)
+	if reply.Accepted {
+		s.heardAccepted(id, req.ClaimID) // recorded after ClaimedGrace
+		return
 	}
+	s.logger.Info("claim refused", "job", id.String(), "slot", req.Slot, "reason", reply.Reason)
 	_, err = s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
 		return DecideClaimReply(s.q, id, req.ClaimID, reply), nil
 	})

@@ -37,6 +37,9 @@ type Config struct {
 	RetryInterval time.Duration
 	// ClaimTimeout bounds one claim request to a startd (default 20s).
 	ClaimTimeout time.Duration
+	// ClaimedGrace is how long an accepted claim waits for its VM's start
+	// before JobClaimed is recorded (default 10s; see settle.go).
+	ClaimedGrace time.Duration
 	// AdInterval is how often the schedd refreshes its collector ad.
 	AdInterval time.Duration
 	// PolicyInterval is how often periodic_hold, periodic_release and
@@ -76,6 +79,13 @@ type Schedd struct {
 	alive   map[string]*aliveClaim // claim id -> its keepalives and lease
 	scans   uint64                 // scanWork's passes so far
 
+	// Accepted claims whose JobClaimed waits (settle.go); amu is taken
+	// after the loop's lock, never before it.
+	amu        sync.Mutex
+	accepted   map[string]bool // claim ids in acceptQ
+	acceptQ    []acceptance    // by due time
+	acceptKick chan struct{}
+
 	ready   chan struct{}
 	metrics *Metrics
 	// snapIndex is the log index of the newest snapshot (snapshots
@@ -103,6 +113,9 @@ func New(cfg Config) (*Schedd, error) {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 2 * time.Second
 	}
+	if cfg.ClaimedGrace <= 0 {
+		cfg.ClaimedGrace = defaultClaimedGrace
+	}
 	if cfg.ClaimTimeout <= 0 {
 		cfg.ClaimTimeout = 20 * time.Second
 	}
@@ -120,12 +133,14 @@ func New(cfg Config) (*Schedd, error) {
 		cfg.Address = host
 	}
 	s := &Schedd{
-		cfg:     cfg,
-		logger:  cfg.Logger.With("daemon", "schedd", "schedd", cfg.Name),
-		work:    make(chan workItem, 4096),
-		running: map[workItem]bool{},
-		alive:   map[string]*aliveClaim{},
-		ready:   make(chan struct{}),
+		cfg:        cfg,
+		logger:     cfg.Logger.With("daemon", "schedd", "schedd", cfg.Name),
+		work:       make(chan workItem, 4096),
+		running:    map[workItem]bool{},
+		accepted:   map[string]bool{},
+		acceptKick: make(chan struct{}, 1),
+		alive:      map[string]*aliveClaim{},
+		ready:      make(chan struct{}),
 	}
 	var err error
 	if s.metrics, err = newMetrics(cfg.Metrics, s); err != nil {
@@ -237,6 +252,7 @@ func (s *Schedd) Run(ctx context.Context) error {
 		})
 	})
 	g.Go(func() error { return s.reconcile(gctx) })
+	g.Go(func() error { return s.settleClaims(gctx) })
 	g.Go(func() error { return s.writeUserLogs(gctx) })
 	// Ready means findable: a tool run right after the schedd starts asks
 	// the collector for its ad (it used to find none now and then).
@@ -349,9 +365,18 @@ func (s *Schedd) afterCommit(evs []events.Event) {
 // handleForeign applies a batch of other daemons' events about our jobs.
 func (s *Schedd) handleForeign(ctx context.Context, evs []events.Event) error {
 	var strays []events.Event
+	var accepted []acceptance
 	_, err := s.loop.Do(ctx, func(tx *events.Tx) error {
 		for _, e := range evs {
 			if e.Schedd != s.cfg.Name || !s.log.Consume(e.Source, e.Seq) {
+				continue
+			}
+			if e.Type == events.ClaimAccepted {
+				// Recorded after ClaimedGrace (settle.go), as the
+				// startd's answer is.
+				if a, ok := s.acceptedOnBus(e); ok {
+					accepted = append(accepted, a)
+				}
 				continue
 			}
 			derived := DecideForeign(s.q, e)
@@ -362,6 +387,11 @@ func (s *Schedd) handleForeign(ctx context.Context, evs []events.Event) error {
 		}
 		return nil
 	})
+	if err == nil {
+		for _, a := range accepted {
+			s.heardAccepted(a.job, a.claim)
+		}
+	}
 	// A VM runs for a claim this schedd does not hold (a stale match): ask
 	// its startd to stop it, so a job never runs twice.
 	for _, e := range strays {

@@ -1,0 +1,129 @@
+package schedd
+
+import (
+	"context"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+)
+
+// A startd accepts a claim and starts its VM moments later: two events on
+// the schedd's side (JobClaimed, JobStarted) for what is, when the VM
+// starts quickly, one step of the job's life. So the schedd waits
+// Config.ClaimedGrace after it hears of the acceptance (the startd's answer, or
+// its ClaimAccepted on the bus when the answer was lost) before it records
+// JobClaimed, and records nothing for it when the VM's start came first:
+// JobStarted moves a Matched claim straight to Running. A VM slower to
+// start (inputs to fetch) shows its claim as claimed after the grace, as
+// before. Until then the claim stays Matched in the queue; the periodic
+// scan does not send its claim again, and a crash in between only means
+// the claim is sent again after the restart, which the startd answers as
+// accepted (claims are idempotent). The default grace is long because a
+// busy pool's VMStarted reaches the schedd seconds after the answer
+// (placing 20,000 sim jobs at once, 1 s caught almost none of them); a
+// claim whose startd dies before the VM starts is noticed that much later,
+// against a lease of 2,400 s by default.
+const defaultClaimedGrace = 10 * time.Second
+
+// acceptance is a claim a startd accepted whose JobClaimed waits.
+type acceptance struct {
+	job   events.JobID
+	claim string
+	due   time.Time
+}
+
+// heardAccepted notes that claimID of job was accepted; settleClaims
+// records it when its grace is over.
+func (s *Schedd) heardAccepted(job events.JobID, claimID string) {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	if s.accepted[claimID] {
+		return
+	}
+	s.accepted[claimID] = true
+	s.acceptQ = append(s.acceptQ, acceptance{job: job, claim: claimID, due: time.Now().Add(s.cfg.ClaimedGrace)})
+	if len(s.acceptQ) == 1 {
+		select {
+		case s.acceptKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitsAccepted reports whether claimID was accepted and its JobClaimed
+// waits for its grace.
+func (s *Schedd) waitsAccepted(claimID string) bool {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	return s.accepted[claimID]
+}
+
+// settleClaims records the acceptances whose grace is over, those due
+// together in one commit (DecideClaimReply: nothing for a claim that moved
+// on meanwhile).
+func (s *Schedd) settleClaims(ctx context.Context) error {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		s.amu.Lock()
+		var due []acceptance
+		now := time.Now()
+		n := 0
+		for n < len(s.acceptQ) && !s.acceptQ[n].due.After(now) {
+			n++
+		}
+		due = append(due, s.acceptQ[:n]...)
+		s.acceptQ = s.acceptQ[n:]
+		wait := time.Hour
+		if len(s.acceptQ) > 0 {
+			wait = s.acceptQ[0].due.Sub(now)
+		}
+		s.amu.Unlock()
+		if len(due) > 0 {
+			_, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+				var evs []events.Event
+				for _, a := range due {
+					evs = append(evs, DecideClaimReply(s.q, a.job, a.claim, events.ClaimReply{Accepted: true})...)
+				}
+				return evs, nil
+			})
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				// Left Matched: the periodic scan claims the slot again,
+				// and the startd answers it as accepted.
+				s.logger.Error("record accepted claims", "claims", len(due), "err", err)
+			}
+			s.amu.Lock()
+			for _, a := range due {
+				delete(s.accepted, a.claim)
+			}
+			s.amu.Unlock()
+			continue
+		}
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.acceptKick:
+		case <-t.C:
+		}
+	}
+}
+
+// acceptedOnBus is the claim a startd's ClaimAccepted on the bus accepted
+// for one of this schedd's jobs, when its JobClaimed is still to be
+// recorded and the schedd has not heard of it from the startd's answer
+// (the queue is locked by the caller).
+func (s *Schedd) acceptedOnBus(e events.Event) (acceptance, bool) {
+	j := s.q.Jobs[e.Job()]
+	if !mayDerive(j, e.Type) || s.waitsAccepted(j.Claim.ID) {
+		return acceptance{}, false
+	}
+	var a events.ClaimAcceptedPayload
+	if e.Decode(&a) != nil || a.Req.ClaimID != j.Claim.ID {
+		return acceptance{}, false
+	}
+	return acceptance{job: j.ID, claim: j.Claim.ID}, true
+}
