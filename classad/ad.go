@@ -322,6 +322,39 @@ func (a *Ad) String() string {
 	return b.String()
 }
 
+// TextAttr is one attribute as String prints it.
+type TextAttr struct {
+	Key  string // the attribute's name in lower case
+	Text string // Name = expr
+}
+
+// TextAttrs returns the attributes String writes for a, in its order and
+// form: its own, then each parent's that no nearer ad shadows. String's
+// text is "[ ", the texts joined by "; ", and " ]", so a caller may render
+// an ad's attributes once and write them many times.
+func (a *Ad) TextAttrs() []TextAttr {
+	var out []TextAttr
+	var b strings.Builder
+	p := printer{b: &b}
+	a.each(true, func(at *attr) {
+		b.Reset()
+		p.name(at.name)
+		p.str(" = ")
+		p.node(at.expr.root, 0)
+		out = append(out, TextAttr{Key: at.key, Text: b.String()})
+	})
+	return out
+}
+
+// AppendString appends s as a string literal, quoted as String quotes
+// strings.
+func AppendString(dst []byte, s string) []byte {
+	var b strings.Builder
+	p := printer{b: &b}
+	p.quote(s, '"')
+	return append(dst, b.String()...)
+}
+
 // OwnString prints a's own attributes in new ClassAd syntax on one line,
 // without those it inherits from its parent.
 func (a *Ad) OwnString() string {

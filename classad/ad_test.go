@@ -520,3 +520,44 @@ func TestSetValueRoundTrip(t *testing.T) {
 		t.Errorf("L = %v", v)
 	}
 }
+
+// TextAttrs and AppendString write what String writes: the attributes of
+// every round-trip ad, also chained below a child that shadows some of
+// them, and each of their string values.
+func TestTextAttrsAreString(t *testing.T) {
+	checked := 0
+	for _, src := range roundTripAds {
+		parent := mustAd(t, src)
+		child := NewAd()
+		child.SetParent(parent)
+		child.SetString("Own", "child\t\"x\"")
+		for _, n := range parent.Names()[:min(2, len(parent.Names()))] {
+			child.SetString(strings.ToUpper(n), "shadow")
+		}
+		for _, ad := range []*Ad{parent, child, NewAd()} {
+			var texts []string
+			for _, at := range ad.TextAttrs() {
+				texts = append(texts, at.Text)
+			}
+			if got, want := "[ "+strings.Join(texts, "; ")+" ]", ad.String(); got != want {
+				t.Errorf("TextAttrs joined give\n%s\nString gives\n%s", got, want)
+			}
+			for _, n := range ad.FlatNames() {
+				v := ad.Eval(n)
+				s, ok := v.StringValue()
+				if !ok {
+					continue
+				}
+				one := NewAd()
+				one.SetString("S", s)
+				if got, want := "[ S = "+string(AppendString(nil, s))+" ]", one.String(); got != want {
+					t.Errorf("AppendString gives %s, String %s", got, want)
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no string value checked")
+	}
+}

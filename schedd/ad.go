@@ -264,6 +264,92 @@ func (j *Job) AppendJSON(dst []byte, schedd string, cache JSONCache) []byte {
 	return append(s.b, '}')
 }
 
+// adTextSink writes the dynamic attributes in ClassAd syntax, as String
+// prints them, and notes which it wrote.
+type adTextSink struct {
+	b    []byte
+	seen uint64 // bit a: dynamic attribute a was written
+}
+
+func (s *adTextSink) name(a dynAttr) {
+	if s.seen != 0 {
+		s.b = append(s.b, "; "...)
+	}
+	s.seen |= 1 << a
+	s.b = append(append(s.b, dynNames[a]...), " = "...)
+}
+
+func (s *adTextSink) setString(a dynAttr, v string) {
+	s.name(a)
+	s.b = classad.AppendString(s.b, v)
+}
+
+func (s *adTextSink) setInt(a dynAttr, v int64) {
+	s.name(a)
+	s.b = strconv.AppendInt(s.b, v, 10)
+}
+
+func (s *adTextSink) setBool(a dynAttr, v bool) {
+	s.name(a)
+	s.b = strconv.AppendBool(s.b, v)
+}
+
+// staticText is a job's submitted attributes printed in ClassAd syntax.
+type staticText struct {
+	attrs []staticAttrText
+	size  int // of the texts and their separators
+}
+
+type staticAttrText struct {
+	text string // Name = expr
+	dyn  int    // the dynamic attribute of the same name, or -1
+}
+
+func newStaticText(ad *classad.Ad) *staticText {
+	if ad == nil {
+		return &staticText{}
+	}
+	attrs := ad.TextAttrs()
+	s := &staticText{attrs: make([]staticAttrText, len(attrs))}
+	for i, at := range attrs {
+		s.attrs[i] = staticAttrText{text: at.Text, dyn: -1}
+		if d, ok := dynIndex[at.Key]; ok {
+			s.attrs[i].dyn = int(d)
+		}
+		s.size += len(at.Text) + 2
+	}
+	return s
+}
+
+// AdText is j.Ad(schedd).String(), the flat ad a claim request carries,
+// without building the ad: the submitted attributes of a cluster whose
+// procs have none of their own are printed once for all of them (a
+// cluster's submitted ad never changes once queued). Safe under a View.
+func (j *Job) AdText(schedd string) string {
+	st := j.Cluster.text.Load()
+	if j.OwnLazy != nil {
+		st = newStaticText(j.staticAd())
+	} else if st == nil {
+		st = newStaticText(j.Cluster.Ad())
+		j.Cluster.text.Store(st)
+	}
+	s := adTextSink{b: make([]byte, 0, st.size+1024)}
+	s.b = append(s.b, "[ "...)
+	j.attrs(schedd, &s)
+	n := s.seen
+	for _, m := range st.attrs {
+		if m.dyn >= 0 && s.seen&(1<<m.dyn) != 0 {
+			continue // the queue's value shadows the submitted one
+		}
+		if n != 0 {
+			s.b = append(s.b, "; "...)
+		}
+		n = 1
+		s.b = append(s.b, m.text...)
+	}
+	return string(append(s.b, " ]"...))
+}
+
 // Matches reports whether the job satisfies constraint (nil: every job),
 // evaluated with the job as MY and no TARGET, as condor_q -constraint does;
 // time() reads now.

@@ -58,8 +58,9 @@ func (h *coreHarness) commit(evs []events.Event) string {
 	return b.String()
 }
 
-// checkJSON holds AppendJSON to MarshalJSON for every job of q, queued or
-// in the history, with one cache shared by all of them as a query shares it.
+// checkJSON holds AppendJSON to MarshalJSON and AdText to String for every
+// job of q, queued or in the history, with one cache shared by all of them
+// as a query shares it.
 func checkJSON(t *testing.T, q *Queue) {
 	t.Helper()
 	cache := JSONCache{}
@@ -71,6 +72,14 @@ func checkJSON(t *testing.T, q *Queue) {
 		}
 		if got := j.AppendJSON([]byte("x"), q.Name, cache); string(got) != "x"+string(want) {
 			t.Errorf("job %s: AppendJSON gives\n%s\nMarshalJSON gives\n%s", j.ID, got[1:], want)
+		}
+		// AdText, the claim request's ad, is String's text; twice: the
+		// second from the cluster's printed attributes.
+		text := j.Ad(q.Name).String()
+		for i := range 2 {
+			if got := j.AdText(q.Name); got != text {
+				t.Errorf("job %s, AdText #%d gives\n%s\nString gives\n%s", j.ID, i+1, got, text)
+			}
 		}
 	}
 }

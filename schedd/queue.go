@@ -13,6 +13,7 @@ package schedd
 
 import (
 	"sort"
+	"sync/atomic"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -95,6 +96,9 @@ type Cluster struct {
 	Inputs   []events.FileRef
 	NumProcs int
 	InQueue  int // procs still in the queue
+	// text is the submitted attributes printed for claim requests
+	// (Job.AdText), once for all the cluster's procs.
+	text atomic.Pointer[staticText]
 }
 
 // ClaimState is where a job's claim on a slot stands.
