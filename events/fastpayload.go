@@ -809,6 +809,8 @@ func (p *ClaimAcceptedPayload) decodeFast(b []byte) bool {
 			v.Rank = r.float64()
 		case "preempts":
 			v.Preempts = r.str()
+		case "lease_s":
+			v.LeaseSeconds = r.int64()
 		default:
 			r.fail()
 		}

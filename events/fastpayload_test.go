@@ -37,7 +37,7 @@ var fastKinds = []struct {
 		Handle: json.RawMessage(`{"type":"kvm","name":"vm<1>","dir":"/x","pid":42,"data":{"qmp":"/x/q \"s\"","e":{}}}`)}},
 	{"ClaimRequest", func() fastDecoder { return new(ClaimRequest) }, fullClaimRequest},
 	{"ClaimAccepted", func() fastDecoder { return new(ClaimAcceptedPayload) }, ClaimAcceptedPayload{Req: fullClaimRequest, MemoryMiB: 512,
-		Rank: -2.5e-7, Preempts: "n#0"}},
+		Rank: -2.5e-7, Preempts: "n#0", LeaseSeconds: 1 << 40}},
 	{"Matched", func() fastDecoder { return new(MatchedPayload) }, MatchedPayload{MatchID: "n#1", Startd: "s", Slot: "slot1@s", Machine: "h",
 		SlotAd: "[ Name = \"slot1@s\"; Start = Memory >= 16 && true ]", Claims: 3, AdRevision: 1 << 62, Preempting: true}},
 }

@@ -216,6 +216,11 @@ type ClaimAcceptedPayload struct {
 	// Preempts is the claim this one replaces (the slot's RANK prefers
 	// the new job): it is vacated, and this claim starts after it.
 	Preempts string `json:"preempts,omitempty"`
+	// LeaseSeconds is the job's JobLeaseDuration (HTCondor's default,
+	// 2400, when it has none), read when the job ad was parsed for the
+	// claim, so that the startd's keepalives need not parse it again (0:
+	// not recorded, by a startd older than the field).
+	LeaseSeconds int64 `json:"lease_s,omitempty"`
 }
 
 // AliveRequest is a startd's keepalive for the claims it runs for one

@@ -459,4 +459,21 @@ func TestJobLease(t *testing.T) {
 			t.Errorf("jobLease(%s) = %v, want %v", ad, got, want)
 		}
 	}
+	// The lease a claim's ClaimAccepted records, and its state keeps for
+	// the keepalives, is the same.
+	cfg := testConfig()
+	for i, extra := range []string{"JobLeaseDuration = 10 * 6", "Foo = 1"} {
+		st := NewState("s1", 1)
+		req := claimReq("c1", "slot1@s1", 32, extra)
+		evs, reason := DecideClaim(st, req, MachineAd(cfg, st, st.Slots[0], testFacts()), cfg.VMMemory, cfg.VMMaxNumber, time.Unix(1e9, 0))
+		if reason != "" || len(evs) != 1 {
+			t.Fatalf("claim %d refused: %q", i, reason)
+		}
+		var seq uint64
+		step(st, evs, &seq)
+		want := jobLease(req.JobAd)
+		if got := time.Duration(st.Claims["c1"].LeaseSeconds) * time.Second; got != want {
+			t.Errorf("claim of a job with %s: lease %v recorded, want %v", extra, got, want)
+		}
+	}
 }

@@ -77,15 +77,16 @@ func DecideClaimAd(st *State, req events.ClaimRequest, job *classad.Ad, parseErr
 		return nil, fmt.Sprintf("job and slot %s do not match (their Requirements)", s.Name)
 	}
 	rank := classad.RankWith(ad, job, opts)
+	lease := jobLeaseOf(job)
 	if preempt == nil {
-		ev := events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem, Rank: rank}).ForJob(req.Schedd, req.Job)
+		ev := events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem, Rank: rank, LeaseSeconds: lease}).ForJob(req.Schedd, req.Job)
 		return []events.Event{ev}, ""
 	}
 	if rank <= preempt.Rank {
 		return nil, fmt.Sprintf("slot %s is Claimed (its RANK prefers the job it runs: %g for this one, %g for that)", s.Name, rank, preempt.Rank)
 	}
 	return []events.Event{
-		events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem, Rank: rank, Preempts: preempt.Req.ClaimID}).ForJob(req.Schedd, req.Job),
+		events.New(events.ClaimAccepted, ClaimAcceptedPayload{Req: req, MemoryMiB: mem, Rank: rank, Preempts: preempt.Req.ClaimID, LeaseSeconds: lease}).ForJob(req.Schedd, req.Job),
 		events.New(StopRequested, StopRequestedPayload{ClaimID: preempt.Req.ClaimID, Mode: events.ModeVacate,
 			Reason: fmt.Sprintf("preempted by job %s/%s, which the machine's RANK prefers (%g > %g)", req.Schedd, req.Job, rank, preempt.Rank)}).ForJob(preempt.Req.Schedd, preempt.Req.Job),
 	}, ""

@@ -927,12 +927,22 @@ func (d *Startd) applyPolicy(ctx context.Context, f Facts) {
 // default, 2400 s, when it has none).
 func jobLease(jobAd string) time.Duration {
 	if job, err := classad.ParseAd(jobAd); err == nil {
-		if v, ok := job.EvalInt("JobLeaseDuration"); ok {
-			return time.Duration(v) * time.Second
-		}
+		return time.Duration(jobLeaseOf(job)) * time.Second
 	}
-	return 2400 * time.Second
+	return defaultLease * time.Second
 }
+
+// jobLeaseOf is the job's JobLeaseDuration in seconds, or HTCondor's
+// default for a job without one.
+func jobLeaseOf(job *classad.Ad) int64 {
+	if v, ok := job.EvalInt("JobLeaseDuration"); ok {
+		return v
+	}
+	return defaultLease
+}
+
+// defaultLease is HTCondor's JOB_DEFAULT_LEASE_DURATION, in seconds.
+const defaultLease = 2400
 
 // keepalive renews the leases of the startd's claims with their schedds.
 // A claim a schedd no longer holds has its VM killed at once (it may run
@@ -981,7 +991,11 @@ func (d *Startd) keepalive(ctx context.Context) error {
 				}
 				lease, ok := leases[c.Req.ClaimID]
 				if !ok {
-					lease = jobLease(c.Req.JobAd)
+					if c.LeaseSeconds != 0 {
+						lease = time.Duration(c.LeaseSeconds) * time.Second
+					} else {
+						lease = jobLease(c.Req.JobAd) // recorded before LeaseSeconds
+					}
 					leases[c.Req.ClaimID] = lease
 				}
 				bySchedd[c.Req.Schedd] = append(bySchedd[c.Req.Schedd], claim{c.Req.ClaimID, lease})

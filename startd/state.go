@@ -92,6 +92,9 @@ type Claim struct {
 	Rank float64
 	// Waiting: a preempting claim whose slot's current VM has not ended.
 	Waiting bool
+	// LeaseSeconds is the job's JobLeaseDuration as its ClaimAccepted
+	// recorded it (0: not recorded; the keepalive reads the job ad).
+	LeaseSeconds int64
 }
 
 // EndedClaim is a claim whose VM ended.
@@ -198,7 +201,7 @@ func Apply(st *State, e events.Event) *State {
 			return st
 		}
 		st.Accepted++
-		c := &Claim{Req: p.Req, Slot: s.Name, Accepted: st.Accepted, MemoryMiB: p.MemoryMiB, Rank: p.Rank}
+		c := &Claim{Req: p.Req, Slot: s.Name, Accepted: st.Accepted, MemoryMiB: p.MemoryMiB, Rank: p.Rank, LeaseSeconds: p.LeaseSeconds}
 		st.Claims[p.Req.ClaimID] = c
 		if p.Preempts != "" && s.Claim == p.Preempts && st.Claims[p.Preempts] != nil {
 			c.Waiting = true
