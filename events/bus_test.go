@@ -366,3 +366,68 @@ func TestManyOutboxesShareAConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerTakesNewFilters: a durable consumer created with one set of
+// subject filters (an older daemon's) is given the new set when the daemon
+// starts consuming again with it, and then delivers only what the new set
+// matches (a schedd upgraded to take only some startd event types).
+func TestConsumerTakesNewFilters(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	publish := func(seq uint64, typ string) {
+		e := events.New(typ, map[string]string{"claim_id": "c"}).ForJob("s", events.JobID{Cluster: 1, Proc: 0})
+		e.V, e.Source, e.Seq, e.Time = events.Version, "sd", seq, int64(seq)
+		data, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := &nats.Msg{Subject: events.Subject(events.RoleStartd, e), Data: data, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(e))
+		if _, err := bus.JS.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var got []string
+	consume := func(filters []events.SubjectFilter, want int) {
+		t.Helper()
+		cctx, ccancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- events.Consume(cctx, bus.JS, events.ConsumerConfig{Durable: "upgraded", Filters: filters,
+				Handle: func(_ context.Context, evs []events.Event) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, e := range evs {
+						got = append(got, e.Type)
+					}
+					return nil
+				}})
+		}()
+		waitFor(t, "deliveries", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= want })
+		time.Sleep(100 * time.Millisecond) // nothing more comes
+		ccancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(1, events.ClaimAccepted)
+	consume([]events.SubjectFilter{events.JobsOfSchedd(events.RoleStartd, "s"), events.JobsOfSchedd(events.RoleNegotiator, "s")}, 1)
+	publish(2, events.ClaimAccepted)
+	publish(3, events.VMStarted)
+	consume(append(events.JobEventsOfSchedd(events.RoleStartd, "s", events.VMStarted, events.VMExited),
+		events.JobsOfSchedd(events.RoleNegotiator, "s")), 2)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(got, ",") != "ClaimAccepted,VMStarted" {
+		t.Errorf("delivered %v, want the first ClaimAccepted under the old filters, then only VMStarted", got)
+	}
+	cons, err := bus.JS.Consumer(ctx, events.StreamName, "upgraded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs := cons.CachedInfo().Config.FilterSubjects; len(fs) != 3 || !strings.HasSuffix(fs[0], ".VMStarted") {
+		t.Errorf("consumer filters %v, want the new three", fs)
+	}
+}

@@ -489,6 +489,17 @@ func JobsOfSchedd(role, schedd string) SubjectFilter {
 	return SubjectFilter(SubjectPrefix + "." + role + ".*.job." + schedd + ".>")
 }
 
+// JobEventsOfSchedd matches the job events of the given types that
+// daemons of role emit about schedd's jobs: a consumer that decides on some
+// types only is not sent the others.
+func JobEventsOfSchedd(role, schedd string, types ...string) []SubjectFilter {
+	fs := make([]SubjectFilter, len(types))
+	for i, t := range types {
+		fs[i] = SubjectFilter(SubjectPrefix + "." + role + ".*.job." + schedd + ".*.*." + t)
+	}
+	return fs
+}
+
 // MsgID is the Nats-Msg-Id of an event: source:seq, so that a republished
 // event is dropped by JetStream's duplicate window.
 func MsgID(e Event) string {

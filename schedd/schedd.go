@@ -242,10 +242,8 @@ func (s *Schedd) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return events.Consume(gctx, s.cfg.Bus.JS, events.ConsumerConfig{
 			Durable: "schedd-" + s.cfg.Name,
-			Filters: []events.SubjectFilter{
-				events.JobsOfSchedd(events.RoleNegotiator, s.cfg.Name),
-				events.JobsOfSchedd(events.RoleStartd, s.cfg.Name),
-			},
+			Filters: append([]events.SubjectFilter{events.JobsOfSchedd(events.RoleNegotiator, s.cfg.Name)},
+				events.JobEventsOfSchedd(events.RoleStartd, s.cfg.Name, startdTypes...)...),
 			Logger:     s.logger,
 			Handle:     s.handleForeign,
 			Failpoints: s.cfg.Failpoints,
@@ -362,21 +360,21 @@ func (s *Schedd) afterCommit(evs []events.Event) {
 	}
 }
 
+// startdTypes are the startd events the schedd is sent: those
+// DecideForeign turns into its own. Not ClaimAccepted: the startd's answer
+// to the claim request says the same, and when it is lost the claim is
+// sent again (the startd answers a claim it holds as accepted), while the
+// VM's start (VMStarted) moves the job on meanwhile; at one event of five
+// per placement, not receiving it spared the schedd and the server a
+// delivery each.
+var startdTypes = []string{events.VMStarted, events.VMCheckpointed, events.VMEvicted, events.VMExited, events.VMFailed, events.VMStopped}
+
 // handleForeign applies a batch of other daemons' events about our jobs.
 func (s *Schedd) handleForeign(ctx context.Context, evs []events.Event) error {
 	var strays []events.Event
-	var accepted []acceptance
 	_, err := s.loop.Do(ctx, func(tx *events.Tx) error {
 		for _, e := range evs {
 			if e.Schedd != s.cfg.Name || !s.log.Consume(e.Source, e.Seq) {
-				continue
-			}
-			if e.Type == events.ClaimAccepted {
-				// Recorded after ClaimedGrace (settle.go), as the
-				// startd's answer is.
-				if a, ok := s.acceptedOnBus(e); ok {
-					accepted = append(accepted, a)
-				}
 				continue
 			}
 			derived := DecideForeign(s.q, e)
@@ -387,11 +385,6 @@ func (s *Schedd) handleForeign(ctx context.Context, evs []events.Event) error {
 		}
 		return nil
 	})
-	if err == nil {
-		for _, a := range accepted {
-			s.heardAccepted(a.job, a.claim)
-		}
-	}
 	// A VM runs for a claim this schedd does not hold (a stale match): ask
 	// its startd to stop it, so a job never runs twice.
 	for _, e := range strays {

@@ -10,14 +10,13 @@ import (
 // A startd accepts a claim and starts its VM moments later: two events on
 // the schedd's side (JobClaimed, JobStarted) for what is, when the VM
 // starts quickly, one step of the job's life. So the schedd waits
-// Config.ClaimedGrace after it hears of the acceptance (the startd's answer, or
-// its ClaimAccepted on the bus when the answer was lost) before it records
-// JobClaimed, and records nothing for it when the VM's start came first:
-// JobStarted moves a Matched claim straight to Running. A VM slower to
-// start (inputs to fetch) shows its claim as claimed after the grace, as
-// before. Until then the claim stays Matched in the queue; the periodic
-// scan does not send its claim again, and a crash in between only means
-// the claim is sent again after the restart, which the startd answers as
+// Config.ClaimedGrace after the startd's answer says it accepted before it
+// records JobClaimed, and records nothing for it when the VM's start came
+// first: JobStarted moves a Matched claim straight to Running. A VM slower
+// to start (inputs to fetch) shows its claim as claimed after the grace.
+// Until then the claim stays Matched in the queue and the periodic scan
+// does not send it again; an answer that was lost, or a crash in between,
+// only means the claim is sent again, which the startd answers as
 // accepted (claims are idempotent). The default grace is long because a
 // busy pool's VMStarted reaches the schedd seconds after the answer
 // (placing 20,000 sim jobs at once, 1 s caught almost none of them); a
@@ -110,20 +109,4 @@ func (s *Schedd) settleClaims(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// acceptedOnBus is the claim a startd's ClaimAccepted on the bus accepted
-// for one of this schedd's jobs, when its JobClaimed is still to be
-// recorded and the schedd has not heard of it from the startd's answer
-// (the queue is locked by the caller).
-func (s *Schedd) acceptedOnBus(e events.Event) (acceptance, bool) {
-	j := s.q.Jobs[e.Job()]
-	if !mayDerive(j, e.Type) || s.waitsAccepted(j.Claim.ID) {
-		return acceptance{}, false
-	}
-	var a events.ClaimAcceptedPayload
-	if e.Decode(&a) != nil || a.Req.ClaimID != j.Claim.ID {
-		return acceptance{}, false
-	}
-	return acceptance{job: j.ID, claim: j.Claim.ID}, true
 }

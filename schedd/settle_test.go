@@ -15,11 +15,12 @@ import (
 )
 
 // TestClaimedOnlyWhenTheStartIsSlow runs a schedd on a real bus against a
-// startd played by the test: it answers claims, and starts the VM of job
-// 1.0 at once and that of job 1.1 never. The schedd records JobStarted for
-// 1.0 with no JobClaimed before it, JobClaimed for 1.1 once the grace is
-// over and not before, and sends each claim once although its periodic
-// scan runs many times within the grace.
+// startd played by the test: it answers claims, publishes ClaimAccepted
+// (which the schedd is not sent: it would record JobClaimed at once), and
+// starts the VM of job 1.0 at once and that of job 1.1 never. The schedd
+// records JobStarted for 1.0 with no JobClaimed before it, JobClaimed for
+// 1.1 once the grace is over and not before, and sends each claim once
+// although its periodic scan runs many times within the grace.
 func TestClaimedOnlyWhenTheStartIsSlow(t *testing.T) {
 	_, bus := eventstest.Bus(t)
 	const grace = 700 * time.Millisecond
