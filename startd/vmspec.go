@@ -138,7 +138,7 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 		}
 	}
 	for _, name := range job.FlatNames() {
-		if strings.HasPrefix(strings.ToLower(name), "sim") {
+		if len(name) >= 3 && strings.EqualFold(name[:3], "sim") { // without lowering every name
 			spec.Params[name] = job.Eval(name).String()
 		}
 	}
