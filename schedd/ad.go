@@ -322,17 +322,16 @@ func newStaticText(ad *classad.Ad) *staticText {
 }
 
 // AdText is j.Ad(schedd).String(), the flat ad a claim request carries,
-// without building the ad: the submitted attributes of a cluster whose
-// procs have none of their own are printed once for all of them (a
-// cluster's submitted ad never changes once queued). Safe under a View.
+// without building the ad.
 func (j *Job) AdText(schedd string) string {
-	st := j.Cluster.text.Load()
-	if j.OwnLazy != nil {
-		st = newStaticText(j.staticAd())
-	} else if st == nil {
-		st = newStaticText(j.Cluster.Ad())
-		j.Cluster.text.Store(st)
-	}
+	return j.adText(schedd, newStaticText(j.staticAd()))
+}
+
+// adText is AdText with j's submitted attributes already printed (st, of
+// j.staticAd(): a cluster's submitted ad never changes once queued, so the
+// shell prints it once for all the procs that have no attributes of their
+// own; see claimTexts).
+func (j *Job) adText(schedd string, st *staticText) string {
 	s := adTextSink{b: make([]byte, 0, st.size+1024)}
 	s.b = append(s.b, "[ "...)
 	j.attrs(schedd, &s)

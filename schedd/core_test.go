@@ -64,6 +64,7 @@ func (h *coreHarness) commit(evs []events.Event) string {
 func checkJSON(t *testing.T, q *Queue) {
 	t.Helper()
 	cache := JSONCache{}
+	var texts claimTexts
 	jobs := append(q.Sorted(), q.History...)
 	for _, j := range jobs {
 		want, err := j.Ad(q.Name).MarshalJSON()
@@ -73,12 +74,16 @@ func checkJSON(t *testing.T, q *Queue) {
 		if got := j.AppendJSON([]byte("x"), q.Name, cache); string(got) != "x"+string(want) {
 			t.Errorf("job %s: AppendJSON gives\n%s\nMarshalJSON gives\n%s", j.ID, got[1:], want)
 		}
-		// AdText, the claim request's ad, is String's text; twice: the
-		// second from the cluster's printed attributes.
+		// AdText, the claim request's ad, is String's text; also through
+		// the shell's cache, twice: the second from the cluster's
+		// printed attributes.
 		text := j.Ad(q.Name).String()
+		if got := j.AdText(q.Name); got != text {
+			t.Errorf("job %s, AdText gives\n%s\nString gives\n%s", j.ID, got, text)
+		}
 		for i := range 2 {
-			if got := j.AdText(q.Name); got != text {
-				t.Errorf("job %s, AdText #%d gives\n%s\nString gives\n%s", j.ID, i+1, got, text)
+			if got := texts.adText(j, q.Name); got != text {
+				t.Errorf("job %s, cached AdText #%d gives\n%s\nString gives\n%s", j.ID, i+1, got, text)
 			}
 		}
 	}

@@ -13,7 +13,6 @@ package schedd
 
 import (
 	"sort"
-	"sync/atomic"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -96,9 +95,6 @@ type Cluster struct {
 	Inputs   []events.FileRef
 	NumProcs int
 	InQueue  int // procs still in the queue
-	// text is the submitted attributes printed for claim requests
-	// (Job.AdText), once for all the cluster's procs.
-	text atomic.Pointer[staticText]
 }
 
 // ClaimState is where a job's claim on a slot stands.

@@ -211,7 +211,7 @@ func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string)
 			Schedd:      q.Name,
 			Job:         id,
 			Slot:        j.Claim.Slot,
-			JobAd:       j.AdText(q.Name), // flat: its cluster's attributes too
+			JobAd:       s.claimTexts.adText(j, q.Name), // flat: its cluster's attributes too
 			Inputs:      append(append([]events.FileRef(nil), j.Cluster.Inputs...), j.Inputs...),
 			Checkpoints: append([]events.Checkpoint(nil), j.Checkpoints...),
 			Owner:       j.Owner(),

@@ -85,6 +85,7 @@ type Schedd struct {
 	accepted   map[string]bool // claim ids in acceptQ
 	acceptQ    []acceptance    // by due time
 	acceptKick chan struct{}
+	claimTexts claimTexts // printed cluster ads for claim requests
 
 	ready   chan struct{}
 	metrics *Metrics

@@ -122,32 +122,6 @@ func BenchmarkJobAppendJSON(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 }
 
-// BenchmarkClaimAdText prints the flat ad a claim request carries, as the
-// schedd's reconciler does for every claim (Job.AdText), and the same
-// through a built ad (Ad().String(), what it did before).
-func BenchmarkClaimAdText(b *testing.B) {
-	q := schedd.NewQueue("schedd")
-	schedd.Apply(q, submitted(1, 1000))
-	jobs := q.Sorted()
-	for _, bc := range []struct {
-		name  string
-		print func(j *schedd.Job) string
-	}{
-		{"AdText", func(j *schedd.Job) string { return j.AdText(q.Name) }},
-		{"AdString", func(j *schedd.Job) string { return j.Ad(q.Name).String() }},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if bc.print(jobs[i%len(jobs)]) == "" {
-					b.Fatal("empty ad")
-				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "claims/s")
-		})
-	}
-}
-
 // BenchmarkTotals counts the queue by status as condor_q -totals does,
 // at 100,000 queued jobs.
 func BenchmarkTotals(b *testing.B) {
