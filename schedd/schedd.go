@@ -38,7 +38,7 @@ type Config struct {
 	// ClaimTimeout bounds one claim request to a startd (default 20s).
 	ClaimTimeout time.Duration
 	// ClaimedGrace is how long an accepted claim waits for its VM's start
-	// before JobClaimed is recorded (default 10s; see settle.go).
+	// before JobClaimed is recorded (default 30s; see settle.go).
 	ClaimedGrace time.Duration
 	// AdInterval is how often the schedd refreshes its collector ad.
 	AdInterval time.Duration
