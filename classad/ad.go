@@ -143,6 +143,16 @@ func (a *Ad) Set(name string, e *Expr) {
 	a.index[i] = slot{hash: uint32(h >> 32), at: int32(len(a.attrs))}
 }
 
+// Reset empties a of its attributes and its parent and keeps the room
+// they took, so that another ad can be built in its place without
+// allocating it again. Nothing read from a before may be used after.
+func (a *Ad) Reset() {
+	clear(a.attrs) // drop what they point to
+	a.attrs = a.attrs[:0]
+	clear(a.index)
+	a.parent = nil
+}
+
 // SetValue binds name to a literal of v.
 func (a *Ad) SetValue(name string, v Value) { a.Set(name, Literal(v)) }
 

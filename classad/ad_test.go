@@ -561,3 +561,33 @@ func TestTextAttrsAreString(t *testing.T) {
 		t.Fatal("no string value checked")
 	}
 }
+
+// An ad built again after Reset is the ad built afresh: no attribute or
+// parent of the one before shows through, and building it again in the
+// same room allocates nothing for the table.
+func TestResetBuildsAfresh(t *testing.T) {
+	parent := mustAd(t, `[ Inherited = 1 ]`)
+	build := func(a *Ad, i int) *Ad {
+		for n := range 40 {
+			a.SetInt("Attr"+itoa(n), int64(i*n))
+		}
+		a.SetString("Name", "slot"+itoa(i))
+		return a
+	}
+	ad := build(NewAd(), 1)
+	ad.SetInt("OnlyFirst", 7)
+	ad.SetParent(parent)
+	for i := 2; i < 5; i++ {
+		ad.Reset()
+		build(ad, i)
+		if want := build(NewAd(), i); !ad.Equal(want) || ad.String() != want.String() {
+			t.Fatalf("round %d: rebuilt\n%s\nfresh\n%s", i, ad, want)
+		}
+		if ad.Has("OnlyFirst") || ad.Has("Inherited") || ad.Parent() != nil {
+			t.Fatalf("round %d: the ad before shows through: %s", i, ad)
+		}
+	}
+	if n := testing.AllocsPerRun(20, func() { ad.Reset(); ad.SetInt("Attr1", 1); ad.SetInt("Attr2", 2) }); n > 2 {
+		t.Errorf("Reset and two Sets: %.0f allocations, want at most the two literals", n)
+	}
+}

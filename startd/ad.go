@@ -25,7 +25,17 @@ type Facts struct {
 // vm universe ones (HasVM, VM_Type, VM_Memory, VM_AvailNum, VM_Networking,
 // VM_Networking_Types), plus vmpool's claim bookkeeping the negotiator uses.
 func MachineAd(cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
-	ad := classad.NewAdSize(machineAdSize + len(f.Fingerprint.Attrs))
+	return machineAdIn(nil, cfg, st, s, f)
+}
+
+// machineAdIn is MachineAd rendered in ad, emptied first (nil: a new ad),
+// for a caller that renders ad after ad and keeps none of them.
+func machineAdIn(ad *classad.Ad, cfg *Config, st *State, s *Slot, f Facts) *classad.Ad {
+	if ad == nil {
+		ad = classad.NewAdSize(machineAdSize + len(f.Fingerprint.Attrs))
+	} else {
+		ad.Reset()
+	}
 	ad.SetString("MyType", "Machine")
 	ad.SetString("TargetType", "Job")
 	ad.SetString("Name", s.Name)

@@ -162,6 +162,7 @@ type Startd struct {
 	// (adRef), so that an ad that did not change is not put again.
 	adRef   Facts
 	adsSent map[string][]byte
+	putAd   *classad.Ad // the room each slot's ad is rendered in, in turn
 	// sharedSent: the shared attributes (sharedAttrs) the other slots'
 	// ads were last put with; forceShared asks the next put to bring
 	// them up to date (a claim was refused).
@@ -777,7 +778,9 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 				continue
 			}
 			keys[s.ID] = key
-			ad := MachineAd(&d.cfg, d.st, s, ref)
+			// Marshalled and dropped: one ad's room serves them all.
+			ad := machineAdIn(d.putAd, &d.cfg, d.st, s, ref)
+			d.putAd = ad
 			if lazy && had {
 				sh.apply(ad) // as it was last put: has the slot's own part changed?
 			}
