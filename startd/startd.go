@@ -163,6 +163,9 @@ type Startd struct {
 	adRef   Facts
 	adsSent map[string][]byte
 	putAd   *classad.Ad // the room each slot's ad is rendered in, in turn
+	// claimAd: the room a claim's decision renders the slot's ad in
+	// (under the loop's lock).
+	claimAd *classad.Ad
 	// sharedSent: the shared attributes (sharedAttrs) the other slots'
 	// ads were last put with; forceShared asks the next put to bring
 	// them up to date (a claim was refused).
@@ -535,7 +538,10 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 			return nil, nil
 		}
 		var evs []events.Event
-		evs, reason = DecideClaimAd(d.st, req, job, parseErr, MachineAd(&d.cfg, d.st, s, facts), d.cfg.VMMemory, d.cfg.VMMaxNumber, now)
+		// The slot's ad is only read by the decision; decisions take
+		// turns (the loop's lock), and each renders it in the same room.
+		d.claimAd = machineAdIn(d.claimAd, &d.cfg, d.st, s, facts)
+		evs, reason = DecideClaimAd(d.st, req, job, parseErr, d.claimAd, d.cfg.VMMemory, d.cfg.VMMaxNumber, now)
 		if len(evs) > 0 && parseErr == nil {
 			// Its starter reads the ad parsed here rather than again.
 			d.mu.Lock()
