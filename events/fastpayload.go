@@ -783,6 +783,8 @@ func claimRequestMember(r *jreader, v *ClaimRequest, name []byte) {
 		v.Slot = r.name()
 	case "job_ad":
 		v.JobAd = r.str()
+	case "static_at":
+		v.StaticAt = r.int()
 	case "inputs":
 		v.Inputs = r.fileRefs()
 	case "checkpoints":

@@ -48,7 +48,7 @@ var fullClaimRequest = ClaimRequest{ClaimID: "n#1", Schedd: "schedd", Job: JobID
 	JobAd:       "[ Cmd = \"a\\tb\"; Requirements = Memory >= 16 && Arch == \"X86_64\" || x < 1; Owner = \"é\"\t]",
 	Inputs:      []FileRef{{Name: "disk.img", Bucket: "user-alice", Object: "sha256-ab", Size: 1 << 33, SHA256: "ab"}},
 	Checkpoints: []Checkpoint{{Files: []FileRef{{Name: "mem"}}, Taken: 1 << 60, Slot: "slot2@s", Seq: 4}, {}},
-	Owner:       "alice"}
+	Owner:       "alice", StaticAt: 12}
 
 // payloadSamples are the payloads as json.Marshal writes them (full and
 // zero), and shapes that must fall back to encoding/json or give its

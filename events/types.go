@@ -193,12 +193,17 @@ type JobActionPayload struct {
 // ClaimRequest is the schedd's request to a startd to claim a slot and run
 // a job on it (HTCondor's request_claim and activate_claim in one).
 type ClaimRequest struct {
-	ClaimID string    `json:"claim_id"`
-	Schedd  string    `json:"schedd"`
-	Job     JobID     `json:"job"`
-	Slot    string    `json:"slot"`
-	JobAd   string    `json:"job_ad"` // the flattened job ad, new ClassAd syntax
-	Inputs  []FileRef `json:"inputs"`
+	ClaimID string `json:"claim_id"`
+	Schedd  string `json:"schedd"`
+	Job     JobID  `json:"job"`
+	Slot    string `json:"slot"`
+	JobAd   string `json:"job_ad"` // the flattened job ad, new ClassAd syntax
+	// StaticAt, when not 0, is where in JobAd the attributes the job
+	// shares with the other procs of its cluster begin, after its own and
+	// the queue's ones and their "; ": a startd may parse that part once
+	// for all the cluster's claims. JobAd is whole either way.
+	StaticAt int       `json:"static_at,omitempty"`
+	Inputs   []FileRef `json:"inputs"`
 	// Checkpoints to resume from, newest first: the startd takes the
 	// first it can fetch whole and resume, and boots the original disks
 	// if none works.

@@ -324,14 +324,16 @@ func newStaticText(ad *classad.Ad) *staticText {
 // AdText is j.Ad(schedd).String(), the flat ad a claim request carries,
 // without building the ad.
 func (j *Job) AdText(schedd string) string {
-	return j.adText(schedd, newStaticText(j.staticAd()))
+	text, _ := j.adText(schedd, newStaticText(j.staticAd()))
+	return text
 }
 
 // adText is AdText with j's submitted attributes already printed (st, of
 // j.staticAd(): a cluster's submitted ad never changes once queued, so the
 // shell prints it once for all the procs that have no attributes of their
-// own; see claimTexts).
-func (j *Job) adText(schedd string, st *staticText) string {
+// own; see claimTexts), and where in the text the first of those that
+// shows begins (0: none shows).
+func (j *Job) adText(schedd string, st *staticText) (text string, staticAt int) {
 	s := adTextSink{b: make([]byte, 0, st.size+1024)}
 	s.b = append(s.b, "[ "...)
 	j.attrs(schedd, &s)
@@ -344,9 +346,12 @@ func (j *Job) adText(schedd string, st *staticText) string {
 			s.b = append(s.b, "; "...)
 		}
 		n = 1
+		if staticAt == 0 {
+			staticAt = len(s.b)
+		}
 		s.b = append(s.b, m.text...)
 	}
-	return string(append(s.b, " ]"...))
+	return string(append(s.b, " ]"...)), staticAt
 }
 
 // Matches reports whether the job satisfies constraint (nil: every job),

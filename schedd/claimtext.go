@@ -20,10 +20,12 @@ type claimTexts struct {
 const claimTextsMax = 1024
 
 // adText is j.AdText(schedd), the cluster's printed attributes taken from
-// (or kept in) the cache. Called under a View.
-func (c *claimTexts) adText(j *Job, schedd string) string {
+// (or kept in) the cache, and where they begin in it (the claim request's
+// StaticAt; 0 for a proc with submitted attributes of its own, whose
+// shared part is its alone). Called under a View.
+func (c *claimTexts) adText(j *Job, schedd string) (string, int) {
 	if j.OwnLazy != nil {
-		return j.AdText(schedd) // its own submitted ad: nothing to share
+		return j.AdText(schedd), 0 // its own submitted ad: nothing to share
 	}
 	ad := j.Cluster.Ad()
 	c.mu.Lock()

@@ -27,7 +27,7 @@ func BenchmarkClaimAdText(b *testing.B) {
 		name  string
 		print func(j *Job) string
 	}{
-		{"claimTexts", func(j *Job) string { return texts.adText(j, q.Name) }},
+		{"claimTexts", func(j *Job) string { text, _ := texts.adText(j, q.Name); return text }},
 		{"AdText", func(j *Job) string { return j.AdText(q.Name) }},
 		{"AdString", func(j *Job) string { return j.Ad(q.Name).String() }},
 	} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/datadriven"
 
+	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/schedd/userlog"
 )
@@ -65,6 +66,7 @@ func checkJSON(t *testing.T, q *Queue) {
 	t.Helper()
 	cache := JSONCache{}
 	var texts claimTexts
+	split, whole := 0, 0 // claim ads with and without a StaticAt, of procs without own attributes
 	jobs := append(q.Sorted(), q.History...)
 	for _, j := range jobs {
 		want, err := j.Ad(q.Name).MarshalJSON()
@@ -82,10 +84,46 @@ func checkJSON(t *testing.T, q *Queue) {
 			t.Errorf("job %s, AdText gives\n%s\nString gives\n%s", j.ID, got, text)
 		}
 		for i := range 2 {
-			if got := texts.adText(j, q.Name); got != text {
+			got, at := texts.adText(j, q.Name)
+			if got != text {
 				t.Errorf("job %s, cached AdText #%d gives\n%s\nString gives\n%s", j.ID, i+1, got, text)
 			}
+			checkStaticAt(t, j, got, at)
+			if at > 0 {
+				split++
+			} else if j.OwnLazy == nil {
+				whole++
+			}
 		}
+	}
+	if split == 0 && whole > 0 {
+		t.Errorf("no claim ad of a proc without attributes of its own names where its cluster's begin")
+	}
+}
+
+// checkStaticAt holds a claim request's StaticAt to what a startd does
+// with it: the ad parsed in two parts, the proc's and the cluster's
+// chained below it, is the ad parsed whole.
+func checkStaticAt(t *testing.T, j *Job, text string, at int) {
+	t.Helper()
+	if at == 0 {
+		return
+	}
+	whole, err := classad.ParseAd(text)
+	if err != nil {
+		t.Fatalf("job %s: %v", j.ID, err)
+	}
+	if at < 2 || at >= len(text) || text[at-2:at] != "; " {
+		t.Fatalf("job %s: StaticAt %d does not follow a \"; \" in\n%s", j.ID, at, text)
+	}
+	own, err1 := classad.ParseAd(text[:at-2] + " ]")
+	shared, err2 := classad.ParseAd("[ " + text[at:])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("job %s: the parts at %d do not parse: %v, %v\n%s", j.ID, at, err1, err2, text)
+	}
+	own.SetParent(shared)
+	if flat := own.Flatten(); !flat.Equal(whole) || flat.String() != whole.String() {
+		t.Errorf("job %s: parsed in two parts at %d\n%s\nwhole\n%s", j.ID, at, flat, whole)
 	}
 }
 

@@ -205,13 +205,15 @@ func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string)
 			return
 		}
 		ok = true
+		text, staticAt := s.claimTexts.adText(j, q.Name) // flat: its cluster's attributes too
 		startd = j.Claim.Startd
 		req = events.ClaimRequest{
 			ClaimID:     j.Claim.ID,
 			Schedd:      q.Name,
 			Job:         id,
 			Slot:        j.Claim.Slot,
-			JobAd:       s.claimTexts.adText(j, q.Name), // flat: its cluster's attributes too
+			JobAd:       text,
+			StaticAt:    staticAt,
 			Inputs:      append(append([]events.FileRef(nil), j.Cluster.Inputs...), j.Inputs...),
 			Checkpoints: append([]events.Checkpoint(nil), j.Checkpoints...),
 			Owner:       j.Owner(),

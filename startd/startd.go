@@ -166,6 +166,8 @@ type Startd struct {
 	// claimAd: the room a claim's decision renders the slot's ad in
 	// (under the loop's lock).
 	claimAd *classad.Ad
+	// sharedAds: parsed cluster parts of claims' job ads.
+	sharedAds sharedAds
 	// sharedSent: the shared attributes (sharedAttrs) the other slots'
 	// ads were last put with; forceShared asks the next put to bring
 	// them up to date (a claim was refused).
@@ -525,7 +527,7 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 		return nil, fmt.Errorf("claim: %w: %w", err, ErrBadRequest)
 	}
 	facts := d.facts()
-	job, parseErr := classad.ParseAd(req.JobAd)
+	job, parseErr := d.sharedAds.parseJobAd(req)
 	var reason string
 	_, err := d.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 		s := d.st.Slot(req.Slot)

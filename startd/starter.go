@@ -107,7 +107,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	d.mu.Unlock()
 	var err error
 	if job == nil {
-		job, err = classad.ParseAd(c.Req.JobAd)
+		job, err = d.sharedAds.parseJobAd(c.Req)
 	}
 	if err != nil {
 		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, Reason: slotName + "job ad does not parse: " + err.Error()})
