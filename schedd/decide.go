@@ -326,6 +326,8 @@ var ErrNotRunning = events.NewError("not-running", "job not running")
 // DecideForeign turns an event another daemon published about one of this
 // schedd's jobs into the schedd's own events. Stale reports (a claim the
 // job no longer holds) yield nothing.
+// (A ClaimAccepted yields JobClaimed; the running schedd is not sent it,
+// see startdTypes, and records JobClaimed from the startd's answer.)
 func DecideForeign(q *Queue, e events.Event) []events.Event {
 	j := q.Jobs[e.Job()]
 	if e.Type == events.Matched {
@@ -345,9 +347,8 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 		}).ForJob(q.Name, j.ID)}
 	}
 	if !mayDerive(j, e.Type) {
-		// Nothing would come of it whatever its claim: skip decoding a
-		// payload (a ClaimAccepted carries the whole job ad) that the
-		// schedd usually has already heard in the startd's answer.
+		// Nothing would come of it whatever its claim: its payload
+		// need not be decoded.
 		return nil
 	}
 	var p events.VMEventPayload
