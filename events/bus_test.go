@@ -378,13 +378,7 @@ func TestConsumerTakesNewFilters(t *testing.T) {
 	publish := func(seq uint64, typ string) {
 		e := events.New(typ, map[string]string{"claim_id": "c"}).ForJob("s", events.JobID{Cluster: 1, Proc: 0})
 		e.V, e.Source, e.Seq, e.Time = events.Version, "sd", seq, int64(seq)
-		data, err := events.Encode(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := &nats.Msg{Subject: events.Subject(events.RoleStartd, e), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(e))
-		if _, err := bus.JS.PublishMsg(ctx, msg); err != nil {
+		if err := eventstest.Publish(ctx, bus.JS, events.RoleStartd, e); err != nil {
 			t.Fatal(err)
 		}
 	}

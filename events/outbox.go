@@ -317,6 +317,15 @@ type pending struct {
 	f   ackFuture
 }
 
+// EventMsg is the JetStream message an outbox publishes for event e of a
+// daemon of role, e encoded as data: on the event's subject, with the
+// Nats-Msg-Id that lets the stream drop it when it is published again.
+func EventMsg(role string, e Event, data []byte) *nats.Msg {
+	msg := &nats.Msg{Subject: Subject(role, e), Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, MsgID(e))
+	return msg
+}
+
 // Own events waiting to be published go to JetStream as one atomic batch
 // (Nats-Batch-Id) when there are at least batchMin of them, in batches of
 // at most batchMax. A stream that fsyncs every write (sync_interval:
@@ -403,9 +412,7 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 				return err
 			}
 		}
-		msg := &nats.Msg{Subject: Subject(o.role, e), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, MsgID(e))
-		waiting = append(waiting, pending{idx: idx, e: e, msg: msg})
+		waiting = append(waiting, pending{idx: idx, e: e, msg: EventMsg(o.role, e, data)})
 		if len(waiting) >= batchMax {
 			return send()
 		}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Events handed to a Publisher faster than the stream acknowledges them
@@ -41,8 +40,7 @@ func TestPublisherBatchesWhatWaits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msgs[i] = &nats.Msg{Subject: Subject(RoleStartd, e), Data: data, Header: nats.Header{}}
-		msgs[i].Header.Set(jetstream.MsgIDHeader, MsgID(e))
+		msgs[i] = EventMsg(RoleStartd, e, data)
 	}
 	p := NewPublisher(js, nil)
 	defer p.Close()

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/events/eventstest"
 )
 
 // Sixty startds' outboxes, each with fewer events than make a batch of its
@@ -45,13 +45,7 @@ func TestPublisherBatchesManyOutboxes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := events.Encode(first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &nats.Msg{Subject: events.Subject(events.RoleStartd, first), Data: data, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(first))
-	if _, err := b.JS.PublishMsg(ctx, m); err != nil {
+	if err := eventstest.Publish(ctx, b.JS, events.RoleStartd, first); err != nil {
 		t.Fatal(err)
 	}
 	pub := events.NewPublisher(b.JS, nil)

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/events/eventstest"
 )
@@ -56,14 +53,7 @@ func TestClaimedOnlyWhenTheStartIsSlow(t *testing.T) {
 		seq++
 		e.V, e.Source, e.Seq, e.Time = events.Version, "sd1", seq, time.Now().UnixNano()
 		mu.Unlock()
-		data, err := events.Encode(e)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		msg := &nats.Msg{Subject: events.Subject(events.RoleStartd, e), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(e))
-		if _, err := bus.JS.PublishMsg(ctx, msg); err != nil && ctx.Err() == nil {
+		if err := eventstest.Publish(ctx, bus.JS, events.RoleStartd, e); err != nil && ctx.Err() == nil {
 			t.Error(err)
 		}
 	}
@@ -103,13 +93,7 @@ func TestClaimedOnlyWhenTheStartIsSlow(t *testing.T) {
 		e := events.New(events.Matched, events.MatchedPayload{MatchID: "neg#" + id.String(), Startd: "sd1",
 			Slot: "slot" + string(rune('1'+proc)) + "@sd1", Machine: "sd1"}).ForJob(s.cfg.Name, id)
 		e.V, e.Source, e.Seq, e.Time = events.Version, "neg", uint64(proc+1), time.Now().UnixNano()
-		data, err := events.Encode(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := &nats.Msg{Subject: events.Subject(events.RoleNegotiator, e), Data: data, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(e))
-		if _, err := bus.JS.PublishMsg(ctx, msg); err != nil {
+		if err := eventstest.Publish(ctx, bus.JS, events.RoleNegotiator, e); err != nil {
 			t.Fatal(err)
 		}
 	}

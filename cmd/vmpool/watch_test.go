@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmpool/vmpool/classad"
@@ -157,9 +156,9 @@ func publishEvents(t *testing.T, js jetstream.JetStream, evs []events.Event, noM
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &nats.Msg{Subject: events.Subject(roleOf(e.Source), e), Data: data, Header: nats.Header{}}
-		if !noMsgID {
-			m.Header.Set(jetstream.MsgIDHeader, events.MsgID(e))
+		m := events.EventMsg(roleOf(e.Source), e, data)
+		if noMsgID {
+			m.Header.Del(jetstream.MsgIDHeader)
 		}
 		if _, err := js.PublishMsg(ctx, m); err != nil {
 			t.Fatalf("publish %s: %v", e, err)

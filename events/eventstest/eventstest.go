@@ -14,6 +14,17 @@ import (
 	"github.com/vmpool/vmpool/events"
 )
 
+// Publish puts event e of a daemon of role on the bus as its outbox would
+// (events.EventMsg), for tests that play a daemon.
+func Publish(ctx context.Context, js jetstream.JetStream, role string, e events.Event) error {
+	data, err := events.Encode(e)
+	if err != nil {
+		return err
+	}
+	_, err = js.PublishMsg(ctx, events.EventMsg(role, e, data))
+	return err
+}
+
 // NATS starts an embedded NATS server with JetStream in t's temp dir and
 // stops it when the test ends.
 func NATS(t testing.TB) *events.NATSServer {
