@@ -337,15 +337,15 @@ func (j *Job) adText(schedd string, st *staticText) (text string, staticAt int) 
 	s := adTextSink{b: make([]byte, 0, st.size+1024)}
 	s.b = append(s.b, "[ "...)
 	j.attrs(schedd, &s)
-	n := s.seen
+	written := s.seen != 0 // an attribute precedes: separate the next
 	for _, m := range st.attrs {
 		if m.dyn >= 0 && s.seen&(1<<m.dyn) != 0 {
 			continue // the queue's value shadows the submitted one
 		}
-		if n != 0 {
+		if written {
 			s.b = append(s.b, "; "...)
 		}
-		n = 1
+		written = true
 		if staticAt == 0 {
 			staticAt = len(s.b)
 		}
