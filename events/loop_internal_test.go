@@ -64,3 +64,79 @@ func TestLoopReadsFreeSpaceSparingly(t *testing.T) {
 		t.Fatalf("room back: %v", err)
 	}
 }
+
+// TestStoreLoopsShareFreeSpace: the loops of logs in one Store (sim
+// startds by the thousand) read the disk's free space once per
+// freeRecheck between them, from the store's directory; near the reserve
+// each reads it at every commit again.
+func TestStoreLoopsShareFreeSpace(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const reserve = 1 << 20
+	free, reads := int64(100*reserve), 0
+	var dirs []string
+	statfs := func(d string) (int64, bool) { reads++; dirs = append(dirs, d); return free, true }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var loops []*Loop
+	for _, name := range []string{"sim1", "sim2", "sim3"} {
+		l, err := st.Log(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loop := NewLoop(LoopConfig{Log: l, Apply: func(Event) {}, MinFree: reserve})
+		loop.statfs = statfs
+		done := make(chan struct{})
+		go func() { defer close(done); loop.Run(ctx) }()
+		defer func() { cancel(); <-done; l.Close() }()
+		loops = append(loops, loop)
+	}
+	do := func(loop *Loop) error {
+		_, err := loop.DoEvents(ctx, func(time.Time) ([]Event, error) { return []Event{New("VMStarted", nil)}, nil })
+		return err
+	}
+	// The loops run one at a time here (each DoEvents waits for its
+	// commit), so reads is not raced.
+	start := time.Now()
+	for range 5 {
+		for _, loop := range loops {
+			if err := do(loop); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if quick := time.Since(start) < freeRecheck; quick && reads != 1 {
+		t.Fatalf("15 commits of 3 loops within %s read the free space %d times, want once", freeRecheck, reads)
+	}
+	for _, d := range dirs {
+		if d != dir {
+			t.Fatalf("read the free space of %q, want the store's directory %q", d, dir)
+		}
+	}
+	free = reserve + reserve/2
+	time.Sleep(freeRecheck)
+	for _, loop := range loops {
+		if err := do(loop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := reads
+	for _, loop := range loops {
+		if err := do(loop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads != before+3 {
+		t.Fatalf("near the reserve: %d reads for 3 commits of 3 loops, want 3", reads-before)
+	}
+	free = reserve / 2
+	for _, loop := range loops {
+		if err := do(loop); !errors.Is(err, ErrDiskFull) {
+			t.Fatalf("below the reserve: %v, want ErrDiskFull", err)
+		}
+	}
+}

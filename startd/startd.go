@@ -175,6 +175,9 @@ type Startd struct {
 	sharedSent  sharedAttrs
 	slotShared  map[string]sharedAttrs
 	forceShared atomic.Bool
+	// execReady: the execute directory has been made traversable
+	// (makeScratch).
+	execReady atomic.Bool
 	// adKeys: what each slot's ad was last put from, and keyFacts the
 	// machine facts then, so that an unchanged slot is not rendered.
 	adKeys   map[string]adKey

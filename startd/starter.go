@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/vmpool/vmpool/classad"
@@ -152,17 +153,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			finish(events.VMFailed, failure(slotName, specErr))
 			return
 		}
-		if err := os.RemoveAll(scratch); err != nil {
-			log.Warn("clean scratch directory", "dir", scratch, "err", err)
-		}
-		// The execute directory may be traversed by the account VMs run as;
-		// each scratch directory belongs to its VM alone.
-		if err := os.MkdirAll(filepath.Dir(scratch), 0o711); err != nil {
-			log.Warn("create execute directory", "dir", filepath.Dir(scratch), "err", err)
-		} else if err := os.Chmod(filepath.Dir(scratch), 0o711); err != nil {
-			log.Warn("make execute directory traversable", "dir", filepath.Dir(scratch), "err", err)
-		}
-		if err := os.MkdirAll(scratch, 0o700); err != nil {
+		if err := makeScratch(scratch, &d.execReady, log); err != nil {
 			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + "create scratch directory: " + err.Error()})
 			return
 		}
@@ -564,4 +555,39 @@ func (d *Startd) periodicCheckpoint(ctx context.Context, log *slog.Logger, cp hy
 	if err != nil {
 		log.Warn("periodic checkpoint failed; the VM runs on", "err", err)
 	}
+}
+
+// makeScratch creates a VM's scratch directory, empty: what an earlier
+// run of the claim left there (a crash) is removed first. The execute
+// directory above it is created when missing and made traversable by the
+// accounts VMs run as (at the startd's first VM, and whenever it is found
+// missing); each scratch directory belongs to its VM alone. The usual case
+// costs one mkdir: removing, creating and chmodding the whole path for
+// every VM was 2.5% of a full-size match benchmark's CPU.
+func makeScratch(scratch string, execReady *atomic.Bool, log *slog.Logger) error {
+	parent := filepath.Dir(scratch)
+	prepare := func() {
+		if err := os.MkdirAll(parent, 0o711); err != nil {
+			log.Warn("create execute directory", "dir", parent, "err", err)
+		} else if err := os.Chmod(parent, 0o711); err != nil {
+			log.Warn("make execute directory traversable", "dir", parent, "err", err)
+		} else {
+			execReady.Store(true)
+		}
+	}
+	if !execReady.Load() {
+		prepare()
+	}
+	err := os.Mkdir(scratch, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		if err := os.RemoveAll(scratch); err != nil {
+			log.Warn("clean scratch directory", "dir", scratch, "err", err)
+		}
+		err = os.Mkdir(scratch, 0o700)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		prepare()
+		err = os.Mkdir(scratch, 0o700)
+	}
+	return err
 }

@@ -1037,7 +1037,7 @@ func (b *bench) match(ctx context.Context) error {
 	defer pc.close()
 	wctx, cancel := context.WithTimeout(ctx, time.Minute+time.Duration(jobs)*20*time.Millisecond)
 	defer cancel()
-	evs0, ads0 := streamWrites(ctx, p.Bus.JS)
+	evs0, bytes0, ads0 := streamWrites(ctx, p.Bus.JS)
 	stopProfile := b.profile("match")
 	defer stopProfile()
 	start, cpu0 := time.Now(), processCPU()
@@ -1055,8 +1055,12 @@ func (b *bench) match(ctx context.Context) error {
 	stopProfile()
 	b.record("match", "match_100k_on_10k_s", fmt.Sprintf("%d sim jobs Running on %d sim startds x %d slots", jobs, startds, benchSimSlots), took.Seconds(), "s")
 	b.record("match", "placements_per_s", "placements (match + claim + activate)", float64(jobs)/took.Seconds(), "jobs/s")
-	if evs1, ads1 := streamWrites(ctx, p.Bus.JS); evs0 >= 0 && evs1 >= evs0 && ads1 >= ads0 {
+	if evs1, bytes1, ads1 := streamWrites(ctx, p.Bus.JS); evs0 >= 0 && evs1 >= evs0 && ads1 >= ads0 {
 		b.record("match", "", "events per placement (VMPOOL stream)", float64(evs1-evs0)/float64(jobs), "msgs")
+		if bytes1 >= bytes0 {
+			// What the stream stored for them (it removes nothing here).
+			b.record("match", "", "event bytes per placement (VMPOOL stream)", float64(bytes1-bytes0)/float64(jobs), "B")
+		}
 		b.record("match", "", "collector ad puts per placement", float64(ads1-ads0)/float64(jobs), "msgs")
 	}
 	if cpu > 0 {
@@ -1082,23 +1086,23 @@ func processCPU() time.Duration {
 // streamWrites is how many messages the pool's event stream and collector
 // bucket have stored so far (-1 if unknown): each is one fsync with
 // JETSTREAM_SYNC_ALWAYS.
-func streamWrites(ctx context.Context, js jetstream.JetStream) (evs, ads int64) {
+func streamWrites(ctx context.Context, js jetstream.JetStream) (evs, evBytes, ads int64) {
 	for i, name := range []string{events.StreamName, "KV_" + events.CollectorBucket} {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
-			return -1, -1
+			return -1, -1, -1
 		}
 		info, err := st.Info(ctx)
 		if err != nil {
-			return -1, -1
+			return -1, -1, -1
 		}
 		if i == 0 {
-			evs = int64(info.State.LastSeq)
+			evs, evBytes = int64(info.State.LastSeq), int64(info.State.Bytes)
 		} else {
 			ads = int64(info.State.LastSeq)
 		}
 	}
-	return evs, ads
+	return evs, evBytes, ads
 }
 
 // waitSlots blocks until the collector holds n slot ads.
