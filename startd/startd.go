@@ -43,6 +43,9 @@ type Config struct {
 	Driver    hypervisor.Driver
 	Logger    *slog.Logger
 	Clock     func() time.Time
+	// VerifyInterval is how often the startd's outbox checks that the bus
+	// still holds its events (0: events.OutboxConfig's default).
+	VerifyInterval time.Duration
 
 	VMType                string   // VM_TYPE: must be the driver's type
 	VMMemory              int      // VM_MEMORY: MiB for all VMs together
@@ -354,7 +357,7 @@ func (d *Startd) Run(ctx context.Context) error {
 	d.loop = events.NewLoop(events.LoopConfig{Log: l, Apply: func(e events.Event) { Apply(d.st, e) }, After: d.afterCommit, Clock: d.cfg.Clock,
 		Failpoints: d.cfg.Failpoints, MinFree: d.cfg.MinFreeBytes})
 	outbox, err := events.NewOutbox(events.OutboxConfig{Log: l, JS: d.cfg.Bus.JS, Role: events.RoleStartd, Logger: d.logger, Failpoints: d.cfg.Failpoints,
-		Publisher: d.cfg.Publisher})
+		Publisher: d.cfg.Publisher, VerifyInterval: d.cfg.VerifyInterval})
 	if err != nil {
 		return err
 	}

@@ -261,3 +261,20 @@ func (tp *testPool) vmpoolProcess(logName string, args ...string) *exec.Cmd {
 	})
 	return cmd
 }
+
+// TestSimVerifyInterval: sim startds check the bus every 30 s while they
+// are few; thousands of them check less often, together about 33 times a
+// second at most, and none less often than every 10 minutes.
+func TestSimVerifyInterval(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{{1, 30 * time.Second}, {100, 30 * time.Second}, {1000, 300 * time.Second}, {2000, 600 * time.Second}, {10000, 10 * time.Minute}, {100000, 10 * time.Minute}} {
+		if got := simVerifyInterval(c.n); got != c.want {
+			t.Errorf("%d sim startds: each verifies every %v, want %v", c.n, got, c.want)
+		}
+		if rate := float64(c.n) / simVerifyInterval(c.n).Seconds(); c.n <= 20000 && rate > 34 {
+			t.Errorf("%d sim startds verify %.0f times a second together", c.n, rate)
+		}
+	}
+}
