@@ -591,3 +591,33 @@ func TestResetBuildsAfresh(t *testing.T) {
 		t.Errorf("Reset and two Sets: %.0f allocations, want at most the two literals", n)
 	}
 }
+
+// TestUnmarshalJSONOnly: the attributes kept are read as UnmarshalJSON
+// reads them, the others are left out, and a malformed value that is
+// skipped is still found.
+func TestUnmarshalJSONOnly(t *testing.T) {
+	src := `{"Name": "slot1@a", "State": "Claimed", "Requirements": "\/Expr(START && TARGET.x == \"}\")\/", "L": [[1, "]"], {"a": 2}], "VmpoolClaims": 3, "Esc\u0061ped": 1}`
+	ad, err := UnmarshalJSONOnly([]byte(src), func(n string) bool { return n == "Name" || n == "VmpoolClaims" || n == "State" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ad.String(); got != `[ Name = "slot1@a"; State = "Claimed"; VmpoolClaims = 3 ]` {
+		t.Errorf("kept %s", got)
+	}
+	// A name with escapes is unescaped before keep sees it.
+	ad, err = UnmarshalJSONOnly([]byte(src), func(n string) bool { return n == "Escaped" })
+	if err != nil || ad.String() != `[ Escaped = 1 ]` {
+		t.Errorf("escaped name: %v, %v", ad, err)
+	}
+	for _, bad := range []string{
+		`{"Name": "x", "L": [1, 2}`,
+		`{"Name": "x", "S": "unterminated}`,
+		`{"Name": "x", "E": , "F": 1}`,
+		`{"Name": "x", "E": 1 2}`,
+		`{"Name": "x"} trailing`,
+	} {
+		if _, err := UnmarshalJSONOnly([]byte(bad), func(n string) bool { return n == "Name" }); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

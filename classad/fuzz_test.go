@@ -173,3 +173,45 @@ func FuzzEval(f *testing.F) {
 		_ = ad.LongString()
 	})
 }
+
+// FuzzUnmarshalJSONOnly: an ad read keeping some attributes holds exactly
+// those of the whole ad's, with their values; keeping all of them, it is
+// the whole ad. Whatever the input, it does not panic, and it rejects no
+// JSON ad UnmarshalJSON reads.
+func FuzzUnmarshalJSONOnly(f *testing.F) {
+	f.Add(`{"A": 1, "B": "\/Expr(a + 1)\/", "C": [1, {"d": null}], "D": "x\"y", "e\u0041": true}`)
+	f.Add(`{"Name": "slot1@a", "Rank": "\/Expr(0)\/", "Requirements": "\/Expr(START && (TARGET.x == \"}\"))\/", "L": [[1], [2, [3]]]}`)
+	f.Add(`{"A": {"B": {"C": [}}}`)
+	f.Add(`{"A": "unterminated}`)
+	f.Add(`{"A": , "B": 1}`)
+	if m, err := ParseAd(machineAdText); err == nil {
+		if b, err := m.MarshalJSON(); err == nil {
+			f.Add(string(b))
+		}
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		keepOdd := func(name string) bool { return len(name)%2 == 1 }
+		part, perr := UnmarshalJSONOnly([]byte(src), keepOdd)
+		all, aerr := UnmarshalJSONOnly([]byte(src), func(string) bool { return true })
+		var whole Ad
+		if err := whole.UnmarshalJSON([]byte(src)); err != nil {
+			return
+		}
+		if aerr != nil || perr != nil {
+			t.Fatalf("UnmarshalJSON reads %q, UnmarshalJSONOnly fails: %v, %v", src, aerr, perr)
+		}
+		if !all.Equal(&whole) {
+			t.Fatalf("keeping every attribute of %q: %s, want %s", src, all, &whole)
+		}
+		want := NewAd()
+		for _, name := range whole.Names() {
+			if keepOdd(name) {
+				e, _ := whole.Lookup(name)
+				want.Set(name, e)
+			}
+		}
+		if !part.Equal(want) {
+			t.Fatalf("keeping names of odd length of %q: %s, want %s", src, part, want)
+		}
+	})
+}

@@ -40,6 +40,28 @@ func (a *Ad) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// UnmarshalJSONOnly reads a JSON ad as UnmarshalJSON does, but builds
+// only the attributes of the outermost object that keep accepts (given
+// each name as written); the others' values are skipped unparsed, so
+// that a reader that needs a few attributes of a large ad does not pay
+// for the rest. Skipped values are checked only for terminated strings
+// and balanced brackets.
+func UnmarshalJSONOnly(data []byte, keep func(name string) bool) (*Ad, error) {
+	p := jsonParser{src: string(data), keep: keep}
+	p.space()
+	ad := p.object()
+	if p.err == nil {
+		p.space()
+		if p.pos < len(p.src) {
+			p.fail("unexpected text after the JSON object")
+		}
+	}
+	if p.err != nil {
+		return nil, p.err.locate(p.src)
+	}
+	return ad, nil
+}
+
 // FormatJSONAds prints ads the way condor_q -json does: an indented JSON
 // array with one object per ad.
 func FormatJSONAds(ads []*Ad) []byte {
@@ -307,6 +329,9 @@ type jsonParser struct {
 	// attrs, when positive, is about how many members the outermost
 	// object has (its commas counted; see parser.attrs).
 	attrs int
+	// keep, when set, names the outermost object's attributes to parse;
+	// the values of the others are skipped (UnmarshalJSONOnly).
+	keep func(name string) bool
 }
 
 func (p *jsonParser) fail(msg string) {
@@ -360,14 +385,38 @@ func (p *jsonParser) object() *Ad {
 			p.fail("expected an attribute name or '}'")
 			return ad
 		}
-		name, _ := p.str()
-		p.space()
-		if p.peek() != ':' {
-			p.fail("expected ':' after attribute name")
-			return ad
+		var name string
+		if p.keep != nil && p.depth == 1 {
+			plain, ok := p.plainStr()
+			if !ok {
+				plain, _ = p.str()
+			}
+			p.space()
+			if p.peek() != ':' {
+				p.fail("expected ':' after attribute name")
+				return ad
+			}
+			p.pos++
+			p.space()
+			if !p.keep(plain) {
+				p.skipValue()
+				p.space()
+				if c := p.peek(); p.err == nil && c != ',' && c != '}' {
+					p.fail("expected ',' or '}' after the value of " + strconv.Quote(plain))
+				}
+				continue
+			}
+			name = strings.Clone(plain)
+		} else {
+			name, _ = p.str()
+			p.space()
+			if p.peek() != ':' {
+				p.fail("expected ':' after attribute name")
+				return ad
+			}
+			p.pos++
+			p.space()
 		}
-		p.pos++
-		p.space()
 		e := p.value(name)
 		if e == nil {
 			return ad
@@ -530,6 +579,86 @@ func (p *jsonParser) number() Value {
 
 // str parses a JSON string; quotedExpr reports that it was written
 // "\/...\/", HTCondor's marker of an expression.
+// plainStr reads a string without escapes and returns it as a part of
+// the source; at a string with escapes it reads nothing and reports false.
+func (p *jsonParser) plainStr() (string, bool) {
+	for i := p.pos + 1; i < len(p.src); i++ {
+		switch p.src[i] {
+		case '"':
+			s := p.src[p.pos+1 : i]
+			p.pos = i + 1
+			return s, true
+		case '\\', 0:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// skipValue passes over a JSON value without parsing it: strings to
+// their closing quote, objects and lists to their closing bracket, a
+// scalar to the next blank, ',', '}' or ']'. It fails on an unterminated string
+// or unbalanced brackets, not on every malformed value.
+func (p *jsonParser) skipValue() {
+	start := p.pos
+	depth := 0
+	for p.pos < len(p.src) {
+		switch c := p.src[p.pos]; c {
+		case '"':
+			p.pos++
+			for p.pos < len(p.src) && p.src[p.pos] != '"' {
+				if p.src[p.pos] == '\\' {
+					p.pos++
+				}
+				p.pos++
+			}
+			if p.pos >= len(p.src) {
+				p.pos = start
+				p.fail("unterminated string")
+				return
+			}
+			p.pos++
+			if depth == 0 {
+				return
+			}
+			continue
+		case '{', '[':
+			if depth++; depth+p.depth > maxNesting {
+				p.fail("JSON is nested too deeply")
+				return
+			}
+		case '}', ']':
+			if depth == 0 {
+				if p.pos == start {
+					p.fail("expected a JSON value")
+				}
+				return
+			}
+			depth--
+			if depth == 0 {
+				p.pos++
+				return
+			}
+		case ',':
+			if depth == 0 {
+				if p.pos == start {
+					p.fail("expected a JSON value")
+				}
+				return
+			}
+		case ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return // the end of a scalar
+			}
+		}
+		p.pos++
+	}
+	if depth > 0 {
+		p.pos = start
+		p.fail("unterminated JSON object or list")
+	}
+}
+
 func (p *jsonParser) str() (s string, quotedExpr bool) {
 	start := p.pos
 	p.pos++

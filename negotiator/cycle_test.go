@@ -553,3 +553,52 @@ func TestClusterAdParsedWhenMatched(t *testing.T) {
 		t.Fatalf("Owner %q %v", v, ok)
 	}
 }
+
+// TestSlotFromJSON: a slot read from the collector's JSON is the slot
+// read from the whole ad, whatever its state; a slot a cycle may match
+// carries its whole ad, one it may not only what SlotFromAd read.
+func TestSlotFromJSON(t *testing.T) {
+	every := `Name = "slot1@sim1"; StartdName = "sim1"; Machine = "host"; Arch = "X86_64"; HasVM = true; VM_Memory = 1024;
+		LastHeardFrom = 1700000000; VmpoolClaims = 4; VmpoolClaimMemory = 512; Requirements = START; Start = true`
+	for _, c := range []struct {
+		name, attrs string
+		candidate   bool
+	}{
+		{"unclaimed", `State = "Unclaimed"; Rank = 0`, true},
+		{"claimed, constant rank", `State = "Claimed"; Rank = 0; CurrentRank = 0`, false},
+		{"claimed, no rank", `State = "Claimed"`, false},
+		{"claimed, rank preemptible", `State = "Claimed"; Rank = TARGET.Owner == "alice"; CurrentRank = 0`, true},
+		{"claimed, preemption waiting", `State = "Claimed"; Rank = TARGET.Owner == "alice"; CurrentRank = 0; VmpoolPreempting = true`, false},
+		{"lower-case names", `state = "Claimed"; rank = TARGET.Owner == "alice"; currentrank = 0`, true},
+	} {
+		ad, err := classad.ParseAd("[ " + every + "; " + c.attrs + " ]")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := ad.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, ok := SlotFromAd(ad)
+		if !ok {
+			t.Fatalf("%s: unusable", c.name)
+		}
+		got, ok, err := slotFromJSON(data)
+		if err != nil || !ok {
+			t.Fatalf("%s: %v, %v", c.name, ok, err)
+		}
+		if got.Candidate() != c.candidate {
+			t.Errorf("%s: candidate %v, want %v", c.name, got.Candidate(), c.candidate)
+		}
+		if c.candidate && !got.Ad.Equal(ad) {
+			t.Errorf("%s: a candidate's ad %s, want the whole %s", c.name, got.Ad, ad)
+		}
+		got.Ad, want.Ad = nil, nil
+		if got != want {
+			t.Errorf("%s: read from JSON %+v, from the whole ad %+v", c.name, got, want)
+		}
+	}
+	if _, _, err := slotFromJSON([]byte(`{"Name": "slot1@sim1", "State": `)); err == nil {
+		t.Error("a truncated ad: no error")
+	}
+}
