@@ -15,9 +15,15 @@ import (
 // MarshalJSON encodes a (inherited attributes included) as one JSON
 // object.
 func (a *Ad) MarshalJSON() ([]byte, error) {
-	w := jsonWriter{}
+	return a.AppendJSON(nil), nil
+}
+
+// AppendJSON appends MarshalJSON's bytes to dst: a caller that compares
+// or copies them can write them into a buffer it reuses.
+func (a *Ad) AppendJSON(dst []byte) []byte {
+	w := jsonWriter{b: dst}
 	w.ad(a, true)
-	return w.b, nil
+	return w.b
 }
 
 // UnmarshalJSON replaces a's attributes with those of the JSON object in

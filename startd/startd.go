@@ -166,6 +166,7 @@ type Startd struct {
 	adRef   Facts
 	adsSent map[string][]byte
 	putAd   *classad.Ad // the room each slot's ad is rendered in, in turn
+	adJSON  []byte      // and the buffer it is printed in to compare
 	// claimAd: the room a claim's decision renders the slot's ad in
 	// (under the loop's lock).
 	claimAd *classad.Ad
@@ -798,29 +799,25 @@ func (d *Startd) putAds(ctx context.Context, full bool) {
 			if lazy && had {
 				sh.apply(ad) // as it was last put: has the slot's own part changed?
 			}
-			cmp, err := ad.MarshalJSON()
-			if err == nil && lazy && had && !bytes.Equal(cmp, d.adsSent[s.ID]) {
+			// Compared in a buffer that is reused, and copied only when
+			// it goes out: most renderings are dropped.
+			d.adJSON = ad.AppendJSON(d.adJSON[:0])
+			if lazy && had && !bytes.Equal(d.adJSON, d.adsSent[s.ID]) {
 				cur.apply(ad) // it goes out, with the shared part as it is now
 				key.shared = cur
 				keys[s.ID] = key
-				cmp, err = ad.MarshalJSON()
+				d.adJSON = ad.AppendJSON(d.adJSON[:0])
 			}
-			if err != nil {
-				d.logger.Error("encode machine ad", "slot", s.ID, "err", err)
-				continue
-			}
-			if !full && bytes.Equal(cmp, d.adsSent[s.ID]) {
+			if !full && bytes.Equal(d.adJSON, d.adsSent[s.ID]) {
 				d.adKeys[s.ID] = key
 				continue
 			}
+			cmp := bytes.Clone(d.adJSON)
 			val := cmp
 			if !full {
 				// What goes out says when it was heard from: now.
 				setVolatile(ad, len(d.st.Slots), f)
-				if val, err = ad.MarshalJSON(); err != nil {
-					d.logger.Error("encode machine ad", "slot", s.ID, "err", err)
-					continue
-				}
+				val = ad.AppendJSON(make([]byte, 0, len(cmp)+64))
 			}
 			puts = append(puts, put{s.ID, val, cmp})
 		}
