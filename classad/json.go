@@ -53,7 +53,8 @@ func (a *Ad) UnmarshalJSON(data []byte) error {
 // for the rest. Skipped values are checked only for terminated strings
 // and balanced brackets.
 func UnmarshalJSONOnly(data []byte, keep func(name string) bool) (*Ad, error) {
-	p := jsonParser{src: string(data), keep: keep}
+	// Room for a few attributes at once: the reader keeps few.
+	p := jsonParser{src: string(data), keep: keep, attrs: 16}
 	p.space()
 	ad := p.object()
 	if p.err == nil {
@@ -583,8 +584,6 @@ func (p *jsonParser) number() Value {
 	return Real(f)
 }
 
-// str parses a JSON string; quotedExpr reports that it was written
-// "\/...\/", HTCondor's marker of an expression.
 // plainStr reads a string without escapes and returns it as a part of
 // the source; at a string with escapes it reads nothing and reports false.
 func (p *jsonParser) plainStr() (string, bool) {
@@ -665,6 +664,8 @@ func (p *jsonParser) skipValue() {
 	}
 }
 
+// str parses a JSON string; quotedExpr reports that it was written
+// "\/...\/", HTCondor's marker of an expression.
 func (p *jsonParser) str() (s string, quotedExpr bool) {
 	start := p.pos
 	p.pos++
