@@ -199,3 +199,26 @@ func BenchmarkUnmarshalJSONJobAd(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseProcAd parses the attributes a schedd writes for each
+// proc of a cluster, as a startd parses a claim's job ad apart from the
+// cluster's shared part: mostly literals, two of them (ProcId,
+// GlobalJobId) new in every ad.
+func BenchmarkParseProcAd(b *testing.B) {
+	b.ReportAllocs()
+	texts := make([]string, 4096)
+	for i := range texts {
+		texts[i] = fmt.Sprintf(`[ MyType = "Job"; TargetType = "Machine"; ClusterId = 1; ProcId = %d; Owner = "alice"; User = "alice@schedd"; `+
+			`QDate = 1764878400; TotalSubmitProcs = 100000; GlobalJobId = "schedd#1.%d#1764878400"; Iwd = "/home/alice/vms"; `+
+			`SubmitFile = "/home/alice/vms/sim.sub"; JobStatus = 1; EnteredCurrentStatus = 1764878400; NumJobStarts = 0; JobRunCount = 0; `+
+			`NumRestarts = 0; NumCkpts = 0; NumHolds = 0; RemoteWallClockTime = 0; CompletionDate = 0; VmpoolClaimState = "Matched"; `+
+			`TransferringOutput = false; BytesSent = 0; BytesRecvd = 0 ]`, 100000+i, 100000+i)
+	}
+	i := 0
+	for b.Loop() {
+		if _, err := ParseAd(texts[i%len(texts)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -566,6 +566,40 @@ func (p *parser) call(name token) *node {
 }
 
 // adBody parses "[ name = expr; ... ]" starting at the '['.
+// bareLiteral reads an attribute's value that is a lone literal (a
+// number, a string, true or false, then ';' or ']'), as most of a job's
+// or a machine's attributes are, without the expression parser; from the
+// shared literals when the parser shares (shared.go). At anything else it
+// reads nothing and returns nil.
+func (p *parser) bareLiteral() *Expr {
+	t := p.tok
+	var v Value
+	switch t.kind {
+	case tInt:
+		v = Int(t.i)
+	case tReal:
+		v = Real(t.f)
+	case tString:
+		v = String(t.s)
+	case tTrue, tFalse:
+		v = Bool(t.kind == tTrue)
+	default:
+		return nil
+	}
+	lx := p.lx
+	p.advance()
+	if p.tok.kind != tSemi && p.tok.kind != tRBrack {
+		p.lx, p.tok = lx, t // an expression that begins with it
+		return nil
+	}
+	if p.share {
+		if e := sharedLiteral(v); e != nil {
+			return e
+		}
+	}
+	return &Expr{root: finish(&node{op: opLit, val: v})}
+}
+
 func (p *parser) adBody() *Ad {
 	if !p.enter() {
 		return nil
@@ -604,6 +638,11 @@ func (p *parser) adBody() *Ad {
 					p.lx.pos, p.lx.prev = end, tIdent
 					p.advance() // the ';' or ']' at end
 				}
+			}
+		}
+		if e == nil {
+			if e = p.bareLiteral(); e != nil && end >= 0 && text != "" && p.tok.pos == end {
+				storeShared(strings.Clone(text), e)
 			}
 		}
 		if e == nil {
