@@ -242,6 +242,27 @@ func (a *Ad) FlatNames() []string {
 	return out
 }
 
+// FlatNamesWhere is FlatNames of the names keep accepts. keep is asked
+// first, so a reader after a few names does not pay for finding which of
+// the others an ad nearer a shadows.
+func (a *Ad) FlatNamesWhere(keep func(name string) bool) []string {
+	var out []string
+	for i := range a.attrs {
+		if keep(a.attrs[i].name) {
+			out = append(out, a.attrs[i].name)
+		}
+	}
+	for p := a.parent; p != nil; p = p.parent {
+		for i := range p.attrs {
+			at := &p.attrs[i]
+			if keep(at.name) && a.lookup(at.key, at.hash) == at {
+				out = append(out, at.name)
+			}
+		}
+	}
+	return out
+}
+
 // Len is the number of a's own attributes.
 func (a *Ad) Len() int { return len(a.attrs) }
 

@@ -621,3 +621,24 @@ func TestUnmarshalJSONOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestFlatNamesWhere: FlatNames, filtered, in the same order, a parent's
+// attribute shadowed by a nearer one listed once.
+func TestFlatNamesWhere(t *testing.T) {
+	grand, _ := ParseAd(`[ SimA = 1; Other = 2; simC = 3 ]`)
+	parent, _ := ParseAd(`[ SIMA = 4; SimB = 5; X = 6 ]`)
+	child, _ := ParseAd(`[ simb = 7; Y = 8; SimD = 9 ]`)
+	parent.SetParent(grand)
+	child.SetParent(parent)
+	keep := func(n string) bool { return len(n) >= 3 && strings.EqualFold(n[:3], "sim") }
+	var want []string
+	for _, n := range child.FlatNames() {
+		if keep(n) {
+			want = append(want, n)
+		}
+	}
+	got := child.FlatNamesWhere(keep)
+	if strings.Join(got, ",") != strings.Join(want, ",") || len(got) != 4 {
+		t.Errorf("FlatNamesWhere %v, FlatNames filtered %v", got, want)
+	}
+}

@@ -137,13 +137,15 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 			}
 		}
 	}
-	for _, name := range job.FlatNames() {
-		if len(name) >= 3 && strings.EqualFold(name[:3], "sim") { // without lowering every name
-			spec.Params[name] = job.Eval(name).String()
-		}
+	for _, name := range job.FlatNamesWhere(simParam) {
+		spec.Params[name] = job.Eval(name).String()
 	}
 	return spec, outs, nil
 }
+
+// simParam reports whether a job attribute is a parameter of the sim
+// driver (Sim*), without lowering the name.
+func simParam(name string) bool { return len(name) >= 3 && strings.EqualFold(name[:3], "sim") }
 
 // jobNetwork is the network of a job with vm_networking = true, as
 // HTCondor's vm-gahp decides it: the job's vm_networking_type if this
