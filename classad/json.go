@@ -392,37 +392,35 @@ func (p *jsonParser) object() *Ad {
 			p.fail("expected an attribute name or '}'")
 			return ad
 		}
+		// A selective reader (keep) takes a name without escapes as a
+		// part of the source, and copies it only to keep it.
 		var name string
-		if p.keep != nil && p.depth == 1 {
-			plain, ok := p.plainStr()
-			if !ok {
-				plain, _ = p.str()
-			}
-			p.space()
-			if p.peek() != ':' {
-				p.fail("expected ':' after attribute name")
-				return ad
-			}
-			p.pos++
-			p.space()
-			if !p.keep(plain) {
+		selective, plain := p.keep != nil && p.depth == 1, false
+		if selective {
+			name, plain = p.plainStr()
+		}
+		if !plain {
+			name, _ = p.str()
+		}
+		p.space()
+		if p.peek() != ':' {
+			p.fail("expected ':' after attribute name")
+			return ad
+		}
+		p.pos++
+		p.space()
+		if selective {
+			if !p.keep(name) {
 				p.skipValue()
 				p.space()
 				if c := p.peek(); p.err == nil && c != ',' && c != '}' {
-					p.fail("expected ',' or '}' after the value of " + strconv.Quote(plain))
+					p.fail("expected ',' or '}' after the value of " + strconv.Quote(name))
 				}
 				continue
 			}
-			name = strings.Clone(plain)
-		} else {
-			name, _ = p.str()
-			p.space()
-			if p.peek() != ':' {
-				p.fail("expected ':' after attribute name")
-				return ad
+			if plain {
+				name = strings.Clone(name)
 			}
-			p.pos++
-			p.space()
 		}
 		e := p.value(name)
 		if e == nil {
@@ -602,8 +600,8 @@ func (p *jsonParser) plainStr() (string, bool) {
 
 // skipValue passes over a JSON value without parsing it: strings to
 // their closing quote, objects and lists to their closing bracket, a
-// scalar to the next blank, ',', '}' or ']'. It fails on an unterminated string
-// or unbalanced brackets, not on every malformed value.
+// scalar to the next blank, ',', '}' or ']'. It fails on an unterminated
+// string or unbalanced brackets, not on every malformed value.
 func (p *jsonParser) skipValue() {
 	start := p.pos
 	depth := 0
