@@ -354,7 +354,9 @@ var slotAttrs = []string{"Name", "StartdName", "State", "VmpoolClaims", "LastHea
 
 func slotAttr(name string) bool {
 	for _, a := range slotAttrs {
-		if strings.EqualFold(a, name) {
+		// Lengths first: most names differ in it, and an ad's names
+		// match only when equal but for ASCII case.
+		if len(a) == len(name) && strings.EqualFold(a, name) {
 			return true
 		}
 	}
