@@ -565,7 +565,6 @@ func (p *parser) call(name token) *node {
 	return p.mk(p.alloc(node{op: opCall, name: name.s, fn: fn, args: args, re: literalRegex(fn, args)}), name.pos)
 }
 
-// adBody parses "[ name = expr; ... ]" starting at the '['.
 // bareLiteral reads an attribute's value that is a lone literal (a
 // number, a string, true or false, then ';' or ']'), as most of a job's
 // or a machine's attributes are, without the expression parser; from the
@@ -600,6 +599,7 @@ func (p *parser) bareLiteral() *Expr {
 	return &Expr{root: finish(&node{op: opLit, val: v})}
 }
 
+// adBody parses "[ name = expr; ... ]" starting at the '['.
 func (p *parser) adBody() *Ad {
 	if !p.enter() {
 		return nil
