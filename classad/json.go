@@ -31,30 +31,16 @@ func (a *Ad) AppendJSON(dst []byte) []byte {
 func (a *Ad) UnmarshalJSON(data []byte) error {
 	p := jsonParser{src: string(data)}
 	p.attrs = min(strings.Count(p.src, ",")+1, 1<<12)
-	p.space()
-	b := p.object()
-	if p.err == nil {
-		p.space()
-		if p.pos < len(p.src) {
-			p.fail("unexpected text after the JSON object")
-		}
-	}
-	if p.err != nil {
-		return p.err.locate(p.src)
+	b, err := p.oneObject()
+	if err != nil {
+		return err
 	}
 	*a = *b
 	return nil
 }
 
-// UnmarshalJSONOnly reads a JSON ad as UnmarshalJSON does, but builds
-// only the attributes of the outermost object that keep accepts (given
-// each name as written); the others' values are skipped unparsed, so
-// that a reader that needs a few attributes of a large ad does not pay
-// for the rest. Skipped values are checked only for terminated strings
-// and balanced brackets.
-func UnmarshalJSONOnly(data []byte, keep func(name string) bool) (*Ad, error) {
-	// Room for a few attributes at once: the reader keeps few.
-	p := jsonParser{src: string(data), keep: keep, attrs: 16}
+// oneObject reads the whole source as one JSON object.
+func (p *jsonParser) oneObject() (*Ad, error) {
 	p.space()
 	ad := p.object()
 	if p.err == nil {
@@ -67,6 +53,18 @@ func UnmarshalJSONOnly(data []byte, keep func(name string) bool) (*Ad, error) {
 		return nil, p.err.locate(p.src)
 	}
 	return ad, nil
+}
+
+// UnmarshalJSONOnly reads a JSON ad as UnmarshalJSON does, but builds
+// only the attributes of the outermost object that keep accepts (given
+// each name as written); the others' values are skipped unparsed, so
+// that a reader that needs a few attributes of a large ad does not pay
+// for the rest. Skipped values are checked only for terminated strings
+// and balanced brackets.
+func UnmarshalJSONOnly(data []byte, keep func(name string) bool) (*Ad, error) {
+	// Room for a few attributes at once: the reader keeps few.
+	p := jsonParser{src: string(data), keep: keep, attrs: 16}
+	return p.oneObject()
 }
 
 // FormatJSONAds prints ads the way condor_q -json does: an indented JSON
