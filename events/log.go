@@ -107,8 +107,7 @@ func OpenLog(dir, source string, opt LogOptions) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open event log %s: %w", dir, err)
 	}
-	l := newLog(db, dir, source, nil, logger)
-	l.disk = &diskReading{dir: dir}
+	l := newLog(db, dir, source, nil, &diskReading{dir: dir}, logger)
 	if err := l.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open event log %s: %w", dir, err)
@@ -136,8 +135,8 @@ func openPebble(dir string, opt LogOptions, memTable uint64, logger *slog.Logger
 	return pebble.Open(dir, o)
 }
 
-func newLog(db *pebble.DB, dir, source string, prefix []byte, logger *slog.Logger) *Log {
-	return &Log{db: db, dir: dir, source: source, prefix: prefix, shared: prefix != nil,
+func newLog(db *pebble.DB, dir, source string, prefix []byte, disk *diskReading, logger *slog.Logger) *Log {
+	return &Log{db: db, dir: dir, source: source, prefix: prefix, shared: prefix != nil, disk: disk,
 		windows: map[string]*Window{}, dirty: map[string]bool{}, logger: logger, changed: make(chan struct{})}
 }
 
@@ -184,8 +183,7 @@ func (s *Store) Log(source string) (*Log, error) {
 	if err := CheckName("daemon", source); err != nil {
 		return nil, fmt.Errorf("open event log %s in %s: %w", source, s.dir, err)
 	}
-	l := newLog(s.db, s.dir+"#"+source, source, append([]byte(source), 0), s.logger)
-	l.disk = s.disk
+	l := newLog(s.db, s.dir+"#"+source, source, append([]byte(source), 0), s.disk, s.logger)
 	if err := l.load(); err != nil {
 		return nil, fmt.Errorf("open event log %s in %s: %w", source, s.dir, err)
 	}

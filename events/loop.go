@@ -248,24 +248,18 @@ func (l *Loop) freeSpace() int64 {
 		return l.free
 	}
 	d := l.log.disk
-	if !low && d != nil {
+	if !low {
 		if free, at, ok := d.recent(now); ok && free >= 2*l.minFree {
 			l.free, l.freeAt = free, at
 			return free
 		}
 	}
-	dir := l.log.Dir()
-	if d != nil {
-		dir = d.dir
-	}
-	free, ok := l.statfs(dir)
+	free, ok := l.statfs(d.dir)
 	if !ok {
 		free = math.MaxInt64 // cannot tell: refuse nothing
 	}
 	l.free, l.freeAt = free, now
-	if d != nil {
-		d.set(free, now)
-	}
+	d.set(free, now)
 	return l.free
 }
 
