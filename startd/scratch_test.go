@@ -20,24 +20,27 @@ func TestMakeScratch(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ready atomic.Bool
-	mode := func(p string) fs.FileMode {
+	// made makes scratch and checks both directories' modes.
+	made := func(scratch, when string) {
 		t.Helper()
-		fi, err := os.Stat(p)
-		if err != nil {
+		if err := makeScratch(scratch, &ready, log); err != nil {
 			t.Fatal(err)
 		}
-		return fi.Mode().Perm()
+		for _, c := range []struct {
+			dir, what string
+			want      fs.FileMode
+		}{{exec, "execute directory", 0o711}, {scratch, "scratch directory", 0o700}} {
+			fi, err := os.Stat(c.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := fi.Mode().Perm(); m != c.want {
+				t.Errorf("%s %o %s, want %o", c.what, m, when, c.want)
+			}
+		}
 	}
 	a := filepath.Join(exec, "dir_a")
-	if err := makeScratch(a, &ready, log); err != nil {
-		t.Fatal(err)
-	}
-	if m := mode(exec); m != 0o711 {
-		t.Errorf("execute directory %o after the first VM, want 711", m)
-	}
-	if m := mode(a); m != 0o700 {
-		t.Errorf("scratch directory %o, want 700", m)
-	}
+	made(a, "after the first VM")
 	// A crashed run's leftovers.
 	if err := os.WriteFile(filepath.Join(a, "disk.img"), []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
@@ -52,14 +55,5 @@ func TestMakeScratch(t *testing.T) {
 	if err := os.RemoveAll(exec); err != nil {
 		t.Fatal(err)
 	}
-	b := filepath.Join(exec, "dir_b")
-	if err := makeScratch(b, &ready, log); err != nil {
-		t.Fatal(err)
-	}
-	if m := mode(exec); m != 0o711 {
-		t.Errorf("execute directory %o when created again, want 711", m)
-	}
-	if m := mode(b); m != 0o700 {
-		t.Errorf("scratch directory %o, want 700", m)
-	}
+	made(filepath.Join(exec, "dir_b"), "when created again")
 }
