@@ -801,22 +801,53 @@ func (p *ClaimRequest) decodeFast(b []byte) bool {
 }
 
 func (p *ClaimAcceptedPayload) decodeFast(b []byte) bool {
-	return decodeObject(p, b, func(r *jreader, v *ClaimAcceptedPayload, name []byte) {
-		switch string(name) {
-		case "req":
-			r.object(func(name []byte) { claimRequestMember(r, &v.Req, name) })
-		case "memory_mib":
-			v.MemoryMiB = r.int()
-		case "rank":
-			v.Rank = r.float64()
-		case "preempts":
-			v.Preempts = r.str()
-		case "lease_s":
-			v.LeaseSeconds = r.int64()
-		default:
-			r.fail()
+	return decodeObject(p, b, claimAcceptedMember)
+}
+
+func claimAcceptedMember(r *jreader, v *ClaimAcceptedPayload, name []byte) {
+	switch string(name) {
+	case "req":
+		r.object(func(name []byte) { claimRequestMember(r, &v.Req, name) })
+	case "memory_mib":
+		v.MemoryMiB = r.int()
+	case "rank":
+		v.Rank = r.float64()
+	case "preempts":
+		v.Preempts = r.str()
+	case "lease_s":
+		v.LeaseSeconds = r.int64()
+	default:
+		r.fail()
+	}
+}
+
+// DecodeClaimAcceptedWithoutAd decodes a ClaimAccepted payload but for
+// its request's job ad, which it only checks (Req.JobAd is left empty): a
+// startd that has just recorded the claim needs its id, not a second copy
+// of the kilobytes of its ad.
+func (e Event) DecodeClaimAcceptedWithoutAd() (ClaimAcceptedPayload, error) {
+	var p ClaimAcceptedPayload
+	ok := decodeObject(&p, e.Payload, func(r *jreader, v *ClaimAcceptedPayload, name []byte) {
+		if string(name) != "req" {
+			claimAcceptedMember(r, v, name)
+			return
 		}
+		r.object(func(name []byte) {
+			if string(name) == "job_ad" {
+				r.skip = true
+				r.str()
+				r.skip = false
+				return
+			}
+			claimRequestMember(r, &v.Req, name)
+		})
 	})
+	if ok {
+		return p, nil
+	}
+	err := e.Decode(&p)
+	p.Req.JobAd = ""
+	return p, err
 }
 
 func (p *MatchedPayload) decodeFast(b []byte) bool {

@@ -116,6 +116,30 @@ func checkFast(t *testing.T, b []byte) {
 		}
 	}
 	checkDecodeSubmit(t, b)
+	checkClaimAcceptedWithoutAd(t, b)
+}
+
+// checkClaimAcceptedWithoutAd holds DecodeClaimAcceptedWithoutAd to
+// json.Unmarshal on b: the same payload but for the empty job ad, or the
+// same refusal.
+func checkClaimAcceptedWithoutAd(t *testing.T, b []byte) {
+	t.Helper()
+	var slow ClaimAcceptedPayload
+	slowErr := json.Unmarshal(b, &slow)
+	p, err := Event{Type: ClaimAccepted, Payload: b}.DecodeClaimAcceptedWithoutAd()
+	if (err != nil) != (slowErr != nil) {
+		t.Fatalf("DecodeClaimAcceptedWithoutAd(%q): error %v, json.Unmarshal's %v", b, err, slowErr)
+	}
+	if err != nil {
+		return
+	}
+	if p.Req.JobAd != "" {
+		t.Fatalf("DecodeClaimAcceptedWithoutAd(%q) kept the job ad", b)
+	}
+	slow.Req.JobAd = ""
+	if !reflect.DeepEqual(p, slow) {
+		t.Fatalf("DecodeClaimAcceptedWithoutAd(%q): %#v, json.Unmarshal %#v", b, p, slow)
+	}
 }
 
 // checkDecodeSubmit holds DecodeSubmit, with DecodeAttrs of the attributes
@@ -223,4 +247,28 @@ func TestInternConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// BenchmarkDecodeClaimRequest decodes a claim request whose job ad is
+// about the size of a VM job's (2.5 KB of ClassAd text, which json.Marshal
+// writes with many escapes: quotes, &&, <, >).
+func BenchmarkDecodeClaimRequest(b *testing.B) {
+	var ad strings.Builder
+	for i := 0; ad.Len() < 2500; i++ {
+		fmt.Fprintf(&ad, "Attr%d = \"value %d\"; Req%d = (TARGET.Memory >= %d) && (TARGET.Arch == \"X86_64\"); ", i, i, i, i)
+	}
+	data, err := json.Marshal(ClaimRequest{ClaimID: "negotiator#4242", Schedd: "schedd", Job: JobID{Cluster: 42, Proc: 7},
+		Slot: "slot3@startd7", JobAd: "[ " + ad.String() + "]", StaticAt: 120, Owner: "alice",
+		Inputs: []FileRef{{Name: "hello.img", Bucket: "user-alice", Object: "sha256-0123", Size: 1 << 20, SHA256: "0123"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var req ClaimRequest
+		if !req.decodeFast(data) {
+			b.Fatal("not decoded")
+		}
+	}
 }

@@ -40,6 +40,9 @@ type Outbox struct {
 	// number of verifications since (Run's goroutine only).
 	st       jetstream.Stream
 	verified int
+	// inflight and waiting are publishFrom's queues, kept between its
+	// calls (Run's goroutine only) so that each call does not grow new ones.
+	inflight, waiting []pending
 }
 
 // streamInfoEvery is how many verifications use one reading of the
@@ -345,7 +348,11 @@ const (
 // acknowledged.
 func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 	acked := from
-	var inflight, waiting []pending
+	inflight, waiting := o.inflight[:0], o.waiting[:0]
+	defer func() {
+		// Keep small queues for the next call, without what they held.
+		o.inflight, o.waiting = reuse(inflight), reuse(waiting)
+	}()
 	wait := func() error {
 		for _, p := range inflight {
 			select {
@@ -434,6 +441,17 @@ func (o *Outbox) publishFrom(ctx context.Context, from uint64) (uint64, error) {
 		acked = last
 	}
 	return acked, err
+}
+
+// reuse returns ps emptied for another call, or nil when it grew beyond a
+// few pending events (a backlog's queue is not kept).
+func reuse(ps []pending) []pending {
+	if cap(ps) > 64 {
+		return nil
+	}
+	ps = ps[:cap(ps)]
+	clear(ps)
+	return ps[:0]
 }
 
 // publishBatch publishes ps as one atomic batch and reports whether the

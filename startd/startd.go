@@ -448,8 +448,8 @@ func (d *Startd) afterCommit(evs []events.Event) {
 	for _, e := range evs {
 		switch e.Type {
 		case events.ClaimAccepted:
-			var p ClaimAcceptedPayload
-			if e.Decode(&p) != nil {
+			p, err := e.DecodeClaimAcceptedWithoutAd() // the claim is in the state, whole
+			if err != nil {
 				continue
 			}
 			// After runs on the loop goroutine, the state's only writer.

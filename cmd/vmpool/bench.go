@@ -240,9 +240,11 @@ func (c *cli) bench(ctx context.Context, args []string) int {
 }
 
 // profile starts the CPU profile of one measured phase, when asked
-// (--pprof DIR): DIR/phase.cpu.pprof, and at the end DIR/phase.allocs.pprof
-// (cumulative since the start: compare with the previous phase's using
-// pprof -diff_base), and an execution trace, DIR/phase.trace. The
+// (--pprof DIR): DIR/phase.cpu.pprof; the allocation profile at its start
+// and at its end, DIR/phase.allocs-start.pprof and DIR/phase.allocs.pprof
+// (both cumulative since the process started: the phase's own are
+// pprof -diff_base phase.allocs-start.pprof phase.allocs.pprof); and an
+// execution trace, DIR/phase.trace. The
 // tracer walks every goroutine now and then: with 10,000 sim startds and
 // 100,000 running sim VMs that was 9% of the match's CPU, so the figures
 // of a profiled run are not the figures of record. The returned func ends
@@ -251,6 +253,14 @@ func (b *bench) profile(phase string) func() {
 	if b.opt.pprofDir == "" {
 		return func() {}
 	}
+	writeAllocs := func(name string) {
+		if af, err := os.Create(filepath.Join(b.opt.pprofDir, name)); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(af, 0)
+			af.Close()
+		}
+	}
+	runtime.GC() // the allocation profile counts what the last GC saw
+	writeAllocs(phase + ".allocs-start.pprof")
 	f, err := os.Create(filepath.Join(b.opt.pprofDir, phase+".cpu.pprof"))
 	if err != nil {
 		b.logger.Warn("profile", "phase", phase, "err", err)
@@ -280,10 +290,8 @@ func (b *bench) profile(phase string) func() {
 				trace.Stop()
 				tf.Close()
 			}
-			if af, err := os.Create(filepath.Join(b.opt.pprofDir, phase+".allocs.pprof")); err == nil {
-				_ = pprof.Lookup("allocs").WriteTo(af, 0)
-				af.Close()
-			}
+			runtime.GC()
+			writeAllocs(phase + ".allocs.pprof")
 		})
 	}
 }
