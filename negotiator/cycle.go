@@ -14,9 +14,9 @@ import (
 // Slot is a machine ad the negotiator may match, as read from the
 // collector.
 type Slot struct {
-	Name   string // Name attribute, e.g. slot1@startd1
-	Startd string // StartdName attribute: where claims go
-	Ad     *classad.Ad
+	Name   string      // Name attribute, e.g. slot1@startd1
+	Startd string      // StartdName attribute: where claims go
+	Ad     *classad.Ad // nil for a slot read from JSON that no cycle may match (see slotFromJSON)
 	// Revision is the ad's revision in the collector (0: unknown).
 	Revision uint64
 	// Read from the ad once, for every cycle: State, VmpoolClaims,

@@ -593,6 +593,9 @@ func TestSlotFromJSON(t *testing.T) {
 		if c.candidate && !got.Ad.Equal(ad) {
 			t.Errorf("%s: a candidate's ad %s, want the whole %s", c.name, got.Ad, ad)
 		}
+		if !c.candidate && got.Ad != nil {
+			t.Errorf("%s: a slot no cycle matches keeps an ad: %s", c.name, got.Ad)
+		}
 		got.Ad, want.Ad = nil, nil
 		if got != want {
 			t.Errorf("%s: read from JSON %+v, from the whole ad %+v", c.name, got, want)

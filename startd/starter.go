@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/startd/hypervisor"
 )
@@ -115,6 +114,12 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		return
 	}
 	spec, outs, specErr := jobSpec(&d.cfg, job, id, scratch, c.Req.Inputs)
+	// What the run reads of the job ad later, read now: the ad is not
+	// kept while the VM runs (a startd of many slots held kilobytes of
+	// parsed ad per VM, all scanned by every garbage collection).
+	wantCkpt, _ := job.EvalBool("JobVMCheckpoint")
+	ckptSecs, _ := job.EvalInt("JobVMCheckpointInterval")
+	noOutput, _ := job.EvalBool("VMPARAM_No_Output_VM")
 
 	var vm hypervisor.VM
 	var bytesIn int64
@@ -228,12 +233,10 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	// interval.
 	var tick <-chan time.Time
 	cp, canCkpt := vm.(hypervisor.Checkpointer)
-	if want, _ := job.EvalBool("JobVMCheckpoint"); want && canCkpt {
-		if secs, ok := job.EvalInt("JobVMCheckpointInterval"); ok && secs > 0 {
-			t := time.NewTicker(time.Duration(secs) * time.Second)
-			defer t.Stop()
-			tick = t.C
-		}
+	if wantCkpt && canCkpt && ckptSecs > 0 {
+		t := time.NewTicker(time.Duration(ckptSecs) * time.Second)
+		defer t.Stop()
+		tick = t.C
 	}
 	var r waitResult
 	for n := 1; ; n++ {
@@ -244,7 +247,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		case <-ctxDone:
 			r.err = fmt.Errorf("watch VM: %w", ctx.Err())
 		case mode := <-stop:
-			d.stopVM(ctx, log, vm, job, mode, scratch, c, finish, stop)
+			d.stopVM(ctx, log, vm, wantCkpt, mode, scratch, c, finish, stop)
 			return
 		case <-tick:
 			d.periodicCheckpoint(ctx, log, cp, scratch, n, c, emit)
@@ -267,7 +270,6 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: subVMCrashed,
 			Reason: slotName + "VM stopped without the guest powering off: " + r.exit.Reason})
 	default:
-		noOutput, _ := job.EvalBool("VMPARAM_No_Output_VM")
 		var refs []events.FileRef
 		var bytesOut int64
 		outStart := time.Now()
@@ -297,7 +299,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 // arrives on stop while the vacate is under way (KILL, or condor_rm of a
 // job being vacated) cuts it short: the VM is killed and no checkpoint is
 // kept.
-func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM, job *classad.Ad, mode, scratch string, c *Claim, finish func(string, events.VMEventPayload), stop <-chan string) {
+func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM, wantCkpt bool, mode, scratch string, c *Claim, finish func(string, events.VMEventPayload), stop <-chan string) {
 	if mode == events.ModeKill {
 		if err := vm.Stop(ctx, 0); err != nil {
 			log.Warn("kill VM", "err", err)
@@ -346,7 +348,6 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 			return false
 		}
 	}
-	wantCkpt, _ := job.EvalBool("JobVMCheckpoint")
 	if cp, ok := vm.(hypervisor.Checkpointer); ok && wantCkpt {
 		dir := filepath.Join(scratch, "checkpoint-out")
 		start := time.Now()
