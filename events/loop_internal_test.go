@@ -140,3 +140,60 @@ func TestStoreLoopsShareFreeSpace(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopGroupsBeyondItsQueue: commands that wait to send while the
+// loop's channel is full (more than loopQueue) still go into the loop's
+// next group, up to MaxGroup, rather than one small group after another.
+func TestLoopGroupsBeyondItsQueue(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	groups := make(chan int, 1000)
+	loop := NewLoop(LoopConfig{Log: l, Apply: func(Event) {}, After: func(evs []Event) { groups <- len(evs) }})
+	if cap(loop.ops) != loopQueue {
+		t.Fatalf("the loop's channel holds %d, want %d", cap(loop.ops), loopQueue)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go loop.Run(ctx)
+	do := func() error {
+		_, err := loop.DoEvents(ctx, func(time.Time) ([]Event, error) { return []Event{New("JobSubmitted", nil)}, nil })
+		return err
+	}
+	// The loop is busy with a first command while the others arrive.
+	release := make(chan struct{})
+	busy := make(chan struct{})
+	go loop.DoEvents(ctx, func(time.Time) ([]Event, error) {
+		close(busy)
+		<-release
+		return []Event{New("JobSubmitted", nil)}, nil
+	})
+	<-busy
+	const n = 4 * loopQueue
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- do() }()
+	}
+	for len(loop.ops) < loopQueue {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the rest wait to send
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if first := <-groups; first != 1 {
+		t.Fatalf("first group of %d commands, want the busy one alone", first)
+	}
+	biggest := 0
+	for len(groups) > 0 {
+		biggest = max(biggest, <-groups)
+	}
+	if biggest <= loopQueue {
+		t.Fatalf("largest group %d commands of %d waiting: no group took more than the channel holds (%d)", biggest, n, loopQueue)
+	}
+}

@@ -1077,6 +1077,9 @@ func (b *bench) match(ctx context.Context) error {
 		// shared host.
 		b.record("match", "", "CPU per placement (whole pool, user + system)", cpu.Seconds()*1000/float64(jobs), "ms")
 	}
+	// What the pool holds with every VM running: the live heap every
+	// garbage collection scans, and so what one costs.
+	b.record("match", "", fmt.Sprintf("live heap with the %d sim VMs running (every daemon and the NATS server)", jobs), float64(memNow())/(1<<20), "MiB")
 	w.stop()
 	return stopPool(p)
 }
