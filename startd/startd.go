@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -715,10 +715,14 @@ func (d *Startd) advertise(ctx context.Context) error {
 
 // sameMachine reports whether two measurements render the same ads apart
 // from the volatile facts (load, disk, time).
+// Field by field: reflect.DeepEqual boxed both at every put.
 func sameMachine(a, b Facts) bool {
-	a.LoadAvg, a.DiskKiB, a.LastHeardFrom = 0, 0, 0
-	b.LoadAvg, b.DiskKiB, b.LastHeardFrom = 0, 0, 0
-	return reflect.DeepEqual(a, b)
+	fa, fb := a.Fingerprint, b.Fingerprint
+	return a.Host == b.Host && a.Arch == b.Arch && a.OpSys == b.OpSys && a.TotalMemory == b.TotalMemory &&
+		a.Cpus == b.Cpus && a.StartTime == b.StartTime &&
+		fa.Type == fb.Type && fa.Detected == fb.Detected && fa.Healthy == fb.Healthy && fa.Reason == fb.Reason &&
+		fa.Version == fb.Version && fa.NoFiles == fb.NoFiles &&
+		slices.Equal(fa.Networking, fb.Networking) && maps.Equal(fa.Attrs, fb.Attrs)
 }
 
 // putAds puts the slot ads in the collector: all of them when full, else
