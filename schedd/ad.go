@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/vmpool/vmpool/classad"
 )
@@ -351,7 +352,11 @@ func (j *Job) adText(schedd string, st *staticText) (text string, staticAt int) 
 		}
 		s.b = append(s.b, m.text...)
 	}
-	return string(append(s.b, " ]"...)), staticAt
+	// The text takes the buffer as it is (as strings.Builder does): it is
+	// this call's own and never written again, and a claim's ad is
+	// kilobytes.
+	b := append(s.b, " ]"...)
+	return unsafe.String(unsafe.SliceData(b), len(b)), staticAt
 }
 
 // Matches reports whether the job satisfies constraint (nil: every job),
