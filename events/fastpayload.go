@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"unicode/utf8"
@@ -75,10 +76,16 @@ func (r *jreader) object(member func(name []byte)) {
 		r.i++
 		return
 	}
-	// Names seen, and a bit per name's length and first and last bytes:
-	// only a name whose bit is set already is compared with the others
-	// (a snapshot's job has 32 members).
-	var seen [48][]byte
+	// Names seen (where in b each is: a nested object's reader keeps this
+	// on its goroutine's stack, small, rather than a slice header per
+	// name), and a bit per name's length and first and last bytes: only a
+	// name whose bit is set already is compared with the others (a
+	// snapshot's job has 32 members).
+	if len(r.b) > math.MaxInt32 {
+		r.fail() // encoding/json reads it
+		return
+	}
+	var seen [48]struct{ at, n int32 }
 	var bits uint64
 	n := 0
 	for r.ok {
@@ -93,14 +100,15 @@ func (r *jreader) object(member func(name []byte)) {
 		}
 		if bits&bit != 0 {
 			for _, s := range seen[:n] {
-				if string(s) == string(name) {
+				if string(r.b[s.at:s.at+s.n]) == string(name) {
 					r.fail()
 					return
 				}
 			}
 		}
 		bits |= bit
-		seen[n] = name
+		// plainName left r.i after the name's closing quote.
+		seen[n].at, seen[n].n = int32(r.i-1-len(name)), int32(len(name))
 		n++
 		r.expect(':')
 		if !r.ok {

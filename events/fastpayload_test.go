@@ -75,6 +75,11 @@ func payloadSamples() [][]byte {
 		[]byte(`{"req":{"job":{"cluster":1,"proc":2},"checkpoints":[null,{"files":null,"seq":1}]}}`), []byte(`{"job":null,"inputs":[]}`),
 		[]byte(`{"req":{"job":{"cluster":1,"cluster":2}}}`), []byte(`{"req":{"job":{"Cluster":1}}}`), []byte(`{"job":{"proc":1.5}}`),
 		[]byte(`{"handle":null}`), []byte(`{"handle":{}}`), []byte(`{"handle":[1]}`), []byte(`{"handle":"h"}`), []byte(`{"handle":{"a":}}`),
+		// A list given twice: encoding/json decodes the second into the
+		// first's elements (size 1 stays), which only refusing the
+		// duplicate name matches.
+		[]byte(`{"inputs":[{"name":"a","size":1}],"inputs":[{"name":"b"}]}`),
+		[]byte(`{"req":{"slot":"s","inputs":[{"name":"a","size":1}],"inputs":[{"name":"b"}]}}`),
 		[]byte(`{"handle":{"a":1},"handle":{}}`), []byte(`{"handle": {"a" : [1, {"b":null}]} ,"slot":"s"}`), []byte(`{"handle":{"a":"\ud800"}}`),
 	)
 }
