@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/vmpool/vmpool/classad"
 )
@@ -352,11 +351,7 @@ func (j *Job) adText(schedd string, st *staticText) (text string, staticAt int) 
 		}
 		s.b = append(s.b, m.text...)
 	}
-	// The text takes the buffer as it is (as strings.Builder does): it is
-	// this call's own and never written again, and a claim's ad is
-	// kilobytes.
-	b := append(s.b, " ]"...)
-	return unsafe.String(unsafe.SliceData(b), len(b)), staticAt
+	return string(append(s.b, " ]"...)), staticAt
 }
 
 // Matches reports whether the job satisfies constraint (nil: every job),
