@@ -73,7 +73,7 @@ type Schedd struct {
 	outbox *events.Outbox
 	q      *Queue
 
-	work    chan workItem
+	work    *workQueue
 	mu      sync.Mutex
 	running map[workItem]bool
 	alive   map[string]*aliveClaim // claim id -> its keepalives and lease
@@ -136,7 +136,7 @@ func New(cfg Config) (*Schedd, error) {
 	s := &Schedd{
 		cfg:        cfg,
 		logger:     cfg.Logger.With("daemon", "schedd", "schedd", cfg.Name),
-		work:       make(chan workItem, 4096),
+		work:       newWorkQueue(),
 		running:    map[workItem]bool{},
 		accepted:   map[string]bool{},
 		acceptKick: make(chan struct{}, 1),
