@@ -106,6 +106,13 @@ func (s *Schedd) reconcile(ctx context.Context) error {
 		case <-s.work.ready:
 		}
 		for {
+			select {
+			case <-t.C:
+				// A long queue (a burst of matches) does not hold off the
+				// scan: leases and retries keep their pace.
+				s.scanWork(ctx)
+			default:
+			}
 			w, ok := s.work.pop()
 			if !ok {
 				break
