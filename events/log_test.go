@@ -221,11 +221,7 @@ func TestFailpointsParse(t *testing.T) {
 // TestIndexOfSeq: the index of each own event, found among input records
 // of other sources; an absent or zero sequence is index 0.
 func TestIndexOfSeq(t *testing.T) {
-	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := tempLog(t)
 	want := map[uint64]uint64{}
 	for i := 1; i <= 30; i++ {
 		e := New("Tick", nil)
@@ -302,11 +298,7 @@ func TestScanAcrossBatches(t *testing.T) {
 // them all; after forgetRecent, after a batch too big to keep, or past
 // maxRecent records it says no, and the outbox reads Pebble.
 func TestScanRecentIsScan(t *testing.T) {
-	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := tempLog(t)
 	appendN := func(n int) {
 		t.Helper()
 		var evs []Event

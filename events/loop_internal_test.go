@@ -7,27 +7,46 @@ import (
 	"time"
 )
 
+// tempLog opens a schedd log in a temporary directory, closed when the
+// test ends.
+func tempLog(t *testing.T) *Log {
+	t.Helper()
+	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// runLoop runs loop until the test ends (it has stopped before the
+// test's earlier cleanups, such as closing its log, run) and returns the
+// context its commands run in.
+func runLoop(t *testing.T, loop *Loop) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); loop.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ctx
+}
+
+// commitOne commits one event of type typ through loop.
+func commitOne(ctx context.Context, loop *Loop, typ string) error {
+	_, err := loop.DoEvents(ctx, func(time.Time) ([]Event, error) { return []Event{New(typ, nil)}, nil })
+	return err
+}
+
 // TestLoopReadsFreeSpaceSparingly: with ample room the loop reads its
 // disk's free space once per freeRecheck, however often it commits; near
 // the reserve it reads it at every commit, refuses below it, and takes
 // commands again as soon as room is back.
 func TestLoopReadsFreeSpaceSparingly(t *testing.T) {
-	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	const reserve = 1 << 20
 	free, reads := int64(100*reserve), 0
-	loop := NewLoop(LoopConfig{Log: l, Apply: func(Event) {}, MinFree: reserve})
+	loop := NewLoop(LoopConfig{Log: tempLog(t), Apply: func(Event) {}, MinFree: reserve})
 	loop.statfs = func(string) (int64, bool) { reads++; return free, true }
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go loop.Run(ctx)
-	do := func() error {
-		_, err := loop.DoEvents(ctx, func(time.Time) ([]Event, error) { return []Event{New("JobSubmitted", nil)}, nil })
-		return err
-	}
+	ctx := runLoop(t, loop)
+	do := func() error { return commitOne(ctx, loop, "JobSubmitted") }
 	start := time.Now()
 	for range 20 {
 		if err := do(); err != nil {
@@ -75,30 +94,25 @@ func TestStoreLoopsShareFreeSpace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() }) // after the loops and their logs (cleanups run last first)
 	const reserve = 1 << 20
 	free, reads := int64(100*reserve), 0
 	var dirs []string
 	statfs := func(d string) (int64, bool) { reads++; dirs = append(dirs, d); return free, true }
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var loops []*Loop
+	var ctx context.Context
 	for _, name := range []string{"sim1", "sim2", "sim3"} {
 		l, err := st.Log(name)
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { l.Close() })
 		loop := NewLoop(LoopConfig{Log: l, Apply: func(Event) {}, MinFree: reserve})
 		loop.statfs = statfs
-		done := make(chan struct{})
-		go func() { defer close(done); loop.Run(ctx) }()
-		defer func() { cancel(); <-done; l.Close() }()
+		ctx = runLoop(t, loop)
 		loops = append(loops, loop)
 	}
-	do := func(loop *Loop) error {
-		_, err := loop.DoEvents(ctx, func(time.Time) ([]Event, error) { return []Event{New("VMStarted", nil)}, nil })
-		return err
-	}
+	do := func(loop *Loop) error { return commitOne(ctx, loop, "VMStarted") }
 	// The loops run one at a time here (each DoEvents waits for its
 	// commit), so reads is not raced.
 	start := time.Now()
@@ -145,23 +159,12 @@ func TestStoreLoopsShareFreeSpace(t *testing.T) {
 // loop's channel is full (more than loopQueue) still go into the loop's
 // next group, up to MaxGroup, rather than one small group after another.
 func TestLoopGroupsBeyondItsQueue(t *testing.T) {
-	l, err := OpenLog(t.TempDir(), "schedd", LogOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	groups := make(chan int, 1000)
-	loop := NewLoop(LoopConfig{Log: l, Apply: func(Event) {}, After: func(evs []Event) { groups <- len(evs) }})
+	loop := NewLoop(LoopConfig{Log: tempLog(t), Apply: func(Event) {}, After: func(evs []Event) { groups <- len(evs) }})
 	if cap(loop.ops) != loopQueue {
 		t.Fatalf("the loop's channel holds %d, want %d", cap(loop.ops), loopQueue)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go loop.Run(ctx)
-	do := func() error {
-		_, err := loop.DoEvents(ctx, func(time.Time) ([]Event, error) { return []Event{New("JobSubmitted", nil)}, nil })
-		return err
-	}
+	ctx := runLoop(t, loop)
 	// The loop is busy with a first command while the others arrive.
 	release := make(chan struct{})
 	busy := make(chan struct{})
@@ -174,7 +177,7 @@ func TestLoopGroupsBeyondItsQueue(t *testing.T) {
 	const n = 4 * loopQueue
 	errs := make(chan error, n)
 	for range n {
-		go func() { errs <- do() }()
+		go func() { errs <- commitOne(ctx, loop, "JobSubmitted") }()
 	}
 	for len(loop.ops) < loopQueue {
 		time.Sleep(time.Millisecond)
