@@ -247,19 +247,7 @@ func (a *Ad) FlatNames() []string {
 // the others an ad nearer a shadows.
 func (a *Ad) FlatNamesWhere(keep func(name string) bool) []string {
 	var out []string
-	for i := range a.attrs {
-		if keep(a.attrs[i].name) {
-			out = append(out, a.attrs[i].name)
-		}
-	}
-	for p := a.parent; p != nil; p = p.parent {
-		for i := range p.attrs {
-			at := &p.attrs[i]
-			if keep(at.name) && a.lookup(at.key, at.hash) == at {
-				out = append(out, at.name)
-			}
-		}
-	}
+	a.eachWhere(true, keep, func(at *attr) { out = append(out, at.name) })
 	return out
 }
 
@@ -303,9 +291,16 @@ func (a *Ad) Flatten() *Ad {
 
 // each calls f for a's own attributes in order and, with flat, then for
 // the inherited attributes a does not override.
-func (a *Ad) each(flat bool, f func(*attr)) {
+func (a *Ad) each(flat bool, f func(*attr)) { a.eachWhere(flat, nil, f) }
+
+// eachWhere is each of the attributes whose names keep accepts (nil: all).
+// keep is asked before an inherited attribute is looked up, so a filter
+// that takes few names does not pay for finding which ones are shadowed.
+func (a *Ad) eachWhere(flat bool, keep func(name string) bool, f func(*attr)) {
 	for i := range a.attrs {
-		f(&a.attrs[i])
+		if keep == nil || keep(a.attrs[i].name) {
+			f(&a.attrs[i])
+		}
 	}
 	if !flat || a.parent == nil {
 		return
@@ -313,7 +308,7 @@ func (a *Ad) each(flat bool, f func(*attr)) {
 	for p := a.parent; p != nil; p = p.parent {
 		for i := range p.attrs {
 			at := &p.attrs[i]
-			if a.lookup(at.key, at.hash) == at {
+			if (keep == nil || keep(at.name)) && a.lookup(at.key, at.hash) == at {
 				f(at)
 			}
 		}
