@@ -44,7 +44,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 			j.Claim.State = ClaimClaimed
 		}
 	case events.ClaimFailed:
-		dropClaim(q, j)
+		dropClaim(q, j, at)
 	case events.JobStarted:
 		var p events.JobStartedPayload
 		if e.Decode(&p) != nil || j.Claim == nil {
@@ -85,7 +85,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 			j.addCheckpoint(*p.Checkpoint)
 		}
 		j.LastVacateTime = at
-		dropClaim(q, j)
+		dropClaim(q, j, at)
 		if j.Status == Running {
 			setStatus(j, Idle, at)
 		}
@@ -110,7 +110,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 		j.BytesRecv += p.BytesRecv
 		j.CompletionDate = at
 		j.Checkpoints = nil
-		dropClaim(q, j)
+		dropClaim(q, j, at)
 		setStatus(j, Completed, at)
 		leaveQueue(q, j)
 	case events.JobHeld:
@@ -143,7 +143,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 		stopClaim(j, events.ModeVacate)
 	case events.ClaimLost:
 		j.LastVacateTime = at
-		dropClaim(q, j)
+		dropClaim(q, j, at)
 		if j.Status == Running {
 			setStatus(j, Idle, at)
 		}
@@ -151,7 +151,7 @@ func Apply(q *Queue, e events.Event) *Queue {
 			leaveQueue(q, j)
 		}
 	case events.ClaimReleased:
-		dropClaim(q, j)
+		dropClaim(q, j, at)
 		if j.Status == Running {
 			setStatus(j, Idle, at)
 		}
@@ -228,9 +228,17 @@ func setStatus(j *Job, status int, at int64) {
 	}
 }
 
-func dropClaim(q *Queue, j *Job) {
+// dropClaim forgets the job's claim at time at. A VM that ran on it and
+// ended without its guest's exit (evicted, vacated, held, removed, its
+// claim lost) adds its wall time to RemoteWallClock, as HTCondor's
+// RemoteWallClockTime sums every run; an exit added the VM's own run time
+// already (JobExited).
+func dropClaim(q *Queue, j *Job, at int64) {
 	if j.Claim == nil {
 		return
+	}
+	if j.RemoteHost != "" && j.Claim.Exit == nil && j.JobCurrentStartDate > 0 && at > j.JobCurrentStartDate {
+		j.RemoteWallClock += (at - j.JobCurrentStartDate) * 1e9
 	}
 	delete(q.Claims, j.Claim.ID)
 	if j.RemoteHost != "" {

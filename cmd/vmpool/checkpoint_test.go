@@ -47,10 +47,48 @@ queue
 func (tp *testPool) writeStampImage() string {
 	tp.t.Helper()
 	img := filepath.Join(tp.dir, "stamp.img")
-	if err := vmimage.StampCounter(vmimage.TicksFor(stampGuestSeconds*time.Second)).WriteRaw(img, 0); err != nil {
+	// As a user makes it (docs/checkpoints.md), and checked to be the
+	// guest these tests mean.
+	if out, errs, code := runCLI(context.Background(), "", "image", "count", img, fmt.Sprint(stampGuestSeconds*time.Second)); code != 0 {
+		tp.t.Fatalf("vmpool image count: exit %d: %s%s", code, out, errs)
+	}
+	d, err := vmimage.ReadData(img)
+	if err != nil {
 		tp.t.Fatal(err)
 	}
+	if want := vmimage.TicksFor(stampGuestSeconds * time.Second); d.Kind != vmimage.KindStamp || d.Target != want || d.Stamped || d.Boots != 0 {
+		tp.t.Fatalf("vmpool image count wrote %+v, want a fresh stamp guest counting to %d", d, want)
+	}
 	return img
+}
+
+// TestImageCountArgs: the count guest's duration is checked before
+// anything is written.
+func TestImageCountArgs(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"image", "count", filepath.Join(dir, "a.img")},
+		{"image", "count", filepath.Join(dir, "b.img"), "ten"},
+		{"image", "count", filepath.Join(dir, "c.img"), "-5s"},
+		{"image", "count", filepath.Join(dir, "d.img"), "48h"},
+		{"image", "hello", filepath.Join(dir, "e.img"), "5s"},
+	} {
+		out, errs, code := runCLI(context.Background(), "", args...)
+		if code != 2 || out != "" || !strings.Contains(errs, "vmpool image:") {
+			t.Errorf("vmpool %s: exit %d, stdout %q, stderr %q; want exit 2 and a usage message", strings.Join(args, " "), code, out, errs)
+		}
+		if _, err := os.Stat(args[2]); err == nil {
+			t.Errorf("vmpool %s wrote %s", strings.Join(args, " "), args[2])
+		}
+	}
+	img := filepath.Join(dir, "ok.img")
+	if _, errs, code := runCLI(context.Background(), "", "image", "count", img, "90s"); code != 0 {
+		t.Fatalf("vmpool image count %s 90s: exit %d: %s", img, code, errs)
+	}
+	out, errs, code := runCLI(context.Background(), "", "image", "read", img)
+	if want := fmt.Sprintf("guest stamp, counter 0, boots 0, ticks 0/%d\n", vmimage.TicksFor(90*time.Second)); code != 0 || !strings.HasSuffix(out, want) {
+		t.Fatalf("vmpool image read: exit %d, %q %s; want ...%q", code, out, errs, want)
+	}
 }
 
 // started decodes a JobStarted event.

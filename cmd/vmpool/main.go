@@ -70,7 +70,7 @@ func init() {
 		{"replay", "rebuild a daemon's state from its event log, a job's timeline, or check the logs", (*cli).replay},
 		{"config", "show the effective configuration (condor_config_val)", (*cli).config},
 		{"links", "make condor_submit, condor_q, ... in a directory: links to this binary, which answers to them", (*cli).links},
-		{"image", "write the example guest (hello) or read what a guest wrote on its disk", (*cli).image},
+		{"image", "write an example guest (hello, count) or read what a guest wrote on its disk", (*cli).image},
 		{"nats", "run the pool's NATS server with JetStream alone (for separate daemons)", (*cli).nats},
 		{"emulate", "act as Xen's xl or VMware's vmrun, running guests under QEMU (also through links named xl, vmrun)", (*cli).emulate},
 		{"bench", "measure the pool's speed on real parts (submit, match, turnaround, query, replay, memory, checkpoint)", (*cli).bench},

@@ -75,11 +75,12 @@ func (c *cli) config(ctx context.Context, args []string) int {
 
 // image writes the example guest images and reads their data sector:
 //
-//	vmpool image hello FILE   the counter guest: counts its runs, powers off
-//	vmpool image read FILE    what a guest recorded on its disk
+//	vmpool image hello FILE            the counter guest: counts its runs, powers off
+//	vmpool image count FILE DURATION   the checkpoint guest: counts for DURATION, powers off
+//	vmpool image read FILE             what a guest recorded on its disk
 func (c *cli) image(ctx context.Context, args []string) int {
-	const usage = "usage: vmpool image hello FILE | vmpool image read FILE"
-	if len(args) != 2 {
+	const usage = "usage: vmpool image hello FILE | vmpool image count FILE DURATION | vmpool image read FILE"
+	if len(args) < 2 || len(args) != 2 && args[0] != "count" {
 		return c.usageErr("image", usage)
 	}
 	path, _ := filepath.Abs(args[1])
@@ -89,6 +90,19 @@ func (c *cli) image(ctx context.Context, args []string) int {
 			return c.errorf("image", "%v", err)
 		}
 		fmt.Fprintf(c.stdout, "wrote %s: a boot-sector guest that adds one to the counter on its disk and powers off\n", path)
+	case "count":
+		if len(args) != 3 {
+			return c.usageErr("image", "count: how long the guest counts is missing (e.g. vmpool image count %s 60s); %s", args[1], usage)
+		}
+		d, err := time.ParseDuration(args[2])
+		if err != nil || d <= 0 || d > maxCountGuest {
+			return c.usageErr("image", "count: %q is not a positive duration of at most 24h (e.g. 60s, 10m)", args[2])
+		}
+		if err := vmimage.StampCounter(vmimage.TicksFor(d)).WriteRaw(path, 0); err != nil {
+			return c.errorf("image", "%v", err)
+		}
+		fmt.Fprintf(c.stdout, "wrote %s: a boot-sector guest that stamps its first boot, counts %v of guest time on its disk and powers off;\n"+
+			"resumed from a checkpoint it goes on counting and keeps its first boot's stamp (vmpool image read shows both)\n", path, d)
 	case "read":
 		d, err := vmimage.ReadData(path)
 		if err != nil {
@@ -104,6 +118,10 @@ func (c *cli) image(ctx context.Context, args []string) int {
 	}
 	return 0
 }
+
+// maxCountGuest bounds how long the count guest counts (its BIOS tick
+// target is 32 bits; a day is far below that and far above any test).
+const maxCountGuest = 24 * time.Hour
 
 // nats runs the pool's bus alone: an embedded NATS server with JetStream,
 // syncing every write, for pools whose daemons run as separate processes
