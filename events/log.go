@@ -71,7 +71,11 @@ type record struct {
 }
 
 // maxRecent bounds Log.recent; an outbox further behind reads Pebble.
-const maxRecent = 1024
+// A schedd's commit of one consumer batch (1,024 events in, its own out)
+// or a negotiator's cycle easily holds over a thousand records: 1,024
+// sent those to Pebble and back (1.3% of a full-size match's CPU). The
+// outbox forgets records once published, so only a backlog fills it.
+const maxRecent = 8192
 
 // LogOptions configures OpenLog.
 type LogOptions struct {
@@ -436,9 +440,14 @@ func (l *Log) forgetRecent(upTo uint64) {
 		return
 	}
 	n := int(min(upTo-l.recent[0].idx+1, uint64(len(l.recent))))
-	// A new array, never the old one again: a scanRecent may be reading
-	// the records after upTo.
-	l.recent = append([]record(nil), l.recent[n:]...)
+	if n == len(l.recent) {
+		l.recent = nil // the array goes with the records
+		return
+	}
+	// The same array, from the first record kept: a scanRecent reading
+	// the records after upTo keeps its view (Append only ever writes
+	// past the end), and no copy per publish of up to maxRecent records.
+	l.recent = l.recent[n:]
 }
 
 // Wait blocks until the log holds a record after index after, ctx is done,

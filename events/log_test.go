@@ -364,6 +364,16 @@ func TestScanRecentIsScan(t *testing.T) {
 			t.Fatalf("records after %d not in memory", after)
 		}
 	}
+	// All published: none stays, and what comes next is kept again.
+	l.forgetRecent(last)
+	if same(last - 1) {
+		t.Fatalf("record %d still in memory after forgetRecent(%d)", last, last)
+	}
+	appendN(2)
+	if !same(last) || !same(l.LastIndex()-1) {
+		t.Fatal("records appended after all were forgotten not in memory")
+	}
+	last = l.LastIndex()
 	appendN(maxRecent + 1) // too many to keep
 	if same(last) {
 		t.Fatal("a batch of more than maxRecent kept in memory")

@@ -324,9 +324,8 @@ type pending struct {
 // daemon of role, e encoded as data: on the event's subject, with the
 // Nats-Msg-Id that lets the stream drop it when it is published again.
 func EventMsg(role string, e Event, data []byte) *nats.Msg {
-	msg := &nats.Msg{Subject: Subject(role, e), Data: data, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, MsgID(e))
-	return msg
+	// The header's key is canonical already (Header.Set would make it so).
+	return &nats.Msg{Subject: Subject(role, e), Data: data, Header: nats.Header{jetstream.MsgIDHeader: {MsgID(e)}}}
 }
 
 // Own events waiting to be published go to JetStream as one atomic batch
@@ -480,19 +479,20 @@ func publishAtomic(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg
 	for i, msg := range msgs {
 		// A copy: should the batch be refused, msg goes alone, without
 		// the batch's headers.
-		m := &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: maps.Clone(msg.Header)}
-		if m.Header == nil {
-			m.Header = nats.Header{}
-		}
-		m.Header.Set(headerBatchID, id)
-		m.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
+		// Room for the batch's headers from the start; their keys are
+		// canonical already.
+		h := make(nats.Header, len(msg.Header)+3)
+		maps.Copy(h, msg.Header)
+		h[headerBatchID] = []string{id}
+		h[headerBatchSeq] = []string{strconv.Itoa(i + 1)}
+		m := &nats.Msg{Subject: msg.Subject, Data: msg.Data, Header: h}
 		if i < len(msgs)-1 {
 			if err := nc.PublishMsg(m); err != nil {
 				return nil, false
 			}
 			continue
 		}
-		m.Header.Set(headerBatchCommit, "1")
+		h[headerBatchCommit] = []string{"1"}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		ack, err := js.PublishMsg(cctx, m)
 		cancel()

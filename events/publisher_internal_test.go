@@ -3,10 +3,12 @@ package events
 import (
 	"context"
 	"fmt"
+	"net/textproto"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Events handed to a Publisher faster than the stream acknowledges them
@@ -111,5 +113,22 @@ func TestPublisherClosedRefuses(t *testing.T) {
 	p.Close()
 	if _, err := p.publish(context.Background(), &nats.Msg{Subject: "x"}); err != ErrPublisherClosed {
 		t.Fatalf("publish after Close: %v", err)
+	}
+}
+
+// The outbox writes its headers' keys straight into the header map, not
+// through Header.Set, which would canonicalise them: a key that is not
+// canonical would then not be found by its canonical name.
+func TestHeaderKeysAreCanonical(t *testing.T) {
+	for _, k := range []string{jetstream.MsgIDHeader, headerBatchID, headerBatchSeq, headerBatchCommit} {
+		if c := textproto.CanonicalMIMEHeaderKey(k); c != k {
+			t.Errorf("header %q is not canonical (%q)", k, c)
+		}
+	}
+	e := New(JobStarted, nil).ForJob("schedd", JobID{Cluster: 1})
+	e.Source, e.Seq = "schedd", 7
+	msg := EventMsg(RoleSchedd, e, []byte("{}"))
+	if got := msg.Header.Get(jetstream.MsgIDHeader); got != "schedd:7" {
+		t.Errorf("EventMsg's %s = %q, want schedd:7", jetstream.MsgIDHeader, got)
 	}
 }
