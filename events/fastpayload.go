@@ -641,6 +641,14 @@ func (p *JobCompletedPayload) decodeFast(b []byte) bool {
 			v.BytesRecv = r.int64()
 		case "run_ns":
 			v.RunNanos = r.int64()
+		case "user_cpu_ns":
+			v.UserCPUNanos = r.int64()
+		case "sys_cpu_ns":
+			v.SysCPUNanos = r.int64()
+		case "total_user_cpu_ns":
+			v.TotalUserCPUNanos = r.int64()
+		case "total_sys_cpu_ns":
+			v.TotalSysCPUNanos = r.int64()
 		default:
 			r.fail()
 		}
@@ -685,6 +693,10 @@ func vmEventMember(r *jreader, v *VMEventPayload, name []byte) {
 		v.BytesOut = r.int64()
 	case "run_ns":
 		v.RunNanos = r.int64()
+	case "user_cpu_ns":
+		v.UserCPUNanos = r.int64()
+	case "sys_cpu_ns":
+		v.SysCPUNanos = r.int64()
 	case "handle":
 		v.Handle = r.rawObject()
 	default:

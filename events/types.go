@@ -146,6 +146,12 @@ type JobCompletedPayload struct {
 	BytesSent int64     `json:"bytes_sent,omitempty"` // input bytes to the startd
 	BytesRecv int64     `json:"bytes_recv,omitempty"` // output bytes back
 	RunNanos  int64     `json:"run_ns,omitempty"`
+	// The CPU the last run used on its machine (the 005's Run Remote
+	// Usage) and all runs together (its Total Remote Usage).
+	UserCPUNanos      int64 `json:"user_cpu_ns,omitempty"`
+	SysCPUNanos       int64 `json:"sys_cpu_ns,omitempty"`
+	TotalUserCPUNanos int64 `json:"total_user_cpu_ns,omitempty"`
+	TotalSysCPUNanos  int64 `json:"total_sys_cpu_ns,omitempty"`
 }
 
 // Checkpoint is a VM checkpoint in the spool (the object store).
@@ -163,6 +169,10 @@ type JobEvictedPayload struct {
 	Reason     string      `json:"reason,omitempty"`
 	Code       int         `json:"code,omitempty"` // vacate reason code (e.g. 1020 VMError)
 	SubCode    int         `json:"subcode,omitempty"`
+	// The CPU the run used on its machine (the hypervisor's process):
+	// the 004's Run Remote Usage, added to RemoteUserCpu/RemoteSysCpu.
+	UserCPUNanos int64 `json:"user_cpu_ns,omitempty"`
+	SysCPUNanos  int64 `json:"sys_cpu_ns,omitempty"`
 }
 
 // JobCheckpointedPayload records a periodic checkpoint.
@@ -294,4 +304,8 @@ type VMEventPayload struct {
 	BytesIn  int64 `json:"bytes_in,omitempty"`
 	BytesOut int64 `json:"bytes_out,omitempty"`
 	RunNanos int64 `json:"run_ns,omitempty"`
+	// UserCPUNanos and SysCPUNanos, on a VMExited or VMEvicted, are the
+	// CPU the VM's hypervisor process used (0: the driver cannot tell).
+	UserCPUNanos int64 `json:"user_cpu_ns,omitempty"`
+	SysCPUNanos  int64 `json:"sys_cpu_ns,omitempty"`
 }

@@ -72,6 +72,8 @@ const (
 	aVmpoolReturnedFiles
 	aBytesSent
 	aBytesRecvd
+	aRemoteUserCpu
+	aRemoteSysCpu
 	numDynAttrs
 )
 
@@ -83,7 +85,7 @@ var dynNames = [numDynAttrs]string{
 	"RemoveReason", "RemoteHost", "LastRemoteHost", "JobStartDate", "JobCurrentStartDate",
 	"LastVacateTime", "CompletionDate", "ExitCode", "ExitBySignal", "ExitStatus",
 	"VmpoolClaimState", "TransferringOutput", "VmpoolCheckpoint", "LastCkptTime",
-	"VmpoolReturnedFiles", "BytesSent", "BytesRecvd",
+	"VmpoolReturnedFiles", "BytesSent", "BytesRecvd", "RemoteUserCpu", "RemoteSysCpu",
 }
 
 // dynIndex maps a dynamic attribute's lower-case name to it.
@@ -100,6 +102,7 @@ type attrSink interface {
 	setString(a dynAttr, v string)
 	setInt(a dynAttr, v int64)
 	setBool(a dynAttr, v bool)
+	setReal(a dynAttr, v float64)
 }
 
 type adSink struct{ ad *classad.Ad }
@@ -107,6 +110,7 @@ type adSink struct{ ad *classad.Ad }
 func (s adSink) setString(a dynAttr, v string) { s.ad.SetString(dynNames[a], v) }
 func (s adSink) setInt(a dynAttr, v int64)     { s.ad.SetInt(dynNames[a], v) }
 func (s adSink) setBool(a dynAttr, v bool)     { s.ad.SetBool(dynNames[a], v) }
+func (s adSink) setReal(a dynAttr, v float64)  { s.ad.SetReal(dynNames[a], v) }
 
 // attrs produces the job's dynamic attributes, in one order, for both the
 // ad (Ad) and its JSON (AppendJSON).
@@ -188,6 +192,9 @@ func (j *Job) attrs(schedd string, s attrSink) {
 	}
 	s.setInt(aBytesSent, j.BytesSent)
 	s.setInt(aBytesRecvd, j.BytesRecv)
+	// Seconds, as reals, as HTCondor's job ad has them.
+	s.setReal(aRemoteUserCpu, float64(j.RemoteUserCPU)/1e9)
+	s.setReal(aRemoteSysCpu, float64(j.RemoteSysCPU)/1e9)
 }
 
 // jsonSink writes the dynamic attributes as JSON members and notes which
@@ -218,6 +225,12 @@ func (s *jsonSink) setInt(a dynAttr, v int64) {
 func (s *jsonSink) setBool(a dynAttr, v bool) {
 	s.name(a)
 	s.b = strconv.AppendBool(s.b, v)
+}
+
+// setReal writes a finite real as the ad's JSON does.
+func (s *jsonSink) setReal(a dynAttr, v float64) {
+	s.name(a)
+	s.b = append(s.b, classad.Real(v).String()...)
 }
 
 // staticJSON is a job's submitted attributes rendered as JSON members once
@@ -292,6 +305,11 @@ func (s *adTextSink) setInt(a dynAttr, v int64) {
 func (s *adTextSink) setBool(a dynAttr, v bool) {
 	s.name(a)
 	s.b = strconv.AppendBool(s.b, v)
+}
+
+func (s *adTextSink) setReal(a dynAttr, v float64) {
+	s.name(a)
+	s.b = append(s.b, classad.Real(v).String()...)
 }
 
 // staticText is a job's submitted attributes printed in ClassAd syntax.

@@ -84,6 +84,8 @@ func Apply(q *Queue, e events.Event) *Queue {
 		if p.Checkpoint != nil {
 			j.addCheckpoint(*p.Checkpoint)
 		}
+		j.RemoteUserCPU += p.UserCPUNanos
+		j.RemoteSysCPU += p.SysCPUNanos
 		j.LastVacateTime = at
 		dropClaim(q, j, at)
 		if j.Status == Running {
@@ -98,6 +100,8 @@ func Apply(q *Queue, e events.Event) *Queue {
 		j.Claim.Outputs = p.Outputs
 		j.Claim.Exit = &p
 		j.RemoteWallClock += p.RunNanos
+		j.RemoteUserCPU += p.UserCPUNanos
+		j.RemoteSysCPU += p.SysCPUNanos
 		j.Checkpoints = nil // the guest finished: no state to resume from
 	case events.JobCompleted:
 		var p events.JobCompletedPayload

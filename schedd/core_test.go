@@ -256,6 +256,7 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 			p := events.VMEventPayload{ClaimID: arg(d, "claim", ""), Slot: arg(d, "slot", "slot1@startd1"), Host: "<slot1@startd1>",
 				PoweredOff: arg(d, "powered_off", "") == "true", Hold: arg(d, "hold", "") == "true",
 				Code: argInt(d, "code", 0), SubCode: argInt(d, "subcode", 0), Reason: arg(d, "reason", ""), RunNanos: 5e9,
+				UserCPUNanos: int64(argInt(d, "user_cpu_ms", 0)) * 1e6, SysCPUNanos: int64(argInt(d, "sys_cpu_ms", 0)) * 1e6,
 				Resumed: arg(d, "resumed_from", "") != "", ResumedFrom: argInt(d, "resumed_from", 0), ResumeNote: arg(d, "note", "")}
 			if o := arg(d, "output", ""); o != "" {
 				sum := strings.Repeat("cd", 32)

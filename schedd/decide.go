@@ -399,7 +399,8 @@ func startdEventFor(schedd string, j *Job, typ string, p events.VMEventPayload) 
 		if cl.State == ClaimStopping && cl.StopMode == events.ModeKill {
 			return []events.Event{released}
 		}
-		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Checkpoint: p.Checkpoint, Reason: p.Reason, Code: p.Code, SubCode: p.SubCode})}
+		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Checkpoint: p.Checkpoint, Reason: p.Reason, Code: p.Code, SubCode: p.SubCode,
+			UserCPUNanos: p.UserCPUNanos, SysCPUNanos: p.SysCPUNanos})}
 	case events.VMFailed:
 		if cl.State == ClaimStopping {
 			return []events.Event{released}
@@ -510,12 +511,10 @@ func DecideOutputs(q *Queue, r OutputsResult) []events.Event {
 			events.New(events.JobHeld, events.JobHeldPayload{Code: 12, Reason: "Error transferring output: " + r.Err.Error()}).ForJob(q.Name, j.ID),
 		}
 	}
-	var bytesIn int64
-	var run int64
+	p := events.JobCompletedPayload{ClaimID: r.ClaimID, ExitCode: 0, Outputs: j.Claim.Outputs, BytesRecv: r.BytesRecv,
+		TotalUserCPUNanos: j.RemoteUserCPU, TotalSysCPUNanos: j.RemoteSysCPU} // the exit's CPU is in the totals already
 	if x := j.Claim.Exit; x != nil {
-		bytesIn, run = x.BytesIn, x.RunNanos
+		p.BytesSent, p.RunNanos, p.UserCPUNanos, p.SysCPUNanos = x.BytesIn, x.RunNanos, x.UserCPUNanos, x.SysCPUNanos
 	}
-	return []events.Event{events.New(events.JobCompleted, events.JobCompletedPayload{
-		ClaimID: r.ClaimID, ExitCode: 0, Outputs: j.Claim.Outputs, BytesSent: bytesIn, BytesRecv: r.BytesRecv, RunNanos: run,
-	}).ForJob(q.Name, j.ID)}
+	return []events.Event{events.New(events.JobCompleted, p).ForJob(q.Name, j.ID)}
 }

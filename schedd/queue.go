@@ -165,6 +165,11 @@ type Job struct {
 	BytesSent       int64
 	BytesRecv       int64
 	RemoteWallClock int64 // nanoseconds of VM run time, summed over runs
+	// RemoteUserCPU and RemoteSysCPU: nanoseconds of CPU the runs' VMs
+	// used on their machines (RemoteUserCpu, RemoteSysCpu), as their
+	// startds reported them at exit or eviction.
+	RemoteUserCPU int64
+	RemoteSysCPU  int64
 }
 
 // Owner is the job's owner.

@@ -164,6 +164,10 @@ func jobMember(x *events.JSONReader, j *Job, name []byte) {
 		j.BytesRecv = x.Int64()
 	case "RemoteWallClock":
 		j.RemoteWallClock = x.Int64()
+	case "RemoteUserCPU":
+		j.RemoteUserCPU = x.Int64()
+	case "RemoteSysCPU":
+		j.RemoteSysCPU = x.Int64()
 	default:
 		x.Fail()
 	}

@@ -227,6 +227,11 @@ func appendUserLog(path string, evs []userlog.Event) error {
 	return w.Close()
 }
 
+// cpuUsage is a usage line's user and system CPU from nanoseconds.
+func cpuUsage(user, sys int64) userlog.Usage {
+	return userlog.Usage{User: time.Duration(user), Sys: time.Duration(sys)}
+}
+
 // userlogEvents maps one schedd event to the user log events it writes.
 func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 	at := time.Unix(0, e.Time)
@@ -266,6 +271,7 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 		}
 		base.Code, base.Checkpointed, base.Reason = userlog.JobEvicted, p.Checkpoint != nil, p.Reason
 		base.EvictCode, base.EvictSubCode = p.Code, p.SubCode
+		base.RunRemote = cpuUsage(p.UserCPUNanos, p.SysCPUNanos)
 	case events.JobCompleted:
 		var p events.JobCompletedPayload
 		if e.Decode(&p) != nil {
@@ -276,6 +282,10 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 		// the modified ones.
 		base.BytesSent, base.BytesReceived = p.BytesRecv, p.BytesSent
 		base.TotalBytesSent, base.TotalBytesReceived = p.BytesRecv, p.BytesSent
+		// The VM's CPU on its machine: this run, and every run (evicted
+		// ones too).
+		base.RunRemote = cpuUsage(p.UserCPUNanos, p.SysCPUNanos)
+		base.TotalRemote = cpuUsage(p.TotalUserCPUNanos, p.TotalSysCPUNanos)
 	case events.JobHeld:
 		var p events.JobHeldPayload
 		if e.Decode(&p) != nil {

@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/schedd/userlog"
 )
 
 // A crash after writing a batch of user log events but before recording
@@ -64,5 +66,34 @@ func TestUserLogRollback(t *testing.T) {
 	}
 	if fileSize(fresh) != 1 {
 		t.Fatal("a completed batch was rolled back")
+	}
+}
+
+// The CPU a startd reports goes into the 004's Run Remote Usage and the
+// 005's Run and Total Remote Usage.
+func TestUserLogCPUUsage(t *testing.T) {
+	s := &Schedd{}
+	ev := func(typ string, p any) events.Event {
+		e := events.New(typ, p).ForJob("schedd", events.JobID{Cluster: 3})
+		e.Time = 1_700_000_000e9
+		return e
+	}
+	text := func(e events.Event) string {
+		var b strings.Builder
+		for _, u := range s.userlogEvents(e) {
+			b.Write(userlog.Format(u, userlog.FormatOptions{}))
+		}
+		return b.String()
+	}
+	evicted := text(ev(events.JobEvicted, events.JobEvictedPayload{ClaimID: "n#1", UserCPUNanos: 61e9, SysCPUNanos: 2e9}))
+	if want := "Usr 0 00:01:01, Sys 0 00:00:02  -  Run Remote Usage"; !strings.Contains(evicted, want) {
+		t.Errorf("004 without %q:\n%s", want, evicted)
+	}
+	done := text(ev(events.JobCompleted, events.JobCompletedPayload{ClaimID: "n#2", UserCPUNanos: 3e9, SysCPUNanos: 1e9,
+		TotalUserCPUNanos: 3661e9 + 64e9, TotalSysCPUNanos: 3e9}))
+	for _, want := range []string{"Usr 0 00:00:03, Sys 0 00:00:01  -  Run Remote Usage", "Usr 0 01:02:05, Sys 0 00:00:03  -  Total Remote Usage"} {
+		if !strings.Contains(done, want) {
+			t.Errorf("005 without %q:\n%s", want, done)
+		}
 	}
 }

@@ -290,7 +290,8 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			d.metrics.transferred(transferOutput, bytesOut, time.Since(outStart))
 		}
 		log.Info("guest powered off", "returned", len(refs), "bytes", bytesOut, "run", time.Duration(run).Round(time.Millisecond))
-		finish(events.VMExited, events.VMEventPayload{PoweredOff: true, Outputs: refs, BytesIn: bytesIn, BytesOut: bytesOut, RunNanos: run, Reason: r.exit.Reason})
+		finish(events.VMExited, events.VMEventPayload{PoweredOff: true, Outputs: refs, BytesIn: bytesIn, BytesOut: bytesOut, RunNanos: run, Reason: r.exit.Reason,
+			UserCPUNanos: r.exit.UserCPU.Nanoseconds(), SysCPUNanos: r.exit.SysCPU.Nanoseconds()})
 	}
 }
 
@@ -306,6 +307,11 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		}
 		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request"})
 		return
+	}
+	// An evicted VM's event says what CPU it used (the 004's usage).
+	evicted := func(p events.VMEventPayload) {
+		p.UserCPUNanos, p.SysCPUNanos = usedCPU(ctx, vm)
+		finish(events.VMEvicted, p)
 	}
 	// Why the VM leaves (a drain, PREEMPT, a preempting job) goes with it
 	// into the eviction event and the user log.
@@ -342,7 +348,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 			if err := vm.Stop(ctx, 0); err != nil {
 				log.Warn("kill VM", "err", err)
 			}
-			finish(events.VMEvicted, events.VMEventPayload{Reason: "killed while vacating" + why()})
+			evicted(events.VMEventPayload{Reason: "killed while vacating" + why()})
 			return true
 		default:
 			return false
@@ -360,7 +366,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 				d.metrics.checkpointed("vacate", time.Since(start), shipped, time.Since(shipStart))
 				log.Info("VM checkpointed and vacated", "files", len(shipped.Files), "bytes", checkpointBytes(shipped), "took", time.Since(start).Round(time.Millisecond))
 				_ = vm.Stop(ctx, 0)
-				finish(events.VMEvicted, events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint" + why()})
+				evicted(events.VMEventPayload{Checkpoint: shipped, Reason: "vacated with a checkpoint" + why()})
 				return
 			}
 		}
@@ -369,7 +375,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		}
 		log.Warn("checkpoint failed; vacating without one", "err", err)
 		_ = vm.Stop(ctx, 0)
-		finish(events.VMEvicted, events.VMEventPayload{Reason: "checkpoint failed: " + err.Error()})
+		evicted(events.VMEventPayload{Reason: "checkpoint failed: " + err.Error()})
 		return
 	}
 	if err := vm.Stop(vctx, d.cfg.VacateGrace); err != nil && !isClosed(killed) {
@@ -378,7 +384,20 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 	if cutShort() {
 		return
 	}
-	finish(events.VMEvicted, events.VMEventPayload{Reason: "vacated" + why()})
+	evicted(events.VMEventPayload{Reason: "vacated" + why()})
+}
+
+// usedCPU is the CPU a stopped VM's hypervisor process used, in
+// nanoseconds of user and kernel time: 0 when its driver cannot tell, or
+// when the VM has not ended within a few seconds of being stopped.
+func usedCPU(ctx context.Context, vm hypervisor.VM) (user, sys int64) {
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ex, err := vm.Wait(wctx)
+	if err != nil {
+		return 0, 0
+	}
+	return ex.UserCPU.Nanoseconds(), ex.SysCPU.Nanoseconds()
 }
 
 // isClosed reports whether ch is closed.

@@ -162,6 +162,9 @@ func TestCheckpointDrainResumesElsewhere(t *testing.T) {
 	if ev.Checkpoint == nil || len(ev.Checkpoint.Files) == 0 {
 		t.Fatalf("evicted without a checkpoint: %+v", ev)
 	}
+	if ev.UserCPUNanos+ev.SysCPUNanos <= 0 {
+		t.Fatalf("eviction without the CPU the VM used: %+v", ev)
+	}
 	second := started(t, tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool {
 		return started(t, e).ClaimID != first.ClaimID
 	}, 60*time.Second))
@@ -172,6 +175,13 @@ func TestCheckpointDrainResumesElsewhere(t *testing.T) {
 	checkResumedDisk(t, img, stamp)
 	if h := tp.mustRun("history", "-af", "NumJobStarts", "NumRestarts", "NumCkpts"); h != "2 1 1\n" {
 		t.Fatalf("history: %q", h)
+	}
+	// Both runs count: the guest counted stampGuestSeconds over the two
+	// (each run's seconds are cut to whole ones), and the CPU of both.
+	var wall, user float64
+	if _, err := fmt.Sscan(tp.mustRun("history", "-af", "RemoteWallClockTime", "RemoteUserCpu"), &wall, &user); err != nil ||
+		wall < stampGuestSeconds-2 || user*1e9 <= float64(ev.UserCPUNanos) {
+		t.Fatalf("history RemoteWallClockTime %v, RemoteUserCpu %v (%v): want both runs (the first used %v s of CPU)", wall, user, err, float64(ev.UserCPUNanos)/1e9)
 	}
 	checkUserLog(t, filepath.Join(tp.dir, "stamp.log"), []string{"000", "001", "004", "001", "005"})
 	if b, _ := os.ReadFile(filepath.Join(tp.dir, "stamp.log")); !strings.Contains(string(b), "(1) Job was checkpointed.") {

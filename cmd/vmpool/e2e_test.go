@@ -82,6 +82,14 @@ func TestHelloJob(t *testing.T) {
 	if _, ok := h["CompletionDate"].(float64); !ok {
 		t.Errorf("history has no CompletionDate")
 	}
+	// The CPU QEMU used, as the startd reported it (HTCondor's
+	// RemoteUserCpu and RemoteSysCpu, seconds as reals).
+	if u, _ := h["RemoteUserCpu"].(float64); u <= 0 {
+		t.Errorf("history RemoteUserCpu = %v, want the CPU the VM used", h["RemoteUserCpu"])
+	}
+	if _, ok := h["RemoteSysCpu"].(float64); !ok {
+		t.Errorf("history has no RemoteSysCpu")
+	}
 	// The scratch directory is gone once the job is done.
 	scratch, _ := filepath.Glob(filepath.Join(tp.home, "startd1", "execute", "dir_*"))
 	if len(scratch) != 0 {

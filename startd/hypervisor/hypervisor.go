@@ -209,6 +209,10 @@ type Exit struct {
 	// Reason is the hypervisor's word for it, e.g. "guest-shutdown",
 	// "host-qmp-quit", "killed", "crashed: ...".
 	Reason string
+	// UserCPU and SysCPU are the CPU the hypervisor's process used for
+	// the VM, in user and kernel mode (HTCondor's RemoteUserCpu and
+	// RemoteSysCpu). Zero when the driver cannot tell.
+	UserCPU, SysCPU time.Duration
 }
 
 // ErrDetached is returned by the methods of a VM after Detach.

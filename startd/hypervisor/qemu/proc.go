@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // procAlive tells whether pid names a live process: false when it does not
@@ -29,6 +30,45 @@ func procAlive(pid int) bool {
 		return false
 	}
 	return b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat: the kernel's
+// USER_HZ, 100 on every Linux ABI QEMU runs on here.
+const userHZ = 100
+
+// procCPU reads the CPU pid has used so far, in user and kernel mode, from
+// /proc/PID/stat (utime and stime, its 14th and 15th fields); ok is false
+// when the process or its numbers cannot be read.
+func procCPU(pid int) (user, sys time.Duration, ok bool) {
+	if pid <= 0 {
+		return 0, 0, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	return statCPU(b)
+}
+
+// statCPU reads utime and stime from the text of a /proc/PID/stat.
+func statCPU(b []byte) (user, sys time.Duration, ok bool) {
+	// The fields after the command name (which may hold spaces and
+	// parentheses) start with the state, the 3rd field.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ut, err1 := strconv.ParseUint(string(f[11]), 10, 63)
+	st, err2 := strconv.ParseUint(string(f[12]), 10, 63)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	tick := time.Second / userHZ
+	return time.Duration(ut) * tick, time.Duration(st) * tick, true
 }
 
 // reapIfChild collects the exit status of pid when it is an exited child

@@ -62,6 +62,9 @@ type VM struct {
 	detached bool             // Detach ended the monitor; QEMU runs on
 	shutdown *hypervisor.Exit // from the first SHUTDOWN event or a "shutdown" status
 	exit     hypervisor.Exit  // final once done is closed
+	// cpu is QEMU's CPU use as last read from /proc, for a VM that is not
+	// our child (reattached): its exit status, which has it, is not ours.
+	cpu struct{ user, sys time.Duration }
 
 	migration chan struct{} // has a value after a MIGRATION event
 	detachReq chan struct{}
@@ -279,6 +282,7 @@ func (v *VM) monitor() {
 		v.mu.Unlock()
 		if down && !quitSent {
 			// -no-shutdown left QEMU up with the guest off; end it.
+			v.sampleCPU() // all it will have used
 			ctx, cancel := context.WithTimeout(context.Background(), qmpTimeout)
 			err := v.qmp.Execute(ctx, "quit", nil, nil)
 			cancel()
@@ -328,6 +332,19 @@ func (v *VM) onEvent(ev qmp.Event) {
 	}
 }
 
+// sampleCPU reads the CPU a QEMU that is not our child has used so far
+// (see cpu); our own child's comes with its exit status.
+func (v *VM) sampleCPU() {
+	if v.proc != nil {
+		return
+	}
+	if user, sys, ok := procCPU(v.pid); ok {
+		v.mu.Lock()
+		v.cpu.user, v.cpu.sys = user, sys
+		v.mu.Unlock()
+	}
+}
+
 // noteShutdown records how the VM went down, once.
 func (v *VM) noteShutdown(guest bool, reason string) {
 	v.mu.Lock()
@@ -356,6 +373,7 @@ func (v *VM) noteShutdown(guest bool, reason string) {
 // powered off even if the SHUTDOWN event was lost. A QMP failure here is
 // only logged: if QEMU is gone, the connection's end says so.
 func (v *VM) checkStatus() {
+	v.sampleCPU()
 	ctx, cancel := context.WithTimeout(context.Background(), min(qmpTimeout, v.d.cfg.StatusInterval))
 	defer cancel()
 	st, err := v.queryStatus(ctx)
@@ -400,11 +418,17 @@ func (v *VM) finish() {
 	default:
 		v.exit = hypervisor.Exit{Reason: "crashed: qemu exited without a shutdown" + v.tailSuffix()}
 	}
+	if status != nil {
+		v.exit.UserCPU, v.exit.SysCPU = status.UserTime(), status.SystemTime()
+	} else {
+		v.exit.UserCPU, v.exit.SysCPU = v.cpu.user, v.cpu.sys
+	}
 	exit, stopping := v.exit, v.stopping
 	v.mu.Unlock()
 	if exit.PoweredOff {
 		if err := v.commitDeltas(); err != nil {
-			exit = hypervisor.Exit{Reason: "crashed: the guest powered off but its disk writes could not be merged: " + err.Error()}
+			exit = hypervisor.Exit{Reason: "crashed: the guest powered off but its disk writes could not be merged: " + err.Error(),
+				UserCPU: exit.UserCPU, SysCPU: exit.SysCPU}
 			v.mu.Lock()
 			v.exit = exit
 			v.mu.Unlock()
