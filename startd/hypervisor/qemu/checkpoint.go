@@ -140,6 +140,7 @@ func (v *VM) checkpoint(ctx context.Context, dir string, opt hypervisor.Checkpoi
 
 // end quits QEMU and waits for it to be gone, killing it if it lingers.
 func (v *VM) end(ctx context.Context) error {
+	v.sampleCPU() // the last reading of a QEMU that is not our child
 	qctx, cancel := context.WithTimeout(ctx, quitWait)
 	defer cancel()
 	if err := v.qmp.Execute(qctx, "quit", nil, nil); err != nil {

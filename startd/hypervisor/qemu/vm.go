@@ -223,6 +223,7 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) error {
 			t.Stop()
 		}
 		if ctx.Err() == nil {
+			v.sampleCPU() // the last reading of a QEMU that is not our child
 			qctx, cancel := context.WithTimeout(ctx, quitWait)
 			if err := v.qmp.Execute(qctx, "quit", nil, nil); err != nil {
 				v.log.Debug("quit", "err", err)
@@ -243,6 +244,7 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) error {
 // kill sends SIGKILL to QEMU's process group and waits for the monitor to
 // see the process gone.
 func (v *VM) kill() error {
+	v.sampleCPU()
 	v.mu.Lock()
 	v.killed = true
 	v.mu.Unlock()
