@@ -65,6 +65,7 @@ func init() {
 		{"classad", "evaluate and match ClassAd expressions", func(c *cli, _ context.Context, a []string) int { return classadcmd.Main(a, c.stdout, c.stderr) }},
 		{"drain", "drain execute machines: no new jobs, running VMs vacated (condor_drain)", (*cli).drain},
 		{"wait", "wait for the jobs of a user log to finish (condor_wait)", (*cli).wait},
+		{"userlog", "summarise the runs of the jobs of user logs: wall, good and CPU time per slot and job (condor_userlog)", (*cli).userlogCmd},
 		{"watch", "follow your jobs live from the pool's events (condor_watch_q)", (*cli).watch},
 		{"events", "print the pool's events as stored, or follow them (--follow)", (*cli).eventsCmd},
 		{"replay", "rebuild a daemon's state from its event log, a job's timeline, or check the logs", (*cli).replay},
@@ -82,6 +83,7 @@ var condorNames = map[string]string{
 	"condor_submit": "submit", "condor_q": "q", "condor_status": "status", "condor_history": "history",
 	"condor_rm": "rm", "condor_hold": "hold", "condor_release": "release", "condor_vacate_job": "vacate-job",
 	"condor_config_val": "config", "condor_wait": "wait", "condor_watch_q": "watch", "condor_drain": "drain",
+	"condor_userlog": "userlog",
 }
 
 func main() {
