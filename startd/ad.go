@@ -46,8 +46,14 @@ func machineAdIn(ad *classad.Ad, cfg *Config, st *State, s *Slot, f Facts) *clas
 	ad.SetString("OpSys", f.OpSys)
 	ad.SetString("State", s.State)
 	ad.SetString("Activity", s.Activity)
-	ad.SetInt("EnteredCurrentActivity", s.Since)
-	ad.SetInt("EnteredCurrentState", s.Since)
+	// A slot that has not changed state since its startd started entered
+	// it then (its log records no time for it).
+	since := s.Since
+	if since == 0 {
+		since = f.StartTime
+	}
+	ad.SetInt("EnteredCurrentActivity", since)
+	ad.SetInt("EnteredCurrentState", since)
 	n := len(st.Slots)
 	ad.SetInt("TotalMemory", int64(f.TotalMemory))
 	ad.SetInt("Memory", int64(f.TotalMemory/max(n, 1)))
@@ -89,10 +95,17 @@ func machineAdIn(ad *classad.Ad, cfg *Config, st *State, s *Slot, f Facts) *clas
 	// A claimed slot: the machine's RANK of the job it runs (HTCondor's
 	// CurrentRank), what its VM holds of VM_MEMORY, and whether a job the
 	// RANK prefers already waits to preempt it.
+	// Whose job it is, as HTCondor's claimed slot ads say (condor_status
+	// -claimed): the job's User, its schedd, its id.
 	if c := st.Claims[s.Claim]; c != nil && s.State == Claimed {
 		ad.SetReal("CurrentRank", c.Rank)
 		ad.SetInt("VmpoolClaimMemory", int64(c.MemoryMiB))
 		ad.SetBool("VmpoolPreempting", s.Pending != "")
+		user := c.Req.Owner + "@" + c.Req.Schedd
+		ad.SetString("RemoteUser", user)
+		ad.SetString("RemoteOwner", user)
+		ad.SetString("ClientMachine", c.Req.Schedd)
+		ad.SetString("JobId", c.Req.Job.String())
 	}
 	return ad
 }

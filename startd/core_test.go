@@ -109,6 +109,26 @@ func TestClaimLifecycleAndAds(t *testing.T) {
 			t.Errorf("slot2 %s = %s, want %s", attr, got, want)
 		}
 	}
+	// A slot that never changed state entered it when its startd started;
+	// a claimed one says whose job it runs (condor_status -claimed).
+	started := testFacts()
+	started.StartTime = 1_700_000_000
+	if got := MachineAd(cfg, st, st.Slot("slot2@s1"), started).Eval("EnteredCurrentActivity").String(); got != "1700000000" {
+		t.Errorf("fresh slot EnteredCurrentActivity = %s, want the startd's start", got)
+	}
+	claimedAd := MachineAd(cfg, st, st.Slot("slot1@s1"), started)
+	for attr, want := range map[string]string{"RemoteUser": `"alice@schedd"`, "RemoteOwner": `"alice@schedd"`, "ClientMachine": `"schedd"`,
+		"JobId": `"1.0"`, "State": `"Claimed"`} {
+		if got := claimedAd.Eval(attr).String(); got != want {
+			t.Errorf("claimed slot1 %s = %s, want %s", attr, got, want)
+		}
+	}
+	if got := claimedAd.Eval("EnteredCurrentActivity").String(); got == "1700000000" || got == "0" {
+		t.Errorf("claimed slot1 EnteredCurrentActivity = %s, want the claim's time", got)
+	}
+	if !ad.Eval("RemoteUser").IsUndefined() {
+		t.Errorf("unclaimed slot2 has a RemoteUser: %s", ad.Eval("RemoteUser"))
+	}
 	c := st.Claims["c1"]
 	step(st, []events.Event{VMEvent(c, events.VMStarted, events.VMEventPayload{})}, &seq)
 	if s := st.Slot("slot1@s1"); s.Activity != ActBusy {

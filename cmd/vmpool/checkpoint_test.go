@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,6 +151,19 @@ func TestCheckpointDrainResumesElsewhere(t *testing.T) {
 	first := started(t, tp.jobEvent(1, 0, events.JobStarted, 60*time.Second))
 	from := startdOf(first.Slot)
 	stamp := firstStamp(t, filepath.Join(tp.home, from))
+
+	// While it runs: condor_q -run names its slot; condor_status -claimed
+	// that slot and whose job it runs, -avail only the other startd's.
+	if out := tp.mustRun("q", "-run"); !regexp.MustCompile(`(?m)^ +1\.0 .* ` + regexp.QuoteMeta(first.Slot) + `$`).MatchString(out) {
+		t.Errorf("q -run:\n%s", out)
+	}
+	claimed := tp.mustRun("status", "-claimed")
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(first.Slot) + ` +LINUX/X86_64 +[0-9.]+ ` + regexp.QuoteMeta(currentUser()+"@schedd") + ` +schedd$`).MatchString(claimed) {
+		t.Errorf("status -claimed:\n%s", claimed)
+	}
+	if avail := tp.mustRun("status", "-avail", "-af", "Name"); strings.Contains(avail, first.Slot) || !strings.Contains(avail, "@startd") {
+		t.Errorf("status -avail -af Name: %q; want the free slot only (not %s)", avail, first.Slot)
+	}
 
 	out := tp.mustRun("drain", from)
 	if !strings.Contains(out, "Sent request to drain "+from+" (1 VM(s) vacating)") {

@@ -22,6 +22,7 @@ type queryFlags struct {
 	pool, name      string
 	nobatch, totals bool
 	hold, allusers  bool
+	run             bool // -run: running jobs and where
 	global          bool // every schedd of the pool
 	limit           int
 	jobs            []string
@@ -64,6 +65,8 @@ func (c *cli) parseQueryFlags(cmd string, args []string, qf *queryFlags) int {
 			qf.totals = true
 		case "hold", "held":
 			qf.hold = true
+		case "run", "running":
+			qf.run = true
 		case "allusers", "all", "a":
 			qf.allusers = true
 		case "global", "g":
@@ -76,7 +79,7 @@ func (c *cli) parseQueryFlags(cmd string, args []string, qf *queryFlags) int {
 			}
 			qf.limit = n
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-nobatch] [-totals] [-hold] [-allusers] [-limit N] [CLUSTER|CLUSTER.PROC|OWNER]...\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-nobatch] [-totals] [-hold] [-run] [-allusers] [-limit N] [CLUSTER|CLUSTER.PROC|OWNER]...\n", cmd)
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
@@ -181,12 +184,18 @@ func (c *cli) q(ctx context.Context, args []string) int {
 	case !qf.allusers && len(qf.jobs) == 0 && qf.constraint == "":
 		req.Owner = me // condor_q shows your own jobs unless asked for more
 	}
-	if qf.hold {
-		hc := "JobStatus == 5"
-		if req.Constraint != "" {
-			hc = "(" + req.Constraint + ") && " + hc
+	for _, only := range []struct {
+		on   bool
+		cond string
+	}{{qf.hold, "JobStatus == 5"}, {qf.run, "JobStatus == 2"}} {
+		if !only.on {
+			continue
 		}
-		req.Constraint = hc
+		if req.Constraint != "" {
+			req.Constraint = "(" + req.Constraint + ") && " + only.cond
+		} else {
+			req.Constraint = only.cond
+		}
 	}
 	req.Attrs = qf.projection()
 	if qf.custom() {
@@ -260,6 +269,8 @@ func (c *cli) qTable(ctx context.Context, pc *client, sched, me string, req sche
 		switch {
 		case qf.hold:
 			printHeld(w, ads)
+		case qf.run:
+			printRunning(w, ads)
 		case qf.nobatch:
 			printNoBatch(w, ads)
 		default:
@@ -324,6 +335,16 @@ func printNoBatch(w io.Writer, ads []*classad.Ad) {
 		fmt.Fprintf(w, "%6s   %-14s %11s %12s %-2s %-3d %4.1f %s\n", jobID(ad), strAttr(ad, "Owner"),
 			fmtDate(intAttr(ad, "QDate")), fmtDuration(runTime(ad, now)), stLetter(ad), intAttr(ad, "JobPrio"),
 			float64(intAttr(ad, "JobVMMemory")), strAttr(ad, "Cmd"))
+	}
+}
+
+// printRunning is condor_q -run: running jobs and the slot each runs on.
+func printRunning(w io.Writer, ads []*classad.Ad) {
+	now := time.Now().Unix()
+	fmt.Fprintln(w, " ID      OWNER            SUBMITTED     RUN_TIME HOST(S)")
+	for _, ad := range ads {
+		fmt.Fprintf(w, "%6s   %-14s %11s %12s %s\n", jobID(ad), strAttr(ad, "Owner"),
+			fmtDate(intAttr(ad, "QDate")), fmtDuration(runTime(ad, now)), strAttr(ad, "RemoteHost"))
 	}
 }
 

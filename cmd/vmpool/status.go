@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	var f adFormat
 	var pool string
 	vm, total := false, false
+	avail, claimed := false, false
 	var machines []string // NAME arguments: a slot, a machine or a startd
 	a := &argList{args: args, cmd: cmd}
 	for {
@@ -40,8 +42,12 @@ func (c *cli) status(ctx context.Context, args []string) int {
 			vm = true
 		case "total", "totals":
 			total = true
+		case "avail", "available":
+			avail = true
+		case "claimed":
+			claimed = true
 		case "h", "help":
-			fmt.Fprintln(c.stdout, "usage: vmpool status [-pool URL] [-vm] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-total] [SLOT|MACHINE|STARTD]...")
+			fmt.Fprintln(c.stdout, "usage: vmpool status [-pool URL] [-vm] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-avail|-claimed] [-total] [SLOT|MACHINE|STARTD]...")
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
@@ -76,6 +82,12 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		if constraint != nil && !constraint.EvalWith(ad, nil, wallClock()).IsTrue() {
 			continue
 		}
+		state := strAttr(ad, "State")
+		// -avail: slots that would take a job now (unclaimed, and not
+		// refusing every job by their START); -claimed: slots running one.
+		if avail && (state != "Unclaimed" || startsNothing(ad)) || claimed && state != "Claimed" {
+			continue
+		}
 		if len(machines) > 0 && !namedMachine(ad, machines) {
 			continue
 		}
@@ -87,6 +99,10 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	}
 	w := c.stdout
 	now := time.Now().Unix()
+	if claimed {
+		printClaimed(w, ads, total)
+		return 0
+	}
 	if !total {
 		if vm {
 			fmt.Fprintf(w, "%-22s %-7s %-9s %-10s %-9s %6s %6s %s\n\n", "Name", "VmType", "Network", "State", "Activity", "LoadAv", "VMMem", "ActvtyTime")
@@ -154,6 +170,67 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	}
 	_ = strconv.Itoa
 	return 0
+}
+
+// startsNothing reports whether a slot's START is false whatever the job
+// (undefined, as a START that reads the job's attributes is without one,
+// is not).
+func startsNothing(ad *classad.Ad) bool {
+	b, ok := ad.EvalBool("Start")
+	return ok && !b
+}
+
+// printClaimed is condor_status -claimed: each claimed slot and whose
+// job it runs, then the number of slots and their average load by
+// platform (MIPS and KFLOPS when the ads have them, as HTCondor's
+// benchmarks put them; vmpool runs none, so 0).
+func printClaimed(w io.Writer, ads []*classad.Ad, totalOnly bool) {
+	if !totalOnly {
+		fmt.Fprintf(w, "%-22s %-13s %6s %-22s %s\n\n", "Name", "OpSys/Arch", "LoadAv", "RemoteUser", "ClientMachine")
+		for _, ad := range ads {
+			load, _ := ad.Eval("LoadAvg").RealValue()
+			fmt.Fprintf(w, "%-22s %-13s %6.3f %-22s %s\n", strAttr(ad, "Name"), strAttr(ad, "OpSys")+"/"+strAttr(ad, "Arch"), load,
+				strAttr(ad, "RemoteUser"), strAttr(ad, "ClientMachine"))
+		}
+		fmt.Fprintln(w)
+	}
+	type row struct {
+		n           int
+		mips, flops int64
+		load        float64
+	}
+	rows := map[string]*row{}
+	var keys []string
+	var tot row
+	for _, ad := range ads {
+		k := strAttr(ad, "Arch") + "/" + strAttr(ad, "OpSys")
+		r := rows[k]
+		if r == nil {
+			r = &row{}
+			rows[k] = r
+			keys = append(keys, k)
+		}
+		load, _ := ad.Eval("LoadAvg").RealValue()
+		for _, x := range []*row{r, &tot} {
+			x.n++
+			x.mips += intAttr(ad, "Mips")
+			x.flops += intAttr(ad, "KFlops")
+			x.load += load
+		}
+	}
+	line := func(label string, r *row) {
+		avg := 0.0
+		if r.n > 0 {
+			avg = r.load / float64(r.n)
+		}
+		fmt.Fprintf(w, "%14s %8d %12d %12d %12.3f\n", label, r.n, r.mips, r.flops, avg)
+	}
+	fmt.Fprintf(w, "%14s %8s %12s %12s %12s\n\n", "", "Machines", "MIPS", "KFLOPS", "AvgLoadAvg")
+	for _, k := range keys {
+		line(k, rows[k])
+		fmt.Fprintln(w)
+	}
+	line("Total", &tot)
 }
 
 // namedMachine reports whether a slot ad is one of the names given to
