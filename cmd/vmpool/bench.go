@@ -93,6 +93,9 @@ type benchOptions struct {
 	pprofDir  string
 	logLevel  string
 	noSync    bool // JetStream acknowledges before fsync
+	// apart: the match's sim startds run in a process of their own
+	// (vmpool startd --sim-startds N), and the CPU of each side is told.
+	apart bool
 }
 
 // bench is one run of the benchmark.
@@ -154,12 +157,16 @@ func (c *cli) bench(ctx context.Context, args []string) int {
 			bo.logLevel = a.value(name, val, has)
 		case "nats-nosync":
 			bo.noSync = true
+		case "apart":
+			bo.apart = true
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool bench [--scenario %s] [--quick | --scale F] [-json] [--home DIR] [--pprof DIR] [--nats-nosync] [--log-level LEVEL]\n", strings.Join(benchScenarios, "|"))
+			fmt.Fprintf(c.stdout, "usage: vmpool bench [--scenario %s] [--quick | --scale F] [-json] [--home DIR] [--pprof DIR] [--nats-nosync] [--apart] [--log-level LEVEL]\n", strings.Join(benchScenarios, "|"))
 			fmt.Fprintln(c.stdout, "  Runs each scenario on its own pool in a temporary home (or DIR, kept) and prints a table, or one JSON object with -json.")
 			fmt.Fprintln(c.stdout, "  --quick runs every scenario at a tenth of its size; --pprof writes a CPU and an allocation profile and an execution trace per scenario")
 			fmt.Fprintln(c.stdout, "  (the trace costs the full-size match about a tenth of its CPU: take figures from runs without --pprof);")
 			fmt.Fprintln(c.stdout, "  --nats-nosync lets JetStream acknowledge before fsync, to show what the rest of the pool can do.")
+			fmt.Fprintln(c.stdout, "  --apart runs the match's sim startds in a process of their own (as execute machines are apart from the")
+			fmt.Fprintln(c.stdout, "  central manager) and reports the CPU per placement of each side.")
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
@@ -992,15 +999,26 @@ func jobLife(sd string, cluster int) []events.Event {
 func (b *bench) match(ctx context.Context) error {
 	startds := b.n(benchSimStartds, 2)
 	jobs := startds * benchSimSlots
-	p, _, err := b.pool(ctx, "match", 0,
-		fmt.Sprintf("SIM_STARTDS=%d", startds), fmt.Sprintf("NUM_SLOTS=%d", benchSimSlots), "VM_MEMORY=4096",
+	knobs := []string{fmt.Sprintf("NUM_SLOTS=%d", benchSimSlots), "VM_MEMORY=4096",
 		// Thousands of startds: refresh ads rarely (they go out on every
 		// change anyway), and let them live long.
-		"UPDATE_INTERVAL=1800", "CLASSAD_LIFETIME=3600")
+		"UPDATE_INTERVAL=1800", "CLASSAD_LIFETIME=3600"}
+	inPool := startds
+	if b.opt.apart {
+		inPool = 0
+	}
+	p, cfg, err := b.pool(ctx, "match", 0, append(knobs, fmt.Sprintf("SIM_STARTDS=%d", inPool))...)
 	if err != nil {
 		return err
 	}
 	defer p.Stop()
+	var apart *apartProc // the sim startds' process, with --apart
+	if b.opt.apart {
+		if apart, err = b.startdsApart(ctx, p, cfg, startds, knobs); err != nil {
+			return err
+		}
+		defer apart.stop()
+	}
 	if err := waitSlots(ctx, p.Bus, startds*benchSimSlots); err != nil {
 		return err
 	}
@@ -1049,6 +1067,10 @@ func (b *bench) match(ctx context.Context) error {
 	stopProfile := b.profile("match")
 	defer stopProfile()
 	start, cpu0 := time.Now(), processCPU()
+	var apart0 time.Duration
+	if apart != nil {
+		apart0 = apart.cpu()
+	}
 	if _, err := submitPayload(wctx, pc, pl); err != nil {
 		return err
 	}
@@ -1060,6 +1082,10 @@ func (b *bench) match(ctx context.Context) error {
 		return fmt.Errorf("%d of %d jobs running after %v: %w", started.Load(), jobs, time.Since(start).Round(time.Second), wctx.Err())
 	}
 	took, cpu := time.Since(start), processCPU()-cpu0
+	var apartCPU time.Duration
+	if apart != nil {
+		apartCPU = apart.cpu() - apart0
+	}
 	stopProfile()
 	b.record("match", "match_100k_on_10k_s", fmt.Sprintf("%d sim jobs Running on %d sim startds x %d slots", jobs, startds, benchSimSlots), took.Seconds(), "s")
 	b.record("match", "placements_per_s", "placements (match + claim + activate)", float64(jobs)/took.Seconds(), "jobs/s")
@@ -1071,7 +1097,15 @@ func (b *bench) match(ctx context.Context) error {
 		}
 		b.record("match", "", "collector ad puts per placement", float64(ads1-ads0)/float64(jobs), "msgs")
 	}
-	if cpu > 0 {
+	switch {
+	case apart != nil && cpu > 0 && apartCPU > 0:
+		// Each side's share: what a central manager (the NATS server,
+		// the schedd, the negotiator) spends per placement, and what the
+		// execute side does.
+		b.record("match", "", "CPU per placement (whole pool, user + system)", (cpu+apartCPU).Seconds()*1000/float64(jobs), "ms")
+		b.record("match", "", "CPU per placement (NATS server, schedd, negotiator: one process)", cpu.Seconds()*1000/float64(jobs), "ms")
+		b.record("match", "", fmt.Sprintf("CPU per placement (the %d sim startds: a process of their own)", startds), apartCPU.Seconds()*1000/float64(jobs), "ms")
+	case cpu > 0:
 		// What the pool (every daemon and the NATS server: one process)
 		// spent per placement: steadier from run to run than the time on a
 		// shared host.
@@ -1079,9 +1113,84 @@ func (b *bench) match(ctx context.Context) error {
 	}
 	// What the pool holds with every VM running: the live heap every
 	// garbage collection scans, and so what one costs.
-	b.record("match", "", fmt.Sprintf("live heap with the %d sim VMs running (every daemon and the NATS server)", jobs), float64(memNow())/(1<<20), "MiB")
+	heapOf := "every daemon and the NATS server"
+	if apart != nil {
+		heapOf = "the NATS server, schedd and negotiator"
+	}
+	b.record("match", "", fmt.Sprintf("live heap with the %d sim VMs running (%s)", jobs, heapOf), float64(memNow())/(1<<20), "MiB")
 	w.stop()
 	return stopPool(p)
+}
+
+// apartProc is the process of the sim startds of bench --apart.
+type apartProc struct {
+	cmd    *exec.Cmd
+	exited chan error // its Wait's result
+}
+
+// stop kills it (its VMs are simulated: nothing to vacate) and waits.
+func (a *apartProc) stop() {
+	_ = a.cmd.Process.Kill()
+	<-a.exited
+}
+
+// cpu is the CPU it has used so far (0 if unknown).
+func (a *apartProc) cpu() time.Duration {
+	user, sys, _ := qemu.ProcCPU(a.cmd.Process.Pid)
+	return user + sys
+}
+
+// startdsApart starts n sim startds in a process of their own against p
+// (vmpool startd --sim-startds N, as the pool's own identity), and waits
+// until their slots are advertised.
+func (b *bench) startdsApart(ctx context.Context, p *benchPool, cfg *Config, n int, knobs []string) (*apartProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("--apart: find the vmpool binary: %w", err)
+	}
+	home := filepath.Join(b.home, "match-startds")
+	args := []string{"startd", "--pool", p.URL, "--home", home, "--sim-startds", strconv.Itoa(n), "--metrics", "off", "--log-level", b.opt.logLevel}
+	if findCredentials(p.Credentials, events.RolePool, poolIdentity) != nil {
+		args = append(args, "--creds", filepath.Join(credsDir(cfg), events.CredentialsFile(events.RolePool, poolIdentity)))
+	}
+	if b.simExecute != "" {
+		args = append(args, "--set", "SIM_EXECUTE="+filepath.Join(b.simExecute, "match-startds"))
+	}
+	for _, k := range knobs {
+		args = append(args, "--set", k)
+	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(home, "startds.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, args...)
+	// A test binary is vmpool when told so (TestMain).
+	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("--apart: start the sim startds: %w", err)
+	}
+	a := &apartProc{cmd: cmd, exited: make(chan error, 1)}
+	go func() { a.exited <- cmd.Wait() }()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan error, 1)
+	go func() { ready <- waitSlots(wctx, p.Bus, n*benchSimSlots) }()
+	select {
+	case err = <-ready:
+		if err == nil {
+			return a, nil
+		}
+		a.stop()
+	case werr := <-a.exited:
+		a.exited <- werr
+		err = fmt.Errorf("--apart: the sim startds' process ended: %v (see %s)", werr, logf.Name())
+	}
+	return nil, err
 }
 
 // processCPU is the user and system CPU time this process has used so

@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +94,44 @@ func TestPercentile(t *testing.T) {
 	}
 	if !math.IsNaN(percentile(nil, 50)) {
 		t.Error("percentile of nothing is a number")
+	}
+}
+
+// TestBenchMatchApart: bench --apart runs the match's sim startds as a
+// process of their own (vmpool startd --sim-startds N, here the test
+// binary as vmpool) and tells each side's CPU per placement.
+func TestBenchMatchApart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a pool and a process")
+	}
+	var out, errb bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	home := t.TempDir()
+	if code := c.main(ctx, []string{"vmpool", "bench", "--scale", "0.0005", "--home", home, "--scenario", "match", "--apart"}); code != 0 {
+		t.Fatalf("vmpool bench --apart: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	for _, row := range []string{"CPU per placement (NATS server, schedd, negotiator: one process)", "CPU per placement (the 5 sim startds: a process of their own)",
+		"CPU per placement (whole pool, user + system)"} {
+		if !regexp.MustCompile(regexp.QuoteMeta(row) + ` +[0-9.]+ ms`).MatchString(out.String()) {
+			t.Errorf("no %q row:\n%s", row, out.String())
+		}
+	}
+	// The startds were those of the other process: their log is there.
+	if b, err := os.ReadFile(filepath.Join(home, "match-startds", "startds.log")); err != nil {
+		t.Errorf("the sim startds' process left no log: %v", err)
+	} else if strings.Contains(string(b), "level=ERROR") {
+		t.Errorf("the sim startds' process logged errors:\n%s", b)
+	}
+}
+
+// The daemons refuse the options of vmpool up they would ignore.
+func TestDaemonRefusesUpOptions(t *testing.T) {
+	for _, args := range [][]string{{"startd", "--startds", "2"}, {"schedd", "--sim-startds", "3"}, {"negotiator", "--startds", "1"}} {
+		out, errs, code := runCLI(t.Context(), "", args...)
+		if code != 2 || out != "" || !strings.Contains(errs, "is an option of vmpool up") {
+			t.Errorf("vmpool %s: exit %d, %q %q; want exit 2 naming vmpool up", strings.Join(args, " "), code, out, errs)
+		}
 	}
 }

@@ -57,6 +57,9 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "creds":
 			df.creds = a.value(name, val, has)
 		case "startds":
+			if cmd != "up" {
+				return c.usageErr(cmd, "--startds is an option of vmpool up (run a vmpool startd for each execute machine, or --sim-startds N for simulated ones)")
+			}
 			v := a.value(name, val, has)
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 1000 {
@@ -64,6 +67,9 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 			}
 			df.startds = n
 		case "sim-startds":
+			if cmd != "up" && cmd != "startd" {
+				return c.usageErr(cmd, "--sim-startds is an option of vmpool up and vmpool startd")
+			}
 			v := a.value(name, val, has)
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 100000 {
@@ -495,37 +501,81 @@ func (p *personalPool) addSimStartds(ctx context.Context, cfg *Config, n int, lo
 		return err
 	}
 	p.simBus = bus
-	// One publisher for their events, so that what thousands of startds
-	// have waiting goes to the stream in batches.
-	p.simPub = events.NewPublisher(bus.JS, logger)
-	dir := filepath.Join(p.Home, "sim-startds")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create sim startds' directory: %w", err)
-	}
-	store, err := events.OpenStore(filepath.Join(dir, "log"), events.LogOptions{Logger: logger})
+	sims, err := newSimStartds(cfg, bus, filepath.Join(p.Home, "sim-startds"), n, logger)
 	if err != nil {
 		return err
 	}
-	p.simStore = store
+	p.simPub, p.simStore = sims.pub, sims.store
+	p.Startds = append(p.Startds, sims.startds...)
+	return nil
+}
+
+// simStartds are simulated startds (VM_TYPE sim), named sim1..., that
+// share one publisher for their events, so that what thousands of them
+// have waiting goes to the stream in batches, one Pebble for their event
+// logs (in dir) and one execute directory (SIM_EXECUTE), so that
+// thousands fit in one process.
+type simStartds struct {
+	pub     *events.Publisher
+	store   *events.Store
+	startds []*startd.Startd
+}
+
+func newSimStartds(cfg *Config, bus *events.Bus, dir string, n int, logger *slog.Logger) (*simStartds, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create sim startds' directory: %w", err)
+	}
+	store, err := events.OpenStore(filepath.Join(dir, "log"), events.LogOptions{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &simStartds{pub: events.NewPublisher(bus.JS, logger), store: store}
+	fail := func(err error) (*simStartds, error) {
+		s.close()
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Get("SIM_EXECUTE"), 0o755); err != nil {
-		return fmt.Errorf("create the sim startds' execute directory (SIM_EXECUTE): %w", err)
+		return fail(fmt.Errorf("create the sim startds' execute directory (SIM_EXECUTE): %w", err))
 	}
 	simCfg := &Config{values: maps.Clone(cfg.values), origin: maps.Clone(cfg.origin)}
 	simCfg.Set("VM_TYPE", "sim", "SIM_STARTDS")
 	for i := 1; i <= n; i++ {
-		stc, err := startdConfig(simCfg, fmt.Sprintf("sim%d", i), p.simBus, logger)
+		stc, err := startdConfig(simCfg, fmt.Sprintf("sim%d", i), bus, logger)
 		if err != nil {
-			return err
+			return fail(err)
 		}
-		stc.Dir, stc.Store, stc.Publisher = cfg.Get("SIM_EXECUTE"), store, p.simPub
+		stc.Dir, stc.Store, stc.Publisher = cfg.Get("SIM_EXECUTE"), store, s.pub
 		stc.VerifyInterval = simVerifyInterval(n)
 		st, err := startd.New(stc)
 		if err != nil {
-			return err
+			return fail(err)
 		}
-		p.Startds = append(p.Startds, st)
+		s.startds = append(s.startds, st)
 	}
-	return nil
+	return s, nil
+}
+
+// close closes the publisher (after the startds have stopped: their
+// outboxes flush through it), then the store.
+func (s *simStartds) close() error {
+	s.pub.Close()
+	return s.store.Close()
+}
+
+// run runs every sim startd until ctx is done, and returns the first error
+// one stopped with.
+func (s *simStartds) run(ctx context.Context) error {
+	errs := make(chan error, len(s.startds))
+	for _, st := range s.startds {
+		go func() { errs <- st.Run(ctx) }()
+	}
+	var first error
+	for range s.startds {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // simVerifyInterval is how often each of n sim startds checks that the bus
@@ -690,6 +740,22 @@ func (c *cli) runNegotiator(ctx context.Context, args []string) int {
 
 func (c *cli) runStartd(ctx context.Context, args []string) int {
 	return c.runDaemon(ctx, "startd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
+		// --sim-startds N: that many simulated startds instead, in this
+		// process (for scale tests with the execute side apart from the
+		// central daemons).
+		if n, _ := strconv.Atoi(cfg.Get("SIM_STARTDS")); n > 0 {
+			sims, err := newSimStartds(cfg, bus, filepath.Join(cfg.Get("LOCAL_DIR"), "sim-startds"), n, logger)
+			if err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context) error {
+				err := sims.run(ctx)
+				if cerr := sims.close(); err == nil {
+					err = cerr
+				}
+				return err
+			}, nil
+		}
 		sc, err := startdConfig(cfg, cfg.Get("STARTD_NAME"), bus, logger)
 		if err != nil {
 			return nil, err

@@ -36,10 +36,11 @@ func procAlive(pid int) bool {
 // USER_HZ, 100 on every Linux ABI QEMU runs on here.
 const userHZ = 100
 
-// procCPU reads the CPU pid has used so far, in user and kernel mode, from
+// ProcCPU reads the CPU process pid has used so far (a QEMU the driver did
+// not start, or any process a tool watches), in user and kernel mode, from
 // /proc/PID/stat (utime and stime, its 14th and 15th fields); ok is false
 // when the process or its numbers cannot be read.
-func procCPU(pid int) (user, sys time.Duration, ok bool) {
+func ProcCPU(pid int) (user, sys time.Duration, ok bool) {
 	if pid <= 0 {
 		return 0, 0, false
 	}

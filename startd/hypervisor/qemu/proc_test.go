@@ -29,10 +29,10 @@ func TestStatCPU(t *testing.T) {
 	for n := 0; time.Now().Before(deadline); n++ {
 		_ = n * n
 	}
-	if user, _, ok := procCPU(os.Getpid()); !ok || user <= 0 {
-		t.Errorf("procCPU(self) = %v, %v", user, ok)
+	if user, _, ok := ProcCPU(os.Getpid()); !ok || user <= 0 {
+		t.Errorf("ProcCPU(self) = %v, %v", user, ok)
 	}
-	if _, _, ok := procCPU(-1); ok {
-		t.Error("procCPU(-1) ok")
+	if _, _, ok := ProcCPU(-1); ok {
+		t.Error("ProcCPU(-1) ok")
 	}
 }

@@ -340,7 +340,7 @@ func (v *VM) sampleCPU() {
 	if v.proc != nil {
 		return
 	}
-	if user, sys, ok := procCPU(v.pid); ok {
+	if user, sys, ok := ProcCPU(v.pid); ok {
 		v.mu.Lock()
 		v.cpu.user, v.cpu.sys = user, sys
 		v.mu.Unlock()
