@@ -57,7 +57,7 @@ var Knobs = []Knob{
 	{"XEN_BOOTLOADER", "", "startd", "Bootloader of xen_kernel = included domains, e.g. pygrub; a xen startd without one advertises no VM (as HTCondor's vm-gahp)."},
 	{"VMRUN", "vmrun", "startd", "The vmrun tool the vmware driver runs: VMware's, or a link named vmrun to vmpool for its emulator (vmpool up --emulate makes one)."},
 	{"EMULATE", "", "pool", "vm_types vmpool up adds one emulated startd of (xen1, vmware1): xen, vmware or both; their xl and vmrun are vmpool's emulators, which run guests under QEMU (also --emulate)."},
-	{"SIM_STARTDS", "0", "pool", "Simulated startds (VM_TYPE sim, named sim1...) vmpool up runs besides the real ones, for scale tests; their logs share one Pebble (also --sim-startds)."},
+	{"SIM_STARTDS", "0", "pool", "Simulated startds (VM_TYPE sim, named sim1...) vmpool up runs besides the real ones, or vmpool startd runs instead of its one, for scale tests; their logs share one Pebble (also --sim-startds)."},
 	{"SIM_EXECUTE", "$(LOCAL_DIR)/sim-startds", "pool", "Where the simulated startds keep their VMs' scratch directories (each startd in a directory of its own below execute/); vmpool bench puts them on a tmpfs when /dev/shm is one."},
 	{"SCHEDD_NAME", "schedd", "schedd", "Name of the schedd (a daemon name)."},
 	{"QUEUE_SUPER_USERS", "root", "schedd", "Users who may act on every job (comma separated)."},
