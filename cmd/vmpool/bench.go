@@ -1119,19 +1119,26 @@ func (b *bench) match(ctx context.Context) error {
 	}
 	b.record("match", "", fmt.Sprintf("live heap with the %d sim VMs running (%s)", jobs, heapOf), float64(memNow())/(1<<20), "MiB")
 	w.stop()
+	if apart != nil {
+		apart.stop() // before the pool, whose server it is connected to
+	}
 	return stopPool(p)
 }
 
 // apartProc is the process of the sim startds of bench --apart.
 type apartProc struct {
-	cmd    *exec.Cmd
-	exited chan error // its Wait's result
+	cmd     *exec.Cmd
+	exited  chan error // its Wait's result
+	stopped sync.Once
 }
 
-// stop kills it (its VMs are simulated: nothing to vacate) and waits.
+// stop kills it (its VMs are simulated: nothing to vacate) and waits;
+// again, it does nothing.
 func (a *apartProc) stop() {
-	_ = a.cmd.Process.Kill()
-	<-a.exited
+	a.stopped.Do(func() {
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+	})
 }
 
 // cpu is the CPU it has used so far (0 if unknown).
