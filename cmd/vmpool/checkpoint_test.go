@@ -157,9 +157,11 @@ func TestCheckpointDrainResumesElsewhere(t *testing.T) {
 	if out := tp.mustRun("q", "-run"); !regexp.MustCompile(`(?m)^ +1\.0 .* ` + regexp.QuoteMeta(first.Slot) + `$`).MatchString(out) {
 		t.Errorf("q -run:\n%s", out)
 	}
-	claimed := tp.mustRun("status", "-claimed")
-	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(first.Slot) + ` +LINUX/X86_64 +[0-9.]+ ` + regexp.QuoteMeta(currentUser()+"@schedd") + ` +schedd$`).MatchString(claimed) {
-		t.Errorf("status -claimed:\n%s", claimed)
+	claimedLine := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(first.Slot) + ` +LINUX/X86_64 +[0-9.]+ ` + regexp.QuoteMeta(currentUser()+"@schedd") + ` +schedd$`)
+	for _, opt := range []string{"-claimed", "-run"} {
+		if out := tp.mustRun("status", opt); !claimedLine.MatchString(out) {
+			t.Errorf("status %s:\n%s", opt, out)
+		}
 	}
 	if avail := tp.mustRun("status", "-avail", "-af", "Name"); strings.Contains(avail, first.Slot) || !strings.Contains(avail, "@startd") {
 		t.Errorf("status -avail -af Name: %q; want the free slot only (not %s)", avail, first.Slot)

@@ -44,10 +44,11 @@ func (c *cli) status(ctx context.Context, args []string) int {
 			total = true
 		case "avail", "available":
 			avail = true
-		case "claimed":
+		case "claimed", "run":
+			// -run: the slots running a job, with the same columns.
 			claimed = true
 		case "h", "help":
-			fmt.Fprintln(c.stdout, "usage: vmpool status [-pool URL] [-vm] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-avail|-claimed] [-total] [SLOT|MACHINE|STARTD]...")
+			fmt.Fprintln(c.stdout, "usage: vmpool status [-pool URL] [-vm] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-avail|-claimed|-run] [-total] [SLOT|MACHINE|STARTD]...")
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
