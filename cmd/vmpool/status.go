@@ -128,35 +128,23 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		fmt.Fprintln(w)
 	}
 	type row struct{ n, owner, claimed, unclaimed, matched, preempting, drain int }
-	rows := map[string]*row{}
-	var keys []string
-	var tot row
-	for _, ad := range ads {
-		k := strAttr(ad, "Arch") + "/" + strAttr(ad, "OpSys")
-		r := rows[k]
-		if r == nil {
-			r = &row{}
-			rows[k] = r
-			keys = append(keys, k)
+	keys, rows, tot := byPlatform(ads, func(x *row, ad *classad.Ad) {
+		x.n++
+		switch strAttr(ad, "State") {
+		case "Owner":
+			x.owner++
+		case "Claimed":
+			x.claimed++
+		case "Unclaimed":
+			x.unclaimed++
+		case "Matched":
+			x.matched++
+		case "Preempting":
+			x.preempting++
+		case "Drained":
+			x.drain++
 		}
-		for _, x := range []*row{r, &tot} {
-			x.n++
-			switch strAttr(ad, "State") {
-			case "Owner":
-				x.owner++
-			case "Claimed":
-				x.claimed++
-			case "Unclaimed":
-				x.unclaimed++
-			case "Matched":
-				x.matched++
-			case "Preempting":
-				x.preempting++
-			case "Drained":
-				x.drain++
-			}
-		}
-	}
+	})
 	line := func(label string, r *row) {
 		fmt.Fprintf(w, "%14s %8d %5d %7d %9d %7d %10d %6d\n", label, r.n, r.owner, r.claimed, r.unclaimed, r.matched, r.preempting, r.drain)
 	}
@@ -165,12 +153,30 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		line(k, rows[k])
 		fmt.Fprintln(w)
 	}
-	line("Total", &tot)
+	line("Total", tot)
 	if len(ads) == 0 {
 		fmt.Fprintln(c.stderr, "vmpool status: no machines are advertised (no startd running, or none matches)")
 	}
 	_ = strconv.Itoa
 	return 0
+}
+
+// byPlatform sums slot ads into a row per platform (Arch/OpSys, in the
+// order first seen) and a total: add is called with each of the two.
+func byPlatform[R any](ads []*classad.Ad, add func(*R, *classad.Ad)) (keys []string, rows map[string]*R, total *R) {
+	rows, total = map[string]*R{}, new(R)
+	for _, ad := range ads {
+		k := strAttr(ad, "Arch") + "/" + strAttr(ad, "OpSys")
+		r := rows[k]
+		if r == nil {
+			r = new(R)
+			rows[k] = r
+			keys = append(keys, k)
+		}
+		add(r, ad)
+		add(total, ad)
+	}
+	return keys, rows, total
 }
 
 // startsNothing reports whether a slot's START is false whatever the job
@@ -200,25 +206,13 @@ func printClaimed(w io.Writer, ads []*classad.Ad, totalOnly bool) {
 		mips, flops int64
 		load        float64
 	}
-	rows := map[string]*row{}
-	var keys []string
-	var tot row
-	for _, ad := range ads {
-		k := strAttr(ad, "Arch") + "/" + strAttr(ad, "OpSys")
-		r := rows[k]
-		if r == nil {
-			r = &row{}
-			rows[k] = r
-			keys = append(keys, k)
-		}
+	keys, rows, tot := byPlatform(ads, func(x *row, ad *classad.Ad) {
 		load, _ := ad.Eval("LoadAvg").RealValue()
-		for _, x := range []*row{r, &tot} {
-			x.n++
-			x.mips += intAttr(ad, "Mips")
-			x.flops += intAttr(ad, "KFlops")
-			x.load += load
-		}
-	}
+		x.n++
+		x.mips += intAttr(ad, "Mips")
+		x.flops += intAttr(ad, "KFlops")
+		x.load += load
+	})
 	line := func(label string, r *row) {
 		avg := 0.0
 		if r.n > 0 {
@@ -231,7 +225,7 @@ func printClaimed(w io.Writer, ads []*classad.Ad, totalOnly bool) {
 		line(k, rows[k])
 		fmt.Fprintln(w)
 	}
-	line("Total", &tot)
+	line("Total", tot)
 }
 
 // namedMachine reports whether a slot ad is one of the names given to
