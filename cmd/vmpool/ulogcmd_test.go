@@ -84,7 +84,7 @@ Total             0+01:25   0+01:10   0+00:40   0+00:21   0+00:07   82.4%  57.1%
 		t.Errorf("vmpool userlog -j 2:\n%s", got)
 	}
 	// Bad use: a clear message and exit 2; a missing file: exit 1.
-	for _, args := range [][]string{{}, {"-j"}, {"-j", "x", path}, {"-bogus", path}, {"-total", "-raw", path}} {
+	for _, args := range [][]string{{}, {"-j"}, {"-j", "x", path}, {"-j", "0", path}, {"-bogus", path}, {"-total", "-raw", path}} {
 		if _, errs, code := runCLI(context.Background(), "", append([]string{"userlog"}, args...)...); code != 2 || !strings.Contains(errs, "vmpool userlog:") {
 			t.Errorf("vmpool userlog %v: exit %d, %q; want exit 2 and a usage message", args, code, errs)
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,9 +60,9 @@ func (c *cli) userlogCmd(ctx context.Context, args []string) int {
 				return c.usageErr("userlog", "-j needs CLUSTER or CLUSTER.PROC; %s", usage)
 			}
 			i++
-			cl, pr, err := parseJobSel(args[i])
-			if err != nil {
-				return c.usageErr("userlog", "-j %s: %v; %s", args[i], err, usage)
+			cl, pr, ok := parseJobArg(args[i])
+			if !ok {
+				return c.usageErr("userlog", "-j %s: want CLUSTER or CLUSTER.PROC; %s", args[i], usage)
 			}
 			s.cluster, s.proc = cl, pr
 		default:
@@ -100,21 +99,6 @@ func (c *cli) userlogCmd(ctx context.Context, args []string) int {
 		s.summary()
 	}
 	return code
-}
-
-// parseJobSel reads CLUSTER or CLUSTER.PROC; proc is -1 for a cluster.
-func parseJobSel(s string) (cluster, proc int, err error) {
-	cs, ps, hasProc := strings.Cut(s, ".")
-	if cluster, err = strconv.Atoi(cs); err != nil || cluster < 0 {
-		return 0, 0, fmt.Errorf("not a cluster number")
-	}
-	if !hasProc {
-		return cluster, -1, nil
-	}
-	if proc, err = strconv.Atoi(ps); err != nil || proc < 0 {
-		return 0, 0, fmt.Errorf("not a proc number")
-	}
-	return cluster, proc, nil
 }
 
 // ulogStats gathers allocations and prints them.

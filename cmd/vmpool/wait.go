@@ -71,11 +71,8 @@ func (c *cli) wait(ctx context.Context, args []string) int {
 	}
 	wantCluster, wantProc := 0, -1
 	if jobArg != "" {
-		if id, ok := events.ParseJobID(jobArg); ok {
-			wantCluster, wantProc = id.Cluster, id.Proc
-		} else if n, err := strconv.Atoi(jobArg); err == nil && n > 0 {
-			wantCluster = n
-		} else {
+		var ok bool
+		if wantCluster, wantProc, ok = parseJobArg(jobArg); !ok {
 			return c.usageErr(cmd, "job %q: want CLUSTER or CLUSTER.PROC", jobArg)
 		}
 	}
@@ -124,4 +121,16 @@ func (c *cli) wait(ctx context.Context, args []string) int {
 			return 1
 		}
 	}
+}
+
+// parseJobArg reads a job argument, CLUSTER or CLUSTER.PROC; proc is -1
+// for a whole cluster.
+func parseJobArg(s string) (cluster, proc int, ok bool) {
+	if id, ok := events.ParseJobID(s); ok {
+		return id.Cluster, id.Proc, true
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 {
+		return n, -1, true
+	}
+	return 0, 0, false
 }
