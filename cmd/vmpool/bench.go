@@ -1194,7 +1194,6 @@ func (b *bench) startdsApart(ctx context.Context, p *benchPool, cfg *Config, n i
 		}
 		a.stop()
 	case werr := <-a.exited:
-		a.exited <- werr
 		err = fmt.Errorf("--apart: the sim startds' process ended: %v (see %s)", werr, logf.Name())
 	}
 	return nil, err
