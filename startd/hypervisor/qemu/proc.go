@@ -19,17 +19,29 @@ func procAlive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := os.ReadFile(statPath(pid))
 	if err != nil {
 		return false
 	}
-	// The state follows the command name in parentheses, which may itself
-	// contain ") ", so look after the last one.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
+	f := statFields(b)
+	if len(f) == 0 || len(f[0]) == 0 {
 		return false
 	}
-	return b[i+2] != 'Z' && b[i+2] != 'X'
+	return f[0][0] != 'Z' && f[0][0] != 'X'
+}
+
+func statPath(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/stat" }
+
+// statFields are the fields of a /proc/PID/stat after the command name,
+// from the state (its 3rd field) on; nil if it has no command name. The
+// name is in parentheses and may itself hold spaces and ") ", so they
+// start after the last ')'.
+func statFields(b []byte) [][]byte {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return bytes.Fields(b[i+1:])
 }
 
 // userHZ is the unit of the CPU times in /proc/PID/stat: the kernel's
@@ -44,7 +56,7 @@ func ProcCPU(pid int) (user, sys time.Duration, ok bool) {
 	if pid <= 0 {
 		return 0, 0, false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := os.ReadFile(statPath(pid))
 	if err != nil {
 		return 0, 0, false
 	}
@@ -53,13 +65,7 @@ func ProcCPU(pid int) (user, sys time.Duration, ok bool) {
 
 // statCPU reads utime and stime from the text of a /proc/PID/stat.
 func statCPU(b []byte) (user, sys time.Duration, ok bool) {
-	// The fields after the command name (which may hold spaces and
-	// parentheses) start with the state, the 3rd field.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := bytes.Fields(b[i+1:])
+	f := statFields(b)
 	if len(f) < 13 {
 		return 0, 0, false
 	}
