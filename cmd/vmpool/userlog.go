@@ -220,7 +220,7 @@ func (s *ulogStats) record(k [2]int, host string, start, end time.Time, wall, go
 		s.headed = true
 	}
 	fmt.Fprintf(s.out, "%-8.8s %-15.15s %11s %11s %9s %9s %9s\n", fmt.Sprintf("%d.%d", k[0], k[1]), host,
-		ulogDate(start), ulogDate(end), noSecs(wall), noSecs(good), noSecs(cpu))
+		fmtDate(start.Unix()), fmtDate(end.Unix()), noSecs(wall), noSecs(good), noSecs(cpu))
 }
 
 // summary prints each slot's totals, each job's and the whole.
@@ -284,6 +284,3 @@ func noSecs(secs int64) string {
 	secs = max(secs, 0)
 	return fmt.Sprintf("%d+%02d:%02d", secs/86400, secs%86400/3600, secs%3600/60)
 }
-
-// ulogDate prints a time as month/day hours:minutes.
-func ulogDate(t time.Time) string { return t.Format("1/2 15:04") }
