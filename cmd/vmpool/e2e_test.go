@@ -124,6 +124,30 @@ func checkUserLog(t *testing.T, path string, codes []string) {
 	}
 }
 
+// TestWrongDiskFormatIsHeld: a disk that is not in the format vm_disk
+// gives is the job's fault: the job is held (code 6, KVM_INVALID_DISK_PARAM's
+// subcode 10) before QEMU is asked, and the machine keeps offering VMs.
+// It used to be taken for the machine's fault: the job went back to the
+// queue and the machine stopped advertising VMs until its recheck, again
+// at every match.
+func TestWrongDiskFormatIsHeld(t *testing.T) {
+	tp := newTestPool(t, 1)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("qcow.sub", strings.Replace(helloSub, "hello.img:hda:w:raw", "hello.img:hda:w:qcow2", 1)))
+	tp.jobEvent(1, 0, events.JobHeld, 60*time.Second)
+	q := jsonAds(t, tp.mustRun("q", "-json"))
+	if len(q) != 1 || q[0]["HoldReasonCode"] != 6.0 || q[0]["HoldReasonSubCode"] != 10.0 ||
+		!strings.Contains(q[0]["HoldReason"].(string), "no qcow2 header") {
+		t.Fatalf("held job: %v", q)
+	}
+	if out := tp.mustRun("status", "-af", "HasVM"); strings.TrimSpace(out) != "true" {
+		t.Fatalf("status -af HasVM after the job was held = %q, want true: the machine was blamed", out)
+	}
+	checkUserLog(t, filepath.Join(tp.dir, "hello.log"), []string{"000", "012"})
+}
+
 // TestQueueManyWithMacros queues several jobs at once, each with its own
 // disk named by $(Process), and runs them on two startds.
 func TestQueueManyWithMacros(t *testing.T) {

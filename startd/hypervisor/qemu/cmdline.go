@@ -136,6 +136,9 @@ func planDisks(disks []hypervisor.Disk) ([]diskPlan, error) {
 			}
 		case formats[format]:
 			p.format = format
+			if err := checkFormat(d.Path, format); err != nil {
+				return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: %v", d.Path, err)
+			}
 		default:
 			return nil, specErr("KVM_INVALID_DISK_PARAM", "disk %s: unknown format %q", d.Path, d.Format)
 		}
@@ -172,6 +175,42 @@ func sniffFormat(path string) (string, error) {
 		return "vdi", nil
 	}
 	return "raw", nil
+}
+
+// checkFormat refuses a disk whose header says it is not in the format
+// the job gave (vm_disk's fourth field): QEMU would refuse it too, but
+// only after it started, when the startd cannot tell the job's fault from
+// the machine's. Raw takes any file (a raw disk may hold anything), and a
+// VMDK may be a text descriptor.
+func checkFormat(path, declared string) error {
+	if declared == "raw" {
+		return nil
+	}
+	found, err := sniffFormat(path)
+	if err != nil {
+		return err
+	}
+	if found == declared || declared == "vmdk" && hasPrefix(path, "# Disk DescriptorFile") || declared == "qed" && hasPrefix(path, "QED\x00") {
+		return nil
+	}
+	if found == "raw" {
+		return fmt.Errorf("vm_disk says format %s, but the file has no %s header (a raw image?): give the image's format in vm_disk's fourth field (qemu-img info shows it), or convert it with qemu-img convert -O %s", declared, declared, declared)
+	}
+	return fmt.Errorf("vm_disk says format %s, but the file is a %s image: give %s in vm_disk's fourth field, or convert it with qemu-img convert -O %s", declared, found, found, declared)
+}
+
+// hasPrefix reports whether the file at path starts with prefix (a VMDK
+// text descriptor, a QED header: formats sniffFormat leaves to the job to
+// name).
+func hasPrefix(path, prefix string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, len(prefix))
+	n, _ := io.ReadFull(f, b)
+	return string(b[:n]) == prefix
 }
 
 // kernelCmdline is the command line of a guest booted from a kernel file:

@@ -24,6 +24,7 @@ func touch(t *testing.T, path string, content string) string {
 func TestPlanDisksErrors(t *testing.T) {
 	dir := t.TempDir()
 	img := touch(t, filepath.Join(dir, "a.img"), "")
+	qcow := touch(t, filepath.Join(dir, "b.qcow2"), "QFI\xfb\x00\x00\x00\x03")
 	tests := []struct {
 		name  string
 		disks []hypervisor.Disk
@@ -40,6 +41,9 @@ func TestPlanDisksErrors(t *testing.T) {
 		{"device twice", []hypervisor.Disk{{Path: img, Device: "vda"}, {Path: img, Device: "xvda"}}, "KVM_INVALID_DISK_PARAM"},
 		{"partitions of one disk", []hypervisor.Disk{{Path: img, Device: "sda1"}, {Path: img, Device: "sda2"}}, "KVM_INVALID_DISK_PARAM"},
 		{"unknown format", []hypervisor.Disk{{Path: img, Device: "hda", Format: "raw,file.locking=off"}}, "KVM_INVALID_DISK_PARAM"},
+		{"raw image given as qcow2", []hypervisor.Disk{{Path: img, Device: "hda", Format: "qcow2"}}, "KVM_INVALID_DISK_PARAM"},
+		{"qcow2 image given as vmdk", []hypervisor.Disk{{Path: qcow, Device: "hda", Format: "vmdk"}}, "KVM_INVALID_DISK_PARAM"},
+		{"raw image given as qed", []hypervisor.Disk{{Path: img, Device: "hda", Format: "QED"}}, "KVM_INVALID_DISK_PARAM"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,6 +91,35 @@ func TestDiskArgs(t *testing.T) {
 	}, " ")
 	if got != want {
 		t.Fatalf("diskArgs:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestCheckFormat: a format the job gives is taken when the file's header
+// says so (raw takes anything), refused with the format found otherwise.
+func TestCheckFormat(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		content, declared string
+		ok                bool
+		says              string
+	}{
+		{"\xfa\x31\xc0", "raw", true, ""},
+		{"QFI\xfb\x00\x00\x00\x03", "raw", true, ""},
+		{"QFI\xfb\x00\x00\x00\x03", "qcow2", true, ""},
+		{"KDMV\x01", "vmdk", true, ""},
+		{"# Disk DescriptorFile\nversion=1\n", "vmdk", true, ""},
+		{"QED\x00", "qed", true, ""},
+		{"\xfa\x31\xc0", "qcow2", false, "no qcow2 header (a raw image?)"},
+		{"KDMV\x01", "qcow2", false, "the file is a vmdk image: give vmdk"},
+		{"QFI\xfb\x00\x00\x00\x03", "vdi", false, "the file is a qcow2 image"},
+		{"", "vhdx", false, "no vhdx header"},
+	}
+	for i, tt := range tests {
+		p := touch(t, filepath.Join(dir, "img"+string(rune('a'+i))), tt.content)
+		err := checkFormat(p, tt.declared)
+		if tt.ok != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("checkFormat(%q, %s) = %v, want ok %v saying %q", tt.content, tt.declared, err, tt.ok, tt.says)
+		}
 	}
 }
 

@@ -167,12 +167,33 @@ func tail(path string, n int) string {
 	return strings.Join(lines, "; ")
 }
 
-// withTail appends the tail of QEMU's log to err, if there is one.
-func withTail(err error, logPath string) error {
-	if t := tail(logPath, 5); t != "" {
-		return fmt.Errorf("%w: qemu said: %s", err, t)
+// startFailure is err, a QEMU that did not start, with the tail of its
+// log appended: a *hypervisor.SpecError when QEMU refused one of the job's disks
+// (its message names the -drive option: a corrupt image, one that is not
+// in the format the job gave), so that the startd holds the job rather
+// than take the machine's VMs offline for it. A drive error that is the
+// machine's (a permission, a full or failing disk, memory) stays the
+// machine's.
+func startFailure(err error, logPath string) error {
+	t := tail(logPath, 5)
+	if t == "" {
+		return err
 	}
-	return err
+	if strings.Contains(t, ": -drive ") && !machineErrno(t) {
+		return &hypervisor.SpecError{Code: "BAD_IMAGE", Msg: "QEMU refused a disk of the job: " + t}
+	}
+	return fmt.Errorf("%w: qemu said: %s", err, t)
+}
+
+// machineErrno reports whether QEMU's message carries an error of the
+// machine's rather than of an image.
+func machineErrno(msg string) bool {
+	for _, e := range []string{"Permission denied", "No space left on device", "Cannot allocate memory", "Too many open files", "Input/output error", "Read-only file system"} {
+		if strings.Contains(msg, e) {
+			return true
+		}
+	}
+	return false
 }
 
 var errStartup = errors.New("qemu exited during start-up")

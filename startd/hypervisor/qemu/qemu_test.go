@@ -101,19 +101,23 @@ func TestProbe(t *testing.T) {
 }
 
 // TestStartErrorsQuoteQEMU: when QEMU refuses to run, the error carries
-// what it said on stderr, and no process is left behind.
+// what it said on stderr, and no process is left behind. A disk QEMU
+// refuses is the job's fault (a SpecError, BAD_IMAGE: the startd holds
+// the job); anything else is the machine's.
 func TestStartErrorsQuoteQEMU(t *testing.T) {
 	needQEMU(t)
 	t.Parallel()
 	tests := []struct {
-		name   string
-		cfg    qemu.Config
-		disk   []byte // the boot disk's content, "" for the hello guest
-		format string
-		said   string // part of QEMU's complaint
+		name    string
+		cfg     qemu.Config
+		disk    []byte // the boot disk's content, "" for the hello guest
+		format  string
+		said    string // part of QEMU's complaint
+		badSpec bool   // the job's fault
 	}{
-		{"bad accelerator", qemu.Config{Accel: "bogus"}, nil, "raw", "bogus"},
-		{"corrupt qcow2", qemu.Config{}, []byte("QFI\xfb\x00\x00\x00\x09garbage"), "", "qcow2"},
+		{"bad accelerator", qemu.Config{Accel: "bogus"}, nil, "raw", "bogus", false},
+		{"corrupt qcow2", qemu.Config{}, []byte("QFI\xfb\x00\x00\x00\x09garbage"), "", "qcow2", true},
+		{"corrupt qcow2 given as qcow2", qemu.Config{}, []byte("QFI\xfb\x00\x00\x00\x03garbage"), "qcow2", "qcow2", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,7 +134,15 @@ func TestStartErrorsQuoteQEMU(t *testing.T) {
 				vm.Stop(context.Background(), 0)
 				t.Fatal("Start succeeded")
 			}
-			if !strings.Contains(err.Error(), "qemu said") || !strings.Contains(err.Error(), tt.said) {
+			var se *hypervisor.SpecError
+			switch {
+			case tt.badSpec && (!errors.As(err, &se) || se.Code != "BAD_IMAGE"):
+				t.Fatalf("Start = %v, want SpecError BAD_IMAGE", err)
+			case !tt.badSpec && errors.Is(err, hypervisor.ErrBadSpec):
+				t.Fatalf("Start = %v, a SpecError: the machine's fault was put on the job", err)
+			case !tt.badSpec && !strings.Contains(err.Error(), "qemu said"):
+				t.Fatalf("Start error does not quote QEMU: %v", err)
+			case !strings.Contains(err.Error(), "-drive") && tt.badSpec, !strings.Contains(err.Error(), tt.said):
 				t.Fatalf("Start error does not quote QEMU: %v", err)
 			}
 			if _, err := os.Stat(filepath.Join(spec.Dir, "qmp.sock")); !errors.Is(err, os.ErrNotExist) {
