@@ -124,6 +124,27 @@ func checkUserLog(t *testing.T, path string, codes []string) {
 	}
 }
 
+// TestSubmitVerbose: condor_submit -verbose prints each job's ad once, as
+// queued (its cluster id, not 0), under "** Proc C.P:".
+func TestSubmitVerbose(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	out := tp.mustRun("submit", "-verbose", "-queue", "2", tp.write("v.sub", strings.Replace(helloSub, "queue\n", "", 1)))
+	for want, times := range map[string]int{"** Proc 1.0:\n": 1, "** Proc 1.1:\n": 1, "ClusterId = 1\n": 2, "ProcId = 1\n": 1} {
+		if n := strings.Count(out, want); n != times {
+			t.Errorf("submit -verbose printed %q %d times, want %d:\n%s", want, n, times, out)
+		}
+	}
+	if strings.Contains(out, "ClusterId = 0") {
+		t.Errorf("submit -verbose printed an ad before the cluster was known:\n%s", out)
+	}
+	if !strings.HasSuffix(out, "2 job(s) submitted to cluster 1.\n") {
+		t.Errorf("submit -verbose ends %q", out)
+	}
+}
+
 // TestWrongDiskFormatIsHeld: a disk that is not in the format vm_disk
 // gives is the job's fault: the job is held (code 6, KVM_INVALID_DISK_PARAM's
 // subcode 10) before QEMU is asked, and the machine keeps offering VMs.

@@ -156,11 +156,6 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}
-	if verbose {
-		for i := 0; i < payload.NumProcs; i++ {
-			fmt.Fprintln(c.stdout, procAd(cl, i, reserved, opts.Owner).LongString())
-		}
-	}
 	fmt.Fprint(c.stdout, "Submitting job(s)")
 	var reply schedd.SubmitReply
 	err = callRetry(ctx, pc, events.UserCmdSubject(sched, "submit", pc.user), schedd.SubmitRequest{Cluster: reserved, Payload: payload}, &reply)
