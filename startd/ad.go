@@ -1,6 +1,7 @@
 package startd
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/vmpool/vmpool/classad"
@@ -40,7 +41,12 @@ func machineAdIn(ad *classad.Ad, cfg *Config, st *State, s *Slot, f Facts) *clas
 	ad.SetString("TargetType", "Job")
 	ad.SetString("Name", s.Name)
 	ad.SetString("Machine", f.Host)
-	ad.SetString("SlotID", strings.TrimPrefix(s.ID, "slot"))
+	// SlotID is an integer, as HTCondor's (slot3: 3).
+	if n, err := strconv.Atoi(strings.TrimPrefix(s.ID, "slot")); err == nil {
+		ad.SetInt("SlotID", int64(n))
+	} else {
+		ad.SetString("SlotID", strings.TrimPrefix(s.ID, "slot"))
+	}
 	ad.SetString("StartdName", st.Name)
 	ad.SetString("Arch", f.Arch)
 	ad.SetString("OpSys", f.OpSys)

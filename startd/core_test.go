@@ -104,7 +104,7 @@ func TestClaimLifecycleAndAds(t *testing.T) {
 	step(st, evs, &seq)
 	ad := MachineAd(cfg, st, st.Slot("slot2@s1"), testFacts())
 	for attr, want := range map[string]string{"VM_Memory": "16", "VM_AvailNum": "1", "HasVM": "true", "VM_Type": `"kvm"`,
-		"VM_Networking": "true", "VM_Networking_Types": `"nat"`, "Name": `"slot2@s1"`, "State": `"Unclaimed"`, "VmpoolClaims": "1"} {
+		"VM_Networking": "true", "VM_Networking_Types": `"nat"`, "Name": `"slot2@s1"`, "State": `"Unclaimed"`, "VmpoolClaims": "1", "SlotID": "2"} {
 		if got := ad.Eval(attr).String(); got != want {
 			t.Errorf("slot2 %s = %s, want %s", attr, got, want)
 		}
