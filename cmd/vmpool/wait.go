@@ -12,15 +12,30 @@ import (
 	"github.com/vmpool/vmpool/schedd/userlog"
 )
 
+// waitGrace is how long wait keeps looking for a user log that does not
+// exist yet, or that mentions no job (or not the given job), before it gives
+// up as condor_wait does at once. The schedd writes user logs
+// asynchronously, a few milliseconds after the submit request has returned
+// (schedd/userlogs.go), so "vmpool submit job.sub && vmpool wait job.log"
+// may find no log, or no submit (000) event, yet. With -wait the grace is at
+// most the -wait time; -wait 0 has none. A variable so that tests can
+// shorten it.
+var waitGrace = 3 * time.Second
+
 // wait is condor_wait: it watches a user log until the jobs in it (or the
 // given job or cluster) are done: terminated (005) or aborted (009).
-// Exit status 0 when they are, 1 on timeout or error.
+// Exit status 0 only when they are: 1 on timeout ("Time expired."), when
+// the log cannot be opened ("Couldn't open LOG: ...") or mentions no job to
+// wait for ("This log does not mention any jobs!" / "... that job!") once
+// waitGrace has passed, or on another error. -wait 0 reads the log to its
+// end once and stops there, as condor_wait's does: "Time expired." unless
+// the jobs are done.
 //
 //	vmpool wait [-wait SECONDS] [-num N] LOG [CLUSTER | CLUSTER.PROC]
 func (c *cli) wait(ctx context.Context, args []string) int {
 	const cmd = "wait"
 	var logPath, jobArg string
-	timeout := time.Duration(0)
+	timeout := time.Duration(-1) // no -wait: no limit
 	num := 0
 	a := &argList{args: args, cmd: cmd}
 	for {
@@ -76,6 +91,13 @@ func (c *cli) wait(ctx context.Context, args []string) int {
 			return c.usageErr(cmd, "job %q: want CLUSTER or CLUSTER.PROC", jobArg)
 		}
 	}
+	grace := waitGrace
+	if timeout >= 0 && timeout < grace {
+		grace = timeout
+	}
+	graceEnd := time.Now().Add(grace)
+	// expired: the -wait time is up; read the log once more, then stop.
+	expired := timeout == 0
 	var deadline <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -85,9 +107,14 @@ func (c *cli) wait(ctx context.Context, args []string) int {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		giveUp := expired || !time.Now().Before(graceEnd)
 		b, err := os.ReadFile(logPath)
 		if err != nil && !os.IsNotExist(err) {
 			return c.errorf(cmd, "read %v", err)
+		}
+		if err != nil && giveUp {
+			fmt.Fprintf(c.stderr, "Couldn't open %s: No such file or directory\n", logPath)
+			return 1
 		}
 		evs, _ := userlog.Parse(bytes.NewReader(b))
 		submitted := map[events.JobID]bool{}
@@ -111,12 +138,22 @@ func (c *cli) wait(ctx context.Context, args []string) int {
 		case num == 0 && len(submitted) > 0 && len(finished) >= len(submitted):
 			fmt.Fprintln(c.stdout, "All jobs done.")
 			return 0
+		case len(submitted) == 0 && giveUp:
+			if jobArg != "" {
+				fmt.Fprintln(c.stderr, "This log does not mention that job!")
+			} else {
+				fmt.Fprintln(c.stderr, "This log does not mention any jobs!")
+			}
+			return 1
+		}
+		if expired {
+			fmt.Fprintln(c.stdout, "Time expired.")
+			return 1
 		}
 		select {
 		case <-tick.C:
 		case <-deadline:
-			fmt.Fprintln(c.stdout, "Time expired.")
-			return 1
+			expired = true
 		case <-ctx.Done():
 			return 1
 		}
