@@ -45,6 +45,20 @@ func (e *CodedError) ErrorCode() Code { return e.Code }
 // NewError makes a sentinel error with a code.
 func NewError(code Code, msg string) *CodedError { return &CodedError{code, msg} }
 
+// With is an error of e's code that says msg (formatted) instead of e's
+// message: for a case the sentinel's own words do not fit, which wrapping
+// (%w) would append ("job 1.0 is already held: job already removed").
+// errors.Is matches it against e.
+func (e *CodedError) With(format string, args ...any) *CodedError {
+	return &CodedError{e.Code, fmt.Sprintf(format, args...)}
+}
+
+// Is matches errors with the same code.
+func (e *CodedError) Is(target error) bool {
+	var c interface{ ErrorCode() Code }
+	return errors.As(target, &c) && c.ErrorCode() == e.Code
+}
+
 // RemoteError is an error a daemon returned over the bus. errors.Is matches
 // it against any error with the same code, so a client checks
 // errors.Is(err, schedd.ErrJobNotFound) exactly as the daemon would.

@@ -41,6 +41,9 @@ func TestCallReplyErrorsAndChunks(t *testing.T) {
 	must(srv.Handle(ctx, "vmpool.cmd.schedd.s.fail", func(context.Context, []byte) (any, error) {
 		return nil, fmt.Errorf("job 42.0: %w", errNotFound)
 	}))
+	must(srv.Handle(ctx, "vmpool.cmd.schedd.s.held", func(context.Context, []byte) (any, error) {
+		return nil, errNotFound.With("job %d.0 was never queued", 43)
+	}))
 	must(srv.Handle(ctx, "vmpool.cmd.schedd.s.many", func(context.Context, []byte) (any, error) {
 		return events.Chunks(func(emit func(any) error) error {
 			for i := 0; i < 5; i++ {
@@ -60,6 +63,15 @@ func TestCallReplyErrorsAndChunks(t *testing.T) {
 	}
 	err := events.Call(ctx, nc, "vmpool.cmd.schedd.s.fail", nil, nil)
 	if !errors.Is(err, errNotFound) || err.Error() != "job 42.0: job not found" {
+		t.Fatalf("remote error = %v (is not-found: %v)", err, errors.Is(err, errNotFound))
+	}
+	// An error of a sentinel's code in words of its own says only those,
+	// and still is the sentinel, here and across the bus.
+	if local := errNotFound.With("job %d.0 was never queued", 43); !errors.Is(local, errNotFound) || errors.Is(local, events.ErrInternal) {
+		t.Fatalf("With: errors.Is does not match by code: %v", local)
+	}
+	err = events.Call(ctx, nc, "vmpool.cmd.schedd.s.held", nil, nil)
+	if !errors.Is(err, errNotFound) || err.Error() != "job 43.0 was never queued" {
 		t.Fatalf("remote error = %v (is not-found: %v)", err, errors.Is(err, errNotFound))
 	}
 	var got []int

@@ -284,7 +284,7 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 	switch c.Kind {
 	case ActRemove:
 		if j.Status == Removed {
-			return events.Event{}, fmt.Errorf("job %s is already being removed: %w", j.ID, ErrAlreadyDone)
+			return events.Event{}, ErrAlreadyDone.With("job %s is already being removed", j.ID)
 		}
 		reason := c.Reason
 		if reason == "" {
@@ -293,10 +293,10 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 		return events.New(events.JobRemoved, events.JobActionPayload{By: who, Reason: reason, Claimed: j.Claim != nil}).ForJob(q.Name, j.ID), nil
 	case ActHold:
 		if j.Status == Held {
-			return events.Event{}, fmt.Errorf("job %s is already held: %w", j.ID, ErrAlreadyDone)
+			return events.Event{}, ErrAlreadyDone.With("job %s is already held", j.ID)
 		}
 		if j.Status == Removed {
-			return events.Event{}, fmt.Errorf("job %s is being removed: %w", j.ID, ErrAlreadyDone)
+			return events.Event{}, ErrAlreadyDone.With("job %s is being removed", j.ID)
 		}
 		reason := c.Reason
 		if reason == "" {
@@ -305,7 +305,7 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 		return events.New(events.JobHeld, events.JobHeldPayload{Code: 1, SubCode: c.SubCode, Reason: reason, By: who}).ForJob(q.Name, j.ID), nil
 	case ActRelease:
 		if j.Status != Held {
-			return events.Event{}, fmt.Errorf("job %s not held to be released: %w", j.ID, ErrNotHeld)
+			return events.Event{}, ErrNotHeld.With("job %s is not held", j.ID)
 		}
 		reason := c.Reason
 		if reason == "" {
@@ -314,7 +314,7 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 		return events.New(events.JobReleased, events.JobActionPayload{By: who, Reason: reason}).ForJob(q.Name, j.ID), nil
 	default: // ActVacate
 		if j.Claim == nil || j.Claim.State == ClaimStopping || j.Claim.State == ClaimExited {
-			return events.Event{}, fmt.Errorf("job %s is not running: %w", j.ID, ErrNotRunning)
+			return events.Event{}, ErrNotRunning.With("job %s is not running", j.ID)
 		}
 		return events.New(events.JobVacating, events.JobActionPayload{By: who, Reason: c.Reason}).ForJob(q.Name, j.ID), nil
 	}

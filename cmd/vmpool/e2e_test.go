@@ -378,6 +378,14 @@ func TestHoldReleaseRemoveRunningVM(t *testing.T) {
 	if _, errOut, code := tp.vmpool("release", "1.1"); code == 0 || !strings.Contains(errOut, "Job 1.1 not found") {
 		t.Fatalf("release of a missing job: exit %d, %q", code, errOut)
 	}
+	// Holding it again says why not, in its own words (it said "already
+	// held: job already removed").
+	if _, errOut, code := tp.vmpool("hold", "1.0"); code != 1 || !strings.Contains(errOut, "job 1.0 is already held") || strings.Contains(errOut, "removed") {
+		t.Fatalf("hold of a held job: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := tp.vmpool("vacate-job", "1.0"); code != 1 || !strings.HasSuffix(strings.TrimSpace(errOut), "job 1.0 is not running") {
+		t.Fatalf("vacate of a held job: exit %d, %q", code, errOut)
+	}
 	tp.mustRun("release", "1")
 	// It runs again: a second JobStarted, and a second VM.
 	tp.waitEvent("vmpool.ev.schedd.schedd.job.schedd.1.0.JobStarted", func(e events.Event) bool { return e.Seq > first.Seq }, 60*time.Second)
