@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -71,6 +72,12 @@ func (c *cli) drain(ctx context.Context, args []string) int {
 		cctx, stop := context.WithTimeout(ctx, 30*time.Second)
 		err := pc.call(cctx, events.CmdSubject(events.RoleStartd, name, "drain")+"."+pc.user, startd.DrainRequest{Cancel: cancel, Reason: reason}, &reply)
 		stop()
+		if errors.Is(err, events.ErrNoResponders) {
+			// condor_drain's words for a machine the collector has no ad of.
+			fmt.Fprintf(c.stderr, "vmpool drain: can't find address for startd %s: no startd of that name answers (vmpool status lists them)\n", name)
+			code = 1
+			continue
+		}
 		if err != nil {
 			fmt.Fprintf(c.stderr, "vmpool drain: startd %s: %v\n", name, err)
 			code = 1

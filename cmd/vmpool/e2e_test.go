@@ -437,6 +437,21 @@ func TestVacateRequeuesWithoutCheckpoint(t *testing.T) {
 	checkUserLog(t, filepath.Join(tp.dir, "hello.log"), []string{"000", "001", "004", "001", "005"})
 }
 
+// TestEmptyPool: in a pool without a startd, condor_status prints nothing
+// on stdout and says why on stderr, and condor_drain of a machine says
+// there is none of that name (it quoted its request's subject).
+func TestEmptyPool(t *testing.T) {
+	tp := newTestPool(t, 0)
+	out, errOut, code := tp.vmpool("status")
+	if code != 0 || out != "" || !strings.Contains(errOut, "no machines are advertised") {
+		t.Fatalf("status of an empty pool: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = tp.vmpool("drain", "nosuch")
+	if code != 1 || out != "" || !strings.Contains(errOut, "no startd of that name answers") || strings.Contains(errOut, "vmpool.cmd") {
+		t.Fatalf("drain of a missing startd: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
 // TestStatusAndNoPool checks condor_status views and the message when no
 // pool answers.
 func TestStatusAndNoPool(t *testing.T) {
@@ -457,6 +472,13 @@ func TestStatusAndNoPool(t *testing.T) {
 	af := tp.mustRun("status", "-af", "Name", "-constraint", `Name == "slot1@startd2"`)
 	if af != "slot1@startd2\n" {
 		t.Fatalf("status -af -constraint: %q", af)
+	}
+	// Nothing matching prints nothing at all, as condor_status does (it
+	// printed an empty table and said no startd ran).
+	for _, args := range [][]string{{"status", "-claimed"}, {"status", "nosuch"}, {"status", "-constraint", "false"}, {"status", "-total", "-avail", "nosuch"}} {
+		if out, errOut, code := tp.vmpool(args...); code != 0 || out != "" || errOut != "" {
+			t.Errorf("%v with nothing matching: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
 	}
 	var out, errb strings.Builder
 	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -98,6 +97,14 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		f.printAds(c.stdout, ads, func(ad *classad.Ad) string { return strAttr(ad, "Name") })
 		return 0
 	}
+	if len(ads) == 0 {
+		// Nothing to show prints nothing, as condor_status does; a pool
+		// without a single slot ad gets a word on stderr.
+		if len(all) == 0 {
+			fmt.Fprintln(c.stderr, "vmpool status: no machines are advertised (no startd is running, or none has reached the collector yet)")
+		}
+		return 0
+	}
 	w := c.stdout
 	now := time.Now().Unix()
 	if claimed {
@@ -154,10 +161,6 @@ func (c *cli) status(ctx context.Context, args []string) int {
 		fmt.Fprintln(w)
 	}
 	line("Total", tot)
-	if len(ads) == 0 {
-		fmt.Fprintln(c.stderr, "vmpool status: no machines are advertised (no startd running, or none matches)")
-	}
-	_ = strconv.Itoa
 	return 0
 }
 
