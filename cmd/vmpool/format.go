@@ -17,7 +17,7 @@ import (
 type adFormat struct {
 	json, long bool
 	af         []string // -af attributes
-	afOpts     string   // the letters after -af: (j, h, l, r, t, n, ',')
+	afOpts     string   // the letters after -af: (j, l, h, V, r, t, n, g, ',')
 	formats    []formatPair
 	constraint string
 }
@@ -39,6 +39,12 @@ func (f *adFormat) parseAdOption(a *argList, name, val string, has bool) bool {
 	case name == "af" || strings.HasPrefix(name, "af:") || name == "autoformat" || strings.HasPrefix(name, "autoformat:"):
 		if i := strings.IndexByte(name, ':'); i >= 0 {
 			f.afOpts = name[i+1:]
+			for _, r := range f.afOpts {
+				if !strings.ContainsRune(afLetters, r) {
+					a.err = fmt.Errorf("-%s: unknown option %q after the colon: known are j (job id first), l (label each value), h (a header), V (strings quoted), r (expressions unevaluated), t (tabs), n (newlines), g (a blank line between ads) and ','", name, r)
+					return true
+				}
+			}
 		}
 		// -af takes every following argument that is not an option.
 		for a.i < len(a.args) {
@@ -63,6 +69,9 @@ func (f *adFormat) parseAdOption(a *argList, name, val string, has bool) bool {
 	}
 	return true
 }
+
+// afLetters are the options -af takes after a colon, as condor_q's.
+const afLetters = "jlhVrtng,"
 
 // custom reports whether the user chose an ad format over the table.
 func (f *adFormat) custom() bool { return f.json || f.long || len(f.af) > 0 || len(f.formats) > 0 }
@@ -296,10 +305,21 @@ func (f *adFormat) printAF(w io.Writer, ads []*classad.Ad, idOf func(*classad.Ad
 			parts = append(parts, idOf(ad))
 		}
 		for _, attr := range f.af {
-			v := evalAttrOrExpr(ad, attr)
-			s := v.String()
-			if str, ok := v.StringValue(); ok && !strings.Contains(f.afOpts, "r") {
-				s = str
+			var s string
+			switch {
+			case strings.Contains(f.afOpts, "r"):
+				// The expression as the ad has it, unevaluated (an
+				// argument that is no attribute: as given).
+				s = attr
+				if e, ok := ad.Lookup(attr); ok {
+					s = e.String()
+				}
+			default:
+				v := evalAttrOrExpr(ad, attr)
+				s = v.String() // V: strings quoted, as ClassAd literals
+				if str, ok := v.StringValue(); ok && !strings.Contains(f.afOpts, "V") {
+					s = str
+				}
 			}
 			if strings.Contains(f.afOpts, "l") {
 				s = attr + " = " + s
@@ -310,6 +330,9 @@ func (f *adFormat) printAF(w io.Writer, ads []*classad.Ad, idOf func(*classad.Ad
 			fmt.Fprintln(w, strings.Join(parts, "\n"))
 		} else {
 			fmt.Fprintln(w, strings.Join(parts, sep))
+		}
+		if strings.Contains(f.afOpts, "g") {
+			fmt.Fprintln(w)
 		}
 	}
 }

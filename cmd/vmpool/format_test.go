@@ -70,6 +70,45 @@ func TestPrintFormats(t *testing.T) {
 	}
 }
 
+// TestAutoformatOptions: -af's letters after the colon, as condor_q's: V
+// quotes strings, r prints expressions unevaluated, g puts a blank line
+// between ads, l labels, j puts the job id first; an unknown letter is an
+// error, not ignored.
+func TestAutoformatOptions(t *testing.T) {
+	ad, err := classad.ParseAd(`[ClusterId = 1; ProcId = 0; Cmd = "p"; Mem = 16; Twice = Mem * 2]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ opts, want string }{
+		{"", "p 32 16\n"},
+		{"V", `"p" 32 16` + "\n"},
+		{"r", "\"p\" Mem * 2 16\n"},
+		{"g", "p 32 16\n\n"},
+		{"l,", "Cmd = p,Twice = 32,Mem = 16\n"},
+		{"jV", `1.0 "p" 32 16` + "\n"},
+	} {
+		name := "af"
+		if c.opts != "" {
+			name += ":" + c.opts
+		}
+		var f adFormat
+		a := &argList{args: []string{"Cmd", "Twice", "Mem"}, cmd: "q"}
+		if !f.parseAdOption(a, name, "", false) || a.err != nil {
+			t.Fatalf("-%s: %v", name, a.err)
+		}
+		var b bytes.Buffer
+		f.printAds(&b, []*classad.Ad{ad}, jobID)
+		if b.String() != c.want {
+			t.Errorf("-%s printed %q, want %q", name, b.String(), c.want)
+		}
+	}
+	var f adFormat
+	a := &argList{args: []string{"Cmd"}, cmd: "q"}
+	if f.parseAdOption(a, "af:Q", "", false); a.err == nil || !strings.Contains(a.err.Error(), `unknown option 'Q'`) {
+		t.Errorf("-af:Q: %v, want an unknown option error", a.err)
+	}
+}
+
 // TestRawJSONEqualsPrintJSON: q -json prints the schedd's ad JSON as it
 // comes (printRawJSON); that must be byte for byte what decoding and
 // printing the ads gives (printJSON, which replay -json and history -json
