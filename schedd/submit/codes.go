@@ -79,7 +79,7 @@ var codeTable = []CodeInfo{
 	{"input-missing", "an input file to transfer does not exist", "correct the path (relative paths are relative to the submit file's directory or initialdir)"},
 	{"input-is-directory", "an input to transfer is a directory", "name the disk image files themselves"},
 	{"input-unreadable", "an input file to transfer cannot be read", "check the file's permissions"},
-	{"input-escapes-iwd", "a relative input path leaves the submit directory through .. or a symbolic link", "write the file's absolute path if you mean a file outside the submit directory, or move it inside"},
+	{"input-escapes-iwd", "a relative input path leaves the submit directory through .. or a symbolic link", "write the file's absolute path if you mean a file outside the submit directory, or move it inside (SUBMIT_PATHS = unrestricted, from $VMPOOL_SUBMIT_PATHS, takes such paths as HTCondor does)"},
 	{"input-absolute-forbidden", "an absolute input path lies outside the submit directory, which this submitter does not allow", "copy the file into the submit directory and name it relatively"},
 	{"input-url-unsupported", "an input to transfer is a URL; vmpool transfers local files only", "download the file first and name the local copy"},
 	{"input-name-conflict", "two inputs to transfer have the same file name; they would overwrite each other on the execute machine", "rename one of the files"},
