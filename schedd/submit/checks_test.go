@@ -138,7 +138,7 @@ func checkCases() []checkCase {
 		{name: "log in missing dir", code: "log-invalid", line: 7, src: edit(kvmBase, "log = nodir/x.log")},
 		{name: "log is a directory", code: "log-invalid", line: 7, src: edit(kvmBase, "log = logs")},
 		{name: "no xen_kernel", code: "xen-kernel-missing", line: 9, src: edit(xenBase, "!xen_kernel")},
-		{name: "no xen_root", code: "xen-root-missing", line: 9, src: edit(xenBase, "!xen_root")},
+		{name: "no xen_root", code: "xen-root-missing", line: 7, src: edit(xenBase, "!xen_root")}, // at xen_kernel's line, which calls for it
 		{name: "initrd with included kernel", code: "xen-initrd-without-kernel", line: 9, src: edit(xenBase, "xen_kernel = included", "xen_initrd = initrd.img")},
 		{name: "initrd with vmx", code: "xen-initrd-without-kernel", line: 9, src: edit(xenBase, "xen_kernel = vmx", "xen_initrd = initrd.img")},
 		{name: "included with two disks", code: "xen-kernel-included-multiple-disks", line: 7, src: edit(xenBase, "xen_kernel = included", "vm_disk = disk.img:xvda:w,data.img:xvdb:w")},
@@ -162,6 +162,17 @@ func checkCases() []checkCase {
 		{name: "should transfer", code: "should-transfer-invalid", line: 7, src: edit(kvmBase, "should_transfer_files = perhaps")},
 		{name: "when to transfer", code: "when-to-transfer-invalid", line: 7, src: edit(kvmBase, "when_to_transfer_output = ON_SUCCESS")},
 		{name: "too many errors", code: "too-many-errors", line: 50, src: strings.Repeat("junk\n", 60) + "queue\n"},
+	}
+}
+
+// TestUnterminatedQueueIsOneError: a queue statement whose item list is
+// never closed is reported once, not also as a file without a queue
+// statement.
+func TestUnterminatedQueueIsOneError(t *testing.T) {
+	dir := fixtures(t)
+	_, err := parse(t, dir, edit(kvmBase, "queue x in (\na\nb"), Options{})
+	if hasCode(err, "queue-list-unterminated") == nil || hasCode(err, "queue-missing") != nil {
+		t.Fatalf("want queue-list-unterminated alone, got:\n%v", err)
 	}
 }
 

@@ -92,6 +92,16 @@ func (p *problems) add(e *Error) {
 	p.errs = append(p.errs, e)
 }
 
+// has reports whether an error with code was added.
+func (p *problems) has(code string) bool {
+	for _, e := range p.errs {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *problems) warn(file string, line int, format string, args ...any) {
 	w := fmt.Sprintf(format, args...)
 	if file != "" {

@@ -128,13 +128,22 @@ func (b *builder) errFix(d *macroDef, code, msg, fix string) {
 
 // missing reports a required command that is absent, at the queue
 // statement, with a hint when a misspelling of it is defined.
-func (b *builder) missing(cmd, code, msg string) {
+func (b *builder) missing(cmd, code, msg string) { b.missingFor(nil, cmd, code, msg) }
+
+// missingFor is missing for a command that the line of by calls for
+// (xen_root, for a xen_kernel file): reported at that line, not at the
+// queue statement's.
+func (b *builder) missingFor(by *macroDef, cmd, code, msg string) {
 	if d := b.lookupDef(cmd); d != nil {
 		msg += fmt.Sprintf(" (line %d gives it no value)", d.line)
 	} else if hint := b.misspelt(cmd); hint != nil {
 		msg += fmt.Sprintf(" (line %d sets %q: a misspelling of %s?)", hint.line, hint.name, cmd)
 	}
-	b.j.errs = append(b.j.errs, &Error{File: b.qfile, Line: b.qline, Command: cmd, Code: code, Msg: msg})
+	file, line := b.qfile, b.qline
+	if by != nil {
+		file, line = by.file, by.line
+	}
+	b.j.errs = append(b.j.errs, &Error{File: file, Line: line, Command: cmd, Code: code, Msg: msg})
 }
 
 func (b *builder) misspelt(cmd string) *macroDef {

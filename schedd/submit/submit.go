@@ -177,7 +177,7 @@ func (ps *parser) run(data []byte) (*Cluster, error) {
 			for _, s := range lex("-append", at, p) {
 				if s.kind == stmtQueue {
 					p.add(&Error{File: "-append", Line: s.line, Command: "queue", Code: "line-syntax",
-						Msg: "a queue statement cannot be appended", Fix: "give it as the -queue argument (Options.Queue)"})
+						Msg: "a queue statement cannot be appended", Fix: "give it with -queue (condor_submit -queue 3 FILE), or write it at the end of the file"})
 					continue
 				}
 				appendStmts = append(appendStmts, s)
@@ -219,7 +219,8 @@ func (ps *parser) run(data []byte) (*Cluster, error) {
 			}
 		}
 	}
-	if len(queues) == 0 && ps.opt.Queue == "" {
+	if len(queues) == 0 && ps.opt.Queue == "" && !p.has("queue-list-unterminated") {
+		// (A queue statement left open is one, and says so itself.)
 		p.add(&Error{File: ps.name, Line: max(1, lastLine), Command: "queue", Code: "queue-missing",
 			Msg: "the submit description has no queue statement, so it queues no job"})
 	}

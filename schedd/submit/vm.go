@@ -161,7 +161,7 @@ func (b *builder) xen(iwd string, in *inputSet, nDisks int) bool {
 			b.warn(d, "xen_root is used only when xen_kernel names a kernel file; ignored")
 		}
 	} else if realKernel && d == nil {
-		b.missing("xen_root", "xen-root-missing", "'xen_root' cannot be found; a xen_kernel file needs the guest's root device")
+		b.missingFor(kd, "xen_root", "xen-root-missing", "'xen_root' cannot be found; a xen_kernel file needs the guest's root device")
 	}
 	if v, _, ok := b.given("xen_kernel_params"); ok {
 		b.set("VMPARAM_Xen_Kernel_Params", quote(strings.Trim(v, `"'`)))
@@ -178,7 +178,7 @@ func (b *builder) vmware(iwd string, in *inputSet) bool {
 	}
 	snapshot, sd := b.boolCmd("vmware_snapshot_disk", true)
 	if td != nil && sd != nil && !transfer && !snapshot {
-		b.err(sd, "vmware-snapshot-conflict", "You should not use both vmware_should_transfer_files = FALSE and vmware_snapshot_disk = FALSE: jobs sharing a disk in place would corrupt it")
+		b.err(sd, "vmware-snapshot-conflict", "You should not use both vmware_should_transfer_files = FALSE and vmware_snapshot_disk = FALSE")
 	}
 	b.set("VMPARAM_VMware_Transfer", boolExpr(transfer))
 	b.set("VMPARAM_VMware_SnapshotDisk", boolExpr(snapshot))
