@@ -438,8 +438,9 @@ func TestVacateRequeuesWithoutCheckpoint(t *testing.T) {
 }
 
 // TestEmptyPool: in a pool without a startd, condor_status prints nothing
-// on stdout and says why on stderr, and condor_drain of a machine says
-// there is none of that name (it quoted its request's subject).
+// on stdout and says why on stderr, condor_drain of a machine says there
+// is none of that name (it quoted its request's subject), and a submit to
+// a schedd that is not there fails before it uploads anything.
 func TestEmptyPool(t *testing.T) {
 	tp := newTestPool(t, 0)
 	out, errOut, code := tp.vmpool("status")
@@ -449,6 +450,16 @@ func TestEmptyPool(t *testing.T) {
 	out, errOut, code = tp.vmpool("drain", "nosuch")
 	if code != 1 || out != "" || !strings.Contains(errOut, "no startd of that name answers") || strings.Contains(errOut, "vmpool.cmd") {
 		t.Fatalf("drain of a missing startd: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// A submit to a schedd that is not there says so before it sends the
+	// disks (it sent them, then said the schedd "refused the submit").
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = tp.vmpool("submit", "-name", "nosched", tp.write("hello.sub", helloSub))
+	if code != 1 || strings.Contains(out, "Submitting") || !strings.Contains(errOut, "no schedd named nosched is advertised") ||
+		!strings.Contains(errOut, "(the pool's schedds: schedd); nothing was queued") {
+		t.Fatalf("submit to a missing schedd: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 

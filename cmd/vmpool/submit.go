@@ -136,6 +136,11 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}
+	// A schedd named with -name (or $VMPOOL_SCHEDD) must be there before
+	// the input files go up: a misspelt name cost the whole upload.
+	if err := waitAdvertised(ctx, pc, sched); err != nil {
+		return c.errorf(cmd, "%v; nothing was queued", err)
+	}
 	submitID := newSubmitID()
 	reserved := 0
 	if needID {
@@ -191,6 +196,40 @@ func (c *cli) submitFailed(err error) int {
 	}
 	fmt.Fprintf(c.stderr, "ERROR: %v\nERROR: nothing was queued.\n", err)
 	return 1
+}
+
+// waitAdvertised waits briefly (a pool still starting) for schedd sched's
+// ad in the collector, and says which schedds there are if it does not
+// come.
+func waitAdvertised(ctx context.Context, pc *client, sched string) error {
+	var names []string
+	for attempt := 0; ; attempt++ {
+		ads, err := pc.ads(ctx, "schedd.")
+		if err != nil {
+			return err
+		}
+		names = names[:0]
+		for _, ad := range ads {
+			if n, ok := ad.EvalString("Name"); ok {
+				if n == sched {
+					return nil
+				}
+				names = append(names, n)
+			}
+		}
+		if attempt == 4 {
+			break
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("no schedd named %s is advertised at %s, nor any other (is the pool's schedd running?)", sched, pc.url)
+	}
+	return fmt.Errorf("no schedd named %s is advertised at %s (the pool's schedds: %s)", sched, pc.url, strings.Join(names, ", "))
 }
 
 // callRetry sends a request, retrying briefly when no schedd answers yet
