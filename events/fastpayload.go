@@ -649,6 +649,10 @@ func (p *JobCompletedPayload) decodeFast(b []byte) bool {
 			v.TotalUserCPUNanos = r.int64()
 		case "total_sys_cpu_ns":
 			v.TotalSysCPUNanos = r.int64()
+		case "total_bytes_sent":
+			v.TotalBytesSent = r.int64()
+		case "total_bytes_recv":
+			v.TotalBytesRecv = r.int64()
 		default:
 			r.fail()
 		}

@@ -31,7 +31,7 @@ var fastKinds = []struct {
 		Resumed: true, ResumedFrom: 3, ResumeNote: "checkpoint 4 \"unusable\""}},
 	{"JobCompleted", func() fastDecoder { return new(JobCompletedPayload) }, JobCompletedPayload{ClaimID: "n#1", ExitCode: -1,
 		Outputs: []FileRef{{Name: "out"}}, BytesSent: 1, BytesRecv: 2, RunNanos: 3, UserCPUNanos: 4, SysCPUNanos: 5,
-		TotalUserCPUNanos: 6, TotalSysCPUNanos: 7}},
+		TotalUserCPUNanos: 6, TotalSysCPUNanos: 7, TotalBytesSent: 8, TotalBytesRecv: 9}},
 	{"VMEvent", func() fastDecoder { return new(VMEventPayload) }, VMEventPayload{ClaimID: "n#1", Slot: "slot1@s", Host: "h", Resumed: true,
 		PoweredOff: true, Outputs: []FileRef{{Name: "o", Size: 5}}, Reason: "it & that", ResumedFrom: 1, ResumeNote: "n", Hold: true,
 		Code: 6, SubCode: 7, BytesIn: 8, BytesOut: 9, RunNanos: 10, UserCPUNanos: 11, SysCPUNanos: 12,

@@ -152,6 +152,12 @@ type JobCompletedPayload struct {
 	SysCPUNanos       int64 `json:"sys_cpu_ns,omitempty"`
 	TotalUserCPUNanos int64 `json:"total_user_cpu_ns,omitempty"`
 	TotalSysCPUNanos  int64 `json:"total_sys_cpu_ns,omitempty"`
+	// BytesSent and BytesRecv of every run together, this one's and the
+	// evicted ones' (the 005's Total Bytes Received and Sent By Job).
+	// Absent from events recorded before they were: there the totals
+	// are taken to be the last run's, as those logs printed them.
+	TotalBytesSent int64 `json:"total_bytes_sent,omitempty"`
+	TotalBytesRecv int64 `json:"total_bytes_recv,omitempty"`
 }
 
 // Checkpoint is a VM checkpoint in the spool (the object store).
@@ -173,6 +179,14 @@ type JobEvictedPayload struct {
 	// the 004's Run Remote Usage, added to RemoteUserCpu/RemoteSysCpu.
 	UserCPUNanos int64 `json:"user_cpu_ns,omitempty"`
 	SysCPUNanos  int64 `json:"sys_cpu_ns,omitempty"`
+	// The bytes the run moved, as its startd counted them (its
+	// VMEvicted's BytesIn and BytesOut), named as in JobCompletedPayload:
+	// BytesSent to its machine (input disks, the checkpoint it resumed
+	// from), BytesRecv back (the checkpoint it was vacated with). The
+	// 004's Run Bytes Received and Sent By Job; added to the job's
+	// BytesSent and BytesRecvd. 0 in events recorded before they were.
+	BytesSent int64 `json:"bytes_sent,omitempty"`
+	BytesRecv int64 `json:"bytes_recv,omitempty"`
 }
 
 // JobCheckpointedPayload records a periodic checkpoint.
@@ -301,8 +315,8 @@ type VMEventPayload struct {
 	Hold     bool  `json:"hold,omitempty"`
 	Code     int   `json:"code,omitempty"`
 	SubCode  int   `json:"subcode,omitempty"`
-	BytesIn  int64 `json:"bytes_in,omitempty"`
-	BytesOut int64 `json:"bytes_out,omitempty"`
+	BytesIn  int64 `json:"bytes_in,omitempty"`  // VMExited, VMEvicted: the run's input disks and the checkpoint it resumed from
+	BytesOut int64 `json:"bytes_out,omitempty"` // VMExited: the disks it sent back; VMEvicted: its checkpoint
 	RunNanos int64 `json:"run_ns,omitempty"`
 	// UserCPUNanos and SysCPUNanos, on a VMExited or VMEvicted, are the
 	// CPU the VM's hypervisor process used (0: the driver cannot tell).

@@ -86,6 +86,10 @@ func Apply(q *Queue, e events.Event) *Queue {
 		}
 		j.RemoteUserCPU += p.UserCPUNanos
 		j.RemoteSysCPU += p.SysCPUNanos
+		// The run's transfers count as a completed run's do: BytesSent
+		// and BytesRecvd sum every run, as HTCondor's do.
+		j.BytesSent += p.BytesSent
+		j.BytesRecv += p.BytesRecv
 		j.LastVacateTime = at
 		dropClaim(q, j, at)
 		if j.Status == Running {

@@ -162,8 +162,8 @@ type Job struct {
 	// turns out unusable.
 	Checkpoints     []events.Checkpoint
 	Outputs         []events.FileRef
-	BytesSent       int64
-	BytesRecv       int64
+	BytesSent       int64 // bytes brought to its runs' machines, summed over runs (evicted ones too)
+	BytesRecv       int64 // bytes its runs sent back, summed likewise
 	RemoteWallClock int64 // nanoseconds of VM run time, summed over runs
 	// RemoteUserCPU and RemoteSysCPU: nanoseconds of CPU the runs' VMs
 	// used on their machines (RemoteUserCpu, RemoteSysCpu), as their

@@ -263,7 +263,13 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 			return []userlog.Event{note, base}
 		}
 	case events.JobCheckpointed:
+		var p events.JobCheckpointedPayload
+		_ = e.Decode(&p)
 		base.Code = userlog.JobCheckpointed
+		// Run Bytes Sent By Job For Checkpoint: the checkpoint it shipped.
+		for _, f := range p.Checkpoint.Files {
+			base.BytesSent += f.Size
+		}
 	case events.JobEvicted:
 		var p events.JobEvictedPayload
 		if e.Decode(&p) != nil {
@@ -272,6 +278,9 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 		base.Code, base.Checkpointed, base.Reason = userlog.JobEvicted, p.Checkpoint != nil, p.Reason
 		base.EvictCode, base.EvictSubCode = p.Code, p.SubCode
 		base.RunRemote = cpuUsage(p.UserCPUNanos, p.SysCPUNanos)
+		// From the job's side, as for a 005: the run received its inputs
+		// (and the checkpoint it resumed from) and sent its checkpoint.
+		base.BytesSent, base.BytesReceived = p.BytesRecv, p.BytesSent
 	case events.JobCompleted:
 		var p events.JobCompletedPayload
 		if e.Decode(&p) != nil {
@@ -279,9 +288,12 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 		}
 		base.Code, base.ReturnValue = userlog.JobTerminated, p.ExitCode
 		// From the job's side: it received its input disks and sent back
-		// the modified ones.
+		// the modified ones; this run, and every run (evicted ones too).
+		// A JobCompleted recorded before the totals were has none: its
+		// totals are its run's, as the log then printed them (a newer
+		// one's are never below its run's).
 		base.BytesSent, base.BytesReceived = p.BytesRecv, p.BytesSent
-		base.TotalBytesSent, base.TotalBytesReceived = p.BytesRecv, p.BytesSent
+		base.TotalBytesSent, base.TotalBytesReceived = max(p.TotalBytesRecv, p.BytesRecv), max(p.TotalBytesSent, p.BytesSent)
 		// The VM's CPU on its machine: this run, and every run (evicted
 		// ones too).
 		base.RunRemote = cpuUsage(p.UserCPUNanos, p.SysCPUNanos)

@@ -97,3 +97,49 @@ func TestUserLogCPUUsage(t *testing.T) {
 		}
 	}
 }
+
+// The bytes a run moved go into its 004 and its 005 from the job's side
+// (Received: inputs to its machine; Sent: what came back), and the 005's
+// totals are every run's. A checkpointed job, worked out by hand: run 1
+// receives a 1 MiB input disk and is vacated with a checkpoint of
+// 3,393,216 bytes; run 2 receives the disk again and the checkpoint it
+// resumes from (4,441,792 bytes) and sends back its 1 MiB disk.
+func TestUserLogBytes(t *testing.T) {
+	s := &Schedd{}
+	text := func(typ string, p any) string {
+		e := events.New(typ, p).ForJob("schedd", events.JobID{Cluster: 3})
+		e.Time = 1_700_000_000e9
+		var b strings.Builder
+		for _, u := range s.userlogEvents(e) {
+			b.Write(userlog.Format(u, userlog.FormatOptions{}))
+		}
+		return b.String()
+	}
+	check := func(what, got string, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			if !strings.Contains(got, "\t"+w+"\n") {
+				t.Errorf("%s without %q:\n%s", what, w, got)
+			}
+		}
+	}
+	const disk, ckpt = 1 << 20, 3_000_000 + 393_216
+	cp := &events.Checkpoint{Files: []events.FileRef{{Name: "memory.state", Size: 3_000_000}, {Name: "disk.img.overlay.qcow2", Size: 393_216}}, Seq: 1}
+	check("004", text(events.JobEvicted, events.JobEvictedPayload{ClaimID: "n#1", Checkpoint: cp, BytesSent: disk, BytesRecv: ckpt}),
+		"(1) Job was checkpointed.", "3393216  -  Run Bytes Sent By Job", "1048576  -  Run Bytes Received By Job")
+	check("005", text(events.JobCompleted, events.JobCompletedPayload{ClaimID: "n#2", BytesSent: disk + ckpt, BytesRecv: disk,
+		TotalBytesSent: disk + disk + ckpt, TotalBytesRecv: ckpt + disk}),
+		"1048576  -  Run Bytes Sent By Job", "4441792  -  Run Bytes Received By Job",
+		"4441792  -  Total Bytes Sent By Job", "5490368  -  Total Bytes Received By Job")
+	// A JobCompleted recorded before the totals were: they are its run's,
+	// as that log printed them.
+	check("old 005", text(events.JobCompleted, events.JobCompletedPayload{ClaimID: "n#2", BytesSent: 512, BytesRecv: 256}),
+		"256  -  Run Bytes Sent By Job", "512  -  Run Bytes Received By Job",
+		"256  -  Total Bytes Sent By Job", "512  -  Total Bytes Received By Job")
+	// An eviction recorded before its bytes were says 0, as it did.
+	check("old 004", text(events.JobEvicted, events.JobEvictedPayload{ClaimID: "n#1"}),
+		"0  -  Run Bytes Sent By Job", "0  -  Run Bytes Received By Job")
+	// A periodic checkpoint's 003 gives its size.
+	check("003", text(events.JobCheckpointed, events.JobCheckpointedPayload{ClaimID: "n#1", Checkpoint: *cp}),
+		"3393216  -  Run Bytes Sent By Job For Checkpoint")
+}

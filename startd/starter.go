@@ -132,6 +132,8 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			return
 		}
 		log.Info("reattached to running VM")
+		// bytesIn stays 0: the inputs were fetched, and counted, by the
+		// startd process before the restart.
 		if !c.Started {
 			emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot)})
 		}
@@ -191,6 +193,14 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			return
 		}
 		d.cfg.Failpoints.Hit("vm-after-start")
+		// The checkpoint resumed from came to this machine as the inputs
+		// did, and counts with them as bytes the job received (HTCondor's
+		// vm universe transfers it with the input files).
+		for i := range c.Req.Checkpoints {
+			if cp := &c.Req.Checkpoints[i]; resumedFrom > 0 && cp.Seq == resumedFrom {
+				bytesIn += checkpointBytes(cp)
+			}
+		}
 		note := strings.Join(notes, "; ")
 		if len(c.Req.Checkpoints) > 0 && resumedFrom == 0 {
 			note += "; restarted from the original disks"
@@ -247,7 +257,7 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		case <-ctxDone:
 			r.err = fmt.Errorf("watch VM: %w", ctx.Err())
 		case mode := <-stop:
-			d.stopVM(ctx, log, vm, wantCkpt, mode, scratch, c, finish, stop)
+			d.stopVM(ctx, log, vm, wantCkpt, mode, scratch, c, bytesIn, finish, stop)
 			return
 		case <-tick:
 			d.periodicCheckpoint(ctx, log, cp, scratch, n, c, emit)
@@ -299,8 +309,9 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 // checkpoint first when the job asked for one (vm_checkpoint). A kill that
 // arrives on stop while the vacate is under way (KILL, or condor_rm of a
 // job being vacated) cuts it short: the VM is killed and no checkpoint is
-// kept.
-func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM, wantCkpt bool, mode, scratch string, c *Claim, finish func(string, events.VMEventPayload), stop <-chan string) {
+// kept. bytesIn is what the run brought to the machine.
+func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM, wantCkpt bool, mode, scratch string, c *Claim, bytesIn int64,
+	finish func(string, events.VMEventPayload), stop <-chan string) {
 	if mode == events.ModeKill {
 		if err := vm.Stop(ctx, 0); err != nil {
 			log.Warn("kill VM", "err", err)
@@ -308,9 +319,12 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request"})
 		return
 	}
-	// An evicted VM's event says what CPU it used (the 004's usage).
+	// An evicted VM's event says what CPU it used and what bytes its run
+	// moved: its inputs in, its checkpoint (if any) out (the 004's usage
+	// and bytes).
 	evicted := func(p events.VMEventPayload) {
 		p.UserCPUNanos, p.SysCPUNanos = usedCPU(ctx, vm)
+		p.BytesIn, p.BytesOut = bytesIn, checkpointBytes(p.Checkpoint)
 		finish(events.VMEvicted, p)
 	}
 	// Why the VM leaves (a drain, PREEMPT, a preempting job) goes with it
