@@ -257,13 +257,14 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 				PoweredOff: arg(d, "powered_off", "") == "true", Hold: arg(d, "hold", "") == "true",
 				Code: argInt(d, "code", 0), SubCode: argInt(d, "subcode", 0), Reason: arg(d, "reason", ""), RunNanos: 5e9,
 				UserCPUNanos: int64(argInt(d, "user_cpu_ms", 0)) * 1e6, SysCPUNanos: int64(argInt(d, "sys_cpu_ms", 0)) * 1e6,
+				BytesIn: int64(argInt(d, "bytes_in", 0)), BytesOut: int64(argInt(d, "bytes_out", 0)),
 				Resumed: arg(d, "resumed_from", "") != "", ResumedFrom: argInt(d, "resumed_from", 0), ResumeNote: arg(d, "note", "")}
 			if o := arg(d, "output", ""); o != "" {
 				sum := strings.Repeat("cd", 32)
 				p.Outputs = []events.FileRef{{Name: o, Bucket: "vmpool_files_alice", Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
 			}
 			if arg(d, "checkpoint", "") == "true" {
-				p.Checkpoint = &events.Checkpoint{Files: []events.FileRef{{Name: "memory.state"}}, Slot: p.Slot}
+				p.Checkpoint = &events.Checkpoint{Files: []events.FileRef{{Name: "memory.state", Size: int64(argInt(d, "checkpoint_bytes", 0))}}, Slot: p.Slot}
 			}
 			payload = p
 		}
@@ -280,7 +281,7 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 	case "claim-gone":
 		return h.commit(DecideClaimGone(h.q, jobArg(d), arg(d, "claim", "")))
 	case "outputs":
-		r := OutputsResult{Job: jobArg(d), ClaimID: arg(d, "claim", ""), BytesRecv: 10}
+		r := OutputsResult{Job: jobArg(d), ClaimID: arg(d, "claim", ""), BytesRecv: int64(argInt(d, "bytes", 10))}
 		if e := arg(d, "err", ""); e != "" {
 			r.Err = fmt.Errorf("%s", e)
 		}

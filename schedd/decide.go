@@ -400,7 +400,7 @@ func startdEventFor(schedd string, j *Job, typ string, p events.VMEventPayload) 
 			return []events.Event{released}
 		}
 		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Checkpoint: p.Checkpoint, Reason: p.Reason, Code: p.Code, SubCode: p.SubCode,
-			UserCPUNanos: p.UserCPUNanos, SysCPUNanos: p.SysCPUNanos})}
+			UserCPUNanos: p.UserCPUNanos, SysCPUNanos: p.SysCPUNanos, BytesSent: p.BytesIn, BytesRecv: p.BytesOut})}
 	case events.VMFailed:
 		if cl.State == ClaimStopping {
 			return []events.Event{released}
@@ -516,5 +516,8 @@ func DecideOutputs(q *Queue, r OutputsResult) []events.Event {
 	if x := j.Claim.Exit; x != nil {
 		p.BytesSent, p.RunNanos, p.UserCPUNanos, p.SysCPUNanos = x.BytesIn, x.RunNanos, x.UserCPUNanos, x.SysCPUNanos
 	}
+	// The job's bytes so far are its evicted runs'; this run's join them
+	// when the JobCompleted is applied.
+	p.TotalBytesSent, p.TotalBytesRecv = j.BytesSent+p.BytesSent, j.BytesRecv+p.BytesRecv
 	return []events.Event{events.New(events.JobCompleted, p).ForJob(q.Name, j.ID)}
 }
