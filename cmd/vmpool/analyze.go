@@ -322,6 +322,11 @@ func suggest(cl *classad.Expr, job *classad.Ad, machines []*classad.Ad) string {
 	if want.IsUndefined() || want.IsError() {
 		return fmt.Sprintf("no machine satisfies %s: %s is %s in the job; %s", text, other, want, machineValues([]string{attr}, machines))
 	}
+	if strings.EqualFold(attr, "VM_AvailNum") && !anyHasVM(machines) {
+		// A machine that cannot run VMs offers none: that is the cause,
+		// not VM_MAX_NUMBER.
+		return fmt.Sprintf("no machine has %s %s %s%s", attr, op, want, offline("HasVM", machines))
+	}
 	defined := 0
 	for _, m := range machines {
 		if !m.Eval(attr).IsUndefined() {
@@ -398,6 +403,16 @@ func machineValues(attrs []string, machines []*classad.Ad) string {
 		parts = append(parts, a+" = "+strings.Join(vs, ", "))
 	}
 	return "machines have " + strings.Join(parts, "; ")
+}
+
+// anyHasVM reports whether some machine advertises HasVM true.
+func anyHasVM(machines []*classad.Ad) bool {
+	for _, m := range machines {
+		if b, _ := m.EvalBool("HasVM"); b {
+			return true
+		}
+	}
+	return false
 }
 
 // offline adds the machines' VMOfflineReason when HasVM is what fails.

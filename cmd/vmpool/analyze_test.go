@@ -35,6 +35,7 @@ func TestAnalyzeKnownMachines(t *testing.T) {
 		job      string
 		machines []string
 		want     []string
+		wantNot  []string // must not appear
 	}{{
 		name:     "too much memory",
 		job:      job("4096", "kvm", ""),
@@ -61,8 +62,19 @@ func TestAnalyzeKnownMachines(t *testing.T) {
 		want: []string{
 			"[1]           0  TARGET.HasVM =?= true",
 			"[1] no machine has HasVM true; machines have HasVM = false (1): no execute machine can run VMs now (slot1@a: qemu-system-x86_64 not found)",
-			"[3] no machine defines VM_AvailNum: every machine already runs as many VMs as VM_MAX_NUMBER allows",
+			"[3] no machine has VM_AvailNum > 0: no execute machine can run VMs now (slot1@a: qemu-system-x86_64 not found)",
 		},
+		wantNot: []string{"VM_MAX_NUMBER"},
+	}, {
+		name: "a machine whose VMs failed",
+		job:  job("64", "kvm", ""),
+		machines: []string{`[Name = "slot1@a"; Arch = "X86_64"; HasVM = false; VM_AvailNum = 0; VM_Type = "kvm"; VM_Memory = 2048; TotalMemory = 8192; HasFileTransfer = true;
+			VMOfflineReason = "a VM failed to start"; Requirements = START; Start = true]`},
+		want: []string{
+			"[1] no machine has HasVM true; machines have HasVM = false (1): no execute machine can run VMs now (slot1@a: a VM failed to start)",
+			"[3] no machine has VM_AvailNum > 0: no execute machine can run VMs now (slot1@a: a VM failed to start)",
+		},
+		wantNot: []string{"VM_MAX_NUMBER"},
 	}, {
 		name:     "the machines' START says no",
 		job:      job("64", "kvm", `Owner = "alice";`),
@@ -103,6 +115,11 @@ func TestAnalyzeKnownMachines(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(b.String(), w) {
 					t.Errorf("analysis lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("analysis says %q:\n%s", w, b.String())
 				}
 			}
 		})
