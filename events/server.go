@@ -1,11 +1,15 @@
 package events
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -54,7 +58,34 @@ type ClusterConfig struct {
 // NATSServer is a running embedded NATS server with JetStream.
 type NATSServer struct {
 	*server.Server
-	tls bool // clients must use TLS
+	tls  bool     // clients must use TLS
+	lock *os.File // holds the store's lock (lockStore) until Stop
+}
+
+// storeLock is the file in a server's store directory that a running
+// server holds an exclusive flock on.
+const storeLock = "vmpool-nats.lock"
+
+// lockStore takes the store directory for this process alone. The NATS
+// server does not lock its store: a second server started on the same
+// home (a second vmpool up) rewrote the running one's index files, and
+// the running one then lost messages.
+func lockStore(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded nats: create its store %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, storeLock), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: lock its store: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("embedded nats: its store %s is in use by another process (a vmpool up or vmpool nats on this home is running): stop that one, or give this one a home of its own (--home)", dir)
+		}
+		return nil, fmt.Errorf("embedded nats: lock its store %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // StartNATS starts an embedded NATS server with JetStream, fsyncing every
@@ -126,8 +157,23 @@ func StartNATS(cfg NATSConfig) (*NATSServer, error) {
 		}
 		opts.Nkeys = users
 	}
+	lock, err := lockStore(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	// A port another process listens on is said at once (the server
+	// would only log it, and not become ready).
+	if port > 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, portStr))
+		if err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("embedded nats: cannot listen on %s: %w (is another vmpool or NATS server using the port? pick another with --listen, or 127.0.0.1:0 for any)", cfg.Listen, err)
+		}
+		ln.Close()
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	if cfg.Logger != nil {
@@ -136,9 +182,11 @@ func StartNATS(cfg NATSConfig) (*NATSServer, error) {
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
+		ns.WaitForShutdown()
+		lock.Close()
 		return nil, fmt.Errorf("embedded nats on %s: not ready after 10s (is the port in use? try --listen 127.0.0.1:0)", cfg.Listen)
 	}
-	return &NATSServer{Server: ns, tls: opts.TLSConfig != nil}, nil
+	return &NATSServer{Server: ns, tls: opts.TLSConfig != nil, lock: lock}, nil
 }
 
 // URL is the client URL of the server (tls:// when it requires TLS).
@@ -150,10 +198,13 @@ func (s *NATSServer) URL() string {
 	return u
 }
 
-// Stop shuts the server down and waits for it.
+// Stop shuts the server down, waits for it, and lets its store go.
 func (s *NATSServer) Stop() {
 	s.Shutdown()
 	s.WaitForShutdown()
+	if s.lock != nil {
+		s.lock.Close()
+	}
 }
 
 type natsLogger struct{ l *slog.Logger }
