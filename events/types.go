@@ -315,8 +315,14 @@ type VMEventPayload struct {
 	Hold     bool  `json:"hold,omitempty"`
 	Code     int   `json:"code,omitempty"`
 	SubCode  int   `json:"subcode,omitempty"`
-	BytesIn  int64 `json:"bytes_in,omitempty"`  // VMExited, VMEvicted: the run's input disks and the checkpoint it resumed from
+	BytesIn  int64 `json:"bytes_in,omitempty"`  // VMStarted, VMExited, VMEvicted: the run's input disks and the checkpoint it resumed from
 	BytesOut int64 `json:"bytes_out,omitempty"` // VMExited: the disks it sent back; VMEvicted: its checkpoint
+	// RunNanos, on a VMExited, is the run's wall time, its inputs'
+	// transfer included; on a VMStarted, the part of it before the VM
+	// started (the transfer and the boot). A startd restarted while the
+	// VM runs counts the run from its VMStarted (time less run_ns) and
+	// reports its BytesIn: the starter that measured both is gone.
+	// VMStarteds of startds before them carry neither.
 	RunNanos int64 `json:"run_ns,omitempty"`
 	// UserCPUNanos and SysCPUNanos, on a VMExited or VMEvicted, are the
 	// CPU the VM's hypervisor process used (0: the driver cannot tell).

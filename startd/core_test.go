@@ -497,3 +497,45 @@ func TestJobLease(t *testing.T) {
 		}
 	}
 }
+
+// TestRunStartReplays: the claim keeps when its run began and what it
+// brought in, as its VMStarted recorded them (its time less its run_ns,
+// its bytes_in), so that a restarted startd reports the whole run. A
+// VMStarted of an older startd, without them, replays as the VM's start
+// and 0 bytes; one after a VMLaunched (older still) leaves the run dated
+// by the VMLaunched.
+func TestRunStartReplays(t *testing.T) {
+	cfg := testConfig()
+	st := NewState("s1", 2)
+	var seq uint64
+	for i, id := range []string{"c1", "c2"} {
+		slot := "slot" + itoa(i+1) + "@s1"
+		evs, reason := DecideClaim(st, claimReq(id, slot, 16, ""), MachineAd(cfg, st, st.Slot(slot), testFacts()), 64, 2, time.Unix(1e9, 0))
+		if reason != "" {
+			t.Fatal(reason)
+		}
+		step(st, evs, &seq)
+	}
+	h, _ := json.Marshal(hypervisor.Handle{Type: "kvm", Name: "vm", PID: 42})
+	step(st, []events.Event{VMEvent(st.Claims["c1"], events.VMStarted, events.VMEventPayload{Handle: h, BytesIn: 1 << 20, RunNanos: 1500e6})}, &seq)
+	if c := st.Claims["c1"]; c.RunStart != int64(seq)*1e9-1500e6 || c.BytesIn != 1<<20 {
+		t.Fatalf("c1: RunStart %d, BytesIn %d; want its VMStarted's time less 1.5 s and 1 MiB", c.RunStart, c.BytesIn)
+	}
+	// An older startd's VMLaunched and VMStarted, as JSON without the new
+	// members.
+	b, _ := json.Marshal(VMLaunchedPayload{ClaimID: "c2", Handle: hypervisor.Handle{Type: "kvm", Name: "vm2", PID: 43}})
+	step(st, []events.Event{{Type: VMLaunched, Payload: b, Schedd: "schedd", Cluster: 1}}, &seq)
+	launched := int64(seq) * 1e9
+	step(st, []events.Event{{Type: events.VMStarted, Payload: json.RawMessage(`{"claim_id":"c2","slot":"slot2@s1","host":"<slot2@s1>"}`), Schedd: "schedd", Cluster: 1}}, &seq)
+	if c := st.Claims["c2"]; !c.Started || c.RunStart != launched || c.BytesIn != 0 {
+		t.Fatalf("c2: Started %v, RunStart %d, BytesIn %d; want started, dated by its VMLaunched (%d), 0 bytes", c.Started, c.RunStart, c.BytesIn, launched)
+	}
+	st2 := NewState("s1", 2)
+	seq = 0
+	evs, _ := DecideClaim(st2, claimReq("c3", "slot1@s1", 16, ""), MachineAd(cfg, st2, st2.Slot("slot1@s1"), testFacts()), 64, 2, time.Unix(1e9, 0))
+	step(st2, evs, &seq)
+	step(st2, []events.Event{{Type: events.VMStarted, Payload: json.RawMessage(`{"claim_id":"c3","slot":"slot1@s1"}`), Schedd: "schedd", Cluster: 1}}, &seq)
+	if c := st2.Claims["c3"]; c.RunStart != int64(seq)*1e9 || c.BytesIn != 0 {
+		t.Fatalf("c3: RunStart %d, BytesIn %d; want its VMStarted's time and 0 bytes", c.RunStart, c.BytesIn)
+	}
+}

@@ -132,11 +132,25 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			return
 		}
 		log.Info("reattached to running VM")
-		// bytesIn stays 0: the inputs were fetched, and counted, by the
-		// startd process before the restart.
 		if !c.Started {
 			emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot)})
 		}
+		// The run began before the restart, and its inputs were fetched
+		// then: its end reports the whole run's wall time and bytes as
+		// the log recorded them (the VMStarted), not the part since this
+		// process reattached. The time elapsed on the daemon's clock,
+		// which stamped the VMStarted, becomes a start on this process's
+		// monotonic clock.
+		d.loop.View(func() {
+			if cur := d.st.Claims[id]; cur != nil {
+				bytesIn = cur.BytesIn
+				if cur.RunStart > 0 {
+					if before := d.cfg.Clock().Sub(time.Unix(0, cur.RunStart)); before > 0 {
+						started = time.Now().Add(-before)
+					}
+				}
+			}
+		})
 	} else {
 		// The VM of an earlier start of this claim, if the startd stopped
 		// before it recorded its handle, would otherwise run (or wait,
@@ -213,7 +227,10 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		if err != nil {
 			log.Error("encode VM handle", "err", err) // a restart will not find this VM
 		}
-		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: resumedFrom > 0, ResumedFrom: resumedFrom, ResumeNote: strings.TrimPrefix(note, "; "), Handle: handle})
+		// So do the bytes the run brought in and how long it took to start:
+		// a restarted startd reports the run from them (Claim.RunStart).
+		emit(events.VMStarted, events.VMEventPayload{Host: slotHost(c.Slot), Resumed: resumedFrom > 0, ResumedFrom: resumedFrom, ResumeNote: strings.TrimPrefix(note, "; "), Handle: handle,
+			BytesIn: bytesIn, RunNanos: time.Since(started).Nanoseconds()})
 		log.Info("VM started", "resumed_from", resumedFrom, "note", note)
 	}
 	// The VM's end: a VM that says so on a channel (hypervisor.Doner) is

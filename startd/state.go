@@ -84,7 +84,16 @@ type Claim struct {
 	MemoryMiB int
 	Handle    *hypervisor.Handle // set once the VM runs
 	Started   bool
-	StopMode  string // set by a deactivate request
+	// RunStart (unix nanoseconds) is when the VM's run began, its inputs'
+	// transfer included: its VMStarted's time less the run_ns it carries
+	// (or an older startd's VMLaunched's time). BytesIn is what the run
+	// brought in before the VM started (inputs, the checkpoint resumed
+	// from), as that VMStarted says (0 from startds before it said).
+	// A startd restarted while the VM runs reports the whole run's wall
+	// time and bytes from them: the starter that measured them is gone.
+	RunStart int64
+	BytesIn  int64
+	StopMode string // set by a deactivate request
 	// StopReason is why it was asked to stop (a drain, PREEMPT, a job
 	// the machine's RANK prefers).
 	StopReason string
@@ -217,6 +226,7 @@ func Apply(st *State, e events.Event) *State {
 		if c := st.Claims[p.ClaimID]; c != nil {
 			h := p.Handle
 			c.Handle = &h
+			c.RunStart = e.Time
 		}
 	case events.VMStarted:
 		var p events.VMEventPayload
@@ -229,6 +239,13 @@ func Apply(st *State, e events.Event) *State {
 				c.Handle = &h
 			}
 			c.Started = true
+			// A VMLaunched before it (an older startd's) dates the run
+			// already: the VMStarted that follows it, possibly after a
+			// restart, is later than the VM's start.
+			if c.RunStart == 0 {
+				c.RunStart = e.Time - p.RunNanos
+			}
+			c.BytesIn = p.BytesIn
 			if s := st.Slot(c.Slot); s != nil && c.StopMode == "" {
 				s.Activity, s.Since = ActBusy, at
 			}
