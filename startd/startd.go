@@ -153,6 +153,9 @@ type Startd struct {
 	wg      sync.WaitGroup
 	runCtx  context.Context
 	changed chan struct{}
+	// claimed wakes the keepalive when a claim is accepted: its lease may
+	// be shorter than the keepalive's wait (aliveEvery).
+	claimed chan struct{}
 	ready   chan struct{}
 	metrics *Metrics
 
@@ -294,7 +297,7 @@ func New(cfg Config) (*Startd, error) {
 		cfg.Host, _ = os.Hostname()
 	}
 	d := &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
-		starters: map[string]chan string{}, jobAds: map[string]*classad.Ad{}, changed: make(chan struct{}, 1), ready: make(chan struct{}), recheckNow: make(chan struct{}, 1)}
+		starters: map[string]chan string{}, jobAds: map[string]*classad.Ad{}, changed: make(chan struct{}, 1), claimed: make(chan struct{}, 1), ready: make(chan struct{}), recheckNow: make(chan struct{}, 1)}
 	var err error
 	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
 		return nil, fmt.Errorf("startd %s metrics: %w", cfg.Name, err)
@@ -570,6 +573,10 @@ func (d *Startd) handleClaim(ctx context.Context, data []byte) (any, error) {
 		return events.ClaimReply{Accepted: false, Reason: reason}, nil
 	}
 	d.logger.Info("claim accepted", "job", req.Job.String(), "schedd", req.Schedd, "slot", req.Slot)
+	select {
+	case d.claimed <- struct{}{}:
+	default:
+	}
 	return events.ClaimReply{Accepted: true}, nil
 }
 
@@ -978,8 +985,25 @@ func (d *Startd) keepalive(ctx context.Context) error {
 	// (the ad a claim came with never changes); parsing every claim's ad
 	// at every keepalive was a tenth of a full pool's CPU.
 	leases := map[string]time.Duration{}
-	t := time.NewTicker(d.cfg.AliveInterval)
+	t := time.NewTimer(d.cfg.AliveInterval)
 	defer t.Stop()
+	var next time.Time // when t fires
+	// shortest is the shortest lease of the claims held at a round.
+	shortest := func() time.Duration {
+		var least time.Duration
+		d.loop.View(func() {
+			for _, c := range d.st.Claims {
+				lease, ok := leases[c.Req.ClaimID]
+				if !ok {
+					lease = time.Duration(c.LeaseSeconds) * time.Second
+				}
+				if lease > 0 && (least == 0 || lease < least) {
+					least = lease
+				}
+			}
+		})
+		return least
+	}
 	for {
 		type claim struct {
 			id    string
@@ -1070,12 +1094,46 @@ func (d *Startd) keepalive(ctx context.Context) error {
 			d.logger.Warn("keepalive to schedd failed", "schedd", schedd, "err", err, "expired", len(expired))
 			d.stopClaims(ctx, expired, events.ModeKill, "no answer from schedd "+schedd+" within the job lease")
 		}
+		var least time.Duration
+		for _, claims := range bySchedd {
+			for _, c := range claims {
+				if c.lease > 0 && (least == 0 || c.lease < least) {
+					least = c.lease
+				}
+			}
+		}
+		wait := aliveEvery(d.cfg.AliveInterval, least)
+		t.Reset(wait)
+		next = d.cfg.Clock().Add(wait)
+	sleep:
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-d.claimed:
+			// A new claim's lease may end before the round planned:
+			// bring the round forward, never put it off.
+			if sooner := d.cfg.Clock().Add(aliveEvery(d.cfg.AliveInterval, shortest())); sooner.Before(next) {
+				t.Reset(time.Until(sooner)) // (go 1.23 timers: no stale tick to drain)
+				next = sooner
+			}
+			goto sleep
 		}
 	}
+}
+
+// aliveEvery is how long the keepalive waits before its next round:
+// ALIVE_INTERVAL, or a third of the shortest job lease the startd holds
+// a claim under, whichever is shorter (at least a second); a claim
+// accepted meanwhile brings the round forward (Startd.claimed).
+// Keepalives every ALIVE_INTERVAL (60 s) let the schedd declare the claims
+// of jobs with job_lease_duration = 20 lost while their VMs ran, and match
+// them again elsewhere: for a few seconds the job ran twice.
+func aliveEvery(interval, shortestLease time.Duration) time.Duration {
+	if shortestLease > 0 {
+		interval = min(interval, max(shortestLease/3, time.Second))
+	}
+	return interval
 }
 
 // accounts caches the host's accounts by name for accountTTL, as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,6 +143,26 @@ func TestSubmitVerbose(t *testing.T) {
 	}
 	if !strings.HasSuffix(out, "2 job(s) submitted to cluster 1.\n") {
 		t.Errorf("submit -verbose ends %q", out)
+	}
+}
+
+// TestShortLeaseIsKeptAlive: a job whose job_lease_duration (20 s, the
+// least condor_submit takes) is shorter than the startd's ALIVE_INTERVAL
+// (60 s, its default) keeps its claim while its VM runs for longer than
+// the lease. The startd sent keepalives every ALIVE_INTERVAL only: the
+// schedd declared such claims lost (022, 024) and matched the job again
+// while its first VM still ran.
+func TestShortLeaseIsKeptAlive(t *testing.T) {
+	tp := newTestPool(t, 1, "ALIVE_INTERVAL=60")
+	img := filepath.Join(tp.dir, "count.img")
+	if out, errs, code := runCLI(context.Background(), "", "image", "count", img, "28s"); code != 0 {
+		t.Fatalf("image count: %s %s", out, errs)
+	}
+	tp.mustRun("submit", tp.write("lease.sub", strings.ReplaceAll(strings.Replace(helloSub, "queue", "job_lease_duration = 20\nqueue", 1), "hello.img", "count.img")))
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	checkUserLog(t, filepath.Join(tp.dir, "hello.log"), []string{"000", "001", "005"})
+	if n := tp.mustRun("history", "-af", "NumJobStarts"); strings.TrimSpace(n) != "1" {
+		t.Errorf("NumJobStarts = %q, want 1", n)
 	}
 }
 
