@@ -123,6 +123,31 @@ func TestCheckFormat(t *testing.T) {
 	}
 }
 
+// TestStartFailureBlame: a disk QEMU refuses is the job's fault (a
+// SpecError), unless the refusal is an errno of the machine's about a file
+// of the scratch directory (a transferred input, an overlay).
+func TestStartFailureBlame(t *testing.T) {
+	dir := t.TempDir()
+	scratch := filepath.Join(dir, "dir_1")
+	for _, tc := range []struct {
+		said string
+		job  bool
+	}{
+		{"qemu-system-x86_64: -drive file=/etc/shadow,format=raw,if=none,id=disk0,readonly=on: Could not open '/etc/shadow': Permission denied", true},
+		{"qemu-system-x86_64: -drive file=" + scratch + "/hda.overlay.qcow2,format=qcow2,if=none,id=disk0: Could not open backing file: Could not open '/etc/shadow': Permission denied", true},
+		{"qemu-system-x86_64: -drive file=" + scratch + "/disk.img,format=qcow2,if=none,id=disk0: Image is not in qcow2 format", true},
+		{"qemu-system-x86_64: -drive file=" + scratch + "/disk.img,format=raw,if=none,id=disk0: Could not open '" + scratch + "/disk.img': Permission denied", false},
+		{"qemu-system-x86_64: -drive file=" + scratch + "/a,,b.img,format=raw,if=none,id=disk0: Could not open '" + scratch + "/a,b.img': No space left on device", false},
+		{"qemu-system-x86_64: -accel bogus: invalid accelerator bogus", false},
+	} {
+		log := touch(t, filepath.Join(dir, "qemu.log"), tc.said+"\n")
+		err := startFailure(errors.New("qemu exited"), log, scratch)
+		if errors.Is(err, hypervisor.ErrBadSpec) != tc.job || !strings.Contains(err.Error(), tc.said) {
+			t.Errorf("startFailure(%q) = %v, want the job's fault: %v", tc.said, err, tc.job)
+		}
+	}
+}
+
 func TestSniffFormat(t *testing.T) {
 	dir := t.TempDir()
 	vdi := make([]byte, 72)

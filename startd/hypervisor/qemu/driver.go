@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -168,21 +169,73 @@ func tail(path string, n int) string {
 }
 
 // startFailure is err, a QEMU that did not start, with the tail of its
-// log appended: a *hypervisor.SpecError when QEMU refused one of the job's disks
-// (its message names the -drive option: a corrupt image, one that is not
-// in the format the job gave), so that the startd holds the job rather
-// than take the machine's VMs offline for it. A drive error that is the
-// machine's (a permission, a full or failing disk, memory) stays the
-// machine's.
-func startFailure(err error, logPath string) error {
+// log appended: a *hypervisor.SpecError when QEMU refused one of the job's
+// disks (its message names the -drive option: a corrupt image, one that
+// is not in the format the job gave, a file the job's user may not read),
+// so that the startd holds the job rather than take the machine's VMs
+// offline for it. A drive error in the scratch directory dir (transferred
+// inputs, overlays) that is an errno of the machine's (a permission, a
+// full or failing disk, memory) stays the machine's.
+func startFailure(err error, logPath, dir string) error {
 	t := tail(logPath, 5)
 	if t == "" {
 		return err
 	}
-	if strings.Contains(t, ": -drive ") && !machineErrno(t) {
+	if strings.Contains(t, ": -drive ") && (!machineErrno(t) || !allInDir(t, dir)) {
 		return &hypervisor.SpecError{Code: "BAD_IMAGE", Msg: "QEMU refused a disk of the job: " + t}
 	}
 	return fmt.Errorf("%w: qemu said: %s", err, t)
+}
+
+// drivePath is the file of the -drive option QEMU's message names ("":
+// none), its doubled commas undone.
+func drivePath(msg string) string {
+	_, rest, ok := strings.Cut(msg, "-drive file=")
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == ',' {
+			if i+1 < len(rest) && rest[i+1] == ',' {
+				b.WriteByte(',')
+				i++
+				continue
+			}
+			break
+		}
+		b.WriteByte(rest[i])
+	}
+	return b.String()
+}
+
+// allInDir reports whether every file QEMU's message names (the -drive
+// option's, and those it quotes: 'PATH', as a backing file's) lies in
+// dir: a file outside it is one the job named.
+func allInDir(msg, dir string) bool {
+	if !inDir(drivePath(msg), dir) {
+		return false
+	}
+	for rest := msg; ; {
+		_, after, ok := strings.Cut(rest, "'")
+		if !ok {
+			return true
+		}
+		quoted, tail, ok := strings.Cut(after, "'")
+		if !ok {
+			return true
+		}
+		if filepath.IsAbs(quoted) && !inDir(quoted, dir) {
+			return false
+		}
+		rest = tail
+	}
+}
+
+// inDir reports whether path lies in dir.
+func inDir(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return path != "" && err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 // machineErrno reports whether QEMU's message carries an error of the

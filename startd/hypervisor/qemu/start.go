@@ -163,7 +163,7 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 		if st != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w (%s)", err, st)
 		}
-		return nil, startFailure(err, logPath)
+		return nil, startFailure(err, logPath, spec.Dir)
 	}
 	c, err := qmp.Dial(ctx, sock)
 	if err != nil {
