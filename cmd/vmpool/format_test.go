@@ -109,6 +109,20 @@ func TestAutoformatOptions(t *testing.T) {
 	}
 }
 
+// TestHelpCommand: vmpool help COMMAND shows the command's usage (it
+// showed the general help), and q's names its other modes.
+func TestHelpCommand(t *testing.T) {
+	out, _, code := runCLI(context.Background(), "", "help", "q")
+	for _, want := range []string{"usage: vmpool q ", "-better-analyze", "-global", "-watch", "-af[:jlhVrtng,]"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("vmpool help q: exit %d, lacks %q:\n%s", code, want, out)
+		}
+	}
+	if out, _, code := runCLI(context.Background(), "", "help"); code != 0 || !strings.Contains(out, "'vmpool help COMMAND'") {
+		t.Errorf("vmpool help: exit %d:\n%s", code, out)
+	}
+}
+
 // TestRawJSONEqualsPrintJSON: q -json prints the schedd's ad JSON as it
 // comes (printRawJSON); that must be byte for byte what decoding and
 // printing the ads gives (printJSON, which replay -json and history -json

@@ -104,6 +104,10 @@ func (c *cli) main(ctx context.Context, argv []string) int {
 	if isEmulatorName(name) {
 		return c.emulateAs(ctx, argv[0], args)
 	}
+	if len(args) == 2 && args[0] == "help" {
+		// vmpool help COMMAND is vmpool COMMAND -h.
+		return c.dispatch(ctx, args[1], []string{"-h"})
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		c.usage(c.stdout)
 		return 0
@@ -128,7 +132,8 @@ func (c *cli) usage(w io.Writer) {
 	for _, cmd := range commands {
 		fmt.Fprintf(w, "  %-11s %s\n", cmd.name, cmd.summary)
 	}
-	fmt.Fprintln(w, "\nClients find the pool at $VMPOOL_URL (default nats://127.0.0.1:4222) or -pool URL.")
+	fmt.Fprintln(w, "\n'vmpool help COMMAND' (or 'vmpool COMMAND -h') shows a command's options.")
+	fmt.Fprintln(w, "Clients find the pool at $VMPOOL_URL (default nats://127.0.0.1:4222) or -pool URL.")
 }
 
 // errorf prints "vmpool CMD: message" and returns exit status 1.

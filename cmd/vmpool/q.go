@@ -79,7 +79,12 @@ func (c *cli) parseQueryFlags(cmd string, args []string, qf *queryFlags) int {
 			}
 			qf.limit = n
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-json|-long|-af[:jlhtr,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-nobatch] [-totals] [-hold] [-run] [-allusers] [-limit N] [CLUSTER|CLUSTER.PROC|OWNER]...\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-json|-long|-af[:jlhVrtng,] ATTR...|-format FMT ATTR...] [-constraint EXPR] [-nobatch] [-totals] [-hold] [-run] [-allusers] [-limit N] [CLUSTER|CLUSTER.PROC|OWNER]...\n", cmd)
+			if cmd == "q" {
+				fmt.Fprintln(c.stdout, "       vmpool q -global ...          every schedd of the pool")
+				fmt.Fprintln(c.stdout, "       vmpool q -better-analyze [-pool URL] [-name SCHEDD] [CLUSTER|CLUSTER.PROC|OWNER]...   why a job does not run (-analyze: the same)")
+				fmt.Fprintln(c.stdout, "       vmpool q -watch ...           the queue, redrawn as it changes (vmpool watch)")
+			}
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
