@@ -212,6 +212,23 @@ func (c *Config) Int(name string, errs *[]string) int {
 	return n
 }
 
+// Positive reads an integer knob that must be at least 1: a count or a
+// period, for which 0 or less would otherwise be taken silently as the
+// daemon's default.
+func (c *Config) Positive(name string, errs *[]string) int {
+	before := len(*errs)
+	n := c.Int(name, errs)
+	if len(*errs) == before && n < 1 {
+		*errs = append(*errs, fmt.Sprintf("%s = %d (from %s): want a whole number of at least 1", name, n, c.Origin(name)))
+	}
+	return n
+}
+
+// PositiveSeconds reads a period in seconds of at least one second.
+func (c *Config) PositiveSeconds(name string, errs *[]string) time.Duration {
+	return time.Duration(c.Positive(name, errs)) * time.Second
+}
+
 // Bool reads a boolean knob (true/false/yes/no/1/0).
 func (c *Config) Bool(name string, errs *[]string) bool {
 	v := strings.ToLower(strings.TrimSpace(c.Get(name)))
@@ -237,6 +254,62 @@ func (c *Config) List(name string) []string {
 		out = append(out, strings.ToLower(f))
 	}
 	return out
+}
+
+// Unknown says, for each name set that is no vmpool knob and that no
+// value references as $(NAME) (a macro of the user's own), that it does
+// nothing, with the knob it is likely a misspelling of: HTCondor's
+// configuration takes any name, so VM_MEMROY = 2048 went unnoticed.
+func (c *Config) Unknown() []string {
+	known := map[string]bool{}
+	for _, k := range Knobs {
+		known[k.Name] = true
+	}
+	used := map[string]bool{}
+	for _, v := range c.values {
+		for _, m := range macroRE.FindAllStringSubmatch(v, -1) {
+			used[strings.ToUpper(m[1])] = true
+		}
+	}
+	var out []string
+	for _, n := range c.Names() {
+		if known[n] || used[n] {
+			continue
+		}
+		msg := fmt.Sprintf("%s (from %s) is not a vmpool knob and no $(%s) uses it: it does nothing", n, c.Origin(n), n)
+		best, bestD := "", 3
+		for _, k := range Knobs {
+			if d := editDistance(n, k.Name); d < bestD {
+				best, bestD = k.Name, d
+			}
+		}
+		if best != "" {
+			msg += "; did you mean " + best + "?"
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Names lists every knob set or known, sorted.

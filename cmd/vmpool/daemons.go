@@ -151,6 +151,9 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 		}
 		cfg.Set(strings.TrimSpace(k), strings.TrimSpace(v), "--set")
 	}
+	for _, w := range cfg.Unknown() {
+		fmt.Fprintf(c.stderr, "vmpool: WARNING: %s\n", w)
+	}
 	return cfg, nil
 }
 
@@ -296,7 +299,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		Logger:                logger,
 		VMType:                vmType,
 		VMMemory:              cfg.Int("VM_MEMORY", &errs),
-		NumSlots:              cfg.Int("NUM_SLOTS", &errs),
+		NumSlots:              cfg.Positive("NUM_SLOTS", &errs),
 		Networking:            cfg.Bool("VM_NETWORKING", &errs),
 		NetworkingTypes:       cfg.List("VM_NETWORKING_TYPE"),
 		DefaultNetworkingType: strings.ToLower(cfg.Get("VM_NETWORKING_DEFAULT_TYPE")),
@@ -306,13 +309,13 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		Rank:                  cfg.Get("RANK"),
 		Preempt:               cfg.Get("PREEMPT"),
 		Kill:                  cfg.Get("KILL"),
-		AliveInterval:         cfg.Seconds("ALIVE_INTERVAL", &errs),
-		UpdateInterval:        cfg.Seconds("UPDATE_INTERVAL", &errs),
+		AliveInterval:         cfg.PositiveSeconds("ALIVE_INTERVAL", &errs),
+		UpdateInterval:        cfg.PositiveSeconds("UPDATE_INTERVAL", &errs),
 	}
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
-	sc.RecheckInterval = cfg.Seconds("VM_RECHECK_INTERVAL", &errs)
+	sc.RecheckInterval = cfg.PositiveSeconds("VM_RECHECK_INTERVAL", &errs)
 	sc.WholeDiskCheckpoints = !cfg.Bool("VM_CHECKPOINT_OVERLAYS", &errs)
 	sc.AlwaysUseNobody = cfg.Bool("ALWAYS_VM_UNIV_USE_NOBODY", &errs)
 	sc.Failpoints = failpoints(cfg, name, &errs)

@@ -21,7 +21,7 @@ type driverFactory func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, er
 var drivers = map[string]driverFactory{
 	"kvm": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
 		var errs []string
-		interval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
+		interval := cfg.PositiveSeconds("VM_STATUS_INTERVAL", &errs)
 		if len(errs) > 0 {
 			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}
@@ -35,7 +35,7 @@ var drivers = map[string]driverFactory{
 	},
 	"xen": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
 		var errs []string
-		interval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
+		interval := cfg.PositiveSeconds("VM_STATUS_INTERVAL", &errs)
 		if len(errs) > 0 {
 			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}
@@ -44,7 +44,7 @@ var drivers = map[string]driverFactory{
 	},
 	"vmware": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
 		var errs []string
-		interval := cfg.Seconds("VM_STATUS_INTERVAL", &errs)
+		interval := cfg.PositiveSeconds("VM_STATUS_INTERVAL", &errs)
 		if len(errs) > 0 {
 			return nil, fmt.Errorf("%s", strings.Join(errs, "; "))
 		}

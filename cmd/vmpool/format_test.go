@@ -163,3 +163,38 @@ func TestRawJSONEqualsPrintJSON(t *testing.T) {
 		t.Fatalf("vmpool q -json:\n%s\nwant:\n%s", got, raw.String())
 	}
 }
+
+// TestKnobsThatMustBePositive: a count or a period of 0 or less is an
+// error naming the knob and where it was set; it used to be taken
+// silently as the daemon's default (NUM_SLOTS=0 served one slot).
+func TestKnobsThatMustBePositive(t *testing.T) {
+	for _, kv := range []string{"NUM_SLOTS=0", "NUM_SLOTS=-1", "ALIVE_INTERVAL=-3", "UPDATE_INTERVAL=0", "VM_STATUS_INTERVAL=0", "VM_RECHECK_INTERVAL=0"} {
+		cfg := NewConfig()
+		cfg.Set("LOCAL_DIR", t.TempDir(), "test")
+		k, v, _ := strings.Cut(kv, "=")
+		cfg.Set(k, v, "--set")
+		_, err := startdConfig(cfg, "s1", nil, nil)
+		if want := fmt.Sprintf("%s = %s (from --set): want a whole number of at least 1", k, v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", kv, err, want)
+		}
+	}
+}
+
+// TestUnknownKnobs: a name that is no knob and no macro of the user's is
+// warned of, with the knob it likely misspells; a macro a value uses is
+// not.
+func TestUnknownKnobs(t *testing.T) {
+	cfg := NewConfig()
+	cfg.Set("VM_MEMROY", "2048", "pool.conf:3")
+	cfg.Set("MY_BIG", "4096", "pool.conf:4")
+	cfg.Set("VM_MEMORY", "$(MY_BIG)", "pool.conf:5")
+	cfg.Set("TOTALLY_ELSE", "1", "--set")
+	got := cfg.Unknown()
+	want := []string{
+		"TOTALLY_ELSE (from --set) is not a vmpool knob and no $(TOTALLY_ELSE) uses it: it does nothing",
+		"VM_MEMROY (from pool.conf:3) is not a vmpool knob and no $(VM_MEMROY) uses it: it does nothing; did you mean VM_MEMORY?",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Unknown() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
