@@ -201,6 +201,9 @@ func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog
 	if errors.Is(err, events.ErrTLS) {
 		return nil, fmt.Errorf("%v (the pool's NATS server speaks TLS: set NATS_TLS_CA to the CA certificate its certificate is signed by)", err)
 	}
+	if errors.Is(err, events.ErrNotAuthorized) {
+		return nil, err // the server runs; the caller says which credentials
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v (is the pool's NATS server running? 'vmpool up' starts one)", err)
 	}
@@ -797,6 +800,15 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 		return c.errorf(role, "%v", err)
 	}
 	bus, err := connectBus(ctx, cfg.Get("VMPOOL_URL"), "vmpool-"+role, cfg, logger, creds, nil)
+	if errors.Is(err, events.ErrNotAuthorized) {
+		// Say which credentials, or where none were found.
+		if creds == nil {
+			return c.errorf(role, "%v; this %s has no credentials (none at %s): list it in the pool's POOL_DAEMONS, where vmpool up writes its file, or give one with --creds",
+				err, role, filepath.Join(credsDir(cfg), events.CredentialsFile(role, cfg.Get(knob))))
+		}
+		return c.errorf(role, "%v; the pool does not know %s %s's credentials (a file of another pool, or replaced since?): use the one the pool's vmpool up wrote in its CREDS_DIR",
+			err, creds.Role, creds.Name)
+	}
 	if err != nil {
 		return c.errorf(role, "%v", err)
 	}

@@ -119,6 +119,16 @@ func TestUsersTouchOnlyTheirOwnJobs(t *testing.T) {
 		t.Fatalf("alice's job changed state after bob's attempts: %q", st)
 	}
 
+	// A daemon without credentials is told where it looked for them and
+	// how to get some (it was asked whether the NATS server ran).
+	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer dcancel()
+	if _, errOut, code := runCLI(dctx, tp.URL, "startd", "--pool", tp.URL, "--name", "nocreds", "--home", t.TempDir()); code != 1 ||
+		!strings.Contains(errOut, "this startd has no credentials (none at ") || !strings.Contains(errOut, "startd-nocreds.nk") ||
+		!strings.Contains(errOut, "POOL_DAEMONS") || strings.Contains(errOut, "is the pool's NATS server running") {
+		t.Errorf("a startd without credentials: exit %d, %q", code, errOut)
+	}
+
 	bob := tp.connectAs(events.CredentialsFile(events.RoleUser, "bob"))
 	// bob cannot speak as alice: the subject of a request names its sender.
 	if !denied(t, bob, events.UserCmdSubject("schedd", "act", "alice"), false) {
