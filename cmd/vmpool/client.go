@@ -150,7 +150,16 @@ func (c *cli) connect(ctx context.Context, url string, follow bool) (*client, er
 		return nil, fmt.Errorf("the pool at %s speaks TLS with a certificate this client does not trust: %w (set VMPOOL_TLS_CA to the pool's CA certificate)", url, err)
 	}
 	if errors.Is(err, events.ErrNotAuthorized) {
-		return nil, fmt.Errorf("the pool at %s refuses you: %w (set VMPOOL_CREDS to the credentials file the pool's admin gave you)", url, err)
+		used := "no credentials file"
+		switch {
+		case c.creds != nil:
+			used = "the credentials given"
+		case c.getenv("VMPOOL_CREDS") != "":
+			used = "VMPOOL_CREDS=" + c.getenv("VMPOOL_CREDS")
+		case cr != nil:
+			used = defaultCredsPath(url) + " (another pool's on this address, or replaced since?)"
+		}
+		return nil, fmt.Errorf("the pool at %s refuses you, with %s: %w (set VMPOOL_CREDS to the credentials file the pool's admin gave you)", url, used, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("no vmpool answers at %s (start one with 'vmpool up', or set VMPOOL_URL / -pool): %w", url, err)

@@ -195,7 +195,7 @@ func TestNoCredentialsNoEntry(t *testing.T) {
 		}
 		return ""
 	}}
-	if code := c.main(t.Context(), []string{"vmpool", "q"}); code == 0 || !strings.Contains(errb.String(), "refuses you") || !strings.Contains(errb.String(), "VMPOOL_CREDS") {
+	if code := c.main(t.Context(), []string{"vmpool", "q"}); code == 0 || !strings.Contains(errb.String(), "refuses you, with no credentials file") || !strings.Contains(errb.String(), "VMPOOL_CREDS") {
 		t.Fatalf("q without credentials: exit %d, %q", code, errb.String())
 	}
 	other, err := events.NewCredentials(events.RoleUser, "mallory")
@@ -216,8 +216,8 @@ func TestNoCredentialsNoEntry(t *testing.T) {
 		}
 		return ""
 	}
-	if code := c.main(t.Context(), []string{"vmpool", "q"}); code == 0 || !strings.Contains(errb.String(), "refuses you") {
-		t.Fatalf("q with foreign credentials: exit %d, %q", code, errb.String())
+	if code := c.main(t.Context(), []string{"vmpool", "q"}); code == 0 || !strings.Contains(errb.String(), "refuses you, with VMPOOL_CREDS="+path) {
+		t.Fatalf("q with foreign credentials: exit %d, %q (want it to name the file)", code, errb.String())
 	}
 }
 
