@@ -94,17 +94,46 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	n := m.n
 	var idle, unsettled int
+	// A match is settled once its slot's ad shows the claim (or it
+	// expired): the state forgets matches only as events come, so a
+	// quiet pool's state keeps matches settled long ago.
+	type match struct {
+		slot   string
+		claims int64 // the slot's VmpoolClaims when matched
+	}
+	var open []match
+	now := time.Now().UnixNano()
 	n.loop.View(func() {
 		for _, j := range n.st.Jobs {
 			if j.Idle() {
 				idle++
 			}
 		}
-		unsettled = len(n.st.Matches)
+		for _, mt := range n.st.Matches {
+			if n.st.MatchTimeout <= 0 || now-mt.At <= n.st.MatchTimeout {
+				open = append(open, match{mt.Slot, mt.Claims})
+			}
+		}
 	})
+	claims := map[string]int64{} // the slots of open, as their ads are now
+	for _, m := range open {
+		claims[m.slot] = -1
+	}
 	n.mu.Lock()
 	slots := len(n.slots)
+	if len(open) > 0 {
+		for _, s := range n.slots {
+			if _, ok := claims[s.Name]; ok {
+				claims[s.Name] = s.Claims
+			}
+		}
+	}
 	n.mu.Unlock()
+	for _, m := range open {
+		if claims[m.slot] <= m.claims {
+			unsettled++
+		}
+	}
 	ch <- prometheus.MustNewConstMetric(m.idle, prometheus.GaugeValue, float64(idle))
 	ch <- prometheus.MustNewConstMetric(m.unsettled, prometheus.GaugeValue, float64(unsettled))
 	ch <- prometheus.MustNewConstMetric(m.slots, prometheus.GaugeValue, float64(slots))
