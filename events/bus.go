@@ -309,7 +309,14 @@ func collectorConfig(cfg BusConfig) jetstream.KeyValueConfig {
 }
 
 // asyncMaxPending is how many asynchronous publishes a connection may
-// have awaiting their acknowledgement (a few MB of messages at most).
+// have awaiting their acknowledgement. It counts messages, not bytes,
+// and bounds no transfer: the outboxes' events are small, and many
+// (thousands of sim startds' outboxes on vmpool up's one connection: at
+// 1,024 every publish stalled, 16b665d); a file's chunks (128 KiB each,
+// 65,536 of them 8 GiB) go through the same publisher, but each put keeps
+// at most putWindow bytes of them in flight (4 MiB, 32 chunks), which is
+// what keeps them within the server's queue of a stream's incoming
+// messages.
 const asyncMaxPending = 1 << 16
 
 // openCollector creates or updates the collector bucket. A collector

@@ -1,17 +1,24 @@
 package events
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -51,6 +58,11 @@ func ObjectName(sum string) string { return "sha256-" + sum }
 // PutFile stores the file at path under its content hash, streaming it
 // (the object store chunks it), unless an object of that content is
 // already there. name is the FileRef's Name (default: the base name).
+//
+// A bucket from Bus.FileStore sends the chunks a window at a time
+// (putObject); store may wrap one (the CLI's wraps it to draw a progress
+// bar). Any other store's Put is nats.go's, which cannot store a file of
+// a few hundred MiB (see putWindow).
 func PutFile(ctx context.Context, store jetstream.ObjectStore, path, name string) (FileRef, error) {
 	if name == "" {
 		name = filepath.Base(path)
@@ -72,15 +84,245 @@ func PutFile(ctx context.Context, store jetstream.ObjectStore, path, name string
 	defer f.Close()
 	// Hash again while uploading: the file may have changed since the
 	// first pass, and the object must hold exactly the hashed content.
+	// The check comes at the end of the file, before Put stores the
+	// object's meta: a changed file fails the put, whose chunks are purged,
+	// and the object is never seen.
 	h := sha256.New()
-	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: ref.Object, Description: name}, counted(ctx, io.TeeReader(f, h))); err != nil {
+	src := &verifyingReader{r: io.TeeReader(f, h), h: h, sum: sum, size: size}
+	if _, err := store.Put(ctx, jetstream.ObjectMeta{Name: ref.Object, Description: name}, counted(ctx, src)); err != nil {
+		if errors.Is(err, errChanged) {
+			return FileRef{}, fmt.Errorf("store %s: changed while being stored: %w", path, ErrChecksum)
+		}
 		return FileRef{}, fmt.Errorf("store %s as %s: %w", path, ref.Object, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		// A Put that did not read to the end.
 		_ = store.Delete(ctx, ref.Object)
 		return FileRef{}, fmt.Errorf("store %s: changed while being stored: %w", path, ErrChecksum)
 	}
 	return ref, nil
+}
+
+// errChanged ends the reading of a file whose content is not what was
+// hashed (verifyingReader).
+var errChanged = errors.New("the file changed while being stored")
+
+// verifyingReader reads r, which feeds h, and at its end returns
+// errChanged instead of io.EOF unless the content read has size bytes
+// and SHA-256 sum.
+type verifyingReader struct {
+	r    io.Reader
+	h    hash.Hash
+	sum  string
+	size int64
+	n    int64
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.n += int64(n)
+	if err == io.EOF && (v.n != v.size || hex.EncodeToString(v.h.Sum(nil)) != v.sum) {
+		return n, errChanged
+	}
+	return n, err
+}
+
+// putWindow bounds the bytes of chunks one put has sent and JetStream has
+// not acknowledged yet (at least one chunk). Without a bound (nats.go's
+// ObjectStore.Put keeps up to 4,000 chunks, 500 MiB, in flight) a put
+// outruns a stream that syncs every write, and the server, whose queue of
+// a stream's incoming messages holds at most 128 MiB (nats-server's
+// streamDefaultMaxQueueBytes), drops the rest ("Dropping messages due to
+// excessive stream ingest rate") and answers 429: a 512 MiB disk could
+// not be submitted. On 2 vCPUs a 512 MiB put went as fast with a window
+// of 1, 2, 4, 8 or 16 MiB (medians of five runs 196, 190, 199, 172 and
+// 210 MiB/s: the disk's noise), and 32 puts of 64 MiB at once into one
+// bucket all went through with 4 MiB, while with 8 MiB the server
+// dropped some: 4 MiB (32 chunks), 32 puts to fill the queue. A variable
+// for the tests.
+var putWindow int64 = 4 << 20
+
+// putChunkSize is the size of an object's chunks: nats.go's (128 KiB).
+const putChunkSize = 128 << 10
+
+// fileStore is an object store bucket whose Put sends an object's chunks
+// through js, at most putWindow bytes of them awaiting their
+// acknowledgement (putObject).
+type fileStore struct {
+	jetstream.ObjectStore
+	js     jetstream.JetStream
+	bucket string
+}
+
+func (s *fileStore) Put(ctx context.Context, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
+	return putObject(ctx, s.js, s.ObjectStore, s.bucket, meta, r)
+}
+
+func (s *fileStore) PutBytes(ctx context.Context, name string, data []byte) (*jetstream.ObjectInfo, error) {
+	return s.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(data))
+}
+
+func (s *fileStore) PutString(ctx context.Context, name string, data string) (*jetstream.ObjectInfo, error) {
+	return s.Put(ctx, jetstream.ObjectMeta{Name: name}, strings.NewReader(data))
+}
+
+func (s *fileStore) PutFile(ctx context.Context, file string) (*jetstream.ObjectInfo, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return s.Put(ctx, jetstream.ObjectMeta{Name: file}, f)
+}
+
+// putObject stores what r reads as the object meta.Name of store, bucket
+// bucket, as nats.go's ObjectStore.Put does (the same chunk and meta
+// messages: its Get and GetInfo, and readChunks, read them), but with at
+// most putWindow bytes of chunks awaiting their acknowledgement: before
+// sending more it waits for the oldest. The meta, which makes the object
+// visible, is published once every chunk is acknowledged (nats.go's went
+// out with chunks still in flight, and stayed when one of them was
+// refused after it, naming chunks that the failed put then purged). A put that fails purges
+// the chunks it sent, once none is in flight any more (one stored after
+// the purge would stay forever).
+func putObject(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, bucket string, meta jetstream.ObjectMeta, r io.Reader) (*jetstream.ObjectInfo, error) {
+	if meta.Name == "" {
+		return nil, jetstream.ErrBadObjectMeta
+	}
+	if meta.Opts == nil {
+		meta.Opts = &jetstream.ObjectMetaOptions{}
+	}
+	if meta.Opts.Link != nil {
+		return nil, jetstream.ErrLinkNotAllowed
+	}
+	if meta.Opts.ChunkSize == 0 {
+		meta.Opts.ChunkSize = putChunkSize
+	}
+	// The object's chunks before this put, purged once it succeeded.
+	old, err := store.GetInfo(ctx, meta.Name, jetstream.GetObjectInfoShowDeleted())
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, err
+	}
+	info := &jetstream.ObjectInfo{ObjectMeta: meta, Bucket: bucket, NUID: rand.Text()}
+	subject := "$O." + bucket + ".C." + info.NUID
+	size := int64(meta.Opts.ChunkSize)
+	// A ring of the chunks in flight, oldest at head. A chunk's buffer is
+	// used again only once its publish is settled: nats.go publishes a
+	// message again from its buffer when the stream had no responders (a
+	// leader election).
+	type sent struct {
+		buf []byte
+		f   jetstream.PubAckFuture
+	}
+	ring := make([]sent, max(1, putWindow/size))
+	head, inFlight := 0, 0
+	settle := func(ctx context.Context) error {
+		f := ring[head].f
+		ring[head].f = nil
+		head, inFlight = (head+1)%len(ring), inFlight-1
+		return awaitAck(ctx, f)
+	}
+	fail := func(err error) (*jetstream.ObjectInfo, error) {
+		// Cleaning up after a cancelled put too.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), PublishAckTimeout)
+		defer cancel()
+		for inFlight > 0 {
+			if settle(cctx) != nil && cctx.Err() != nil {
+				break
+			}
+		}
+		purgeChunks(cctx, js, bucket, subject)
+		return nil, err
+	}
+	h := sha256.New()
+	var total uint64
+	var chunks uint32
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		if inFlight == len(ring) {
+			if err := settle(ctx); err != nil {
+				return fail(err)
+			}
+		}
+		slot := &ring[(head+inFlight)%len(ring)]
+		if slot.buf == nil {
+			slot.buf = make([]byte, size)
+		}
+		n, rerr := io.ReadFull(r, slot.buf)
+		if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+			return fail(rerr)
+		}
+		if n > 0 {
+			h.Write(slot.buf[:n])
+			f, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: slot.buf[:n]})
+			if err != nil {
+				return fail(err)
+			}
+			slot.f = f
+			inFlight++
+			total += uint64(n)
+			chunks++
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	for inFlight > 0 {
+		if err := settle(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	info.Size, info.Chunks, info.Digest = total, chunks, jetstream.GetObjectDigestValue(h)
+	data, err := json.Marshal(info)
+	if err != nil {
+		return fail(err)
+	}
+	m := nats.NewMsg("$O." + bucket + ".M." + base64.URLEncoding.EncodeToString([]byte(meta.Name)))
+	m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	m.Data = data
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+			return fail(err) // refused: the object is not there
+		}
+		// No answer: the meta may be stored all the same, and then its
+		// chunks must stay.
+		if now, gerr := store.GetInfo(context.WithoutCancel(ctx), meta.Name); gerr != nil || now.NUID != info.NUID {
+			return nil, err
+		}
+	}
+	info.ModTime = time.Now().UTC()
+	if old != nil && !old.Deleted && old.NUID != "" {
+		purgeChunks(ctx, js, bucket, "$O."+bucket+".C."+old.NUID)
+	}
+	return info, nil
+}
+
+// awaitAck waits for f's acknowledgement, for PublishAckTimeout at most
+// (the handle's own time-out may be none).
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+	t := time.NewTimer(PublishAckTimeout)
+	defer t.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("no acknowledgement of a chunk in %s: %w", PublishAckTimeout, jetstream.ErrAsyncPublishTimeout)
+	}
+}
+
+// purgeChunks purges the chunks on subject from bucket's stream, as
+// nats.go's Put does (an error is let go: the chunks stay unused).
+func purgeChunks(ctx context.Context, js jetstream.JetStream, bucket, subject string) {
+	if st, err := js.Stream(ctx, "OBJ_"+bucket); err == nil {
+		_ = st.Purge(ctx, jetstream.WithPurgeSubject(subject))
+	}
 }
 
 // GetFile fetches ref from js's object store into dst, streaming it into
@@ -274,7 +516,8 @@ func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 }
 
 // FileStore returns the object store bucket, binding it (and creating it
-// when it is missing and this identity may create it).
+// when it is missing and this identity may create it). Its Put sends the
+// chunks a window at a time (putObject).
 func (b *Bus) FileStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -292,6 +535,7 @@ func (b *Bus) FileStore(ctx context.Context, bucket string) (jetstream.ObjectSto
 	if b.stores == nil {
 		b.stores = map[string]jetstream.ObjectStore{}
 	}
+	st = &fileStore{ObjectStore: st, js: b.JS, bucket: bucket}
 	b.stores[bucket] = st
 	return st, nil
 }
