@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vmpool/vmpool/schedd/submit"
 )
 
 //go:generate sh -c "go run . config -markdown > ../../docs/config.md"
@@ -279,7 +281,7 @@ func (c *Config) Unknown() []string {
 		msg := fmt.Sprintf("%s (from %s) is not a vmpool knob and no $(%s) uses it: it does nothing", n, c.Origin(n), n)
 		best, bestD := "", 3
 		for _, k := range Knobs {
-			if d := editDistance(n, k.Name); d < bestD {
+			if d := submit.EditDistance(n, k.Name, bestD); d < bestD {
 				best, bestD = k.Name, d
 			}
 		}
@@ -289,27 +291,6 @@ func (c *Config) Unknown() []string {
 		out = append(out, msg)
 	}
 	return out
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Names lists every knob set or known, sorted.

@@ -114,7 +114,7 @@ func suggest(name string) string {
 	}
 	best, bestD := "", limit+1
 	for _, c := range suggestCandidates {
-		if d := editDistance(n, c, bestD); d < bestD {
+		if d := EditDistance(n, c, bestD); d < bestD {
 			best, bestD = c, d
 		}
 	}
@@ -124,9 +124,10 @@ func suggest(name string) string {
 	return best
 }
 
-// editDistance is the Levenshtein distance of a and b, or a value >= bound
-// once it is known to reach bound.
-func editDistance(a, b string, bound int) int {
+// EditDistance is the Levenshtein distance of a and b, or a value >= bound
+// once it is known to reach bound. (The CLI finds misspelt configuration
+// knobs with it too.)
+func EditDistance(a, b string, bound int) int {
 	if d := len(a) - len(b); d >= bound || -d >= bound {
 		return bound
 	}
