@@ -44,20 +44,8 @@ func TestAdvertisePutsOnlyChangedAds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		_ = w.Stop()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("startd: %v", err)
-		}
-	})
-	select {
-	case <-d.Ready():
-	case err := <-done:
-		t.Fatalf("startd stopped: %v", err)
-	}
+	t.Cleanup(func() { _ = w.Stop() })
+	runReady(t, ctx, cancel, d)
 	ads := map[string]*classad.Ad{}
 	puts := map[string]int{}
 	// collect takes puts until cond holds of the ads or quiet passes
@@ -242,4 +230,23 @@ func (s *slowStart) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor
 		return nil, ctx.Err()
 	}
 	return s.Driver.Start(ctx, spec)
+}
+
+// runReady runs d until the test ends (cancel stops it then, and an error
+// it stops with fails the test) and returns once it serves.
+func runReady(t *testing.T, ctx context.Context, cancel context.CancelFunc, d *Startd) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("startd: %v", err)
+		}
+	})
+	select {
+	case <-d.Ready():
+	case err := <-done:
+		t.Fatalf("startd stopped: %v", err)
+	}
 }

@@ -26,19 +26,7 @@ func TestEvictionCountsBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("startd: %v", err)
-		}
-	})
-	select {
-	case <-d.Ready():
-	case err := <-done:
-		t.Fatalf("startd stopped: %v", err)
-	}
+	runReady(t, ctx, cancel, d)
 	const diskBytes = 128 << 10
 	disk := filepath.Join(t.TempDir(), "disk.img")
 	if err := os.WriteFile(disk, make([]byte, diskBytes), 0o644); err != nil {

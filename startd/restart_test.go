@@ -100,19 +100,7 @@ func TestRestartReportsWholeRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("startd: %v", err)
-		}
-	})
-	select {
-	case <-d.Ready():
-	case err := <-done:
-		t.Fatalf("restarted startd stopped: %v", err)
-	}
+	runReady(t, ctx, cancel, d)
 	typ, p := endOf(t, d, "c1")
 	if typ != events.VMExited || !p.PoweredOff {
 		t.Fatalf("the restarted startd recorded %s (%+v), want the guest's VMExited", typ, p)
