@@ -271,9 +271,12 @@ func TestJobSpec(t *testing.T) {
 			}
 		})
 	}
-	// A generated MAC is stable per claim, unicast and locally administered.
-	a := generatedMAC("claim-1")
-	if a != generatedMAC("claim-1") || a == generatedMAC("claim-2") || !strings.HasPrefix(a, "52:54:00:") {
+	// A generated MAC is stable per claim, unicast and locally
+	// administered, and differs between startds (two pools) for the same
+	// claim id.
+	a := generatedMAC("host\x00/pool1/startd1", "negotiator#9")
+	if a != generatedMAC("host\x00/pool1/startd1", "negotiator#9") || a == generatedMAC("host\x00/pool1/startd1", "negotiator#10") ||
+		a == generatedMAC("host\x00/pool2/startd1", "negotiator#9") || !strings.HasPrefix(a, "52:54:00:") {
 		t.Fatalf("generated MACs %s", a)
 	}
 }

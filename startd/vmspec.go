@@ -181,7 +181,7 @@ func jobNetwork(cfg *Config, job *classad.Ad, claimID string) (hypervisor.Networ
 	}
 	mac, _ := job.EvalString("JobVM_MACADDR")
 	if mac == "" {
-		mac = generatedMAC(claimID)
+		mac = generatedMAC(cfg.Host+"\x00"+cfg.Dir, claimID)
 	}
 	return hypervisor.Network{Enabled: true, Type: typ, MAC: mac, Bridge: cfg.BridgeInterface}, nil
 }
@@ -198,9 +198,12 @@ func shortID(claimID string) string {
 	return fmt.Sprintf("%x", h[:6])
 }
 
-// generatedMAC derives a locally administered unicast MAC from the claim,
-// unique per job run (QEMU's 52:54:00 prefix).
-func generatedMAC(claimID string) string {
-	h := sha256.Sum256([]byte(claimID))
+// generatedMAC derives a MAC from the claim and the startd's scope (its
+// host and execute directory), unique per job run (QEMU's 52:54:00
+// prefix, unicast and locally administered). A claim id alone
+// ("negotiator#9") recurs in every pool: two pools on one bridge gave
+// their VMs the same address.
+func generatedMAC(scope, claimID string) string {
+	h := sha256.Sum256([]byte(scope + "\x00" + claimID))
 	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", h[0], h[1], h[2])
 }
