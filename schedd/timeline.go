@@ -210,6 +210,8 @@ func Describe(e events.Event) string {
 		return "vacate requested"
 	case events.ClaimReleased:
 		return because("claim on " + p.Slot + " released")
+	case events.ClaimLost:
+		return because("claim on " + p.Slot + " lost (the job lease ran out)")
 	case events.JobLeftQueue:
 		return "left the queue"
 	}

@@ -1,0 +1,17 @@
+package schedd
+
+import (
+	"testing"
+
+	"github.com/vmpool/vmpool/events"
+)
+
+// TestDescribeClaimLost: replay --job tells a lost claim in words, as it
+// does every other event (it printed "ClaimLost on SLOT: REASON").
+func TestDescribeClaimLost(t *testing.T) {
+	e := events.New(events.ClaimLost, events.ClaimPayload{ClaimID: "n#1", Slot: "slot1@s1", Reason: "no keepalive from startd s1 for 21s (JobLeaseDuration 20)"})
+	want := "claim on slot1@s1 lost (the job lease ran out): no keepalive from startd s1 for 21s (JobLeaseDuration 20)"
+	if got := Describe(e); got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+}
