@@ -353,6 +353,16 @@ func (d *Startd) Run(ctx context.Context) error {
 	} else {
 		d.logger.Info("hypervisor ready", "version", fp.Version, "attrs", fp.Attrs)
 	}
+	if d.cfg.Networking && fp.Detected {
+		for _, t := range d.cfg.NetworkingTypes {
+			if !slices.Contains(fp.Networking, t) {
+				// Offered by the configuration, not by the machine: the
+				// ads leave it out (netTypes), which should not go unsaid.
+				d.logger.Warn("VM_NETWORKING_TYPE offers a networking type this machine cannot give; not advertised", "type", t,
+					"can", strings.Join(fp.Networking, ", "), "hint", "bridge needs a startd running as root, with /dev/net/tun")
+			}
+		}
+	}
 	// The loop, outbox and starters outlive ctx: shutdown vacates VMs and
 	// must record and publish what happened to them.
 	bg, stopAll := context.WithCancel(context.WithoutCancel(ctx))
