@@ -290,7 +290,13 @@ func failpoints(cfg *Config, daemon string, errs *[]string) *events.Failpoints {
 func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger) (startd.Config, error) {
 	var errs []string
 	vmType := strings.ToLower(strings.TrimSpace(cfg.Get("VM_TYPE")))
-	drv, err := newDriver(vmType, cfg, logger)
+	// The driver's lines ("vm shut down") carry the startd's keys, as
+	// its own do.
+	drvLogger := logger
+	if drvLogger != nil {
+		drvLogger = drvLogger.With("daemon", "startd", "startd", name, "vm_type", vmType)
+	}
+	drv, err := newDriver(vmType, cfg, drvLogger)
 	if err != nil {
 		errs = append(errs, err.Error())
 	}

@@ -97,6 +97,10 @@ func TestHelloJob(t *testing.T) {
 		t.Errorf("scratch directories left: %v", scratch)
 	}
 	checkUserLog(t, filepath.Join(tp.dir, "hello.log"), []string{"000", "001", "005"})
+	// The driver's log lines carry the startd's keys.
+	if logs := tp.logs.String(); !strings.Contains(logs, `msg="qemu started" daemon=startd startd=startd1 vm_type=kvm`) {
+		t.Errorf("the qemu driver's lines do not name their startd:\n%s", logs)
+	}
 }
 
 // checkUserLog checks that a user log holds exactly the given event codes,
