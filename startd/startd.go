@@ -998,16 +998,26 @@ func (d *Startd) keepalive(ctx context.Context) error {
 	t := time.NewTimer(d.cfg.AliveInterval)
 	defer t.Stop()
 	var next time.Time // when t fires
-	// shortest is the shortest lease of the claims held at a round.
+	// leaseOf is claim c's lease, read once (under a View).
+	leaseOf := func(c *Claim) time.Duration {
+		lease, ok := leases[c.Req.ClaimID]
+		if !ok {
+			if c.LeaseSeconds != 0 {
+				lease = time.Duration(c.LeaseSeconds) * time.Second
+			} else {
+				lease = jobLease(c.Req.JobAd) // recorded before LeaseSeconds
+			}
+			leases[c.Req.ClaimID] = lease
+		}
+		return lease
+	}
+	// shortest is the shortest lease of the claims held, as a round
+	// counts them (not those being killed).
 	shortest := func() time.Duration {
 		var least time.Duration
 		d.loop.View(func() {
 			for _, c := range d.st.Claims {
-				lease, ok := leases[c.Req.ClaimID]
-				if !ok {
-					lease = time.Duration(c.LeaseSeconds) * time.Second
-				}
-				if lease > 0 && (least == 0 || lease < least) {
+				if lease := leaseOf(c); c.StopMode != events.ModeKill && lease > 0 && (least == 0 || lease < least) {
 					least = lease
 				}
 			}
@@ -1041,16 +1051,7 @@ func (d *Startd) keepalive(ctx context.Context) error {
 				if c.StopMode == events.ModeKill {
 					continue
 				}
-				lease, ok := leases[c.Req.ClaimID]
-				if !ok {
-					if c.LeaseSeconds != 0 {
-						lease = time.Duration(c.LeaseSeconds) * time.Second
-					} else {
-						lease = jobLease(c.Req.JobAd) // recorded before LeaseSeconds
-					}
-					leases[c.Req.ClaimID] = lease
-				}
-				bySchedd[c.Req.Schedd] = append(bySchedd[c.Req.Schedd], claim{c.Req.ClaimID, lease})
+				bySchedd[c.Req.Schedd] = append(bySchedd[c.Req.Schedd], claim{c.Req.ClaimID, leaseOf(c)})
 			}
 		})
 		now := d.cfg.Clock()
@@ -1104,15 +1105,7 @@ func (d *Startd) keepalive(ctx context.Context) error {
 			d.logger.Warn("keepalive to schedd failed", "schedd", schedd, "err", err, "expired", len(expired))
 			d.stopClaims(ctx, expired, events.ModeKill, "no answer from schedd "+schedd+" within the job lease")
 		}
-		var least time.Duration
-		for _, claims := range bySchedd {
-			for _, c := range claims {
-				if c.lease > 0 && (least == 0 || c.lease < least) {
-					least = c.lease
-				}
-			}
-		}
-		wait := aliveEvery(d.cfg.AliveInterval, least)
+		wait := aliveEvery(d.cfg.AliveInterval, shortest())
 		t.Reset(wait)
 		next = d.cfg.Clock().Add(wait)
 	sleep:
@@ -1123,9 +1116,9 @@ func (d *Startd) keepalive(ctx context.Context) error {
 		case <-d.claimed:
 			// A new claim's lease may end before the round planned:
 			// bring the round forward, never put it off.
-			if sooner := d.cfg.Clock().Add(aliveEvery(d.cfg.AliveInterval, shortest())); sooner.Before(next) {
-				t.Reset(time.Until(sooner)) // (go 1.23 timers: no stale tick to drain)
-				next = sooner
+			if wait := aliveEvery(d.cfg.AliveInterval, shortest()); d.cfg.Clock().Add(wait).Before(next) {
+				t.Reset(wait) // (go 1.23 timers: no stale tick to drain)
+				next = d.cfg.Clock().Add(wait)
 			}
 			goto sleep
 		}
