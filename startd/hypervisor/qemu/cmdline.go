@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -151,30 +152,44 @@ func planDisks(disks []hypervisor.Disk) ([]diskPlan, error) {
 // is always told the format and never guesses (a raw image must not be able
 // to pass itself off as qcow2 with a backing file of its choosing).
 func sniffFormat(path string) (string, error) {
-	f, err := os.Open(path)
+	h, err := readHeader(path)
 	if err != nil {
 		return "", err
+	}
+	return formatOf(h), nil
+}
+
+// readHeader reads the first bytes of the file at path, as many as
+// formatOf looks at (fewer in a shorter file).
+func readHeader(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	var b [72]byte
 	n, err := io.ReadFull(f, b[:])
 	if err != nil && n == 0 && err != io.EOF {
-		return "", err
+		return nil, err
 	}
-	h := b[:n]
+	return b[:n], nil
+}
+
+// formatOf is the image format header h's magic bytes say, raw for none.
+func formatOf(h []byte) string {
 	switch {
 	case len(h) >= 4 && string(h[:4]) == "QFI\xfb":
-		return "qcow2", nil
+		return "qcow2"
 	case len(h) >= 4 && string(h[:4]) == "KDMV":
-		return "vmdk", nil
+		return "vmdk"
 	case len(h) >= 8 && string(h[:8]) == "vhdxfile":
-		return "vhdx", nil
+		return "vhdx"
 	case len(h) >= 8 && string(h[:8]) == "conectix":
-		return "vpc", nil
+		return "vpc"
 	case len(h) >= 68 && h[64] == 0x7f && h[65] == 0x10 && h[66] == 0xda && h[67] == 0xbe:
-		return "vdi", nil
+		return "vdi"
 	}
-	return "raw", nil
+	return "raw"
 }
 
 // checkFormat refuses a disk whose header says it is not in the format
@@ -186,31 +201,20 @@ func checkFormat(path, declared string) error {
 	if declared == "raw" {
 		return nil
 	}
-	found, err := sniffFormat(path)
+	h, err := readHeader(path)
 	if err != nil {
 		return err
 	}
-	if found == declared || declared == "vmdk" && hasPrefix(path, "# Disk DescriptorFile") || declared == "qed" && hasPrefix(path, "QED\x00") {
+	found := formatOf(h)
+	// A VMDK text descriptor and a QED header are formats formatOf leaves
+	// to the job to name.
+	if found == declared || declared == "vmdk" && bytes.HasPrefix(h, []byte("# Disk DescriptorFile")) || declared == "qed" && bytes.HasPrefix(h, []byte("QED\x00")) {
 		return nil
 	}
 	if found == "raw" {
 		return fmt.Errorf("vm_disk says format %s, but the file has no %s header (a raw image?): give the image's format in vm_disk's fourth field (qemu-img info shows it), or convert it with qemu-img convert -O %s", declared, declared, declared)
 	}
 	return fmt.Errorf("vm_disk says format %s, but the file is a %s image: give %s in vm_disk's fourth field, or convert it with qemu-img convert -O %s", declared, found, found, declared)
-}
-
-// hasPrefix reports whether the file at path starts with prefix (a VMDK
-// text descriptor, a QED header: formats sniffFormat leaves to the job to
-// name).
-func hasPrefix(path, prefix string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	b := make([]byte, len(prefix))
-	n, _ := io.ReadFull(f, b)
-	return string(b[:n]) == prefix
 }
 
 // kernelCmdline is the command line of a guest booted from a kernel file:
