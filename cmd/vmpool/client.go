@@ -312,15 +312,9 @@ func (c *cli) schedd(ctx context.Context, cl *client, name string) (string, erro
 		}
 		return name, nil
 	}
-	ads, err := cl.ads(ctx, "schedd.")
+	names, err := cl.scheddNames(ctx)
 	if err != nil {
 		return "", err
-	}
-	var names []string
-	for _, ad := range ads {
-		if n, ok := ad.EvalString("Name"); ok {
-			names = append(names, n)
-		}
 	}
 	switch len(names) {
 	case 0:
@@ -329,6 +323,21 @@ func (c *cli) schedd(ctx context.Context, cl *client, name string) (string, erro
 		return names[0], nil
 	}
 	return "", fmt.Errorf("the pool has %d schedds (%s): choose one with -name", len(names), strings.Join(names, ", "))
+}
+
+// scheddNames are the names of the schedds the collector has ads of.
+func (cl *client) scheddNames(ctx context.Context) ([]string, error) {
+	ads, err := cl.ads(ctx, "schedd.")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, ad := range ads {
+		if n, ok := ad.EvalString("Name"); ok {
+			names = append(names, n)
+		}
+	}
+	return names, nil
 }
 
 // currentUser is the submitting OS user (the jobs' Owner).

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,9 +138,12 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 		return c.errorf(cmd, "%v", err)
 	}
 	// A schedd named with -name (or $VMPOOL_SCHEDD) must be there before
-	// the input files go up: a misspelt name cost the whole upload.
-	if err := waitAdvertised(ctx, pc, sched); err != nil {
-		return c.errorf(cmd, "%v; nothing was queued", err)
+	// the input files go up: a misspelt name cost the whole upload. (One
+	// found in the collector, without a name given, is there.)
+	if name != "" || c.getenv("VMPOOL_SCHEDD") != "" {
+		if err := waitAdvertised(ctx, pc, sched); err != nil {
+			return c.errorf(cmd, "%v; nothing was queued", err)
+		}
 	}
 	submitID := newSubmitID()
 	reserved := 0
@@ -204,18 +208,12 @@ func (c *cli) submitFailed(err error) int {
 func waitAdvertised(ctx context.Context, pc *client, sched string) error {
 	var names []string
 	for attempt := 0; ; attempt++ {
-		ads, err := pc.ads(ctx, "schedd.")
-		if err != nil {
+		var err error
+		if names, err = pc.scheddNames(ctx); err != nil {
 			return err
 		}
-		names = names[:0]
-		for _, ad := range ads {
-			if n, ok := ad.EvalString("Name"); ok {
-				if n == sched {
-					return nil
-				}
-				names = append(names, n)
-			}
+		if slices.Contains(names, sched) {
+			return nil
 		}
 		if attempt == 4 {
 			break
