@@ -187,6 +187,12 @@ type JobEvictedPayload struct {
 	// BytesSent and BytesRecvd. 0 in events recorded before they were.
 	BytesSent int64 `json:"bytes_sent,omitempty"`
 	BytesRecv int64 `json:"bytes_recv,omitempty"`
+	// Failed: the VM could not run on its machine for the machine's
+	// reason (its startd's VMFailed without a hold), on the named slot.
+	// The user log says so with a 007 (shadow exception), as HTCondor's
+	// shadow does when a starter fails, not a 004.
+	Failed bool   `json:"failed,omitempty"`
+	Slot   string `json:"slot,omitempty"`
 }
 
 // JobCheckpointedPayload records a periodic checkpoint.

@@ -415,7 +415,8 @@ func startdEventFor(schedd string, j *Job, typ string, p events.VMEventPayload) 
 		if code == 0 {
 			code = 1020 // VMError: a hypervisor fault, not the job's
 		}
-		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Reason: p.Reason, Code: code, SubCode: p.SubCode})}
+		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Reason: p.Reason, Code: code, SubCode: p.SubCode,
+			UserCPUNanos: p.UserCPUNanos, SysCPUNanos: p.SysCPUNanos, BytesSent: p.BytesIn, BytesRecv: p.BytesOut, Failed: true, Slot: cl.Slot})}
 	case events.VMStopped:
 		return []events.Event{released}
 	}

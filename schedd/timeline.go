@@ -105,6 +105,7 @@ type payloadSummary struct {
 	Checkpoint json.RawMessage `json:"checkpoint"`
 	ExitCode   int             `json:"exit_code"`
 	PoweredOff bool            `json:"powered_off"`
+	Failed     bool            `json:"failed"`
 	Outputs    []struct {
 		Name string `json:"name"`
 		Size int64  `json:"size"`
@@ -171,6 +172,9 @@ func Describe(e events.Event) string {
 	case events.JobCheckpointed:
 		return fmt.Sprintf("checkpointed (%d bytes)", checkpointBytes(p.Checkpoint))
 	case events.JobEvicted:
+		if p.Failed {
+			return because("the VM could not run on " + p.Slot + "; the job is idle again")
+		}
 		s := "evicted"
 		if hasJSON(p.Checkpoint) {
 			s += fmt.Sprintf(" with a checkpoint (%d bytes)", checkpointBytes(p.Checkpoint))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vmpool/vmpool/events"
@@ -274,6 +275,18 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 		var p events.JobEvictedPayload
 		if e.Decode(&p) != nil {
 			return nil
+		}
+		if p.Failed {
+			// The VM could not run on its machine (not the job's fault):
+			// HTCondor's shadow logs a starter's failure as a 007, with
+			// the starter's error, and the job waits for another match.
+			text := p.Reason
+			if !strings.HasPrefix(text, "Error from ") {
+				text = "Error from " + p.Slot + ": " + text
+			}
+			base.Code, base.Text = userlog.ShadowException, text
+			base.BytesSent, base.BytesReceived = p.BytesRecv, p.BytesSent
+			return []userlog.Event{base}
 		}
 		base.Code, base.Checkpointed, base.Reason = userlog.JobEvicted, p.Checkpoint != nil, p.Reason
 		base.EvictCode, base.EvictSubCode = p.Code, p.SubCode

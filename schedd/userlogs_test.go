@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/schedd/userlog"
@@ -142,4 +143,38 @@ func TestUserLogBytes(t *testing.T) {
 	// A periodic checkpoint's 003 gives its size.
 	check("003", text(events.JobCheckpointed, events.JobCheckpointedPayload{ClaimID: "n#1", Checkpoint: *cp}),
 		"3393216  -  Run Bytes Sent By Job For Checkpoint")
+}
+
+// A VM that could not run for its machine's reason (a VMFailed without a
+// hold) is a 007, as HTCondor's shadow logs a starter's failure, naming
+// the slot and the error; the job is not said to have been evicted.
+func TestUserLogFailedStartIsShadowException(t *testing.T) {
+	s := &Schedd{}
+	text := func(p events.JobEvictedPayload) string {
+		e := events.New(events.JobEvicted, p).ForJob("schedd", events.JobID{Cluster: 3})
+		e.Time = 1_700_000_000e9
+		var b strings.Builder
+		for _, u := range s.userlogEvents(e) {
+			b.Write(userlog.Format(u, userlog.FormatOptions{}))
+		}
+		return b.String()
+	}
+	// The starter's reasons begin "Error from SLOT: ".
+	got := text(events.JobEvictedPayload{ClaimID: "n#1", Code: 1020, Failed: true, Slot: "slot1@e1",
+		Reason: "Error from slot1@e1: create scratch directory: no space left on device", BytesSent: 4096})
+	want := "007 (003.000.000) " + time.Unix(1_700_000_000, 0).Format("2006-01-02 15:04:05") + " Shadow exception!\n" +
+		"\tError from slot1@e1: create scratch directory: no space left on device\n" +
+		"\t0  -  Run Bytes Sent By Job\n\t4096  -  Run Bytes Received By Job\n...\n"
+	if got != want {
+		t.Errorf("failed start:\n%s\nwant:\n%s", got, want)
+	}
+	// One that does not gets the slot named.
+	got = text(events.JobEvictedPayload{ClaimID: "n#1", Code: 1020, Failed: true, Slot: "slot2@e1", Reason: "the VM was lost while its startd was down"})
+	if !strings.Contains(got, "\tError from slot2@e1: the VM was lost while its startd was down\n") || strings.Contains(got, "evicted") {
+		t.Errorf("failed start without the slot in its reason:\n%s", got)
+	}
+	// An eviction is still a 004.
+	if got := text(events.JobEvictedPayload{ClaimID: "n#1", Code: 1020, Reason: "vacated"}); !strings.HasPrefix(got, "004 ") {
+		t.Errorf("eviction:\n%s", got)
+	}
 }

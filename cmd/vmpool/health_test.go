@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,16 @@ func TestBrokenMachineStopsAdvertisingVMs(t *testing.T) {
 	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
 	if got := readCounter(t, img); got != 1 {
 		t.Fatalf("returned disk counter = %d, want 1", got)
+	}
+	// The failed start is the machine's: its user log says so with a 007
+	// quoting the error, as HTCondor's shadow does, not a 004.
+	ulog, err := os.ReadFile(filepath.Join(tp.dir, "hello.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^007 \(001\.000\.000\) .* Shadow exception!\n\tError from slot1@\S+: .*qemu: cannot start`).Match(ulog) ||
+		strings.Contains(string(ulog), "\n004 ") {
+		t.Errorf("user log does not give the failed start as a 007:\n%s", ulog)
 	}
 	if !strings.Contains(tp.logs.String(), "VMs enabled again after the recheck") {
 		t.Errorf("no recheck brought the VMs back")
