@@ -664,6 +664,10 @@ func (w *watcher) tryReady() error {
 		if w.sel.named() {
 			fmt.Fprintf(w.out, "-- none of the jobs named (%s) is known to schedd %s\n", w.sel, w.sched)
 			w.exitCode = 1
+		} else if w.owner != "" {
+			// Name whose jobs were looked for: a misspelt owner would
+			// otherwise pass for one whose jobs are all done.
+			fmt.Fprintf(w.out, "-- no jobs of %s to watch on schedd %s\n", w.owner, w.sched)
 		} else {
 			fmt.Fprintln(w.out, "-- no jobs to watch")
 		}

@@ -442,6 +442,11 @@ func TestWatchShowsJobsOlderThanTheStream(t *testing.T) {
 	if !strings.Contains(out, "1.0    removed") || !strings.HasSuffix(out, "-- all 1 job(s) finished: 0 completed, 1 removed, 0 held\nexit 1\n") {
 		t.Fatalf("watch after the rm:\n%s", out)
 	}
+	// An owner with no jobs (a misspelt one) is named, not passed over as
+	// one whose jobs are all done.
+	if stdout, stderr, code := tp.vmpool("watch", "--exit-when-done", "nosuch"); code != 0 || !strings.Contains(stdout, "-- no jobs of nosuch to watch on schedd ") {
+		t.Errorf("watch of an owner without jobs: exit %d\n%s%s", code, stdout, stderr)
+	}
 }
 
 // TestWatchShowsTransfers: the daemons' reports on a watched job's large
