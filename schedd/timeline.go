@@ -187,6 +187,9 @@ func Describe(e events.Event) string {
 		return because(s)
 	case events.JobExited:
 		s := "guest powered off"
+		if p.Reason == "guest-halted" { // the qemu driver's ReasonGuestHalted
+			s = "guest halted without powering off (taken as a power-off)"
+		}
 		if p.Slot != "" {
 			s += " on " + p.Slot
 		}

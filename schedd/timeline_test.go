@@ -15,3 +15,16 @@ func TestDescribeClaimLost(t *testing.T) {
 		t.Errorf("Describe = %q, want %q", got, want)
 	}
 }
+
+// A guest that halted instead of powering off is said to have.
+func TestDescribeHaltedGuest(t *testing.T) {
+	e := events.New(events.JobExited, events.VMEventPayload{ClaimID: "n#1", Slot: "slot1@s1", PoweredOff: true, Reason: "guest-halted"})
+	want := "guest halted without powering off (taken as a power-off) on slot1@s1"
+	if got := Describe(e); got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+	e = events.New(events.JobExited, events.VMEventPayload{ClaimID: "n#1", Slot: "slot1@s1", PoweredOff: true, Reason: "guest-shutdown"})
+	if got := Describe(e); got != "guest powered off on slot1@s1" {
+		t.Errorf("Describe = %q", got)
+	}
+}

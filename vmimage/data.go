@@ -57,6 +57,7 @@ const (
 	KindForever Kind = 2 // boots, increments Boots, never powers off
 	KindStamp   Kind = 3 // stamps its first boot, counts Target ticks, powers off
 	KindTimed   Kind = 4 // waits Target ticks, increments Counter, powers off
+	KindHalting Kind = 5 // boots, increments Counter, halts without powering off
 )
 
 func (k Kind) String() string {
@@ -69,6 +70,8 @@ func (k Kind) String() string {
 		return "stamp"
 	case KindTimed:
 		return "timed"
+	case KindHalting:
+		return "halting"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -35,6 +35,12 @@ func StampCounter(ticks uint32) Guest { return Guest{Kind: KindStamp, Ticks: tic
 // Counter and powers off.
 func Timed(ticks uint32) Guest { return Guest{Kind: KindTimed, Ticks: ticks} }
 
+// Halting is the counter guest ending as /sbin/halt leaves a Linux guest:
+// it boots, increments Counter and Boots, then stops its CPU with
+// interrupts off (cli; hlt) instead of powering off. The VM stays up,
+// doing nothing, until it is stopped from outside.
+func Halting() Guest { return Guest{Kind: KindHalting} }
+
 // TickHz is the rate of the BIOS tick counter at 0040:006C (the PIT's
 // 1193182 Hz divided by 65536).
 const TickHz = 1193182.0 / 65536.0
@@ -49,6 +55,7 @@ func TicksFor(d time.Duration) uint32 {
 const (
 	SerialReady     = "vmpool: ready"      // forever and stamp guests: the first disk update is written
 	SerialPoweroff  = "vmpool: poweroff"   // about to power off
+	SerialHalt      = "vmpool: halt"       // halting guest: about to stop its CPU with interrupts off
 	SerialDiskError = "vmpool: disk error" // int 13h failed or the data sector is not ours
 )
 
@@ -72,7 +79,7 @@ var rtcRegs = [6]byte{0x00, 0x02, 0x04, 0x07, 0x08, 0x09}
 // BootSector assembles the guest's 512-byte boot sector.
 func (g Guest) BootSector() ([]byte, error) {
 	switch g.Kind {
-	case KindCounter, KindForever, KindStamp, KindTimed:
+	case KindCounter, KindForever, KindStamp, KindTimed, KindHalting:
 	default:
 		return nil, fmt.Errorf("assemble guest: unknown kind %v", g.Kind)
 	}
@@ -97,6 +104,13 @@ func (g Guest) BootSector() ([]byte, error) {
 		stampBody(a)
 	case KindTimed:
 		timedBody(a)
+	case KindHalting:
+		a.inc32(dataAddr + offCounter)
+		a.call("write_data")
+		a.jcc(condB, "fail")
+		a.movImm16Label(si, "msg_halt")
+		a.call("puts")
+		a.jmp("halt")
 	}
 	epilogue(a)
 	code, err := a.assemble()
@@ -269,6 +283,8 @@ func epilogue(a *asm) {
 	a.bytes([]byte(SerialPoweroff + "\r\n\x00"))
 	a.label("msg_err")
 	a.bytes([]byte(SerialDiskError + "\r\n\x00"))
+	a.label("msg_halt")
+	a.bytes([]byte(SerialHalt + "\r\n\x00"))
 }
 
 // Image returns the first two sectors of the guest's disk: the boot sector

@@ -68,6 +68,7 @@ func TestBootSectors(t *testing.T) {
 		{"forever", vmimage.Forever()},
 		{"stamp", vmimage.StampCounter(100)},
 		{"timed", vmimage.Timed(10)},
+		{"halting", vmimage.Halting()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -194,6 +194,27 @@ func TestWrongDiskFormatIsHeld(t *testing.T) {
 	checkUserLog(t, filepath.Join(tp.dir, "hello.log"), []string{"000", "012"})
 }
 
+// TestHaltedGuestCompletes: a guest that halts instead of powering off
+// (as /sbin/halt leaves some Linux distributions, which HTCondor's manual
+// says hangs the job) completes its job at the second status check that
+// finds it halted, its disk returned; replay says what happened.
+func TestHaltedGuestCompletes(t *testing.T) {
+	tp := newTestPool(t, 1, "VM_STATUS_INTERVAL=1")
+	img := filepath.Join(tp.dir, "hello.img")
+	if err := vmimage.Halting().WriteRaw(img, 0); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("hello.sub", helloSub))
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	if got := readCounter(t, img); got != 1 {
+		t.Fatalf("returned disk counter = %d, want 1", got)
+	}
+	checkUserLog(t, filepath.Join(tp.dir, "hello.log"), []string{"000", "001", "005"})
+	if out := tp.mustRun("replay", "--home", tp.home, "--job", "1.0"); !strings.Contains(out, "guest halted without powering off") {
+		t.Errorf("replay --job does not say the guest halted:\n%s", out)
+	}
+}
+
 // TestQueueManyWithMacros queues several jobs at once, each with its own
 // disk named by $(Process), and runs them on two startds.
 func TestQueueManyWithMacros(t *testing.T) {

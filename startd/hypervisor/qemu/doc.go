@@ -7,7 +7,9 @@
 // listening, connects and lets the guest run. The VM's monitor goroutine
 // waits for the SHUTDOWN event (and asks query-status every
 // StatusInterval, as HTCondor's VM_STATUS_INTERVAL does, so a lost event
-// never hangs a job), quits QEMU after a guest power-off and reaps it.
+// never hangs a job), quits QEMU after a guest power-off and reaps it. A
+// guest whose every vCPU halted with interrupts off (/sbin/halt) is taken
+// for powered off at the second status check that finds it so (halt.go).
 // Stop presses the ACPI power button, then quits, then kills. Checkpoint
 // migrates the paused VM to a file and copies its disks; a Spec with
 // Resume starts QEMU with -incoming and feeds that file back.

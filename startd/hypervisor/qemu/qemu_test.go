@@ -550,3 +550,40 @@ func TestClearLeftover(t *testing.T) {
 		t.Fatalf("ClearLeftover of an empty directory: %v", err)
 	}
 }
+
+// TestHaltedGuestEnds: a guest that halts instead of powering off (every
+// vCPU in HLT with interrupts off, as /sbin/halt leaves Linux) ends as a
+// power-off does, with its disk writes kept, once two status checks in a
+// row found it so; HTCondor's manual warns that such a job hangs. A guest
+// idling in HLT with interrupts on is not taken for halted.
+func TestHaltedGuestEnds(t *testing.T) {
+	needQEMU(t)
+	t.Parallel()
+	for _, vcpus := range []int{1, 2} {
+		spec := guestSpec(t, "halting", vmimage.Halting(), "")
+		spec.VCPUs = vcpus // the second CPU stays parked by the BIOS
+		exit := wait(t, start(t, newDriver(t), spec))
+		if !exit.PoweredOff || exit.Reason != qemu.ReasonGuestHalted {
+			t.Fatalf("%d vCPUs: Exit %+v, want a power-off for %q", vcpus, exit, qemu.ReasonGuestHalted)
+		}
+		if d, err := vmimage.ReadData(spec.Disks[0].Path); err != nil || d.Counter != 1 {
+			t.Fatalf("%d vCPUs: disk %+v, %v", vcpus, d, err)
+		}
+	}
+
+	vm := start(t, newDriver(t), guestSpec(t, "forever", vmimage.Forever(), ""))
+	select {
+	case <-time.After(4 * time.Second): // four status checks
+	case <-waitCh(vm):
+		t.Fatal("an idling guest was taken for halted")
+	}
+}
+
+func waitCh(vm hypervisor.VM) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		_, _ = vm.Wait(context.Background())
+		close(ch)
+	}()
+	return ch
+}

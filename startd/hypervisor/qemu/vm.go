@@ -66,6 +66,10 @@ type VM struct {
 	// our child (reattached): its exit status, which has it, is not ours.
 	cpu struct{ user, sys time.Duration }
 
+	// haltSeen counts the status checks in a row that found every vCPU
+	// halted with interrupts off. The monitor's alone: not under mu.
+	haltSeen int
+
 	migration chan struct{} // has a value after a MIGRATION event
 	detachReq chan struct{}
 	detachOne sync.Once
@@ -358,10 +362,10 @@ func (v *VM) noteShutdown(guest bool, reason string) {
 	switch {
 	case v.evicting:
 		e = hypervisor.Exit{Reason: ReasonCheckpointed}
-	case guest && reason == ReasonGuestShutdown && v.stopping:
+	case guest && (reason == ReasonGuestShutdown || reason == ReasonGuestHalted) && v.stopping:
 		e = hypervisor.Exit{Reason: ReasonPowerdown}
-	case guest && reason == ReasonGuestShutdown:
-		e = hypervisor.Exit{PoweredOff: true, Reason: ReasonGuestShutdown}
+	case guest && (reason == ReasonGuestShutdown || reason == ReasonGuestHalted):
+		e = hypervisor.Exit{PoweredOff: true, Reason: reason}
 	case reason == "":
 		e = hypervisor.Exit{Reason: "shutdown"}
 	default:
@@ -390,6 +394,30 @@ func (v *VM) checkStatus() {
 		// With -no-shutdown only a guest request leaves QEMU in this
 		// state: quit and SIGTERM end the process.
 		v.noteShutdown(true, ReasonGuestShutdown)
+		return
+	}
+	if st != "running" {
+		v.haltSeen = 0
+		return
+	}
+	// A guest that halted instead of powering off (/sbin/halt) would
+	// otherwise hang its job for ever, as HTCondor's manual warns.
+	halted, err := v.guestHalted(ctx)
+	if err != nil {
+		if !errors.Is(err, qmp.ErrClosed) {
+			v.log.Debug("halt check", "err", err)
+		}
+		v.haltSeen = 0
+		return
+	}
+	if !halted {
+		v.haltSeen = 0
+		return
+	}
+	v.haltSeen++
+	v.log.Debug("guest halted with interrupts off", "checks", v.haltSeen)
+	if v.haltSeen >= haltChecks {
+		v.noteShutdown(true, ReasonGuestHalted)
 	}
 }
 
