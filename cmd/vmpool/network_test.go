@@ -260,6 +260,31 @@ func TestNetworkNAT(t *testing.T) {
 	checkGuestMemory(t, r, memMiB)
 }
 
+// TestLinuxHaltCompletes: a Linux guest that ends with /sbin/halt, which
+// stops its CPUs without powering off (HTCondor's manual: "causes the job
+// to hang"), completes its job with the report it wrote, at the second
+// status check that finds every vCPU halted with interrupts off.
+func TestLinuxHaltCompletes(t *testing.T) {
+	t.Parallel()
+	g := linuxGuest(t)
+	g.Halt = true
+	tp := linuxPool(t, "VM_STATUS_INTERVAL=1", "VM_MEMORY=512")
+	disk := filepath.Join(tp.dir, "linux.img")
+	if _, err := g.WriteDisk(disk); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("halt.sub", linuxSub(128, 2, "")))
+	r := tp.linuxReport(t, 1, disk)
+	if r.CPUs != 2 {
+		t.Errorf("the guest saw %d CPUs, vm_vcpus = 2", r.CPUs)
+	}
+	exited := tp.waitEvent("vmpool.ev.startd.*.job.schedd.1.0."+events.VMExited, nil, 10*time.Second)
+	var p events.VMEventPayload
+	if err := exited.Decode(&p); err != nil || !p.PoweredOff || p.Reason != "guest-halted" {
+		t.Errorf("VMExited %+v (%v), want a power-off for guest-halted", p, err)
+	}
+}
+
 // TestNetworkBridgeNeedsMatchingMachine submits a job asking for a bridge
 // to a pool that offers only NAT: it stays Idle, its Requirements match no
 // slot, and q -analyze says which clause fails. A second job, a Linux

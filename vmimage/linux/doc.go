@@ -12,7 +12,8 @@
 // address for a bridge), connects to a host server if it was given one,
 // writes what it saw (its CPUs and memory, its MAC and address, the
 // host's reply) to the data area and powers off with /sbin/poweroff, as a
-// vm universe job must.
+// vm universe job must (or, built with Guest.Halt, stops with /sbin/halt,
+// which never powers off: the test of the kvm driver's halt detection).
 //
 // The guest comes in two forms:
 //

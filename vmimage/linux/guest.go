@@ -48,6 +48,10 @@ type Guest struct {
 	Host string
 	// Cmdline replaces DefaultCmdline on the boot disk.
 	Cmdline string
+	// Halt ends the guest with /sbin/halt instead of /sbin/poweroff: the
+	// kernel stops every CPU with interrupts off and never powers off,
+	// which HTCondor's manual warns hangs a vm universe job.
+	Halt bool
 }
 
 // build is a Guest resolved to its parts.
@@ -129,6 +133,9 @@ func (g Guest) config() ([]byte, error) {
 			return nil, fmt.Errorf("guest host %q: want IPv4:port, e.g. 10.0.2.2:7000", g.Host)
 		}
 		fmt.Fprintf(&b, "VMPOOL_HOST=%s\nVMPOOL_PORT=%d\n", a, port)
+	}
+	if g.Halt {
+		b.WriteString("VMPOOL_HALT=1\n")
 	}
 	return []byte(b.String()), nil
 }
