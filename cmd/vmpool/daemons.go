@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -410,7 +411,14 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	}
 	if addr := metricsAddress(cfg); addr != "" {
 		reg := newRegistry()
-		if p.Metrics, err = startMetrics(addr, reg, logger); err != nil {
+		p.Metrics, err = startMetrics(addr, reg, logger)
+		if err != nil && addr == defaultMetricsAddress && cfg.Origin("METRICS_ADDRESS") == "vmpool up" && errors.Is(err, syscall.EADDRINUSE) {
+			// The default port, not one asked for, is taken (another
+			// personal pool on this machine): serve on a free one.
+			logger.Warn("the default metrics port is in use (another pool on this machine?); serving metrics on a free port instead; METRICS_ADDRESS or --metrics chooses one", "address", addr)
+			p.Metrics, err = startMetrics("127.0.0.1:0", reg, logger)
+		}
+		if err != nil {
 			return fail(err)
 		}
 		p.metricsReg = reg

@@ -3,14 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -335,5 +338,59 @@ func TestMetricsAddress(t *testing.T) {
 		if got := metricsAddress(cfg); got != want {
 			t.Errorf("METRICS_ADDRESS %q: address %q, want %q", v, got, want)
 		}
+	}
+}
+
+// TestMetricsUpDefaultPortTaken: with the default metrics port taken (as by
+// another personal pool on the machine) `vmpool up` serves its metrics on
+// a free port and says so; a port asked for with --metrics that is taken
+// fails the start, naming it.
+func TestMetricsUpDefaultPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", defaultMetricsAddress)
+	if err == nil {
+		defer ln.Close()
+	} else if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("take %s: %v", defaultMetricsAddress, err)
+	}
+	up := func(extra ...string) (url string, code int, stderr string) {
+		pr, pw := io.Pipe()
+		var errb syncBuffer
+		c := &cli{stdout: pw, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan int, 1)
+		go func() {
+			args := append([]string{"vmpool", "up", "--home", t.TempDir(), "--listen", "127.0.0.1:0", "--startds", "0", "--set", "POOL_AUTH=false"}, extra...)
+			code := c.main(ctx, args)
+			pw.Close()
+			done <- code
+		}()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "metrics: "); ok {
+				url, _, _ = strings.Cut(rest, " ")
+			}
+			if strings.Contains(line, "clients: export VMPOOL_URL") {
+				break
+			}
+		}
+		go io.Copy(io.Discard, pr)
+		if url != "" {
+			scrapeMetrics(t, url).val(t, "vmpool_negotiator_idle_jobs")
+		}
+		cancel()
+		code = <-done
+		return url, code, errb.String()
+	}
+	url, code, stderr := up()
+	if code != 0 || url == "" || strings.Contains(url, defaultMetricsAddress) {
+		t.Fatalf("vmpool up with %s taken: exit %d, metrics at %q\n%s", defaultMetricsAddress, code, url, stderr)
+	}
+	if !strings.Contains(stderr, "default metrics port is in use") {
+		t.Errorf("vmpool up did not say it moved its metrics:\n%s", stderr)
+	}
+	if _, code, stderr := up("--metrics", defaultMetricsAddress); code == 0 || !strings.Contains(stderr, "serve metrics on "+defaultMetricsAddress) {
+		t.Errorf("vmpool up --metrics %s (taken): exit %d\n%s", defaultMetricsAddress, code, stderr)
 	}
 }
