@@ -1,6 +1,7 @@
 package negotiator
 
 import (
+	"container/heap"
 	"fmt"
 	"sort"
 	"strconv"
@@ -80,8 +81,9 @@ func (st *State) settled(s Slot, reserved map[string]*Match, now int64) bool {
 
 // DecideCycle is one negotiation cycle: it matches idle jobs to available
 // slots and returns a Matched event per match. Jobs go in queue order
-// (QDate, cluster, proc), taking turns by owner so that one user's big
-// cluster does not starve the others; each takes the slot its Rank likes
+// (QDate, cluster, proc), taking turns by owner, the owner with the fewest
+// jobs running first (idleJobs), so that one user's big cluster does not
+// starve the others; each takes the slot its Rank likes
 // best among those that match both ways (ties: the slot listed first).
 // Jobs of a cluster without per-proc attributes share one evaluation per
 // slot (an autocluster). time() in the expressions reads now, the cycle's
@@ -309,33 +311,78 @@ func rankSlots(ad *classad.Ad, free []Slot, opts *classad.EvalOptions) *autoclus
 	return ac
 }
 
-// idleJobs lists the matchable jobs in negotiation order.
+// idleJobs lists the matchable jobs in negotiation order: owners take
+// turns, and each turn goes to the owner with the fewest jobs running,
+// claimed or matched (those of this order counted as they are placed;
+// ties by name), so that as slots free one at a time the users converge
+// on equal shares of the pool, as HTCondor's fair share does for users of
+// equal priority. Plain turns in name order gave every freed slot to the
+// first name with idle jobs while the pool was full. Each owner's jobs
+// come in queue order.
 func (st *State) idleJobs(busy map[JobKey]bool) []*Job {
 	byOwner := map[string][]*Job{}
+	inUse := map[string]int{}
+	total := 0
 	for k, j := range st.Jobs {
-		if j.Idle() && !busy[k] {
+		switch {
+		case j.Idle() && !busy[k]:
 			byOwner[j.Cluster.Owner] = append(byOwner[j.Cluster.Owner], j)
+			total++
+		case busy[k] || j.HasClaim || j.Status == jobRunning:
+			inUse[j.Cluster.Owner]++
 		}
 	}
-	owners := make([]string, 0, len(byOwner))
+	turns := make(ownerTurns, 0, len(byOwner))
 	for o, js := range byOwner {
-		owners = append(owners, o)
 		sort.Slice(js, func(a, b int) bool { return before(js[a], js[b]) })
+		turns = append(turns, &ownerTurn{owner: o, jobs: js, used: inUse[o]})
 	}
-	sort.Strings(owners)
-	var out []*Job
-	for i := 0; ; i++ {
-		added := false
-		for _, o := range owners {
-			if js := byOwner[o]; i < len(js) {
-				out = append(out, js[i])
-				added = true
-			}
-		}
-		if !added {
-			return out
+	heap.Init(&turns)
+	out := make([]*Job, 0, total)
+	for len(turns) > 0 {
+		t := turns[0]
+		out = append(out, t.jobs[t.next])
+		t.next++
+		t.used++
+		if t.next == len(t.jobs) {
+			heap.Pop(&turns)
+		} else {
+			heap.Fix(&turns, 0)
 		}
 	}
+	return out
+}
+
+// jobRunning is JobStatus 2.
+const jobRunning = 2
+
+// ownerTurn is one owner's idle jobs in queue order, the next to place,
+// and how many of the owner's jobs hold or are given slots.
+type ownerTurn struct {
+	owner string
+	jobs  []*Job
+	next  int
+	used  int
+}
+
+// ownerTurns is a heap of owners, the one with the fewest slots in use
+// (ties: the name) on top.
+type ownerTurns []*ownerTurn
+
+func (h ownerTurns) Len() int { return len(h) }
+func (h ownerTurns) Less(a, b int) bool {
+	if h[a].used != h[b].used {
+		return h[a].used < h[b].used
+	}
+	return h[a].owner < h[b].owner
+}
+func (h ownerTurns) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
+func (h *ownerTurns) Push(x any)   { *h = append(*h, x.(*ownerTurn)) }
+func (h *ownerTurns) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
 }
 
 func before(a, b *Job) bool {

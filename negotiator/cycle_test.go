@@ -132,6 +132,30 @@ func TestCycleTakesTurnsByOwner(t *testing.T) {
 	}
 }
 
+// TestCycleFairShare: in a full pool, a freed slot goes to the owner with
+// the fewest jobs running or matched, not to the first name with idle
+// jobs, so users converge on equal shares as slots free one at a time.
+func TestCycleFairShare(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 6, "alice")
+	h.submit(2, 6, "bob")
+	// Alice's three jobs already run (matched, claimed and started).
+	for p := 0; p < 3; p++ {
+		claim := fmt.Sprintf("old#%d", p)
+		h.apply("schedd", events.JobMatched, "schedd", 1, p, events.JobMatchedPayload{ClaimID: claim})
+		h.apply("schedd", events.JobStarted, "schedd", 1, p, events.JobStartedPayload{ClaimID: claim})
+	}
+	// Slots free one at a time: bob gets each until he has as many.
+	var got []string
+	for i := range 4 {
+		got = append(got, h.cycle([]Slot{slot(t, fmt.Sprintf("slot1@free%d", i), "")})...)
+	}
+	want := "[schedd/2.0->slot1@free0 schedd/2.1->slot1@free1 schedd/2.2->slot1@free2 schedd/1.3->slot1@free3]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("matches %v, want %v", got, want)
+	}
+}
+
 func TestReservationAndSettlement(t *testing.T) {
 	h := newHarness(t)
 	h.submit(1, 2, "alice")
