@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -328,6 +329,18 @@ func (d *Driver) prepareResume(ctx context.Context, spec hypervisor.Spec, l *lau
 	l.machine, l.memoryMiB, l.vcpus, l.vnc = m.Machine, m.MemoryMiB, m.VCPUs, m.VNC
 	l.incoming = true
 	return m, nil
+}
+
+// stateRefused is err, a resume whose memory state QEMU did not load: the
+// checkpoint's fault (KVM_MISMATCHED_CHECKPOINT: corrupt, or saved by a
+// QEMU this one cannot read), so that the startd tries an older
+// checkpoint or boots the original disks, unless the start was cancelled
+// or QEMU's message carries an errno of the machine's.
+func stateRefused(ctx context.Context, dir string, err error) error {
+	if ctx.Err() != nil || errors.Is(err, hypervisor.ErrBadSpec) || machineErrno(err.Error()) {
+		return err
+	}
+	return specErr("KVM_MISMATCHED_CHECKPOINT", "checkpoint %s: QEMU cannot load its memory state: %v", dir, err)
 }
 
 // incoming feeds the saved memory state to a QEMU started with -incoming

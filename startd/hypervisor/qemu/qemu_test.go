@@ -374,6 +374,42 @@ func TestCheckpointManyDisks(t *testing.T) {
 	}
 }
 
+// TestResumeRefusedState: a checkpoint whose memory state QEMU refuses
+// to load (here overwritten with garbage, as a state another QEMU cannot
+// read would be) is the checkpoint's fault, KVM_MISMATCHED_CHECKPOINT:
+// the startd then tries an older checkpoint or boots the original disks
+// (docs/checkpoints.md) instead of taking the machine's VMs offline and
+// sending the job to fail on the next machine.
+func TestResumeRefusedState(t *testing.T) {
+	needQEMU(t)
+	t.Parallel()
+	spec := guestSpec(t, "refused-state", vmimage.StampCounter(30), "")
+	vm := start(t, newDriver(t), spec)
+	ck := t.TempDir()
+	if _, err := vm.(hypervisor.Checkpointer).Checkpoint(testCtx(t), ck, hypervisor.CheckpointOptions{}); err != nil {
+		t.Fatalf("Checkpoint: %v", err)
+	}
+	wait(t, vm)
+	state := filepath.Join(ck, "memory.state")
+	if err := os.WriteFile(state, bytes.Repeat([]byte("not a QEMU migration stream\n"), 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec2 := guestSpec(t, "refused-state", vmimage.StampCounter(30), "")
+	spec2.Resume = ck
+	vm2, err := newDriver(t).Start(testCtx(t), spec2)
+	if err == nil {
+		vm2.Stop(context.Background(), 0)
+		t.Fatal("resumed from a garbage memory state")
+	}
+	var se *hypervisor.SpecError
+	if !errors.As(err, &se) || se.Code != "KVM_MISMATCHED_CHECKPOINT" {
+		t.Fatalf("resume from a memory state QEMU refuses = %v, want SpecError KVM_MISMATCHED_CHECKPOINT", err)
+	}
+	if _, err := os.Stat(filepath.Join(spec2.Dir, "qmp.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
 // BenchmarkCheckpoint measures an eviction checkpoint and a resume of an
 // idle guest for two memory sizes, with the size of the saved state.
 func BenchmarkCheckpoint(b *testing.B) {

@@ -188,7 +188,8 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 	}
 	if manifest != nil {
 		if err := d.incoming(ctx, c, spec.Resume, *manifest); err != nil {
-			return fail(c, err)
+			_, err = fail(c, err)
+			return nil, stateRefused(ctx, spec.Resume, err)
 		}
 	}
 	if l.vnc {
