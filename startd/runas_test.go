@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"testing"
+
+	"github.com/vmpool/vmpool/startd/hypervisor"
 )
 
 // TestRunAs: a root startd runs a VM as its owner's account when it
@@ -74,5 +77,26 @@ func TestLookupAccountCaches(t *testing.T) {
 	}
 	if b, err := lookupAccount("root"); err != nil || b == a || b.Uid != "0" {
 		t.Fatalf("after its lifetime: %+v (first %p, now %p), %v", b, a, b, err)
+	}
+}
+
+// TestHoldSubcodesAreDistinct: a hold for one of the drivers' VMGAHP
+// errors carries a subcode of its own. Only JOBCLASSAD_NO_VM_MEMORY_PARAM
+// is HTCondor's subcode 0; a .vmx the vmware driver refuses used to be
+// held with subcode 0 too, which a periodic_release on HoldReasonSubCode
+// takes for a job without vm_memory.
+func TestHoldSubcodesAreDistinct(t *testing.T) {
+	codes := []string{"VMWARE_VMX_ERROR", "VMWARE_MISMATCHED_CHECKPOINT", "KVM_INVALID_NETWORK_PARAM",
+		"XEN_INVALID_NETWORK_PARAM", "VMWARE_INVALID_NETWORK_PARAM", "INVALID_NAME"}
+	seen := map[int]string{}
+	for _, c := range codes {
+		p := failure("Error from slot1@s1: ", &hypervisor.SpecError{Code: c, Msg: "m"})
+		if !p.Hold || p.Code != holdFailedToCreate || p.SubCode == 0 {
+			t.Errorf("%s: hold %+v; want code 6 with a subcode other than JOBCLASSAD_NO_VM_MEMORY_PARAM's 0", c, p)
+		}
+		if other, dup := seen[p.SubCode]; dup && !strings.HasSuffix(c, "_INVALID_NETWORK_PARAM") {
+			t.Errorf("%s and %s share subcode %d", c, other, p.SubCode)
+		}
+		seen[p.SubCode] = c
 	}
 }

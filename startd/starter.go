@@ -44,7 +44,15 @@ var gahpSubcodes = map[string]int{
 	// vmpool's own, past HTCondor's list: networking the machine does not
 	// give (the job overrode its Requirements).
 	"JOBCLASSAD_MISMATCHED_NETWORKING": 101, "JOBCLASSAD_MISMATCHED_NETWORKING_TYPE": 102,
+	// and the drivers' errors HTCondor's list has no entry for (0 is
+	// JOBCLASSAD_NO_VM_MEMORY_PARAM's, not a default).
+	"VMWARE_VMX_ERROR": 103, "VMWARE_MISMATCHED_CHECKPOINT": 104,
+	"KVM_INVALID_NETWORK_PARAM": 105, "XEN_INVALID_NETWORK_PARAM": 105, "VMWARE_INVALID_NETWORK_PARAM": 105,
+	"INVALID_NAME": 106,
 }
+
+// subOtherVMGAHP is the subcode of a VMGAHP error gahpSubcodes lacks.
+const subOtherVMGAHP = 199
 
 type waitResult struct {
 	exit hypervisor.Exit
@@ -447,7 +455,11 @@ func isClosed(ch <-chan struct{}) bool {
 func failure(prefix string, err error) events.VMEventPayload {
 	var se *hypervisor.SpecError
 	if errors.As(err, &se) {
-		return events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: gahpSubcodes[se.Code],
+		sub, ok := gahpSubcodes[se.Code]
+		if !ok {
+			sub = subOtherVMGAHP
+		}
+		return events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: sub,
 			Reason: prefix + "VMGAHP_ERR_" + se.Code + ": " + se.Msg}
 	}
 	return events.VMEventPayload{Code: vacateVMError, Reason: prefix + err.Error()}
