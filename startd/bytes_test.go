@@ -113,3 +113,42 @@ func vmEventOf(t *testing.T, d *Startd, claim, typ string) events.VMEventPayload
 	t.Fatalf("no %s for claim %s", typ, claim)
 	return events.VMEventPayload{}
 }
+
+// TestKilledRunCountsBytes: a VM stopped on request (a hold or a removal)
+// says what its run moved and used, as an evicted one does: its
+// VMStopped carries BytesIn, the input disk.
+func TestKilledRunCountsBytes(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runReady(t, ctx, cancel, d)
+	const diskBytes = 64 << 10
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, make([]byte, diskBytes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := bus.PutFile(ctx, "alice", disk, "disk.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := events.ClaimRequest{ClaimID: "c1", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
+		Inputs: []events.FileRef{in},
+		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100;` +
+			` SimRunSeconds = 3600; VMPARAM_vm_Disk = "disk.img:hda:w:raw"; Requirements = true ]`}
+	b, _ := json.Marshal(req)
+	if rep, err := d.handleClaim(ctx, b); err != nil || !rep.(events.ClaimReply).Accepted {
+		t.Fatalf("claim: %+v, %v", rep, err)
+	}
+	vmEventOf(t, d, "c1", events.VMStarted)
+	b, _ = json.Marshal(events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill, Reason: "test"})
+	if _, err := d.handleDeactivate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if p := vmEventOf(t, d, "c1", events.VMStopped); p.BytesIn != diskBytes {
+		t.Fatalf("VMStopped %+v: BytesIn %d, want %d (its input disk)", p, p.BytesIn, diskBytes)
+	}
+}

@@ -341,7 +341,10 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		if err := vm.Stop(ctx, 0); err != nil {
 			log.Warn("kill VM", "err", err)
 		}
-		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request"})
+		// Its run counts as any other: the CPU its VM used and the bytes
+		// it brought in go to the job's totals.
+		user, sys := usedCPU(ctx, vm)
+		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request", BytesIn: bytesIn, UserCPUNanos: user, SysCPUNanos: sys})
 		return
 	}
 	// An evicted VM's event says what CPU it used and what bytes its run
