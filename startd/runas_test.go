@@ -100,3 +100,23 @@ func TestHoldSubcodesAreDistinct(t *testing.T) {
 		seen[p.SubCode] = c
 	}
 }
+
+// TestHoldReasonNamesHTCondorsError: a hold's reason names the error as
+// HTCondor's starter does (REFERENCE.md: "Error from slot1@exec09:
+// VMGAHP_ERR_JOBCLASSAD_KVM_INVALID_DISK_PARAM"), so that a
+// periodic_release or a script matching HTCondor's text matches vmpool's.
+func TestHoldReasonNamesHTCondorsError(t *testing.T) {
+	for code, want := range map[string]string{
+		"KVM_INVALID_DISK_PARAM":        "VMGAHP_ERR_JOBCLASSAD_KVM_INVALID_DISK_PARAM: ",
+		"XEN_KERNEL_NOT_FOUND":          "VMGAHP_ERR_JOBCLASSAD_XEN_KERNEL_NOT_FOUND: ",
+		"XEN_MISMATCHED_CHECKPOINT":     "VMGAHP_ERR_JOBCLASSAD_XEN_MISMATCHED_CHECKPOINT: ",
+		"NO_VMWARE_VMX_PARAM":           "VMGAHP_ERR_JOBCLASSAD_NO_VMWARE_VMX_PARAM: ",
+		"JOBCLASSAD_NO_VM_MEMORY_PARAM": "VMGAHP_ERR_JOBCLASSAD_NO_VM_MEMORY_PARAM: ",
+		"BAD_IMAGE":                     "VMGAHP_ERR_BAD_IMAGE: ",
+	} {
+		p := failure("Error from slot1@s1: ", &hypervisor.SpecError{Code: code, Msg: "m"})
+		if p.Reason != "Error from slot1@s1: "+want+"m" {
+			t.Errorf("%s: reason %q, want %q", code, p.Reason, "Error from slot1@s1: "+want+"m")
+		}
+	}
+}

@@ -54,6 +54,16 @@ var gahpSubcodes = map[string]int{
 // subOtherVMGAHP is the subcode of a VMGAHP error gahpSubcodes lacks.
 const subOtherVMGAHP = 199
 
+// jobClassAdErrors are the errors HTCondor names VMGAHP_ERR_JOBCLASSAD_*
+// (every one of its starter's list but BAD_IMAGE), which the drivers'
+// codes give without the JOBCLASSAD_.
+var jobClassAdErrors = map[string]bool{
+	"MISMATCHED_HARDWARE_VT": true, "XEN_NO_KERNEL_PARAM": true, "XEN_KERNEL_NOT_FOUND": true,
+	"XEN_INITRD_NOT_FOUND": true, "XEN_NO_ROOT_DEVICE_PARAM": true, "XEN_NO_DISK_PARAM": true,
+	"XEN_INVALID_DISK_PARAM": true, "XEN_MISMATCHED_CHECKPOINT": true, "KVM_NO_DISK_PARAM": true,
+	"KVM_INVALID_DISK_PARAM": true, "KVM_MISMATCHED_CHECKPOINT": true, "NO_VMWARE_VMX_PARAM": true,
+}
+
 type waitResult struct {
 	exit hypervisor.Exit
 	err  error
@@ -462,8 +472,12 @@ func failure(prefix string, err error) events.VMEventPayload {
 		if !ok {
 			sub = subOtherVMGAHP
 		}
+		name := se.Code
+		if jobClassAdErrors[name] {
+			name = "JOBCLASSAD_" + name
+		}
 		return events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: sub,
-			Reason: prefix + "VMGAHP_ERR_" + se.Code + ": " + se.Msg}
+			Reason: prefix + "VMGAHP_ERR_" + name + ": " + se.Msg}
 	}
 	return events.VMEventPayload{Code: vacateVMError, Reason: prefix + err.Error()}
 }
