@@ -374,6 +374,9 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 				w = " (" + cur.StopReason + ")"
 			}
 		})
+		if w == "" && d.stopping.Load() {
+			w = " (the startd is shutting down)"
+		}
 		return w
 	}
 	vctx, cancel := context.WithCancel(ctx)
