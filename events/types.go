@@ -126,6 +126,14 @@ type ClaimPayload struct {
 	// RemoveReason is the removal's reason for the user log's 009.
 	Removed      bool   `json:"removed,omitempty"`
 	RemoveReason string `json:"remove_reason,omitempty"`
+	// On a ClaimReleased, the CPU and bytes of the run the claim ends (a
+	// VM stopped for a hold or a removal), as in JobEvictedPayload: added
+	// to the job's RemoteUserCpu/RemoteSysCpu and BytesSent/BytesRecvd.
+	// 0 in events recorded before they were.
+	UserCPUNanos int64 `json:"user_cpu_ns,omitempty"`
+	SysCPUNanos  int64 `json:"sys_cpu_ns,omitempty"`
+	BytesSent    int64 `json:"bytes_sent,omitempty"`
+	BytesRecv    int64 `json:"bytes_recv,omitempty"`
 }
 
 // JobStartedPayload records that the job's VM runs.

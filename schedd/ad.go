@@ -181,7 +181,9 @@ func (j *Job) attrs(schedd string, s attrSink) {
 	}
 	if len(j.Checkpoints) > 0 {
 		s.setInt(aVmpoolCheckpoint, int64(j.Checkpoints[0].Seq))
-		s.setInt(aLastCkptTime, j.Checkpoints[0].Taken/1e9)
+	}
+	if j.LastCkptTime != 0 {
+		s.setInt(aLastCkptTime, j.LastCkptTime)
 	}
 	if len(j.Outputs) > 0 {
 		names := make([]string, len(j.Outputs))

@@ -159,6 +159,15 @@ func Apply(q *Queue, e events.Event) *Queue {
 			leaveQueue(q, j)
 		}
 	case events.ClaimReleased:
+		var p events.ClaimPayload
+		_ = e.Decode(&p)
+		if j.Claim != nil && j.Claim.ID == p.ClaimID {
+			// The run's CPU and bytes count as an evicted run's do.
+			j.RemoteUserCPU += p.UserCPUNanos
+			j.RemoteSysCPU += p.SysCPUNanos
+			j.BytesSent += p.BytesSent
+			j.BytesRecv += p.BytesRecv
+		}
 		dropClaim(q, j, at)
 		if j.Status == Running {
 			setStatus(j, Idle, at)

@@ -264,7 +264,8 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 				p.Outputs = []events.FileRef{{Name: o, Bucket: "vmpool_files_alice", Object: events.ObjectName(sum), Size: 10, SHA256: sum}}
 			}
 			if arg(d, "checkpoint", "") == "true" {
-				p.Checkpoint = &events.Checkpoint{Files: []events.FileRef{{Name: "memory.state", Size: int64(argInt(d, "checkpoint_bytes", 0))}}, Slot: p.Slot}
+				p.Checkpoint = &events.Checkpoint{Files: []events.FileRef{{Name: "memory.state", Size: int64(argInt(d, "checkpoint_bytes", 0))}}, Slot: p.Slot,
+					Taken: int64(argInt(d, "taken", 0)) * 1e9}
 			}
 			payload = p
 		}
@@ -290,6 +291,11 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		return dumpQueue(h.q)
 	case "ad":
 		j := h.q.Jobs[jobArg(d)]
+		for _, hj := range h.q.History {
+			if j == nil && hj.ID == jobArg(d) {
+				j = hj // condor_history's ad
+			}
+		}
 		if j == nil {
 			return "no such job\n"
 		}

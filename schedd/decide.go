@@ -373,7 +373,8 @@ func DecideForeign(q *Queue, e events.Event) []events.Event {
 func startdEventFor(schedd string, j *Job, typ string, p events.VMEventPayload) []events.Event {
 	cl := j.Claim
 	mk := func(typ string, payload any) events.Event { return events.New(typ, payload).ForJob(schedd, j.ID) }
-	released := mk(events.ClaimReleased, claimEnded(j, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot, Reason: p.Reason}))
+	released := mk(events.ClaimReleased, claimEnded(j, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot, Reason: p.Reason,
+		UserCPUNanos: p.UserCPUNanos, SysCPUNanos: p.SysCPUNanos, BytesSent: p.BytesIn, BytesRecv: p.BytesOut}))
 	switch typ {
 	case events.ClaimAccepted:
 		if cl.State == ClaimMatched {

@@ -155,6 +155,7 @@ type Job struct {
 	NumJobStarts        int
 	NumRestarts         int
 	NumCkpts            int
+	LastCkptTime        int64 // unix seconds of the newest checkpoint (0: none); kept when the checkpoints go
 	ExitCode            int
 	LastVacateTime      int64
 	// Checkpoints are the job's good checkpoints, newest first (at most
@@ -182,6 +183,7 @@ const keepCheckpoints = 2
 func (j *Job) addCheckpoint(cp events.Checkpoint) {
 	j.NumCkpts++
 	cp.Seq = j.NumCkpts
+	j.LastCkptTime = cp.Taken / 1e9
 	j.Checkpoints = append([]events.Checkpoint{cp}, j.Checkpoints...)
 	if len(j.Checkpoints) > keepCheckpoints {
 		j.Checkpoints = j.Checkpoints[:keepCheckpoints]

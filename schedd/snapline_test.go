@@ -51,7 +51,7 @@ func snapLineSamples() [][]byte {
 	full := snapJob{Job: &Job{ID: events.JobID{Cluster: 3, Proc: 1}, Inputs: []events.FileRef{{Name: "d.img", Bucket: "b", Object: "o", Size: 7, SHA256: "ab"}},
 		OwnIwd: "/w", OwnLog: "l<og>", Status: 5, EnteredCurrentStatus: 1 << 40, HoldCode: 6, HoldSub: 100, HoldReason: "qemu \"died\"",
 		LastHoldReason: "x & y", NumHolds: 2, ReleaseReason: "r", RemoveReason: "rm", RemoteHost: "slot1@h", LastRemoteHost: "slot2@h",
-		JobStartDate: 1, JobCurrentStartDate: 2, CompletionDate: 3, NumJobStarts: 4, NumRestarts: 5, NumCkpts: 6, ExitCode: -1,
+		JobStartDate: 1, JobCurrentStartDate: 2, CompletionDate: 3, NumJobStarts: 4, NumRestarts: 5, NumCkpts: 6, LastCkptTime: 9, ExitCode: -1,
 		LastVacateTime: 7, Checkpoints: []events.Checkpoint{{Files: []events.FileRef{{Name: "m"}}, Taken: 9, Slot: "s", Seq: 6}},
 		Outputs: []events.FileRef{{Name: "out"}}, BytesSent: 8, BytesRecv: 9, RemoteWallClock: 10,
 		Claim: &Claim{ID: "n#1", Negotiator: "n", Startd: "s", Slot: "slot1@s", Machine: "h", State: ClaimExited, StopMode: events.ModeKill,

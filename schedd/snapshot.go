@@ -29,7 +29,8 @@ const SnapshotFile = "snapshot.json"
 // snapshotVersion changes whenever the encoding or Apply's meaning does.
 // Version 2 writes one JSON document per line: the header, then each
 // cluster and job, so a restart decodes them on every CPU.
-const snapshotVersion = 2
+// Version 3 adds a job's LastCkptTime.
+const snapshotVersion = 3
 
 type snapshot struct {
 	Version     int    `json:"version"`
@@ -150,6 +151,8 @@ func jobMember(x *events.JSONReader, j *Job, name []byte) {
 		j.NumRestarts = x.Int()
 	case "NumCkpts":
 		j.NumCkpts = x.Int()
+	case "LastCkptTime":
+		j.LastCkptTime = x.Int64()
 	case "ExitCode":
 		j.ExitCode = x.Int()
 	case "LastVacateTime":

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +113,92 @@ func vmEventOf(t *testing.T, d *Startd, claim, typ string) events.VMEventPayload
 	}
 	t.Fatalf("no %s for claim %s", typ, claim)
 	return events.VMEventPayload{}
+}
+
+// TestKilledRunCountsBytes: a VM stopped on request (a hold or a removal)
+// says what its run moved and used, as an evicted one does: its
+// VMStopped carries BytesIn, the input disk.
+func TestKilledRunCountsBytes(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runReady(t, ctx, cancel, d)
+	const diskBytes = 64 << 10
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, make([]byte, diskBytes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := bus.PutFile(ctx, "alice", disk, "disk.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := events.ClaimRequest{ClaimID: "c1", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
+		Inputs: []events.FileRef{in},
+		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100;` +
+			` SimRunSeconds = 3600; VMPARAM_vm_Disk = "disk.img:hda:w:raw"; Requirements = true ]`}
+	b, _ := json.Marshal(req)
+	if rep, err := d.handleClaim(ctx, b); err != nil || !rep.(events.ClaimReply).Accepted {
+		t.Fatalf("claim: %+v, %v", rep, err)
+	}
+	vmEventOf(t, d, "c1", events.VMStarted)
+	b, _ = json.Marshal(events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill, Reason: "test"})
+	if _, err := d.handleDeactivate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if p := vmEventOf(t, d, "c1", events.VMStopped); p.BytesIn != diskBytes {
+		t.Fatalf("VMStopped %+v: BytesIn %d, want %d (its input disk)", p, p.BytesIn, diskBytes)
+	}
+}
+
+// TestShutdownVacateSaysWhy: a VM vacated because its startd is stopped
+// gracefully says so in its eviction (the user log's 004 reason), as one
+// vacated for a drain or a condor_vacate_job does; it used to read only
+// "vacated with a checkpoint".
+func TestShutdownVacateSaysWhy(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	dir := t.TempDir()
+	d, err := New(Config{Name: "s1", Dir: dir, Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	<-d.Ready()
+	req := events.ClaimRequest{ClaimID: "c1", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
+		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100; JobVMCheckpoint = true;` +
+			` SimRunSeconds = 3600; SimCheckpointBytes = 4096; VMPARAM_vm_Disk = "/dev/null:hda:r:raw"; Requirements = true ]`}
+	b, _ := json.Marshal(req)
+	if rep, err := d.handleClaim(ctx, b); err != nil || !rep.(events.ClaimReply).Accepted {
+		t.Fatalf("claim: %+v, %v", rep, err)
+	}
+	vmEventOf(t, d, "c1", events.VMStarted)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	l, err := events.OpenLog(filepath.Join(dir, "log"), "s1", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var p events.VMEventPayload
+	err = l.Scan(1, func(_ uint64, e events.Event) error {
+		if e.Type == events.VMEvicted {
+			return e.Decode(&p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Checkpoint == nil || !strings.Contains(p.Reason, "shutting down") {
+		t.Fatalf("VMEvicted at shutdown: %+v; want a checkpoint and a reason saying the startd is shutting down", p)
+	}
 }

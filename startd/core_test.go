@@ -266,7 +266,7 @@ func TestJobSpec(t *testing.T) {
 				t.Fatalf("error %v, want SpecError %s", err, tc.code)
 			}
 			p := failure("Error from slot1@s1: ", err)
-			if !p.Hold || p.Code != 6 || p.SubCode != gahpSubcodes[tc.code] || !strings.Contains(p.Reason, "VMGAHP_ERR_"+tc.code) {
+			if !p.Hold || p.Code != 6 || p.SubCode != gahpSubcodes[tc.code] || !strings.Contains(p.Reason, "VMGAHP_ERR_JOBCLASSAD_"+strings.TrimPrefix(tc.code, "JOBCLASSAD_")) {
 				t.Fatalf("hold payload %+v", p)
 			}
 		})

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"testing"
+
+	"github.com/vmpool/vmpool/startd/hypervisor"
 )
 
 // TestRunAs: a root startd runs a VM as its owner's account when it
@@ -74,5 +77,46 @@ func TestLookupAccountCaches(t *testing.T) {
 	}
 	if b, err := lookupAccount("root"); err != nil || b == a || b.Uid != "0" {
 		t.Fatalf("after its lifetime: %+v (first %p, now %p), %v", b, a, b, err)
+	}
+}
+
+// TestHoldSubcodesAreDistinct: a hold for one of the drivers' VMGAHP
+// errors carries a subcode of its own. Only JOBCLASSAD_NO_VM_MEMORY_PARAM
+// is HTCondor's subcode 0; a .vmx the vmware driver refuses used to be
+// held with subcode 0 too, which a periodic_release on HoldReasonSubCode
+// takes for a job without vm_memory.
+func TestHoldSubcodesAreDistinct(t *testing.T) {
+	codes := []string{"VMWARE_VMX_ERROR", "VMWARE_MISMATCHED_CHECKPOINT", "KVM_INVALID_NETWORK_PARAM",
+		"XEN_INVALID_NETWORK_PARAM", "VMWARE_INVALID_NETWORK_PARAM", "INVALID_NAME"}
+	seen := map[int]string{}
+	for _, c := range codes {
+		p := failure("Error from slot1@s1: ", &hypervisor.SpecError{Code: c, Msg: "m"})
+		if !p.Hold || p.Code != holdFailedToCreate || p.SubCode == 0 {
+			t.Errorf("%s: hold %+v; want code 6 with a subcode other than JOBCLASSAD_NO_VM_MEMORY_PARAM's 0", c, p)
+		}
+		if other, dup := seen[p.SubCode]; dup && !strings.HasSuffix(c, "_INVALID_NETWORK_PARAM") {
+			t.Errorf("%s and %s share subcode %d", c, other, p.SubCode)
+		}
+		seen[p.SubCode] = c
+	}
+}
+
+// TestHoldReasonNamesHTCondorsError: a hold's reason names the error as
+// HTCondor's starter does (REFERENCE.md: "Error from slot1@exec09:
+// VMGAHP_ERR_JOBCLASSAD_KVM_INVALID_DISK_PARAM"), so that a
+// periodic_release or a script matching HTCondor's text matches vmpool's.
+func TestHoldReasonNamesHTCondorsError(t *testing.T) {
+	for code, want := range map[string]string{
+		"KVM_INVALID_DISK_PARAM":        "VMGAHP_ERR_JOBCLASSAD_KVM_INVALID_DISK_PARAM: ",
+		"XEN_KERNEL_NOT_FOUND":          "VMGAHP_ERR_JOBCLASSAD_XEN_KERNEL_NOT_FOUND: ",
+		"XEN_MISMATCHED_CHECKPOINT":     "VMGAHP_ERR_JOBCLASSAD_XEN_MISMATCHED_CHECKPOINT: ",
+		"NO_VMWARE_VMX_PARAM":           "VMGAHP_ERR_JOBCLASSAD_NO_VMWARE_VMX_PARAM: ",
+		"JOBCLASSAD_NO_VM_MEMORY_PARAM": "VMGAHP_ERR_JOBCLASSAD_NO_VM_MEMORY_PARAM: ",
+		"BAD_IMAGE":                     "VMGAHP_ERR_BAD_IMAGE: ",
+	} {
+		p := failure("Error from slot1@s1: ", &hypervisor.SpecError{Code: code, Msg: "m"})
+		if p.Reason != "Error from slot1@s1: "+want+"m" {
+			t.Errorf("%s: reason %q, want %q", code, p.Reason, "Error from slot1@s1: "+want+"m")
+		}
 	}
 }

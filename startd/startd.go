@@ -139,6 +139,9 @@ type Startd struct {
 	loop   *events.Loop
 	st     *State
 	start  int64
+	// stopping: the startd is shutting down and vacating its VMs (the
+	// reason their evictions give).
+	stopping atomic.Bool
 
 	healthMu   sync.Mutex
 	fp         hypervisor.Fingerprint // the last probe (health.go)
@@ -428,6 +431,7 @@ func (d *Startd) Run(ctx context.Context) error {
 	srv.Close()
 
 	// Graceful shutdown: vacate every VM, wait for the starters.
+	d.stopping.Store(true)
 	d.mu.Lock()
 	for _, ch := range d.starters {
 		select {

@@ -44,6 +44,24 @@ var gahpSubcodes = map[string]int{
 	// vmpool's own, past HTCondor's list: networking the machine does not
 	// give (the job overrode its Requirements).
 	"JOBCLASSAD_MISMATCHED_NETWORKING": 101, "JOBCLASSAD_MISMATCHED_NETWORKING_TYPE": 102,
+	// and the drivers' errors HTCondor's list has no entry for (0 is
+	// JOBCLASSAD_NO_VM_MEMORY_PARAM's, not a default).
+	"VMWARE_VMX_ERROR": 103, "VMWARE_MISMATCHED_CHECKPOINT": 104,
+	"KVM_INVALID_NETWORK_PARAM": 105, "XEN_INVALID_NETWORK_PARAM": 105, "VMWARE_INVALID_NETWORK_PARAM": 105,
+	"INVALID_NAME": 106,
+}
+
+// subOtherVMGAHP is the subcode of a VMGAHP error gahpSubcodes lacks.
+const subOtherVMGAHP = 199
+
+// jobClassAdErrors are the errors HTCondor names VMGAHP_ERR_JOBCLASSAD_*
+// (every one of its starter's list but BAD_IMAGE), which the drivers'
+// codes give without the JOBCLASSAD_.
+var jobClassAdErrors = map[string]bool{
+	"MISMATCHED_HARDWARE_VT": true, "XEN_NO_KERNEL_PARAM": true, "XEN_KERNEL_NOT_FOUND": true,
+	"XEN_INITRD_NOT_FOUND": true, "XEN_NO_ROOT_DEVICE_PARAM": true, "XEN_NO_DISK_PARAM": true,
+	"XEN_INVALID_DISK_PARAM": true, "XEN_MISMATCHED_CHECKPOINT": true, "KVM_NO_DISK_PARAM": true,
+	"KVM_INVALID_DISK_PARAM": true, "KVM_MISMATCHED_CHECKPOINT": true, "NO_VMWARE_VMX_PARAM": true,
 }
 
 type waitResult struct {
@@ -333,7 +351,10 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		if err := vm.Stop(ctx, 0); err != nil {
 			log.Warn("kill VM", "err", err)
 		}
-		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request"})
+		// Its run counts as any other: the CPU its VM used and the bytes
+		// it brought in go to the job's totals.
+		user, sys := usedCPU(ctx, vm)
+		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request", BytesIn: bytesIn, UserCPUNanos: user, SysCPUNanos: sys})
 		return
 	}
 	// An evicted VM's event says what CPU it used and what bytes its run
@@ -353,6 +374,9 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 				w = " (" + cur.StopReason + ")"
 			}
 		})
+		if w == "" && d.stopping.Load() {
+			w = " (the startd is shutting down)"
+		}
 		return w
 	}
 	vctx, cancel := context.WithCancel(ctx)
@@ -447,8 +471,16 @@ func isClosed(ch <-chan struct{}) bool {
 func failure(prefix string, err error) events.VMEventPayload {
 	var se *hypervisor.SpecError
 	if errors.As(err, &se) {
-		return events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: gahpSubcodes[se.Code],
-			Reason: prefix + "VMGAHP_ERR_" + se.Code + ": " + se.Msg}
+		sub, ok := gahpSubcodes[se.Code]
+		if !ok {
+			sub = subOtherVMGAHP
+		}
+		name := se.Code
+		if jobClassAdErrors[name] {
+			name = "JOBCLASSAD_" + name
+		}
+		return events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: sub,
+			Reason: prefix + "VMGAHP_ERR_" + name + ": " + se.Msg}
 	}
 	return events.VMEventPayload{Code: vacateVMError, Reason: prefix + err.Error()}
 }

@@ -134,7 +134,7 @@ func analyzeJob(w io.Writer, job *classad.Ad, machines []*classad.Ad) {
 			suggestions = append(suggestions, fmt.Sprintf("    [%d] %s", i, suggest(cl, job, machines)))
 		}
 	}
-	rejectedByJob, rejectByOwn, claimed, able := 0, 0, 0, 0
+	rejectedByJob, rejectByOwn, claimed, drained, able := 0, 0, 0, 0, 0
 	var ownReasons []string
 	for _, mach := range machines {
 		if !job.EvalIn("Requirements", mach).IsTrue() {
@@ -146,11 +146,14 @@ func analyzeJob(w io.Writer, job *classad.Ad, machines []*classad.Ad) {
 			ownReasons = append(ownReasons, "    "+strAttr(mach, "Name")+": "+whyMachineRejects(mach, job))
 			continue
 		}
-		if strAttr(mach, "State") != "Unclaimed" {
+		switch strAttr(mach, "State") {
+		case "Unclaimed":
+			able++
+		case "Drained":
+			drained++
+		default:
 			claimed++
-			continue
 		}
-		able++
 	}
 	if len(suggestions) == 0 && rejectedByJob == len(machines) {
 		var per []string
@@ -173,6 +176,9 @@ func analyzeJob(w io.Writer, job *classad.Ad, machines []*classad.Ad) {
 	fmt.Fprintf(w, "%6d are rejected by your job's requirements\n", rejectedByJob)
 	fmt.Fprintf(w, "%6d reject your job because of their own requirements\n", rejectByOwn)
 	fmt.Fprintf(w, "%6d match but are already claimed\n", claimed)
+	if drained > 0 {
+		fmt.Fprintf(w, "%6d match but are drained (condor_drain): vmpool drain -cancel NAME lets them take jobs again\n", drained)
+	}
 	fmt.Fprintf(w, "%6d are able to run your job\n", able)
 	if able > 0 {
 		fmt.Fprintf(w, "\nJob %s should be matched in the next negotiation cycle.\n", id)

@@ -94,6 +94,17 @@ func TestAnalyzeKnownMachines(t *testing.T) {
 			"every condition is met by some machine, but no machine meets them all: slot1@a fails [2]; slot1@b fails [5]",
 		},
 	}, {
+		// A drained machine is not claimed (condor_status counts it under
+		// Drain): the summary says it is drained, and how to undo that.
+		name:     "drained machines",
+		job:      job("64", "kvm", ""),
+		machines: []string{machine("slot1@a", `State = "Drained";`), machine("slot1@b", `State = "Drained";`), machine("slot1@c", `State = "Claimed";`)},
+		want: []string{
+			"     1 match but are already claimed",
+			"     2 match but are drained (condor_drain): vmpool drain -cancel NAME lets them take jobs again",
+			"     0 are able to run your job",
+		},
+	}, {
 		name:     "no machines",
 		job:      job("64", "kvm", ""),
 		want:     []string{"There are no machines in the pool"},

@@ -125,6 +125,9 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 				return c.submitFailed(err)
 			}
 		}
+		for _, w := range cl.Warnings {
+			fmt.Fprintf(c.stderr, "WARNING: %s\n", w)
+		}
 		return c.dryRun(cl, dryRun, opts.Owner)
 	}
 

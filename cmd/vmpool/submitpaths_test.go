@@ -49,3 +49,31 @@ func TestSubmitPathsKnob(t *testing.T) {
 		t.Fatalf("bad value: exit %d\n%s", code, out)
 	}
 }
+
+// TestDryRunWarns: submit -dry-run, the way to check a description
+// without queueing it, prints the warnings a real submit prints (as
+// condor_submit -dry-run does) on standard error, besides writing the ads.
+func TestDryRunWarns(t *testing.T) {
+	dir := t.TempDir()
+	if err := vmimage.WriteHello(filepath.Join(dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "w.sub")
+	os.WriteFile(sub, []byte("universe = vm\nexecutable = x\nvm_type = kvm\nvm_memory = 16\nvm_disk = hello.img:hda:w:raw\n"+
+		"should_transfer_files = YES\ntransfer_input_files = hello.img\narguments = -v\nqueue\n"), 0o644)
+	var out, errOut bytes.Buffer
+	c := &cli{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code := c.main(ctx, []string{"vmpool", "submit", "-dry-run", filepath.Join(dir, "out.ads"), sub}); code != 0 {
+		t.Fatalf("dry run: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"WARNING: " + sub + ":8: arguments has no effect", "request_memory was not specified"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("dry run's standard error lacks %q:\n%s", want, errOut.String())
+		}
+	}
+	if !strings.Contains(out.String(), "1 job(s) dry-run to cluster 1.") {
+		t.Errorf("dry run's output:\n%s", out.String())
+	}
+}

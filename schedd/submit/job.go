@@ -412,6 +412,22 @@ func (b *builder) build() {
 		}
 	}
 
+	// Commands of another vm_type mean nothing for this job: said, not
+	// silently dropped.
+	if vmType == "kvm" || vmType == "xen" || vmType == "vmware" {
+		for _, c := range []struct{ cmd, vmType string }{
+			{"xen_kernel", "xen"}, {"xen_initrd", "xen"}, {"xen_root", "xen"}, {"xen_kernel_params", "xen"},
+			{"vmware_dir", "vmware"}, {"vmware_should_transfer_files", "vmware"}, {"vmware_snapshot_disk", "vmware"},
+		} {
+			if _, d, ok := b.given(c.cmd); ok && c.vmType != vmType {
+				b.warn(d, "%s is used only by vm_type = %s jobs; ignored", c.cmd, c.vmType)
+			}
+		}
+		if _, d, ok := b.given("vm_disk"); ok && vmType == "vmware" {
+			b.warn(d, "vm_disk is not used by vm_type = vmware jobs (their disks are those the .vmx in vmware_dir names); ignored")
+		}
+	}
+
 	// Xen.
 	hardwareVT := false
 	if vmType == "xen" {

@@ -107,6 +107,29 @@ func TestKVMAttributes(t *testing.T) {
 	}
 }
 
+// TestOtherVMTypesCommandsWarn: a command only another vm_type uses
+// (xen_kernel or vmware_* on a kvm job, vm_disk on a vmware job) is
+// ignored with a warning at its line, not silently: a vmware job's
+// vm_disk used to vanish without a word, its disk never attached.
+func TestOtherVMTypesCommandsWarn(t *testing.T) {
+	dir := fixtures(t)
+	kvm := strings.Join(mustParse(t, dir, edit(kvmBase, "xen_kernel = included", "vmware_should_transfer_files = true"), Options{}).Warnings, "\n")
+	for _, want := range []string{"test.sub:7: xen_kernel is used only by vm_type = xen jobs; ignored",
+		"test.sub:8: vmware_should_transfer_files is used only by vm_type = vmware jobs; ignored"} {
+		if !strings.Contains(kvm, want) {
+			t.Errorf("kvm job: warnings lack %q:\n%s", want, kvm)
+		}
+	}
+	vmw := strings.Join(mustParse(t, dir, edit(vmwareBase, "vm_disk = disk.img:hda:w"), Options{}).Warnings, "\n")
+	if want := "test.sub:7: vm_disk is not used by vm_type = vmware jobs"; !strings.Contains(vmw, want) {
+		t.Errorf("vmware job: warnings lack %q:\n%s", want, vmw)
+	}
+	xen := strings.Join(mustParse(t, dir, edit(xenBase), Options{}).Warnings, "\n")
+	if strings.Contains(xen, "is used only by") || strings.Contains(xen, "is not used by") {
+		t.Errorf("xen job warned of its own commands:\n%s", xen)
+	}
+}
+
 func TestHoldAndWarnings(t *testing.T) {
 	dir := fixtures(t)
 	c := mustParse(t, dir, edit(kvmBase, "hold = true", "request_memory = 1G", "vm_memroy = 7", "arguments = -v", "xen_transfer_files = data.img", "should_transfer_files = NO"), Options{})

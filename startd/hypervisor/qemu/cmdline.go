@@ -250,6 +250,10 @@ type launch struct {
 	tap       string // a bridged VM's tap device (openNetwork)
 	tapFD     int    // where QEMU inherits the tap
 	incoming  bool   // resume: wait for the migration stream
+	// replaced are the job's disks a resume replaced with the
+	// checkpoint's copies, each kept beside it (keptPath) until the VM
+	// runs (settleReplaced).
+	replaced []string
 	// kernel, when set, boots the guest from this kernel file (with
 	// initrd and the kernel command line cmdline) instead of its disk.
 	kernel, initrd, cmdline string

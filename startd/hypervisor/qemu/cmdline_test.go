@@ -139,6 +139,12 @@ func TestStartFailureBlame(t *testing.T) {
 		{"qemu-system-x86_64: -drive file=" + scratch + "/disk.img,format=raw,if=none,id=disk0: Could not open '" + scratch + "/disk.img': Permission denied", false},
 		{"qemu-system-x86_64: -drive file=" + scratch + "/a,,b.img,format=raw,if=none,id=disk0: Could not open '" + scratch + "/a,b.img': No space left on device", false},
 		{"qemu-system-x86_64: -accel bogus: invalid accelerator bogus", false},
+		// QEMU opens a drive read-only first and reopens it writable when
+		// the guest's device takes it: then the message names the device.
+		{"qemu-system-x86_64: -device ide-hd,drive=disk0,bus=ide.0,unit=0,bootindex=0: Could not open '/srv/shared/a.img': Permission denied", true},
+		{"qemu-system-x86_64: -device virtio-blk-pci,drive=disk1: Could not open '/srv/shared/b.img': Permission denied", true},
+		{"qemu-system-x86_64: -device ide-hd,drive=disk0,bus=ide.0,unit=0,bootindex=0: Could not open '" + scratch + "/disk.img': Permission denied", false},
+		{"qemu-system-x86_64: -device e1000,netdev=net0: Bus 'pci.0' not found", false},
 	} {
 		log := touch(t, filepath.Join(dir, "qemu.log"), tc.said+"\n")
 		err := startFailure(errors.New("qemu exited"), log, scratch)

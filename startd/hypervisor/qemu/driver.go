@@ -170,9 +170,9 @@ func tail(path string, n int) string {
 
 // startFailure is err, a QEMU that did not start, with the tail of its
 // log appended: a *hypervisor.SpecError when QEMU refused one of the job's
-// disks (its message names the -drive option: a corrupt image, one that
-// is not in the format the job gave, a file the job's user may not read),
-// so that the startd holds the job rather than take the machine's VMs
+// disks (its message names the -drive option, or the device a drive is
+// attached to: a corrupt image, one that is not in the format the job
+// gave, a file the job's user may not read or write), so that the startd holds the job rather than take the machine's VMs
 // offline for it. A drive error in the scratch directory dir (transferred
 // inputs, overlays) that is an errno of the machine's (a permission, a
 // full or failing disk, memory) stays the machine's.
@@ -181,10 +181,27 @@ func startFailure(err error, logPath, dir string) error {
 	if t == "" {
 		return err
 	}
-	if strings.Contains(t, ": -drive ") && (!machineErrno(t) || !allInDir(t, dir)) {
+	if driveError(t) && (!machineErrno(t) || !allInDir(t, dir)) {
 		return &hypervisor.SpecError{Code: "BAD_IMAGE", Msg: "QEMU refused a disk of the job: " + t}
 	}
 	return fmt.Errorf("%w: qemu said: %s", err, t)
+}
+
+// driveError reports whether QEMU's message is about one of the VM's
+// disks: it names the -drive option, or the device a drive is attached to
+// (QEMU opens a drive read-only first and reopens it writable when the
+// guest's device takes it, so a disk it may read but not write is
+// refused at -device ...,drive=diskN).
+func driveError(msg string) bool {
+	if strings.Contains(msg, ": -drive ") {
+		return true
+	}
+	_, dev, ok := strings.Cut(msg, ": -device ")
+	if !ok {
+		return false
+	}
+	opts, _, _ := strings.Cut(dev, ": ")
+	return strings.Contains(opts, ",drive=disk")
 }
 
 // drivePath is the file of the -drive option QEMU's message names ("":
@@ -213,7 +230,7 @@ func drivePath(msg string) string {
 // option's, and those it quotes: 'PATH', as a backing file's) lies in
 // dir: a file outside it is one the job named.
 func allInDir(msg, dir string) bool {
-	if !inDir(drivePath(msg), dir) {
+	if p := drivePath(msg); p != "" && !inDir(p, dir) {
 		return false
 	}
 	for rest := msg; ; {

@@ -363,6 +363,9 @@ func TestCheckpointManyDisks(t *testing.T) {
 	if ro, _ := os.ReadFile(spec2.Disks[2].Path); len(ro) != 1<<20 || bytes.ContainsFunc(ro, func(r rune) bool { return r != 0 }) {
 		t.Fatal("read-only disk was written")
 	}
+	if kept, _ := filepath.Glob(filepath.Join(spec2.Dir, ".*before-resume")); len(kept) != 0 {
+		t.Fatalf("the job's disks kept during the resume were left behind: %v", kept)
+	}
 
 	// The same checkpoint with a different machine shape is refused.
 	spec3 := mk()
@@ -371,6 +374,58 @@ func TestCheckpointManyDisks(t *testing.T) {
 	var se *hypervisor.SpecError
 	if !errors.As(err, &se) || se.Code != "KVM_MISMATCHED_CHECKPOINT" {
 		t.Fatalf("resume with other memory = %v", err)
+	}
+}
+
+// TestResumeRefusedState: a checkpoint whose memory state QEMU refuses
+// to load (here overwritten with garbage, as a state another QEMU cannot
+// read would be) is the checkpoint's fault, KVM_MISMATCHED_CHECKPOINT:
+// the startd then tries an older checkpoint or boots the original disks
+// (docs/checkpoints.md) instead of taking the machine's VMs offline and
+// sending the job to fail on the next machine.
+func TestResumeRefusedState(t *testing.T) {
+	needQEMU(t)
+	t.Parallel()
+	spec := guestSpec(t, "refused-state", vmimage.StampCounter(30), "")
+	vm := start(t, newDriver(t), spec)
+	for deadline := time.Now().Add(testTimeout); ; time.Sleep(20 * time.Millisecond) {
+		if d, err := vmimage.ReadData(spec.Disks[0].Path); err == nil && d.Stamped {
+			break // the checkpoint's copy of the disk differs from the original
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("guest made no progress")
+		}
+	}
+	ck := t.TempDir()
+	if _, err := vm.(hypervisor.Checkpointer).Checkpoint(testCtx(t), ck, hypervisor.CheckpointOptions{}); err != nil {
+		t.Fatalf("Checkpoint: %v", err)
+	}
+	wait(t, vm)
+	state := filepath.Join(ck, "memory.state")
+	if err := os.WriteFile(state, bytes.Repeat([]byte("not a QEMU migration stream\n"), 1000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec2 := guestSpec(t, "refused-state", vmimage.StampCounter(30), "")
+	spec2.Resume = ck
+	vm2, err := newDriver(t).Start(testCtx(t), spec2)
+	if err == nil {
+		vm2.Stop(context.Background(), 0)
+		t.Fatal("resumed from a garbage memory state")
+	}
+	var se *hypervisor.SpecError
+	if !errors.As(err, &se) || se.Code != "KVM_MISMATCHED_CHECKPOINT" {
+		t.Fatalf("resume from a memory state QEMU refuses = %v, want SpecError KVM_MISMATCHED_CHECKPOINT", err)
+	}
+	if _, err := os.Stat(filepath.Join(spec2.Dir, "qmp.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+	// The job's disk is as it was, not the checkpoint's copy: booting it
+	// instead (the fall-back) starts the guest afresh.
+	if d, err := vmimage.ReadData(spec2.Disks[0].Path); err != nil || d.Stamped || d.Boots != 0 {
+		t.Fatalf("the job's disk after the refused resume: %+v, %v; want it untouched (never booted)", d, err)
+	}
+	if ents, _ := filepath.Glob(spec2.Disks[0].Path + "*"); len(ents) != 1 {
+		t.Fatalf("files beside the job's disk: %v", ents)
 	}
 }
 

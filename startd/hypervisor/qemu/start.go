@@ -46,7 +46,7 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.VM
 	return vm, nil
 }
 
-func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
+func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (_ *VM, err error) {
 	if err := validateName(spec.Name); err != nil {
 		return nil, err
 	}
@@ -64,6 +64,7 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 		serial:  filepath.Join(spec.Dir, serialFile),
 		net:     spec.Network,
 	}
+	defer func() { settleReplaced(l.replaced, err == nil) }()
 	if err := validateNetwork(spec.Network); err != nil {
 		return nil, err
 	}
@@ -188,7 +189,8 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 	}
 	if manifest != nil {
 		if err := d.incoming(ctx, c, spec.Resume, *manifest); err != nil {
-			return fail(c, err)
+			_, err = fail(c, err)
+			return nil, stateRefused(ctx, spec.Resume, err)
 		}
 	}
 	if l.vnc {

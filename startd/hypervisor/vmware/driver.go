@@ -205,7 +205,7 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.VM
 	return vm, nil
 }
 
-func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
+func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (_ *VM, err error) {
 	if err := safeName(spec.Name); err != nil {
 		return nil, err
 	}
@@ -220,9 +220,10 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 	}
 	spec.VMX = filepath.Clean(spec.VMX)
 	var rec record
-	var err error
+	var replaced []replacedFile
+	defer func() { settleReplaced(replaced, err == nil) }()
 	if spec.Resume != "" {
-		rec, err = d.prepareResume(spec)
+		rec, err = d.prepareResume(spec, &replaced)
 	} else {
 		rec, err = d.prepare(ctx, spec)
 	}
@@ -237,6 +238,9 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 			d.vmrun(sctx, "stop", rec.VMX, "hard")
 			cancel()
+		}
+		if spec.Resume != "" {
+			return nil, resumeRefused(ctx, spec.Resume, err)
 		}
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package vmware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -330,8 +331,10 @@ func resolve(vmx, name string) string {
 }
 
 // prepareResume checks the checkpoint in spec.Resume against the spec and
-// copies its files over the job's, and returns the VM's record.
-func (d *Driver) prepareResume(spec hypervisor.Spec) (record, error) {
+// copies its files over the job's, and returns the VM's record. The
+// job's files it replaces are kept beside them (keptPath), and every
+// file it writes is listed in *replaced, for settleReplaced.
+func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]replacedFile) (record, error) {
 	mismatch := func(format string, args ...any) error {
 		return specErr("VMWARE_MISMATCHED_CHECKPOINT", "checkpoint %s: "+format, append([]any{spec.Resume}, args...)...)
 	}
@@ -371,11 +374,70 @@ func (d *Driver) prepareResume(spec hypervisor.Spec) (record, error) {
 	// refused checkpoint leaves them for a fresh boot.
 	dir := filepath.Dir(spec.VMX)
 	for _, f := range m.Files {
-		if err := toolvm.CopyFile(filepath.Join(dir, f), filepath.Join(spec.Resume, f)); err != nil {
+		path := filepath.Join(dir, f)
+		r := replacedFile{path: path}
+		if _, err := os.Lstat(path); err == nil {
+			if err := os.Rename(path, keptPath(path)); err != nil {
+				return record{}, fmt.Errorf("restore %s: %w", f, err)
+			}
+			r.kept = true
+		}
+		*replaced = append(*replaced, r)
+		if err := toolvm.CopyFile(path, filepath.Join(spec.Resume, f)); err != nil {
 			return record{}, fmt.Errorf("restore %s: %w", f, err)
 		}
 	}
 	rec := m.Rec
 	rec.VMX = spec.VMX
 	return rec, nil
+}
+
+// replacedFile is a file of the job's VM a resume wrote from the
+// checkpoint; kept: the job had its own, kept at keptPath(path).
+type replacedFile struct {
+	path string
+	kept bool
+}
+
+// keptPath is where a resume keeps the job's file at path while the
+// checkpoint's copy takes its place.
+func keptPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".before-resume")
+}
+
+// settleReplaced ends a resume's replacement of the job's files: a VM
+// that resumed keeps the checkpoint's; a resume that failed puts the
+// job's own back and removes the others (the suspended state above all,
+// which vmrun would resume again), so that what the startd does next (an
+// older checkpoint, or a boot of the job's files) starts from them.
+func settleReplaced(files []replacedFile, resumed bool) {
+	for i := len(files) - 1; i >= 0; i-- {
+		f := files[i]
+		switch {
+		case resumed && f.kept:
+			os.Remove(keptPath(f.path))
+		case resumed:
+		case f.kept:
+			os.Rename(keptPath(f.path), f.path)
+		default:
+			os.Remove(f.path)
+		}
+	}
+}
+
+// resumeRefused is err, a vmrun start of a resumed VM that failed: the
+// checkpoint's fault (VMWARE_MISMATCHED_CHECKPOINT: a suspended state
+// vmrun cannot read), so that the startd tries an older checkpoint or
+// boots the job's files, unless the start was cancelled or vmrun's
+// message says the machine lacks memory, space or access.
+func resumeRefused(ctx context.Context, dir string, err error) error {
+	if ctx.Err() != nil || errors.Is(err, hypervisor.ErrBadSpec) {
+		return err
+	}
+	for _, e := range []string{"Cannot allocate memory", "Insufficient memory", "No space left on device", "Permission denied", "Input/output error"} {
+		if strings.Contains(err.Error(), e) {
+			return err
+		}
+	}
+	return specErr("VMWARE_MISMATCHED_CHECKPOINT", "checkpoint %s: vmrun cannot resume it: %v", dir, err)
 }

@@ -246,3 +246,63 @@ func TestSharedDisksUsedInPlace(t *testing.T) {
 	}
 	noVMsLeft(t, vmrun)
 }
+
+// TestResumeRefusedSuspendState: a checkpoint whose suspended state vmrun
+// cannot resume (here a .vmss that is not one) is the checkpoint's fault,
+// VMWARE_MISMATCHED_CHECKPOINT, so that the startd tries an older
+// checkpoint or boots the job's files; and those files are the job's own
+// again: a boot of them starts the guest afresh and runs it to its end.
+func TestResumeRefusedSuspendState(t *testing.T) {
+	vmrun := emulatedVMRun(t)
+	g := vmimage.StampCounter(40)
+	dir, vmx := guestDir(t, g)
+	d := newDriver(t, vmrun)
+	vm, err := d.Start(ctxFor(t), hypervisor.Spec{Name: "refused", Dir: dir, MemoryMiB: 16, VMX: vmx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vm.Stop(context.Background(), 0) })
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		if dd, err := vmimage.ReadData(filepath.Join(dir, "disk.img")); err == nil && dd.Stamped {
+			break // the checkpoint's copy of the disk differs from the original
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the guest never wrote its disk")
+		}
+	}
+	ck := t.TempDir()
+	if _, err := vm.(hypervisor.Checkpointer).Checkpoint(ctxFor(t), ck, hypervisor.CheckpointOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	vm.Wait(ctxFor(t))
+	if err := os.WriteFile(filepath.Join(ck, "guest.vmss"), []byte("not a suspended state\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dir2, vmx2 := guestDir(t, g)
+	spec := hypervisor.Spec{Name: "refused2", Dir: dir2, MemoryMiB: 16, VMX: vmx2, Resume: ck}
+	vm2, err := d.Start(ctxFor(t), spec)
+	if err == nil {
+		vm2.Stop(context.Background(), 0)
+		t.Fatal("resumed from a .vmss that is not one")
+	}
+	var se *hypervisor.SpecError
+	if !errors.As(err, &se) || se.Code != "VMWARE_MISMATCHED_CHECKPOINT" {
+		t.Fatalf("resume from a state vmrun refuses = %v, want SpecError VMWARE_MISMATCHED_CHECKPOINT", err)
+	}
+	// The startd's fall-back: the same job's files, booted.
+	spec.Resume = ""
+	vm3, err := d.Start(ctxFor(t), spec)
+	if err != nil {
+		t.Fatalf("boot after the refused resume: %v", err)
+	}
+	t.Cleanup(func() { vm3.Stop(context.Background(), 0) })
+	exit, err := vm3.Wait(ctxFor(t))
+	if err != nil || !exit.PoweredOff {
+		t.Fatalf("booted VM: %+v, %v", exit, err)
+	}
+	if final := readData(t, filepath.Join(dir2, "disk.img")); !final.Done || final.Boots != 1 || final.Ticks != g.Ticks {
+		t.Fatalf("job's disk after the fall-back boot: %+v; want one boot run to its end", final)
+	}
+	noVMsLeft(t, vmrun)
+}

@@ -136,7 +136,7 @@ func (d *Driver) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.VM
 	return vm, nil
 }
 
-func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
+func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (_ *VM, err error) {
 	if err := safeName(spec.Name); err != nil {
 		return nil, err
 	}
@@ -147,10 +147,11 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 		return nil, err
 	}
 	var dom domain
-	var err error
 	var memFile string
+	var replaced []string
+	defer func() { settleReplaced(replaced, err == nil) }()
 	if spec.Resume != "" {
-		dom, memFile, err = d.prepareResume(spec)
+		dom, memFile, err = d.prepareResume(spec, &replaced)
 	} else {
 		dom, err = buildDomain(spec, d.cfg.Bootloader, d.cfg.Bridge)
 	}
@@ -175,6 +176,9 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (*VM, error) {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 			toolvm.Run(dctx, d.cfg.XL, "destroy", spec.Name)
 			cancel()
+		}
+		if memFile != "" {
+			return nil, restoreRefused(ctx, spec.Resume, err)
 		}
 		return nil, err
 	}

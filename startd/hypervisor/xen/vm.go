@@ -2,10 +2,12 @@ package xen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -294,7 +296,9 @@ func (v *VM) checkpoint(ctx context.Context, dir string, opt hypervisor.Checkpoi
 // prepareResume reads the checkpoint in spec.Resume, checks it against the
 // spec, and puts the checkpoint's disk copies in place of the spec's disks.
 // It returns the domain to restore and the save file.
-func (d *Driver) prepareResume(spec hypervisor.Spec) (domain, string, error) {
+// The job's disks it replaces are kept beside them (keptPath) and listed
+// in *replaced, for settleReplaced.
+func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]string) (domain, string, error) {
 	mismatch := func(format string, args ...any) error {
 		return specErr("XEN_MISMATCHED_CHECKPOINT", "checkpoint %s: "+format, append([]any{spec.Resume}, args...)...)
 	}
@@ -352,10 +356,52 @@ func (d *Driver) prepareResume(spec hypervisor.Spec) (domain, string, error) {
 		if md.File == "" {
 			continue
 		}
-		if err := toolvm.CopyFile(byDev[md.Device].Path, filepath.Join(spec.Resume, md.File)); err != nil {
+		path := byDev[md.Device].Path
+		if err := os.Rename(path, keptPath(path)); err != nil {
+			return domain{}, "", fmt.Errorf("restore disk %s: %w", md.Device, err)
+		}
+		*replaced = append(*replaced, path)
+		if err := toolvm.CopyFile(path, filepath.Join(spec.Resume, md.File)); err != nil {
 			return domain{}, "", fmt.Errorf("restore disk %s: %w", md.Device, err)
 		}
 	}
 	dom.FromCheckpnt = true
 	return dom, mem, nil
+}
+
+// keptPath is where a resume keeps the job's disk at path while the
+// checkpoint's copy takes its place.
+func keptPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".before-resume")
+}
+
+// settleReplaced ends a resume's replacement of the job's disks: a domain
+// that was restored keeps the checkpoint's copies; a resume that failed
+// puts the job's own disks back, so that what the startd does next (an
+// older checkpoint, or a boot of the original disks) starts from them.
+func settleReplaced(paths []string, restored bool) {
+	for _, p := range paths {
+		if restored {
+			os.Remove(keptPath(p))
+		} else {
+			os.Rename(keptPath(p), p)
+		}
+	}
+}
+
+// restoreRefused is err, an xl restore that failed: the checkpoint's
+// fault (XEN_MISMATCHED_CHECKPOINT: a save file xl cannot read), so that
+// the startd tries an older checkpoint or boots the original disks,
+// unless the start was cancelled or xl's message says the machine lacks
+// memory, space or access.
+func restoreRefused(ctx context.Context, dir string, err error) error {
+	if ctx.Err() != nil || errors.Is(err, hypervisor.ErrBadSpec) {
+		return err
+	}
+	for _, e := range []string{"Cannot allocate memory", "failed to free memory", "No space left on device", "Permission denied", "Input/output error"} {
+		if strings.Contains(err.Error(), e) {
+			return err
+		}
+	}
+	return specErr("XEN_MISMATCHED_CHECKPOINT", "checkpoint %s: xl restore refused it: %v", dir, err)
 }

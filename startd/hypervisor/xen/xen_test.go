@@ -194,3 +194,61 @@ func TestCrashedDomain(t *testing.T) {
 	}
 	noDomainsLeft(t, xl)
 }
+
+// TestResumeRefusedSaveFile: a checkpoint whose save file xl restore
+// refuses (here not a save file at all) is the checkpoint's fault,
+// XEN_MISMATCHED_CHECKPOINT, so that the startd tries an older checkpoint
+// or boots the job's disks; and those disks are the job's own again, not
+// the checkpoint's copies the resume put in their place.
+func TestResumeRefusedSaveFile(t *testing.T) {
+	xl := emulatedXL(t)
+	t.Cleanup(func() { noDomainsLeft(t, xl) })
+	d := xen.New(xen.Config{XL: xl, Bootloader: "pygrub", StatusInterval: 300 * time.Millisecond, Logger: testLogger(t)})
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.img")
+	if err := vmimage.StampCounter(60).WriteRaw(disk, 0); err != nil {
+		t.Fatal(err)
+	}
+	vm, err := d.Start(ctxFor(t), xenSpec(t, "refused", dir, disk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vm.Stop(context.Background(), 0) })
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if dd, err := vmimage.ReadData(disk); err == nil && dd.Stamped {
+			break // the checkpoint's copy of the disk differs from the original
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("guest made no progress")
+		}
+	}
+	ck := t.TempDir()
+	if _, err := vm.(hypervisor.Checkpointer).Checkpoint(ctxFor(t), ck, hypervisor.CheckpointOptions{}); err != nil {
+		t.Fatalf("Checkpoint: %v", err)
+	}
+	if _, err := vm.Wait(ctxFor(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ck, "xen.mem.ckpt"), []byte("not a save file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir2 := t.TempDir()
+	disk2 := filepath.Join(dir2, "disk.img")
+	if err := vmimage.StampCounter(60).WriteRaw(disk2, 0); err != nil {
+		t.Fatal(err)
+	}
+	spec := xenSpec(t, "refused", dir2, disk2)
+	spec.Resume = ck
+	vm2, err := d.Start(ctxFor(t), spec)
+	if err == nil {
+		vm2.Stop(context.Background(), 0)
+		t.Fatal("restored a domain from a file that is not a save file")
+	}
+	var se *hypervisor.SpecError
+	if !errors.As(err, &se) || se.Code != "XEN_MISMATCHED_CHECKPOINT" {
+		t.Fatalf("restore from a save file xl refuses = %v, want SpecError XEN_MISMATCHED_CHECKPOINT", err)
+	}
+	if dd, err := vmimage.ReadData(disk2); err != nil || dd.Stamped || dd.Boots != 0 {
+		t.Fatalf("the job's disk after the refused restore: %+v, %v; want it untouched (never booted)", dd, err)
+	}
+}
