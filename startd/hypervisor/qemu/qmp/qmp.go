@@ -290,6 +290,12 @@ func (c *Client) ExecuteWithFile(ctx context.Context, command string, args any, 
 }
 
 func (c *Client) execute(ctx context.Context, command string, args any, f *os.File, result any) error {
+	if err := ctx.Err(); err != nil {
+		// Not sent at all: the write's deadline is set asynchronously
+		// once ctx ends, so a write begun now could still go out and
+		// its reply win the race against ctx.Done below.
+		return fmt.Errorf("qmp %s: %w", command, err)
+	}
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
