@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -136,7 +137,13 @@ func openPebble(dir string, opt LogOptions, memTable uint64, logger *slog.Logger
 	for i := range o.Levels {
 		o.Levels[i].BlockSize = 32 << 10
 	}
-	return pebble.Open(dir, o)
+	db, err := pebble.Open(dir, o)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("it is in use by another process (the daemon of this log is running: a vmpool up on this home, "+
+			"or a vmpool schedd, negotiator or startd with this --home and name): stop that one, "+
+			"or give this one a home of its own (--home) or a name of its own (--name): %w", err)
+	}
+	return db, err
 }
 
 func newLog(db *pebble.DB, dir, source string, prefix []byte, disk *diskReading, logger *slog.Logger) *Log {

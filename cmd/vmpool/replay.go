@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmpool/vmpool/classad"
@@ -391,7 +393,11 @@ func (c *cli) openLogReadOnly(t logTarget) (*openedLog, error) {
 			os.RemoveAll(tmp)
 			continue
 		}
-		fmt.Fprintf(c.stderr, "vmpool replay: %s is in use (%v); reading a copy taken now\n", t.dir, first)
+		if errors.Is(first, syscall.EWOULDBLOCK) {
+			fmt.Fprintf(c.stderr, "vmpool replay: %s is in use by its running daemon; reading a copy taken now\n", t.dir)
+		} else {
+			fmt.Fprintf(c.stderr, "vmpool replay: %s is in use (%v); reading a copy taken now\n", t.dir, first)
+		}
 		return &openedLog{log: l, copy: tmp}, nil
 	}
 	return nil, fmt.Errorf("open %s read-only: %w", t.dir, first)
