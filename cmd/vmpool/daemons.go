@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/negotiator"
 	"github.com/vmpool/vmpool/schedd"
@@ -307,7 +308,6 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		Driver:                drv,
 		Logger:                logger,
 		VMType:                vmType,
-		VMMemory:              cfg.Int("VM_MEMORY", &errs),
 		NumSlots:              cfg.Positive("NUM_SLOTS", &errs),
 		Networking:            cfg.Bool("VM_NETWORKING", &errs),
 		NetworkingTypes:       cfg.List("VM_NETWORKING_TYPE"),
@@ -320,6 +320,20 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		Kill:                  cfg.Get("KILL"),
 		AliveInterval:         cfg.PositiveSeconds("ALIVE_INTERVAL", &errs),
 		UpdateInterval:        cfg.PositiveSeconds("UPDATE_INTERVAL", &errs),
+	}
+	nerrs := len(errs)
+	sc.VMMemory = cfg.Int("VM_MEMORY", &errs)
+	if sc.VMMemory <= 0 && len(errs) == nerrs {
+		errs = append(errs, fmt.Sprintf("VM_MEMORY = %d (from %s): set it to the MiB all VMs of this machine may use, e.g. VM_MEMORY = 1024",
+			sc.VMMemory, cfg.Origin("VM_MEMORY")))
+	}
+	// startd.New checks these too, but cannot say where they were set.
+	for _, k := range []string{"START", "RANK", "PREEMPT", "KILL"} {
+		if v := cfg.Get(k); strings.TrimSpace(v) != "" {
+			if _, err := classad.ParseExpr(v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s = %s (from %s): %v", k, v, cfg.Origin(k), err))
+			}
+		}
 	}
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20

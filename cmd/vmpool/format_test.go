@@ -180,6 +180,23 @@ func TestKnobsThatMustBePositive(t *testing.T) {
 	}
 }
 
+// TestPolicyKnobErrorsSayWhereTheyWereSet: a START, RANK, PREEMPT or
+// KILL that does not parse, and a VM_MEMORY of 0 or less, name the file
+// and line that set them, as every other knob's error does; they used to
+// name only the knob ("START: expression ...").
+func TestPolicyKnobErrorsSayWhereTheyWereSet(t *testing.T) {
+	for _, kv := range []string{"START=(Foo ==", "RANK=Memory +", "PREEMPT=)", "KILL=a b", "VM_MEMORY=0", "VM_MEMORY=-5"} {
+		cfg := NewConfig()
+		cfg.Set("LOCAL_DIR", t.TempDir(), "test")
+		k, v, _ := strings.Cut(kv, "=")
+		cfg.Set(k, v, "pool.conf:7")
+		_, err := startdConfig(cfg, "s1", nil, nil)
+		if want := fmt.Sprintf("%s = %s (from pool.conf:7): ", k, v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", kv, err, want)
+		}
+	}
+}
+
 // TestUnknownKnobs: a name that is no knob and no macro of the user's is
 // warned of, with the knob it likely misspells; a macro a value uses is
 // not.
