@@ -190,7 +190,7 @@ func serverTLS(cfg *Config) *events.TLSFiles {
 // server have lost it).
 func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog.Logger, creds *events.Credentials, users []string) (*events.Bus, error) {
 	var errs []string
-	ttl := cfg.Seconds("CLASSAD_LIFETIME", &errs)
+	ttl := cfg.PositiveSeconds("CLASSAD_LIFETIME", &errs)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -241,7 +241,7 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		MaxJobs:    cfg.Int("MAX_JOBS_SUBMITTED", &errs),
 		Address:    address,
 	}
-	sc.PolicyInterval = cfg.Seconds("PERIODIC_EXPR_INTERVAL", &errs)
+	sc.PolicyInterval = cfg.PositiveSeconds("PERIODIC_EXPR_INTERVAL", &errs)
 	sc.SnapshotEvery = cfg.Int("QUEUE_SNAPSHOT_EVENTS", &errs)
 	if sc.SnapshotEvery == 0 {
 		sc.SnapshotEvery = -1 // 0 in the configuration: never
@@ -264,9 +264,9 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 		Dir:          filepath.Join(cfg.Get("LOCAL_DIR"), cfg.Get("NEGOTIATOR_NAME")),
 		Bus:          bus,
 		Logger:       logger,
-		Interval:     cfg.Seconds("NEGOTIATOR_INTERVAL", &errs),
-		MatchTimeout: cfg.Seconds("MATCH_TIMEOUT", &errs),
-		AdLifetime:   cfg.Seconds("CLASSAD_LIFETIME", &errs),
+		Interval:     cfg.PositiveSeconds("NEGOTIATOR_INTERVAL", &errs),
+		MatchTimeout: cfg.PositiveSeconds("MATCH_TIMEOUT", &errs),
+		AdLifetime:   cfg.PositiveSeconds("CLASSAD_LIFETIME", &errs),
 	}
 	nc.Failpoints = failpoints(cfg, nc.Name, &errs)
 	nc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
