@@ -145,7 +145,7 @@ func TestOutboxRefusesLogBehindBus(t *testing.T) {
 		t.Fatalf("Run = %v, want ErrLogBehindBus", err)
 	}
 	// The administrator reads which log, what is wrong and what to do.
-	for _, want := range []string{dir, "seq 9", "seq 1", "restore", "--name"} {
+	for _, want := range []string{dir, "seq 9", "seq 1", "restore", "--name", "another daemon of this name"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Run = %v\nwant it to say %q", err, want)
 		}
