@@ -292,10 +292,10 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	var errs []string
 	vmType := strings.ToLower(strings.TrimSpace(cfg.Get("VM_TYPE")))
 	// The driver's lines ("vm shut down") carry the startd's keys, as
-	// its own do.
+	// its own do (vm_type the driver adds itself).
 	drvLogger := logger
 	if drvLogger != nil {
-		drvLogger = drvLogger.With("daemon", "startd", "startd", name, "vm_type", vmType)
+		drvLogger = drvLogger.With("daemon", "startd", "startd", name)
 	}
 	drv, err := newDriver(vmType, cfg, drvLogger)
 	if err != nil {
