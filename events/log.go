@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -199,6 +200,31 @@ func (s *Store) Log(source string) (*Log, error) {
 		return nil, fmt.Errorf("open event log %s in %s: %w", source, s.dir, err)
 	}
 	return l, nil
+}
+
+// Sources lists the daemons whose logs the store holds, in key order.
+func (s *Store) Sources() ([]string, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, fmt.Errorf("list the logs of event store %s: %w", s.dir, err)
+	}
+	defer it.Close()
+	var out []string
+	for ok := it.First(); ok; {
+		k := it.Key()
+		i := bytes.IndexByte(k, 0)
+		if i <= 0 {
+			ok = it.Next()
+			continue
+		}
+		out = append(out, string(k[:i]))
+		// Past every key of this source: its name, then a byte above 0.
+		ok = it.SeekGE(append(append([]byte(nil), k[:i]...), 1))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("list the logs of event store %s: %w", s.dir, err)
+	}
+	return out, nil
 }
 
 // Close closes the store; its logs must be closed first.
