@@ -14,8 +14,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -349,6 +351,46 @@ func GetFile(ctx context.Context, js jetstream.JetStream, ref FileRef, dst strin
 	return getFile(ctx, js, store, ref, dst, FetchFirstByte)
 }
 
+// A fetch streams into a temporary file named .NAME.part-PID@HOST-RANDOM
+// beside its destination NAME: its process and host, so that a later
+// fetch can tell the part of a fetch whose process died (a schedd killed
+// while it fetched a returned disk into the submit directory) from that
+// of a running one.
+func partPrefix(dst string) string { return "." + filepath.Base(dst) + ".part-" }
+
+func partOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%d@%s", os.Getpid(), host)
+}
+
+// removeDeadParts removes the parts that fetches into dst left when their
+// process died: those of this host whose process is gone. The parts of a
+// running process (this one's own, another fetch of dst), and of other
+// hosts, are left alone.
+func removeDeadParts(dst string) {
+	dir, prefix := filepath.Dir(dst), partPrefix(dst)
+	host, _ := os.Hostname()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		i := strings.LastIndexByte(rest, '-')
+		if !ok || i < 0 || e.IsDir() {
+			continue
+		}
+		pidText, partHost, ok := strings.Cut(rest[:i], "@")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || partHost != host {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // getFile is GetFile from store, ref's bucket, waiting first for its first
 // bytes.
 func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.ObjectStore, ref FileRef, dst string, first time.Duration) error {
@@ -361,7 +403,8 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 		}
 		return fmt.Errorf("fetch %s (%s): %w", ref.Name, ref.Object, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".part-*")
+	removeDeadParts(dst)
+	tmp, err := os.CreateTemp(filepath.Dir(dst), partPrefix(dst)+partOwner()+"-*")
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", ref.Name, err)
 	}

@@ -3,8 +3,10 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -205,4 +207,43 @@ func TestGetFileFollowsAnObjectReplacedMidway(t *testing.T) {
 		t.Fatal("fetched file differs")
 	}
 	t.Logf("fetched in %s", took.Round(time.Millisecond))
+}
+
+// TestGetFileRemovesPartsOfDeadFetches: a fetch killed half-way (a schedd
+// killed while it fetched a returned disk into the submit directory) left
+// its temporary file, the size of what it had fetched, beside the
+// destination for ever. The next fetch of that destination removes the
+// parts of fetches whose process is gone, and not those of a running one.
+func TestGetFileRemovesPartsOfDeadFetches(t *testing.T) {
+	bus, ref, data := fileBus(t, 1<<20)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "disk.img")
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	dead := filepath.Join(dir, fmt.Sprintf(".disk.img.part-%d@%s-123", gone.Process.Pid, host))
+	live := filepath.Join(dir, fmt.Sprintf(".disk.img.part-%d@%s-456", os.Getpid(), host))
+	other := filepath.Join(dir, fmt.Sprintf(".other.img.part-%d@%s-789", gone.Process.Pid, host))
+	elsewhere := filepath.Join(dir, fmt.Sprintf(".disk.img.part-%d@another-host-789", gone.Process.Pid))
+	for _, p := range []string{dead, live, other, elsewhere} {
+		if err := os.WriteFile(p, []byte("half a disk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := GetFile(context.Background(), bus.JS, ref, dst); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dst); string(got) != string(data) {
+		t.Fatal("fetched file differs")
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the part of a dead fetch is still there (%v)", err)
+	}
+	for _, p := range []string{live, other, elsewhere} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s, of a running fetch, another file or another host, was removed: %v", filepath.Base(p), err)
+		}
+	}
 }

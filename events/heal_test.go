@@ -129,7 +129,8 @@ func TestOutboxRefusesLogBehindBus(t *testing.T) {
 	if _, err := b.JS.Publish(ctx, events.Subject(events.RoleSchedd, newer), data); err != nil {
 		t.Fatal(err)
 	}
-	l, err := events.OpenLog(t.TempDir(), "schedd", events.LogOptions{})
+	dir := t.TempDir()
+	l, err := events.OpenLog(dir, "schedd", events.LogOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +140,15 @@ func TestOutboxRefusesLogBehindBus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ob.Run(ctx); !errors.Is(err, events.ErrLogBehindBus) {
+	err = ob.Run(ctx)
+	if !errors.Is(err, events.ErrLogBehindBus) {
 		t.Fatalf("Run = %v, want ErrLogBehindBus", err)
+	}
+	// The administrator reads which log, what is wrong and what to do.
+	for _, want := range []string{dir, "seq 9", "seq 1", "restore", "--name", "another daemon of this name"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Run = %v\nwant it to say %q", err, want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -136,7 +138,13 @@ func openPebble(dir string, opt LogOptions, memTable uint64, logger *slog.Logger
 	for i := range o.Levels {
 		o.Levels[i].BlockSize = 32 << 10
 	}
-	return pebble.Open(dir, o)
+	db, err := pebble.Open(dir, o)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("it is in use by another process (the daemon of this log is running: a vmpool up on this home, "+
+			"or a vmpool schedd, negotiator or startd with this --home and name): stop that one, "+
+			"or give this one a home of its own (--home) or a name of its own (--name): %w", err)
+	}
+	return db, err
 }
 
 func newLog(db *pebble.DB, dir, source string, prefix []byte, disk *diskReading, logger *slog.Logger) *Log {
@@ -192,6 +200,31 @@ func (s *Store) Log(source string) (*Log, error) {
 		return nil, fmt.Errorf("open event log %s in %s: %w", source, s.dir, err)
 	}
 	return l, nil
+}
+
+// Sources lists the daemons whose logs the store holds, in key order.
+func (s *Store) Sources() ([]string, error) {
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, fmt.Errorf("list the logs of event store %s: %w", s.dir, err)
+	}
+	defer it.Close()
+	var out []string
+	for ok := it.First(); ok; {
+		k := it.Key()
+		i := bytes.IndexByte(k, 0)
+		if i <= 0 {
+			ok = it.Next()
+			continue
+		}
+		out = append(out, string(k[:i]))
+		// Past every key of this source: its name, then a byte above 0.
+		ok = it.SeekGE(append(append([]byte(nil), k[:i]...), 1))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("list the logs of event store %s: %w", s.dir, err)
+	}
+	return out, nil
 }
 
 // Close closes the store; its logs must be closed first.

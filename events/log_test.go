@@ -185,6 +185,10 @@ func TestSharedStore(t *testing.T) {
 	if v, _ := b.MetaUint("m"); v != 0 {
 		t.Fatalf("meta leaked across logs: %d", v)
 	}
+	// The store says whose logs it holds (vmpool replay lists them).
+	if srcs, err := s.Sources(); err != nil || fmt.Sprint(srcs) != "[startd1 startd2]" {
+		t.Fatalf("Sources = %v, %v", srcs, err)
+	}
 }
 
 func TestFailpointsParse(t *testing.T) {

@@ -212,7 +212,11 @@ func (o *Outbox) verifyBus(ctx context.Context) error {
 		busSeq = e.Seq
 	}
 	if busSeq > o.log.LastSeq() {
-		return fmt.Errorf("%s: bus has seq %d, log ends at %d: %w", o.log.Source(), busSeq, o.log.LastSeq(), ErrLogBehindBus)
+		return fmt.Errorf("%s: the bus holds its events up to seq %d, its log %s only up to seq %d "+
+			"(another daemon of this name runs, or ran, with another home; or the log lost events: its home was restored "+
+			"from an older backup, or its disk lost writes): give each daemon a name of its own (--name), or "+
+			"restore the log from the same moment as the bus, or run the daemon under a new name with an empty home: %w",
+			o.log.Source(), busSeq, o.log.Dir(), o.log.LastSeq(), ErrLogBehindBus)
 	}
 	pub := o.published.Load()
 	acked, err := o.log.LastOwnAtOrBefore(pub)

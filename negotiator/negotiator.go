@@ -145,8 +145,19 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.loop.Run(gctx) })
 	obCtx, obCancel := context.WithCancel(context.Background())
-	obDone := make(chan error, 1)
-	go func() { obDone <- outbox.Run(obCtx) }()
+	var obErr error
+	obDone := make(chan struct{})
+	go func() { obErr = outbox.Run(obCtx); close(obDone) }()
+	// An outbox that stops on its own (the bus is ahead of the log) stops
+	// the negotiator: its matches would reach no schedd.
+	g.Go(func() error {
+		select {
+		case <-obDone:
+			return obErr
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	g.Go(func() error {
 		return events.Consume(gctx, n.cfg.Bus.JS, events.ConsumerConfig{
 			Durable:    "negotiator-" + n.cfg.Name,
@@ -173,14 +184,19 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	n.logger.Info("negotiator running", "jobs", jobs, "interval", n.cfg.Interval)
 	close(n.ready)
 	err = g.Wait()
-	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if ferr := outbox.Flush(fctx); ferr != nil {
-		n.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
+	select {
+	case <-obDone: // stopped: nothing would flush it
+	default:
+		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if ferr := outbox.Flush(fctx); ferr != nil {
+			n.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
+		}
+		fcancel()
 	}
-	fcancel()
 	obCancel()
-	if oerr := <-obDone; err == nil {
-		err = oerr
+	<-obDone
+	if err == nil {
+		err = obErr
 	}
 	return err
 }

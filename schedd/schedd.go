@@ -216,8 +216,19 @@ func (s *Schedd) Run(ctx context.Context) error {
 	g.Go(func() error { return s.loop.Run(gctx) })
 	// The outbox outlives the other goroutines so that it can flush.
 	obCtx, obCancel := context.WithCancel(context.Background())
-	obDone := make(chan error, 1)
-	go func() { obDone <- s.outbox.Run(obCtx) }()
+	var obErr error
+	obDone := make(chan struct{})
+	go func() { obErr = s.outbox.Run(obCtx); close(obDone) }()
+	// An outbox that stops on its own (the bus is ahead of the log) stops
+	// the schedd: serving on would queue jobs nothing ever hears of.
+	g.Go(func() error {
+		select {
+		case <-obDone:
+			return obErr
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	// Users' verbs end in the user's name (their identity on a pool with
 	// credentials); the startds' keepalive does not.
 	for verb, h := range map[string]events.UserHandler{
@@ -280,14 +291,19 @@ func (s *Schedd) Run(ctx context.Context) error {
 			s.logger.Warn("snapshot at shutdown", "err", serr)
 		}
 	}
-	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	if ferr := s.outbox.Flush(fctx); ferr != nil {
-		s.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
+	select {
+	case <-obDone: // stopped: nothing would flush it
+	default:
+		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if ferr := s.outbox.Flush(fctx); ferr != nil {
+			s.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
+		}
+		fcancel()
 	}
-	fcancel()
 	obCancel()
-	if oerr := <-obDone; err == nil {
-		err = oerr
+	<-obDone
+	if err == nil {
+		err = obErr
 	}
 	return err
 }

@@ -542,3 +542,50 @@ func TestRunStartReplays(t *testing.T) {
 		t.Fatalf("c3: RunStart %d, BytesIn %d; want its VMStarted's time and 0 bytes", c.RunStart, c.BytesIn)
 	}
 }
+
+// TestClaimOnARemovedSlotRunsToItsEnd: a startd restarted with a lower
+// NUM_SLOTS (2, from 4) while a VM ran on slot4 keeps that claim: the
+// restarted startd reattaches to the VM (a QEMU outlives its startd) and
+// reports its end, while slot4 is neither advertised nor claimed again.
+// The claim used to be dropped from the replayed state: the VM ran on
+// unwatched, the startd said nothing of it, and its job showed Running
+// until its lease expired (20 minutes by default).
+func TestClaimOnARemovedSlotRunsToItsEnd(t *testing.T) {
+	cfg := testConfig()
+	cfg.NumSlots, cfg.VMMaxNumber = 4, 4
+	st := NewState("s1", 4)
+	var seq uint64
+	var all []events.Event
+	do := func(evs []events.Event) {
+		step(st, evs, &seq)
+		for _, e := range evs {
+			e.Source, e.Seq, e.Time = "s1", uint64(len(all)+1), int64(len(all)+1)*1e9
+			all = append(all, e)
+		}
+	}
+	evs, reason := DecideClaim(st, claimReq("c4", "slot4@s1", 16, ""), MachineAd(cfg, st, st.Slot("slot4@s1"), testFacts()), 64, 4, time.Unix(1e9, 0))
+	if reason != "" {
+		t.Fatal(reason)
+	}
+	do(evs)
+	h, _ := json.Marshal(hypervisor.Handle{Type: "kvm", Name: "vm4", PID: 44})
+	do([]events.Event{VMEvent(st.Claims["c4"], events.VMStarted, events.VMEventPayload{Host: "<slot4@s1>", Handle: h})})
+
+	// Restarted with NUM_SLOTS = 2.
+	r := NewState("s1", 2)
+	for _, e := range all {
+		Apply(r, e)
+	}
+	c := r.Claims["c4"]
+	if c == nil || c.Handle == nil || c.Handle.PID != 44 || !c.Started || c.Slot != "slot4@s1" {
+		t.Fatalf("the claim on the removed slot is not in the replayed state (its VM would run unwatched): %+v", r.Claims)
+	}
+	if len(r.Slots) != 2 || r.Slot("slot4@s1") != nil || r.UsedMemory() != 16 {
+		t.Fatalf("slots %d, slot4 %v, used memory %d: want 2 slots, no slot4, the VM's 16 MiB held", len(r.Slots), r.Slot("slot4@s1"), r.UsedMemory())
+	}
+	// Its end is recorded as any claim's.
+	step(r, []events.Event{VMEvent(c, events.VMExited, events.VMEventPayload{PoweredOff: true})}, &seq)
+	if len(r.Claims) != 0 || r.Ended["c4"].Schedd != "schedd" || r.Slot("slot1@s1").State != Unclaimed {
+		t.Fatalf("after the VM's end: claims %v, ended %v", r.Claims, r.Ended)
+	}
+}

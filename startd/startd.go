@@ -382,9 +382,10 @@ func (d *Startd) Run(ctx context.Context) error {
 	defer d.metrics.detach()
 	var bgWG sync.WaitGroup
 	loopErr := make(chan error, 1)
+	outboxErr := make(chan error, 1)
 	bgWG.Add(2)
 	go func() { defer bgWG.Done(); loopErr <- d.loop.Run(bg) }()
-	go func() { defer bgWG.Done(); _ = outbox.Run(bg) }()
+	go func() { defer bgWG.Done(); outboxErr <- outbox.Run(bg) }()
 
 	// Claims open in the log: their VMs may still run (reattach) or must
 	// be started again.
@@ -420,6 +421,10 @@ func (d *Startd) Run(ctx context.Context) error {
 	g.Go(func() error {
 		select {
 		case err := <-loopErr:
+			return err
+		case err := <-outboxErr:
+			// Stopped on its own (the bus is ahead of the log): what
+			// the startd records would reach no schedd.
 			return err
 		case <-gctx.Done():
 			return nil

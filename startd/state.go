@@ -205,13 +205,16 @@ func Apply(st *State, e events.Event) *State {
 		if e.Decode(&p) != nil {
 			return st
 		}
+		st.Accepted++
+		c := &Claim{Req: p.Req, Slot: p.Req.Slot, Accepted: st.Accepted, MemoryMiB: p.MemoryMiB, Rank: p.Rank, LeaseSeconds: p.LeaseSeconds}
+		st.Claims[p.Req.ClaimID] = c
 		s := st.Slot(p.Req.Slot)
 		if s == nil {
+			// A slot this startd no longer has (NUM_SLOTS lowered since):
+			// the claim's VM runs on to its end, which is reported as any
+			// claim's; the slot is neither advertised nor claimed again.
 			return st
 		}
-		st.Accepted++
-		c := &Claim{Req: p.Req, Slot: s.Name, Accepted: st.Accepted, MemoryMiB: p.MemoryMiB, Rank: p.Rank, LeaseSeconds: p.LeaseSeconds}
-		st.Claims[p.Req.ClaimID] = c
 		if p.Preempts != "" && s.Claim == p.Preempts && st.Claims[p.Preempts] != nil {
 			c.Waiting = true
 			s.Pending = p.Req.ClaimID

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/negotiator"
 	"github.com/vmpool/vmpool/schedd"
@@ -190,7 +191,7 @@ func serverTLS(cfg *Config) *events.TLSFiles {
 // server have lost it).
 func connectBus(ctx context.Context, url, name string, cfg *Config, logger *slog.Logger, creds *events.Credentials, users []string) (*events.Bus, error) {
 	var errs []string
-	ttl := cfg.Seconds("CLASSAD_LIFETIME", &errs)
+	ttl := cfg.PositiveSeconds("CLASSAD_LIFETIME", &errs)
 	if len(errs) > 0 {
 		return nil, errors.New(strings.Join(errs, "; "))
 	}
@@ -241,7 +242,7 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		MaxJobs:    cfg.Int("MAX_JOBS_SUBMITTED", &errs),
 		Address:    address,
 	}
-	sc.PolicyInterval = cfg.Seconds("PERIODIC_EXPR_INTERVAL", &errs)
+	sc.PolicyInterval = cfg.PositiveSeconds("PERIODIC_EXPR_INTERVAL", &errs)
 	sc.SnapshotEvery = cfg.Int("QUEUE_SNAPSHOT_EVENTS", &errs)
 	if sc.SnapshotEvery == 0 {
 		sc.SnapshotEvery = -1 // 0 in the configuration: never
@@ -264,9 +265,9 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 		Dir:          filepath.Join(cfg.Get("LOCAL_DIR"), cfg.Get("NEGOTIATOR_NAME")),
 		Bus:          bus,
 		Logger:       logger,
-		Interval:     cfg.Seconds("NEGOTIATOR_INTERVAL", &errs),
-		MatchTimeout: cfg.Seconds("MATCH_TIMEOUT", &errs),
-		AdLifetime:   cfg.Seconds("CLASSAD_LIFETIME", &errs),
+		Interval:     cfg.PositiveSeconds("NEGOTIATOR_INTERVAL", &errs),
+		MatchTimeout: cfg.PositiveSeconds("MATCH_TIMEOUT", &errs),
+		AdLifetime:   cfg.PositiveSeconds("CLASSAD_LIFETIME", &errs),
 	}
 	nc.Failpoints = failpoints(cfg, nc.Name, &errs)
 	nc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
@@ -292,10 +293,10 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	var errs []string
 	vmType := strings.ToLower(strings.TrimSpace(cfg.Get("VM_TYPE")))
 	// The driver's lines ("vm shut down") carry the startd's keys, as
-	// its own do.
+	// its own do (vm_type the driver adds itself).
 	drvLogger := logger
 	if drvLogger != nil {
-		drvLogger = drvLogger.With("daemon", "startd", "startd", name, "vm_type", vmType)
+		drvLogger = drvLogger.With("daemon", "startd", "startd", name)
 	}
 	drv, err := newDriver(vmType, cfg, drvLogger)
 	if err != nil {
@@ -308,7 +309,6 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		Driver:                drv,
 		Logger:                logger,
 		VMType:                vmType,
-		VMMemory:              cfg.Int("VM_MEMORY", &errs),
 		NumSlots:              cfg.Positive("NUM_SLOTS", &errs),
 		Networking:            cfg.Bool("VM_NETWORKING", &errs),
 		NetworkingTypes:       cfg.List("VM_NETWORKING_TYPE"),
@@ -321,6 +321,20 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		Kill:                  cfg.Get("KILL"),
 		AliveInterval:         cfg.PositiveSeconds("ALIVE_INTERVAL", &errs),
 		UpdateInterval:        cfg.PositiveSeconds("UPDATE_INTERVAL", &errs),
+	}
+	nerrs := len(errs)
+	sc.VMMemory = cfg.Int("VM_MEMORY", &errs)
+	if sc.VMMemory <= 0 && len(errs) == nerrs {
+		errs = append(errs, fmt.Sprintf("VM_MEMORY = %d (from %s): set it to the MiB all VMs of this machine may use, e.g. VM_MEMORY = 1024",
+			sc.VMMemory, cfg.Origin("VM_MEMORY")))
+	}
+	// startd.New checks these too, but cannot say where they were set.
+	for _, k := range []string{"START", "RANK", "PREEMPT", "KILL"} {
+		if v := cfg.Get(k); strings.TrimSpace(v) != "" {
+			if _, err := classad.ParseExpr(v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s = %s (from %s): %v", k, v, cfg.Origin(k), err))
+			}
+		}
 	}
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20

@@ -100,6 +100,8 @@ func TestHelloJob(t *testing.T) {
 	// The driver's log lines carry the startd's keys.
 	if logs := tp.logs.String(); !strings.Contains(logs, `msg="qemu started" daemon=startd startd=startd1 vm_type=kvm`) {
 		t.Errorf("the qemu driver's lines do not name their startd:\n%s", logs)
+	} else if strings.Contains(logs, "vm_type=kvm vm_type=kvm") {
+		t.Errorf("the qemu driver's lines say vm_type twice:\n%s", logs)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,12 +198,13 @@ func (c *cli) location() *time.Location {
 
 // parseSince reads a --since or --until argument: a sequence number, or a
 // time (RFC 3339, "2006-01-02 15:04:05", "15:04:05" today) or a duration
-// ago ("10m").
+// ago ("10m", "10m ago").
 func parseSince(s string, now time.Time, loc *time.Location) (seq uint64, at time.Time, err error) {
 	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
 		return n, time.Time{}, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+	// "10m" or, as replay --help writes it, "10m ago".
+	if d, err := time.ParseDuration(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "ago"))); err == nil && d > 0 {
 		return 0, now.Add(-d), nil
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02"} {

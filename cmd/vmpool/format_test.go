@@ -180,6 +180,52 @@ func TestKnobsThatMustBePositive(t *testing.T) {
 	}
 }
 
+// TestCentralKnobsThatMustBePositive: the schedd's, the negotiator's and
+// the collector's periods of 0 or less are errors naming the knob and
+// where it was set, as the startd's are; they were taken silently as the
+// daemon's default (NEGOTIATOR_INTERVAL = 0 negotiated every minute,
+// CLASSAD_LIFETIME = 0 kept ads a minute).
+func TestCentralKnobsThatMustBePositive(t *testing.T) {
+	for _, kv := range []string{"NEGOTIATOR_INTERVAL=0", "MATCH_TIMEOUT=-1", "CLASSAD_LIFETIME=0", "PERIODIC_EXPR_INTERVAL=0", "CLASSAD_LIFETIME=-5"} {
+		cfg := NewConfig()
+		cfg.Set("LOCAL_DIR", t.TempDir(), "test")
+		k, v, _ := strings.Cut(kv, "=")
+		cfg.Set(k, v, "--set")
+		var err error
+		switch k {
+		case "PERIODIC_EXPR_INTERVAL":
+			_, err = scheddConfig(cfg, nil, nil, "")
+		case "CLASSAD_LIFETIME":
+			if _, err = negotiatorConfig(cfg, nil, nil); err == nil {
+				t.Errorf("%s: the negotiator took it", kv)
+			}
+			_, err = connectBus(context.Background(), "nats://127.0.0.1:1", "test", cfg, nil, nil, nil)
+		default:
+			_, err = negotiatorConfig(cfg, nil, nil)
+		}
+		if want := fmt.Sprintf("%s = %s (from --set): want a whole number of at least 1", k, v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", kv, err, want)
+		}
+	}
+}
+
+// TestPolicyKnobErrorsSayWhereTheyWereSet: a START, RANK, PREEMPT or
+// KILL that does not parse, and a VM_MEMORY of 0 or less, name the file
+// and line that set them, as every other knob's error does; they used to
+// name only the knob ("START: expression ...").
+func TestPolicyKnobErrorsSayWhereTheyWereSet(t *testing.T) {
+	for _, kv := range []string{"START=(Foo ==", "RANK=Memory +", "PREEMPT=)", "KILL=a b", "VM_MEMORY=0", "VM_MEMORY=-5"} {
+		cfg := NewConfig()
+		cfg.Set("LOCAL_DIR", t.TempDir(), "test")
+		k, v, _ := strings.Cut(kv, "=")
+		cfg.Set(k, v, "pool.conf:7")
+		_, err := startdConfig(cfg, "s1", nil, nil)
+		if want := fmt.Sprintf("%s = %s (from pool.conf:7): ", k, v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", kv, err, want)
+		}
+	}
+}
+
 // TestUnknownKnobs: a name that is no knob and no macro of the user's is
 // warned of, with the knob it likely misspells; a macro a value uses is
 // not.

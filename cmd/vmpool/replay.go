@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmpool/vmpool/classad"
@@ -56,7 +58,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 		}
 		return c.replayCheck(ctx, &rf, cfg)
 	}
-	target, err := resolveLog(rf.home, rf.daemon, cfg)
+	target, err := c.resolveLog(rf.home, rf.daemon, cfg)
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}
@@ -193,7 +195,8 @@ func (c *cli) parseReplayFlags(cmd string, args []string, rf *replayFlags) int {
 Rebuilds a daemon's state from its event log alone, through the daemon's
 own Apply, and prints it. Run it with the pool stopped; while a daemon
 runs, a copy of its log taken now is read.
-  --daemon NAME   schedd (default), negotiator, or a startd (startd1 or startd-startd1)
+  --daemon NAME   schedd (default), negotiator, or a startd (startd1 or startd-startd1,
+                  or a simulated one, sim1)
   --until SEQ     the state just after the daemon's own event SEQ
   --until TIME    the state as of TIME (2006-01-02 15:04:05, RFC 3339, or 10m ago)
   -json           schedd: every job it has known (queue, then history, newest
@@ -224,12 +227,17 @@ type logTarget struct {
 	dir    string // the Pebble directory
 	source string // the daemon's name: the source of its own events
 	role   string // from the name; detectRole confirms it from the events
+	store  bool   // dir is the store the sim startds' logs share
 }
+
+// simStore is the directory under a pool's home whose log is the store
+// of its simulated startds' logs (SIM_STARTDS), one Pebble for them all.
+const simStore = "sim-startds"
 
 // resolveLog finds a daemon's log under home: the schedd's is
 // <home>/<SCHEDD_NAME>/log, the negotiator's <home>/<NEGOTIATOR_NAME>/log
 // and a startd's <home>/<STARTD_NAME>/log.
-func resolveLog(home, daemon string, cfg *Config) (logTarget, error) {
+func (c *cli) resolveLog(home, daemon string, cfg *Config) (logTarget, error) {
 	role, name := events.RoleSchedd, cfg.Get("SCHEDD_NAME")
 	switch {
 	case daemon == "" || daemon == "schedd":
@@ -244,15 +252,22 @@ func resolveLog(home, daemon string, cfg *Config) (logTarget, error) {
 		return logTarget{}, err
 	}
 	dir := filepath.Join(home, name, "log")
-	if !dirExists(dir) {
+	if !dirExists(dir) || name == simStore {
 		var found []string
-		for _, t := range findLogs(home) {
+		for _, t := range c.findLogs(home) {
+			if t.source == name && t.store {
+				return t, nil
+			}
 			found = append(found, t.source)
 		}
 		if len(found) == 0 {
 			return logTarget{}, fmt.Errorf("no event log at %s, and no daemon logs under %s (is it the pool's --home?)", dir, home)
 		}
-		return logTarget{}, fmt.Errorf("no event log at %s; the logs under %s are: %s (choose one with --daemon)", dir, home, strings.Join(found, ", "))
+		what := "no event log at " + dir
+		if name == simStore {
+			what = dir + " holds the simulated startds' logs, each its own"
+		}
+		return logTarget{}, fmt.Errorf("%s; the logs under %s are: %s (choose one with --daemon)", what, home, strings.Join(found, ", "))
 	}
 	return logTarget{dir: dir, source: name, role: role}, nil
 }
@@ -262,20 +277,43 @@ func dirExists(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// findLogs lists the daemon logs under home, by name.
-func findLogs(home string) []logTarget {
+// findLogs lists the daemon logs under home, by name: the sim startds'
+// (in their shared store) after the others.
+func (c *cli) findLogs(home string) []logTarget {
 	ents, err := os.ReadDir(home)
 	if err != nil {
 		return nil
 	}
-	var out []logTarget
+	var out, sims []logTarget
 	for _, e := range ents {
 		dir := filepath.Join(home, e.Name(), "log")
-		if e.IsDir() && events.CheckName("daemon", e.Name()) == nil && dirExists(dir) {
+		if !e.IsDir() || events.CheckName("daemon", e.Name()) != nil || !dirExists(dir) {
+			continue
+		}
+		if e.Name() != simStore {
 			out = append(out, logTarget{dir: dir, source: e.Name()})
+			continue
+		}
+		var names []string
+		copyDir, err := c.readOnly(dir, func(dir string) error {
+			st, err := events.OpenStore(dir, events.LogOptions{ReadOnly: true})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			names, err = st.Sources()
+			return err
+		})
+		if err != nil {
+			fmt.Fprintf(c.stderr, "vmpool replay: the sim startds' logs: %v\n", err)
+			continue
+		}
+		os.RemoveAll(copyDir)
+		for _, n := range names {
+			sims = append(sims, logTarget{dir: dir, source: n, role: events.RoleStartd, store: true})
 		}
 	}
-	return out
+	return append(out, sims...)
 }
 
 // record is one record of a log with its index.
@@ -361,40 +399,78 @@ func inferSlots(recs []record, source string) int {
 
 // openedLog is a log opened read-only, possibly from a copy.
 type openedLog struct {
-	log  *events.Log
-	copy string // the temporary copy's directory, removed on close
+	log   *events.Log
+	store *events.Store // the store the log is in (sim startds), closed after it
+	copy  string        // the temporary copy's directory, removed on close
 }
 
 func (o *openedLog) close() {
 	o.log.Close()
+	if o.store != nil {
+		o.store.Close()
+	}
 	if o.copy != "" {
 		os.RemoveAll(o.copy)
 	}
 }
 
-// openLogReadOnly opens t's log read-only. A running daemon holds its
-// log's lock; then a copy of the log taken now is opened instead (the
-// immutable tables hard-linked, the rest copied), and stderr says so.
+// openLogReadOnly opens t's log read-only, or a copy of it (readOnly).
 func (c *cli) openLogReadOnly(t logTarget) (*openedLog, error) {
-	l, err := events.OpenLog(t.dir, t.source, events.LogOptions{ReadOnly: true})
-	if err == nil {
-		return &openedLog{log: l}, nil
+	var o *openedLog
+	copyDir, err := c.readOnly(t.dir, func(dir string) error {
+		if !t.store {
+			l, err := events.OpenLog(dir, t.source, events.LogOptions{ReadOnly: true})
+			if err != nil {
+				return err
+			}
+			o = &openedLog{log: l}
+			return nil
+		}
+		st, err := events.OpenStore(dir, events.LogOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		l, err := st.Log(t.source)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		o = &openedLog{log: l, store: st}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	first := err
+	o.copy = copyDir
+	return o, nil
+}
+
+// readOnly runs open on the Pebble directory dir. A running daemon holds
+// its log's lock; then open runs on a copy of dir taken now (the immutable
+// tables hard-linked, the rest copied), whose directory it returns for
+// the caller to remove, and stderr says so.
+func (c *cli) readOnly(dir string, open func(dir string) error) (string, error) {
+	first := open(dir)
+	if first == nil {
+		return "", nil
+	}
 	for attempt := 0; attempt < 3; attempt++ {
-		tmp, cerr := snapshotDir(t.dir)
+		tmp, cerr := snapshotDir(dir)
 		if cerr != nil {
 			continue
 		}
-		l, err := events.OpenLog(tmp, t.source, events.LogOptions{ReadOnly: true})
-		if err != nil {
+		if err := open(tmp); err != nil {
 			os.RemoveAll(tmp)
 			continue
 		}
-		fmt.Fprintf(c.stderr, "vmpool replay: %s is in use (%v); reading a copy taken now\n", t.dir, first)
-		return &openedLog{log: l, copy: tmp}, nil
+		if errors.Is(first, syscall.EWOULDBLOCK) {
+			fmt.Fprintf(c.stderr, "vmpool replay: %s is in use by its running daemon; reading a copy taken now\n", dir)
+		} else {
+			fmt.Fprintf(c.stderr, "vmpool replay: %s is in use (%v); reading a copy taken now\n", dir, first)
+		}
+		return tmp, nil
 	}
-	return nil, fmt.Errorf("open %s read-only: %w", t.dir, first)
+	return "", fmt.Errorf("open %s read-only: %w", dir, first)
 }
 
 // snapshotDir copies a Pebble directory that a running daemon may be

@@ -97,13 +97,13 @@ type checkResult struct {
 func (c *cli) replayCheck(ctx context.Context, rf *replayFlags, cfg *Config) int {
 	var targets []logTarget
 	if rf.daemon != "" {
-		t, err := resolveLog(rf.home, rf.daemon, cfg)
+		t, err := c.resolveLog(rf.home, rf.daemon, cfg)
 		if err != nil {
 			return c.errorf("replay", "%v", err)
 		}
 		targets = []logTarget{t}
 	} else {
-		targets = findLogs(rf.home)
+		targets = c.findLogs(rf.home)
 	}
 	if len(targets) == 0 {
 		return c.errorf("replay", "no daemon logs under %s (is it the pool's --home?)", rf.home)

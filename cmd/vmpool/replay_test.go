@@ -431,3 +431,38 @@ func TestCheckLiveSlots(t *testing.T) {
 		t.Error("differences reported as ok")
 	}
 }
+
+// TestReplaySimStartds: the simulated startds' logs share one Pebble
+// (<home>/sim-startds/log). vmpool replay --daemon sim1 replays sim1's log
+// as a startd's, and --check checks each sim startd's log. They used to
+// be taken for one schedd's log named sim-startds, empty: "sim-startds ok
+// schedd log ...: 0 records", and --daemon sim1 found no log at all.
+func TestReplaySimStartds(t *testing.T) {
+	tp := newTestPool(t, 0, "SIM_STARTDS=2").serving()
+	tp.mustRun("submit", tp.write("sim.sub", `universe = vm
+executable = sim
+log = sim.log
+vm_type = sim
+vm_memory = 16
+vm_disk = /dev/null:hda:w:raw
++SimRunSeconds = 0
+queue 2
+`))
+	tp.jobEvent(1, 0, events.JobCompleted, 60*time.Second)
+	tp.jobEvent(1, 1, events.JobCompleted, 60*time.Second)
+	tp.stop()
+
+	out := tp.mustRunOffline("replay", "--home", tp.home, "--daemon", "sim1")
+	if !strings.Contains(out, "-- Startd sim1 replayed from ") || !strings.Contains(out, "slot1@sim1") {
+		t.Errorf("replay --daemon sim1:\n%s", out)
+	}
+	out = tp.mustRunOffline("replay", "--home", tp.home, "--check")
+	for _, want := range []string{"sim1         ok      startd log ", "sim2         ok      startd log "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("replay --check does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\nsim-startds ") || strings.HasPrefix(out, "sim-startds ") {
+		t.Errorf("replay --check takes the sim startds' store for a daemon:\n%s", out)
+	}
+}

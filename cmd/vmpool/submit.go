@@ -173,6 +173,15 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	err = callRetry(ctx, pc, events.UserCmdSubject(sched, "submit", pc.user), schedd.SubmitRequest{Cluster: reserved, Payload: payload}, &reply)
 	if err != nil {
 		fmt.Fprintln(c.stdout)
+		if errors.Is(err, errUnanswered) || errors.Is(err, context.DeadlineExceeded) {
+			// It may have queued the cluster: a second submit would run
+			// the jobs twice.
+			return c.errorf(cmd, "schedd %s did not answer; it may have queued the cluster before it stopped: "+
+				"once it is back, look with vmpool q (and vmpool history) before you submit again: %v", sched, err)
+		}
+		if errors.Is(err, events.ErrNoResponders) {
+			return c.errorf(cmd, "schedd %s does not answer (is it running?); nothing was queued: %v", sched, err)
+		}
 		return c.errorf(cmd, "schedd %s refused the submit; nothing was queued: %v", sched, err)
 	}
 	fmt.Fprintln(c.stdout, strings.Repeat(".", min(payload.NumProcs, 1000)))
@@ -233,16 +242,29 @@ func waitAdvertised(ctx context.Context, pc *client, sched string) error {
 	return fmt.Errorf("no schedd named %s is advertised at %s (the pool's schedds: %s)", sched, pc.url, strings.Join(names, ", "))
 }
 
+// callTimeout is how long one try of callRetry waits for an answer.
+var callTimeout = 60 * time.Second
+
 // callRetry sends a request, retrying briefly when no schedd answers yet
 // (a pool that is still starting). Retries are safe: submits carry an id.
-func callRetry(ctx context.Context, pc *client, subject string, req, resp any) error {
-	var err error
+// A try that went unanswered reached a daemon that may have acted on it
+// before it stopped: callRetry's error then wraps errUnanswered.
+func callRetry(ctx context.Context, pc *client, subject string, req, resp any) (err error) {
+	unanswered := false
+	defer func() {
+		if err != nil && unanswered && !errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w; %w", errUnanswered, err)
+		}
+	}()
 	for attempt := 0; attempt < 5; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		err = pc.call(cctx, subject, req, resp)
 		cancel()
 		if err == nil || !(errors.Is(err, events.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded)) {
 			return err
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			unanswered = true
 		}
 		select {
 		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
@@ -252,6 +274,9 @@ func callRetry(ctx context.Context, pc *client, subject string, req, resp any) e
 	}
 	return err
 }
+
+// errUnanswered: see callRetry.
+var errUnanswered = errors.New("a try went unanswered (the daemon may have taken it and stopped before it answered)")
 
 func newSubmitID() string {
 	b := make([]byte, 12)
