@@ -76,6 +76,7 @@ var knownFailpoints = map[string]bool{
 	"userlog-after-write":  true, // user log events written, the position not yet recorded
 	"userlog-after-done":   true, // the position recorded and the intent dropped, neither synced
 	"vm-after-start":       true, // the hypervisor runs the VM, its handle not yet recorded
+	"vm-after-poweroff":    true, // the guest powered off and that is recorded, its disks not yet sent back
 }
 
 // FailpointNames lists the failpoints daemons honour.

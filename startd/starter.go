@@ -142,6 +142,48 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	var vm hypervisor.VM
 	var bytesIn int64
 	started := time.Now()
+	// sendBack ends a run whose guest powered off (off: the exit as its
+	// VMPoweredOff recorded it): the changed writable disks go back to the
+	// owner's bucket, then the VMExited says the job is done.
+	sendBack := func(off events.VMEventPayload) {
+		var refs []events.FileRef
+		var bytesOut int64
+		outStart := time.Now()
+		if !noOutput {
+			for _, o := range outs {
+				ref, changed, err := storeIfChanged(ctx, d.xferFor(c), o)
+				if err != nil {
+					finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdOutputTransfer, Reason: slotName + "send back " + o.name + ": " + err.Error()})
+					return
+				}
+				if changed {
+					refs = append(refs, ref)
+					bytesOut += ref.Size
+				}
+			}
+		}
+		if len(refs) > 0 {
+			d.metrics.transferred(transferOutput, bytesOut, time.Since(outStart))
+		}
+		log.Info("guest powered off", "returned", len(refs), "bytes", bytesOut, "run", time.Duration(off.RunNanos).Round(time.Millisecond))
+		off.PoweredOff, off.Outputs, off.BytesIn, off.BytesOut = true, refs, bytesIn, bytesOut
+		finish(events.VMExited, off)
+	}
+	var poweredOff *events.VMEventPayload
+	if c.Handle != nil {
+		d.loop.View(func() {
+			if cur := d.st.Claims[id]; cur != nil {
+				poweredOff, bytesIn = cur.PoweredOff, cur.BytesIn
+			}
+		})
+	}
+	if poweredOff != nil {
+		// The guest powered off before the startd restarted, and its
+		// disks had not all gone back: send them now. The VM is gone.
+		log.Info("the guest had powered off before the startd restarted; sending its disks back")
+		sendBack(*poweredOff)
+		return
+	}
 	if c.Handle != nil {
 		vm, err = d.cfg.Driver.Reattach(ctx, *c.Handle)
 		if err != nil {
@@ -315,28 +357,17 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, SubCode: subVMCrashed,
 			Reason: slotName + "VM stopped without the guest powering off: " + r.exit.Reason})
 	default:
-		var refs []events.FileRef
-		var bytesOut int64
-		outStart := time.Now()
-		if !noOutput {
-			for _, o := range outs {
-				ref, changed, err := storeIfChanged(ctx, d.xferFor(c), o)
-				if err != nil {
-					finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdOutputTransfer, Reason: slotName + "send back " + o.name + ": " + err.Error()})
-					return
-				}
-				if changed {
-					refs = append(refs, ref)
-					bytesOut += ref.Size
-				}
-			}
+		// The disks are final: say so before sending them back, which
+		// can take minutes, so that a startd restarted meanwhile sends
+		// them back instead of taking the VM for lost and the job for one
+		// to run again.
+		off := events.VMEventPayload{Reason: r.exit.Reason, RunNanos: run,
+			UserCPUNanos: r.exit.UserCPU.Nanoseconds(), SysCPUNanos: r.exit.SysCPU.Nanoseconds()}
+		if !emit(VMPoweredOff, off) {
+			return // the startd is going away; a restart takes it from here
 		}
-		if len(refs) > 0 {
-			d.metrics.transferred(transferOutput, bytesOut, time.Since(outStart))
-		}
-		log.Info("guest powered off", "returned", len(refs), "bytes", bytesOut, "run", time.Duration(run).Round(time.Millisecond))
-		finish(events.VMExited, events.VMEventPayload{PoweredOff: true, Outputs: refs, BytesIn: bytesIn, BytesOut: bytesOut, RunNanos: run, Reason: r.exit.Reason,
-			UserCPUNanos: r.exit.UserCPU.Nanoseconds(), SysCPUNanos: r.exit.SysCPU.Nanoseconds()})
+		d.cfg.Failpoints.Hit("vm-after-poweroff")
+		sendBack(off)
 	}
 }
 

@@ -30,6 +30,13 @@ const (
 	StopRequested = "StopRequested"
 	// DrainChanged records condor_drain (On) and its cancellation.
 	DrainChanged = "DrainChanged"
+	// VMPoweredOff records that a claim's guest powered off: its disks in
+	// the scratch directory are final and are being sent back. A startd
+	// restarted before the VMExited that follows sends them back then,
+	// instead of taking the VM for lost and the job for one to run again.
+	// Its payload (events.VMEventPayload) keeps the exit's reason, CPU and
+	// run time for that VMExited.
+	VMPoweredOff = "VMPoweredOff"
 )
 
 // Slot states and activities, as condor_status shows them.
@@ -104,6 +111,9 @@ type Claim struct {
 	// LeaseSeconds is the job's JobLeaseDuration as its ClaimAccepted
 	// recorded it (0: not recorded; the keepalive reads the job ad).
 	LeaseSeconds int64
+	// PoweredOff is the VMPoweredOff of a guest that powered off, whose
+	// outputs are being sent back; nil before.
+	PoweredOff *events.VMEventPayload
 }
 
 // EndedClaim is a claim whose VM ended.
@@ -252,6 +262,14 @@ func Apply(st *State, e events.Event) *State {
 			if s := st.Slot(c.Slot); s != nil && c.StopMode == "" {
 				s.Activity, s.Since = ActBusy, at
 			}
+		}
+	case VMPoweredOff:
+		var p events.VMEventPayload
+		if e.Decode(&p) != nil {
+			return st
+		}
+		if c := st.Claims[p.ClaimID]; c != nil {
+			c.PoweredOff = &p
 		}
 	case StopRequested:
 		var p StopRequestedPayload

@@ -89,7 +89,7 @@ var Knobs = []Knob{
 	{"SUBMIT_PATHS", "default", "client", "Which files a submit description may name (transfer_input_files, vm_disk, xen_*, vmware_dir): default (absolute paths allowed, as in HTCondor; relative ones may not leave the submit directory through .. or a symbolic link), confined (every path inside the submit directory) or unrestricted; from $VMPOOL_SUBMIT_PATHS."},
 	{"VMPOOL_URL", "nats://127.0.0.1:4222", "client", "Where clients and daemons find the pool's NATS server(s) (also --pool / -pool)."},
 	{"METRICS_ADDRESS", "", "pool", "host:port where the daemons of a process serve Prometheus metrics at /metrics (also --metrics); off disables them. vmpool up serves them at 127.0.0.1:9464 unless this is set (on a free port, with a warning, when another process holds 9464); a daemon run alone (vmpool schedd, negotiator, startd) only when it is set."},
-	{"VMPOOL_FAILPOINTS", "", "pool", "For fault-injection tests only: crash points to arm, name[@N],... (loop-after-append, outbox-after-publish, consumer-before-ack, userlog-after-write, userlog-after-done, vm-after-start); also $VMPOOL_FAILPOINTS."},
+	{"VMPOOL_FAILPOINTS", "", "pool", "For fault-injection tests only: crash points to arm, name[@N],... (loop-after-append, outbox-after-publish, consumer-before-ack, userlog-after-write, userlog-after-done, vm-after-start, vm-after-poweroff); also $VMPOOL_FAILPOINTS."},
 }
 
 // knobSections orders and titles the configuration reference by who reads
