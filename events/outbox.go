@@ -40,6 +40,8 @@ type Outbox struct {
 	// number of verifications since (Run's goroutine only).
 	st       jetstream.Stream
 	verified int
+	// checked is when CheckBus last found the bus in order (before Run).
+	checked time.Time
 	// inflight and waiting are publishFrom's queues, kept between its
 	// calls (Run's goroutine only) so that each call does not grow new ones.
 	inflight, waiting []pending
@@ -118,7 +120,7 @@ var ErrLogBehindBus = errors.New("events: the bus holds newer events of this dae
 // publishes them again from Pebble (consumers drop what they have seen).
 func (o *Outbox) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
-	var lastVerify time.Time
+	lastVerify := o.checked
 	for {
 		if time.Since(lastVerify) >= o.verify {
 			if err := o.verifyBus(ctx); err != nil {
@@ -176,6 +178,23 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		backoff = 50 * time.Millisecond
 	}
+}
+
+// CheckBus compares the bus with the log once, before the daemon serves:
+// a log behind the bus (ErrLogBehindBus) must stop the daemon before it
+// records anything, or what it records would reuse sequence numbers the
+// bus already has (and consumers would drop it as seen). Other failures
+// (the bus unreachable) are left to Run, which retries them. Call it
+// before Run.
+func (o *Outbox) CheckBus(ctx context.Context) error {
+	err := o.verifyBus(ctx)
+	if errors.Is(err, ErrLogBehindBus) {
+		return err
+	}
+	if err == nil {
+		o.checked = time.Now() // Run need not look again at once
+	}
+	return nil
 }
 
 // verifyBus compares the stream's newest event of this daemon with what

@@ -34,6 +34,13 @@ func TestLogBehindBusStopsTheNegotiator(t *testing.T) {
 		if !errors.Is(err, events.ErrLogBehindBus) {
 			t.Fatalf("negotiator ended with %v, want ErrLogBehindBus", err)
 		}
+		// Before it served: it recorded nothing that would reuse a
+		// sequence number the bus has.
+		select {
+		case <-n.Ready():
+			t.Fatal("the negotiator served before its log was found behind the bus")
+		default:
+		}
 	case <-time.After(10 * time.Second):
 		cancel()
 		<-done

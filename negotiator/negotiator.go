@@ -139,6 +139,10 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A log behind the bus stops the negotiator before it records anything.
+	if err := outbox.CheckBus(ctx); err != nil {
+		return err
+	}
 	n.metrics.attach(outbox)
 	defer n.metrics.detach()
 	jobs := len(n.st.Jobs)

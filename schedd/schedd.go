@@ -209,6 +209,10 @@ func (s *Schedd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A log behind the bus stops the schedd before it records anything.
+	if err := s.outbox.CheckBus(ctx); err != nil {
+		return err
+	}
 	s.metrics.attach()
 	defer s.metrics.detach()
 	srv := events.NewServer(s.cfg.Bus.NC, s.logger, 64)

@@ -36,6 +36,13 @@ func TestLogBehindBusStopsTheStartd(t *testing.T) {
 		if !errors.Is(err, events.ErrLogBehindBus) {
 			t.Fatalf("startd ended with %v, want ErrLogBehindBus", err)
 		}
+		// Before it served: it recorded nothing that would reuse a
+		// sequence number the bus has.
+		select {
+		case <-d.Ready():
+			t.Fatal("the startd served before its log was found behind the bus")
+		default:
+		}
 	case <-time.After(10 * time.Second):
 		cancel()
 		<-done

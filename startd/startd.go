@@ -378,6 +378,10 @@ func (d *Startd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A log behind the bus stops the startd before it records anything.
+	if err := outbox.CheckBus(ctx); err != nil {
+		return err
+	}
 	d.metrics.attach(outbox)
 	defer d.metrics.detach()
 	var bgWG sync.WaitGroup
