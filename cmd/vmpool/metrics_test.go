@@ -273,53 +273,66 @@ func TestMetricsFollowAJob(t *testing.T) {
 	t.Logf("scrape at the end:\n%s", scrapeMetrics(t, url))
 }
 
+// upWithMetrics runs `vmpool up` (no startds; a pool without credentials:
+// up writes none to $HOME) with the extra arguments until it prints where
+// clients find it, calls check with the metrics URL it printed (if any),
+// stops the pool and returns that URL ("" for none), its exit code and
+// its standard error.
+func upWithMetrics(t *testing.T, check func(url string), extra ...string) (url string, code int, stderr string) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	var errb syncBuffer
+	c := &cli{stdout: pw, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		args := append([]string{"vmpool", "up", "--home", t.TempDir(), "--listen", "127.0.0.1:0", "--startds", "0", "--set", "POOL_AUTH=false"}, extra...)
+		code := c.main(ctx, args)
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "metrics: "); ok {
+			url, _, _ = strings.Cut(rest, " ")
+		}
+		if strings.Contains(line, "clients: export VMPOOL_URL") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if url != "" && check != nil {
+		check(url)
+	}
+	cancel()
+	code = <-done
+	return url, code, errb.String()
+}
+
 // TestMetricsUp runs `vmpool up` with --metrics on a free port, reads the
 // address it prints, scrapes it, and stops the pool; with --metrics off it
-// prints none. (A pool without credentials: up writes none to $HOME.)
+// prints none.
 func TestMetricsUp(t *testing.T) {
 	for _, tc := range []struct {
 		flag string
 		want bool
 	}{{"127.0.0.1:0", true}, {"off", false}} {
 		t.Run(tc.flag, func(t *testing.T) {
-			home := t.TempDir()
-			pr, pw := io.Pipe()
-			var errb syncBuffer
-			c := &cli{stdout: pw, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan int, 1)
-			go func() {
-				code := c.main(ctx, []string{"vmpool", "up", "--home", home, "--listen", "127.0.0.1:0", "--startds", "0",
-					"--metrics", tc.flag, "--set", "POOL_AUTH=false"})
-				pw.Close()
-				done <- code
-			}()
-			var url string
-			sc := bufio.NewScanner(pr)
-			for sc.Scan() {
-				line := sc.Text()
-				if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "metrics: "); ok {
-					url, _, _ = strings.Cut(rest, " ")
-				}
-				if strings.Contains(line, "clients: export VMPOOL_URL") {
-					break
-				}
-			}
-			go io.Copy(io.Discard, pr)
-			if tc.want {
-				if url == "" {
-					t.Fatalf("vmpool up printed no metrics address; stderr:\n%s", errb.String())
-				}
+			url, code, stderr := upWithMetrics(t, func(url string) {
 				s := scrapeMetrics(t, url)
 				s.val(t, "vmpool_schedd_jobs", `status="idle"`)
 				s.val(t, "vmpool_negotiator_idle_jobs")
-			} else if url != "" {
-				t.Fatalf("--metrics off, but vmpool up serves metrics at %s", url)
+			}, "--metrics", tc.flag)
+			if code != 0 {
+				t.Fatalf("vmpool up exited %d:\n%s", code, stderr)
 			}
-			cancel()
-			if code := <-done; code != 0 {
-				t.Fatalf("vmpool up exited %d:\n%s", code, errb.String())
+			switch {
+			case tc.want && url == "":
+				t.Fatalf("vmpool up printed no metrics address; stderr:\n%s", stderr)
+			case !tc.want && url != "":
+				t.Fatalf("--metrics off, but vmpool up serves metrics at %s", url)
 			}
 			if tc.want {
 				if _, err := http.Get(url); err == nil {
@@ -352,45 +365,15 @@ func TestMetricsUpDefaultPortTaken(t *testing.T) {
 	} else if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("take %s: %v", defaultMetricsAddress, err)
 	}
-	up := func(extra ...string) (url string, code int, stderr string) {
-		pr, pw := io.Pipe()
-		var errb syncBuffer
-		c := &cli{stdout: pw, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := make(chan int, 1)
-		go func() {
-			args := append([]string{"vmpool", "up", "--home", t.TempDir(), "--listen", "127.0.0.1:0", "--startds", "0", "--set", "POOL_AUTH=false"}, extra...)
-			code := c.main(ctx, args)
-			pw.Close()
-			done <- code
-		}()
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "metrics: "); ok {
-				url, _, _ = strings.Cut(rest, " ")
-			}
-			if strings.Contains(line, "clients: export VMPOOL_URL") {
-				break
-			}
-		}
-		go io.Copy(io.Discard, pr)
-		if url != "" {
-			scrapeMetrics(t, url).val(t, "vmpool_negotiator_idle_jobs")
-		}
-		cancel()
-		code = <-done
-		return url, code, errb.String()
-	}
-	url, code, stderr := up()
+	check := func(url string) { scrapeMetrics(t, url).val(t, "vmpool_negotiator_idle_jobs") }
+	url, code, stderr := upWithMetrics(t, check)
 	if code != 0 || url == "" || strings.Contains(url, defaultMetricsAddress) {
 		t.Fatalf("vmpool up with %s taken: exit %d, metrics at %q\n%s", defaultMetricsAddress, code, url, stderr)
 	}
 	if !strings.Contains(stderr, "default metrics port is in use") {
 		t.Errorf("vmpool up did not say it moved its metrics:\n%s", stderr)
 	}
-	if _, code, stderr := up("--metrics", defaultMetricsAddress); code == 0 || !strings.Contains(stderr, "serve metrics on "+defaultMetricsAddress) {
+	if _, code, stderr := upWithMetrics(t, check, "--metrics", defaultMetricsAddress); code == 0 || !strings.Contains(stderr, "serve metrics on "+defaultMetricsAddress) {
 		t.Errorf("vmpool up --metrics %s (taken): exit %d\n%s", defaultMetricsAddress, code, stderr)
 	}
 }
