@@ -12,6 +12,8 @@ package hypervisor
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -240,3 +242,24 @@ func (e *SpecError) Is(target error) bool { return target == ErrBadSpec }
 // ErrGone is returned by Reattach (and may be by other methods) when the VM
 // no longer exists.
 var ErrGone = errors.New("hypervisor: vm is gone")
+
+// KeptPath is where a driver resuming a checkpoint keeps the job's disk at
+// path while the checkpoint's copy of it takes its place.
+func KeptPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".before-resume")
+}
+
+// SettleReplaced ends a resume's replacement of the job's disks (each
+// moved to KeptPath first): a VM that runs keeps the checkpoint's copies;
+// a resume that failed puts the job's own disks back, so that what the
+// startd does next (an older checkpoint, or a boot of the original disks)
+// starts from them.
+func SettleReplaced(paths []string, running bool) {
+	for _, p := range paths {
+		if running {
+			os.Remove(KeptPath(p))
+		} else {
+			os.Rename(KeptPath(p), p)
+		}
+	}
+}

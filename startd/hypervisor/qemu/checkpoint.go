@@ -305,7 +305,7 @@ func (d *Driver) prepareResume(ctx context.Context, spec hypervisor.Spec, l *lau
 					return record{}, fmt.Errorf("restore disk %s: %w", md.Device, err)
 				}
 			} else {
-				if err := os.Rename(p.Path, keptPath(p.Path)); err != nil {
+				if err := os.Rename(p.Path, hypervisor.KeptPath(p.Path)); err != nil {
 					return record{}, fmt.Errorf("restore disk %s: %w", md.Device, err)
 				}
 				l.replaced = append(l.replaced, p.Path)
@@ -333,26 +333,6 @@ func (d *Driver) prepareResume(ctx context.Context, spec hypervisor.Spec, l *lau
 	l.machine, l.memoryMiB, l.vcpus, l.vnc = m.Machine, m.MemoryMiB, m.VCPUs, m.VNC
 	l.incoming = true
 	return m, nil
-}
-
-// keptPath is where a resume keeps the job's disk at path while the
-// checkpoint's copy takes its place.
-func keptPath(path string) string {
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".before-resume")
-}
-
-// settleReplaced ends a resume's replacement of the job's disks: a VM
-// that runs keeps the checkpoint's copies; a resume that failed puts the
-// job's own disks back, so that what the startd does next (an older
-// checkpoint, or a boot of the original disks) starts from them.
-func settleReplaced(paths []string, running bool) {
-	for _, p := range paths {
-		if running {
-			os.Remove(keptPath(p))
-		} else {
-			os.Rename(keptPath(p), p)
-		}
-	}
 }
 
 // stateRefused is err, a resume whose memory state QEMU did not load: the

@@ -251,8 +251,8 @@ type launch struct {
 	tapFD     int    // where QEMU inherits the tap
 	incoming  bool   // resume: wait for the migration stream
 	// replaced are the job's disks a resume replaced with the
-	// checkpoint's copies, each kept beside it (keptPath) until the VM
-	// runs (settleReplaced).
+	// checkpoint's copies, each kept beside it (hypervisor.KeptPath) until
+	// the VM runs (hypervisor.SettleReplaced).
 	replaced []string
 	// kernel, when set, boots the guest from this kernel file (with
 	// initrd and the kernel command line cmdline) instead of its disk.

@@ -64,7 +64,7 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (_ *VM, err er
 		serial:  filepath.Join(spec.Dir, serialFile),
 		net:     spec.Network,
 	}
-	defer func() { settleReplaced(l.replaced, err == nil) }()
+	defer func() { hypervisor.SettleReplaced(l.replaced, err == nil) }()
 	if err := validateNetwork(spec.Network); err != nil {
 		return nil, err
 	}

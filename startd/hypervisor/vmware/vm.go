@@ -332,7 +332,7 @@ func resolve(vmx, name string) string {
 
 // prepareResume checks the checkpoint in spec.Resume against the spec and
 // copies its files over the job's, and returns the VM's record. The
-// job's files it replaces are kept beside them (keptPath), and every
+// job's files it replaces are kept beside them (hypervisor.KeptPath), and every
 // file it writes is listed in *replaced, for settleReplaced.
 func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]replacedFile) (record, error) {
 	mismatch := func(format string, args ...any) error {
@@ -377,7 +377,7 @@ func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]replacedFile) (
 		path := filepath.Join(dir, f)
 		r := replacedFile{path: path}
 		if _, err := os.Lstat(path); err == nil {
-			if err := os.Rename(path, keptPath(path)); err != nil {
+			if err := os.Rename(path, hypervisor.KeptPath(path)); err != nil {
 				return record{}, fmt.Errorf("restore %s: %w", f, err)
 			}
 			r.kept = true
@@ -393,16 +393,10 @@ func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]replacedFile) (
 }
 
 // replacedFile is a file of the job's VM a resume wrote from the
-// checkpoint; kept: the job had its own, kept at keptPath(path).
+// checkpoint; kept: the job had its own, kept at hypervisor.KeptPath(path).
 type replacedFile struct {
 	path string
 	kept bool
-}
-
-// keptPath is where a resume keeps the job's file at path while the
-// checkpoint's copy takes its place.
-func keptPath(path string) string {
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".before-resume")
 }
 
 // settleReplaced ends a resume's replacement of the job's files: a VM
@@ -415,10 +409,10 @@ func settleReplaced(files []replacedFile, resumed bool) {
 		f := files[i]
 		switch {
 		case resumed && f.kept:
-			os.Remove(keptPath(f.path))
+			os.Remove(hypervisor.KeptPath(f.path))
 		case resumed:
 		case f.kept:
-			os.Rename(keptPath(f.path), f.path)
+			os.Rename(hypervisor.KeptPath(f.path), f.path)
 		default:
 			os.Remove(f.path)
 		}

@@ -149,7 +149,7 @@ func (d *Driver) start(ctx context.Context, spec hypervisor.Spec) (_ *VM, err er
 	var dom domain
 	var memFile string
 	var replaced []string
-	defer func() { settleReplaced(replaced, err == nil) }()
+	defer func() { hypervisor.SettleReplaced(replaced, err == nil) }()
 	if spec.Resume != "" {
 		dom, memFile, err = d.prepareResume(spec, &replaced)
 	} else {

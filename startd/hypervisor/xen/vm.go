@@ -296,8 +296,8 @@ func (v *VM) checkpoint(ctx context.Context, dir string, opt hypervisor.Checkpoi
 // prepareResume reads the checkpoint in spec.Resume, checks it against the
 // spec, and puts the checkpoint's disk copies in place of the spec's disks.
 // It returns the domain to restore and the save file.
-// The job's disks it replaces are kept beside them (keptPath) and listed
-// in *replaced, for settleReplaced.
+// The job's disks it replaces are kept beside them (hypervisor.KeptPath)
+// and listed in *replaced, for hypervisor.SettleReplaced.
 func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]string) (domain, string, error) {
 	mismatch := func(format string, args ...any) error {
 		return specErr("XEN_MISMATCHED_CHECKPOINT", "checkpoint %s: "+format, append([]any{spec.Resume}, args...)...)
@@ -357,7 +357,7 @@ func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]string) (domain
 			continue
 		}
 		path := byDev[md.Device].Path
-		if err := os.Rename(path, keptPath(path)); err != nil {
+		if err := os.Rename(path, hypervisor.KeptPath(path)); err != nil {
 			return domain{}, "", fmt.Errorf("restore disk %s: %w", md.Device, err)
 		}
 		*replaced = append(*replaced, path)
@@ -367,26 +367,6 @@ func (d *Driver) prepareResume(spec hypervisor.Spec, replaced *[]string) (domain
 	}
 	dom.FromCheckpnt = true
 	return dom, mem, nil
-}
-
-// keptPath is where a resume keeps the job's disk at path while the
-// checkpoint's copy takes its place.
-func keptPath(path string) string {
-	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".before-resume")
-}
-
-// settleReplaced ends a resume's replacement of the job's disks: a domain
-// that was restored keeps the checkpoint's copies; a resume that failed
-// puts the job's own disks back, so that what the startd does next (an
-// older checkpoint, or a boot of the original disks) starts from them.
-func settleReplaced(paths []string, restored bool) {
-	for _, p := range paths {
-		if restored {
-			os.Remove(keptPath(p))
-		} else {
-			os.Rename(keptPath(p), p)
-		}
-	}
 }
 
 // restoreRefused is err, an xl restore that failed: the checkpoint's
