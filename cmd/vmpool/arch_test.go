@@ -151,6 +151,7 @@ var coreImports = map[string]bool{
 	"fmt": true, "strings": true, "strconv": true, "sort": true, "slices": true, "maps": true, "errors": true,
 	"math": true, "time": true, "encoding/json": true, "crypto/sha256": true, "encoding/hex": true, "path/filepath": true,
 	"unicode": true, "unicode/utf8": true, "bytes": true, "cmp": true,
+	"container/heap": true, // a data structure: no I/O, no clock, deterministic
 }
 
 // impureCalls are the package functions a core must not call, even from
