@@ -221,6 +221,8 @@ type JobHeldPayload struct {
 type JobActionPayload struct {
 	By     string `json:"by,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Fast, on a JobVacating: vacate-job -fast (no checkpoint, no grace).
+	Fast bool `json:"fast,omitempty"`
 	// Claimed, on a JobRemoved, says the job held a claim: it leaves the
 	// queue, and its user log's 009 is written, when that claim ends (the
 	// ClaimReleased or ClaimLost that carries Removed). A removal recorded
@@ -291,6 +293,10 @@ type DeactivateRequest struct {
 	ClaimID string `json:"claim_id"`
 	Mode    string `json:"mode"` // "vacate" or "kill"
 	Reason  string `json:"reason,omitempty"`
+	// Fast, with Mode "vacate": evict at once, without a checkpoint or
+	// the guest's grace (condor_vacate_job -fast); the job still goes
+	// back to the queue.
+	Fast bool `json:"fast,omitempty"`
 }
 
 // DeactivateReply answers a DeactivateRequest. Known is false when the

@@ -149,6 +149,10 @@ func Apply(q *Queue, e events.Event) *Queue {
 		}
 	case events.JobVacating:
 		stopClaim(j, events.ModeVacate)
+		var p events.JobActionPayload
+		if e.Decode(&p) == nil && p.Fast && j.Claim != nil && j.Claim.StopMode == events.ModeVacate {
+			j.Claim.StopFast = true
+		}
 	case events.ClaimLost:
 		j.LastVacateTime = at
 		dropClaim(q, j, at)

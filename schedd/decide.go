@@ -195,6 +195,8 @@ type ActionCmd struct {
 	Super   bool     `json:"-"` // set by the shell: By is a queue super user
 	Reason  string   `json:"reason,omitempty"`
 	SubCode int      `json:"subcode,omitempty"`
+	// Fast: vacate -fast, at once and without a checkpoint.
+	Fast bool `json:"fast,omitempty"`
 	// Now is when the command was decided (time() in a constraint); the
 	// shell sets it from the loop's clock.
 	Now time.Time `json:"-"`
@@ -316,7 +318,7 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 		if j.Claim == nil || j.Claim.State == ClaimStopping || j.Claim.State == ClaimExited {
 			return events.Event{}, ErrNotRunning.With("job %s is not running", j.ID)
 		}
-		return events.New(events.JobVacating, events.JobActionPayload{By: who, Reason: c.Reason}).ForJob(q.Name, j.ID), nil
+		return events.New(events.JobVacating, events.JobActionPayload{By: who, Reason: c.Reason, Fast: c.Fast}).ForJob(q.Name, j.ID), nil
 	}
 }
 

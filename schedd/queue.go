@@ -122,8 +122,10 @@ type Claim struct {
 	Machine    string
 	State      ClaimState
 	StopMode   string // events.ModeVacate or events.ModeKill, while Stopping
-	Outputs    []events.FileRef
-	Exit       *events.VMEventPayload // set in ClaimExited
+	// StopFast: a vacate asked with -fast (no checkpoint, no grace).
+	StopFast bool `json:",omitempty"`
+	Outputs  []events.FileRef
+	Exit     *events.VMEventPayload // set in ClaimExited
 }
 
 // Job is one proc: its own attributes over its cluster's, and the dynamic

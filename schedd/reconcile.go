@@ -316,7 +316,7 @@ func (s *Schedd) doDeactivate(ctx context.Context, id events.JobID, fail func(st
 		}
 		ok = true
 		startd = j.Claim.Startd
-		req = events.DeactivateRequest{ClaimID: j.Claim.ID, Mode: j.Claim.StopMode}
+		req = events.DeactivateRequest{ClaimID: j.Claim.ID, Mode: j.Claim.StopMode, Fast: j.Claim.StopFast}
 		switch j.Status {
 		case Held:
 			req.Reason = "job held"

@@ -54,7 +54,7 @@ func snapLineSamples() [][]byte {
 		JobStartDate: 1, JobCurrentStartDate: 2, CompletionDate: 3, NumJobStarts: 4, NumRestarts: 5, NumCkpts: 6, LastCkptTime: 9, ExitCode: -1,
 		LastVacateTime: 7, Checkpoints: []events.Checkpoint{{Files: []events.FileRef{{Name: "m"}}, Taken: 9, Slot: "s", Seq: 6}},
 		Outputs: []events.FileRef{{Name: "out"}}, BytesSent: 8, BytesRecv: 9, RemoteWallClock: 10,
-		Claim: &Claim{ID: "n#1", Negotiator: "n", Startd: "s", Slot: "slot1@s", Machine: "h", State: ClaimExited, StopMode: events.ModeKill,
+		Claim: &Claim{ID: "n#1", Negotiator: "n", Startd: "s", Slot: "slot1@s", Machine: "h", State: ClaimExited, StopMode: events.ModeKill, StopFast: true,
 			Outputs: []events.FileRef{{Name: "o2"}}, Exit: &events.VMEventPayload{ClaimID: "n#1", PoweredOff: true, RunNanos: 5}}},
 		ClusterID: 3}
 	own := "[ ProcId = 1 ]"

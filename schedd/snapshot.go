@@ -192,6 +192,8 @@ func claimMember(x *events.JSONReader, c *Claim, name []byte) {
 		c.State = ClaimState(x.Int())
 	case "StopMode":
 		c.StopMode = x.Name()
+	case "StopFast":
+		c.StopFast = x.Bool()
 	case "Outputs":
 		c.Outputs = x.FileRefs()
 	case "Exit":

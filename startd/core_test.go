@@ -142,9 +142,18 @@ func TestClaimLifecycleAndAds(t *testing.T) {
 	if s := st.Slot("slot1@s1"); s.State != Preempt || s.Activity != ActVacating {
 		t.Fatalf("vacating slot: %+v", s)
 	}
-	// Asking again changes nothing; kill overrides vacate.
+	// Asking again changes nothing; a -fast vacate is recorded over a
+	// plain one (once), and kill overrides both.
 	if again, _ := DecideStop(st, events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeVacate}); len(again) != 0 {
 		t.Fatalf("repeated vacate recorded again")
+	}
+	fast, _ := DecideStop(st, events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeVacate, Fast: true})
+	step(st, fast, &seq)
+	if !st.Claims["c1"].StopFast || st.Claims["c1"].StopMode != events.ModeVacate {
+		t.Fatalf("vacate -fast over a vacate: %+v", st.Claims["c1"])
+	}
+	if again, _ := DecideStop(st, events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeVacate, Fast: true}); len(again) != 0 {
+		t.Fatalf("repeated vacate -fast recorded again")
 	}
 	kill, _ := DecideStop(st, events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill})
 	step(st, kill, &seq)

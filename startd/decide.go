@@ -127,10 +127,11 @@ func DecideStop(st *State, req events.DeactivateRequest) (evs []events.Event, kn
 		}
 		return []events.Event{VMEvent(c, typ, events.VMEventPayload{Reason: "stopped before the VM started"})}, true
 	}
-	if c.StopMode == events.ModeKill || c.StopMode == mode {
+	fast := req.Fast && mode == events.ModeVacate
+	if c.StopMode == events.ModeKill || c.StopMode == mode && (c.StopFast || !fast) {
 		return nil, true // already asked
 	}
-	return []events.Event{events.New(StopRequested, StopRequestedPayload{ClaimID: req.ClaimID, Mode: mode, Reason: req.Reason}).ForJob(c.Req.Schedd, c.Req.Job)}, true
+	return []events.Event{events.New(StopRequested, StopRequestedPayload{ClaimID: req.ClaimID, Mode: mode, Reason: req.Reason, Fast: fast}).ForJob(c.Req.Schedd, c.Req.Job)}, true
 }
 
 // DecidePolicy evaluates the machine's policy for the claims it runs, as

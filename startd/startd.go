@@ -505,8 +505,12 @@ func (d *Startd) afterCommit(evs []events.Event) {
 			}
 			d.mu.Lock()
 			if ch := d.starters[p.ClaimID]; ch != nil {
+				m := p.Mode
+				if p.Fast && m == events.ModeVacate {
+					m = modeFast
+				}
 				select {
-				case ch <- p.Mode:
+				case ch <- m:
 				default:
 				}
 			}
@@ -539,7 +543,11 @@ func (d *Startd) launch(c *Claim) {
 	}
 	stop := make(chan string, 4)
 	if c.StopMode != "" {
-		stop <- c.StopMode
+		m := c.StopMode
+		if c.StopFast && m == events.ModeVacate {
+			m = modeFast
+		}
+		stop <- m
 	}
 	d.starters[c.Req.ClaimID] = stop
 	d.wg.Add(1)

@@ -417,7 +417,7 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		for {
 			select {
 			case m := <-stop:
-				if m == events.ModeKill {
+				if m == events.ModeKill || m == modeFast {
 					close(killed)
 					cancel()
 					return
@@ -439,6 +439,15 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		default:
 			return false
 		}
+	}
+	if mode == modeFast {
+		// vacate-job -fast: at once, no checkpoint, no grace; the job
+		// goes back to the queue.
+		if err := vm.Stop(ctx, 0); err != nil {
+			log.Warn("stop VM", "err", err)
+		}
+		evicted(events.VMEventPayload{Reason: "vacated at once, without a checkpoint (vacate-job -fast)" + why()})
+		return
 	}
 	if cp, ok := vm.(hypervisor.Checkpointer); ok && wantCkpt {
 		dir := filepath.Join(scratch, "checkpoint-out")

@@ -101,6 +101,7 @@ type Claim struct {
 	RunStart int64
 	BytesIn  int64
 	StopMode string // set by a deactivate request
+	StopFast bool   // the vacate was asked with -fast
 	// StopReason is why it was asked to stop (a drain, PREEMPT, a job
 	// the machine's RANK prefers).
 	StopReason string
@@ -200,7 +201,13 @@ type StopRequestedPayload struct {
 	ClaimID string `json:"claim_id"`
 	Mode    string `json:"mode"`
 	Reason  string `json:"reason,omitempty"`
+	Fast    bool   `json:"fast,omitempty"` // a vacate at once, without a checkpoint (vacate-job -fast)
 }
+
+// modeFast is what a starter is sent on its stop channel for a vacate
+// asked with -fast: evict the VM at once, without a checkpoint or the
+// guest's grace.
+const modeFast = "fast"
 
 // Apply folds one event into the state. Pure and total.
 func Apply(st *State, e events.Event) *State {
@@ -286,6 +293,9 @@ func Apply(st *State, e events.Event) *State {
 			}
 			if c.StopMode != events.ModeKill {
 				c.StopMode = p.Mode
+			}
+			if p.Fast {
+				c.StopFast = true
 			}
 			if s := st.Slot(c.Slot); s != nil && s.Claim == p.ClaimID {
 				s.State = Preempt

@@ -26,7 +26,7 @@ func (c *cli) act(ctx context.Context, kind string, args []string) int {
 	cmd := v.cmd
 	var pool, name, reason, constraint string
 	subcode := 0
-	all := false
+	all, fast := false, false
 	var targets []string
 	a := &argList{args: args, cmd: cmd}
 	for {
@@ -57,10 +57,21 @@ func (c *cli) act(ctx context.Context, kind string, args []string) int {
 			constraint = a.value(o, val, has)
 		case "all":
 			all = true
-		case "fast", "forcex":
+		case "fast":
+			// vacate-job -fast: at once, without a checkpoint (condor_vacate_job's);
+			// the other verbs accept it and do as without it.
+			fast = kind == schedd.ActVacate
+		case "forcex":
 			// accepted for compatibility
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-reason TEXT] CLUSTER | CLUSTER.PROC | USER | -constraint EXPR | -all\n", cmd)
+			fast := ""
+			if kind == schedd.ActVacate {
+				fast = " [-fast]"
+			}
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [-pool URL] [-name SCHEDD] [-reason TEXT]%s CLUSTER | CLUSTER.PROC | USER | -constraint EXPR | -all\n", cmd, fast)
+			if fast != "" {
+				fmt.Fprintln(c.stdout, "  -fast  evict at once, without a checkpoint or the guest's grace (the job still goes back to the queue)")
+			}
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)
@@ -108,7 +119,7 @@ func (c *cli) act(ctx context.Context, kind string, args []string) int {
 	code := 0
 	for _, sel := range sels {
 		var reply schedd.ActReply
-		req := schedd.ActionCmd{Kind: kind, Select: sel, By: me, Reason: reason, SubCode: subcode}
+		req := schedd.ActionCmd{Kind: kind, Select: sel, By: me, Reason: reason, SubCode: subcode, Fast: fast}
 		err := callRetry(ctx, pc, events.UserCmdSubject(sched, "act", pc.user), req, &reply)
 		if err != nil {
 			if errors.Is(err, schedd.ErrJobNotFound) {

@@ -451,6 +451,30 @@ func TestHoldReleaseRemoveRunningVM(t *testing.T) {
 	checkUserLog(t, filepath.Join(tp.dir, "hello.log"), []string{"000", "001", "012", "013", "001", "009"})
 }
 
+// TestVacateFastSkipsTheCheckpoint: vacate-job -fast of a job that asked
+// for checkpoints (vm_checkpoint) evicts its VM at once, without one, as
+// condor_vacate_job -fast does; the job goes back to the queue and runs
+// again from its disks.
+func TestVacateFastSkipsTheCheckpoint(t *testing.T) {
+	tp := newTestPool(t, 1)
+	tp.writeStampImage()
+	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true")))
+	tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
+	if out := tp.mustRun("vacate-job", "-fast", "1.0"); strings.TrimSpace(out) != "Job 1.0 vacated" {
+		t.Fatalf("vacate-job -fast printed %q", out)
+	}
+	ev := tp.jobEvent(1, 0, events.JobEvicted, 30*time.Second)
+	var p events.JobEvictedPayload
+	if err := ev.Decode(&p); err != nil || p.Checkpoint != nil || !strings.Contains(p.Reason, "vacate-job -fast") {
+		t.Fatalf("eviction %+v %v: want no checkpoint, for vacate-job -fast", p, err)
+	}
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	if got := tp.mustRun("history", "-af", "NumJobStarts", "NumCkpts"); got != "2 0\n" {
+		t.Fatalf("history NumJobStarts NumCkpts = %q, want 2 starts and no checkpoint", got)
+	}
+	checkUserLog(t, filepath.Join(tp.dir, "stamp.log"), []string{"000", "001", "004", "001", "005"})
+}
+
 // TestVacateRequeuesWithoutCheckpoint vacates a running VM that asked for
 // no checkpoint: it is stopped, the job goes back to Idle, and it later
 // runs again from its original disk.
