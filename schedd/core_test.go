@@ -223,7 +223,7 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 		return fmt.Sprintf("cluster %d\n", id) + h.commit(evs)
 	case "act":
 		c := ActionCmd{Kind: arg(d, "kind", ""), By: arg(d, "by", "alice"), Super: arg(d, "super", "") == "true",
-			Reason: arg(d, "reason", ""),
+			Reason: arg(d, "reason", ""), Fast: arg(d, "fast", "") == "true",
 			Select: Selector{Cluster: argInt(d, "cluster", 0), Proc: argInt(d, "proc", -1), Owner: arg(d, "owner", ""),
 				Constraint: strings.TrimSpace(d.Input), All: arg(d, "all", "") == "true"}, Now: time.Unix(h.now, 0)}
 		evs, res, err := DecideAction(h.q, c)

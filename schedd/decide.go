@@ -315,7 +315,8 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 		}
 		return events.New(events.JobReleased, events.JobActionPayload{By: who, Reason: reason}).ForJob(q.Name, j.ID), nil
 	default: // ActVacate
-		if j.Claim == nil || j.Claim.State == ClaimStopping || j.Claim.State == ClaimExited {
+		hurry := c.Fast && j.Claim != nil && j.Claim.State == ClaimStopping && j.Claim.StopMode == events.ModeVacate && !j.Claim.StopFast
+		if !hurry && (j.Claim == nil || j.Claim.State == ClaimStopping || j.Claim.State == ClaimExited) {
 			return events.Event{}, ErrNotRunning.With("job %s is not running", j.ID)
 		}
 		return events.New(events.JobVacating, events.JobActionPayload{By: who, Reason: c.Reason, Fast: c.Fast}).ForJob(q.Name, j.ID), nil
