@@ -106,6 +106,7 @@ type payloadSummary struct {
 	ExitCode   int             `json:"exit_code"`
 	PoweredOff bool            `json:"powered_off"`
 	Failed     bool            `json:"failed"`
+	Fast       bool            `json:"fast"`
 	Outputs    []struct {
 		Name string `json:"name"`
 		Size int64  `json:"size"`
@@ -211,10 +212,14 @@ func Describe(e events.Event) string {
 	case events.JobRemoved:
 		return because("removed")
 	case events.JobVacating:
-		if p.By != "" {
-			return "vacate requested by " + p.By
+		s := "vacate requested"
+		if p.Fast {
+			s = "vacate -fast requested (no checkpoint)"
 		}
-		return "vacate requested"
+		if p.By != "" {
+			s += " by " + p.By
+		}
+		return s
 	case events.ClaimReleased:
 		return because("claim on " + p.Slot + " released")
 	case events.ClaimLost:

@@ -28,3 +28,16 @@ func TestDescribeHaltedGuest(t *testing.T) {
 		t.Errorf("Describe = %q", got)
 	}
 }
+
+// A vacate asked with -fast is said to be one.
+func TestDescribeVacateFast(t *testing.T) {
+	for p, want := range map[events.JobActionPayload]string{
+		{By: "alice"}:             "vacate requested by alice",
+		{By: "alice", Fast: true}: "vacate -fast requested (no checkpoint) by alice",
+		{}:                        "vacate requested",
+	} {
+		if got := Describe(events.New(events.JobVacating, p)); got != want {
+			t.Errorf("Describe(%+v) = %q, want %q", p, got, want)
+		}
+	}
+}
