@@ -503,12 +503,16 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 	for _, st := range p.Startds {
 		run(execCtx, &p.execWG, "startd "+st.Name(), st.Run)
 	}
-	select {
-	case <-p.Schedd.Ready():
-	case err := <-p.errs:
-		return fail(err)
-	case <-ctx.Done():
-		return fail(ctx.Err())
+	// The pool is up once its schedd and negotiator serve (a daemon whose
+	// log is behind the bus stops before it does, and the start fails).
+	for _, ready := range []<-chan struct{}{p.Schedd.Ready(), neg.Ready()} {
+		select {
+		case <-ready:
+		case err := <-p.errs:
+			return fail(err)
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		}
 	}
 	for _, st := range p.Startds {
 		select {
