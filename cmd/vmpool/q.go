@@ -234,15 +234,9 @@ func (c *cli) q(ctx context.Context, args []string) int {
 
 // allSchedds lists the schedds the collector knows (-global).
 func (c *cli) allSchedds(ctx context.Context, pc *client) ([]string, error) {
-	ads, err := pc.ads(ctx, "schedd.")
+	names, err := pc.scheddNames(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var names []string
-	for _, ad := range ads {
-		if n, ok := ad.EvalString("Name"); ok {
-			names = append(names, n)
-		}
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("no schedd is advertised at %s", pc.url)
