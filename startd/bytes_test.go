@@ -20,23 +20,8 @@ import (
 // vm_checkpoint job with a 128 KiB input disk twice: vacated once with a
 // checkpoint, then resumed from it and vacated again.
 func TestEvictionCountsBytes(t *testing.T) {
-	_, bus := eventstest.Bus(t)
-	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
-		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runReady(t, ctx, cancel, d)
 	const diskBytes = 128 << 10
-	disk := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(disk, make([]byte, diskBytes), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	in, err := bus.PutFile(ctx, "alice", disk, "disk.img")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, ctx, in := simStartdWithDisk(t, diskBytes)
 	// run claims a run of the job and vacates it once its VM runs; it
 	// returns the run's VMStarted and VMEvicted.
 	run := func(claim string, cps []events.Checkpoint) (started, evicted events.VMEventPayload) {
@@ -119,23 +104,8 @@ func vmEventOf(t *testing.T, d *Startd, claim, typ string) events.VMEventPayload
 // says what its run moved and used, as an evicted one does: its
 // VMStopped carries BytesIn, the input disk.
 func TestKilledRunCountsBytes(t *testing.T) {
-	_, bus := eventstest.Bus(t)
-	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
-		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runReady(t, ctx, cancel, d)
 	const diskBytes = 64 << 10
-	disk := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(disk, make([]byte, diskBytes), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	in, err := bus.PutFile(ctx, "alice", disk, "disk.img")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, ctx, in := simStartdWithDisk(t, diskBytes)
 	req := events.ClaimRequest{ClaimID: "c1", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
 		Inputs: []events.FileRef{in},
 		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100;` +
@@ -201,4 +171,28 @@ func TestShutdownVacateSaysWhy(t *testing.T) {
 	if p.Checkpoint == nil || !strings.Contains(p.Reason, "shutting down") {
 		t.Fatalf("VMEvicted at shutdown: %+v; want a checkpoint and a reason saying the startd is shutting down", p)
 	}
+}
+
+// simStartdWithDisk runs a one-slot sim startd s1 (until the test ends)
+// and stores an input disk of size bytes, disk.img, in alice's bucket; it
+// returns the startd, the context it runs in and the disk's reference.
+func simStartdWithDisk(t *testing.T, size int) (*Startd, context.Context, events.FileRef) {
+	t.Helper()
+	_, bus := eventstest.Bus(t)
+	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runReady(t, ctx, cancel, d)
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, make([]byte, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := bus.PutFile(ctx, "alice", disk, "disk.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, ctx, in
 }
