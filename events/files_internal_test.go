@@ -14,6 +14,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// testBusAt connects to the NATS server at url and opens the pool's bus
+// on it, both closed with the test.
+func testBusAt(t *testing.T, url string) *Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js, err := Connect(ctx, url, ConnectOptions{Name: t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	bus, err := OpenBus(ctx, nc, js, BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bus
+}
+
 // fileBus starts a NATS server and a bus for the file tests, and stores
 // a file of size bytes in alice's bucket.
 func fileBus(t *testing.T, size int) (*Bus, FileRef, []byte) {
@@ -23,17 +41,9 @@ func fileBus(t *testing.T, size int) (*Bus, FileRef, []byte) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
+	bus := testBusAt(t, s.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc, js, err := Connect(ctx, s.URL(), ConnectOptions{Name: t.Name()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	bus, err := OpenBus(ctx, nc, js, BusConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := make([]byte, size)
 	for i := range data {
 		data[i] = byte(i * 13)

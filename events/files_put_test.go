@@ -56,17 +56,7 @@ func queueBus(t *testing.T, queue int64) (*Bus, *dropLog) {
 	}
 	s := &NATSServer{Server: ns}
 	t.Cleanup(s.Stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	nc, js, err := Connect(ctx, s.URL(), ConnectOptions{Name: t.Name()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	bus, err := OpenBus(ctx, nc, js, BusConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus := testBusAt(t, s.URL())
 	bus.FileRetry = -1
 	return bus, log
 }
