@@ -180,6 +180,58 @@ func (o *Outbox) Run(ctx context.Context) error {
 	}
 }
 
+// Running is an outbox running in the background (Start). It outlives
+// the daemon's other goroutines, so that it can flush at shutdown.
+type Running struct {
+	o      *Outbox
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Start runs the outbox (Run) in the background until Stop or Cancel.
+func (o *Outbox) Start() *Running {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Running{o: o, cancel: cancel, done: make(chan struct{})}
+	go func() { r.err = o.Run(ctx); close(r.done) }()
+	return r
+}
+
+// Watch returns the outbox's error when it stops on its own (the bus is
+// ahead of the log), or nil once ctx is done. A daemon runs it among its
+// goroutines: an outbox that stops stops the daemon, whose events would
+// otherwise reach no one.
+func (r *Running) Watch(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Stop publishes what the log holds beyond the bus, for up to five
+// seconds (an outbox that stopped on its own is not flushed: nothing
+// would), ends the outbox and returns the error it stopped with, if any.
+func (r *Running) Stop() error {
+	select {
+	case <-r.done:
+	default:
+		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.o.Flush(fctx); err != nil {
+			r.o.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", err)
+		}
+		fcancel()
+	}
+	r.cancel()
+	<-r.done
+	return r.err
+}
+
+// Cancel ends the outbox without flushing it or waiting for it: a
+// daemon that failed to start.
+func (r *Running) Cancel() { r.cancel() }
+
 // CheckBus compares the bus with the log once, before the daemon serves:
 // a log behind the bus (ErrLogBehindBus) must stop the daemon before it
 // records anything, or what it records would reuse sequence numbers the

@@ -148,20 +148,10 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	jobs := len(n.st.Jobs)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.loop.Run(gctx) })
-	obCtx, obCancel := context.WithCancel(context.Background())
-	var obErr error
-	obDone := make(chan struct{})
-	go func() { obErr = outbox.Run(obCtx); close(obDone) }()
 	// An outbox that stops on its own (the bus is ahead of the log) stops
 	// the negotiator: its matches would reach no schedd.
-	g.Go(func() error {
-		select {
-		case <-obDone:
-			return obErr
-		case <-gctx.Done():
-			return nil
-		}
-	})
+	ob := outbox.Start()
+	g.Go(func() error { return ob.Watch(gctx) })
 	g.Go(func() error {
 		return events.Consume(gctx, n.cfg.Bus.JS, events.ConsumerConfig{
 			Durable:    "negotiator-" + n.cfg.Name,
@@ -188,19 +178,8 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	n.logger.Info("negotiator running", "jobs", jobs, "interval", n.cfg.Interval)
 	close(n.ready)
 	err = g.Wait()
-	select {
-	case <-obDone: // stopped: nothing would flush it
-	default:
-		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if ferr := outbox.Flush(fctx); ferr != nil {
-			n.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
-		}
-		fcancel()
-	}
-	obCancel()
-	<-obDone
-	if err == nil {
-		err = obErr
+	if oerr := ob.Stop(); err == nil {
+		err = oerr
 	}
 	return err
 }

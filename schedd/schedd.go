@@ -218,21 +218,11 @@ func (s *Schedd) Run(ctx context.Context) error {
 	srv := events.NewServer(s.cfg.Bus.NC, s.logger, 64)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.loop.Run(gctx) })
-	// The outbox outlives the other goroutines so that it can flush.
-	obCtx, obCancel := context.WithCancel(context.Background())
-	var obErr error
-	obDone := make(chan struct{})
-	go func() { obErr = s.outbox.Run(obCtx); close(obDone) }()
-	// An outbox that stops on its own (the bus is ahead of the log) stops
-	// the schedd: serving on would queue jobs nothing ever hears of.
-	g.Go(func() error {
-		select {
-		case <-obDone:
-			return obErr
-		case <-gctx.Done():
-			return nil
-		}
-	})
+	// The outbox outlives the other goroutines so that it can flush. One
+	// that stops on its own (the bus is ahead of the log) stops the
+	// schedd: serving on would queue jobs nothing ever hears of.
+	ob := s.outbox.Start()
+	g.Go(func() error { return ob.Watch(gctx) })
 	// Users' verbs end in the user's name (their identity on a pool with
 	// credentials); the startds' keepalive does not.
 	for verb, h := range map[string]events.UserHandler{
@@ -243,16 +233,16 @@ func (s *Schedd) Run(ctx context.Context) error {
 		"history": s.handleHistory,
 	} {
 		if err := srv.HandleUser(gctx, events.CmdSubject(events.RoleSchedd, s.cfg.Name, verb), h); err != nil {
-			obCancel()
+			ob.Cancel()
 			return err
 		}
 	}
 	if err := srv.Handle(gctx, events.CmdSubject(events.RoleSchedd, s.cfg.Name, "alive"), s.handleAlive); err != nil {
-		obCancel()
+		ob.Cancel()
 		return err
 	}
 	if err := s.cfg.Bus.NC.Flush(); err != nil {
-		obCancel()
+		ob.Cancel()
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	g.Go(func() error {
@@ -295,19 +285,8 @@ func (s *Schedd) Run(ctx context.Context) error {
 			s.logger.Warn("snapshot at shutdown", "err", serr)
 		}
 	}
-	select {
-	case <-obDone: // stopped: nothing would flush it
-	default:
-		fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if ferr := s.outbox.Flush(fctx); ferr != nil {
-			s.logger.Warn("outbox not flushed at shutdown; it republishes on restart", "err", ferr)
-		}
-		fcancel()
-	}
-	obCancel()
-	<-obDone
-	if err == nil {
-		err = obErr
+	if oerr := ob.Stop(); err == nil {
+		err = oerr
 	}
 	return err
 }
