@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,5 +36,26 @@ func TestMain(m *testing.M) {
 		c := &cli{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
 		os.Exit(c.main(context.Background(), os.Args))
 	}
-	os.Exit(m.Run())
+	os.Exit(runIsolated(m))
+}
+
+// runIsolated runs the tests with HOME in a temporary directory: vmpool up
+// leaves a user's credentials in ~/.vmpool/creds/HOST_PORT.nk, and a test
+// pool that came up on a port an earlier test's pool had used found that
+// pool's credentials there and was refused (TestNoCredentialsNoEntry failed
+// in CI so). The tests leave nothing in the real home, and find nothing of
+// an earlier run's there.
+func runIsolated(m *testing.M) int {
+	home, err := os.MkdirTemp("", "vmpool-test-home-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "test home: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(home)
+	if err := os.Chmod(home, 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "test home: %v\n", err)
+		return 1
+	}
+	os.Setenv("HOME", home)
+	return m.Run()
 }

@@ -187,6 +187,9 @@ func TestUsersTouchOnlyTheirOwnJobs(t *testing.T) {
 // TestNoCredentialsNoEntry: a client without credentials, or with another
 // pool's, is turned away with a message that says what to do.
 func TestNoCredentialsNoEntry(t *testing.T) {
+	// A home of its own: another test's vmpool up on this port, earlier in
+	// the run, may have left its credentials in the shared test home.
+	t.Setenv("HOME", t.TempDir())
 	tp := newTestPool(t, 0)
 	var out, errb bytes.Buffer
 	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
