@@ -257,6 +257,9 @@ func (l *lexer) number(start int) token {
 	text := l.src[start:p]
 	l.pos = p
 	if real {
+		if f, ok := shortDecimal(text); ok {
+			return token{kind: tReal, pos: start, f: f}
+		}
 		f, err := strconv.ParseFloat(text, 64)
 		if err != nil && !math.IsInf(f, 0) && f != 0 {
 			return l.fail(start, "invalid number "+strconv.Quote(text))
@@ -541,4 +544,50 @@ func (l *lexer) punct(start int) token {
 		return l.fail(start, "unexpected byte "+strconv.QuoteToASCII(src[start:start+1]))
 	}
 	return l.fail(start, "unexpected character "+strconv.QuoteRune(r))
+}
+
+// exactPow10 are the powers of ten a float64 holds exactly.
+var exactPow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// shortDecimal reads a real without an exponent and of at most 15 digits
+// (0.0, 12.5, -3.25: the reals ads are made of) exactly as
+// strconv.ParseFloat does: its digits and the power of ten are both exact
+// in a float64, and one IEEE division rounds their quotient correctly.
+// strconv's own general path grows a fresh goroutine's stack (its frames
+// are large), which every claim a startd decided paid for a job ad's
+// RemoteUserCpu = 0.0. Anything else is left to strconv.
+func shortDecimal(text string) (float64, bool) {
+	neg := false
+	if text != "" && text[0] == '-' {
+		neg, text = true, text[1:]
+	}
+	var mant uint64
+	digits, frac, dot := 0, 0, false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '.' && !dot:
+			dot = true
+		case isDigit(c):
+			digits++
+			if digits > 15 {
+				return 0, false
+			}
+			mant = mant*10 + uint64(c-'0')
+			if dot {
+				frac++
+			}
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	f := float64(mant) / exactPow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, true
 }
