@@ -332,6 +332,9 @@ func (c *cli) buildPayload(ctx context.Context, pc *client, cl *submit.Cluster, 
 		}
 		differ = true
 		for _, at := range pr.Attrs {
+			if at.Name == "JobStatus" && strings.TrimSpace(at.Expr) == "5" {
+				specs[i].Hold = true
+			}
 			if !scheddOwned[strings.ToLower(at.Name)] {
 				specs[i].Attrs = append(specs[i].Attrs, events.Attr{Name: at.Name, Expr: at.Expr})
 			}
