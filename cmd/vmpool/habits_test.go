@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -30,5 +32,42 @@ func TestHoldBeforeLaterQueue(t *testing.T) {
 	// The reason is condor_submit's, as -dry-run shows it.
 	if got := tp.mustRun("q", "1.2", "-af", "HoldReason"); got != "submitted on hold at user's request\n" {
 		t.Fatalf("q 1.2 -af HoldReason: %q", got)
+	}
+}
+
+// TestDocExamplesNoTrailingComments: a submit description or configuration
+// file takes `#` as a comment only at the start of a line, as HTCondor's
+// do; after a value it is part of the value. The README's first VM job
+// had comments after its values, and submitting it as copied failed
+// (vm_memory is incorrectly specified ("16    # MiB"), vm_disk has 7
+// fields); the admin guide's TLS knobs took theirs into the paths.
+func TestDocExamplesNoTrailingComments(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	assign := regexp.MustCompile(`^\s*[+A-Za-z][A-Za-z0-9_.]*\s*=\s*\S.*\s#`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := ""
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				if fence == "" {
+					fence = "```" + strings.TrimPrefix(line, "```") // the block's language, if any
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			// Plain blocks hold submit descriptions and configuration;
+			// shell blocks' comments are the shell's.
+			if (fence == "```" || fence == "```ini") && assign.MatchString(line) {
+				t.Errorf("%s:%d: a comment after a value becomes part of it; put it on its own line: %s", f, i+1, line)
+			}
+		}
 	}
 }
