@@ -647,6 +647,14 @@ func (b *builder) policy() {
 
 	b.exprCmd("rank", "Rank", "0.0")
 	b.exprCmd("leave_in_queue", "LeaveJobInQueue", "false")
+	// The schedd does not act on these two: say so rather than let a
+	// script wait for what never happens.
+	if v, d, ok := b.given("leave_in_queue"); ok && !strings.EqualFold(strings.TrimSpace(v), "false") {
+		b.warn(d, "leave_in_queue has no effect in vmpool: a finished job leaves the queue at once (condor_history shows it)")
+	}
+	if v, d, ok := b.given("on_exit_remove"); ok && (strings.EqualFold(strings.TrimSpace(v), "false") || strings.TrimSpace(v) == "0") {
+		b.warn(d, "on_exit_remove = %s has no effect in vmpool: a job whose guest powers off completes (to keep it, use on_exit_hold = true)", v)
+	}
 	b.exprCmd("on_exit_hold", "OnExitHold", "false")
 	b.exprCmd("on_exit_hold_reason", "OnExitHoldReason", "")
 	b.exprCmd("on_exit_hold_subcode", "OnExitHoldSubCode", "")

@@ -152,6 +152,17 @@ func TestHoldAndWarnings(t *testing.T) {
 	if !strings.Contains(strings.Join(mustParse(t, dir, edit(kvmBase), Options{}).Warnings, "\n"), "request_memory was not specified; using RequestMemory = MY.JobVMMemory") {
 		t.Error("no warning for the defaulted request_memory")
 	}
+	// The schedd does not act on leave_in_queue or a false on_exit_remove:
+	// an HTCondor user's file that has them is told so.
+	w := strings.Join(mustParse(t, dir, edit(kvmBase, "leave_in_queue = true", "on_exit_remove = false"), Options{}).Warnings, "\n")
+	for _, want := range []string{"test.sub:7: leave_in_queue has no effect in vmpool", "test.sub:8: on_exit_remove = false has no effect in vmpool"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	if w := strings.Join(mustParse(t, dir, edit(kvmBase, "leave_in_queue = false", "on_exit_remove = (ExitBySignal == False) && (ExitCode == 0)"), Options{}).Warnings, "\n"); strings.Contains(w, "no effect") {
+		t.Errorf("warned of settings vmpool honours:\n%s", w)
+	}
 	// A name used as a macro is not a typo.
 	c = mustParse(t, dir, edit(kvmBase, "vm_memroy = 512", "vm_memory = $(vm_memroy)"), Options{})
 	if strings.Contains(strings.Join(c.Warnings, "\n"), "did you mean") {
