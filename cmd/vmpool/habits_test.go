@@ -71,3 +71,23 @@ func TestDocExamplesNoTrailingComments(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoformatUpperCaseLetter: condor_q -af:V quotes strings; the CLI
+// lowercased the whole option, so -af:V was refused as an unknown 'v'.
+func TestAutoformatUpperCaseLetter(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("hello.sub", helloSub))
+	for _, args := range [][]string{{"q", "-af:V", "Cmd"}, {"q", "-AF:jV", "Cmd"}, {"q", "-autoformat:V", "Cmd"}} {
+		out, errOut, code := tp.vmpool(args...)
+		want := `"hello_vm_job"` + "\n"
+		if strings.Contains(args[1], "j") {
+			want = "1.0 " + want
+		}
+		if code != 0 || out != want {
+			t.Errorf("%v: exit %d, printed %q, want %q\n%s", args, code, out, want, errOut)
+		}
+	}
+}
