@@ -91,3 +91,33 @@ func TestAutoformatUpperCaseLetter(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitUnwritableLog: a user log that cannot be written is refused at
+// submit, as condor_submit refuses it (it opens the log); vmpool queued the
+// job, ran it without a log, and condor_wait then had nothing to read.
+// -dry-run does not create the log.
+func TestSubmitUnwritableLog(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	// /proc takes no new files, even from root.
+	sub := tp.write("bad.sub", strings.Replace(helloSub, "log = hello.log", "log = /proc/vmpool-test.log", 1))
+	_, errOut, code := tp.vmpool("submit", sub)
+	if code == 0 || !strings.Contains(errOut, "bad.sub:3: log: log \"/proc/vmpool-test.log\" cannot be written: no such file or directory [log-invalid]") ||
+		!strings.Contains(errOut, "nothing was queued") {
+		t.Fatalf("submit with an unwritable log: exit %d\n%s", code, errOut)
+	}
+	if out := tp.mustRun("q", "-allusers", "-af", "ClusterId"); out != "" {
+		t.Fatalf("a job was queued: %q", out)
+	}
+	good := tp.write("good.sub", helloSub)
+	tp.mustRun("submit", "-dry-run", filepath.Join(tp.dir, "ads"), good)
+	if _, err := os.Stat(filepath.Join(tp.dir, "hello.log")); !os.IsNotExist(err) {
+		t.Fatalf("-dry-run created the log: %v", err)
+	}
+	tp.mustRun("submit", good)
+	if _, err := os.Stat(filepath.Join(tp.dir, "hello.log")); err != nil {
+		t.Fatalf("the log of a queued job: %v", err)
+	}
+}

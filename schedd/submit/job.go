@@ -559,6 +559,14 @@ func (b *builder) build() {
 	}
 }
 
+// checkLog runs Options.CheckLog on the user log path, once per path.
+func (b *builder) checkLog(path string) error {
+	if b.opt.CheckLog == nil {
+		return nil
+	}
+	return b.fs.checkLog(path, b.opt.CheckLog)
+}
+
 // policy sets the bookkeeping and policy attributes.
 func (b *builder) policy() {
 	if v, d, ok := b.given("log"); ok {
@@ -567,6 +575,8 @@ func (b *builder) policy() {
 			b.err(d, "log-invalid", fmt.Sprintf("log %q is a directory", path))
 		} else if !b.fs.isDir(filepath.Dir(path)) {
 			b.err(d, "log-invalid", fmt.Sprintf("the directory of log %q does not exist", path))
+		} else if err := b.checkLog(path); err != nil {
+			b.err(d, "log-invalid", fmt.Sprintf("log %q cannot be written: %v", path, err))
 		} else {
 			b.j.userLog = path
 			b.set("UserLog", quote(path))
