@@ -617,3 +617,31 @@ func TestCheckExprHook(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedStatementsDocumented: what HTCondor's submit language has and
+// vmpool refuses (include, if/else, $RANDOM_INTEGER(), ...) is refused
+// with its own name, and htcondor-compat.md lists it: an HTCondor user's
+// file that has one fails at submit, and the page must say so.
+func TestRefusedStatementsDocumented(t *testing.T) {
+	dir := fixtures(t)
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "htcondor-compat.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ line, code, doc string }{
+		{"include : common.sub", "line-syntax", "`include`"},
+		{"if defined X", "line-syntax", "`if`/`elif`/`else`/`endif`"},
+		{"error : no", "line-syntax", "`error`"},
+		{"warning : no", "line-syntax", "`warning` statements"},
+		{"vm_vcpus = $RANDOM_INTEGER(1, 4)", "macro-function-unknown", "`$RANDOM_INTEGER()`"},
+		{"vm_vcpus = $RANDOM_CHOICE(1, 2)", "macro-function-unknown", "`$RANDOM_CHOICE()`"},
+	} {
+		_, err := parse(t, dir, edit(kvmBase, c.line), Options{})
+		if err == nil || !strings.Contains(err.Error(), "["+c.code+"]") {
+			t.Errorf("%q: %v, want a [%s] error", c.line, err, c.code)
+		}
+		if !strings.Contains(string(doc), c.doc) {
+			t.Errorf("htcondor-compat.md does not say that %s is not supported", c.doc)
+		}
+	}
+}
