@@ -98,15 +98,28 @@ func (b *builder) get(cmd string) (v string, d *macroDef, ok bool) {
 	}
 	b.x.usedCluster = b.x.usedCluster || before
 	if err != nil {
-		ee, _ := err.(*expandError)
-		code, msg := "macro-undefined", err.Error()
-		if ee != nil {
-			code = ee.code
-		}
-		b.err(d, code, msg)
+		b.expandErr(d, err)
 		return "", d, false
 	}
 	return strings.TrimSpace(v), d, true
+}
+
+// expandErr reports a failed expansion of d's value. An undefined macro
+// names the queue statement it was expanded for: with several, a macro
+// may be defined for one and not yet for another.
+func (b *builder) expandErr(d *macroDef, err error) {
+	code, msg := "macro-undefined", err.Error()
+	if ee, ok := err.(*expandError); ok {
+		code = ee.code
+	}
+	if code == "macro-undefined" && b.qline > 0 {
+		if b.qfile == d.file {
+			msg += fmt.Sprintf(" for the queue statement at line %d", b.qline)
+		} else {
+			msg += fmt.Sprintf(" for the queue statement at %s:%d", b.qfile, b.qline)
+		}
+	}
+	b.err(d, code, msg)
 }
 
 // given is get for commands where an empty value counts as not given.
@@ -721,11 +734,7 @@ func (b *builder) literalAttrs() bool {
 		}
 		v, err := b.x.expand(d.value)
 		if err != nil {
-			code := "macro-undefined"
-			if ee, ok := err.(*expandError); ok {
-				code = ee.code
-			}
-			b.err(d, code, err.Error())
+			b.expandErr(d, err)
 			continue
 		}
 		v = strings.TrimSpace(v)

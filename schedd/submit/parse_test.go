@@ -645,3 +645,16 @@ func TestRefusedStatementsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestUndefinedMacroNamesQueue: with several queue statements, a macro
+// defined for a later one but used by an earlier one is an error that
+// names the queue statement it was expanded for (the error named only the
+// line that used it, which is right for the later queue).
+func TestUndefinedMacroNamesQueue(t *testing.T) {
+	dir := fixtures(t)
+	src := strings.Replace(edit(kvmBase, "executable = job_$(tag)"), "queue", "queue\ntag = b\nqueue", 1)
+	_, err := parse(t, dir, src, Options{})
+	if err == nil || !strings.Contains(err.Error(), "test.sub:2: executable: macro $(tag) is not defined for the queue statement at line 7 [macro-undefined]") {
+		t.Fatalf("%s\n%v", src, err)
+	}
+}
