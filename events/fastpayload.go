@@ -396,6 +396,8 @@ func (r *jreader) procs() []ProcSpec {
 			p.Iwd = r.name()
 		case "user_log":
 			p.UserLog = r.str()
+		case "hold":
+			p.Hold = r.bool()
 		default:
 			r.fail()
 		}

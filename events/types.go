@@ -59,6 +59,9 @@ type ProcSpec struct {
 	Inputs  []FileRef `json:"inputs,omitempty"`
 	Iwd     string    `json:"iwd,omitempty"`      // when it differs from the cluster's
 	UserLog string    `json:"user_log,omitempty"` // when it differs from the cluster's
+	// Hold: this proc alone was submitted on hold (a `hold = true` before
+	// its queue statement but not the cluster's others).
+	Hold bool `json:"hold,omitempty"`
 }
 
 // ClusterSubmittedPayload is a whole submit: the cluster's common ad and
@@ -77,6 +80,12 @@ type ClusterSubmittedPayload struct {
 	// in which case Procs may be empty (queue 100000 costs one line).
 	NumProcs int  `json:"num_procs"`
 	Hold     bool `json:"hold,omitempty"` // hold = true: submitted on hold (code 15)
+}
+
+// Held says whether proc i was submitted on hold: the whole cluster was,
+// or that proc alone.
+func (p *ClusterSubmittedPayload) Held(i int) bool {
+	return p.Hold || (i < len(p.Procs) && p.Procs[i].Hold)
 }
 
 // ClusterReservedPayload hands out a cluster id.

@@ -194,7 +194,7 @@ func applySchedd(st *State, e events.Event) {
 		st.clusters[ck] = c
 		for i := 0; i < p.NumProcs; i++ {
 			j := &Job{Key: JobKey{e.Schedd, events.JobID{Cluster: e.Cluster, Proc: i}}, Cluster: c, Status: 1}
-			if p.Hold {
+			if p.Held(i) {
 				j.Status = 5
 			}
 			if i < len(p.Procs) && len(p.Procs[i].Attrs) > 0 {

@@ -219,9 +219,9 @@ func applySubmit(q *Queue, e events.Event, at int64) {
 				q.ProcLogs[j.ID] = l
 			}
 		}
-		if p.Hold {
+		if p.Held(i) {
 			j.Status = Held
-			j.HoldCode, j.HoldReason = 15, "submitted on hold"
+			j.HoldCode, j.HoldReason = 15, "submitted on hold at user's request"
 			j.NumHolds = 1
 		}
 		q.Jobs[j.ID] = j

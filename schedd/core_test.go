@@ -282,7 +282,7 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 	case "claim-gone":
 		return h.commit(DecideClaimGone(h.q, jobArg(d), arg(d, "claim", "")))
 	case "outputs":
-		r := OutputsResult{Job: jobArg(d), ClaimID: arg(d, "claim", ""), BytesRecv: int64(argInt(d, "bytes", 10))}
+		r := OutputsResult{Job: jobArg(d), ClaimID: arg(d, "claim", ""), BytesRecv: int64(argInt(d, "bytes", 10)), Now: time.Unix(h.now, 0)}
 		if e := arg(d, "err", ""); e != "" {
 			r.Err = fmt.Errorf("%s", e)
 		}

@@ -502,10 +502,12 @@ type OutputsResult struct {
 	ClaimID   string
 	Err       error // nil: every output is in the submit directory
 	BytesRecv int64
+	Now       time.Time // the decision's clock, for OnExitHold's time()
 }
 
 // DecideOutputs completes the job once its disks are back, or holds it
-// (code 12, output transfer error) when they cannot be brought back.
+// (code 12, output transfer error) when they cannot be brought back, or
+// (code 3) when its OnExitHold says so.
 func DecideOutputs(q *Queue, r OutputsResult) []events.Event {
 	j := q.Jobs[r.Job]
 	if j == nil || j.Claim == nil || j.Claim.ID != r.ClaimID || j.Claim.State != ClaimExited {
@@ -515,6 +517,9 @@ func DecideOutputs(q *Queue, r OutputsResult) []events.Event {
 		return []events.Event{
 			events.New(events.JobHeld, events.JobHeldPayload{Code: 12, Reason: "Error transferring output: " + r.Err.Error()}).ForJob(q.Name, j.ID),
 		}
+	}
+	if held, ok := DecideOnExitHold(q, j, r.Now); ok {
+		return []events.Event{held}
 	}
 	p := events.JobCompletedPayload{ClaimID: r.ClaimID, ExitCode: 0, Outputs: j.Claim.Outputs, BytesRecv: r.BytesRecv,
 		TotalUserCPUNanos: j.RemoteUserCPU, TotalSysCPUNanos: j.RemoteSysCPU} // the exit's CPU is in the totals already

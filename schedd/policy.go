@@ -28,21 +28,8 @@ func DecidePolicy(q *Queue, now time.Time) []events.Event {
 			continue
 		}
 		ad := j.Ad(q.Name)
-		eval := func(attr string) (bool, string) {
-			e, ok := ad.Lookup(attr)
-			if !ok {
-				return false, ""
-			}
-			return e.EvalWith(ad, nil, opts).IsTrue(), e.String()
-		}
-		reason := func(attr, expr, fallback string) string {
-			if e, ok := ad.Lookup(attr); ok {
-				if s, ok := e.EvalWith(ad, nil, opts).StringValue(); ok && s != "" {
-					return s
-				}
-			}
-			return fmt.Sprintf("The job attribute %s expression '%s' evaluated to TRUE", fallback, expr)
-		}
+		eval := func(attr string) (bool, string) { return evalPolicy(ad, attr, opts) }
+		reason := func(attr, expr, fallback string) string { return policyReason(ad, attr, expr, fallback, opts) }
 		if yes, expr := eval("PeriodicRemove"); yes {
 			out = append(out, events.New(events.JobRemoved, events.JobActionPayload{
 				By: "policy", Reason: reason("PeriodicRemoveReason", expr, "PeriodicRemove"), Claimed: j.Claim != nil}).ForJob(q.Name, j.ID))
@@ -56,16 +43,59 @@ func DecidePolicy(q *Queue, now time.Time) []events.Event {
 			}
 		default:
 			if yes, expr := eval("PeriodicHold"); yes {
-				sub := 0
-				if e, ok := ad.Lookup("PeriodicHoldSubCode"); ok {
-					if n, ok := e.EvalWith(ad, nil, opts).IntValue(); ok {
-						sub = int(n)
-					}
-				}
-				out = append(out, events.New(events.JobHeld, events.JobHeldPayload{Code: holdJobPolicy, SubCode: sub,
+				out = append(out, events.New(events.JobHeld, events.JobHeldPayload{Code: holdJobPolicy, SubCode: policySubCode(ad, "PeriodicHoldSubCode", opts),
 					Reason: reason("PeriodicHoldReason", expr, "PeriodicHold"), By: "policy"}).ForJob(q.Name, j.ID))
 			}
 		}
 	}
 	return out
+}
+
+// DecideOnExitHold evaluates the job's OnExitHold (on_exit_hold) at now,
+// once its guest has powered off and its disks are back, as HTCondor's
+// shadow does when a job exits: true holds the job (code 3, JobPolicy,
+// with OnExitHoldReason and OnExitHoldSubCode) instead of completing it.
+func DecideOnExitHold(q *Queue, j *Job, now time.Time) (events.Event, bool) {
+	opts := &classad.EvalOptions{Now: func() time.Time { return now }}
+	ad := j.Ad(q.Name)
+	// The job has exited: a guest that powers off exits normally, with 0.
+	ad.SetInt("ExitCode", 0)
+	ad.SetBool("ExitBySignal", false)
+	yes, expr := evalPolicy(ad, "OnExitHold", opts)
+	if !yes {
+		return events.Event{}, false
+	}
+	return events.New(events.JobHeld, events.JobHeldPayload{Code: holdJobPolicy, SubCode: policySubCode(ad, "OnExitHoldSubCode", opts),
+		Reason: policyReason(ad, "OnExitHoldReason", expr, "OnExitHold", opts), By: "policy"}).ForJob(q.Name, j.ID), true
+}
+
+// evalPolicy says whether the policy expression attr of ad is true, and
+// its text.
+func evalPolicy(ad *classad.Ad, attr string, opts *classad.EvalOptions) (bool, string) {
+	e, ok := ad.Lookup(attr)
+	if !ok {
+		return false, ""
+	}
+	return e.EvalWith(ad, nil, opts).IsTrue(), e.String()
+}
+
+// policyReason is the job's own reason (attr), or HTCondor's words for
+// the policy expression name whose text is expr.
+func policyReason(ad *classad.Ad, attr, expr, name string, opts *classad.EvalOptions) string {
+	if e, ok := ad.Lookup(attr); ok {
+		if s, ok := e.EvalWith(ad, nil, opts).StringValue(); ok && s != "" {
+			return s
+		}
+	}
+	return fmt.Sprintf("The job attribute %s expression '%s' evaluated to TRUE", name, expr)
+}
+
+// policySubCode is the integer value of attr, else 0.
+func policySubCode(ad *classad.Ad, attr string, opts *classad.EvalOptions) int {
+	if e, ok := ad.Lookup(attr); ok {
+		if n, ok := e.EvalWith(ad, nil, opts).IntValue(); ok {
+			return int(n)
+		}
+	}
+	return 0
 }

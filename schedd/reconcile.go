@@ -431,8 +431,8 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 		s.logger.Info("returned disks fetched", "job", id.String(), "files", len(outputs), "bytes", total, "took", took.Round(time.Millisecond))
 	}
 	done(key)
-	_, derr := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
-		return DecideOutputs(s.q, OutputsResult{Job: id, ClaimID: claimID, Err: err, BytesRecv: total}), nil
+	_, derr := s.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
+		return DecideOutputs(s.q, OutputsResult{Job: id, ClaimID: claimID, Err: err, BytesRecv: total, Now: now}), nil
 	})
 	if derr != nil && ctx.Err() == nil {
 		s.logger.Error("record returned disks", "job", id.String(), "err", derr)

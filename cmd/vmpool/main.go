@@ -156,6 +156,11 @@ func opt(arg string) (name, value string, hasValue, ok bool) {
 	}
 	s := strings.TrimLeft(arg, "-")
 	name, value, hasValue = strings.Cut(s, "=")
+	// The name is case-insensitive; the letters after its colon are not
+	// (-af:V quotes strings).
+	if head, tail, colon := strings.Cut(name, ":"); colon {
+		return strings.ToLower(head) + ":" + tail, value, hasValue, true
+	}
 	return strings.ToLower(name), value, hasValue, true
 }
 

@@ -107,6 +107,11 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 			return err
 		},
 	}
+	if dryRun == "" {
+		// As condor_submit: a log the schedd could not write would leave
+		// the job without one (and condor_wait with nothing to read).
+		opts.CheckLog = openUserLog
+	}
 	parse := func() (*submit.Cluster, error) {
 		if file == "-" {
 			return submit.Parse("-", bytes.NewReader(stdinData), opts)
@@ -332,6 +337,9 @@ func (c *cli) buildPayload(ctx context.Context, pc *client, cl *submit.Cluster, 
 		}
 		differ = true
 		for _, at := range pr.Attrs {
+			if at.Name == "JobStatus" && strings.TrimSpace(at.Expr) == "5" {
+				specs[i].Hold = true
+			}
 			if !scheddOwned[strings.ToLower(at.Name)] {
 				specs[i].Attrs = append(specs[i].Attrs, events.Attr{Name: at.Name, Expr: at.Expr})
 			}
@@ -406,4 +414,18 @@ func submitPaths(v string) (submit.PathPolicy, error) {
 		return submit.PathsUnrestricted, nil
 	}
 	return 0, fmt.Errorf("VMPOOL_SUBMIT_PATHS = %q: use default, confined or unrestricted", v)
+}
+
+// openUserLog opens (creating it if need be) a user log for appending, as
+// condor_submit does, and says why it cannot.
+func openUserLog(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return pe.Err
+		}
+		return err
+	}
+	return f.Close()
 }

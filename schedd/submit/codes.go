@@ -84,7 +84,7 @@ var codeTable = []CodeInfo{
 	{"input-url-unsupported", "an input to transfer is a URL; vmpool transfers local files only", "download the file first and name the local copy"},
 	{"input-name-conflict", "two inputs to transfer have the same file name; they would overwrite each other on the execute machine", "rename one of the files"},
 	{"initialdir-invalid", "initialdir is not an existing directory", "create the directory or correct initialdir"},
-	{"log-invalid", "the user log path cannot be used", "point log at a file in an existing directory"},
+	{"log-invalid", "the user log path cannot be used", "point log at a file you can write, in an existing directory"},
 
 	// Xen.
 	{"xen-kernel-missing", "xen_kernel is missing", "set xen_kernel to included (kernel inside the disk image), vmx (hardware virtualisation) or a kernel file"},

@@ -98,15 +98,28 @@ func (b *builder) get(cmd string) (v string, d *macroDef, ok bool) {
 	}
 	b.x.usedCluster = b.x.usedCluster || before
 	if err != nil {
-		ee, _ := err.(*expandError)
-		code, msg := "macro-undefined", err.Error()
-		if ee != nil {
-			code = ee.code
-		}
-		b.err(d, code, msg)
+		b.expandErr(d, err)
 		return "", d, false
 	}
 	return strings.TrimSpace(v), d, true
+}
+
+// expandErr reports a failed expansion of d's value. An undefined macro
+// names the queue statement it was expanded for: with several, a macro
+// may be defined for one and not yet for another.
+func (b *builder) expandErr(d *macroDef, err error) {
+	code, msg := "macro-undefined", err.Error()
+	if ee, ok := err.(*expandError); ok {
+		code = ee.code
+	}
+	if code == "macro-undefined" && b.qline > 0 {
+		if b.qfile == d.file {
+			msg += fmt.Sprintf(" for the queue statement at line %d", b.qline)
+		} else {
+			msg += fmt.Sprintf(" for the queue statement at %s:%d", b.qfile, b.qline)
+		}
+	}
+	b.err(d, code, msg)
 }
 
 // given is get for commands where an empty value counts as not given.
@@ -559,6 +572,14 @@ func (b *builder) build() {
 	}
 }
 
+// checkLog runs Options.CheckLog on the user log path, once per path.
+func (b *builder) checkLog(path string) error {
+	if b.opt.CheckLog == nil {
+		return nil
+	}
+	return b.fs.checkLog(path, b.opt.CheckLog)
+}
+
 // policy sets the bookkeeping and policy attributes.
 func (b *builder) policy() {
 	if v, d, ok := b.given("log"); ok {
@@ -567,6 +588,8 @@ func (b *builder) policy() {
 			b.err(d, "log-invalid", fmt.Sprintf("log %q is a directory", path))
 		} else if !b.fs.isDir(filepath.Dir(path)) {
 			b.err(d, "log-invalid", fmt.Sprintf("the directory of log %q does not exist", path))
+		} else if err := b.checkLog(path); err != nil {
+			b.err(d, "log-invalid", fmt.Sprintf("log %q cannot be written: %v", path, err))
 		} else {
 			b.j.userLog = path
 			b.set("UserLog", quote(path))
@@ -647,6 +670,14 @@ func (b *builder) policy() {
 
 	b.exprCmd("rank", "Rank", "0.0")
 	b.exprCmd("leave_in_queue", "LeaveJobInQueue", "false")
+	// The schedd does not act on these two: say so rather than let a
+	// script wait for what never happens.
+	if v, d, ok := b.given("leave_in_queue"); ok && !strings.EqualFold(strings.TrimSpace(v), "false") {
+		b.warn(d, "leave_in_queue has no effect in vmpool: a finished job leaves the queue at once (condor_history shows it)")
+	}
+	if v, d, ok := b.given("on_exit_remove"); ok && (strings.EqualFold(strings.TrimSpace(v), "false") || strings.TrimSpace(v) == "0") {
+		b.warn(d, "on_exit_remove = %s has no effect in vmpool: a job whose guest powers off completes (to keep it, use on_exit_hold = true)", v)
+	}
 	b.exprCmd("on_exit_hold", "OnExitHold", "false")
 	b.exprCmd("on_exit_hold_reason", "OnExitHoldReason", "")
 	b.exprCmd("on_exit_hold_subcode", "OnExitHoldSubCode", "")
@@ -703,11 +734,7 @@ func (b *builder) literalAttrs() bool {
 		}
 		v, err := b.x.expand(d.value)
 		if err != nil {
-			code := "macro-undefined"
-			if ee, ok := err.(*expandError); ok {
-				code = ee.code
-			}
-			b.err(d, code, err.Error())
+			b.expandErr(d, err)
 			continue
 		}
 		v = strings.TrimSpace(v)

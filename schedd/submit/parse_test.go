@@ -152,6 +152,17 @@ func TestHoldAndWarnings(t *testing.T) {
 	if !strings.Contains(strings.Join(mustParse(t, dir, edit(kvmBase), Options{}).Warnings, "\n"), "request_memory was not specified; using RequestMemory = MY.JobVMMemory") {
 		t.Error("no warning for the defaulted request_memory")
 	}
+	// The schedd does not act on leave_in_queue or a false on_exit_remove:
+	// an HTCondor user's file that has them is told so.
+	w := strings.Join(mustParse(t, dir, edit(kvmBase, "leave_in_queue = true", "on_exit_remove = false"), Options{}).Warnings, "\n")
+	for _, want := range []string{"test.sub:7: leave_in_queue has no effect in vmpool", "test.sub:8: on_exit_remove = false has no effect in vmpool"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+	if w := strings.Join(mustParse(t, dir, edit(kvmBase, "leave_in_queue = false", "on_exit_remove = (ExitBySignal == False) && (ExitCode == 0)"), Options{}).Warnings, "\n"); strings.Contains(w, "no effect") {
+		t.Errorf("warned of settings vmpool honours:\n%s", w)
+	}
 	// A name used as a macro is not a typo.
 	c = mustParse(t, dir, edit(kvmBase, "vm_memroy = 512", "vm_memory = $(vm_memroy)"), Options{})
 	if strings.Contains(strings.Join(c.Warnings, "\n"), "did you mean") {
@@ -604,5 +615,46 @@ func TestCheckExprHook(t *testing.T) {
 		if !found {
 			t.Errorf("CheckExpr was not asked about %q (asked %q)", w, seen)
 		}
+	}
+}
+
+// TestRefusedStatementsDocumented: what HTCondor's submit language has and
+// vmpool refuses (include, if/else, $RANDOM_INTEGER(), ...) is refused
+// with its own name, and htcondor-compat.md lists it: an HTCondor user's
+// file that has one fails at submit, and the page must say so.
+func TestRefusedStatementsDocumented(t *testing.T) {
+	dir := fixtures(t)
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "htcondor-compat.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ line, code, doc string }{
+		{"include : common.sub", "line-syntax", "`include`"},
+		{"if defined X", "line-syntax", "`if`/`elif`/`else`/`endif`"},
+		{"error : no", "line-syntax", "`error`"},
+		{"warning : no", "line-syntax", "`warning` statements"},
+		{"vm_vcpus = $RANDOM_INTEGER(1, 4)", "macro-function-unknown", "`$RANDOM_INTEGER()`"},
+		{"vm_vcpus = $RANDOM_CHOICE(1, 2)", "macro-function-unknown", "`$RANDOM_CHOICE()`"},
+	} {
+		_, err := parse(t, dir, edit(kvmBase, c.line), Options{})
+		if err == nil || !strings.Contains(err.Error(), "["+c.code+"]") {
+			t.Errorf("%q: %v, want a [%s] error", c.line, err, c.code)
+		}
+		if !strings.Contains(string(doc), c.doc) {
+			t.Errorf("htcondor-compat.md does not say that %s is not supported", c.doc)
+		}
+	}
+}
+
+// TestUndefinedMacroNamesQueue: with several queue statements, a macro
+// defined for a later one but used by an earlier one is an error that
+// names the queue statement it was expanded for (the error named only the
+// line that used it, which is right for the later queue).
+func TestUndefinedMacroNamesQueue(t *testing.T) {
+	dir := fixtures(t)
+	src := strings.Replace(edit(kvmBase, "executable = job_$(tag)"), "queue", "queue\ntag = b\nqueue", 1)
+	_, err := parse(t, dir, src, Options{})
+	if err == nil || !strings.Contains(err.Error(), "test.sub:2: executable: macro $(tag) is not defined for the queue statement at line 7 [macro-undefined]") {
+		t.Fatalf("%s\n%v", src, err)
 	}
 }

@@ -144,6 +144,7 @@ func unwrapPathErr(err error) error {
 type fsCache struct {
 	inputs map[string]inputResult
 	dirs   map[string]bool
+	logs   map[string]error // Options.CheckLog's answers
 }
 
 type inputResult struct {
@@ -153,7 +154,7 @@ type inputResult struct {
 }
 
 func newFSCache() *fsCache {
-	return &fsCache{inputs: map[string]inputResult{}, dirs: map[string]bool{}}
+	return &fsCache{inputs: map[string]inputResult{}, dirs: map[string]bool{}, logs: map[string]error{}}
 }
 
 // checkInput is the package's checkInput, remembered. The *Error is a
@@ -180,4 +181,14 @@ func (c *fsCache) isDir(path string) bool {
 		c.dirs[path] = v
 	}
 	return v
+}
+
+// checkLog is check(path), remembered.
+func (c *fsCache) checkLog(path string, check func(string) error) error {
+	err, ok := c.logs[path]
+	if !ok {
+		err = check(path)
+		c.logs[path] = err
+	}
+	return err
 }

@@ -73,6 +73,9 @@ type Options struct {
 	Paths PathPolicy
 	// MaxProcs bounds the jobs one file may queue; default 1,000,000.
 	MaxProcs int
+	// CheckLog checks that a user log can be written (condor_submit opens
+	// it); nil checks only that its directory exists.
+	CheckLog func(path string) error
 }
 
 const defaultMaxProcs = 1_000_000

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/vmpool/vmpool/vmimage"
+)
+
+// Tests of what an HTCondor user's habits and existing submit files meet:
+// the condor_* flags typed daily and the submit language of real files.
+
+// TestHoldBeforeLaterQueue: `hold = true` set between two queue statements
+// holds the jobs of the later one (code 15, "submitted on hold at user's
+// request"), as condor_submit does; the real submit queued them idle,
+// while -dry-run showed them held.
+func TestHoldBeforeLaterQueue(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	sub := strings.Replace(helloSub, "queue", "queue 2\nhold = true\nqueue\nhold = false\nqueue", 1)
+	tp.mustRun("submit", tp.write("hello.sub", sub))
+	got := tp.mustRun("q", "-af:j", "JobStatus", "HoldReasonCode")
+	want := "1.0 1 undefined\n1.1 1 undefined\n1.2 5 15\n1.3 1 undefined\n"
+	if got != want {
+		t.Fatalf("q -af:j JobStatus HoldReasonCode:\n%swant:\n%s", got, want)
+	}
+	// The reason is condor_submit's, as -dry-run shows it.
+	if got := tp.mustRun("q", "1.2", "-af", "HoldReason"); got != "submitted on hold at user's request\n" {
+		t.Fatalf("q 1.2 -af HoldReason: %q", got)
+	}
+}
+
+// TestDocExamplesNoTrailingComments: a submit description or configuration
+// file takes `#` as a comment only at the start of a line, as HTCondor's
+// do; after a value it is part of the value. The README's first VM job
+// had comments after its values, and submitting it as copied failed
+// (vm_memory is incorrectly specified ("16    # MiB"), vm_disk has 7
+// fields); the admin guide's TLS knobs took theirs into the paths.
+func TestDocExamplesNoTrailingComments(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	assign := regexp.MustCompile(`^\s*[+A-Za-z][A-Za-z0-9_.]*\s*=\s*\S.*\s#`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := ""
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				if fence == "" {
+					fence = "```" + strings.TrimPrefix(line, "```") // the block's language, if any
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			// Plain blocks hold submit descriptions and configuration;
+			// shell blocks' comments are the shell's.
+			if (fence == "```" || fence == "```ini") && assign.MatchString(line) {
+				t.Errorf("%s:%d: a comment after a value becomes part of it; put it on its own line: %s", f, i+1, line)
+			}
+		}
+	}
+}
+
+// TestAutoformatUpperCaseLetter: condor_q -af:V quotes strings; the CLI
+// lowercased the whole option, so -af:V was refused as an unknown 'v'.
+func TestAutoformatUpperCaseLetter(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("hello.sub", helloSub))
+	for _, args := range [][]string{{"q", "-af:V", "Cmd"}, {"q", "-AF:jV", "Cmd"}, {"q", "-autoformat:V", "Cmd"}} {
+		out, errOut, code := tp.vmpool(args...)
+		want := `"hello_vm_job"` + "\n"
+		if strings.Contains(args[1], "j") {
+			want = "1.0 " + want
+		}
+		if code != 0 || out != want {
+			t.Errorf("%v: exit %d, printed %q, want %q\n%s", args, code, out, want, errOut)
+		}
+	}
+}
+
+// TestSubmitUnwritableLog: a user log that cannot be written is refused at
+// submit, as condor_submit refuses it (it opens the log); vmpool queued the
+// job, ran it without a log, and condor_wait then had nothing to read.
+// -dry-run does not create the log.
+func TestSubmitUnwritableLog(t *testing.T) {
+	tp := newTestPool(t, 0)
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	// /proc takes no new files, even from root.
+	sub := tp.write("bad.sub", strings.Replace(helloSub, "log = hello.log", "log = /proc/vmpool-test.log", 1))
+	_, errOut, code := tp.vmpool("submit", sub)
+	if code == 0 || !strings.Contains(errOut, "bad.sub:3: log: log \"/proc/vmpool-test.log\" cannot be written: no such file or directory [log-invalid]") ||
+		!strings.Contains(errOut, "nothing was queued") {
+		t.Fatalf("submit with an unwritable log: exit %d\n%s", code, errOut)
+	}
+	if out := tp.mustRun("q", "-allusers", "-af", "ClusterId"); out != "" {
+		t.Fatalf("a job was queued: %q", out)
+	}
+	good := tp.write("good.sub", helloSub)
+	tp.mustRun("submit", "-dry-run", filepath.Join(tp.dir, "ads"), good)
+	if _, err := os.Stat(filepath.Join(tp.dir, "hello.log")); !os.IsNotExist(err) {
+		t.Fatalf("-dry-run created the log: %v", err)
+	}
+	tp.mustRun("submit", good)
+	if _, err := os.Stat(filepath.Join(tp.dir, "hello.log")); err != nil {
+		t.Fatalf("the log of a queued job: %v", err)
+	}
+}
