@@ -1066,6 +1066,12 @@ func (b *bench) match(ctx context.Context) error {
 	evs0, bytes0, ads0 := streamWrites(ctx, p.Bus.JS)
 	stopProfile := b.profile("match")
 	defer stopProfile()
+	if apart != nil && b.opt.pprofDir != "" {
+		stopApart := apart.profile(b.opt.pprofDir, "match-startds", b.logger)
+		defer stopApart()
+		stopCentral := stopProfile
+		stopProfile = func() { stopCentral(); stopApart() }
+	}
 	start, cpu0 := time.Now(), processCPU()
 	var apart0 time.Duration
 	if apart != nil {
@@ -1132,6 +1138,33 @@ type apartProc struct {
 	stopped sync.Once
 }
 
+// profile starts the process's CPU profile (see profileDirEnv) and returns
+// what ends it and waits until it is written; it may be called again.
+func (a *apartProc) profile(dir, name string, logger *slog.Logger) func() {
+	done := filepath.Join(dir, name+".done")
+	_ = os.Remove(done)
+	if err := a.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		logger.Warn("profile the sim startds", "err", err)
+		return func() {}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := a.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+				logger.Warn("profile the sim startds", "err", err)
+				return
+			}
+			for range 300 {
+				if _, err := os.Stat(done); err == nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			logger.Warn("profile the sim startds: not written after 30s", "dir", dir)
+		})
+	}
+}
+
 // stop kills it (its VMs are simulated: nothing to vacate) and waits;
 // again, it does nothing.
 func (a *apartProc) stop() {
@@ -1177,6 +1210,9 @@ func (b *bench) startdsApart(ctx context.Context, p *benchPool, cfg *Config, n i
 	cmd := exec.Command(exe, args...)
 	// A test binary is vmpool when told so (TestMain).
 	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1")
+	if b.opt.pprofDir != "" {
+		cmd.Env = append(cmd.Env, profileDirEnv+"="+b.opt.pprofDir)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("--apart: start the sim startds: %w", err)

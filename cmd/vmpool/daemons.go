@@ -787,6 +787,9 @@ func (c *cli) runStartd(ctx context.Context, args []string) int {
 				return nil, err
 			}
 			return func(ctx context.Context) error {
+				if dir := c.getenv(profileDirEnv); dir != "" {
+					profileOnSignals(ctx, dir, "match-startds", logger)
+				}
 				err := sims.run(ctx)
 				if cerr := sims.close(); err == nil {
 					err = cerr
