@@ -118,7 +118,8 @@ negotiator, startd, config) reads them, later ones winning, from:
 
 1. the defaults below;
 2. ^--config FILE^: ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
-   line, names are case-insensitive and values may use ^$(NAME)^;
+   line, names are case-insensitive and values may use ^$(NAME)^ (a knob's own,
+   as in ^START = $(START) && ...^, is the value it had before the line);
 3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^, ^$VMPOOL_TLS_CA^;
 4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
    (^--home^ LOCAL_DIR, ^--pool^ VMPOOL_URL, ^--name^, ^--vm-memory^, ^--vm-type^,
@@ -175,9 +176,17 @@ func NewConfig() *Config {
 	return c
 }
 
-// Set sets a knob from origin (e.g. "--vm-memory").
+// Set sets a knob from origin (e.g. "--vm-memory"). As in HTCondor, a
+// value's references to the knob itself ("START = $(START) && ...") stand
+// for the value it had before (its default if nothing set it).
 func (c *Config) Set(name, value, origin string) {
 	name = strings.ToUpper(name)
+	value = macroRE.ReplaceAllStringFunc(value, func(m string) string {
+		if strings.ToUpper(m[2:len(m)-1]) == name {
+			return c.values[name]
+		}
+		return m
+	})
 	c.values[name] = value
 	c.origin[name] = origin
 }
