@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -117,7 +118,8 @@ vmpool uses HTCondor's knob names. A daemon command (vmpool up, nats, schedd,
 negotiator, startd, config) reads them, later ones winning, from:
 
 1. the defaults below;
-2. ^--config FILE^: ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
+2. ^--config FILE^ (repeatable, later files winning; a directory, as HTCondor's
+   LOCAL_CONFIG_DIR, has its files read in name order): ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
    line, names are case-insensitive and values may use ^$(NAME)^ (a knob's own,
    as in ^START = $(START) && ...^, is the value it had before the line);
 3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^, ^$VMPOOL_TLS_CA^;
@@ -312,16 +314,38 @@ func (c *Config) Names() []string {
 	return out
 }
 
+// configDirSkip matches the names of a configuration directory's files
+// that are not read: HTCondor's LOCAL_CONFIG_DIR_EXCLUDE_REGEXP default
+// (hidden files, editor backups, package managers' leftovers).
+var configDirSkip = regexp.MustCompile(`^((\..*)|(.*~)|(#.*)|(.*\.rpmsave)|(.*\.rpmnew))$`)
+
 // LoadFile reads an HTCondor-style configuration file: `NAME = value`
 // lines, `#` comments, `\` continuations; names are case-insensitive and
 // values may reference other knobs as $(NAME). Every problem is reported
-// with the file and line.
+// with the file and line. A directory (HTCondor's LOCAL_CONFIG_DIR) has
+// its files read in name order, but for those configDirSkip matches.
 func (c *Config) LoadFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read configuration: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		entries, err := f.ReadDir(-1)
+		if err != nil {
+			return fmt.Errorf("read configuration directory %s: %w", path, err)
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+		for _, e := range entries {
+			if e.IsDir() || configDirSkip.MatchString(e.Name()) {
+				continue
+			}
+			if err := c.LoadFile(filepath.Join(path, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	var problems []string

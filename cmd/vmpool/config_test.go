@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -43,5 +44,37 @@ VM_MEMORY = $(VM_MEMORY)
 	cfg.Set("START", "$(START) && MY.Cpus > 0", "--set")
 	if got, want := cfg.Get("START"), `true && (TARGET.JobVMMemory < 512) && (TARGET.Owner == "alice") && MY.Cpus > 0`; got != want {
 		t.Errorf("--set START = %s\nwant %s", got, want)
+	}
+}
+
+// TestConfigSeveralFilesAndDirectory: --config may be given more than
+// once, and may name a directory (HTCondor's LOCAL_CONFIG_DIR, e.g.
+// /etc/condor/config.d), whose files are read in name order skipping
+// editor and package-manager leftovers; a knob set in two of them takes
+// the later. A second --config used to replace the first silently: the
+// knobs of the first file were never read.
+func TestConfigSeveralFilesAndDirectory(t *testing.T) {
+	dir := t.TempDir()
+	base := writeConf(t, dir, "condor_config", "VM_MEMORY = 1000\nNUM_SLOTS = 2\nVM_TYPE = kvm\n")
+	confd := filepath.Join(dir, "config.d")
+	if err := os.Mkdir(confd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeConf(t, confd, "20-memory.conf", "VM_MEMORY = 3000\n")
+	writeConf(t, confd, "10-memory.conf", "VM_MEMORY = 2000\nVM_MAX_NUMBER = 3\n")
+	writeConf(t, confd, "30-memory.conf~", "VM_MEMORY = 9999\n")
+	writeConf(t, confd, ".40-hidden.conf", "VM_MEMORY = 9998\n")
+	writeConf(t, confd, "50-old.conf.rpmsave", "VM_MEMORY = 9997\n")
+	local := writeConf(t, dir, "local.conf", "NUM_SLOTS = 4\n")
+
+	var out, errb strings.Builder
+	c := &cli{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	code := c.main(t.Context(), []string{"condor_config_val", "-v", "--config", base, "--config", confd, "--config", local, "VM_MEMORY", "NUM_SLOTS", "VM_TYPE", "VM_MAX_NUMBER"})
+	want := "VM_MEMORY = 3000\n # at: " + filepath.Join(confd, "20-memory.conf") + ":1\n" +
+		"NUM_SLOTS = 4\n # at: " + local + ":1\n" +
+		"VM_TYPE = kvm\n # at: " + base + ":3\n" +
+		"VM_MAX_NUMBER = 3\n # at: " + filepath.Join(confd, "10-memory.conf") + ":2\n"
+	if code != 0 || out.String() != want {
+		t.Errorf("condor_config_val with three --config: exit %d, stderr %q\n%s\nwant\n%s", code, errb.String(), out.String(), want)
 	}
 }

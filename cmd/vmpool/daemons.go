@@ -26,10 +26,11 @@ import (
 
 // daemonFlags are the options every daemon command takes.
 type daemonFlags struct {
-	home, listen, pool, config, name, logLevel, creds string
-	startds                                           int
-	sets                                              []string // NAME=VALUE overrides
-	printConfig, init                                 bool     // vmpool nats --print-config, --init
+	home, listen, pool, name, logLevel, creds string
+	startds                                   int
+	configs                                   []string // --config files and directories, in order
+	sets                                      []string // NAME=VALUE overrides
+	printConfig, init                         bool     // vmpool nats --print-config, --init
 }
 
 func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
@@ -51,7 +52,7 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "pool", "nats":
 			df.pool = a.value(name, val, has)
 		case "config", "c":
-			df.config = a.value(name, val, has)
+			df.configs = append(df.configs, a.value(name, val, has))
 		case "name":
 			df.name = a.value(name, val, has)
 		case "log-level":
@@ -102,7 +103,7 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "metrics":
 			df.sets = append(df.sets, "METRICS_ADDRESS="+a.value(name, val, has))
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [--metrics HOST:PORT|off] [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [--metrics HOST:PORT|off] [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE|DIR]... [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
 			if cmd == "nats" {
 				fmt.Fprint(c.stdout, `       vmpool nats --print-config [--home DIR] [--set KNOB=VALUE]   a nats-server configuration admitting the pool's identities
        vmpool nats --init --pool URL [--home DIR] [--set KNOB=VALUE]  create the pool's stream and buckets on that server
@@ -132,8 +133,8 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 		abs, _ := filepath.Abs(cfg.Get("LOCAL_DIR"))
 		cfg.Set("LOCAL_DIR", abs, "<default>")
 	}
-	if df.config != "" {
-		if err := cfg.LoadFile(df.config); err != nil {
+	for _, path := range df.configs {
+		if err := cfg.LoadFile(path); err != nil {
 			return nil, err
 		}
 	}
