@@ -121,7 +121,8 @@ negotiator, startd, config) reads them, later ones winning, from:
 2. ^--config FILE^ (repeatable, later files winning; a directory, as HTCondor's
    LOCAL_CONFIG_DIR, has its files read in name order): ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
    line, names are case-insensitive and values may use ^$(NAME)^ (a knob's own,
-   as in ^START = $(START) && ...^, is the value it had before the line);
+   as in ^START = $(START) && ...^, is the value it had before the line),
+   ^$(NAME:default)^ and ^$ENV(VARIABLE)^;
 3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^, ^$VMPOOL_TLS_CA^;
 4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
    (^--home^ LOCAL_DIR, ^--pool^ VMPOOL_URL, ^--name^, ^--vm-memory^, ^--vm-type^,
@@ -166,11 +167,12 @@ of the knobs named; ^-v^ adds where each value came from and what it does.
 type Config struct {
 	values map[string]string
 	origin map[string]string
+	getenv func(string) string // what $ENV(NAME) reads
 }
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
-	c := &Config{values: map[string]string{}, origin: map[string]string{}}
+	c := &Config{values: map[string]string{}, origin: map[string]string{}, getenv: os.Getenv}
 	for _, k := range Knobs {
 		c.values[k.Name] = k.Default
 		c.origin[k.Name] = "<default>"
@@ -184,10 +186,14 @@ func NewConfig() *Config {
 func (c *Config) Set(name, value, origin string) {
 	name = strings.ToUpper(name)
 	value = macroRE.ReplaceAllStringFunc(value, func(m string) string {
-		if strings.ToUpper(m[2:len(m)-1]) == name {
-			return c.values[name]
+		sub := macroRE.FindStringSubmatch(m)
+		if sub[1] != "" || strings.ToUpper(sub[2]) != name {
+			return m
 		}
-		return m
+		if v := c.values[name]; v != "" || sub[3] == "" {
+			return v
+		}
+		return sub[4] // $(NAME:default) with nothing set before
 	})
 	c.values[name] = value
 	c.origin[name] = origin
@@ -196,7 +202,10 @@ func (c *Config) Set(name, value, origin string) {
 // Origin says where a knob's value came from.
 func (c *Config) Origin(name string) string { return c.origin[strings.ToUpper(name)] }
 
-var macroRE = regexp.MustCompile(`\$\(([A-Za-z0-9_]+)\)`)
+// macroRE matches HTCondor's macro references: $(NAME), $(NAME:default),
+// $ENV(NAME) and $ENV(NAME:default). Submatches: 1 "ENV" or "", 2 the
+// name, 3 ":" when a default is given, 4 the default.
+var macroRE = regexp.MustCompile(`\$(ENV)?\(([A-Za-z0-9_.]+)(:([^)]*))?\)`)
 
 // Get returns a knob's value with $(NAME) references expanded.
 func (c *Config) Get(name string) string {
@@ -208,7 +217,17 @@ func (c *Config) expand(v string, depth int) string {
 		return v
 	}
 	return macroRE.ReplaceAllStringFunc(v, func(m string) string {
-		return c.expand(c.values[strings.ToUpper(m[2:len(m)-1])], depth+1)
+		sub := macroRE.FindStringSubmatch(m)
+		var val string
+		if sub[1] != "" {
+			val = c.getenv(sub[2])
+		} else {
+			val = c.expand(c.values[strings.ToUpper(sub[2])], depth+1)
+		}
+		if val == "" && sub[3] != "" {
+			return c.expand(sub[4], depth+1)
+		}
+		return val
 	})
 }
 
@@ -281,7 +300,9 @@ func (c *Config) Unknown() []string {
 	used := map[string]bool{}
 	for _, v := range c.values {
 		for _, m := range macroRE.FindAllStringSubmatch(v, -1) {
-			used[strings.ToUpper(m[1])] = true
+			if m[1] == "" {
+				used[strings.ToUpper(m[2])] = true
+			}
 		}
 	}
 	var out []string

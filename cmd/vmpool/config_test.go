@@ -78,3 +78,44 @@ func TestConfigSeveralFilesAndDirectory(t *testing.T) {
 		t.Errorf("condor_config_val with three --config: exit %d, stderr %q\n%s\nwant\n%s", code, errb.String(), out.String(), want)
 	}
 }
+
+// TestConfigMacroDefaultAndEnv: HTCondor's $(NAME:default) (the default
+// when NAME is unset or empty) and $ENV(NAME) (an environment variable,
+// $ENV(NAME:default) too) expand; both used to stay in the value
+// literally, so EXECUTE = $ENV(HOME)/vms made a directory named
+// "$ENV(HOME)" and PREEMPT = $(MY_PREEMPT:False) did not parse.
+func TestConfigMacroDefaultAndEnv(t *testing.T) {
+	path := writeConf(t, t.TempDir(), "pool.conf", `EXECUTE = $ENV(VMHOME)/vms
+PREEMPT = $(MY_PREEMPT:False)
+KILL = $(MY_KILL:False)
+MY_KILL = TARGET.JobVMMemory > 100
+SCHEDD_NAME = $ENV(NO_SUCH_VARIABLE:sched1)
+START = $(START:false) && $(UNSET_THING:true)
+NEGOTIATOR_NAME = neg$ENV(NO_SUCH_VARIABLE)
+`)
+	cfg := NewConfig()
+	cfg.getenv = func(k string) string {
+		if k == "VMHOME" {
+			return "/srv/pool"
+		}
+		return ""
+	}
+	if err := cfg.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ knob, want string }{
+		{"EXECUTE", "/srv/pool/vms"},
+		{"PREEMPT", "False"},
+		{"KILL", "TARGET.JobVMMemory > 100"},
+		{"SCHEDD_NAME", "sched1"},
+		{"START", "true && true"},
+		{"NEGOTIATOR_NAME", "neg"},
+	} {
+		if got := cfg.Get(c.knob); got != c.want {
+			t.Errorf("%s = %q, want %q", c.knob, got, c.want)
+		}
+	}
+	if u := cfg.Unknown(); len(u) != 0 {
+		t.Errorf("MY_KILL is used as $(MY_KILL:False), yet: %q", u)
+	}
+}

@@ -123,6 +123,9 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 // loadConfig builds the effective configuration for a daemon command.
 func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 	cfg := NewConfig()
+	if c.getenv != nil {
+		cfg.getenv = c.getenv
+	}
 	if df.home != "" {
 		abs, err := filepath.Abs(df.home)
 		if err != nil {
