@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -122,7 +123,8 @@ negotiator, startd, config) reads them, later ones winning, from:
    LOCAL_CONFIG_DIR, has its files read in name order): ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
    line, names are case-insensitive and values may use ^$(NAME)^ (a knob's own,
    as in ^START = $(START) && ...^, is the value it had before the line),
-   ^$(NAME:default)^ and ^$ENV(VARIABLE)^;
+   ^$(NAME:default)^ and ^$ENV(VARIABLE)^; ^include : FILE^ reads another file
+   (^use^, ^if^ and ^@=^ are not supported);
 3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^, ^$VMPOOL_TLS_CA^;
 4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
    (^--home^ LOCAL_DIR, ^--pool^ VMPOOL_URL, ^--name^, ^--vm-memory^, ^--vm-type^,
@@ -345,7 +347,71 @@ var configDirSkip = regexp.MustCompile(`^((\..*)|(.*~)|(#.*)|(.*\.rpmsave)|(.*\.
 // values may reference other knobs as $(NAME). Every problem is reported
 // with the file and line. A directory (HTCondor's LOCAL_CONFIG_DIR) has
 // its files read in name order, but for those configDirSkip matches.
-func (c *Config) LoadFile(path string) error {
+//
+// `include : FILE` and `include ifexist : FILE` read FILE (relative to
+// the including file's directory) there; HTCondor's other statements
+// (use, include command, if/elif/else/endif, NAME @= values) are errors
+// saying vmpool does not have them.
+func (c *Config) LoadFile(path string) error { return c.loadFile(path, 0) }
+
+// maxIncludeDepth bounds nested includes (an include loop ends there).
+const maxIncludeDepth = 10
+
+// configError is a configuration file's problems, each with its file and
+// line; an included file's join the including one's.
+type configError struct{ problems []string }
+
+func (e *configError) Error() string {
+	return "configuration errors:\n  " + strings.Join(e.problems, "\n  ")
+}
+
+// statement handles a line that is one of HTCondor's configuration
+// statements rather than a setting, returning whether it was one, the
+// problem with it ("" for none) and an included file's own problems.
+func (c *Config) statement(path, text string, depth int) (ok bool, problem string, included []string) {
+	word, _, _ := strings.Cut(strings.ToLower(text), " ")
+	word, _, _ = strings.Cut(word, ":")
+	word = strings.TrimSpace(word)
+	if name, _, ok := strings.Cut(text, "="); ok && !strings.ContainsAny(strings.TrimSpace(name), " \t:") {
+		return false, "", nil // NAME = value, even for a knob named IF or USE
+	}
+	switch word {
+	case "include":
+		head, file, ok := strings.Cut(text, ":")
+		mode := strings.ToLower(strings.Join(strings.Fields(head)[1:], " "))
+		file = strings.TrimSpace(file)
+		switch {
+		case !ok || file == "" || mode != "" && mode != "ifexist" && !strings.HasPrefix(mode, "command"):
+			return true, "write include : FILE or include ifexist : FILE", nil
+		case strings.HasPrefix(mode, "command"):
+			return true, "vmpool does not run commands for its configuration; write their output to a file and include it", nil
+		case depth >= maxIncludeDepth:
+			return true, fmt.Sprintf("includes nest deeper than %d (an include loop?)", maxIncludeDepth), nil
+		}
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(filepath.Dir(path), file)
+		}
+		if _, err := os.Stat(file); err != nil && mode == "ifexist" && errors.Is(err, os.ErrNotExist) {
+			return true, "", nil
+		}
+		err := c.loadFile(file, depth+1)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return true, "", ce.problems
+		}
+		if err != nil {
+			return true, err.Error(), nil
+		}
+		return true, "", nil
+	case "use":
+		return true, "vmpool has no metaknobs (use); set the knobs it stands for, e.g. START = true", nil
+	case "if", "elif", "else", "endif":
+		return true, "vmpool has no if/elif/else/endif; keep the settings for each machine in a file of its own", nil
+	}
+	return false, "", nil
+}
+
+func (c *Config) loadFile(path string, depth int) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read configuration: %w", err)
@@ -361,7 +427,7 @@ func (c *Config) LoadFile(path string) error {
 			if e.IsDir() || configDirSkip.MatchString(e.Name()) {
 				continue
 			}
-			if err := c.LoadFile(filepath.Join(path, e.Name())); err != nil {
+			if err := c.loadFile(filepath.Join(path, e.Name()), depth); err != nil {
 				return err
 			}
 		}
@@ -372,9 +438,16 @@ func (c *Config) LoadFile(path string) error {
 	var problems []string
 	lineNo, start := 0, 0
 	var pending strings.Builder
+	endTag := "" // inside a NAME @=TAG value: the line that ends it
 	for sc.Scan() {
 		lineNo++
 		line := sc.Text()
+		if endTag != "" {
+			if strings.TrimSpace(line) == endTag {
+				endTag = ""
+			}
+			continue
+		}
 		if pending.Len() == 0 {
 			start = lineNo
 		}
@@ -388,8 +461,20 @@ func (c *Config) LoadFile(path string) error {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
+		if ok, problem, included := c.statement(path, text, depth); ok {
+			if problem != "" {
+				problems = append(problems, fmt.Sprintf("%s:%d: %s: %s", path, start, text, problem))
+			}
+			problems = append(problems, included...)
+			continue
+		}
 		name, value, ok := strings.Cut(text, "=")
 		name = strings.TrimSpace(name)
+		if n, ok := strings.CutSuffix(name, "@"); ok && !strings.ContainsAny(strings.TrimSpace(n), " \t") {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s: vmpool has no @= multi-line values; end each line but the last with \\", path, start, text))
+			endTag = "@" + strings.TrimSpace(value)
+			continue
+		}
 		if !ok || name == "" || strings.ContainsAny(name, " \t") {
 			problems = append(problems, fmt.Sprintf("%s:%d: %q is not a setting: write NAME = value", path, start, text))
 			continue
@@ -400,7 +485,7 @@ func (c *Config) LoadFile(path string) error {
 		return fmt.Errorf("read configuration %s: %w", path, err)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("configuration errors:\n  %s", strings.Join(problems, "\n  "))
+		return &configError{problems}
 	}
 	return nil
 }

@@ -119,3 +119,46 @@ NEGOTIATOR_NAME = neg$ENV(NO_SUCH_VARIABLE)
 		t.Errorf("MY_KILL is used as $(MY_KILL:False), yet: %q", u)
 	}
 }
+
+// TestConfigIncludeAndUnsupportedStatements: `include : FILE` (relative
+// to the including file's directory) and `include ifexist : FILE` read
+// the file there, as in HTCondor; a missing include and an include loop
+// name the file and line. The statements vmpool does not have (use
+// metaknobs, include command, if/elif/else/endif, NAME @= multi-line
+// values) are errors that say so and what to write instead; they used
+// to be "... is not a setting: write NAME = value", as if the line were
+// a typo.
+func TestConfigIncludeAndUnsupportedStatements(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeConf(t, sub, "memory.conf", "VM_MEMORY = 3072\n")
+	main := writeConf(t, dir, "pool.conf", "VM_MEMORY = 1000\ninclude : sub/memory.conf\nINCLUDE IFEXIST : sub/absent.conf\nNUM_SLOTS = 2\n")
+	cfg := NewConfig()
+	if err := cfg.LoadFile(main); err != nil {
+		t.Fatal(err)
+	}
+	if got, from := cfg.Get("VM_MEMORY"), cfg.Origin("VM_MEMORY"); got != "3072" || from != filepath.Join(sub, "memory.conf")+":1" {
+		t.Errorf("VM_MEMORY = %s from %s, want 3072 from sub/memory.conf:1", got, from)
+	}
+	if got := cfg.Get("NUM_SLOTS"); got != "2" {
+		t.Errorf("NUM_SLOTS = %s after the includes, want 2", got)
+	}
+
+	for _, c := range []struct{ text, want string }{
+		{"NUM_SLOTS = 1\ninclude : absent.conf\n", ":2: include : absent.conf: "},
+		{"include : loop.conf\n", ":1: include : loop.conf: includes nest deeper than 10 (an include loop?)"},
+		{"use ROLE : Execute\n", ":1: use ROLE : Execute: vmpool has no metaknobs (use); set the knobs it stands for, e.g. START = true"},
+		{"include command : /usr/bin/gen\n", ":1: include command : /usr/bin/gen: vmpool does not run commands for its configuration; write their output to a file and include it"},
+		{"if defined FOO\nNUM_SLOTS = 1\nendif\n", ":1: if defined FOO: vmpool has no if/elif/else/endif; keep the settings for each machine in a file of its own"},
+		{"START @=end\n  true\n@end\n", ":1: START @=end: vmpool has no @= multi-line values; end each line but the last with \\"},
+	} {
+		path := writeConf(t, dir, "loop.conf", c.text)
+		err := NewConfig().LoadFile(path)
+		if err == nil || !strings.Contains(err.Error(), path+c.want) {
+			t.Errorf("%q: %v\nwant %q", c.text, err, path+c.want)
+		}
+	}
+}
