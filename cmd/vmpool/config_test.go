@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // writeConf writes a configuration file in a temporary directory.
@@ -160,5 +164,37 @@ func TestConfigIncludeAndUnsupportedStatements(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), path+c.want) {
 			t.Errorf("%q: %v\nwant %q", c.text, err, path+c.want)
 		}
+	}
+}
+
+// chanHandler sends each log record's message to a channel.
+type chanHandler struct{ msgs chan string }
+
+func (h chanHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h chanHandler) Handle(_ context.Context, r slog.Record) error {
+	h.msgs <- r.Message
+	return nil
+}
+func (h chanHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h chanHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestHangupDoesNotKillDaemons: SIGHUP, which HTCondor's daemons take as
+// condor_reconfig (and systemctl reload sends), is logged as what it is
+// not in vmpool (the configuration is read only at start) and the daemon
+// runs on; Go's default for it killed the process at once, without
+// vacating VMs or closing logs.
+func TestHangupDoesNotKillDaemons(t *testing.T) {
+	msgs := make(chan string, 4)
+	ignoreHangup(t.Context(), slog.New(chanHandler{msgs}))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		if !strings.Contains(m, "does not re-read its configuration") || !strings.Contains(m, "restart") {
+			t.Errorf("logged %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing logged for SIGHUP")
 	}
 }

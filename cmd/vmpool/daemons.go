@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -161,6 +162,29 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 		fmt.Fprintf(c.stderr, "vmpool: WARNING: %s\n", w)
 	}
 	return cfg, nil
+}
+
+// ignoreHangup keeps SIGHUP, HTCondor's reconfig signal (condor_reconfig,
+// systemctl reload), from killing a daemon process (Go's default for it is
+// to exit at once, without vacating VMs or closing logs). vmpool reads its
+// configuration only at start, so the daemon logs that and runs on; once
+// ctx ends (the daemon is stopping) SIGHUP is ignored.
+func ignoreHangup(ctx context.Context, logger *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				signal.Ignore(syscall.SIGHUP)
+				signal.Stop(ch)
+				return
+			case <-ch:
+				logger.Warn("SIGHUP: vmpool does not re-read its configuration (there is no condor_reconfig); " +
+					"restart the daemon to apply a change (a startd vacates its VMs as it stops, checkpointing those that asked for it)")
+			}
+		}
+	}()
 }
 
 func newLogger(c *cli, level string) (*slog.Logger, error) {
@@ -695,6 +719,7 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usageErr("up", "%v", err)
 	}
+	ignoreHangup(ctx, logger)
 	if cfg.Origin("METRICS_ADDRESS") == "<default>" {
 		cfg.Set("METRICS_ADDRESS", defaultMetricsAddress, "vmpool up")
 	}
@@ -831,6 +856,7 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 	if err != nil {
 		return c.usageErr(role, "%v", err)
 	}
+	ignoreHangup(ctx, logger)
 	creds, err := daemonCredentials(cfg, df.creds, role, cfg.Get(knob))
 	if err != nil {
 		return c.errorf(role, "%v", err)
