@@ -38,7 +38,7 @@ var Knobs = []Knob{
 	{"NUM_SLOTS", "1", "startd", "Slots of the machine; each is a machine ad named slotN@STARTD_NAME."},
 	{"VM_NETWORKING", "false", "startd", "Whether guests may have a network; advertised as VM_Networking."},
 	{"VM_NETWORKING_TYPE", "nat", "startd", "Networking offered to guests: nat, bridge, or both (comma separated); advertised as VM_Networking_Types."},
-	{"VM_NETWORKING_DEFAULT_TYPE", "nat", "startd", "Networking a job gets when it sets vm_networking but no vm_networking_type."},
+	{"VM_NETWORKING_DEFAULT_TYPE", "nat", "startd", "Networking a job gets when it sets vm_networking but no vm_networking_type; left unset on a machine that does not offer nat, the first of VM_NETWORKING_TYPE."},
 	{"VM_NETWORKING_BRIDGE_INTERFACE", "", "startd", "Host bridge that bridged guests' tap devices join."},
 	{"VM_HARDWARE_VT", "false", "startd", "Advertise VM_HardwareVT (hardware virtualisation for xen_kernel = vmx)."},
 	{"VM_STATUS_INTERVAL", "60", "startd", "Seconds between status checks of each VM, besides the hypervisor's power-off event; a kvm guest found halted (every vCPU stopped with interrupts off, as /sbin/halt leaves it) at two checks in a row is taken for powered off."},

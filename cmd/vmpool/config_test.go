@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -196,5 +197,52 @@ func TestHangupDoesNotKillDaemons(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("nothing logged for SIGHUP")
+	}
+}
+
+// TestNetworkingKnobs: a bridge-only machine (VM_NETWORKING_TYPE = bridge,
+// the usual HTCondor setting) with VM_NETWORKING_DEFAULT_TYPE left unset
+// gives untyped jobs bridge, as networking.md says; the startd used to
+// refuse to start, "VM_NETWORKING_DEFAULT_TYPE "nat" is not among
+// VM_NETWORKING_TYPE [bridge]", over a knob the administrator never set.
+// The networking knobs' errors name where each was set.
+func TestNetworkingKnobs(t *testing.T) {
+	load := func(lines ...string) (*Config, error) {
+		cfg := NewConfig()
+		cfg.Set("LOCAL_DIR", t.TempDir(), "test")
+		for i, l := range lines {
+			k, v, _ := strings.Cut(l, "=")
+			cfg.Set(k, v, fmt.Sprintf("pool.conf:%d", i+1))
+		}
+		return cfg, nil
+	}
+	cfg, _ := load("VM_NETWORKING=true", "VM_NETWORKING_TYPE=bridge", "VM_NETWORKING_BRIDGE_INTERFACE=br0")
+	sc, err := startdConfig(cfg, "s1", nil, nil)
+	if err != nil {
+		t.Fatalf("bridge-only machine: %v", err)
+	}
+	if sc.DefaultNetworkingType != "bridge" {
+		t.Errorf("bridge-only machine: default networking type %q, want bridge", sc.DefaultNetworkingType)
+	}
+	cfg, _ = load("VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat, bridge", "VM_NETWORKING_BRIDGE_INTERFACE=br0")
+	if sc, _ := startdConfig(cfg, "s1", nil, nil); sc.DefaultNetworkingType != "nat" {
+		t.Errorf("nat, bridge machine: default networking type %q, want nat", sc.DefaultNetworkingType)
+	}
+	for _, c := range []struct {
+		lines []string
+		want  string
+	}{
+		{[]string{"VM_NETWORKING=true", "VM_NETWORKING_TYPE=bridge", "VM_NETWORKING_DEFAULT_TYPE=nat", "VM_NETWORKING_BRIDGE_INTERFACE=br0"},
+			"VM_NETWORKING_DEFAULT_TYPE = nat (from pool.conf:3) is not among VM_NETWORKING_TYPE = bridge (from pool.conf:2): make it one of them, or leave it unset for the first"},
+		{[]string{"VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat, user"},
+			`VM_NETWORKING_TYPE = nat, user (from pool.conf:2): "user" is not a networking type of vmpool's: use nat, bridge or both (nat, bridge)`},
+		{[]string{"VM_NETWORKING=true", "VM_NETWORKING_TYPE=bridge"},
+			"VM_NETWORKING_TYPE = bridge (from pool.conf:2) offers bridge but VM_NETWORKING_BRIDGE_INTERFACE is empty (from <default>): name the host bridge guests join, e.g. VM_NETWORKING_BRIDGE_INTERFACE = br0"},
+	} {
+		cfg, _ := load(c.lines...)
+		_, err := startdConfig(cfg, "s1", nil, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v\nwant %q", c.lines, err, c.want)
+		}
 	}
 }

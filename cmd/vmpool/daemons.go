@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -364,6 +365,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 			}
 		}
 	}
+	errs = append(errs, networkingKnobs(cfg, &sc)...)
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
@@ -378,6 +380,38 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		return sc, fmt.Errorf("startd configuration: %s", strings.Join(errs, "; "))
 	}
 	return sc, nil
+}
+
+// networkingKnobs checks VM_NETWORKING_TYPE and its companions, naming
+// where each was set (startd.New checks them too, but cannot), and gives
+// a machine whose VM_NETWORKING_DEFAULT_TYPE is unset and not offered its
+// first type as the default, as networking.md says: a bridge-only machine
+// needs no VM_NETWORKING_DEFAULT_TYPE = bridge.
+func networkingKnobs(cfg *Config, sc *startd.Config) []string {
+	var errs []string
+	typesAt := fmt.Sprintf("VM_NETWORKING_TYPE = %s (from %s)", cfg.Get("VM_NETWORKING_TYPE"), cfg.Origin("VM_NETWORKING_TYPE"))
+	for _, t := range sc.NetworkingTypes {
+		if t != "nat" && t != "bridge" {
+			errs = append(errs, fmt.Sprintf("%s: %q is not a networking type of vmpool's: use nat, bridge or both (nat, bridge)", typesAt, t))
+		}
+	}
+	if !sc.Networking || len(sc.NetworkingTypes) == 0 || len(errs) > 0 {
+		return errs
+	}
+	if slices.Contains(sc.NetworkingTypes, "bridge") && strings.TrimSpace(sc.BridgeInterface) == "" {
+		errs = append(errs, fmt.Sprintf("%s offers bridge but VM_NETWORKING_BRIDGE_INTERFACE is empty (from %s): name the host bridge guests join, e.g. VM_NETWORKING_BRIDGE_INTERFACE = br0",
+			typesAt, cfg.Origin("VM_NETWORKING_BRIDGE_INTERFACE")))
+	}
+	def := strings.TrimSpace(sc.DefaultNetworkingType)
+	switch {
+	case slices.Contains(sc.NetworkingTypes, def):
+	case cfg.Origin("VM_NETWORKING_DEFAULT_TYPE") == "<default>":
+		sc.DefaultNetworkingType = sc.NetworkingTypes[0]
+	default:
+		errs = append(errs, fmt.Sprintf("VM_NETWORKING_DEFAULT_TYPE = %s (from %s) is not among %s: make it one of them, or leave it unset for the first",
+			def, cfg.Origin("VM_NETWORKING_DEFAULT_TYPE"), typesAt))
+	}
+	return errs
 }
 
 // personalPool is a whole pool in one process: an embedded NATS server,
