@@ -8,12 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/schedd/submit"
+	"github.com/vmpool/vmpool/startd"
 )
 
 //go:generate sh -c "go run . config -markdown > ../../docs/config.md"
@@ -123,7 +126,9 @@ negotiator, startd, config) reads them, later ones winning, from:
    LOCAL_CONFIG_DIR, has its files read in name order): ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
    line, names are case-insensitive and values may use ^$(NAME)^ (a knob's own,
    as in ^START = $(START) && ...^, is the value it had before the line),
-   ^$(NAME:default)^ and ^$ENV(VARIABLE)^; ^include : FILE^ reads another file
+   ^$(NAME:default)^, ^$ENV(VARIABLE)^ and the predefined ^$(DETECTED_CPUS)^ and
+   ^$(DETECTED_MEMORY)^ (MiB); a whole-number knob may be an expression
+   (^VM_MEMORY = $(DETECTED_MEMORY) / 2^); ^include : FILE^ reads another file
    (^use^, ^if^ and ^@=^ are not supported);
 3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^, ^$VMPOOL_TLS_CA^;
 4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
@@ -179,8 +184,15 @@ func NewConfig() *Config {
 		c.values[k.Name] = k.Default
 		c.origin[k.Name] = "<default>"
 	}
+	// HTCondor's predefined macros of the machine, for values such as
+	// VM_MEMORY = $(DETECTED_MEMORY) / 2.
+	c.Set("DETECTED_CPUS", strconv.Itoa(runtime.NumCPU()), detected)
+	c.Set("DETECTED_MEMORY", strconv.Itoa(startd.HostMemoryMiB()), detected)
 	return c
 }
+
+// detected is the origin of the predefined macros (DETECTED_CPUS, ...).
+const detected = "<detected>"
 
 // Set sets a knob from origin (e.g. "--vm-memory"). As in HTCondor, a
 // value's references to the knob itself ("START = $(START) && ...") stand
@@ -236,11 +248,18 @@ func (c *Config) expand(v string, depth int) string {
 // Has reports whether the knob is known or was set.
 func (c *Config) Has(name string) bool { _, ok := c.values[strings.ToUpper(name)]; return ok }
 
-// Int reads an integer knob; problems are appended to errs.
+// Int reads an integer knob: a whole number or, as in HTCondor, a
+// ClassAd expression giving one ($(DETECTED_MEMORY) / 2); problems are
+// appended to errs.
 func (c *Config) Int(name string, errs *[]string) int {
 	v := strings.TrimSpace(c.Get(name))
 	n, err := strconv.Atoi(v)
 	if err != nil {
+		if e, perr := classad.ParseExpr(v); perr == nil && v != "" {
+			if i, ok := e.Eval(nil, nil).IntValue(); ok && int64(int(i)) == i {
+				return int(i)
+			}
+		}
 		*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): not a whole number", name, v, c.Origin(name)))
 	}
 	return n
@@ -309,7 +328,7 @@ func (c *Config) Unknown() []string {
 	}
 	var out []string
 	for _, n := range c.Names() {
-		if known[n] || used[n] {
+		if known[n] || used[n] || c.origin[n] == detected {
 			continue
 		}
 		msg := fmt.Sprintf("%s (from %s) is not a vmpool knob and no $(%s) uses it: it does nothing", n, c.Origin(n), n)

@@ -6,10 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmpool/vmpool/startd"
 )
 
 // writeConf writes a configuration file in a temporary directory.
@@ -244,5 +247,36 @@ func TestNetworkingKnobs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v\nwant %q", c.lines, err, c.want)
 		}
+	}
+}
+
+// TestIntegerKnobExpressions: as HTCondor's integer knobs, vmpool's take
+// a ClassAd expression of whole numbers, and DETECTED_CPUS and
+// DETECTED_MEMORY (MiB) are predefined, so VM_MEMORY = $(DETECTED_MEMORY)
+// / 2 and NUM_SLOTS = $(DETECTED_CPUS) work; both used to be "not a whole
+// number" (the second after expanding to nothing).
+func TestIntegerKnobExpressions(t *testing.T) {
+	cfg := NewConfig()
+	cfg.Set("LOCAL_DIR", t.TempDir(), "test")
+	cfg.Set("VM_MEMORY", "$(DETECTED_MEMORY) / 2", "pool.conf:1")
+	cfg.Set("NUM_SLOTS", "$(DETECTED_CPUS)", "pool.conf:2")
+	cfg.Set("VM_MAX_NUMBER", "2 * 3", "pool.conf:3")
+	sc, err := startdConfig(cfg, "s1", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := startd.HostMemoryMiB() / 2; sc.VMMemory != want || want == 0 {
+		t.Errorf("VM_MEMORY = $(DETECTED_MEMORY) / 2 gave %d, want %d", sc.VMMemory, want)
+	}
+	if sc.NumSlots != runtime.NumCPU() || sc.VMMaxNumber != 6 {
+		t.Errorf("NUM_SLOTS %d (want %d), VM_MAX_NUMBER %d (want 6)", sc.NumSlots, runtime.NumCPU(), sc.VMMaxNumber)
+	}
+	if u := cfg.Unknown(); len(u) != 0 {
+		t.Errorf("the detected macros are warned of: %q", u)
+	}
+	cfg.Set("VM_MEMORY", "1.5 * 1024", "pool.conf:4")
+	_, err = startdConfig(cfg, "s1", nil, nil)
+	if want := `VM_MEMORY = "1.5 * 1024" (from pool.conf:4): not a whole number`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("VM_MEMORY = 1.5 * 1024: %v, want %q", err, want)
 	}
 }
