@@ -309,6 +309,26 @@ func (c *Config) List(name string) []string {
 	return out
 }
 
+// notRead are HTCondor's vm universe knobs vmpool has no use for, with
+// why: Unknown says so instead of calling them unknown names.
+var notRead = func() map[string]string {
+	m := map[string]string{}
+	for reason, knobs := range map[string][]string{
+		"there is no vm-gahp (the startd drives QEMU, xl and vmrun itself)":                 {"VM_GAHP_SERVER", "VM_GAHP_LOG", "VM_GAHP_REQ_TIMEOUT", "VM_STATUS_MAX_ERROR"},
+		"there is no libvirt (the kvm driver builds QEMU's command line from the job)":      {"LIBVIRT_XML_SCRIPT", "LIBVIRT_XML_SCRIPT_ARGS"},
+		"there is no condor_vm_vmware script (the vmware driver runs vmrun, VMRUN, itself)": {"VMWARE_PERL", "VMWARE_SCRIPT"},
+		"the vmware driver sets ethernet0.connectionType to nat or bridged from the job's networking type (VM_NETWORKING_TYPE) and adds no local settings to the .vmx": {
+			"VMWARE_NETWORKING_TYPE", "VMWARE_NAT_NETWORKING_TYPE", "VMWARE_BRIDGE_NETWORKING_TYPE", "VMWARE_LOCAL_SETTINGS_FILE"},
+		"vmpool does not suspend VMs (PREEMPT vacates them)":                                    {"SUSPEND", "CONTINUE", "WANT_SUSPEND"},
+		"a vacate is always graceful (a vm_checkpoint job is checkpointed); KILL makes it hard": {"WANT_VACATE"},
+	} {
+		for _, k := range knobs {
+			m[k] = reason
+		}
+	}
+	return m
+}()
+
 // Unknown says, for each name set that is no vmpool knob and that no
 // value references as $(NAME) (a macro of the user's own), that it does
 // nothing, with the knob it is likely a misspelling of: HTCondor's
@@ -329,6 +349,10 @@ func (c *Config) Unknown() []string {
 	var out []string
 	for _, n := range c.Names() {
 		if known[n] || used[n] || c.origin[n] == detected {
+			continue
+		}
+		if why, ok := notRead[n]; ok {
+			out = append(out, fmt.Sprintf("%s (from %s) is HTCondor's, but vmpool does not read it: %s", n, c.Origin(n), why))
 			continue
 		}
 		msg := fmt.Sprintf("%s (from %s) is not a vmpool knob and no $(%s) uses it: it does nothing", n, c.Origin(n), n)

@@ -280,3 +280,28 @@ func TestIntegerKnobExpressions(t *testing.T) {
 		t.Errorf("VM_MEMORY = 1.5 * 1024: %v, want %q", err, want)
 	}
 }
+
+// TestHTCondorKnobsVmpoolDoesNotRead: a knob of HTCondor's vm universe
+// that vmpool has no use for is warned of as such, with why, rather than
+// as an unknown name (which left an administrator wondering whether
+// VM_GAHP_REQ_TIMEOUT was misspelt).
+func TestHTCondorKnobsVmpoolDoesNotRead(t *testing.T) {
+	cfg := NewConfig()
+	for _, k := range []string{"VM_GAHP_REQ_TIMEOUT", "VM_STATUS_MAX_ERROR", "VM_GAHP_SERVER", "VM_GAHP_LOG", "LIBVIRT_XML_SCRIPT", "LIBVIRT_XML_SCRIPT_ARGS",
+		"VMWARE_PERL", "VMWARE_SCRIPT", "VMWARE_NETWORKING_TYPE", "VMWARE_NAT_NETWORKING_TYPE", "VMWARE_BRIDGE_NETWORKING_TYPE", "VMWARE_LOCAL_SETTINGS_FILE",
+		"SUSPEND", "CONTINUE", "WANT_SUSPEND", "WANT_VACATE"} {
+		cfg.Set(k, "x", "condor_config:9")
+	}
+	got := cfg.Unknown()
+	if len(got) != 16 {
+		t.Fatalf("%d warnings, want 16:\n%s", len(got), strings.Join(got, "\n"))
+	}
+	for _, w := range got {
+		if !strings.Contains(w, " (from condor_config:9) is HTCondor's, but vmpool does not read it: ") || strings.Contains(w, "did you mean") {
+			t.Errorf("warning %q", w)
+		}
+	}
+	if want := "VM_GAHP_REQ_TIMEOUT (from condor_config:9) is HTCondor's, but vmpool does not read it: there is no vm-gahp (the startd drives QEMU, xl and vmrun itself)"; !strings.Contains(strings.Join(got, "\n"), want) {
+		t.Errorf("no %q in\n%s", want, strings.Join(got, "\n"))
+	}
+}
