@@ -260,9 +260,18 @@ func (c *Config) Int(name string, errs *[]string) int {
 				return int(i)
 			}
 		}
-		*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): not a whole number", name, v, c.Origin(name)))
+		*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): not a whole number%s", name, v, c.Origin(name), commentHint(v)))
 	}
 	return n
+}
+
+// commentHint explains a value with a # in it that did not read: as in
+// HTCondor, # starts a comment only at the start of a line.
+func commentHint(v string) string {
+	if !strings.Contains(v, "#") {
+		return ""
+	}
+	return " (a # comment must be on a line of its own: after a value it is part of the value)"
 }
 
 // Positive reads an integer knob that must be at least 1: a count or a
@@ -291,7 +300,7 @@ func (c *Config) Bool(name string, errs *[]string) bool {
 	case "false", "no", "0", "f", "n", "":
 		return false
 	}
-	*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): want true or false", name, v, c.Origin(name)))
+	*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): want true or false%s", name, v, c.Origin(name), commentHint(v)))
 	return false
 }
 

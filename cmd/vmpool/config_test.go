@@ -305,3 +305,21 @@ func TestHTCondorKnobsVmpoolDoesNotRead(t *testing.T) {
 		t.Errorf("no %q in\n%s", want, strings.Join(got, "\n"))
 	}
 }
+
+// TestTrailingCommentHint: HTCondor takes # as a comment only at the
+// start of a line, so VM_MEMORY = 2048 # MiB is a value with "# MiB" in
+// it; the error now says that, where it only said "not a whole number"
+// and left the administrator staring at a plain 2048.
+func TestTrailingCommentHint(t *testing.T) {
+	const hint = "a # comment must be on a line of its own"
+	for _, kv := range []string{"VM_MEMORY=2048 # MiB", "VM_NETWORKING=true # for the web jobs", `START=TARGET.Owner == "alice" # only her`, "UPDATE_INTERVAL=5 #s"} {
+		cfg := NewConfig()
+		cfg.Set("LOCAL_DIR", t.TempDir(), "test")
+		k, v, _ := strings.Cut(kv, "=")
+		cfg.Set(k, v, "pool.conf:2")
+		_, err := startdConfig(cfg, "s1", nil, nil)
+		if err == nil || !strings.Contains(err.Error(), "(from pool.conf:2)") || !strings.Contains(err.Error(), hint) {
+			t.Errorf("%s: %v, want the place and %q", kv, err, hint)
+		}
+	}
+}

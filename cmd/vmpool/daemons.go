@@ -361,7 +361,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	for _, k := range []string{"START", "RANK", "PREEMPT", "KILL"} {
 		if v := cfg.Get(k); strings.TrimSpace(v) != "" {
 			if _, err := classad.ParseExpr(v); err != nil {
-				errs = append(errs, fmt.Sprintf("%s = %s (from %s): %v", k, v, cfg.Origin(k), err))
+				errs = append(errs, fmt.Sprintf("%s = %s (from %s): %v%s", k, v, cfg.Origin(k), err, commentHint(v)))
 			}
 		}
 	}
