@@ -360,6 +360,11 @@ func (c *Config) Unknown() []string {
 		if known[n] || used[n] || c.origin[n] == detected {
 			continue
 		}
+		if _, base, ok := strings.Cut(n, "."); ok && known[base] {
+			out = append(out, fmt.Sprintf("%s (from %s): vmpool has no SUBSYS.KNOB or LOCALNAME.KNOB settings; write %s = %s "+
+				"(each daemon reads only its own knobs; give a machine values of its own in a file of its own)", n, c.Origin(n), base, c.values[n]))
+			continue
+		}
 		if why, ok := notRead[n]; ok {
 			out = append(out, fmt.Sprintf("%s (from %s) is HTCondor's, but vmpool does not read it: %s", n, c.Origin(n), why))
 			continue

@@ -323,3 +323,22 @@ func TestTrailingCommentHint(t *testing.T) {
 		}
 	}
 }
+
+// TestSubsystemPrefixedKnobs: HTCondor's SUBSYS.KNOB and LOCALNAME.KNOB
+// settings (STARTD.START = ...) are not vmpool's; the warning says so and
+// what to write, where it called STARTD.START an unknown name with no
+// suggestion, and the administrator's START silently did nothing.
+func TestSubsystemPrefixedKnobs(t *testing.T) {
+	cfg := NewConfig()
+	cfg.Set("STARTD.START", "false", "condor_config:4")
+	cfg.Set("node7.VM_MEMORY", "4096", "condor_config:5")
+	got := strings.Join(cfg.Unknown(), "\n")
+	for _, want := range []string{
+		"STARTD.START (from condor_config:4): vmpool has no SUBSYS.KNOB or LOCALNAME.KNOB settings; write START = false (each daemon reads only its own knobs; give a machine values of its own in a file of its own)",
+		"NODE7.VM_MEMORY (from condor_config:5): vmpool has no SUBSYS.KNOB or LOCALNAME.KNOB settings; write VM_MEMORY = 4096",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
+	}
+}
