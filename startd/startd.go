@@ -682,6 +682,10 @@ func hostLoadAvg() float64 {
 	return hostLoad.avg
 }
 
+// HostMemoryMiB is the machine's memory in MiB (MemTotal; 0 if unknown),
+// the configuration's DETECTED_MEMORY.
+func HostMemoryMiB() int { return hostMemoryMiB() }
+
 func hostMemoryMiB() int {
 	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {

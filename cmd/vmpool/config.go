@@ -2,16 +2,21 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/schedd/submit"
+	"github.com/vmpool/vmpool/startd"
 )
 
 //go:generate sh -c "go run . config -markdown > ../../docs/config.md"
@@ -36,7 +41,7 @@ var Knobs = []Knob{
 	{"NUM_SLOTS", "1", "startd", "Slots of the machine; each is a machine ad named slotN@STARTD_NAME."},
 	{"VM_NETWORKING", "false", "startd", "Whether guests may have a network; advertised as VM_Networking."},
 	{"VM_NETWORKING_TYPE", "nat", "startd", "Networking offered to guests: nat, bridge, or both (comma separated); advertised as VM_Networking_Types."},
-	{"VM_NETWORKING_DEFAULT_TYPE", "nat", "startd", "Networking a job gets when it sets vm_networking but no vm_networking_type."},
+	{"VM_NETWORKING_DEFAULT_TYPE", "nat", "startd", "Networking a job gets when it sets vm_networking but no vm_networking_type; left unset on a machine that does not offer nat, the first of VM_NETWORKING_TYPE."},
 	{"VM_NETWORKING_BRIDGE_INTERFACE", "", "startd", "Host bridge that bridged guests' tap devices join."},
 	{"VM_HARDWARE_VT", "false", "startd", "Advertise VM_HardwareVT (hardware virtualisation for xen_kernel = vmx)."},
 	{"VM_STATUS_INTERVAL", "60", "startd", "Seconds between status checks of each VM, besides the hypervisor's power-off event; a kvm guest found halted (every vCPU stopped with interrupts off, as /sbin/halt leaves it) at two checks in a row is taken for powered off."},
@@ -117,8 +122,14 @@ vmpool uses HTCondor's knob names. A daemon command (vmpool up, nats, schedd,
 negotiator, startd, config) reads them, later ones winning, from:
 
 1. the defaults below;
-2. ^--config FILE^: ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
-   line, names are case-insensitive and values may use ^$(NAME)^;
+2. ^--config FILE^ (repeatable, later files winning; a directory, as HTCondor's
+   LOCAL_CONFIG_DIR, has its files read in name order): ^NAME = value^ lines, ^#^ comments, a final ^\^ continues a
+   line, names are case-insensitive and values may use ^$(NAME)^ (a knob's own,
+   as in ^START = $(START) && ...^, is the value it had before the line),
+   ^$(NAME:default)^, ^$ENV(VARIABLE)^ and the predefined ^$(DETECTED_CPUS)^ and
+   ^$(DETECTED_MEMORY)^ (MiB); a whole-number knob may be an expression
+   (^VM_MEMORY = $(DETECTED_MEMORY) / 2^); ^include : FILE^ reads another file
+   (^use^, ^if^ and ^@=^ are not supported);
 3. the environment: ^$VMPOOL_URL^, ^$VMPOOL_FAILPOINTS^, ^$VMPOOL_SUBMIT_PATHS^, ^$VMPOOL_TLS_CA^;
 4. the command line: ^--set NAME=VALUE^ and the flags that stand for knobs
    (^--home^ LOCAL_DIR, ^--pool^ VMPOOL_URL, ^--name^, ^--vm-memory^, ^--vm-type^,
@@ -163,21 +174,41 @@ of the knobs named; ^-v^ adds where each value came from and what it does.
 type Config struct {
 	values map[string]string
 	origin map[string]string
+	getenv func(string) string // what $ENV(NAME) reads
 }
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
-	c := &Config{values: map[string]string{}, origin: map[string]string{}}
+	c := &Config{values: map[string]string{}, origin: map[string]string{}, getenv: os.Getenv}
 	for _, k := range Knobs {
 		c.values[k.Name] = k.Default
 		c.origin[k.Name] = "<default>"
 	}
+	// HTCondor's predefined macros of the machine, for values such as
+	// VM_MEMORY = $(DETECTED_MEMORY) / 2.
+	c.Set("DETECTED_CPUS", strconv.Itoa(runtime.NumCPU()), detected)
+	c.Set("DETECTED_MEMORY", strconv.Itoa(startd.HostMemoryMiB()), detected)
 	return c
 }
 
-// Set sets a knob from origin (e.g. "--vm-memory").
+// detected is the origin of the predefined macros (DETECTED_CPUS, ...).
+const detected = "<detected>"
+
+// Set sets a knob from origin (e.g. "--vm-memory"). As in HTCondor, a
+// value's references to the knob itself ("START = $(START) && ...") stand
+// for the value it had before (its default if nothing set it).
 func (c *Config) Set(name, value, origin string) {
 	name = strings.ToUpper(name)
+	value = macroRE.ReplaceAllStringFunc(value, func(m string) string {
+		sub := macroRE.FindStringSubmatch(m)
+		if sub[1] != "" || strings.ToUpper(sub[2]) != name {
+			return m
+		}
+		if v := c.values[name]; v != "" || sub[3] == "" {
+			return v
+		}
+		return sub[4] // $(NAME:default) with nothing set before
+	})
 	c.values[name] = value
 	c.origin[name] = origin
 }
@@ -185,7 +216,10 @@ func (c *Config) Set(name, value, origin string) {
 // Origin says where a knob's value came from.
 func (c *Config) Origin(name string) string { return c.origin[strings.ToUpper(name)] }
 
-var macroRE = regexp.MustCompile(`\$\(([A-Za-z0-9_]+)\)`)
+// macroRE matches HTCondor's macro references: $(NAME), $(NAME:default),
+// $ENV(NAME) and $ENV(NAME:default). Submatches: 1 "ENV" or "", 2 the
+// name, 3 ":" when a default is given, 4 the default.
+var macroRE = regexp.MustCompile(`\$(ENV)?\(([A-Za-z0-9_.]+)(:([^)]*))?\)`)
 
 // Get returns a knob's value with $(NAME) references expanded.
 func (c *Config) Get(name string) string {
@@ -197,21 +231,47 @@ func (c *Config) expand(v string, depth int) string {
 		return v
 	}
 	return macroRE.ReplaceAllStringFunc(v, func(m string) string {
-		return c.expand(c.values[strings.ToUpper(m[2:len(m)-1])], depth+1)
+		sub := macroRE.FindStringSubmatch(m)
+		var val string
+		if sub[1] != "" {
+			val = c.getenv(sub[2])
+		} else {
+			val = c.expand(c.values[strings.ToUpper(sub[2])], depth+1)
+		}
+		if val == "" && sub[3] != "" {
+			return c.expand(sub[4], depth+1)
+		}
+		return val
 	})
 }
 
 // Has reports whether the knob is known or was set.
 func (c *Config) Has(name string) bool { _, ok := c.values[strings.ToUpper(name)]; return ok }
 
-// Int reads an integer knob; problems are appended to errs.
+// Int reads an integer knob: a whole number or, as in HTCondor, a
+// ClassAd expression giving one ($(DETECTED_MEMORY) / 2); problems are
+// appended to errs.
 func (c *Config) Int(name string, errs *[]string) int {
 	v := strings.TrimSpace(c.Get(name))
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): not a whole number", name, v, c.Origin(name)))
+		if e, perr := classad.ParseExpr(v); perr == nil && v != "" {
+			if i, ok := e.Eval(nil, nil).IntValue(); ok && int64(int(i)) == i {
+				return int(i)
+			}
+		}
+		*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): not a whole number%s", name, v, c.Origin(name), commentHint(v)))
 	}
 	return n
+}
+
+// commentHint explains a value with a # in it that did not read: as in
+// HTCondor, # starts a comment only at the start of a line.
+func commentHint(v string) string {
+	if !strings.Contains(v, "#") {
+		return ""
+	}
+	return " (a # comment must be on a line of its own: after a value it is part of the value)"
 }
 
 // Positive reads an integer knob that must be at least 1: a count or a
@@ -240,7 +300,7 @@ func (c *Config) Bool(name string, errs *[]string) bool {
 	case "false", "no", "0", "f", "n", "":
 		return false
 	}
-	*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): want true or false", name, v, c.Origin(name)))
+	*errs = append(*errs, fmt.Sprintf("%s = %q (from %s): want true or false%s", name, v, c.Origin(name), commentHint(v)))
 	return false
 }
 
@@ -258,6 +318,26 @@ func (c *Config) List(name string) []string {
 	return out
 }
 
+// notRead are HTCondor's vm universe knobs vmpool has no use for, with
+// why: Unknown says so instead of calling them unknown names.
+var notRead = func() map[string]string {
+	m := map[string]string{}
+	for reason, knobs := range map[string][]string{
+		"there is no vm-gahp (the startd drives QEMU, xl and vmrun itself)":                 {"VM_GAHP_SERVER", "VM_GAHP_LOG", "VM_GAHP_REQ_TIMEOUT", "VM_STATUS_MAX_ERROR"},
+		"there is no libvirt (the kvm driver builds QEMU's command line from the job)":      {"LIBVIRT_XML_SCRIPT", "LIBVIRT_XML_SCRIPT_ARGS"},
+		"there is no condor_vm_vmware script (the vmware driver runs vmrun, VMRUN, itself)": {"VMWARE_PERL", "VMWARE_SCRIPT"},
+		"the vmware driver sets ethernet0.connectionType to nat or bridged from the job's networking type (VM_NETWORKING_TYPE) and adds no local settings to the .vmx": {
+			"VMWARE_NETWORKING_TYPE", "VMWARE_NAT_NETWORKING_TYPE", "VMWARE_BRIDGE_NETWORKING_TYPE", "VMWARE_LOCAL_SETTINGS_FILE"},
+		"vmpool does not suspend VMs (PREEMPT vacates them)":                                    {"SUSPEND", "CONTINUE", "WANT_SUSPEND"},
+		"a vacate is always graceful (a vm_checkpoint job is checkpointed); KILL makes it hard": {"WANT_VACATE"},
+	} {
+		for _, k := range knobs {
+			m[k] = reason
+		}
+	}
+	return m
+}()
+
 // Unknown says, for each name set that is no vmpool knob and that no
 // value references as $(NAME) (a macro of the user's own), that it does
 // nothing, with the knob it is likely a misspelling of: HTCondor's
@@ -270,12 +350,23 @@ func (c *Config) Unknown() []string {
 	used := map[string]bool{}
 	for _, v := range c.values {
 		for _, m := range macroRE.FindAllStringSubmatch(v, -1) {
-			used[strings.ToUpper(m[1])] = true
+			if m[1] == "" {
+				used[strings.ToUpper(m[2])] = true
+			}
 		}
 	}
 	var out []string
 	for _, n := range c.Names() {
-		if known[n] || used[n] {
+		if known[n] || used[n] || c.origin[n] == detected {
+			continue
+		}
+		if _, base, ok := strings.Cut(n, "."); ok && known[base] {
+			out = append(out, fmt.Sprintf("%s (from %s): vmpool has no SUBSYS.KNOB or LOCALNAME.KNOB settings; write %s = %s "+
+				"(each daemon reads only its own knobs; give a machine values of its own in a file of its own)", n, c.Origin(n), base, c.values[n]))
+			continue
+		}
+		if why, ok := notRead[n]; ok {
+			out = append(out, fmt.Sprintf("%s (from %s) is HTCondor's, but vmpool does not read it: %s", n, c.Origin(n), why))
 			continue
 		}
 		msg := fmt.Sprintf("%s (from %s) is not a vmpool knob and no $(%s) uses it: it does nothing", n, c.Origin(n), n)
@@ -303,24 +394,117 @@ func (c *Config) Names() []string {
 	return out
 }
 
+// configDirSkip matches the names of a configuration directory's files
+// that are not read: HTCondor's LOCAL_CONFIG_DIR_EXCLUDE_REGEXP default
+// (hidden files, editor backups, package managers' leftovers).
+var configDirSkip = regexp.MustCompile(`^((\..*)|(.*~)|(#.*)|(.*\.rpmsave)|(.*\.rpmnew))$`)
+
 // LoadFile reads an HTCondor-style configuration file: `NAME = value`
 // lines, `#` comments, `\` continuations; names are case-insensitive and
 // values may reference other knobs as $(NAME). Every problem is reported
-// with the file and line.
-func (c *Config) LoadFile(path string) error {
+// with the file and line. A directory (HTCondor's LOCAL_CONFIG_DIR) has
+// its files read in name order, but for those configDirSkip matches.
+//
+// `include : FILE` and `include ifexist : FILE` read FILE (relative to
+// the including file's directory) there; HTCondor's other statements
+// (use, include command, if/elif/else/endif, NAME @= values) are errors
+// saying vmpool does not have them.
+func (c *Config) LoadFile(path string) error { return c.loadFile(path, 0) }
+
+// maxIncludeDepth bounds nested includes (an include loop ends there).
+const maxIncludeDepth = 10
+
+// configError is a configuration file's problems, each with its file and
+// line; an included file's join the including one's.
+type configError struct{ problems []string }
+
+func (e *configError) Error() string {
+	return "configuration errors:\n  " + strings.Join(e.problems, "\n  ")
+}
+
+// statement handles a line that is one of HTCondor's configuration
+// statements rather than a setting, returning whether it was one, the
+// problem with it ("" for none) and an included file's own problems.
+func (c *Config) statement(path, text string, depth int) (ok bool, problem string, included []string) {
+	word, _, _ := strings.Cut(strings.ToLower(text), " ")
+	word, _, _ = strings.Cut(word, ":")
+	word = strings.TrimSpace(word)
+	if name, _, ok := strings.Cut(text, "="); ok && !strings.ContainsAny(strings.TrimSpace(name), " \t:") {
+		return false, "", nil // NAME = value, even for a knob named IF or USE
+	}
+	switch word {
+	case "include":
+		head, file, ok := strings.Cut(text, ":")
+		mode := strings.ToLower(strings.Join(strings.Fields(head)[1:], " "))
+		file = strings.TrimSpace(file)
+		switch {
+		case !ok || file == "" || mode != "" && mode != "ifexist" && !strings.HasPrefix(mode, "command"):
+			return true, "write include : FILE or include ifexist : FILE", nil
+		case strings.HasPrefix(mode, "command"):
+			return true, "vmpool does not run commands for its configuration; write their output to a file and include it", nil
+		case depth >= maxIncludeDepth:
+			return true, fmt.Sprintf("includes nest deeper than %d (an include loop?)", maxIncludeDepth), nil
+		}
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(filepath.Dir(path), file)
+		}
+		if _, err := os.Stat(file); err != nil && mode == "ifexist" && errors.Is(err, os.ErrNotExist) {
+			return true, "", nil
+		}
+		err := c.loadFile(file, depth+1)
+		var ce *configError
+		if errors.As(err, &ce) {
+			return true, "", ce.problems
+		}
+		if err != nil {
+			return true, err.Error(), nil
+		}
+		return true, "", nil
+	case "use":
+		return true, "vmpool has no metaknobs (use); set the knobs it stands for, e.g. START = true", nil
+	case "if", "elif", "else", "endif":
+		return true, "vmpool has no if/elif/else/endif; keep the settings for each machine in a file of its own", nil
+	}
+	return false, "", nil
+}
+
+func (c *Config) loadFile(path string, depth int) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read configuration: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		entries, err := f.ReadDir(-1)
+		if err != nil {
+			return fmt.Errorf("read configuration directory %s: %w", path, err)
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+		for _, e := range entries {
+			if e.IsDir() || configDirSkip.MatchString(e.Name()) {
+				continue
+			}
+			if err := c.loadFile(filepath.Join(path, e.Name()), depth); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	var problems []string
 	lineNo, start := 0, 0
 	var pending strings.Builder
+	endTag := "" // inside a NAME @=TAG value: the line that ends it
 	for sc.Scan() {
 		lineNo++
 		line := sc.Text()
+		if endTag != "" {
+			if strings.TrimSpace(line) == endTag {
+				endTag = ""
+			}
+			continue
+		}
 		if pending.Len() == 0 {
 			start = lineNo
 		}
@@ -334,8 +518,20 @@ func (c *Config) LoadFile(path string) error {
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
+		if ok, problem, included := c.statement(path, text, depth); ok {
+			if problem != "" {
+				problems = append(problems, fmt.Sprintf("%s:%d: %s: %s", path, start, text, problem))
+			}
+			problems = append(problems, included...)
+			continue
+		}
 		name, value, ok := strings.Cut(text, "=")
 		name = strings.TrimSpace(name)
+		if n, ok := strings.CutSuffix(name, "@"); ok && !strings.ContainsAny(strings.TrimSpace(n), " \t") {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s: vmpool has no @= multi-line values; end each line but the last with \\", path, start, text))
+			endTag = "@" + strings.TrimSpace(value)
+			continue
+		}
 		if !ok || name == "" || strings.ContainsAny(name, " \t") {
 			problems = append(problems, fmt.Sprintf("%s:%d: %q is not a setting: write NAME = value", path, start, text))
 			continue
@@ -346,7 +542,7 @@ func (c *Config) LoadFile(path string) error {
 		return fmt.Errorf("read configuration %s: %w", path, err)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("configuration errors:\n  %s", strings.Join(problems, "\n  "))
+		return &configError{problems}
 	}
 	return nil
 }

@@ -8,7 +8,9 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,10 +28,11 @@ import (
 
 // daemonFlags are the options every daemon command takes.
 type daemonFlags struct {
-	home, listen, pool, config, name, logLevel, creds string
-	startds                                           int
-	sets                                              []string // NAME=VALUE overrides
-	printConfig, init                                 bool     // vmpool nats --print-config, --init
+	home, listen, pool, name, logLevel, creds string
+	startds                                   int
+	configs                                   []string // --config files and directories, in order
+	sets                                      []string // NAME=VALUE overrides
+	printConfig, init                         bool     // vmpool nats --print-config, --init
 }
 
 func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
@@ -51,7 +54,7 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "pool", "nats":
 			df.pool = a.value(name, val, has)
 		case "config", "c":
-			df.config = a.value(name, val, has)
+			df.configs = append(df.configs, a.value(name, val, has))
 		case "name":
 			df.name = a.value(name, val, has)
 		case "log-level":
@@ -102,7 +105,7 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "metrics":
 			df.sets = append(df.sets, "METRICS_ADDRESS="+a.value(name, val, has))
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [--metrics HOST:PORT|off] [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE] [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
+			fmt.Fprintf(c.stdout, "usage: vmpool %s [--metrics HOST:PORT|off] [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE|DIR]... [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
 			if cmd == "nats" {
 				fmt.Fprint(c.stdout, `       vmpool nats --print-config [--home DIR] [--set KNOB=VALUE]   a nats-server configuration admitting the pool's identities
        vmpool nats --init --pool URL [--home DIR] [--set KNOB=VALUE]  create the pool's stream and buckets on that server
@@ -122,6 +125,9 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 // loadConfig builds the effective configuration for a daemon command.
 func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 	cfg := NewConfig()
+	if c.getenv != nil {
+		cfg.getenv = c.getenv
+	}
 	if df.home != "" {
 		abs, err := filepath.Abs(df.home)
 		if err != nil {
@@ -132,8 +138,8 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 		abs, _ := filepath.Abs(cfg.Get("LOCAL_DIR"))
 		cfg.Set("LOCAL_DIR", abs, "<default>")
 	}
-	if df.config != "" {
-		if err := cfg.LoadFile(df.config); err != nil {
+	for _, path := range df.configs {
+		if err := cfg.LoadFile(path); err != nil {
 			return nil, err
 		}
 	}
@@ -157,6 +163,29 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 		fmt.Fprintf(c.stderr, "vmpool: WARNING: %s\n", w)
 	}
 	return cfg, nil
+}
+
+// ignoreHangup keeps SIGHUP, HTCondor's reconfig signal (condor_reconfig,
+// systemctl reload), from killing a daemon process (Go's default for it is
+// to exit at once, without vacating VMs or closing logs). vmpool reads its
+// configuration only at start, so the daemon logs that and runs on; once
+// ctx ends (the daemon is stopping) SIGHUP is ignored.
+func ignoreHangup(ctx context.Context, logger *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				signal.Ignore(syscall.SIGHUP)
+				signal.Stop(ch)
+				return
+			case <-ch:
+				logger.Warn("SIGHUP: vmpool does not re-read its configuration (there is no condor_reconfig); " +
+					"restart the daemon to apply a change (a startd vacates its VMs as it stops, checkpointing those that asked for it)")
+			}
+		}
+	}()
 }
 
 func newLogger(c *cli, level string) (*slog.Logger, error) {
@@ -332,10 +361,11 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 	for _, k := range []string{"START", "RANK", "PREEMPT", "KILL"} {
 		if v := cfg.Get(k); strings.TrimSpace(v) != "" {
 			if _, err := classad.ParseExpr(v); err != nil {
-				errs = append(errs, fmt.Sprintf("%s = %s (from %s): %v", k, v, cfg.Origin(k), err))
+				errs = append(errs, fmt.Sprintf("%s = %s (from %s): %v%s", k, v, cfg.Origin(k), err, commentHint(v)))
 			}
 		}
 	}
+	errs = append(errs, networkingKnobs(cfg, &sc)...)
 	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
 	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
 	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
@@ -350,6 +380,38 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		return sc, fmt.Errorf("startd configuration: %s", strings.Join(errs, "; "))
 	}
 	return sc, nil
+}
+
+// networkingKnobs checks VM_NETWORKING_TYPE and its companions, naming
+// where each was set (startd.New checks them too, but cannot), and gives
+// a machine whose VM_NETWORKING_DEFAULT_TYPE is unset and not offered its
+// first type as the default, as networking.md says: a bridge-only machine
+// needs no VM_NETWORKING_DEFAULT_TYPE = bridge.
+func networkingKnobs(cfg *Config, sc *startd.Config) []string {
+	var errs []string
+	typesAt := fmt.Sprintf("VM_NETWORKING_TYPE = %s (from %s)", cfg.Get("VM_NETWORKING_TYPE"), cfg.Origin("VM_NETWORKING_TYPE"))
+	for _, t := range sc.NetworkingTypes {
+		if t != "nat" && t != "bridge" {
+			errs = append(errs, fmt.Sprintf("%s: %q is not a networking type of vmpool's: use nat, bridge or both (nat, bridge)", typesAt, t))
+		}
+	}
+	if !sc.Networking || len(sc.NetworkingTypes) == 0 || len(errs) > 0 {
+		return errs
+	}
+	if slices.Contains(sc.NetworkingTypes, "bridge") && strings.TrimSpace(sc.BridgeInterface) == "" {
+		errs = append(errs, fmt.Sprintf("%s offers bridge but VM_NETWORKING_BRIDGE_INTERFACE is empty (from %s): name the host bridge guests join, e.g. VM_NETWORKING_BRIDGE_INTERFACE = br0",
+			typesAt, cfg.Origin("VM_NETWORKING_BRIDGE_INTERFACE")))
+	}
+	def := strings.TrimSpace(sc.DefaultNetworkingType)
+	switch {
+	case slices.Contains(sc.NetworkingTypes, def):
+	case cfg.Origin("VM_NETWORKING_DEFAULT_TYPE") == "<default>":
+		sc.DefaultNetworkingType = sc.NetworkingTypes[0]
+	default:
+		errs = append(errs, fmt.Sprintf("VM_NETWORKING_DEFAULT_TYPE = %s (from %s) is not among %s: make it one of them, or leave it unset for the first",
+			def, cfg.Origin("VM_NETWORKING_DEFAULT_TYPE"), typesAt))
+	}
+	return errs
 }
 
 // personalPool is a whole pool in one process: an embedded NATS server,
@@ -691,6 +753,7 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usageErr("up", "%v", err)
 	}
+	ignoreHangup(ctx, logger)
 	if cfg.Origin("METRICS_ADDRESS") == "<default>" {
 		cfg.Set("METRICS_ADDRESS", defaultMetricsAddress, "vmpool up")
 	}
@@ -830,6 +893,7 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 	if err != nil {
 		return c.usageErr(role, "%v", err)
 	}
+	ignoreHangup(ctx, logger)
 	creds, err := daemonCredentials(cfg, df.creds, role, cfg.Get(knob))
 	if err != nil {
 		return c.errorf(role, "%v", err)
