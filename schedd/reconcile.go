@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vmpool/vmpool/events"
@@ -365,6 +366,26 @@ const fetchAttempts = 5
 // one the job sent, or from another user's bucket): no retry can help.
 var errForeignOutput = errors.New("refused")
 
+// unwritableOutput says what the job's owner can do about a returned disk
+// that could not be written into the submit directory iwd (not writable,
+// gone, on a full or read-only file system): the raw error named only the
+// fetch's temporary file. Other errors are returned as they are.
+func unwritableOutput(name, iwd string, err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err
+	}
+	switch errno {
+	case syscall.EACCES, syscall.EPERM, syscall.EROFS:
+		return fmt.Errorf("cannot write the returned disk %s into the submit directory %s (%v): make the directory writable by the job's owner and release the job, which then runs again from its submitted disks: %w", name, iwd, errno, err)
+	case syscall.ENOENT, syscall.ENOTDIR:
+		return fmt.Errorf("cannot write the returned disk %s into the submit directory %s, which no longer exists (%v): create it again and release the job, which then runs again from its submitted disks: %w", name, iwd, errno, err)
+	case syscall.ENOSPC, syscall.EDQUOT:
+		return fmt.Errorf("cannot write the returned disk %s into the submit directory %s (%v): free space there and release the job, which then runs again from its submitted disks: %w", name, iwd, errno, err)
+	}
+	return err
+}
+
 func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string) int, done func(string)) {
 	var outputs []events.FileRef
 	var iwd, owner, claimID string
@@ -409,7 +430,7 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 			err := asUser(owner, func() error { return s.cfg.Bus.GetFile(pctx, o, dst) })
 			reported(err)
 			if err != nil {
-				return err
+				return unwritableOutput(o.Name, iwd, err)
 			}
 			total += o.Size
 		}
