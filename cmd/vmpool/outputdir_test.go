@@ -55,3 +55,36 @@ func TestOutputIntoVanishedSubmitDirIsHeldClearly(t *testing.T) {
 		t.Fatalf("counter of the returned disk = %d, want 1", n)
 	}
 }
+
+// TestReturnedDiskWritesThroughASymlink: a disk named in the submit
+// directory by a symbolic link (disk.img -> images/v3.img) comes back into
+// the link's target, as HTCondor's file transfer writes through the link;
+// the link had been replaced by a copy of the disk, and the image it
+// pointed at kept as submitted. (A link leading out of the directory is
+// still replaced: TestFilesStayInTheSubmitDirectory.)
+func TestReturnedDiskWritesThroughASymlink(t *testing.T) {
+	tp := newTestPool(t, 1)
+	if err := os.Mkdir(filepath.Join(tp.dir, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(tp.dir, "images", "v3.img")
+	if err := vmimage.WriteHello(target); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(tp.dir, "hello.img")
+	if err := os.Symlink(filepath.Join("images", "v3.img"), link); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("link.sub", helloSub))
+	tp.jobEvent(1, 0, events.JobCompleted, 90*time.Second)
+	fi, err := os.Lstat(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the symbolic link %s was replaced by a %v file", link, fi.Mode())
+	}
+	if n := readCounter(t, target); n != 1 {
+		t.Fatalf("counter of the link's target = %d, want 1 (the disk did not come back into it)", n)
+	}
+}
