@@ -123,6 +123,10 @@ func checkCases() []checkCase {
 		{name: "empty file", code: "vm-disk-field-empty", line: 5, src: edit(kvmBase, "vm_disk = :vda:w")},
 		{name: "bad permission", code: "vm-disk-permission", line: 5, src: edit(kvmBase, "vm_disk = disk.img:vda:x")},
 		{name: "duplicate device", code: "vm-disk-device-duplicate", line: 5, src: edit(kvmBase, "vm_disk = disk.img:vda:w,data.img:VDA:r", "transfer_input_files = disk.img, data.img")},
+		{name: "kvm IDE device past hdd", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:hde:w")},
+		{name: "kvm SATA device past sdf", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:sdg1:w")},
+		{name: "kvm device not a disk name", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:cdrom:r")},
+		{name: "kvm device in capitals", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:HDA:w")},
 		{name: "qcow2 backing not sent", code: "vm-disk-backing-missing", line: 5, src: edit(kvmBase, "vm_disk = over.qcow2:vda:w:qcow2", "transfer_input_files = over.qcow2")},
 		{name: "qcow2 backing of a backing not sent", code: "vm-disk-backing-missing", line: 5, src: edit(kvmBase, "vm_disk = chain.qcow2:vda:w:qcow2", "transfer_input_files = chain.qcow2, over.qcow2")},
 		{name: "qcow2 backing by a relative path", code: "vm-disk-backing-missing", line: 5, src: edit(kvmBase, "vm_disk = deep.qcow2:vda:w:qcow2", "transfer_input_files = deep.qcow2")},
@@ -309,5 +313,14 @@ func TestBackingFilesAndUnusedInputs(t *testing.T) {
 	x := strings.Join(mustParse(t, dir, edit(xenBase, "xen_initrd = initrd.img"), Options{}).Warnings, "\n")
 	if strings.Contains(x, "is transferred but") {
 		t.Errorf("a xen kernel or initrd is warned of as unused:\n%s", x)
+	}
+}
+
+// TestKVMDevicesAccepted: every device name the kvm driver attaches is
+// taken at submit, the seed's sda2 (a partition number) included.
+func TestKVMDevicesAccepted(t *testing.T) {
+	dir := fixtures(t)
+	for _, dev := range []string{"hda", "hdd", "hdb1", "sda", "sda2", "sdf", "vda", "vdz", "xvda", "xvdb3"} {
+		mustParse(t, dir, edit(kvmBase, "vm_disk = disk.img:"+dev+":w"), Options{})
 	}
 }

@@ -69,7 +69,7 @@ func (s *inputSet) jobPath(d *macroDef, cmd, name string) string {
 
 // vmDisk checks vm_disk and returns it as the job sees it, and the number
 // of disks.
-func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet) (string, int) {
+func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet, vmType string) (string, int) {
 	var out []string
 	devices := map[string]bool{}
 	n := 0
@@ -116,6 +116,12 @@ func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet) (string, int)
 			continue
 		}
 		devices[dev] = true
+		if vmType == "kvm" && !kvmDevice(fields[1]) {
+			b.errFix(d, "vm-disk-device-invalid", fmt.Sprintf("vm_disk entry %q has device %q, which a kvm guest cannot be given", clip(e), clip(fields[1])),
+				"use hda to hdd (IDE), sda to sdf (SATA), or vda, vdb, ... (virtio), in lower case; a partition number (sda1) is accepted and ignored")
+			bad = true
+			continue
+		}
 		fields[0] = in.jobPath(d, "vm_disk", fields[0])
 		if path := in.byBase[fields[0]]; path != "" && !filepath.IsAbs(fields[0]) {
 			in.backingFiles(d, fields[0], path)
@@ -126,6 +132,42 @@ func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet) (string, int)
 		return "", n
 	}
 	return strings.Join(out, ","), n
+}
+
+// kvmDevice reports whether the kvm driver can attach a disk as dev: the
+// IDE channels' hda to hdd, AHCI's sda to sdf, virtio's vdX (and xvdX,
+// taken for vdX), with an optional partition number, as
+// startd/hypervisor/qemu's planDisks maps them.
+func kvmDevice(dev string) bool {
+	var letters string
+	switch {
+	case strings.HasPrefix(dev, "hd"):
+		letters, dev = "abcd", dev[2:]
+	case strings.HasPrefix(dev, "sd"):
+		letters, dev = "abcdef", dev[2:]
+	case strings.HasPrefix(dev, "vd"):
+		letters, dev = "abcdefghijklmnopqrstuvwxyz", dev[2:]
+	case strings.HasPrefix(dev, "xvd"):
+		letters, dev = "abcdefghijklmnopqrstuvwxyz", dev[3:]
+	default:
+		return false
+	}
+	if dev == "" || !strings.ContainsRune(letters, rune(dev[0])) {
+		return false
+	}
+	part := dev[1:]
+	if part == "" {
+		return true
+	}
+	if part[0] == '0' {
+		return false
+	}
+	for _, c := range part {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // backingFiles checks the backing files of a transferred vm_disk image
