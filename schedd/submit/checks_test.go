@@ -324,3 +324,28 @@ func TestKVMDevicesAccepted(t *testing.T) {
 		mustParse(t, dir, edit(kvmBase, "vm_disk = disk.img:"+dev+":w"), Options{})
 	}
 }
+
+// TestWritableDiskFromASubdirectoryWarns: a writable disk sent from
+// another directory (transfer_input_files = sub/disk.img) comes back,
+// changed, into the initial directory under its bare name, as in
+// HTCondor: the image in sub/ stays as it was and a file of that name in
+// the initial directory is replaced, which submit now says. A read-only
+// disk, or a job that wants nothing back, is not warned of.
+func TestWritableDiskFromASubdirectoryWarns(t *testing.T) {
+	dir := fixtures(t)
+	w := strings.Join(mustParse(t, dir, edit(kvmBase, "vm_disk = sub/disk.img:vda:w", "transfer_input_files = sub/disk.img"), Options{}).Warnings, "\n")
+	want := fmt.Sprintf("test.sub:5: vm_disk file \"disk.img\" is sent from %s: if the guest changes it, it comes back into the initial directory as %s, over the file there, not into %s",
+		filepath.Join(dir, "sub", "disk.img"), filepath.Join(dir, "disk.img"), filepath.Join(dir, "sub"))
+	if !strings.Contains(w, want) {
+		t.Errorf("warnings lack\n%s\n:\n%s", want, w)
+	}
+	for _, src := range []string{
+		edit(kvmBase, "vm_disk = sub/disk.img:vda:r", "transfer_input_files = sub/disk.img"),
+		edit(kvmBase, "vm_disk = sub/disk.img:vda:w", "transfer_input_files = sub/disk.img", "vm_no_output_vm = true"),
+		edit(kvmBase),
+	} {
+		if w := strings.Join(mustParse(t, dir, src, Options{}).Warnings, "\n"); strings.Contains(w, "comes back into the initial directory") {
+			t.Errorf("warned of a disk that does not come back elsewhere:\n%s\n%s", src, w)
+		}
+	}
+}

@@ -412,7 +412,7 @@ func (b *builder) build() {
 	nDisks := 0
 	if vmType == "kvm" || vmType == "xen" || vmType == "sim" {
 		if v, d, ok := b.given("vm_disk"); ok {
-			disk, n := b.vmDisk(d, v, iwd, in, vmType)
+			disk, n := b.vmDisk(d, v, iwd, in, vmType, noOutput)
 			nDisks = n
 			switch {
 			case n == 0:

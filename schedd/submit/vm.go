@@ -69,7 +69,7 @@ func (s *inputSet) jobPath(d *macroDef, cmd, name string) string {
 
 // vmDisk checks vm_disk and returns it as the job sees it, and the number
 // of disks.
-func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet, vmType string) (string, int) {
+func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet, vmType string, noOutput bool) (string, int) {
 	var out []string
 	devices := map[string]bool{}
 	n := 0
@@ -125,6 +125,14 @@ func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet, vmType string
 		fields[0] = in.jobPath(d, "vm_disk", fields[0])
 		if path := in.byBase[fields[0]]; path != "" && !filepath.IsAbs(fields[0]) {
 			in.backingFiles(d, fields[0], path)
+			if perm := strings.ToLower(fields[2]); (perm == "w" || perm == "rw") && !noOutput && filepath.Dir(path) != filepath.Clean(iwd) {
+				ret := filepath.Join(iwd, fields[0])
+				over := ""
+				if _, err := os.Lstat(ret); err == nil {
+					over = ", over the file there"
+				}
+				b.warn(d, "vm_disk file %q is sent from %s: if the guest changes it, it comes back into the initial directory as %s%s, not into %s (as in HTCondor, a returned file takes its bare name in the initial directory); set vm_no_output_vm = true if it should not come back", fields[0], path, ret, over, filepath.Dir(path))
+			}
 		}
 		out = append(out, strings.Join(fields, ":"))
 	}
