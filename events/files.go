@@ -416,21 +416,20 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 		}
 	}()
 	h := sha256.New()
-	n, err := readChunks(ctx, js, store, ref, info, io.MultiWriter(tmp, h), first)
+	sw := &sparseWriter{f: tmp}
+	n, err := readChunks(ctx, js, store, ref, info, io.MultiWriter(sw, h), first)
 	for again := 0; errors.Is(err, errReplaced) && again < 3; again++ {
 		// Stored again meanwhile (readChunks): read the new chunks, from
 		// the start.
 		if n > 0 {
-			if _, err = tmp.Seek(0, io.SeekStart); err == nil {
-				err = tmp.Truncate(0)
-			}
-			if err != nil {
+			if err = tmp.Truncate(0); err != nil {
 				return fmt.Errorf("fetch %s: %w", ref.Name, err)
 			}
+			sw.off = 0
 			h.Reset()
 		}
 		if info, err = store.GetInfo(ctx, ref.Object); err == nil {
-			n, err = readChunks(ctx, js, store, ref, info, io.MultiWriter(tmp, h), first)
+			n, err = readChunks(ctx, js, store, ref, info, io.MultiWriter(sw, h), first)
 		}
 	}
 	if err != nil {
@@ -438,6 +437,10 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 || n != ref.Size {
 		return fmt.Errorf("fetch %s (%s): got %d bytes sha256 %s, want %d bytes %s: %w", ref.Name, ref.Object, n, got, ref.Size, ref.SHA256, ErrChecksum)
+	}
+	// A file that ends in zeros ends in a hole: give it its length.
+	if err := tmp.Truncate(sw.off); err != nil {
+		return fmt.Errorf("fetch %s: %w", ref.Name, err)
 	}
 	// The new file takes the old one's permissions (a returned disk is the
 	// user's file, updated), or 0644 when there was none.
@@ -459,6 +462,52 @@ func getFile(ctx context.Context, js jetstream.JetStream, store jetstream.Object
 	}
 	ok = true
 	return nil
+}
+
+// sparseBlock is the unit sparseWriter leaves a hole for: a file
+// system's block.
+const sparseBlock = 4096
+
+var zeroBlock [sparseBlock]byte
+
+// sparseWriter writes to f from offset off on, skipping (leaving a hole
+// for) every block of zeros: a disk image that is mostly empty, such as a
+// sparse 2 GiB raw image holding a few MiB, stays sparse on the execute
+// machine and when it comes back into the submit directory, as cp and
+// rsync -S keep it, instead of taking its whole size on disk. The file
+// must be new (its skipped blocks then read as zeros), and be truncated
+// to off at the end, so that trailing zeros count in its length.
+type sparseWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (w *sparseWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		// Skip the zero blocks, then write the run of data blocks
+		// that follows them in one call.
+		z := 0
+		for z < len(p) && bytes.Equal(p[z:min(z+sparseBlock, len(p))], zeroBlock[:min(sparseBlock, len(p)-z)]) {
+			z += sparseBlock
+		}
+		z = min(z, len(p))
+		w.off += int64(z)
+		p = p[z:]
+		d := 0
+		for d < len(p) && !bytes.Equal(p[d:min(d+sparseBlock, len(p))], zeroBlock[:min(sparseBlock, len(p)-d)]) {
+			d += sparseBlock
+		}
+		d = min(d, len(p))
+		if d > 0 {
+			if _, err := w.f.WriteAt(p[:d], w.off); err != nil {
+				return n - len(p), err
+			}
+			w.off += int64(d)
+			p = p[d:]
+		}
+	}
+	return n, nil
 }
 
 // ErrFetchStalled: a fetch's data stopped coming (GetFile). It is not

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,5 +256,52 @@ func TestGetFileRemovesPartsOfDeadFetches(t *testing.T) {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s, of a running fetch, another file or another host, was removed: %v", filepath.Base(p), err)
 		}
+	}
+}
+
+// TestGetFileKeepsZerosSparse: a disk image that is mostly zeros (a
+// sparse raw image, as qemu-img create and truncate make them) was
+// written whole by a fetch: a 2 GiB image holding a boot sector came back
+// into the submit directory taking 2 GiB of disk. A fetch leaves holes
+// for the zero blocks, and the file reads back the same, zeros at its end
+// included.
+func TestGetFileKeepsZerosSparse(t *testing.T) {
+	s, err := StartNATS(NATSConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	bus := testBusAt(t, s.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const size = 16 << 20
+	data := make([]byte, size)
+	copy(data, "boot sector")
+	copy(data[size/2+100:], "data in the middle, not block-aligned")
+	src := filepath.Join(t.TempDir(), "Sparse Disk.IMG")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := bus.PutFile(ctx, "alice", src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "Sparse Disk.IMG")
+	if err := bus.GetFile(ctx, ref, dst); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != size || string(got) != string(data) {
+		t.Fatalf("fetched file differs (%d bytes, want %d)", len(got), size)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dst, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used > 1<<20 {
+		t.Fatalf("the fetched %d MiB image, 2 blocks of data, takes %d KiB on disk: its zeros were written", size>>20, used>>10)
 	}
 }

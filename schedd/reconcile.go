@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vmpool/vmpool/events"
@@ -365,6 +368,52 @@ const fetchAttempts = 5
 // one the job sent, or from another user's bucket): no retry can help.
 var errForeignOutput = errors.New("refused")
 
+// throughLink is where a returned disk for dst, a file of the submit
+// directory iwd, is written. A symbolic link there that leads to a file
+// inside the directory (disk.img -> images/v3.img, as submit allows it)
+// is written through, as HTCondor's file transfer writes through it: the
+// link stays and its target gets the disk (the link was replaced by the
+// disk, its target left as submitted). A link that leads out of the
+// directory, or nowhere, is replaced, never written through.
+func throughLink(dst, iwd string) string {
+	fi, err := os.Lstat(dst)
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		return dst
+	}
+	target, err := filepath.EvalSymlinks(dst)
+	if err != nil {
+		return dst
+	}
+	realIwd, err := filepath.EvalSymlinks(iwd)
+	if err != nil {
+		return dst
+	}
+	if rel, err := filepath.Rel(realIwd, target); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return dst
+	}
+	return target
+}
+
+// unwritableOutput says what the job's owner can do about a returned disk
+// that could not be written into the submit directory iwd (not writable,
+// gone, on a full or read-only file system): the raw error named only the
+// fetch's temporary file. Other errors are returned as they are.
+func unwritableOutput(name, iwd string, err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return err
+	}
+	switch errno {
+	case syscall.EACCES, syscall.EPERM, syscall.EROFS:
+		return fmt.Errorf("cannot write the returned disk %s into the submit directory %s (%v): make the directory writable by the job's owner and release the job, which then runs again from its submitted disks: %w", name, iwd, errno, err)
+	case syscall.ENOENT, syscall.ENOTDIR:
+		return fmt.Errorf("cannot write the returned disk %s into the submit directory %s, which no longer exists (%v): create it again and release the job, which then runs again from its submitted disks: %w", name, iwd, errno, err)
+	case syscall.ENOSPC, syscall.EDQUOT:
+		return fmt.Errorf("cannot write the returned disk %s into the submit directory %s (%v): free space there and release the job, which then runs again from its submitted disks: %w", name, iwd, errno, err)
+	}
+	return err
+}
+
 func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string) int, done func(string)) {
 	var outputs []events.FileRef
 	var iwd, owner, claimID string
@@ -406,10 +455,12 @@ func (s *Schedd) doFetch(ctx context.Context, id events.JobID, fail func(string)
 			// (a directory swapped for a symbolic link) and the file
 			// with the owner's rights, not root's (asuser.go).
 			pctx, reported := s.cfg.Bus.ReportTransfer(ctx, owner, events.TransferProgress{Schedd: s.cfg.Name, Job: id, Kind: events.TransferReturn, File: o.Name, Total: o.Size, By: s.cfg.Name})
-			err := asUser(owner, func() error { return s.cfg.Bus.GetFile(pctx, o, dst) })
+			err := asUser(owner, func() error {
+				return s.cfg.Bus.GetFile(pctx, o, throughLink(dst, iwd))
+			})
 			reported(err)
 			if err != nil {
-				return err
+				return unwritableOutput(o.Name, iwd, err)
 			}
 			total += o.Size
 		}

@@ -123,6 +123,13 @@ func checkCases() []checkCase {
 		{name: "empty file", code: "vm-disk-field-empty", line: 5, src: edit(kvmBase, "vm_disk = :vda:w")},
 		{name: "bad permission", code: "vm-disk-permission", line: 5, src: edit(kvmBase, "vm_disk = disk.img:vda:x")},
 		{name: "duplicate device", code: "vm-disk-device-duplicate", line: 5, src: edit(kvmBase, "vm_disk = disk.img:vda:w,data.img:VDA:r", "transfer_input_files = disk.img, data.img")},
+		{name: "kvm IDE device past hdd", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:hde:w")},
+		{name: "kvm SATA device past sdf", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:sdg1:w")},
+		{name: "kvm device not a disk name", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:cdrom:r")},
+		{name: "kvm device in capitals", code: "vm-disk-device-invalid", line: 5, src: edit(kvmBase, "vm_disk = disk.img:HDA:w")},
+		{name: "qcow2 backing not sent", code: "vm-disk-backing-missing", line: 5, src: edit(kvmBase, "vm_disk = over.qcow2:vda:w:qcow2", "transfer_input_files = over.qcow2")},
+		{name: "qcow2 backing of a backing not sent", code: "vm-disk-backing-missing", line: 5, src: edit(kvmBase, "vm_disk = chain.qcow2:vda:w:qcow2", "transfer_input_files = chain.qcow2, over.qcow2")},
+		{name: "qcow2 backing by a relative path", code: "vm-disk-backing-missing", line: 5, src: edit(kvmBase, "vm_disk = deep.qcow2:vda:w:qcow2", "transfer_input_files = deep.qcow2")},
 		{name: "missing input", code: "input-missing", line: 6, src: edit(kvmBase, "transfer_input_files = disk.img, nothere.img")},
 		{name: "missing xen_transfer_files", code: "input-missing", line: 9, src: edit(xenBase, "xen_transfer_files = nothere.img")},
 		{name: "directory input", code: "input-is-directory", line: 6, src: edit(kvmBase, "transfer_input_files = disk.img, adir")},
@@ -276,5 +283,69 @@ func TestErrorsReportEverything(t *testing.T) {
 	want1 := `test.sub:4: vm_memory: vm_memory is incorrectly specified ("-5") [vm-memory-invalid]; fix: set vm_memory to the guest's memory in MiB, e.g. vm_memory = 512`
 	if got := es[0].Error(); !strings.HasSuffix(got, want1) {
 		t.Errorf("message\n%s\nwant suffix\n%s", got, want1)
+	}
+}
+
+// TestBackingFilesAndUnusedInputs: a transferred qcow2 disk whose backing
+// file is transferred too runs (QEMU finds it beside the image), one over
+// a backing file on shared storage is taken with a warning, and a
+// transferred file that is no disk, kernel or backing file is said to be
+// invisible to the guest (a user's notes.txt is copied to the execute
+// machine, and the guest never sees it).
+func TestBackingFilesAndUnusedInputs(t *testing.T) {
+	dir := fixtures(t)
+	c := mustParse(t, dir, edit(kvmBase, "vm_disk = chain.qcow2:vda:w:qcow2", "transfer_input_files = chain.qcow2, over.qcow2, base.img"), Options{})
+	if w := strings.Join(c.Warnings, "\n"); strings.Contains(w, "transferred but") || strings.Contains(w, "backing") {
+		t.Errorf("a chain whose every backing file is sent is warned of:\n%s", w)
+	}
+	c = mustParse(t, dir, edit(kvmBase, "vm_disk = shared.qcow2:vda:w:qcow2", "transfer_input_files = shared.qcow2"), Options{})
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "test.sub:5: ") || !strings.Contains(w, "/srv/images/base.img, which is not transferred") {
+		t.Errorf("a backing file on shared storage is not warned of at line 5:\n%s", w)
+	}
+	c = mustParse(t, dir, edit(kvmBase, "transfer_input_files = disk.img, data.iso, items.txt", "vm_disk = disk.img:vda:w, data.iso:hdc:r"), Options{})
+	w := strings.Join(c.Warnings, "\n")
+	if !strings.Contains(w, "test.sub:6: ") || !strings.Contains(w, `"items.txt" is transferred but is not a vm_disk image`) {
+		t.Errorf("a transferred file the guest cannot see is not warned of at line 6:\n%s", w)
+	}
+	if strings.Contains(w, `"disk.img" is transferred`) || strings.Contains(w, `"data.iso" is transferred`) {
+		t.Errorf("a vm_disk file is warned of as unused:\n%s", w)
+	}
+	x := strings.Join(mustParse(t, dir, edit(xenBase, "xen_initrd = initrd.img"), Options{}).Warnings, "\n")
+	if strings.Contains(x, "is transferred but") {
+		t.Errorf("a xen kernel or initrd is warned of as unused:\n%s", x)
+	}
+}
+
+// TestKVMDevicesAccepted: every device name the kvm driver attaches is
+// taken at submit, the seed's sda2 (a partition number) included.
+func TestKVMDevicesAccepted(t *testing.T) {
+	dir := fixtures(t)
+	for _, dev := range []string{"hda", "hdd", "hdb1", "sda", "sda2", "sdf", "vda", "vdz", "xvda", "xvdb3"} {
+		mustParse(t, dir, edit(kvmBase, "vm_disk = disk.img:"+dev+":w"), Options{})
+	}
+}
+
+// TestWritableDiskFromASubdirectoryWarns: a writable disk sent from
+// another directory (transfer_input_files = sub/disk.img) comes back,
+// changed, into the initial directory under its bare name, as in
+// HTCondor: the image in sub/ stays as it was and a file of that name in
+// the initial directory is replaced, which submit now says. A read-only
+// disk, or a job that wants nothing back, is not warned of.
+func TestWritableDiskFromASubdirectoryWarns(t *testing.T) {
+	dir := fixtures(t)
+	w := strings.Join(mustParse(t, dir, edit(kvmBase, "vm_disk = sub/disk.img:vda:w", "transfer_input_files = sub/disk.img"), Options{}).Warnings, "\n")
+	want := fmt.Sprintf("test.sub:5: vm_disk file \"disk.img\" is sent from %s: if the guest changes it, it comes back into the initial directory as %s, over the file there, not into %s",
+		filepath.Join(dir, "sub", "disk.img"), filepath.Join(dir, "disk.img"), filepath.Join(dir, "sub"))
+	if !strings.Contains(w, want) {
+		t.Errorf("warnings lack\n%s\n:\n%s", want, w)
+	}
+	for _, src := range []string{
+		edit(kvmBase, "vm_disk = sub/disk.img:vda:r", "transfer_input_files = sub/disk.img"),
+		edit(kvmBase, "vm_disk = sub/disk.img:vda:w", "transfer_input_files = sub/disk.img", "vm_no_output_vm = true"),
+		edit(kvmBase),
+	} {
+		if w := strings.Join(mustParse(t, dir, src, Options{}).Warnings, "\n"); strings.Contains(w, "comes back into the initial directory") {
+			t.Errorf("warned of a disk that does not come back elsewhere:\n%s\n%s", src, w)
+		}
 	}
 }

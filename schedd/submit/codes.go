@@ -73,6 +73,8 @@ var codeTable = []CodeInfo{
 	{"vm-disk-format", "a vm_disk entry does not have 3 or 4 colon-separated fields", "write each disk as FILE:DEVICE:PERMISSION[:FORMAT], separated by commas, e.g. vm_disk = disk.img:vda:w,data.iso:hdc:r"},
 	{"vm-disk-field-empty", "a vm_disk entry has an empty file, device or format", "fill in each field: FILE:DEVICE:PERMISSION[:FORMAT]"},
 	{"vm-disk-permission", "a vm_disk permission is not w, rw or r", "use w or rw for a writable disk, r for a read-only one"},
+	{"vm-disk-backing-missing", "a transferred qcow2 vm_disk image has a backing file that the execute machine would not have", "list the backing file in transfer_input_files (named by its bare name in the image: qemu-img rebase -u -b NAME), or make the image standalone with qemu-img convert -O qcow2"},
+	{"vm-disk-device-invalid", "a kvm vm_disk device is not one the guest can be given (hda-hdd, sda-sdf, vdX)", "use hda to hdd (IDE), sda to sdf (SATA) or vda, vdb, ... (virtio), in lower case"},
 	{"vm-disk-device-duplicate", "two vm_disk entries use the same guest device", "give every disk its own device, e.g. vda, vdb"},
 
 	// Files.

@@ -1,6 +1,7 @@
 package submit
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -52,6 +53,24 @@ func fixtures(t testing.TB) string {
 		}
 	}
 	if err := os.WriteFile(filepath.Join(job, "items.txt"), []byte("# disk memory\ndisk.img 512\n\ndata.img 1024\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// qcow2 images over a backing file (as qemu-img create -b makes them):
+	// the header's backing file name at offset 512.
+	for name, backing := range map[string]string{
+		"job/over.qcow2": "base.img", "job/chain.qcow2": "over.qcow2",
+		"job/deep.qcow2": "../outside/secret.img", "job/shared.qcow2": "/srv/images/base.img",
+	} {
+		h := make([]byte, 1024)
+		copy(h, "QFI\xfb\x00\x00\x00\x03")
+		binary.BigEndian.PutUint64(h[8:], 512)
+		binary.BigEndian.PutUint32(h[16:], uint32(len(backing)))
+		copy(h[512:], backing)
+		if err := os.WriteFile(filepath.Join(root, name), h, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(job, "base.img"), make([]byte, 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	links := map[string]string{

@@ -396,7 +396,7 @@ func (b *builder) build() {
 	}
 
 	// Inputs.
-	in := &inputSet{b: b, iwd: iwd, check: iwdOK, byBase: map[string]string{}, listed: map[string]bool{}}
+	in := &inputSet{b: b, iwd: iwd, check: iwdOK, byBase: map[string]string{}, listed: map[string]bool{}, used: map[string]bool{}}
 	for _, cmd := range []string{"transfer_input_files", "xen_transfer_files"} {
 		if v, d, ok := b.given(cmd); ok {
 			for _, f := range strings.Split(v, ",") {
@@ -412,7 +412,7 @@ func (b *builder) build() {
 	nDisks := 0
 	if vmType == "kvm" || vmType == "xen" || vmType == "sim" {
 		if v, d, ok := b.given("vm_disk"); ok {
-			disk, n := b.vmDisk(d, v, iwd, in)
+			disk, n := b.vmDisk(d, v, iwd, in, vmType, noOutput)
 			nDisks = n
 			switch {
 			case n == 0:
@@ -451,6 +451,11 @@ func (b *builder) build() {
 	vmwareNoTransfer := false
 	if vmType == "vmware" {
 		vmwareNoTransfer = b.vmware(iwd, in)
+	}
+
+	if vmType == "kvm" || vmType == "xen" {
+		_, d, _ := b.given("transfer_input_files")
+		in.unused(d)
 	}
 
 	// Requests.

@@ -1,8 +1,10 @@
 package submit
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -145,6 +147,7 @@ type fsCache struct {
 	inputs map[string]inputResult
 	dirs   map[string]bool
 	logs   map[string]error // Options.CheckLog's answers
+	backs  map[string]string
 }
 
 type inputResult struct {
@@ -154,7 +157,7 @@ type inputResult struct {
 }
 
 func newFSCache() *fsCache {
-	return &fsCache{inputs: map[string]inputResult{}, dirs: map[string]bool{}, logs: map[string]error{}}
+	return &fsCache{inputs: map[string]inputResult{}, dirs: map[string]bool{}, logs: map[string]error{}, backs: map[string]string{}}
 }
 
 // checkInput is the package's checkInput, remembered. The *Error is a
@@ -181,6 +184,42 @@ func (c *fsCache) isDir(path string) bool {
 		c.dirs[path] = v
 	}
 	return v
+}
+
+// qcow2Backing is the backing file name in the header of the qcow2 image
+// at path, remembered: "" for none, or for a file that is no qcow2 image
+// or cannot be read (QEMU's own check reports those at run time).
+func (c *fsCache) qcow2Backing(path string) string {
+	v, ok := c.backs[path]
+	if !ok {
+		v = qcow2Backing(path)
+		c.backs[path] = v
+	}
+	return v
+}
+
+// qcow2Backing reads the backing file name of a qcow2 image: its header
+// begins with the magic QFI\xfb, a version, then the backing file name's
+// offset (8 bytes) and length (4 bytes, at most 1023), big-endian.
+func qcow2Backing(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var h [20]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[:4]) != "QFI\xfb" {
+		return ""
+	}
+	off, n := binary.BigEndian.Uint64(h[8:16]), binary.BigEndian.Uint32(h[16:20])
+	if off == 0 || n == 0 || n > 1023 || off > 1<<30 {
+		return ""
+	}
+	name := make([]byte, n)
+	if _, err := f.ReadAt(name, int64(off)); err != nil {
+		return ""
+	}
+	return string(name)
 }
 
 // checkLog is check(path), remembered.

@@ -16,6 +16,7 @@ type inputSet struct {
 	sizes  []int64
 	byBase map[string]string // base name -> absolute path
 	listed map[string]bool   // base names listed in transfer_input_files
+	used   map[string]bool   // base names the job's disks, kernel or initrd use
 }
 
 // add checks a file named relative to base and adds it; it returns whether
@@ -47,6 +48,7 @@ func (s *inputSet) add(d *macroDef, base, name string) bool {
 // transferred, else its absolute path on shared storage.
 func (s *inputSet) jobPath(d *macroDef, cmd, name string) string {
 	if s.listed[filepath.Base(name)] {
+		s.used[filepath.Base(name)] = true
 		return filepath.Base(name)
 	}
 	// A file used in place on shared storage is still named by the
@@ -67,7 +69,7 @@ func (s *inputSet) jobPath(d *macroDef, cmd, name string) string {
 
 // vmDisk checks vm_disk and returns it as the job sees it, and the number
 // of disks.
-func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet) (string, int) {
+func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet, vmType string, noOutput bool) (string, int) {
 	var out []string
 	devices := map[string]bool{}
 	n := 0
@@ -114,13 +116,119 @@ func (b *builder) vmDisk(d *macroDef, v, iwd string, in *inputSet) (string, int)
 			continue
 		}
 		devices[dev] = true
+		if vmType == "kvm" && !kvmDevice(fields[1]) {
+			b.errFix(d, "vm-disk-device-invalid", fmt.Sprintf("vm_disk entry %q has device %q, which a kvm guest cannot be given", clip(e), clip(fields[1])),
+				"use hda to hdd (IDE), sda to sdf (SATA), or vda, vdb, ... (virtio), in lower case; a partition number (sda1) is accepted and ignored")
+			bad = true
+			continue
+		}
 		fields[0] = in.jobPath(d, "vm_disk", fields[0])
+		if path := in.byBase[fields[0]]; path != "" && !filepath.IsAbs(fields[0]) {
+			in.backingFiles(d, fields[0], path)
+			if perm := strings.ToLower(fields[2]); (perm == "w" || perm == "rw") && !noOutput && filepath.Dir(path) != filepath.Clean(iwd) {
+				ret := filepath.Join(iwd, fields[0])
+				over := ""
+				if _, err := os.Lstat(ret); err == nil {
+					over = ", over the file there"
+				}
+				b.warn(d, "vm_disk file %q is sent from %s: if the guest changes it, it comes back into the initial directory as %s%s, not into %s (as in HTCondor, a returned file takes its bare name in the initial directory); set vm_no_output_vm = true if it should not come back", fields[0], path, ret, over, filepath.Dir(path))
+			}
+		}
 		out = append(out, strings.Join(fields, ":"))
 	}
 	if bad {
 		return "", n
 	}
 	return strings.Join(out, ","), n
+}
+
+// kvmDevice reports whether the kvm driver can attach a disk as dev: the
+// IDE channels' hda to hdd, AHCI's sda to sdf, virtio's vdX (and xvdX,
+// taken for vdX), with an optional partition number, as
+// startd/hypervisor/qemu's planDisks maps them.
+func kvmDevice(dev string) bool {
+	var letters string
+	switch {
+	case strings.HasPrefix(dev, "hd"):
+		letters, dev = "abcd", dev[2:]
+	case strings.HasPrefix(dev, "sd"):
+		letters, dev = "abcdef", dev[2:]
+	case strings.HasPrefix(dev, "vd"):
+		letters, dev = "abcdefghijklmnopqrstuvwxyz", dev[2:]
+	case strings.HasPrefix(dev, "xvd"):
+		letters, dev = "abcdefghijklmnopqrstuvwxyz", dev[3:]
+	default:
+		return false
+	}
+	if dev == "" || !strings.ContainsRune(letters, rune(dev[0])) {
+		return false
+	}
+	part := dev[1:]
+	if part == "" {
+		return true
+	}
+	if part[0] == '0' {
+		return false
+	}
+	for _, c := range part {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// backingFiles checks the backing files of a transferred vm_disk image
+// (name, at path), which QEMU opens beside it on the execute machine: a
+// qcow2 image made with qemu-img create -b over a base image is only the
+// difference from it. A backing file named by a bare name must be
+// transferred too (it then lands beside the image); one named by a
+// relative path cannot be, and one named by an absolute path must be on
+// the execute machine (shared storage).
+func (s *inputSet) backingFiles(d *macroDef, name, path string) {
+	seen := map[string]bool{}
+	for depth := 0; depth < 16 && !seen[path]; depth++ {
+		seen[path] = true
+		backing := s.b.fs.qcow2Backing(path)
+		if backing != "" && !filepath.IsAbs(backing) {
+			backing = filepath.Clean(backing) // ./base.img is base.img
+		}
+		switch {
+		case backing == "":
+			return
+		case filepath.IsAbs(backing):
+			s.b.warn(d, "vm_disk file %q is a qcow2 image over the backing file %s, which is not transferred: the execute machine must see it at that path (shared storage); to send it with the job, rebase the image onto the file's bare name (qemu-img rebase -u -b %s -F FORMAT %s) and list it in transfer_input_files",
+				name, backing, filepath.Base(backing), filepath.Base(path))
+			return
+		case filepath.Base(backing) != backing:
+			s.b.errFix(d, "vm-disk-backing-missing", fmt.Sprintf("vm_disk file %q is a qcow2 image over the backing file %q, a relative path, which the execute machine cannot resolve: transferred files land side by side in the job's directory there", name, backing),
+				fmt.Sprintf("rebase the image onto the backing file's bare name (qemu-img rebase -u -b %s -F FORMAT %s) and list %s in transfer_input_files, or make the image standalone (qemu-img convert -O qcow2 %s NEW.qcow2)", filepath.Base(backing), filepath.Base(path), filepath.Base(backing), filepath.Base(path)))
+			return
+		case !s.listed[backing]:
+			s.b.errFix(d, "vm-disk-backing-missing", fmt.Sprintf("vm_disk file %q is a qcow2 image over the backing file %q, which is not in transfer_input_files: the execute machine would not have it, and QEMU could not open the disk", name, backing),
+				fmt.Sprintf("add %s to transfer_input_files, or make the image standalone (qemu-img convert -O qcow2 %s NEW.qcow2)", backing, filepath.Base(path)))
+			return
+		}
+		s.used[backing] = true
+		name, path = backing, s.byBase[backing]
+		if path == "" {
+			return // not readable: reported as an input
+		}
+	}
+}
+
+// unused warns of transferred files that no disk, kernel or initrd of a
+// kvm or xen job uses: they are copied to the execute machine, but the
+// guest sees only its vm_disk images.
+func (s *inputSet) unused(d *macroDef) {
+	if d == nil || len(s.b.j.errs) > 0 {
+		return // a vm_disk in error may not have named its files
+	}
+	for _, path := range s.paths {
+		if bn := filepath.Base(path); !s.used[bn] {
+			s.b.warn(d, "%q is transferred but is not a vm_disk image (nor a xen_kernel, xen_initrd or a disk's backing file): the guest cannot see it; to give the guest files, put them on a disk image, e.g. an ISO (genisoimage -o files.iso -r DIR), and list it in vm_disk (files.iso:hdc:r)", bn)
+		}
+	}
 }
 
 // xen checks the Xen commands; it returns whether hardware virtualisation
