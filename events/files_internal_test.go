@@ -33,16 +33,22 @@ func testBusAt(t *testing.T, url string) *Bus {
 	return bus
 }
 
-// fileBus starts a NATS server and a bus for the file tests, and stores
-// a file of size bytes in alice's bucket.
-func fileBus(t *testing.T, size int) (*Bus, FileRef, []byte) {
+// newFileBus starts a NATS server of the test's own and a bus on it.
+func newFileBus(t *testing.T) *Bus {
 	t.Helper()
 	s, err := StartNATS(NATSConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	bus := testBusAt(t, s.URL())
+	return testBusAt(t, s.URL())
+}
+
+// fileBus starts a NATS server and a bus for the file tests, and stores
+// a file of size bytes in alice's bucket.
+func fileBus(t *testing.T, size int) (*Bus, FileRef, []byte) {
+	t.Helper()
+	bus := newFileBus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	data := make([]byte, size)
@@ -266,12 +272,7 @@ func TestGetFileRemovesPartsOfDeadFetches(t *testing.T) {
 // for the zero blocks, and the file reads back the same, zeros at its end
 // included.
 func TestGetFileKeepsZerosSparse(t *testing.T) {
-	s, err := StartNATS(NATSConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	bus := testBusAt(t, s.URL())
+	bus := newFileBus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const size = 16 << 20
