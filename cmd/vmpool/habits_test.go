@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -119,5 +120,52 @@ func TestSubmitUnwritableLog(t *testing.T) {
 	tp.mustRun("submit", good)
 	if _, err := os.Stat(filepath.Join(tp.dir, "hello.log")); err != nil {
 		t.Fatalf("the log of a queued job: %v", err)
+	}
+}
+
+// TestRejectedSubmitLeavesNoLog: submit opens the user log (creating it)
+// to see that it can be written; a submit that then queued nothing (a
+// problem in the description, no pool to take it) left an empty log file
+// behind, which condor_wait and tools then read as a job's. One that was
+// there before is left alone.
+func TestRejectedSubmitLeavesNoLog(t *testing.T) {
+	dir := t.TempDir()
+	if err := vmimage.WriteHello(filepath.Join(dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	run := func(name, src string) string {
+		t.Helper()
+		sub := filepath.Join(dir, name)
+		if err := os.WriteFile(sub, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
+			if k == "VMPOOL_URL" {
+				return "nats://127.0.0.1:1" // no pool
+			}
+			return ""
+		}}
+		if code := c.main(t.Context(), []string{"vmpool", "submit", sub}); code == 0 || !strings.Contains(errb.String(), "nothing was queued") && !strings.Contains(errb.String(), "no vmpool answers") {
+			t.Fatalf("submit %s: exit %d\n%s", name, code, errb.String())
+		}
+		return errb.String()
+	}
+	// A problem in the description.
+	run("bad.sub", strings.Replace(strings.Replace(helloSub, "log = hello.log", "log = bad.log", 1), "transfer_input_files = hello.img", "transfer_input_files = hello.img, nothere.img", 1))
+	// No pool to take it.
+	run("nopool.sub", strings.Replace(helloSub, "log = hello.log", "log = nopool.log", 1))
+	for _, name := range []string{"bad.log", "nopool.log"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s is left behind by a submit that queued nothing: %v", name, err)
+		}
+	}
+	// A log that was there (empty, as a user may make it) stays.
+	if err := os.WriteFile(filepath.Join(dir, "hello.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("mine.sub", helloSub)
+	if _, err := os.Stat(filepath.Join(dir, "hello.log")); err != nil {
+		t.Errorf("the user's own log was removed: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,10 +108,25 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 			return err
 		},
 	}
+	// queued: the schedd took the cluster, or may have (no answer).
+	queued := false
 	if dryRun == "" {
 		// As condor_submit: a log the schedd could not write would leave
 		// the job without one (and condor_wait with nothing to read).
-		opts.CheckLog = openUserLog
+		var created []string
+		opts.CheckLog = func(path string) error {
+			made, err := openUserLog(path)
+			if made {
+				created = append(created, path)
+			}
+			return err
+		}
+		// A submit that queued nothing leaves no log it made behind.
+		defer func() {
+			if !queued {
+				removeEmptyFiles(created)
+			}
+		}()
 	}
 	parse := func() (*submit.Cluster, error) {
 		if file == "-" {
@@ -176,9 +192,10 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 	fmt.Fprint(c.stdout, "Submitting job(s)")
 	var reply schedd.SubmitReply
 	err = callRetry(ctx, pc, events.UserCmdSubject(sched, "submit", pc.user), schedd.SubmitRequest{Cluster: reserved, Payload: payload}, &reply)
+	queued = err == nil || errors.Is(err, errUnanswered) || errors.Is(err, context.DeadlineExceeded)
 	if err != nil {
 		fmt.Fprintln(c.stdout)
-		if errors.Is(err, errUnanswered) || errors.Is(err, context.DeadlineExceeded) {
+		if queued {
 			// It may have queued the cluster: a second submit would run
 			// the jobs twice.
 			return c.errorf(cmd, "schedd %s did not answer; it may have queued the cluster before it stopped: "+
@@ -417,15 +434,28 @@ func submitPaths(v string) (submit.PathPolicy, error) {
 }
 
 // openUserLog opens (creating it if need be) a user log for appending, as
-// condor_submit does, and says why it cannot.
-func openUserLog(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+// condor_submit does, says why it cannot, and whether it made the file.
+func openUserLog(path string) (made bool, err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	made = err == nil
+	if errors.Is(err, fs.ErrExist) {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	}
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return pe.Err
+			return made, pe.Err
 		}
-		return err
+		return made, err
 	}
-	return f.Close()
+	return made, f.Close()
+}
+
+// removeEmptyFiles removes those of paths that are still empty.
+func removeEmptyFiles(paths []string) {
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			_ = os.Remove(p)
+		}
+	}
 }
