@@ -67,7 +67,36 @@ func (f *adFormat) parseAdOption(a *argList, name, val string, has bool) bool {
 	default:
 		return false
 	}
+	if a.err == nil {
+		a.err = f.conflict()
+	}
 	return true
+}
+
+// conflict says which of the formats chosen cannot go together: -json
+// and -long print whole ads, and -af or -format chosen attributes, so one
+// of them was silently dropped.
+func (f *adFormat) conflict() error {
+	var whole, some []string
+	if f.json {
+		whole = append(whole, "-json")
+	}
+	if f.long {
+		whole = append(whole, "-long")
+	}
+	if len(f.af) > 0 {
+		some = append(some, "-af")
+	}
+	if len(f.formats) > 0 {
+		some = append(some, "-format")
+	}
+	switch {
+	case len(whole) > 1:
+		return fmt.Errorf("-json and -long cannot go together: choose one")
+	case len(whole) == 1 && len(some) > 0:
+		return fmt.Errorf("%s prints whole ads and %s chosen attributes: choose one (%s alone, or %s)", whole[0], strings.Join(some, " and "), whole[0], strings.Join(some, " and "))
+	}
+	return nil
 }
 
 // afLetters are the options -af takes after a colon, as condor_q's.

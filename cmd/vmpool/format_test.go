@@ -244,3 +244,35 @@ func TestUnknownKnobs(t *testing.T) {
 		t.Errorf("Unknown() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestAdFormatsThatDoNotGoTogether: -json or -long with -af or -format
+// printed the whole ads and silently dropped the attributes asked for;
+// it is an error that says to choose.
+func TestAdFormatsThatDoNotGoTogether(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-json", "-af", "ClusterId"}, "-json prints whole ads and -af chosen attributes: choose one"},
+		{[]string{"-af", "ClusterId", "-long"}, "-long prints whole ads and -af chosen attributes"},
+		{[]string{"-format", "%d", "ClusterId", "-json"}, "-json prints whole ads and -format chosen attributes"},
+		{[]string{"-json", "-long"}, "-json and -long cannot go together"},
+	} {
+		for _, cmd := range []string{"q", "history", "status"} {
+			_, errOut, code := runCLI(context.Background(), "", append([]string{cmd, "-pool", "nats://127.0.0.1:1"}, c.args...)...)
+			if code != 2 || !strings.Contains(errOut, c.want) {
+				t.Errorf("vmpool %s %v: exit %d, %q; want exit 2 and %q", cmd, c.args, code, errOut, c.want)
+			}
+		}
+	}
+	// What goes together still does.
+	var f adFormat
+	a := &argList{args: []string{"Cmd", "-format", "%s", "Cmd"}, cmd: "q"}
+	if !f.parseAdOption(a, "af", "", false) || a.err != nil {
+		t.Fatalf("-af: %v", a.err)
+	}
+	a.i++ // -format
+	if !f.parseAdOption(a, "format", "", false) || a.err != nil {
+		t.Fatalf("-af with -format: %v", a.err)
+	}
+}
