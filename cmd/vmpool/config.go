@@ -265,6 +265,18 @@ func (c *Config) Int(name string, errs *[]string) int {
 	return n
 }
 
+// NonNegative reads an integer knob that may not be below 0 (zero says
+// what zeroMeans): a negative one was taken silently as if 0.
+func (c *Config) NonNegative(name, zeroMeans string, errs *[]string) int {
+	n0 := len(*errs)
+	n := c.Int(name, errs)
+	if n < 0 && len(*errs) == n0 {
+		*errs = append(*errs, fmt.Sprintf("%s = %d (from %s): may not be negative (%s)", name, n, c.Origin(name), zeroMeans))
+		n = 0
+	}
+	return n
+}
+
 // commentHint explains a value with a # in it that did not read: as in
 // HTCondor, # starts a comment only at the start of a line.
 func commentHint(v string) string {

@@ -274,6 +274,12 @@ func TestIntegerKnobExpressions(t *testing.T) {
 	if u := cfg.Unknown(); len(u) != 0 {
 		t.Errorf("the detected macros are warned of: %q", u)
 	}
+	cfg.Set("VM_MAX_NUMBER", "-1", "pool.conf:5")
+	_, err = startdConfig(cfg, "s1", nil, nil)
+	if want := `VM_MAX_NUMBER = -1 (from pool.conf:5): may not be negative (0 lets every slot run a VM)`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("VM_MAX_NUMBER = -1: %v, want %q", err, want)
+	}
+	cfg.Set("VM_MAX_NUMBER", "0", "pool.conf:5")
 	cfg.Set("VM_MEMORY", "1.5 * 1024", "pool.conf:4")
 	_, err = startdConfig(cfg, "s1", nil, nil)
 	if want := `VM_MEMORY = "1.5 * 1024" (from pool.conf:4): not a whole number`; err == nil || !strings.Contains(err.Error(), want) {

@@ -276,7 +276,7 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 	if sc.SnapshotEvery == 0 {
 		sc.SnapshotEvery = -1 // 0 in the configuration: never
 	}
-	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
+	sc.MinFreeBytes = int64(cfg.NonNegative("LOG_MIN_FREE_MB", "0 turns the check off", &errs)) << 20
 	sc.Failpoints = failpoints(cfg, name, &errs)
 	if err := events.CheckName("SCHEDD_NAME", name); err != nil {
 		errs = append(errs, err.Error())
@@ -299,7 +299,7 @@ func negotiatorConfig(cfg *Config, bus *events.Bus, logger *slog.Logger) (negoti
 		AdLifetime:   cfg.PositiveSeconds("CLASSAD_LIFETIME", &errs),
 	}
 	nc.Failpoints = failpoints(cfg, nc.Name, &errs)
-	nc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
+	nc.MinFreeBytes = int64(cfg.NonNegative("LOG_MIN_FREE_MB", "0 turns the check off", &errs)) << 20
 	if len(errs) > 0 {
 		return nc, fmt.Errorf("negotiator configuration: %s", strings.Join(errs, "; "))
 	}
@@ -366,8 +366,8 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		}
 	}
 	errs = append(errs, networkingKnobs(cfg, &sc)...)
-	sc.VMMaxNumber = cfg.Int("VM_MAX_NUMBER", &errs)
-	sc.MinFreeBytes = int64(cfg.Int("LOG_MIN_FREE_MB", &errs)) << 20
+	sc.VMMaxNumber = cfg.NonNegative("VM_MAX_NUMBER", "0 lets every slot run a VM", &errs)
+	sc.MinFreeBytes = int64(cfg.NonNegative("LOG_MIN_FREE_MB", "0 turns the check off", &errs)) << 20
 	sc.NobodyUser = cfg.Get("VM_UNIV_NOBODY_USER")
 	sc.RecheckInterval = cfg.PositiveSeconds("VM_RECHECK_INTERVAL", &errs)
 	sc.WholeDiskCheckpoints = !cfg.Bool("VM_CHECKPOINT_OVERLAYS", &errs)
