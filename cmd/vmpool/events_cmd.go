@@ -342,10 +342,39 @@ stream position, source:seq, time, type, what it is about, payload.
 	if !asJSON {
 		fmt.Fprintf(c.stdout, "%-6s %-22s %-23s %-17s %-22s %s\n", "POS", "SOURCE:SEQ", "TIME", "TYPE", "ABOUT", "PAYLOAD")
 	}
+	printed := 0
+	// A filter that matches nothing says so, rather than print a header
+	// alone: a user cannot tell that from a pool with nothing to show.
+	caughtUp := func() error {
+		if printed > 0 {
+			return nil
+		}
+		var given []string
+		for _, f := range [][2]string{{"--job", job}, {"--daemon", daemon}, {"-name", sched}, {"--since", since}} {
+			if f[1] != "" {
+				given = append(given, f[0]+" "+f[1])
+			}
+		}
+		what := "no event in the pool's stream"
+		if len(given) > 0 {
+			what = "no event in the pool's stream matches " + strings.Join(given, " ")
+		}
+		fix := "check the job id with vmpool q or vmpool history and the daemon's name with vmpool status, or drop a filter (the stream keeps events 7 days by default)"
+		if len(given) == 0 {
+			fix = "the pool has recorded nothing yet"
+		}
+		if follow {
+			fmt.Fprintf(c.stderr, "vmpool events: %s so far; waiting for new ones (%s)\n", what, fix)
+		} else {
+			fmt.Fprintf(c.stderr, "vmpool events: %s; %s\n", what, fix)
+		}
+		return nil
+	}
 	err = r.run(ctx, follow, func(se streamEvent) error {
 		if se.Seq < minSeq || se.Time < minTime {
 			return nil
 		}
+		printed++
 		if asJSON {
 			b, err := json.Marshal(se)
 			if err != nil {
@@ -356,7 +385,7 @@ stream position, source:seq, time, type, what it is about, payload.
 		}
 		_, err := fmt.Fprintln(c.stdout, eventLine(se, loc))
 		return err
-	}, nil)
+	}, caughtUp)
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}
