@@ -82,7 +82,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 		asOf = recs[len(recs)-1].e.Time
 	}
 	if lg.copy != "" {
-		asOf, asOfWhat = time.Now().UnixNano(), "now (its daemon is running)"
+		asOf, asOfWhat = time.Now().UnixNano(), "now"
 	}
 	if rf.until != "" {
 		seq, at, err := parseSince(rf.until, time.Now(), loc)
