@@ -491,7 +491,19 @@ func (c *cli) readOnly(dir string, open func(dir string) error) (string, error) 
 		}
 		return tmp, nil
 	}
-	return "", fmt.Errorf("open %s read-only: %w", dir, first)
+	return "", fmt.Errorf("open %s read-only: %w%s", dir, first, logOpenHint(first))
+}
+
+// logOpenHint says what to do about a log that will not open.
+func logOpenHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "database does not exist"):
+		return "; it is not a daemon's event log: give the pool's home (vmpool up --home DIR, or the daemon's --home) as --home"
+	case strings.Contains(msg, "checksum mismatch") || strings.Contains(msg, "corrupt"):
+		return "; the log is damaged: restore the daemon's home from a backup, or remove it and let the daemon start empty (docs/reliability.md)"
+	}
+	return ""
 }
 
 // snapshotDir copies a Pebble directory that a running daemon may be

@@ -466,3 +466,26 @@ queue 2
 		t.Errorf("replay --check takes the sim startds' store for a daemon:\n%s", out)
 	}
 }
+
+// TestReplayNamesWhatIsWrongWithALog: a directory where a daemon's log
+// should be that is no Pebble log is named, with what to give instead.
+func TestReplayNamesWhatIsWrongWithALog(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "schedd", "log")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", "replay", "--home", home)
+	if code != 1 || !strings.Contains(errOut, dir) || !strings.Contains(errOut, "not a daemon's event log") || !strings.Contains(errOut, "as --home") {
+		t.Errorf("vmpool replay of a directory that is no log: exit %d, %q; want exit 1 naming %s, that it is no event log and what to give", code, errOut, dir)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "notes.txt" && e.Name() != "LOCK" { // Pebble locks even a read-only open
+			t.Errorf("vmpool replay wrote %s into %s", e.Name(), dir)
+		}
+	}
+}
