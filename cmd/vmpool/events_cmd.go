@@ -349,22 +349,25 @@ stream position, source:seq, time, type, what it is about, payload.
 		if printed > 0 {
 			return nil
 		}
-		var given []string
-		for _, f := range [][2]string{{"--job", job}, {"--daemon", daemon}, {"-name", sched}, {"--since", since}} {
+		var given, fixes []string
+		for _, f := range [][3]string{
+			{"--job", job, "check the job id with vmpool q or vmpool history (the stream keeps events 7 days by default)"},
+			{"--daemon", daemon, "check the daemon's name (vmpool status lists the startds)"},
+			{"-name", sched, "check the schedd's name"},
+			{"--since", since, "give an earlier --since"},
+		} {
 			if f[1] != "" {
-				given = append(given, f[0]+" "+f[1])
+				given, fixes = append(given, f[0]+" "+f[1]), append(fixes, f[2])
 			}
 		}
 		what := "no event in the pool's stream"
+		fix := "the pool has recorded nothing yet"
 		if len(given) > 0 {
 			what = "no event in the pool's stream matches " + strings.Join(given, " ")
-		}
-		fix := "check the job id with vmpool q or vmpool history and the daemon's name with vmpool status, or drop a filter (the stream keeps events 7 days by default)"
-		if len(given) == 0 {
-			fix = "the pool has recorded nothing yet"
+			fix = strings.Join(fixes, "; ")
 		}
 		if follow {
-			fmt.Fprintf(c.stderr, "vmpool events: %s so far; waiting for new ones (%s)\n", what, fix)
+			fmt.Fprintf(c.stderr, "vmpool events: %s so far, waiting for new ones; %s\n", what, fix)
 		} else {
 			fmt.Fprintf(c.stderr, "vmpool events: %s; %s\n", what, fix)
 		}
