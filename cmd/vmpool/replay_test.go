@@ -482,6 +482,12 @@ func TestReplayNamesWhatIsWrongWithALog(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, dir) || !strings.Contains(errOut, "not a daemon's event log") || !strings.Contains(errOut, "as --home") {
 		t.Errorf("vmpool replay of a directory that is no log: exit %d, %q; want exit 1 naming %s, that it is no event log and what to give", code, errOut, dir)
 	}
+	// --check cannot compare what it cannot read: an error, not a
+	// difference.
+	out, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", "replay", "--home", home, "--check")
+	if code != 1 || !strings.HasPrefix(out, "schedd       ERROR   open "+dir) || !strings.Contains(out, "as --home") {
+		t.Errorf("vmpool replay --check of a directory that is no log: exit %d, %q %q; want exit 1 and schedd ERROR naming %s", code, out, errOut, dir)
+	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if e.Name() != "notes.txt" && e.Name() != "LOCK" { // Pebble locks even a read-only open
