@@ -316,7 +316,8 @@ func (c *cli) findLogs(home string) []logTarget {
 			continue
 		}
 		var names []string
-		copyDir, err := c.readOnly(dir, func(dir string) error {
+		// Quietly: only listing names; the log read later says it.
+		copyDir, err := c.readOnlyQuiet(dir, true, func(dir string) error {
 			st, err := events.OpenStore(dir, events.LogOptions{ReadOnly: true})
 			if err != nil {
 				return err
@@ -471,6 +472,11 @@ func (c *cli) openLogReadOnly(t logTarget) (*openedLog, error) {
 // tables hard-linked, the rest copied), whose directory it returns for
 // the caller to remove, and stderr says so.
 func (c *cli) readOnly(dir string, open func(dir string) error) (string, error) {
+	return c.readOnlyQuiet(dir, false, open)
+}
+
+// readOnlyQuiet is readOnly, saying nothing of a copy when quiet.
+func (c *cli) readOnlyQuiet(dir string, quiet bool, open func(dir string) error) (string, error) {
 	first := open(dir)
 	if first == nil {
 		return "", nil
@@ -483,6 +489,9 @@ func (c *cli) readOnly(dir string, open func(dir string) error) (string, error) 
 		if err := open(tmp); err != nil {
 			os.RemoveAll(tmp)
 			continue
+		}
+		if quiet {
+			return tmp, nil
 		}
 		if errors.Is(first, syscall.EWOULDBLOCK) {
 			fmt.Fprintf(c.stderr, "vmpool replay: %s is in use by its running daemon; reading a copy taken now\n", dir)

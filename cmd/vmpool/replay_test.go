@@ -495,3 +495,29 @@ func TestReplayNamesWhatIsWrongWithALog(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayOfALiveSimStartdSaysInUseOnce: the sim startds share one
+// store; replaying one of them while it is held says once that a copy is
+// read, not once for finding the log and again for reading it.
+func TestReplayOfALiveSimStartdSaysInUseOnce(t *testing.T) {
+	home := t.TempDir()
+	st, err := events.OpenStore(filepath.Join(home, simStore, "log"), events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, err := st.Log("sim1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]events.Event{events.New(events.SlotState, map[string]string{"slot": "slot1@sim1"}).ForMachine("slot1@sim1")}); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", "replay", "--home", home, "--daemon", "sim1")
+	if code != 0 || !strings.Contains(out, "-- Startd sim1 replayed from ") {
+		t.Fatalf("vmpool replay --daemon sim1 of a held store: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := strings.Count(errOut, "reading a copy taken now"); n != 1 {
+		t.Errorf("vmpool replay said %d times that it reads a copy:\n%s", n, errOut)
+	}
+}
