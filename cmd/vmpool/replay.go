@@ -109,6 +109,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 				return c.errorf(cmd, "replay %s: %v", target.dir, err)
 			}
 		}
+		lg.close() // before any output: a reader that goes away (| head) ends the process
 		if rf.job != "" {
 			id, ok := events.ParseJobID(rf.job)
 			if !ok {
@@ -134,6 +135,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 				return c.errorf(cmd, "replay %s: %v", target.dir, err)
 			}
 		}
+		lg.close()
 		d := dumpNegotiator(st, loc)
 		if rf.json {
 			printIndented(w, d)
@@ -152,6 +154,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 				return c.errorf(cmd, "replay %s: %v", target.dir, err)
 			}
 		}
+		lg.close()
 		d := dumpStartd(st, loc)
 		if rf.json {
 			printIndented(w, d)
@@ -426,8 +429,13 @@ type openedLog struct {
 	copy  string        // the temporary copy's directory, removed on close
 }
 
+// close closes the log and removes its copy; closing again does nothing.
 func (o *openedLog) close() {
+	if o.log == nil {
+		return
+	}
 	o.log.Close()
+	o.log = nil
 	if o.store != nil {
 		o.store.Close()
 	}

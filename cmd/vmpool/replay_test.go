@@ -521,3 +521,58 @@ func TestReplayOfALiveSimStartdSaysInUseOnce(t *testing.T) {
 		t.Errorf("vmpool replay said %d times that it reads a copy:\n%s", n, errOut)
 	}
 }
+
+// tmpWatch is a stdout that notes, at its first write, what a directory
+// holds: a replay piped into head is killed (SIGPIPE) at a write to the
+// closed pipe, so whatever it has not removed by then stays.
+type tmpWatch struct {
+	dir   string
+	seen  []string
+	wrote bool
+	out   bytes.Buffer
+}
+
+func (w *tmpWatch) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.wrote = true
+		ents, _ := os.ReadDir(w.dir)
+		for _, e := range ents {
+			w.seen = append(w.seen, e.Name())
+		}
+	}
+	return w.out.Write(p)
+}
+
+// TestReplayOfALiveLogRemovesItsCopyBeforePrinting: replay of a running
+// daemon's log reads a copy in the temporary directory; the copy is gone
+// before the first line is printed, so that `vmpool replay ... | head`
+// (killed by SIGPIPE at its next write) leaves nothing behind. Before, a
+// copy of the schedd's log (10 MB with 10,000 jobs) stayed in /tmp for
+// each such run.
+func TestReplayOfALiveLogRemovesItsCopyBeforePrinting(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	home := t.TempDir()
+	l, err := events.OpenLog(filepath.Join(home, "schedd", "log"), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close() // held, as by the running schedd
+	sub := events.New(events.ClusterSubmitted, map[string]any{"owner": "alice", "num_procs": 1,
+		"attrs": []map[string]string{{"n": "Cmd", "e": `"vm"`}}}).ForCluster("schedd", 1)
+	if _, err := l.Append([]events.Event{sub}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{}, {"--job", "1.0"}, {"-json"}} {
+		w := &tmpWatch{dir: tmp}
+		var errb bytes.Buffer
+		c := &cli{stdout: w, stderr: &errb, stdin: strings.NewReader(""), getenv: testEnv("nats://127.0.0.1:1")}
+		code := c.main(context.Background(), append([]string{"vmpool", "replay", "--home", home}, args...))
+		if code != 0 || !strings.Contains(errb.String(), "reading a copy taken now") {
+			t.Fatalf("vmpool replay %v of a held log: exit %d\n%s%s", args, code, w.out.String(), errb.String())
+		}
+		if len(w.seen) > 0 {
+			t.Errorf("vmpool replay %v printed while its copy %v was still in %s", args, w.seen, tmp)
+		}
+	}
+}
