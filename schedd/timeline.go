@@ -92,22 +92,24 @@ func Phase(j *Job) string {
 // event's type: decoding by JSON name keeps it working as payload structs
 // grow.
 type payloadSummary struct {
-	Owner      string          `json:"owner"`
-	NumProcs   int             `json:"num_procs"`
-	Hold       bool            `json:"hold"`
-	Negotiator string          `json:"negotiator"`
-	Slot       string          `json:"slot"`
-	Reason     string          `json:"reason"`
-	Code       int             `json:"code"`
-	SubCode    int             `json:"subcode"`
-	By         string          `json:"by"`
-	Resumed    bool            `json:"resumed"`
-	Checkpoint json.RawMessage `json:"checkpoint"`
-	ExitCode   int             `json:"exit_code"`
-	PoweredOff bool            `json:"powered_off"`
-	Failed     bool            `json:"failed"`
-	Fast       bool            `json:"fast"`
-	Outputs    []struct {
+	Owner       string          `json:"owner"`
+	NumProcs    int             `json:"num_procs"`
+	Hold        bool            `json:"hold"`
+	Negotiator  string          `json:"negotiator"`
+	Slot        string          `json:"slot"`
+	Reason      string          `json:"reason"`
+	Code        int             `json:"code"`
+	SubCode     int             `json:"subcode"`
+	By          string          `json:"by"`
+	Resumed     bool            `json:"resumed"`
+	ResumedFrom int             `json:"resumed_from"`
+	ResumeNote  string          `json:"resume_note"`
+	Checkpoint  json.RawMessage `json:"checkpoint"`
+	ExitCode    int             `json:"exit_code"`
+	PoweredOff  bool            `json:"powered_off"`
+	Failed      bool            `json:"failed"`
+	Fast        bool            `json:"fast"`
+	Outputs     []struct {
 		Name string `json:"name"`
 		Size int64  `json:"size"`
 	} `json:"outputs"`
@@ -166,10 +168,18 @@ func Describe(e events.Event) string {
 	case events.ClaimFailed:
 		return because("claim of " + p.Slot + " failed")
 	case events.JobStarted:
-		if p.Resumed {
-			return "resumed from a checkpoint on " + p.Slot
+		s := "started on " + p.Slot
+		switch {
+		case p.Resumed && p.ResumedFrom > 0:
+			s = fmt.Sprintf("resumed from checkpoint %d on %s", p.ResumedFrom, p.Slot)
+		case p.Resumed:
+			s = "resumed from a checkpoint on " + p.Slot
 		}
-		return "started on " + p.Slot
+		if p.ResumeNote != "" {
+			// Why it did not resume from the newest checkpoint, or at all.
+			s += " (" + p.ResumeNote + ")"
+		}
+		return s
 	case events.JobCheckpointed:
 		return fmt.Sprintf("checkpointed (%d bytes)", checkpointBytes(p.Checkpoint))
 	case events.JobEvicted:

@@ -41,3 +41,18 @@ func TestDescribeVacateFast(t *testing.T) {
 		}
 	}
 }
+
+// A start says which checkpoint it resumed from, and why it did not use a
+// newer one or any (the starter's note): "why did my job start over?".
+func TestDescribeResume(t *testing.T) {
+	for p, want := range map[events.JobStartedPayload]string{
+		{Slot: "slot1@s1"}: "started on slot1@s1",
+		{Slot: "slot1@s1", Resumed: true, ResumedFrom: 3}: "resumed from checkpoint 3 on slot1@s1",
+		{Slot: "slot1@s1", Resumed: true, ResumedFrom: 2, ResumeNote: "checkpoint 3 unusable (sha256 mismatch); resumed from checkpoint 2"}: "resumed from checkpoint 2 on slot1@s1 (checkpoint 3 unusable (sha256 mismatch); resumed from checkpoint 2)",
+		{Slot: "slot1@s1", ResumeNote: "checkpoint 1 unusable (gone); restarted from the original disks"}:                                   "started on slot1@s1 (checkpoint 1 unusable (gone); restarted from the original disks)",
+	} {
+		if got := Describe(events.New(events.JobStarted, p)); got != want {
+			t.Errorf("Describe(%+v) = %q, want %q", p, got, want)
+		}
+	}
+}

@@ -36,6 +36,22 @@ const restartMarker = "VM RUNS"
 // recorded in their scratch directories as soon as they start, as a QEMU
 // outlives its startd, so that the second startd finds the VM running.
 func TestRestartReportsWholeRun(t *testing.T) {
+	restartAfterKill(t, false)
+}
+
+// TestRestartLostVMReportsItsInput: a startd killed (-9) while its VM
+// runs, whose VM is gone when it starts again (the machine rebooted),
+// ends the claim with a VMFailed that reports the input the run had
+// fetched (bytes_in), so that the job's BytesSent and the user log's 007
+// count the run (before: 0).
+func TestRestartLostVMReportsItsInput(t *testing.T) {
+	restartAfterKill(t, true)
+}
+
+// restartAfterKill runs a claim's VM in a child startd, kills it, and
+// starts the startd again on its directory, with the VM still running
+// or (lose) gone.
+func restartAfterKill(t *testing.T, lose bool) {
 	if env := os.Getenv(restartChild); env != "" {
 		restartChildStartd(t, env)
 		return
@@ -94,6 +110,16 @@ func TestRestartReportsWholeRun(t *testing.T) {
 	child.Process.Kill()
 	child.Wait()
 	killedAt := time.Since(t0)
+	if lose {
+		// The VM dies with the machine: its record goes, and the
+		// restarted startd cannot reattach.
+		filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
+			if err == nil && e.Name() == "sim-vm.json" {
+				os.Remove(path)
+			}
+			return nil
+		})
+	}
 
 	d, err := New(Config{Name: "s1", Dir: dir, Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
 		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
@@ -102,6 +128,18 @@ func TestRestartReportsWholeRun(t *testing.T) {
 	}
 	runReady(t, ctx, cancel, d)
 	typ, p := endOf(t, d, "c1")
+	if lose {
+		// The run the lost VM had made fetched its input: the claim's end
+		// says so, as it says where the run ended (the user log's 007,
+		// the job's BytesSent).
+		if typ != events.VMFailed {
+			t.Fatalf("the restarted startd recorded %s (%+v), want VMFailed: the VM was lost", typ, p)
+		}
+		if p.BytesIn != inBytes {
+			t.Errorf("bytes_in %d on the lost VM's VMFailed, want the %d of the input disk its run fetched", p.BytesIn, inBytes)
+		}
+		return
+	}
 	if typ != events.VMExited || !p.PoweredOff {
 		t.Fatalf("the restarted startd recorded %s (%+v), want the guest's VMExited", typ, p)
 	}

@@ -188,7 +188,15 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		vm, err = d.cfg.Driver.Reattach(ctx, *c.Handle)
 		if err != nil {
 			log.Warn("VM gone after startd restart; the job goes back to the queue", "err", err)
-			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: "the VM was lost while its startd was down: " + err.Error()})
+			// The run fetched its inputs before the restart, as the log's
+			// VMStarted recorded: say so, as a VMEvicted would.
+			d.loop.View(func() {
+				if cur := d.st.Claims[id]; cur != nil {
+					bytesIn = cur.BytesIn
+				}
+			})
+			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: "the VM was lost while its startd was down: " + err.Error(),
+				BytesIn: bytesIn})
 			return
 		}
 		log.Info("reattached to running VM")

@@ -257,10 +257,10 @@ func eventFilters(daemon, schedd string, job string) ([]string, error) {
 
 // eventsCmd prints the pool's events as the stream stores them.
 //
-//	vmpool events [--follow] [--since SEQ|TIME] [--job C[.P]] [--daemon NAME] [-name SCHEDD] [-json] [-pool URL]
+//	vmpool events [--follow] [--since SEQ|TIME] [--until SEQ|TIME] [--job C[.P]] [--daemon NAME] [-name SCHEDD] [-json] [-pool URL]
 func (c *cli) eventsCmd(ctx context.Context, args []string) int {
 	const cmd = "events"
-	var pool, since, job, daemon, sched string
+	var pool, since, until, job, daemon, sched string
 	follow, asJSON := false, false
 	a := &argList{args: args, cmd: cmd}
 	for {
@@ -279,6 +279,8 @@ func (c *cli) eventsCmd(ctx context.Context, args []string) int {
 			follow = true
 		case "since":
 			since = a.value(name, val, has)
+		case "until":
+			until = a.value(name, val, has)
 		case "job":
 			job = a.value(name, val, has)
 		case "daemon", "source":
@@ -288,13 +290,16 @@ func (c *cli) eventsCmd(ctx context.Context, args []string) int {
 		case "json":
 			asJSON = true
 		case "h", "help":
-			fmt.Fprintln(c.stdout, `usage: vmpool events [--follow] [--since SEQ|TIME] [--job C[.P]] [--daemon NAME] [-name SCHEDD] [-json] [-pool URL]
+			fmt.Fprintln(c.stdout, `usage: vmpool events [--follow] [--since SEQ|TIME] [--until SEQ|TIME] [--job C[.P]] [--daemon NAME] [-name SCHEDD] [-json] [-pool URL]
 
 Prints the pool's events as the event stream stores them, oldest first:
 stream position, source:seq, time, type, what it is about, payload.
   --follow      keep printing new events until interrupted (survives a pool restart)
   --since SEQ   with --daemon, from that daemon's event SEQ on; else from stream position SEQ
   --since TIME  from that time on: 2006-01-02 15:04:05, RFC 3339, or a duration ago (10m)
+  --until SEQ   up to and including that event (as for --since: the daemon's SEQ with --daemon,
+                else the stream position); not with --follow
+  --until TIME  up to and including that time (the same forms as --since TIME)
   --job C[.P]   only events about that cluster or job (of schedd -name, or any schedd)
   --daemon NAME only the events NAME (schedd, negotiator, startd1, ...) recorded
   -json         one JSON object per line: the event as stored, plus "stream_seq"`)
@@ -306,6 +311,9 @@ stream position, source:seq, time, type, what it is about, payload.
 			return c.usageErr(cmd, "%v", a.err)
 		}
 	}
+	if until != "" && follow {
+		return c.usageErr(cmd, "--until ends the listing and --follow never does: drop one of them")
+	}
 	filters, err := eventFilters(daemon, sched, job)
 	if err != nil {
 		return c.usageErr(cmd, "%v", err)
@@ -314,6 +322,21 @@ stream position, source:seq, time, type, what it is about, payload.
 	r := &streamReader{filters: filters, stderr: c.stderr}
 	var minSeq uint64
 	var minTime int64
+	maxSeq, maxPos, maxTime := uint64(0), uint64(0), int64(0)
+	if until != "" {
+		seq, at, err := parseSince(until, time.Now(), loc)
+		if err != nil {
+			return c.usageErr(cmd, "--until: %v", err)
+		}
+		switch {
+		case !at.IsZero():
+			maxTime = at.UnixNano()
+		case daemon != "":
+			maxSeq = seq
+		default:
+			maxPos = seq
+		}
+	}
 	if since != "" {
 		seq, at, err := parseSince(since, time.Now(), loc)
 		if err != nil {
@@ -342,10 +365,53 @@ stream position, source:seq, time, type, what it is about, payload.
 	if !asJSON {
 		fmt.Fprintf(c.stdout, "%-6s %-22s %-23s %-17s %-22s %s\n", "POS", "SOURCE:SEQ", "TIME", "TYPE", "ABOUT", "PAYLOAD")
 	}
+	printed, stopped := 0, false
+	// A filter that matches nothing says so, rather than print a header
+	// alone: a user cannot tell that from a pool with nothing to show.
+	caughtUp := func() error {
+		if printed > 0 {
+			return nil
+		}
+		var given, fixes []string
+		for _, f := range [][3]string{
+			{"--job", job, "check the job id with vmpool q or vmpool history (the stream keeps events 7 days by default)"},
+			{"--daemon", daemon, "check the daemon's name (vmpool status lists the startds)"},
+			{"-name", sched, "check the schedd's name"},
+			{"--since", since, "give an earlier --since"},
+			{"--until", until, "give a later --until"},
+		} {
+			if f[1] != "" {
+				given, fixes = append(given, f[0]+" "+f[1]), append(fixes, f[2])
+			}
+		}
+		what := "no event in the pool's stream"
+		fix := "the pool has recorded nothing yet"
+		if len(given) > 0 {
+			what = "no event in the pool's stream matches " + strings.Join(given, " ")
+			fix = strings.Join(fixes, "; ")
+		}
+		if follow {
+			fmt.Fprintf(c.stderr, "vmpool events: %s so far, waiting for new ones; %s\n", what, fix)
+		} else {
+			fmt.Fprintf(c.stderr, "vmpool events: %s; %s\n", what, fix)
+		}
+		return nil
+	}
 	err = r.run(ctx, follow, func(se streamEvent) error {
 		if se.Seq < minSeq || se.Time < minTime {
 			return nil
 		}
+		// Past --until: the stream is in publishing order, which is not
+		// quite time order across daemons, so later events are skipped
+		// rather than the listing ended, except at a stream position.
+		if maxPos > 0 && se.StreamSeq > maxPos {
+			stopped = true
+			return errStopReading
+		}
+		if maxSeq > 0 && se.Seq > maxSeq || maxTime > 0 && se.Time > maxTime || until != "" && maxPos == 0 && maxSeq == 0 && maxTime == 0 {
+			return nil
+		}
+		printed++
 		if asJSON {
 			b, err := json.Marshal(se)
 			if err != nil {
@@ -356,7 +422,10 @@ stream position, source:seq, time, type, what it is about, payload.
 		}
 		_, err := fmt.Fprintln(c.stdout, eventLine(se, loc))
 		return err
-	}, nil)
+	}, caughtUp)
+	if err == nil && stopped {
+		err = caughtUp() // ended before the end of the stream: say so if nothing matched
+	}
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
 	}

@@ -74,12 +74,30 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 	role := detectRole(recs, target)
 	loc := c.location()
 	cut := len(recs)
+	// asOf is the moment the replayed state stands for: the end of the
+	// log, --until's time, or now when the log is a running daemon's.
+	var asOf int64
+	asOfWhat := "at the end of the log"
+	if len(recs) > 0 {
+		asOf = recs[len(recs)-1].e.Time
+	}
+	if lg.copy != "" {
+		asOf, asOfWhat = time.Now().UnixNano(), "now"
+	}
 	if rf.until != "" {
 		seq, at, err := parseSince(rf.until, time.Now(), loc)
 		if err != nil {
 			return c.usageErr(cmd, "--until: %v", err)
 		}
 		cut = cutAt(recs, target.source, seq, at)
+		if code := c.checkUntil(rf.until, target, recs, cut, seq, at, loc); code >= 0 {
+			return code
+		}
+		if !at.IsZero() && cut < len(recs) {
+			asOf, asOfWhat = at.UnixNano(), "at --until"
+		} else if cut < len(recs) {
+			asOf, asOfWhat = recs[cut-1].e.Time, "at --until"
+		}
 	}
 	shown := recs[:cut]
 	w := c.stdout
@@ -91,12 +109,16 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 				return c.errorf(cmd, "replay %s: %v", target.dir, err)
 			}
 		}
+		lg.close() // before any output: a reader that goes away (| head) ends the process
 		if rf.job != "" {
 			id, ok := events.ParseJobID(rf.job)
 			if !ok {
 				return c.usageErr(cmd, "--job %q: want CLUSTER.PROC", rf.job)
 			}
-			return c.printTimeline(w, target, q, id, shown, loc)
+			if code := c.checkJobInLog(target, id, recs, cut, rf.until, loc); code >= 0 {
+				return code
+			}
+			return c.printTimeline(w, target, q, id, shown, asOf, asOfWhat, loc)
 		}
 		if rf.json {
 			printJSON(w, replayedAds(q))
@@ -113,6 +135,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 				return c.errorf(cmd, "replay %s: %v", target.dir, err)
 			}
 		}
+		lg.close()
 		d := dumpNegotiator(st, loc)
 		if rf.json {
 			printIndented(w, d)
@@ -131,6 +154,7 @@ func (c *cli) replay(ctx context.Context, args []string) int {
 				return c.errorf(cmd, "replay %s: %v", target.dir, err)
 			}
 		}
+		lg.close()
 		d := dumpStartd(st, loc)
 		if rf.json {
 			printIndented(w, d)
@@ -295,7 +319,8 @@ func (c *cli) findLogs(home string) []logTarget {
 			continue
 		}
 		var names []string
-		copyDir, err := c.readOnly(dir, func(dir string) error {
+		// Quietly: only listing names; the log read later says it.
+		copyDir, err := c.readOnlyQuiet(dir, true, func(dir string) error {
 			st, err := events.OpenStore(dir, events.LogOptions{ReadOnly: true})
 			if err != nil {
 				return err
@@ -404,8 +429,13 @@ type openedLog struct {
 	copy  string        // the temporary copy's directory, removed on close
 }
 
+// close closes the log and removes its copy; closing again does nothing.
 func (o *openedLog) close() {
+	if o.log == nil {
+		return
+	}
 	o.log.Close()
+	o.log = nil
 	if o.store != nil {
 		o.store.Close()
 	}
@@ -450,6 +480,11 @@ func (c *cli) openLogReadOnly(t logTarget) (*openedLog, error) {
 // tables hard-linked, the rest copied), whose directory it returns for
 // the caller to remove, and stderr says so.
 func (c *cli) readOnly(dir string, open func(dir string) error) (string, error) {
+	return c.readOnlyQuiet(dir, false, open)
+}
+
+// readOnlyQuiet is readOnly, saying nothing of a copy when quiet.
+func (c *cli) readOnlyQuiet(dir string, quiet bool, open func(dir string) error) (string, error) {
 	first := open(dir)
 	if first == nil {
 		return "", nil
@@ -463,6 +498,9 @@ func (c *cli) readOnly(dir string, open func(dir string) error) (string, error) 
 			os.RemoveAll(tmp)
 			continue
 		}
+		if quiet {
+			return tmp, nil
+		}
 		if errors.Is(first, syscall.EWOULDBLOCK) {
 			fmt.Fprintf(c.stderr, "vmpool replay: %s is in use by its running daemon; reading a copy taken now\n", dir)
 		} else {
@@ -470,7 +508,19 @@ func (c *cli) readOnly(dir string, open func(dir string) error) (string, error) 
 		}
 		return tmp, nil
 	}
-	return "", fmt.Errorf("open %s read-only: %w", dir, first)
+	return "", fmt.Errorf("open %s read-only: %w%s", dir, first, logOpenHint(first))
+}
+
+// logOpenHint says what to do about a log that will not open.
+func logOpenHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "database does not exist"):
+		return "; it is not a daemon's event log: give the pool's home (vmpool up --home DIR, or the daemon's --home) as --home"
+	case strings.Contains(msg, "checksum mismatch") || strings.Contains(msg, "corrupt"):
+		return "; the log is damaged: restore the daemon's home from a backup, or remove it and let the daemon start empty (docs/reliability.md)"
+	}
+	return ""
 }
 
 // snapshotDir copies a Pebble directory that a running daemon may be
@@ -594,8 +644,71 @@ func printReplayedQueue(w io.Writer, t logTarget, q *schedd.Queue, shown []recor
 	}
 }
 
-// printTimeline prints a job's life from the schedd's log.
-func (c *cli) printTimeline(w io.Writer, t logTarget, q *schedd.Queue, id events.JobID, shown []record, loc *time.Location) int {
+// checkUntil says when --until leaves nothing to show (it is before the
+// log's first record: an error) or everything (after its last: a note,
+// for the user may have meant another day or sequence number). It
+// returns the exit code when replay must stop, else -1.
+func (c *cli) checkUntil(until string, t logTarget, recs []record, cut int, seq uint64, at time.Time, loc *time.Location) int {
+	if len(recs) == 0 {
+		return -1
+	}
+	first, last := recs[0].e, recs[len(recs)-1].e
+	if cut == 0 {
+		return c.errorf("replay", "--until %s is before the first record of %s's log %s (%s:%d, %s): there is nothing to replay; give a later time or sequence number",
+			until, t.source, t.dir, first.Source, first.Seq, fmtEventTime(first.Time, loc))
+	}
+	if cut < len(recs) {
+		return -1
+	}
+	lastOwn := uint64(0)
+	for _, r := range recs {
+		if r.e.Source == t.source {
+			lastOwn = r.e.Seq
+		}
+	}
+	switch {
+	case !at.IsZero() && at.UnixNano() > last.Time:
+		fmt.Fprintf(c.stderr, "vmpool replay: note: --until %s (%s) is after the last record of %s's log (%s): showing the whole log\n",
+			until, at.In(loc).Format("2006-01-02 15:04:05"), t.source, fmtEventTime(last.Time, loc))
+	case at.IsZero() && seq > lastOwn:
+		fmt.Fprintf(c.stderr, "vmpool replay: note: --until %d is past %s's last event, %s:%d (%s): showing the whole log\n",
+			seq, t.source, t.source, lastOwn, fmtEventTime(last.Time, loc))
+	}
+	return -1
+}
+
+// checkJobInLog explains a --job the timeline would find no event of:
+// submitted after --until, or not in this schedd's log at all.
+func (c *cli) checkJobInLog(t logTarget, id events.JobID, recs []record, cut int, until string, loc *time.Location) int {
+	evs := make([]events.Event, len(recs))
+	for i, r := range recs {
+		evs[i] = r.e
+	}
+	steps := schedd.Timeline(t.source, id, evs)
+	switch {
+	case len(steps) == 0:
+		var clusters []int
+		for _, e := range evs {
+			if e.Source == t.source && e.Type == events.ClusterSubmitted {
+				clusters = append(clusters, e.Cluster)
+			}
+		}
+		known := "it holds no submit"
+		if n := len(clusters); n > 0 {
+			known = fmt.Sprintf("its clusters are %d to %d", clusters[0], clusters[n-1])
+		}
+		return c.errorf("replay", "job %s is not in the log of %s (%s; %s); check the id with vmpool q or vmpool history, or name another schedd with --daemon NAME",
+			id, t.source, t.dir, known)
+	case len(schedd.Timeline(t.source, id, evs[:cut])) == 0:
+		return c.errorf("replay", "job %s was submitted at %s (%s:%d), after --until %s: give a later --until to see it",
+			id, fmtEventTime(steps[0].Event.Time, loc), steps[0].Event.Source, steps[0].Event.Seq, until)
+	}
+	return -1
+}
+
+// printTimeline prints a job's life from the schedd's log, as of asOf
+// (the "so far" of a phase the job is still in).
+func (c *cli) printTimeline(w io.Writer, t logTarget, q *schedd.Queue, id events.JobID, shown []record, asOf int64, asOfWhat string, loc *time.Location) int {
 	evs := make([]events.Event, len(shown))
 	for i, r := range shown {
 		evs[i] = r.e
@@ -641,7 +754,7 @@ func (c *cli) printTimeline(w io.Writer, t logTarget, q *schedd.Queue, id events
 		fmt.Fprintf(w, "%-23s %5d  %-52s %-20s %s\n", fmtEventTime(s.Event.Time, loc), s.Event.Seq, s.What, s.Phase, prev)
 	}
 	last := steps[len(steps)-1]
-	end := shown[len(shown)-1].e.Time
+	end := max(asOf, shown[len(shown)-1].e.Time)
 	if last.Phase != "completed" && last.Phase != "removed" {
 		if d := time.Duration(end - last.Event.Time); d > 0 {
 			addSpent(last.Phase+" (so far)", d)
@@ -657,7 +770,7 @@ func (c *cli) printTimeline(w io.Writer, t logTarget, q *schedd.Queue, id events
 	if last.Phase == "completed" || last.Phase == "removed" {
 		fmt.Fprintf(w, "From submit to %s: %s\n", last.Phase, fmtSpan(time.Duration(last.Event.Time-steps[0].Event.Time)))
 	} else {
-		fmt.Fprintf(w, "Still %s at the end of the log (%s), %s after submit\n", last.Phase, fmtEventTime(end, loc), fmtSpan(time.Duration(end-steps[0].Event.Time)))
+		fmt.Fprintf(w, "Still %s %s (%s), %s after submit\n", last.Phase, asOfWhat, fmtEventTime(end, loc), fmtSpan(time.Duration(end-steps[0].Event.Time)))
 	}
 	return 0
 }

@@ -80,6 +80,7 @@ func firstDivergence(total int, differs func(n int) bool) int {
 type checkResult struct {
 	name, detail string
 	ok           bool
+	unreadable   bool // the log could not be read: nothing was compared
 	notes        []string
 }
 
@@ -120,7 +121,11 @@ func (c *cli) replayCheck(ctx context.Context, rf *replayFlags, cfg *Config) int
 	for _, t := range targets {
 		res := c.checkLog(ctx, t, rf, pc)
 		status := "ok"
-		if !res.ok {
+		switch {
+		case res.unreadable:
+			status = "ERROR"
+			failed = true
+		case !res.ok:
 			status = "DIFFERS"
 			failed = true
 		}
@@ -147,7 +152,7 @@ func (c *cli) checkLog(ctx context.Context, t logTarget, rf *replayFlags, pc *cl
 	}
 	recs, err := read()
 	if err != nil {
-		res.detail = err.Error()
+		res.detail, res.unreadable = err.Error(), true
 		return res
 	}
 	role := detectRole(recs, t)

@@ -466,3 +466,113 @@ queue 2
 		t.Errorf("replay --check takes the sim startds' store for a daemon:\n%s", out)
 	}
 }
+
+// TestReplayNamesWhatIsWrongWithALog: a directory where a daemon's log
+// should be that is no Pebble log is named, with what to give instead.
+func TestReplayNamesWhatIsWrongWithALog(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "schedd", "log")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a log\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", "replay", "--home", home)
+	if code != 1 || !strings.Contains(errOut, dir) || !strings.Contains(errOut, "not a daemon's event log") || !strings.Contains(errOut, "as --home") {
+		t.Errorf("vmpool replay of a directory that is no log: exit %d, %q; want exit 1 naming %s, that it is no event log and what to give", code, errOut, dir)
+	}
+	// --check cannot compare what it cannot read: an error, not a
+	// difference.
+	out, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", "replay", "--home", home, "--check")
+	if code != 1 || !strings.HasPrefix(out, "schedd       ERROR   open "+dir) || !strings.Contains(out, "as --home") {
+		t.Errorf("vmpool replay --check of a directory that is no log: exit %d, %q %q; want exit 1 and schedd ERROR naming %s", code, out, errOut, dir)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != "notes.txt" && e.Name() != "LOCK" { // Pebble locks even a read-only open
+			t.Errorf("vmpool replay wrote %s into %s", e.Name(), dir)
+		}
+	}
+}
+
+// TestReplayOfALiveSimStartdSaysInUseOnce: the sim startds share one
+// store; replaying one of them while it is held says once that a copy is
+// read, not once for finding the log and again for reading it.
+func TestReplayOfALiveSimStartdSaysInUseOnce(t *testing.T) {
+	home := t.TempDir()
+	st, err := events.OpenStore(filepath.Join(home, simStore, "log"), events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, err := st.Log("sim1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]events.Event{events.New(events.SlotState, map[string]string{"slot": "slot1@sim1"}).ForMachine("slot1@sim1")}); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(context.Background(), "nats://127.0.0.1:1", "replay", "--home", home, "--daemon", "sim1")
+	if code != 0 || !strings.Contains(out, "-- Startd sim1 replayed from ") {
+		t.Fatalf("vmpool replay --daemon sim1 of a held store: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := strings.Count(errOut, "reading a copy taken now"); n != 1 {
+		t.Errorf("vmpool replay said %d times that it reads a copy:\n%s", n, errOut)
+	}
+}
+
+// tmpWatch is a stdout that notes, at its first write, what a directory
+// holds: a replay piped into head is killed (SIGPIPE) at a write to the
+// closed pipe, so whatever it has not removed by then stays.
+type tmpWatch struct {
+	dir   string
+	seen  []string
+	wrote bool
+	out   bytes.Buffer
+}
+
+func (w *tmpWatch) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.wrote = true
+		ents, _ := os.ReadDir(w.dir)
+		for _, e := range ents {
+			w.seen = append(w.seen, e.Name())
+		}
+	}
+	return w.out.Write(p)
+}
+
+// TestReplayOfALiveLogRemovesItsCopyBeforePrinting: replay of a running
+// daemon's log reads a copy in the temporary directory; the copy is gone
+// before the first line is printed, so that `vmpool replay ... | head`
+// (killed by SIGPIPE at its next write) leaves nothing behind. Before, a
+// copy of the schedd's log (10 MB with 10,000 jobs) stayed in /tmp for
+// each such run.
+func TestReplayOfALiveLogRemovesItsCopyBeforePrinting(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	home := t.TempDir()
+	l, err := events.OpenLog(filepath.Join(home, "schedd", "log"), "schedd", events.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close() // held, as by the running schedd
+	sub := events.New(events.ClusterSubmitted, map[string]any{"owner": "alice", "num_procs": 1,
+		"attrs": []map[string]string{{"n": "Cmd", "e": `"vm"`}}}).ForCluster("schedd", 1)
+	if _, err := l.Append([]events.Event{sub}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{}, {"--job", "1.0"}, {"-json"}} {
+		w := &tmpWatch{dir: tmp}
+		var errb bytes.Buffer
+		c := &cli{stdout: w, stderr: &errb, stdin: strings.NewReader(""), getenv: testEnv("nats://127.0.0.1:1")}
+		code := c.main(context.Background(), append([]string{"vmpool", "replay", "--home", home}, args...))
+		if code != 0 || !strings.Contains(errb.String(), "reading a copy taken now") {
+			t.Fatalf("vmpool replay %v of a held log: exit %d\n%s%s", args, code, w.out.String(), errb.String())
+		}
+		if len(w.seen) > 0 {
+			t.Errorf("vmpool replay %v printed while its copy %v was still in %s", args, w.seen, tmp)
+		}
+	}
+}

@@ -93,3 +93,44 @@ Total             0+01:25   0+01:10   0+00:40   0+00:21   0+00:07   82.4%  57.1%
 		t.Errorf("vmpool userlog of a missing file: exit %d, %q", code, errs)
 	}
 }
+
+// TestUserlogCountsARunEndedByAShadowException: vmpool writes a 007 when
+// a run ends because the VM could not go on on its machine (lost while
+// its startd was down, refused at start); the job is idle again and its
+// next run is a new 001. The run the 007 ended is an allocation like a
+// held one: its wall time counts, none of it good.
+func TestUserlogCountsARunEndedByAShadowException(t *testing.T) {
+	day := time.Date(2026, 3, 4, 0, 0, 0, 0, time.Local)
+	at := func(h, m int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+	evs := []userlog.Event{
+		{Code: userlog.JobSubmitted, Cluster: 3, Time: at(9, 0), Host: "<schedd>"},
+		{Code: userlog.JobExecuting, Cluster: 3, Time: at(10, 0), Host: "<slot1@a>", SlotName: "slot1@a"},
+		{Code: userlog.ShadowException, Cluster: 3, Time: at(10, 20), Text: "Error from slot1@a: the VM was lost while its startd was down"},
+		{Code: userlog.JobExecuting, Cluster: 3, Time: at(10, 30), Host: "<slot1@b>", SlotName: "slot1@b"},
+		{Code: userlog.JobTerminated, Cluster: 3, Time: at(10, 40)},
+	}
+	var log []byte
+	for _, e := range evs {
+		log = append(log, userlog.Format(e, userlog.FormatOptions{})...)
+	}
+	path := filepath.Join(t.TempDir(), "job.log")
+	if err := os.WriteFile(path, log, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runCLI(context.Background(), "", "userlog", "-debug", path)
+	if code != 0 {
+		t.Fatalf("vmpool userlog: exit %d: %s", code, errs)
+	}
+	for _, row := range []string{
+		"3.0      slot1@a           3/4 10:00   3/4 10:20   0+00:20   0+00:00   0+00:00",
+		"3.0      slot1@b           3/4 10:30   3/4 10:40   0+00:10   0+00:10   0+00:00",
+		"Total             0+00:30   0+00:10",
+	} {
+		if !strings.Contains(out, row) {
+			t.Errorf("vmpool userlog: no line %q in\n%s%s", row, out, errs)
+		}
+	}
+	if errs != "" {
+		t.Errorf("vmpool userlog -debug warned: %s", errs)
+	}
+}

@@ -129,7 +129,7 @@ func (t *ulogTotals) add(wall, good, cpu int64) {
 }
 
 // read follows the events of one log: an allocation opens at 001 and
-// closes at the 004, 005, 009, 012 or 024 that ends it.
+// closes at the 004, 005, 007, 009, 012 or 024 that ends it.
 func (s *ulogStats) read(evs []userlog.Event) {
 	type open struct {
 		start time.Time
@@ -153,7 +153,8 @@ func (s *ulogStats) read(evs []userlog.Event) {
 			if _, ok := running[k]; ok {
 				ckpt[k] = e.Time
 			}
-		case userlog.JobEvicted, userlog.JobTerminated, userlog.JobAborted, userlog.JobHeld, userlog.JobReconnectFailed:
+		case userlog.JobEvicted, userlog.JobTerminated, userlog.JobAborted, userlog.JobHeld, userlog.JobReconnectFailed,
+			userlog.ShadowException: // the VM could not go on on its machine; the job is idle again
 			o, ok := running[k]
 			if !ok {
 				if s.debug != nil && (e.Code == userlog.JobEvicted || e.Code == userlog.JobTerminated) {
