@@ -196,6 +196,12 @@ func Connect(ctx context.Context, url string, opt ConnectOptions) (*nats.Conn, j
 	return nc, js, nil
 }
 
+// streamMaxConsumers is the consumers the pool's streams take at once:
+// far above what they hold (each daemon's, and one per reader or fetch
+// while it runs), and explicit, since a NATS server (2.12 and later)
+// otherwise allows 1,000 per stream.
+const streamMaxConsumers = 1 << 20
+
 // OpenBus creates (or updates) the stream and buckets if needed and opens
 // them. Daemons call it at start; it is idempotent.
 func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg BusConfig) (*Bus, error) {
@@ -211,7 +217,7 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = 7 * 24 * time.Hour
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	scfg := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "vmpool daemon events",
 		Subjects:    []string{SubjectPrefix + ".>"},
@@ -223,7 +229,16 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 		// The outboxes publish backlogs as atomic batches: one fsync
 		// for many events (see batchMin).
 		AllowAtomicPublish: true,
-	})
+		MaxConsumers:       streamMaxConsumers,
+	}
+	_, err := js.CreateOrUpdateStream(ctx, scfg)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMaximumConsumersLimit {
+		// An account limited to fewer consumers (an external cluster's
+		// admin set it): the account's limit applies.
+		scfg.MaxConsumers = 0
+		_, err = js.CreateOrUpdateStream(ctx, scfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}

@@ -542,11 +542,17 @@ func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 	if info.Size == 0 {
 		return 0, nil
 	}
-	cons, err := js.OrderedConsumer(ctx, "OBJ_"+ref.Bucket, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"$O." + ref.Bucket + ".C." + info.NUID}})
+	stream := "OBJ_" + ref.Bucket
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"$O." + ref.Bucket + ".C." + info.NUID}, InactiveThreshold: fetchConsumerIdle})
 	if err != nil {
 		return 0, err
 	}
+	// The server keeps an ordered consumer until it has been idle for its
+	// InactiveThreshold: deleted as the fetch ends, it does not count
+	// against the stream's consumers (MaxConsumers, 1,000 by default)
+	// while thousands of jobs fetch their inputs.
+	defer DeleteConsumer(js, stream, cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(32), jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second))
 	if err != nil {
 		return 0, err
@@ -607,6 +613,54 @@ func readChunks(ctx context.Context, js jetstream.JetStream, store jetstream.Obj
 	return n, nil
 }
 
+// fetchConsumerIdle is how long the server keeps a fetch's consumer
+// that was not deleted (its fetcher died): nats.go's default is 5 minutes.
+const fetchConsumerIdle = 30 * time.Second
+
+// DeleteConsumer deletes the consumer cons (an ordered consumer: the one
+// it has now) from stream at once, rather than when the server finds it
+// idle. For a reader that ends: it keeps the stream's consumers few.
+func DeleteConsumer(js jetstream.JetStream, stream string, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = js.DeleteConsumer(ctx, stream, info.Name) // else it goes when idle
+}
+
+// fileMaxConsumers is the consumers a file bucket's stream takes at once
+// (each fetch has one): NATS servers since 2.12 allow 1,000 per stream
+// unless the stream says otherwise, and a pool of thousands of slots
+// fetching one user's inputs at once went past it ("maximum consumers
+// limit reached": the fetches failed until consumers expired). The event
+// stream takes as many (every vmpool events, watch and wait reads it
+// through one).
+const fileMaxConsumers = streamMaxConsumers
+
+// liftConsumerLimit sets a file bucket's stream's MaxConsumers to
+// fileMaxConsumers when it is lower (or the server's default). A user's
+// bus (no collector configuration: BindBus without the pool's sizing)
+// may not update streams and leaves it as it is (its request would wait
+// for an answer that never comes); the daemons that fetch (startds,
+// schedds) may.
+func (b *Bus) liftConsumerLimit(ctx context.Context, bucket string) {
+	if b.collector == nil {
+		return
+	}
+	s, err := b.JS.Stream(ctx, "OBJ_"+bucket)
+	if err != nil {
+		return
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.MaxConsumers >= fileMaxConsumers {
+		return
+	}
+	cfg.MaxConsumers = fileMaxConsumers
+	_, _ = b.JS.UpdateStream(ctx, cfg)
+}
+
 // FileStore returns the object store bucket, binding it (and creating it
 // when it is missing and this identity may create it). Its Put sends the
 // chunks a window at a time (putObject).
@@ -624,6 +678,7 @@ func (b *Bus) FileStore(ctx context.Context, bucket string) (jetstream.ObjectSto
 	if err != nil {
 		return nil, fmt.Errorf("open file bucket %s: %w", bucket, err)
 	}
+	b.liftConsumerLimit(ctx, bucket)
 	if b.stores == nil {
 		b.stores = map[string]jetstream.ObjectStore{}
 	}

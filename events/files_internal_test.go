@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -304,5 +306,68 @@ func TestGetFileKeepsZerosSparse(t *testing.T) {
 	}
 	if used := st.Blocks * 512; used > 1<<20 {
 		t.Fatalf("the fetched %d MiB image, 2 blocks of data, takes %d KiB on disk: its zeros were written", size>>20, used>>10)
+	}
+}
+
+// TestFetchesLeaveNoConsumers: each fetch reads its file through an
+// ordered consumer, which the server kept for five minutes after the
+// fetch; a stream takes 1,000 consumers by default (NATS 2.12 and
+// later), and a pool whose slots fetched one user's inputs a thousand
+// times within five minutes had every further fetch fail ("maximum
+// consumers limit reached") and its jobs wait, claimed, for ever. A fetch
+// now deletes its consumer, and the bucket's stream takes far more at
+// once.
+func TestFetchesLeaveNoConsumers(t *testing.T) {
+	bus, ref, data := fileBus(t, 3000)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	for i := range 20 {
+		dst := filepath.Join(dir, fmt.Sprintf("copy%d.img", i))
+		if err := bus.GetFile(ctx, ref, dst); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(dst); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("fetch %d: %v (%d bytes)", i, err, len(got))
+		}
+	}
+	s, err := bus.JS.Stream(ctx, "OBJ_"+ref.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 0 {
+		t.Errorf("20 fetches left %d consumers on the bucket's stream", info.State.Consumers)
+	}
+	if info.Config.MaxConsumers < fileMaxConsumers {
+		t.Errorf("the bucket's stream takes %d consumers at once (the server's default is 1,000), want %d", info.Config.MaxConsumers, fileMaxConsumers)
+	}
+}
+
+// TestOpenBusUnderAnAccountConsumerLimit: on a server whose account takes
+// fewer consumers than the pool's streams ask for (an external cluster's
+// admin limited it), the bus still opens, under the account's limit.
+func TestOpenBusUnderAnAccountConsumerLimit(t *testing.T) {
+	s, err := StartNATS(NATSConfig{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	if err := s.GlobalAccount().UpdateJetStreamLimits(map[string]server.JetStreamAccountLimits{
+		"": {MaxMemory: -1, MaxStore: -1, MaxStreams: -1, MaxConsumers: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	bus := testBusAt(t, s.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := bus.JS.Stream(ctx, StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxConsumers; got > 100 {
+		t.Errorf("the stream takes %d consumers, above the account's 100", got)
 	}
 }

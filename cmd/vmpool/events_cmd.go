@@ -109,6 +109,9 @@ func (r *streamReader) session(ctx context.Context, fn func(streamEvent) error, 
 	if err != nil {
 		return ctx.Err() != nil, fmt.Errorf("follow the event stream: %w", err)
 	}
+	// Gone as the reader ends, not a minute later: a script that runs
+	// vmpool events (watch, wait) often would fill the stream's consumers.
+	defer events.DeleteConsumer(r.js, events.StreamName, cons)
 	it, err := cons.Messages(jetstream.PullMaxMessages(256), jetstream.PullHeartbeat(time.Second), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return ctx.Err() != nil, fmt.Errorf("follow the event stream: %w", err)

@@ -514,3 +514,36 @@ func TestWatchShowsTransfers(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsLeavesNoConsumer: vmpool events (and watch, wait) reads the
+// event stream through an ordered consumer that the server kept for a
+// minute after the command ended; a script running it often filled the
+// stream's consumers (1,000 by default on a server the pool did not set
+// up), and then a daemon could not make its own. It is deleted as the
+// command ends.
+func TestEventsLeavesNoConsumer(t *testing.T) {
+	srv, bus := eventstest.Bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	consumers := func() int {
+		t.Helper()
+		s, err := bus.JS.Stream(ctx, events.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	before := consumers()
+	for range 5 {
+		if _, errOut, code := runCLI(ctx, srv.URL(), "events"); code != 0 {
+			t.Fatalf("vmpool events: exit %d: %s", code, errOut)
+		}
+	}
+	if after := consumers(); after != before {
+		t.Errorf("5 runs of vmpool events left %d consumers on the stream (%d before)", after, before)
+	}
+}
