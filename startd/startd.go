@@ -361,8 +361,12 @@ func (d *Startd) Run(ctx context.Context) error {
 			if !slices.Contains(fp.Networking, t) {
 				// Offered by the configuration, not by the machine: the
 				// ads leave it out (netTypes), which should not go unsaid.
+				why := fp.NetworkingNote
+				if why == "" {
+					why = "the " + d.cfg.VMType + " driver does not give it"
+				}
 				d.logger.Warn("VM_NETWORKING_TYPE offers a networking type this machine cannot give; not advertised", "type", t,
-					"can", strings.Join(fp.Networking, ", "), "hint", "bridge needs a startd running as root, with /dev/net/tun")
+					"can", strings.Join(fp.Networking, ", "), "why", why)
 			}
 		}
 	}

@@ -558,3 +558,49 @@ func arpMAC(t *testing.T, addr string) string {
 	}
 	return ""
 }
+
+// TestNetworkMissingBridgeNotAdvertised: a root startd configured for
+// "nat, bridge" whose VM_NETWORKING_BRIDGE_INTERFACE does not exist
+// advertises only nat and says why in its log. It advertised bridge: a
+// bridge job matched, failed to start ("no such network interface"), was
+// requeued to match again, and the failure disabled the machine's VMs for
+// VM_RECHECK_INTERVAL, so the NAT job queued behind it never ran. Now the
+// bridge job stays Idle, q -analyze says the machines offer nat, and the
+// NAT job runs.
+func TestNetworkMissingBridgeNotAdvertised(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skipf("skipped: a startd offers bridge only as root; running as uid %d", os.Geteuid())
+	}
+	t.Parallel()
+	const bridge = "vmpnobr9"
+	if _, err := net.InterfaceByName(bridge); err == nil {
+		t.Fatalf("this machine has an interface %s; the test needs that name unused", bridge)
+	}
+	tp := newTestPool(t, 1, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat, bridge", "VM_NETWORKING_BRIDGE_INTERFACE="+bridge)
+	if ad := slotAd(t, tp); ad["HasVM"] != true || ad["VM_Networking"] != true || ad["VM_Networking_Types"] != "nat" {
+		t.Fatalf("slot ad: HasVM = %v, VM_Networking = %v, VM_Networking_Types = %v; want true, true, nat (the bridge does not exist)",
+			ad["HasVM"], ad["VM_Networking"], ad["VM_Networking_Types"])
+	}
+	if logs := tp.logs.String(); !strings.Contains(logs, "VM_NETWORKING_BRIDGE_INTERFACE = "+bridge+": no interface") {
+		t.Errorf("the startd's log does not say why bridge is not advertised:\n%s", logs)
+	}
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("bridge.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nvm_networking_type = bridge\nqueue", 1)))
+	tp.mustRun("submit", tp.write("nat.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nvm_networking_type = nat\nqueue", 1)))
+	tp.jobEvent(2, 0, events.JobCompleted, linuxJobTimeout)
+	jobs, err := classad.ParseJSONAds([]byte(tp.mustRun("q", "-json", "1.0")))
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("q -json 1.0: %d ads, %v", len(jobs), err)
+	}
+	if st, _ := jobs[0].EvalInt("JobStatus"); st != 1 {
+		t.Errorf("the bridge job's JobStatus is %d, want 1 (Idle)", st)
+	}
+	if n, _ := jobs[0].EvalInt("NumJobStarts"); n != 0 {
+		t.Errorf("the bridge job was started %d times on a machine without its bridge", n)
+	}
+	if out := tp.mustRun("q", "-analyze", "1.0"); !strings.Contains(out, `VM_Networking_Types = "nat"`) {
+		t.Errorf("q -analyze does not say the machines offer only nat:\n%s", out)
+	}
+}
