@@ -245,6 +245,9 @@ func TestNetworkNAT(t *testing.T) {
 	if r.Reply != "nat-reply "+want {
 		t.Errorf("the guest recorded the reply %q, want %q", r.Reply, "nat-reply "+want)
 	}
+	if r.DNS != "10.0.2.3" {
+		t.Errorf("the guest's DHCP lease named DNS servers %q, want QEMU's NAT resolver 10.0.2.3", r.DNS)
+	}
 	// The MAC is one the startd generated for the job: QEMU's own default
 	// would be 52:54:00:12:34:56 for every guest.
 	hw, err := net.ParseMAC(r.MAC)
@@ -451,6 +454,130 @@ func TestNetworkBridge(t *testing.T) {
 	}
 }
 
+// TestNetworkNATResolvesNames: a NAT guest's DHCP lease names QEMU's
+// resolver (10.0.2.3), which forwards to the execute machine's own DNS
+// server (its /etc/resolv.conf): a name the machine's DNS knows resolves
+// in the guest. The test runs in network and mount namespaces of its own,
+// with a resolv.conf naming a DNS server of the test's, which knows one
+// name.
+func TestNetworkNATResolvesNames(t *testing.T) {
+	if !runInNetns(t) {
+		return
+	}
+	g := linuxGuest(t)
+	ip(t, "link", "set", "lo", "up")
+	const name, addr = "job-input.vmpool.test", "192.0.2.77"
+	dns := newDNSServer(t, name, addr)
+	privateResolvConf(t, "nameserver 127.0.0.1\n")
+	tp := linuxPool(t, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat", "VM_MEMORY=512")
+	g.Resolve = name
+	disk := filepath.Join(tp.dir, "linux.img")
+	if _, err := g.WriteDisk(disk); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("dns.sub", linuxSub(128, 1, "vm_networking = true")))
+	r := tp.linuxReport(t, 1, disk)
+	if r.DNS != "10.0.2.3" || r.Resolved != addr {
+		t.Errorf("the guest's DNS servers are %q and it resolved %s to %q; want 10.0.2.3 and %s (the execute machine's DNS server heard %q)",
+			r.DNS, name, r.Resolved, addr, dns.asked())
+	}
+}
+
+// privateResolvConf puts content at /etc/resolv.conf for this process and
+// its children (the startd's QEMU reads it), in the mount namespace of
+// runInNetns: mounts made there stay private to it.
+func privateResolvConf(t *testing.T, content string) {
+	t.Helper()
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		t.Fatalf("make the test's mounts private: %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(f, "/etc/resolv.conf", "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s on /etc/resolv.conf: %v", f, err)
+	}
+	t.Cleanup(func() { syscall.Unmount("/etc/resolv.conf", 0) })
+}
+
+// dnsServer answers DNS queries on 127.0.0.1:53 (UDP): an A record for one
+// name, no address for its other types, NXDOMAIN for anything else.
+type dnsServer struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func newDNSServer(t *testing.T, name, addr string) *dnsServer {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := net.ParseIP(addr).To4()
+	s := &dnsServer{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 512)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q, qname, qtype, ok := parseDNSQuery(buf[:n])
+			if !ok {
+				continue
+			}
+			s.mu.Lock()
+			s.names = append(s.names, qname)
+			s.mu.Unlock()
+			resp := append([]byte(nil), q...)
+			resp[2], resp[3] = 0x81, 0x80 // a response, recursion desired and available, no error
+			resp[6], resp[7], resp[8], resp[9], resp[10], resp[11] = 0, 0, 0, 0, 0, 0
+			switch {
+			case !strings.EqualFold(qname, name):
+				resp[3] |= 3 // NXDOMAIN
+			case qtype == 1: // A
+				resp[7] = 1
+				resp = append(resp, 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, a...)
+			}
+			c.WriteTo(resp, from)
+		}
+	}()
+	t.Cleanup(func() { c.Close(); wg.Wait() })
+	return s
+}
+
+// parseDNSQuery returns a query's header and question, its name and type.
+func parseDNSQuery(b []byte) (q []byte, name string, qtype int, ok bool) {
+	if len(b) < 12 || b[4] != 0 || b[5] != 1 {
+		return nil, "", 0, false
+	}
+	var labels []string
+	i := 12
+	for i < len(b) && b[i] != 0 {
+		l := int(b[i])
+		if l > 63 || i+1+l > len(b) {
+			return nil, "", 0, false
+		}
+		labels = append(labels, string(b[i+1:i+1+l]))
+		i += 1 + l
+	}
+	if i+5 > len(b) {
+		return nil, "", 0, false
+	}
+	return b[:i+5], strings.Join(labels, "."), int(b[i+1])<<8 | int(b[i+2]), true
+}
+
+func (s *dnsServer) asked() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.names...)
+}
+
 // netnsChild marks the test binary re-executed in a network namespace.
 const netnsChild = "VMPOOL_TEST_NETNS"
 
@@ -474,7 +601,9 @@ func runInNetns(t *testing.T) bool {
 	t.Parallel()
 	cmd := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=10m")
 	cmd.Env = append(os.Environ(), netnsChild+"="+t.Name())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	// A mount namespace too, for a test that puts its own resolv.conf in
+	// (privateResolvConf); the child's mounts never reach the machine's.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS}
 	out, err := cmd.CombinedOutput()
 	t.Logf("in a new network namespace:\n%s", out)
 	if err != nil {
