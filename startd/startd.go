@@ -767,7 +767,7 @@ func sameMachine(a, b Facts) bool {
 	return a.Host == b.Host && a.Arch == b.Arch && a.OpSys == b.OpSys && a.TotalMemory == b.TotalMemory &&
 		a.Cpus == b.Cpus && a.StartTime == b.StartTime &&
 		fa.Type == fb.Type && fa.Detected == fb.Detected && fa.Healthy == fb.Healthy && fa.Reason == fb.Reason &&
-		fa.Version == fb.Version && fa.NoFiles == fb.NoFiles &&
+		fa.Version == fb.Version && fa.NoFiles == fb.NoFiles && fa.NetworkingNote == fb.NetworkingNote &&
 		slices.Equal(fa.Networking, fb.Networking) && maps.Equal(fa.Attrs, fb.Attrs)
 }
 
