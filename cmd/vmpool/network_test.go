@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -732,4 +735,73 @@ func TestNetworkMissingBridgeNotAdvertised(t *testing.T) {
 	if out := tp.mustRun("q", "-analyze", "1.0"); !strings.Contains(out, `VM_Networking_Types = "nat"`) {
 		t.Errorf("q -analyze does not say the machines offer only nat:\n%s", out)
 	}
+}
+
+// TestRmWhileInputsTransfer: a networked job removed while its disk is
+// still coming to the execute machine leaves at once: the transfer is
+// abandoned, no VM starts (so no guest reaches the network), and the
+// scratch directory goes. The startd's fetch of the disk is made to stall
+// (its chunks purged from the pool's store, as a lost server or link
+// would stall it), for FetchStall (30 s) and then the retries; the rm used
+// to wait for all that, then the VM was started only to be killed.
+func TestRmWhileInputsTransfer(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 1, "VM_NETWORKING=true")
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("net.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nhold = true\nqueue", 1)))
+	bucket := events.UserBucket(currentUser())
+	st, err := tp.Bus.JS.Stream(t.Context(), "OBJ_"+bucket)
+	if err == nil {
+		err = st.Purge(t.Context(), jetstream.WithPurgeSubject("$O."+bucket+".C.>"))
+	}
+	if err != nil {
+		t.Fatalf("purge the disk's chunks from %s: %v", bucket, err)
+	}
+	tp.mustRun("release", "1")
+	// The startd's fetch has begun once its part file is in the VM's
+	// scratch directory.
+	execDir := filepath.Join(tp.home, "startd1", "execute")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		parts, _ := filepath.Glob(filepath.Join(execDir, "dir_*", ".hello.img.part-*"))
+		if len(parts) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the startd did not begin to fetch hello.img within 30 s (nothing in %s)", execDir)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the file system: no event says a fetch began
+	}
+	removed := time.Now()
+	tp.mustRun("rm", "1")
+	// The claim ends (and with it the job's stay in the queue) once the
+	// startd says the VM is stopped.
+	tp.jobEvent(1, 0, events.ClaimReleased, 10*time.Second)
+	t.Logf("the claim ended %s after rm", time.Since(removed).Round(time.Millisecond))
+	if out := tp.mustRun("q", "-af", "ClusterId"); strings.TrimSpace(out) != "" {
+		t.Errorf("the removed job is still in the queue: %q", out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if n, err := countEvents(ctx, tp, "vmpool.ev.startd.*.job.schedd.1.0."+events.VMStarted); err != nil || n != 0 {
+		t.Errorf("%d VMStarted for a job removed before its disk arrived (%v)", n, err)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(execDir, "dir_*")); len(dirs) != 0 {
+		t.Errorf("scratch directories left: %v", dirs)
+	}
+}
+
+// countEvents counts the events stored on subject.
+func countEvents(ctx context.Context, tp *testPool, subject string) (int, error) {
+	cons, err := tp.Bus.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(info.NumPending), nil
 }
