@@ -131,7 +131,14 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, Reason: slotName + "job ad does not parse: " + err.Error()})
 		return
 	}
-	spec, outs, specErr := jobSpec(&d.cfg, job, id, scratch, c.Req.Inputs)
+	// The job's network is one of the types the machine advertises, not
+	// of all those configured: a configured bridge the machine cannot
+	// give (not root, its bridge missing) was chosen for untyped jobs
+	// when it was the default, and each such start failed and disabled
+	// the machine's VMs.
+	ncfg := d.cfg
+	ncfg.NetworkingTypes = netTypes(&d.cfg, d.fingerprint())
+	spec, outs, specErr := jobSpec(&ncfg, job, id, scratch, c.Req.Inputs)
 	// What the run reads of the job ad later, read now: the ad is not
 	// kept while the VM runs (a startd of many slots held kilobytes of
 	// parsed ad per VM, all scanned by every garbage collection).
