@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/events/eventstest"
 	"github.com/vmpool/vmpool/startd/hypervisor"
@@ -146,5 +148,72 @@ func TestJobNetworkIsWhatTheMachineGives(t *testing.T) {
 	}
 	if ok, why := d.VMsAvailable(); !ok {
 		t.Errorf("the machine's VMs are disabled after a job's mismatched networking: %s", why)
+	}
+}
+
+// bridgeLater is a driver that can give bridge once told to (its bridge
+// made after the startd started).
+type bridgeLater struct {
+	hypervisor.Driver
+	bridge atomic.Bool
+}
+
+func (b *bridgeLater) Probe(ctx context.Context) (hypervisor.Fingerprint, error) {
+	fp, err := b.Driver.Probe(ctx)
+	if b.bridge.Load() {
+		fp.Networking = append(fp.Networking, "bridge")
+	} else {
+		fp.NetworkingNote = "VM_NETWORKING_BRIDGE_INTERFACE = br0: no interface"
+	}
+	return fp, err
+}
+
+// TestBridgeMadeLaterIsAdvertised: a startd configured for nat, bridge
+// whose bridge did not exist when it started advertised nat only until it
+// was restarted, though the administrator made the bridge; it now probes
+// again every VM_RECHECK_INTERVAL while a configured type is missing, and
+// advertises bridge once the machine can give it.
+func TestBridgeMadeLaterIsAdvertised(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	drv := &bridgeLater{Driver: sim.New(sim.Config{Networking: []string{"nat"}})}
+	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: drv, VMMemory: 1024, NumSlots: 1,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour, Networking: true, NetworkingTypes: []string{"nat", "bridge"},
+		BridgeInterface: "br0", RecheckInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := bus.Collector.Watch(ctx, "slot.s1.slot1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop() })
+	runReady(t, ctx, cancel, d)
+	types := func() string {
+		t.Helper()
+		for {
+			select {
+			case ent := <-w.Updates():
+				if ent == nil || ent.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				var ad classad.Ad
+				if err := ad.UnmarshalJSON(ent.Value()); err != nil {
+					t.Fatal(err)
+				}
+				v, _ := ad.EvalString("VM_Networking_Types")
+				return v
+			case <-time.After(10 * time.Second):
+				t.Fatal("no slot ad put within 10 s")
+				return ""
+			}
+		}
+	}
+	if got := types(); got != "nat" {
+		t.Fatalf("VM_Networking_Types = %q before the bridge exists, want nat", got)
+	}
+	drv.bridge.Store(true)
+	if got := types(); got != "nat,bridge" {
+		t.Errorf("VM_Networking_Types = %q once the bridge exists, want nat,bridge", got)
 	}
 }
