@@ -76,11 +76,14 @@ func (d *Startd) vmFailed(err error) {
 }
 
 // recheck probes the machine again VM_RECHECK_INTERVAL after it was found
-// unable to run VMs, and advertises VMs again once it can.
+// unable to run VMs, and advertises VMs again once it can; and, every
+// VM_RECHECK_INTERVAL, while it cannot give a networking type of
+// VM_NETWORKING_TYPE (a bridge not made yet, or fixed since), so that it
+// advertises the type once it can, without a restart.
 func (d *Startd) recheck(ctx context.Context) error {
 	var t <-chan time.Time
 	for {
-		if !d.fingerprint().Healthy {
+		if fp := d.fingerprint(); !fp.Healthy || d.lacksNetworking(fp) {
 			t = time.After(d.cfg.RecheckInterval)
 		} else {
 			t = nil
@@ -94,11 +97,18 @@ func (d *Startd) recheck(ctx context.Context) error {
 		}
 		fp := d.probe(ctx)
 		d.healthMu.Lock()
-		was := d.offline
+		was, wasFP := d.offline, d.fp
 		d.fp, d.offline = fp, ""
 		d.healthMu.Unlock()
 		if fp.Detected && fp.Healthy {
-			d.logger.Info("VMs enabled again after the recheck", "was", was)
+			if was != "" || !wasFP.Healthy {
+				d.logger.Info("VMs enabled again after the recheck", "was", was)
+			}
+			for _, nt := range netTypes(&d.cfg, fp) {
+				if !slices.Contains(netTypes(&d.cfg, wasFP), nt) {
+					d.logger.Info("the machine can give a networking type of VM_NETWORKING_TYPE now; advertised", "type", nt)
+				}
+			}
 		} else {
 			d.logger.Warn("recheck: VMs still unavailable; advertising HasVM = false", "reason", fp.Reason)
 		}
@@ -167,4 +177,10 @@ func (d *Startd) executeDir() string {
 		return filepath.Join(d.cfg.Dir, "execute", d.cfg.Name)
 	}
 	return filepath.Join(d.cfg.Dir, "execute")
+}
+
+// lacksNetworking reports whether the machine gives guests networking and
+// cannot give one of the types VM_NETWORKING_TYPE offers.
+func (d *Startd) lacksNetworking(fp hypervisor.Fingerprint) bool {
+	return d.cfg.Networking && fp.Detected && len(netTypes(&d.cfg, fp)) < len(d.cfg.NetworkingTypes)
 }

@@ -361,8 +361,12 @@ func (d *Startd) Run(ctx context.Context) error {
 			if !slices.Contains(fp.Networking, t) {
 				// Offered by the configuration, not by the machine: the
 				// ads leave it out (netTypes), which should not go unsaid.
+				why := fp.NetworkingNote
+				if why == "" {
+					why = "the " + d.cfg.VMType + " driver does not give it"
+				}
 				d.logger.Warn("VM_NETWORKING_TYPE offers a networking type this machine cannot give; not advertised", "type", t,
-					"can", strings.Join(fp.Networking, ", "), "hint", "bridge needs a startd running as root, with /dev/net/tun")
+					"can", strings.Join(fp.Networking, ", "), "why", why)
 			}
 		}
 	}
@@ -763,7 +767,7 @@ func sameMachine(a, b Facts) bool {
 	return a.Host == b.Host && a.Arch == b.Arch && a.OpSys == b.OpSys && a.TotalMemory == b.TotalMemory &&
 		a.Cpus == b.Cpus && a.StartTime == b.StartTime &&
 		fa.Type == fb.Type && fa.Detected == fb.Detected && fa.Healthy == fb.Healthy && fa.Reason == fb.Reason &&
-		fa.Version == fb.Version && fa.NoFiles == fb.NoFiles &&
+		fa.Version == fb.Version && fa.NoFiles == fb.NoFiles && fa.NetworkingNote == fb.NetworkingNote &&
 		slices.Equal(fa.Networking, fb.Networking) && maps.Equal(fa.Attrs, fb.Attrs)
 }
 

@@ -131,7 +131,14 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 		finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdFailedToCreate, Reason: slotName + "job ad does not parse: " + err.Error()})
 		return
 	}
-	spec, outs, specErr := jobSpec(&d.cfg, job, id, scratch, c.Req.Inputs)
+	// The job's network is one of the types the machine advertises, not
+	// of all those configured: a configured bridge the machine cannot
+	// give (not root, its bridge missing) was chosen for untyped jobs
+	// when it was the default, and each such start failed and disabled
+	// the machine's VMs.
+	ncfg := d.cfg
+	ncfg.NetworkingTypes = netTypes(&d.cfg, d.fingerprint())
+	spec, outs, specErr := jobSpec(&ncfg, job, id, scratch, c.Req.Inputs)
 	// What the run reads of the job ad later, read now: the ad is not
 	// kept while the VM runs (a startd of many slots held kilobytes of
 	// parsed ad per VM, all scanned by every garbage collection).
@@ -246,13 +253,48 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 			finish(events.VMFailed, events.VMEventPayload{Code: vacateVMError, Reason: slotName + "create scratch directory: " + err.Error()})
 			return
 		}
+		// A stop (condor_rm, vacate, the claim's end) while the input
+		// files come in ends their transfer: it used to run to its end,
+		// minutes for a large disk or a stalled one, and the VM (with its
+		// network) was then started only to be killed.
 		inStart := time.Now()
+		xctx, xcancel := context.WithCancel(ctx)
+		stopped := make(chan string, 1)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case m := <-stop:
+				stopped <- m
+				xcancel()
+			case <-xctx.Done():
+			}
+		}()
+		var inErr error
+		var inName string
 		for _, in := range c.Req.Inputs {
-			if err := d.xferFor(c).get(ctx, events.TransferInput, in, filepath.Join(scratch, in.Name)); err != nil {
-				finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdInputTransfer, Reason: slotName + "transfer input file " + in.Name + ": " + err.Error()})
-				return
+			if inErr = d.xferFor(c).get(xctx, events.TransferInput, in, filepath.Join(scratch, in.Name)); inErr != nil {
+				inName = in.Name
+				break
 			}
 			bytesIn += in.Size
+		}
+		xcancel()
+		<-watched
+		select {
+		case mode := <-stopped:
+			typ := events.VMEvicted
+			if mode == events.ModeKill {
+				typ = events.VMStopped
+			}
+			log.Info("stopped while its input files came in; the VM was not started", "mode", mode)
+			finish(typ, events.VMEventPayload{Reason: "stopped while its input files were transferred, before the VM started"})
+			return
+		default:
+		}
+		if inErr != nil {
+			finish(events.VMFailed, events.VMEventPayload{Hold: true, Code: holdInputTransfer, Reason: slotName + "transfer input file " + inName + ": " + inErr.Error()})
+			return
 		}
 		if len(c.Req.Inputs) > 0 {
 			d.metrics.transferred(transferInput, bytesIn, time.Since(inStart))

@@ -150,15 +150,21 @@ func simParam(name string) bool { return len(name) >= 3 && strings.EqualFold(nam
 // jobNetwork is the network of a job with vm_networking = true, as
 // HTCondor's vm-gahp decides it: the job's vm_networking_type if this
 // machine offers it, else VM_NETWORKING_DEFAULT_TYPE (or, if the machine
-// does not offer that, the first of its VM_NETWORKING_TYPE); the job's
+// does not offer that, the first of its VM_NETWORKING_TYPE); what it
+// offers is cfg.NetworkingTypes, which the starter narrows to the types
+// the machine advertises (those of VM_NETWORKING_TYPE it can give); the job's
 // vm_macaddr, else one generated for this claim. A job that asks for
 // networking this machine does not give is refused, as vm-gahp refuses it
 // (its Requirements were overridden, or the configuration changed under
 // it): VMGAHP_ERR_JOBCLASSAD_MISMATCHED_NETWORKING(_TYPE).
 func jobNetwork(cfg *Config, job *classad.Ad, claimID string) (hypervisor.Network, error) {
-	if !cfg.Networking || len(cfg.NetworkingTypes) == 0 {
+	if !cfg.Networking {
 		return hypervisor.Network{}, &hypervisor.SpecError{Code: "JOBCLASSAD_MISMATCHED_NETWORKING",
 			Msg: "the job asks for networking (vm_networking = true) but this machine does not offer it (VM_NETWORKING = false)"}
+	}
+	if len(cfg.NetworkingTypes) == 0 {
+		return hypervisor.Network{}, &hypervisor.SpecError{Code: "JOBCLASSAD_MISMATCHED_NETWORKING",
+			Msg: "the job asks for networking (vm_networking = true) but this machine can give none of the types of its VM_NETWORKING_TYPE (its log says why)"}
 	}
 	offered := func(t string) bool {
 		for _, o := range cfg.NetworkingTypes {

@@ -46,7 +46,7 @@ var Knobs = []Knob{
 	{"VM_HARDWARE_VT", "false", "startd", "Advertise VM_HardwareVT (hardware virtualisation for xen_kernel = vmx)."},
 	{"VM_STATUS_INTERVAL", "60", "startd", "Seconds between status checks of each VM, besides the hypervisor's power-off event; a kvm guest found halted (every vCPU stopped with interrupts off, as /sbin/halt leaves it) at two checks in a row is taken for powered off."},
 	{"VM_CHECKPOINT_OVERLAYS", "true", "startd", "Whether the kvm driver keeps a vm_checkpoint job's disk writes in qcow2 overlays over its raw or qcow2 disks, so that a checkpoint ships only the changed blocks (merged back into the disks when the guest powers off); false copies the whole disks into every checkpoint."},
-	{"VM_RECHECK_INTERVAL", "600", "startd", "Seconds VMs stay disabled (HasVM = false, VMOfflineReason saying why) after one failed to start for a reason of the machine's, or the hypervisor or execute directory was unusable, before the startd checks again."},
+	{"VM_RECHECK_INTERVAL", "600", "startd", "Seconds VMs stay disabled (HasVM = false, VMOfflineReason saying why) after one failed to start for a reason of the machine's, or the hypervisor or execute directory was unusable, before the startd checks again; also how often it checks again while it cannot give a type of VM_NETWORKING_TYPE (a missing bridge), advertising the type once it can."},
 	{"VM_SOFT_SUSPEND", "false", "startd", "Accepted for compatibility; vmpool does not suspend VMs."},
 	{"START", "true", "startd", "ClassAd expression: the slot accepts a job when it is true with the job as TARGET."},
 	{"RANK", "0", "startd", "ClassAd expression: the slot's preference among jobs."},

@@ -31,7 +31,8 @@ var drivers = map[string]driverFactory{
 		default:
 			return nil, fmt.Errorf("QEMU_ACCEL = %q (from %s): use kvm, tcg or auto", cfg.Get("QEMU_ACCEL"), cfg.Origin("QEMU_ACCEL"))
 		}
-		return qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), Accel: accel, StatusInterval: interval, Logger: logger}), nil
+		return qemu.New(qemu.Config{Binary: cfg.Get("QEMU"), Accel: accel, Bridge: cfg.Get("VM_NETWORKING_BRIDGE_INTERFACE"),
+			StatusInterval: interval, Logger: logger}), nil
 	},
 	"xen": func(cfg *Config, logger *slog.Logger) (hypervisor.Driver, error) {
 		var errs []string

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
@@ -245,6 +248,9 @@ func TestNetworkNAT(t *testing.T) {
 	if r.Reply != "nat-reply "+want {
 		t.Errorf("the guest recorded the reply %q, want %q", r.Reply, "nat-reply "+want)
 	}
+	if r.DNS != "10.0.2.3" {
+		t.Errorf("the guest's DHCP lease named DNS servers %q, want QEMU's NAT resolver 10.0.2.3", r.DNS)
+	}
 	// The MAC is one the startd generated for the job: QEMU's own default
 	// would be 52:54:00:12:34:56 for every guest.
 	hw, err := net.ParseMAC(r.MAC)
@@ -451,6 +457,130 @@ func TestNetworkBridge(t *testing.T) {
 	}
 }
 
+// TestNetworkNATResolvesNames: a NAT guest's DHCP lease names QEMU's
+// resolver (10.0.2.3), which forwards to the execute machine's own DNS
+// server (its /etc/resolv.conf): a name the machine's DNS knows resolves
+// in the guest. The test runs in network and mount namespaces of its own,
+// with a resolv.conf naming a DNS server of the test's, which knows one
+// name.
+func TestNetworkNATResolvesNames(t *testing.T) {
+	if !runInNetns(t) {
+		return
+	}
+	g := linuxGuest(t)
+	ip(t, "link", "set", "lo", "up")
+	const name, addr = "job-input.vmpool.test", "192.0.2.77"
+	dns := newDNSServer(t, name, addr)
+	privateResolvConf(t, "nameserver 127.0.0.1\n")
+	tp := linuxPool(t, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat", "VM_MEMORY=512")
+	g.Resolve = name
+	disk := filepath.Join(tp.dir, "linux.img")
+	if _, err := g.WriteDisk(disk); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("dns.sub", linuxSub(128, 1, "vm_networking = true")))
+	r := tp.linuxReport(t, 1, disk)
+	if r.DNS != "10.0.2.3" || r.Resolved != addr {
+		t.Errorf("the guest's DNS servers are %q and it resolved %s to %q; want 10.0.2.3 and %s (the execute machine's DNS server heard %q)",
+			r.DNS, name, r.Resolved, addr, dns.asked())
+	}
+}
+
+// privateResolvConf puts content at /etc/resolv.conf for this process and
+// its children (the startd's QEMU reads it), in the mount namespace of
+// runInNetns: mounts made there stay private to it.
+func privateResolvConf(t *testing.T, content string) {
+	t.Helper()
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		t.Fatalf("make the test's mounts private: %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(f, "/etc/resolv.conf", "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s on /etc/resolv.conf: %v", f, err)
+	}
+	t.Cleanup(func() { syscall.Unmount("/etc/resolv.conf", 0) })
+}
+
+// dnsServer answers DNS queries on 127.0.0.1:53 (UDP): an A record for one
+// name, no address for its other types, NXDOMAIN for anything else.
+type dnsServer struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func newDNSServer(t *testing.T, name, addr string) *dnsServer {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := net.ParseIP(addr).To4()
+	s := &dnsServer{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 512)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q, qname, qtype, ok := parseDNSQuery(buf[:n])
+			if !ok {
+				continue
+			}
+			s.mu.Lock()
+			s.names = append(s.names, qname)
+			s.mu.Unlock()
+			resp := append([]byte(nil), q...)
+			resp[2], resp[3] = 0x81, 0x80 // a response, recursion desired and available, no error
+			resp[6], resp[7], resp[8], resp[9], resp[10], resp[11] = 0, 0, 0, 0, 0, 0
+			switch {
+			case !strings.EqualFold(qname, name):
+				resp[3] |= 3 // NXDOMAIN
+			case qtype == 1: // A
+				resp[7] = 1
+				resp = append(resp, 0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, a...)
+			}
+			c.WriteTo(resp, from)
+		}
+	}()
+	t.Cleanup(func() { c.Close(); wg.Wait() })
+	return s
+}
+
+// parseDNSQuery returns a query's header and question, its name and type.
+func parseDNSQuery(b []byte) (q []byte, name string, qtype int, ok bool) {
+	if len(b) < 12 || b[4] != 0 || b[5] != 1 {
+		return nil, "", 0, false
+	}
+	var labels []string
+	i := 12
+	for i < len(b) && b[i] != 0 {
+		l := int(b[i])
+		if l > 63 || i+1+l > len(b) {
+			return nil, "", 0, false
+		}
+		labels = append(labels, string(b[i+1:i+1+l]))
+		i += 1 + l
+	}
+	if i+5 > len(b) {
+		return nil, "", 0, false
+	}
+	return b[:i+5], strings.Join(labels, "."), int(b[i+1])<<8 | int(b[i+2]), true
+}
+
+func (s *dnsServer) asked() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.names...)
+}
+
 // netnsChild marks the test binary re-executed in a network namespace.
 const netnsChild = "VMPOOL_TEST_NETNS"
 
@@ -474,7 +604,9 @@ func runInNetns(t *testing.T) bool {
 	t.Parallel()
 	cmd := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=10m")
 	cmd.Env = append(os.Environ(), netnsChild+"="+t.Name())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	// A mount namespace too, for a test that puts its own resolv.conf in
+	// (privateResolvConf); the child's mounts never reach the machine's.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWNS}
 	out, err := cmd.CombinedOutput()
 	t.Logf("in a new network namespace:\n%s", out)
 	if err != nil {
@@ -557,4 +689,119 @@ func arpMAC(t *testing.T, addr string) string {
 		}
 	}
 	return ""
+}
+
+// TestNetworkMissingBridgeNotAdvertised: a root startd configured for
+// "nat, bridge" whose VM_NETWORKING_BRIDGE_INTERFACE does not exist
+// advertises only nat and says why in its log. It advertised bridge: a
+// bridge job matched, failed to start ("no such network interface"), was
+// requeued to match again, and the failure disabled the machine's VMs for
+// VM_RECHECK_INTERVAL, so the NAT job queued behind it never ran. Now the
+// bridge job stays Idle, q -analyze says the machines offer nat, and the
+// NAT job runs.
+func TestNetworkMissingBridgeNotAdvertised(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skipf("skipped: a startd offers bridge only as root; running as uid %d", os.Geteuid())
+	}
+	t.Parallel()
+	const bridge = "vmpnobr9"
+	if _, err := net.InterfaceByName(bridge); err == nil {
+		t.Fatalf("this machine has an interface %s; the test needs that name unused", bridge)
+	}
+	tp := newTestPool(t, 1, "VM_NETWORKING=true", "VM_NETWORKING_TYPE=nat, bridge", "VM_NETWORKING_BRIDGE_INTERFACE="+bridge)
+	if ad := slotAd(t, tp); ad["HasVM"] != true || ad["VM_Networking"] != true || ad["VM_Networking_Types"] != "nat" {
+		t.Fatalf("slot ad: HasVM = %v, VM_Networking = %v, VM_Networking_Types = %v; want true, true, nat (the bridge does not exist)",
+			ad["HasVM"], ad["VM_Networking"], ad["VM_Networking_Types"])
+	}
+	if logs := tp.logs.String(); !strings.Contains(logs, "VM_NETWORKING_BRIDGE_INTERFACE = "+bridge+": no interface") {
+		t.Errorf("the startd's log does not say why bridge is not advertised:\n%s", logs)
+	}
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("bridge.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nvm_networking_type = bridge\nqueue", 1)))
+	tp.mustRun("submit", tp.write("nat.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nvm_networking_type = nat\nqueue", 1)))
+	tp.jobEvent(2, 0, events.JobCompleted, linuxJobTimeout)
+	jobs, err := classad.ParseJSONAds([]byte(tp.mustRun("q", "-json", "1.0")))
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("q -json 1.0: %d ads, %v", len(jobs), err)
+	}
+	if st, _ := jobs[0].EvalInt("JobStatus"); st != 1 {
+		t.Errorf("the bridge job's JobStatus is %d, want 1 (Idle)", st)
+	}
+	if n, _ := jobs[0].EvalInt("NumJobStarts"); n != 0 {
+		t.Errorf("the bridge job was started %d times on a machine without its bridge", n)
+	}
+	if out := tp.mustRun("q", "-analyze", "1.0"); !strings.Contains(out, `VM_Networking_Types = "nat"`) {
+		t.Errorf("q -analyze does not say the machines offer only nat:\n%s", out)
+	}
+}
+
+// TestRmWhileInputsTransfer: a networked job removed while its disk is
+// still coming to the execute machine leaves at once: the transfer is
+// abandoned, no VM starts (so no guest reaches the network), and the
+// scratch directory goes. The startd's fetch of the disk is made to stall
+// (its chunks purged from the pool's store, as a lost server or link
+// would stall it), for FetchStall (30 s) and then the retries; the rm used
+// to wait for all that, then the VM was started only to be killed.
+func TestRmWhileInputsTransfer(t *testing.T) {
+	t.Parallel()
+	tp := newTestPool(t, 1, "VM_NETWORKING=true")
+	if err := vmimage.WriteHello(filepath.Join(tp.dir, "hello.img")); err != nil {
+		t.Fatal(err)
+	}
+	tp.mustRun("submit", tp.write("net.sub", strings.Replace(helloSub, "queue", "vm_networking = true\nhold = true\nqueue", 1)))
+	bucket := events.UserBucket(currentUser())
+	st, err := tp.Bus.JS.Stream(t.Context(), "OBJ_"+bucket)
+	if err == nil {
+		err = st.Purge(t.Context(), jetstream.WithPurgeSubject("$O."+bucket+".C.>"))
+	}
+	if err != nil {
+		t.Fatalf("purge the disk's chunks from %s: %v", bucket, err)
+	}
+	tp.mustRun("release", "1")
+	// The startd's fetch has begun once its part file is in the VM's
+	// scratch directory.
+	execDir := filepath.Join(tp.home, "startd1", "execute")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		parts, _ := filepath.Glob(filepath.Join(execDir, "dir_*", ".hello.img.part-*"))
+		if len(parts) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the startd did not begin to fetch hello.img within 30 s (nothing in %s)", execDir)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the file system: no event says a fetch began
+	}
+	removed := time.Now()
+	tp.mustRun("rm", "1")
+	// The claim ends (and with it the job's stay in the queue) once the
+	// startd says the VM is stopped.
+	tp.jobEvent(1, 0, events.ClaimReleased, 10*time.Second)
+	t.Logf("the claim ended %s after rm", time.Since(removed).Round(time.Millisecond))
+	if out := tp.mustRun("q", "-af", "ClusterId"); strings.TrimSpace(out) != "" {
+		t.Errorf("the removed job is still in the queue: %q", out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if n, err := countEvents(ctx, tp, "vmpool.ev.startd.*.job.schedd.1.0."+events.VMStarted); err != nil || n != 0 {
+		t.Errorf("%d VMStarted for a job removed before its disk arrived (%v)", n, err)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(execDir, "dir_*")); len(dirs) != 0 {
+		t.Errorf("scratch directories left: %v", dirs)
+	}
+}
+
+// countEvents counts the events stored on subject.
+func countEvents(ctx context.Context, tp *testPool, subject string) (int, error) {
+	cons, err := tp.Bus.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(info.NumPending), nil
 }

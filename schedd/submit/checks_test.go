@@ -349,3 +349,29 @@ func TestWritableDiskFromASubdirectoryWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestVMMacaddrWarnings: a vm_macaddr that several jobs of a cluster get
+// (queue 3) is warned of at its line: on a bridge, their VMs running at
+// once lose traffic to each other. So is a vm_macaddr without networking,
+// which no VM uses. One job with its MAC, or MACs that vary with
+// $(Process), are not warned of.
+func TestVMMacaddrWarnings(t *testing.T) {
+	dir := fixtures(t)
+	w := strings.Join(mustParse(t, dir, edit(kvmBase, "vm_networking = true", "vm_macaddr = 52:54:00:12:34:56", "queue 3"), Options{}).Warnings, "\n")
+	if want := "test.sub:8: vm_macaddr 52:54:00:12:34:56 is the MAC of 3 jobs of this cluster: VMs with one MAC running at once on a bridged network lose traffic to each other"; !strings.Contains(w, want) {
+		t.Errorf("warnings lack %q:\n%s", want, w)
+	}
+	w = strings.Join(mustParse(t, dir, edit(kvmBase, "vm_macaddr = 52:54:00:12:34:56"), Options{}).Warnings, "\n")
+	if want := "test.sub:7: vm_macaddr has no effect without vm_networking = true"; !strings.Contains(w, want) {
+		t.Errorf("warnings lack %q:\n%s", want, w)
+	}
+	for _, src := range []string{
+		edit(kvmBase, "vm_networking = true", "vm_macaddr = 52:54:00:12:34:56"),
+		edit(kvmBase, "vm_networking = true", "vm_macaddr = 52:54:00:12:34:5$(Process)", "queue 3"),
+		edit(kvmBase, "vm_networking = true", "queue 3"),
+	} {
+		if w := strings.Join(mustParse(t, dir, src, Options{}).Warnings, "\n"); strings.Contains(w, "vm_macaddr") {
+			t.Errorf("warned of MACs that are fine:\n%s\n%s", src, w)
+		}
+	}
+}

@@ -35,6 +35,10 @@ type job struct {
 	usedCluster bool
 	usedProc    bool
 	usedItem    bool
+
+	// mac is the vm_macaddr of a networked job, given at macAt.
+	mac   string
+	macAt *macroDef
 }
 
 // builder builds one job from a macro table snapshot.
@@ -322,13 +326,14 @@ func (b *builder) build() {
 
 	// MAC address.
 	mac := ""
-	if v, d, ok := b.given("vm_macaddr"); ok {
-		m, good, unicast := parseMAC(v)
+	macv, macd, macGiven := b.given("vm_macaddr")
+	if macGiven {
+		m, good, unicast := parseMAC(macv)
 		switch {
 		case !good:
-			b.err(d, "vm-macaddr-invalid", fmt.Sprintf("vm_macaddr %q is not a MAC address (six hex pairs separated by colons)", clip(v)))
+			b.err(macd, "vm-macaddr-invalid", fmt.Sprintf("vm_macaddr %q is not a MAC address (six hex pairs separated by colons)", clip(macv)))
 		case !unicast:
-			b.err(d, "vm-macaddr-invalid", fmt.Sprintf("vm_macaddr %q is not a unicast address: its first octet is odd (group address) or it is all zeros", clip(v)))
+			b.err(macd, "vm-macaddr-invalid", fmt.Sprintf("vm_macaddr %q is not a unicast address: its first octet is odd (group address) or it is all zeros", clip(macv)))
 		default:
 			mac = m
 		}
@@ -338,6 +343,13 @@ func (b *builder) build() {
 	networking, netd := b.boolCmd("vm_networking", false)
 	vnc, _ := b.boolCmd("vm_vnc", false)
 	noOutput, _ := b.boolCmd("vm_no_output_vm", false)
+
+	switch {
+	case mac != "" && !networking:
+		b.warn(macd, "vm_macaddr has no effect without vm_networking = true")
+	case mac != "":
+		b.j.mac, b.j.macAt = mac, macd
+	}
 
 	netType := ""
 	if v, d, ok := b.given("vm_networking_type"); ok {

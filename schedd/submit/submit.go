@@ -244,7 +244,34 @@ func (ps *parser) run(data []byte) (*Cluster, error) {
 	if ps.needCluster && ps.opt.ClusterID == 0 {
 		return nil, ErrNeedClusterID
 	}
+	ps.sharedMACs(jobs)
 	return ps.assemble(jobs), nil
+}
+
+// sharedMACs warns of a vm_macaddr that several jobs of the cluster get
+// (queue 2, or a vm_macaddr that does not vary with $(Process)): their VMs
+// running at once on one bridged network would answer for the same
+// address, and each would lose some of its traffic to the other.
+func (ps *parser) sharedMACs(jobs []*job) {
+	n := map[string]int{}
+	first := map[string]*job{}
+	for _, j := range jobs {
+		if j.mac == "" {
+			continue
+		}
+		if n[j.mac]++; first[j.mac] == nil {
+			first[j.mac] = j
+		}
+	}
+	for _, j := range jobs {
+		if c := n[j.mac]; c > 1 && first[j.mac] == j {
+			file, line := "", 0
+			if j.macAt != nil {
+				file, line = j.macAt.file, j.macAt.line
+			}
+			ps.p.warn(file, line, "vm_macaddr %s is the MAC of %d jobs of this cluster: VMs with one MAC running at once on a bridged network lose traffic to each other; leave vm_macaddr out (each run then gets a MAC of its own) or give each job its own", j.mac, c)
+		}
+	}
 }
 
 // fileWarnings reports what is legal but probably not meant.

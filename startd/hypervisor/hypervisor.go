@@ -104,13 +104,16 @@ type Checkpoint struct {
 // Fingerprint is what a driver found at Probe time; the startd turns it into
 // machine-ad attributes (VM_Type, VM_Networking_Types, ...).
 type Fingerprint struct {
-	Type       string            // vm_type, e.g. "kvm"
-	Detected   bool              // the tool exists and answered
-	Healthy    bool              // it can run VMs now
-	Reason     string            // why not, when !Detected or !Healthy
-	Version    string            // e.g. "QEMU 7.2.22"
-	Networking []string          // networking types it can give guests: "nat", "bridge"
-	Attrs      map[string]string // extra facts, e.g. "accel": "tcg"
+	Type       string   // vm_type, e.g. "kvm"
+	Detected   bool     // the tool exists and answered
+	Healthy    bool     // it can run VMs now
+	Reason     string   // why not, when !Detected or !Healthy
+	Version    string   // e.g. "QEMU 7.2.22"
+	Networking []string // networking types it can give guests: "nat", "bridge"
+	// NetworkingNote says why a type the driver knows is not in
+	// Networking, and how to give it ("" when it gives them all).
+	NetworkingNote string
+	Attrs          map[string]string // extra facts, e.g. "accel": "tcg"
 	// NoFiles: the driver's VMs open no files (sim), so the account they
 	// would run as need not reach the execute directory.
 	NoFiles bool

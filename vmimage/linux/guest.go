@@ -46,6 +46,11 @@ type Guest struct {
 	// network is up. It sends one line, "hello from MAC at ADDRESS", and
 	// records the first line of the reply.
 	Host string
+	// Resolve, when set ("job-host.example"), is a host name the guest
+	// looks up (busybox nslookup, through the DNS servers its DHCP lease
+	// named) once its network is up; the first IPv4 address of the answer
+	// is in the report (Report.Resolved).
+	Resolve string
 	// Cmdline replaces DefaultCmdline on the boot disk.
 	Cmdline string
 	// Halt ends the guest with /sbin/halt instead of /sbin/poweroff: the
@@ -133,6 +138,13 @@ func (g Guest) config() ([]byte, error) {
 			return nil, fmt.Errorf("guest host %q: want IPv4:port, e.g. 10.0.2.2:7000", g.Host)
 		}
 		fmt.Fprintf(&b, "VMPOOL_HOST=%s\nVMPOOL_PORT=%d\n", a, port)
+	}
+	if g.Resolve != "" {
+		if len(g.Resolve) > 253 || strings.Trim(g.Resolve, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != "" ||
+			strings.HasPrefix(g.Resolve, "-") || strings.HasPrefix(g.Resolve, ".") {
+			return nil, fmt.Errorf("guest resolve %q: want a host name (letters, digits, '-' and '.'), e.g. job-host.example", g.Resolve)
+		}
+		fmt.Fprintf(&b, "VMPOOL_RESOLVE=%s\n", g.Resolve)
 	}
 	if g.Halt {
 		b.WriteString("VMPOOL_HALT=1\n")

@@ -141,16 +141,17 @@ func TestConfigRejects(t *testing.T) {
 		{Address: "10.99.0.2"}, {Address: "fe80::1/64"}, {Address: "10.0.0.1/24; reboot"},
 		{Gateway: "10.0.0.1"}, {Address: "10.0.0.2/24", Gateway: "x"},
 		{Host: "10.0.2.2"}, {Host: "example.com:80"}, {Host: "10.0.2.2:0"}, {Host: "10.0.2.2:70000"}, {Host: "10.0.2.2:1$(x)"},
+		{Resolve: "a;reboot"}, {Resolve: "-x.example"}, {Resolve: "$(x).example"}, {Resolve: "a b"},
 	} {
 		if _, err := g.config(); err == nil {
 			t.Errorf("config(%+v) accepted", g)
 		}
 	}
-	c, err := Guest{Address: "10.99.0.2/24", Gateway: "10.99.0.1", Host: "10.99.0.1:7000"}.config()
+	c, err := Guest{Address: "10.99.0.2/24", Gateway: "10.99.0.1", Host: "10.99.0.1:7000", Resolve: "job-input.example"}.config()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"VMPOOL_ADDRESS=10.99.0.2/24\n", "VMPOOL_GATEWAY=10.99.0.1\n", "VMPOOL_HOST=10.99.0.1\nVMPOOL_PORT=7000\n"} {
+	for _, want := range []string{"VMPOOL_ADDRESS=10.99.0.2/24\n", "VMPOOL_GATEWAY=10.99.0.1\n", "VMPOOL_HOST=10.99.0.1\nVMPOOL_PORT=7000\n", "VMPOOL_RESOLVE=job-input.example\n"} {
 		if !strings.Contains(string(c), want) {
 			t.Errorf("config lacks %q:\n%s", want, c)
 		}

@@ -28,6 +28,8 @@ type Report struct {
 	Addr        string   // its IPv4 address with prefix, e.g. "10.0.2.15/24"
 	Gateway     string   // default route
 	Reply       string   // first line the host answered
+	DNS         string   // the DNS servers the DHCP lease named, space separated
+	Resolved    string   // Guest.Resolve's first IPv4 address, "" if it had none
 	DataDev     string   // where the report went, e.g. "/dev/vda1"
 	Errors      string   // what went wrong, "; "-separated; "" when nothing did
 	Uptime      float64  // seconds since the kernel started, when the report was written
@@ -120,6 +122,7 @@ func parseReport(b []byte) (*Report, error) {
 	r.NICs = strings.Fields(r.Fields["nics"])
 	r.MAC, r.Net, r.Addr = r.Fields["mac"], r.Fields["net"], r.Fields["addr"]
 	r.Gateway, r.Reply, r.DataDev, r.Errors = r.Fields["gateway"], r.Fields["reply"], r.Fields["data"], r.Fields["errors"]
+	r.DNS, r.Resolved = r.Fields["dns"], r.Fields["resolved"]
 	r.Uptime, _ = strconv.ParseFloat(r.Fields["uptime"], 64)
 	return r, nil
 }

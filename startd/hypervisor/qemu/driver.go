@@ -40,6 +40,9 @@ type Config struct {
 	// Accel is "kvm" or "tcg"; "" or "auto" picks one with ChooseAccel:
 	// kvm when /dev/kvm is usable hardware virtualisation, tcg otherwise.
 	Accel string
+	// Bridge is VM_NETWORKING_BRIDGE_INTERFACE, the host bridge bridged
+	// VMs' taps join: Probe offers bridge only when it is a bridge.
+	Bridge string
 	// RuntimeDir holds QMP sockets whose path under Spec.Dir would be too
 	// long for a unix socket address; "" is os.TempDir().
 	RuntimeDir string
@@ -118,8 +121,10 @@ func (d *Driver) Probe(ctx context.Context) (hypervisor.Fingerprint, error) {
 		fp.Attrs["accel_reason"] = why
 	}
 	fp.Networking = []string{"nat"}
-	if bridgeUsable() {
+	if note := d.bridgeProblem(); note == "" {
 		fp.Networking = append(fp.Networking, "bridge")
+	} else {
+		fp.NetworkingNote = note
 	}
 	switch {
 	case accel != "kvm" && accel != "tcg":

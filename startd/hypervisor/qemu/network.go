@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -164,15 +165,86 @@ func openTap(bridge string) (*os.File, string, error) {
 	return f, name, nil
 }
 
-// bridgeUsable reports whether this process can give VMs bridged
-// networking: it must be root (to make taps and add them to a bridge) and
-// the tun device must exist.
-func bridgeUsable() bool {
+// bridgeProblem says why this process cannot give VMs bridged networking,
+// "" when it can: it must be root (to make taps and add them to a
+// bridge), the tun device must exist, and so must the configured bridge
+// (when one is configured), as a bridge. A machine that advertised bridge
+// without its bridge matched every bridge job, failed to start each, and
+// was disabled for VM_RECHECK_INTERVAL, NAT jobs and all.
+func (d *Driver) bridgeProblem() string {
 	if os.Geteuid() != 0 {
-		return false
+		return fmt.Sprintf("bridge needs a startd running as root (CAP_NET_ADMIN, to create tap devices); it runs as uid %d", os.Geteuid())
 	}
-	_, err := os.Stat("/dev/net/tun")
-	return err == nil
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Sprintf("bridge needs /dev/net/tun: %v (modprobe tun)", err)
+	}
+	br := d.cfg.Bridge
+	if br == "" {
+		return ""
+	}
+	kind, err := linkKind(br)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("VM_NETWORKING_BRIDGE_INTERFACE = %s: %v; create the bridge (ip link add %s type bridge; ip link set %s up) or name an existing one", br, err, br, br)
+	case kind != "bridge":
+		what := "a plain interface"
+		if kind != "" {
+			what = "a " + kind + " interface"
+		}
+		return fmt.Sprintf("VM_NETWORKING_BRIDGE_INTERFACE = %s: %s, not a bridge; name the host bridge guests join (e.g. br0, with %s among its ports)", br, what, br)
+	}
+	return ""
+}
+
+// linkKind returns the kind of network interface name ("bridge", "veth",
+// ...; "" for a plain device) as rtnetlink gives it (IFLA_INFO_KIND in
+// IFLA_LINKINFO), which is right in any network namespace, unlike
+// /sys/class/net.
+func linkKind(name string) (string, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return "", fmt.Errorf("no interface %q: %w", name, err)
+	}
+	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
+	if err != nil {
+		return "", fmt.Errorf("list interfaces: %w", err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(rib)
+	if err != nil {
+		return "", fmt.Errorf("list interfaces: %w", err)
+	}
+	const iflaLinkInfo, iflaInfoKind = 18, 1
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg {
+			continue
+		}
+		if ifi := (*syscall.IfInfomsg)(unsafe.Pointer(&m.Data[0])); int(ifi.Index) != ifc.Index {
+			continue
+		}
+		attrs, err := syscall.ParseNetlinkRouteAttr(m)
+		if err != nil {
+			return "", fmt.Errorf("interface %s: %w", name, err)
+		}
+		for _, a := range attrs {
+			if a.Attr.Type != iflaLinkInfo {
+				continue
+			}
+			for b := a.Value; len(b) >= 4; {
+				l := int(*(*uint16)(unsafe.Pointer(&b[0])))
+				typ := *(*uint16)(unsafe.Pointer(&b[2]))
+				if l < 4 || l > len(b) {
+					break
+				}
+				if typ == iflaInfoKind {
+					return strings.TrimRight(string(b[4:l]), "\x00"), nil
+				}
+				b = b[min((l+3)&^3, len(b)):]
+			}
+		}
+		return "", nil
+	}
+	return "", fmt.Errorf("interface %s: not in the kernel's list of links", name)
 }
 
 // netArgs gives the guest a virtio NIC on QEMU's user-mode NAT, or on the

@@ -1,11 +1,13 @@
 package qemu
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,5 +108,39 @@ func TestTapNeedsRoot(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "uid 65534") && os.Geteuid() == 0 {
 		t.Errorf("error %q does not say which user the startd runs as", err)
+	}
+}
+
+// TestProbeBridge: a root startd offers bridge only when
+// VM_NETWORKING_BRIDGE_INTERFACE is a bridge. One that advertised bridge
+// with its bridge missing (or naming the host's NIC) matched bridge jobs
+// it could not start, and each failure disabled the machine's VMs.
+func TestProbeBridge(t *testing.T) {
+	if !inNetns(t) {
+		return
+	}
+	ipCmd(t, "link", "add", "br0", "type", "bridge")
+	ipCmd(t, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+	for _, tc := range []struct {
+		bridge string
+		offer  bool
+		note   string
+	}{
+		{"br0", true, ""},
+		{"", true, ""}, // no bridge configured: the startd's configuration check speaks
+		{"nosuchbr", false, "VM_NETWORKING_BRIDGE_INTERFACE = nosuchbr: no interface"},
+		{"veth0", false, "VM_NETWORKING_BRIDGE_INTERFACE = veth0: a veth interface, not a bridge"},
+		{"lo", false, "VM_NETWORKING_BRIDGE_INTERFACE = lo: a plain interface, not a bridge"},
+	} {
+		fp, err := New(Config{Bridge: tc.bridge}).Probe(context.Background())
+		if err != nil || !fp.Detected {
+			t.Fatalf("Probe: %v, %+v (source scripts/setup.sh installs QEMU)", err, fp)
+		}
+		if got := slices.Contains(fp.Networking, "bridge"); got != tc.offer || !slices.Contains(fp.Networking, "nat") {
+			t.Errorf("bridge %q: Networking = %q, want bridge offered %v (and nat)", tc.bridge, fp.Networking, tc.offer)
+		}
+		if !strings.HasPrefix(fp.NetworkingNote, tc.note) || (tc.note == "") != (fp.NetworkingNote == "") {
+			t.Errorf("bridge %q: NetworkingNote %q, want it to start %q", tc.bridge, fp.NetworkingNote, tc.note)
+		}
 	}
 }
