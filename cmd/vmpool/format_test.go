@@ -276,3 +276,28 @@ func TestAdFormatsThatDoNotGoTogether(t *testing.T) {
 		t.Fatalf("-af with -format: %v", a.err)
 	}
 }
+
+// TestStatusVMColumns: status -vm's columns line up under their header,
+// a machine offering both networking types ("nat,bridge") included.
+func TestStatusVMColumns(t *testing.T) {
+	ad, err := classad.ParseAd(`[ Name = "slot1@startd1"; VM_Type = "kvm"; VM_Networking = true; VM_Networking_Types = "nat,bridge"; State = "Unclaimed"; Activity = "Idle"; VM_Memory = 512 ]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := vmRow(ad, 0, "0+00:00:05")
+	for _, col := range []string{"State", "Activity", "ActvtyTime"} {
+		want := strings.Index(vmHeader, col)
+		var at int
+		switch col {
+		case "State":
+			at = strings.Index(row, "Unclaimed")
+		case "Activity":
+			at = strings.Index(row, "Idle")
+		case "ActvtyTime":
+			at = strings.Index(row, "0+00:00:05")
+		}
+		if at != want {
+			t.Errorf("%s is at column %d of the row, under %d of the header:\n%s%s", col, at, want, vmHeader, row)
+		}
+	}
+}

@@ -113,7 +113,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	}
 	if !total {
 		if vm {
-			fmt.Fprintf(w, "%-22s %-7s %-9s %-10s %-9s %6s %6s %s\n\n", "Name", "VmType", "Network", "State", "Activity", "LoadAv", "VMMem", "ActvtyTime")
+			fmt.Fprintln(w, vmHeader)
 		} else {
 			fmt.Fprintf(w, "%-22s %-7s %-7s %-10s %-9s %6s %6s %s\n\n", "Name", "OpSys", "Arch", "State", "Activity", "LoadAv", "Mem", "ActvtyTime")
 		}
@@ -121,12 +121,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 			load, _ := ad.Eval("LoadAvg").RealValue()
 			act := fmtDuration(now - intAttr(ad, "EnteredCurrentActivity"))
 			if vm {
-				network := "none"
-				if b, _ := ad.EvalBool("VM_Networking"); b {
-					network = strAttr(ad, "VM_Networking_Types")
-				}
-				fmt.Fprintf(w, "%-22s %-7s %-9s %-10s %-9s %6.3f %6d %s\n", strAttr(ad, "Name"), strAttr(ad, "VM_Type"), network,
-					strAttr(ad, "State"), strAttr(ad, "Activity"), load, intAttr(ad, "VM_Memory"), act)
+				fmt.Fprintln(w, vmRow(ad, load, act))
 			} else {
 				fmt.Fprintf(w, "%-22s %-7s %-7s %-10s %-9s %6.3f %6d %s\n", strAttr(ad, "Name"), strAttr(ad, "OpSys"), strAttr(ad, "Arch"),
 					strAttr(ad, "State"), strAttr(ad, "Activity"), load, intAttr(ad, "Memory"), act)
@@ -242,4 +237,17 @@ func namedMachine(ad *classad.Ad, names []string) bool {
 		}
 	}
 	return false
+}
+
+// vmHeader is status -vm's header; vmRow one slot's line under it (the
+// Network column holds "nat,bridge", which overflowed it by a character).
+var vmHeader = fmt.Sprintf("%-22s %-7s %-10s %-10s %-9s %6s %6s %s\n", "Name", "VmType", "Network", "State", "Activity", "LoadAv", "VMMem", "ActvtyTime")
+
+func vmRow(ad *classad.Ad, load float64, act string) string {
+	network := "none"
+	if b, _ := ad.EvalBool("VM_Networking"); b {
+		network = strAttr(ad, "VM_Networking_Types")
+	}
+	return fmt.Sprintf("%-22s %-7s %-10s %-10s %-9s %6.3f %6d %s", strAttr(ad, "Name"), strAttr(ad, "VM_Type"), network,
+		strAttr(ad, "State"), strAttr(ad, "Activity"), load, intAttr(ad, "VM_Memory"), act)
 }
