@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -243,6 +244,62 @@ func (c *Config) expand(v string, depth int) string {
 		}
 		return val
 	})
+}
+
+// Cycles reports knobs whose $(NAME) references lead back to themselves
+// (A = $(B), B = $(A)): such a value never expands (it was cut off after
+// 16 rounds and read as its literal text, a confusing error about
+// another knob). A knob's reference to itself in its own definition is
+// not one (Set has already put the earlier value in its place).
+func (c *Config) Cycles() error {
+	refs := func(name string) []string {
+		var out []string
+		for _, m := range macroRE.FindAllStringSubmatch(c.values[name], -1) {
+			if m[1] == "" {
+				out = append(out, strings.ToUpper(m[2]))
+			}
+		}
+		return out
+	}
+	const (
+		unseen = iota
+		visiting
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var found []string
+	var visit func(n string)
+	visit = func(n string) {
+		switch state[n] {
+		case visiting:
+			i := slices.Index(path, n)
+			found = append(found, strings.Join(append(slices.Clone(path[i:]), n), " -> "))
+			return
+		case done:
+			return
+		}
+		state[n] = visiting
+		path = append(path, n)
+		for _, r := range refs(n) {
+			visit(r)
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+	}
+	for _, n := range c.Names() {
+		visit(n)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var msgs []string
+	for _, f := range found {
+		first, _, _ := strings.Cut(f, " -> ")
+		msgs = append(msgs, fmt.Sprintf("%s (from %s): its $(...) references go round in a circle (%s), so it has no value; "+
+			"write a value in one of them", first, c.Origin(first), f))
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Has reports whether the knob is known or was set.

@@ -348,3 +348,31 @@ func TestSubsystemPrefixedKnobs(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigCycles: knobs whose $(...) references lead back to themselves
+// have no value; they were cut off after 16 rounds and read as their
+// literal text (VM_MEMORY = "$(B)" is not a whole number, naming
+// neither the circle nor where it was written). Loading them is an error
+// that names the circle and the file and line; a knob that refers to its
+// own earlier value is not a circle.
+func TestConfigCycles(t *testing.T) {
+	if err := NewConfig().Cycles(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pool.conf")
+	if err := os.WriteFile(path, []byte("START = $(START) && (TARGET.Owner != \"mallory\")\nMEM_A = $(MEM_B)\nMEM_B = $(MEM_A)\nVM_MEMORY = $(MEM_A)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runCLI(context.Background(), "", "config", "--config", path, "VM_MEMORY")
+	want := "MEM_A (from " + path + ":2): its $(...) references go round in a circle (MEM_A -> MEM_B -> MEM_A)"
+	if code == 0 || !strings.Contains(errOut, want) {
+		t.Fatalf("vmpool config with a circle: exit %d, %q; want %q", code, errOut, want)
+	}
+	if err := os.WriteFile(path, []byte("START = $(START) && (TARGET.Owner != \"mallory\")\nSTART = $(START) && true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := runCLI(context.Background(), "", "config", "--config", path, "START"); code != 0 || !strings.Contains(out, "mallory") {
+		t.Fatalf("a knob that refers to its own earlier value: exit %d, %q %q", code, out, errOut)
+	}
+}

@@ -159,6 +159,9 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 		}
 		cfg.Set(strings.TrimSpace(k), strings.TrimSpace(v), "--set")
 	}
+	if err := cfg.Cycles(); err != nil {
+		return nil, err
+	}
 	for _, w := range cfg.Unknown() {
 		fmt.Fprintf(c.stderr, "vmpool: WARNING: %s\n", w)
 	}
