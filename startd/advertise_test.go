@@ -250,3 +250,20 @@ func runReady(t *testing.T, ctx context.Context, cancel context.CancelFunc, d *S
 		t.Fatalf("startd stopped: %v", err)
 	}
 }
+
+// mustClaim has d decide the claim request req and fails the test unless
+// it is accepted.
+func mustClaim(t *testing.T, ctx context.Context, d *Startd, req events.ClaimRequest) {
+	t.Helper()
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := d.handleClaim(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.(events.ClaimReply); !r.Accepted {
+		t.Fatalf("claim %s refused: %s", req.ClaimID, r.Reason)
+	}
+}

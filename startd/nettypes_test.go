@@ -3,7 +3,6 @@ package startd
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -100,14 +99,7 @@ func TestJobNetworkIsWhatTheMachineGives(t *testing.T) {
 		t.Helper()
 		req := events.ClaimRequest{ClaimID: fmt.Sprintf("c%d", cluster), Schedd: "schedd", Job: events.JobID{Cluster: cluster}, Slot: slot, Owner: "alice",
 			JobAd: fmt.Sprintf(`[ ClusterId = %d; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100; SimRunSeconds = 3600; VMPARAM_vm_Disk = "%s:hda:w:raw"; JobVMNetworking = true; %s Requirements = true ]`, cluster, disk, extra)}
-		b, _ := json.Marshal(req)
-		rep, err := d.handleClaim(ctx, b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r := rep.(events.ClaimReply); !r.Accepted {
-			t.Fatalf("claim refused: %s", r.Reason)
-		}
+		mustClaim(t, ctx, d, req)
 	}
 	held, err := bus.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"vmpool.ev.startd.s1.job.schedd.2.0." + events.VMFailed}})

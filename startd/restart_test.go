@@ -191,14 +191,7 @@ func restartChildStartd(t *testing.T, env string) {
 		Inputs: []events.FileRef{in},
 		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100;` +
 			` SimRunSeconds = ` + simRun + `; VMPARAM_vm_Disk = "disk.img:hda:w:raw"; Requirements = true ]`}
-	b, _ := json.Marshal(req)
-	rep, err := d.handleClaim(ctx, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := rep.(events.ClaimReply); !r.Accepted {
-		t.Fatalf("claim refused: %s", r.Reason)
-	}
+	mustClaim(t, ctx, d, req)
 	vmEventOf(t, d, "c1", events.VMStarted)
 	fmt.Println(restartMarker)
 	select {} // until killed

@@ -34,14 +34,7 @@ func TestUserlogSummary(t *testing.T) {
 		{Code: userlog.JobExecuting, Cluster: 1, Time: at(12, 0), Host: "<slot1@a>", SlotName: "slot1@a"},
 		{Code: userlog.JobTerminated, Cluster: 1, Time: at(12, 10), RunRemote: cpu(9)},
 	}
-	var log []byte
-	for _, e := range evs {
-		log = append(log, userlog.Format(e, userlog.FormatOptions{})...)
-	}
-	path := filepath.Join(t.TempDir(), "job.log")
-	if err := os.WriteFile(path, log, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeUserLog(t, evs)
 	run := func(args ...string) string {
 		t.Helper()
 		out, errs, code := runCLI(context.Background(), "", append([]string{"userlog"}, args...)...)
@@ -109,14 +102,7 @@ func TestUserlogCountsARunEndedByAShadowException(t *testing.T) {
 		{Code: userlog.JobExecuting, Cluster: 3, Time: at(10, 30), Host: "<slot1@b>", SlotName: "slot1@b"},
 		{Code: userlog.JobTerminated, Cluster: 3, Time: at(10, 40)},
 	}
-	var log []byte
-	for _, e := range evs {
-		log = append(log, userlog.Format(e, userlog.FormatOptions{})...)
-	}
-	path := filepath.Join(t.TempDir(), "job.log")
-	if err := os.WriteFile(path, log, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := writeUserLog(t, evs)
 	out, errs, code := runCLI(context.Background(), "", "userlog", "-debug", path)
 	if code != 0 {
 		t.Fatalf("vmpool userlog: exit %d: %s", code, errs)
@@ -133,4 +119,19 @@ func TestUserlogCountsARunEndedByAShadowException(t *testing.T) {
 	if errs != "" {
 		t.Errorf("vmpool userlog -debug warned: %s", errs)
 	}
+}
+
+// writeUserLog writes evs as a user log in a file of the test's own and
+// returns its path.
+func writeUserLog(t *testing.T, evs []userlog.Event) string {
+	t.Helper()
+	var log []byte
+	for _, e := range evs {
+		log = append(log, userlog.Format(e, userlog.FormatOptions{})...)
+	}
+	path := filepath.Join(t.TempDir(), "job.log")
+	if err := os.WriteFile(path, log, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
