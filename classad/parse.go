@@ -38,13 +38,31 @@ func (e *SyntaxError) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString("expression ")
-	b.WriteString(strconv.Quote(e.Expr))
+	if r := []rune(e.Expr); len(r) > maxQuotedExpr {
+		// A huge expression is shown around the error only: quoted
+		// whole, it would bury the message.
+		from := min(max(e.Col-1-maxQuotedExpr/2, 0), len(r)-maxQuotedExpr)
+		b.WriteString("of ")
+		b.WriteString(strconv.Itoa(len(r)))
+		b.WriteString(" characters, columns ")
+		b.WriteString(strconv.Itoa(from + 1))
+		b.WriteString(" to ")
+		b.WriteString(strconv.Itoa(from + maxQuotedExpr))
+		b.WriteString(" ")
+		b.WriteString(strconv.Quote(string(r[from : from+maxQuotedExpr])))
+	} else {
+		b.WriteString(strconv.Quote(e.Expr))
+	}
 	b.WriteString(": column ")
 	b.WriteString(strconv.Itoa(e.Col))
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
 	return b.String()
 }
+
+// maxQuotedExpr is how much of an expression (in characters) a
+// SyntaxError quotes.
+const maxQuotedExpr = 120
 
 // locate fills in Expr, Line and Col of e from its Offset in src.
 func (e *SyntaxError) locate(src string) *SyntaxError {

@@ -86,6 +86,14 @@ func TestSyntaxErrorText(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "line 4: ") {
 		t.Errorf("multi-line error text = %q", err)
 	}
+	// A huge expression (a 100,000-deep nesting in a submit file) is
+	// quoted around the error only, not whole.
+	deep := strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000)
+	_, err = ParseExpr(deep)
+	if !errors.As(err, &se) || len(err.Error()) > 400 || !strings.Contains(err.Error(), `expression of 200001 characters, columns 441 to 560 "((((`) ||
+		!strings.Contains(err.Error(), "column 501: expression is nested too deeply") {
+		t.Errorf("huge expression's error (%d bytes) = %.400s", len(err.Error()), err)
+	}
 	ad := NewAd()
 	err = ad.SetExpr("Requirements", "Memory >")
 	var ae *AttrError

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -226,8 +227,38 @@ func UserCmdSubject(schedd, verb, user string) string {
 	return CmdSubject(RoleSchedd, schedd, verb) + "." + user
 }
 
+// DaemonConsumer is the name of the durable consumer of the event stream
+// of a schedd or negotiator (role) named name.
+func DaemonConsumer(role, name string) string { return role + "-" + name }
+
+// daemonConsumers are the durable consumers of the daemons that creds
+// name, of the default schedd and negotiator (which a pool identity may
+// run), and extra.
+func daemonConsumers(creds []Credentials, extra []string) []string {
+	out := []string{DaemonConsumer(RoleSchedd, RoleSchedd), DaemonConsumer(RoleNegotiator, RoleNegotiator)}
+	for _, c := range creds {
+		if c.Role == RoleSchedd || c.Role == RoleNegotiator {
+			out = append(out, DaemonConsumer(c.Role, c.Name))
+		}
+	}
+	out = append(out, extra...)
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
 // Permissions are the subjects the server lets identity c use.
 func (c Credentials) Permissions() *server.Permissions {
+	return c.permissions(nil)
+}
+
+// permissions are c's subjects; a user may not touch the durable
+// consumers named in daemons. A user reads the event stream through
+// consumers of their own, which the server cannot tell apart from the
+// daemons' by any pattern; unless denied, a user could pull a schedd's
+// or negotiator's events off its consumer and acknowledge them (the
+// daemon would never see another user's job start or end), delete the
+// consumer, or change its filter.
+func (c Credentials) permissions(daemons []string) *server.Permissions {
 	resp := &server.ResponsePermission{MaxMsgs: -1}
 	allow := func(pub, sub []string) *server.Permissions {
 		return &server.Permissions{
@@ -259,7 +290,13 @@ func (c Credentials) Permissions() *server.Permissions {
 		if c.Role == RoleAdmin {
 			pub = append(pub, "vmpool.cmd.startd.*.drain."+c.Name)
 		}
-		return allow(pub, []string{"vmpool.progress." + c.Name + ".>"})
+		p := allow(pub, []string{"vmpool.progress." + c.Name + ".>"})
+		for _, d := range daemons {
+			api := "$JS.API.CONSUMER."
+			p.Publish.Deny = append(p.Publish.Deny, api+"CREATE."+StreamName+"."+d, api+"CREATE."+StreamName+"."+d+".>",
+				api+"DELETE."+StreamName+"."+d, api+"MSG.NEXT."+StreamName+"."+d, "$JS.ACK."+StreamName+"."+d+".>")
+		}
+		return p
 	case RoleSchedd:
 		pub := append([]string{
 			"vmpool.ev.schedd." + c.Name + ".>",
@@ -293,15 +330,19 @@ func (c Credentials) Permissions() *server.Permissions {
 	return allow(nil, nil) // an unknown role may do nothing
 }
 
-// ServerUsers turns credentials into the server's nkey users.
-func ServerUsers(creds []Credentials) ([]*server.NkeyUser, error) {
+// ServerUsers turns credentials into the server's nkey users. The users
+// may not touch the durable consumers of the daemons of creds, of the
+// default schedd and negotiator, or those named in consumers (the daemons
+// a pool identity runs, named with DaemonConsumer).
+func ServerUsers(creds []Credentials, consumers ...string) ([]*server.NkeyUser, error) {
+	daemons := daemonConsumers(creds, consumers)
 	var out []*server.NkeyUser
 	for _, c := range creds {
 		pub, err := c.PublicKey()
 		if err != nil {
 			return nil, fmt.Errorf("credentials of %s %s: %w", c.Role, c.Name, err)
 		}
-		out = append(out, &server.NkeyUser{Nkey: pub, Permissions: c.Permissions()})
+		out = append(out, &server.NkeyUser{Nkey: pub, Permissions: c.permissions(daemons)})
 	}
 	return out, nil
 }

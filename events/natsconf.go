@@ -22,13 +22,14 @@ func WriteServerConfig(w io.Writer, creds []Credentials, storeDir string) error 
 	b.WriteString("# Add each server's listen, server_name, cluster { ... } and tls { ... } blocks.\n\n")
 	fmt.Fprintf(&b, "jetstream {\n  store_dir: %s\n  # every write reaches the disk before it is acknowledged\n  sync_interval: always\n}\n\n", quoteConf(storeDir))
 	b.WriteString("authorization {\n  users = [\n")
+	daemons := daemonConsumers(creds, nil)
 	for _, c := range creds {
 		pub, err := c.PublicKey()
 		if err != nil {
 			return fmt.Errorf("credentials of %s %s: %w", c.Role, c.Name, err)
 		}
 		fmt.Fprintf(&b, "    # %s %s\n    {\n      nkey: %s\n", c.Role, c.Name, quoteConf(pub))
-		if p := c.Permissions(); p != nil {
+		if p := c.permissions(daemons); p != nil {
 			b.WriteString("      permissions: {\n")
 			writeSubjects(&b, "publish", p.Publish)
 			writeSubjects(&b, "subscribe", p.Subscribe)

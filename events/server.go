@@ -27,6 +27,10 @@ type NATSConfig struct {
 	// Credentials, when any, are the only identities the server lets in,
 	// each with its role's permissions (see Credentials.Permissions).
 	Credentials []Credentials
+	// DaemonConsumers are the durable consumers (DaemonConsumer) of the
+	// daemons that run under the pool identity, which users may not touch
+	// (nor those of the daemons of Credentials; see ServerUsers).
+	DaemonConsumers []string
 	// Cluster, when set, makes the server one of a JetStream cluster.
 	Cluster *ClusterConfig
 	// TLS, when it names a certificate, makes clients connect with TLS.
@@ -151,7 +155,7 @@ func StartNATS(cfg NATSConfig) (*NATSServer, error) {
 		opts.TLSConfig, opts.TLS, opts.TLSVerify, opts.TLSTimeout = tc, true, t.Verify, 5
 	}
 	if len(cfg.Credentials) > 0 {
-		users, err := ServerUsers(cfg.Credentials)
+		users, err := ServerUsers(cfg.Credentials, cfg.DaemonConsumers...)
 		if err != nil {
 			return nil, fmt.Errorf("embedded nats: %w", err)
 		}

@@ -146,7 +146,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	if st, err := n.cfg.Bus.Collector.Status(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(m.ads, prometheus.GaugeValue, float64(st.Values()))
 	}
-	durable := "negotiator-" + n.cfg.Name
+	durable := events.DaemonConsumer(events.RoleNegotiator, n.cfg.Name)
 	if cons, err := n.cfg.Bus.JS.Consumer(ctx, events.StreamName, durable); err == nil {
 		ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(cons.CachedInfo().NumPending), durable)
 	}

@@ -154,7 +154,7 @@ func (n *Negotiator) Run(ctx context.Context) error {
 	g.Go(func() error { return ob.Watch(gctx) })
 	g.Go(func() error {
 		return events.Consume(gctx, n.cfg.Bus.JS, events.ConsumerConfig{
-			Durable:    "negotiator-" + n.cfg.Name,
+			Durable:    events.DaemonConsumer(events.RoleNegotiator, n.cfg.Name),
 			Filters:    []events.SubjectFilter{events.AllOfRole(events.RoleSchedd)},
 			Logger:     n.logger,
 			Handle:     n.handleSchedd,

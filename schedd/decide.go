@@ -43,6 +43,12 @@ type PreparedSubmit struct {
 	event events.Event
 }
 
+// MaxClusterProcs bounds the jobs of one cluster, as vmpool submit does
+// (schedd/submit's default MaxProcs): a request written by hand must not
+// make the schedd build a billion jobs (all of them alike when it names
+// no proc specs).
+const MaxClusterProcs = 1_000_000
+
 // PrepareSubmit checks a submit's payload (names, expressions, input
 // references) and encodes its ClusterSubmitted event; DecidePreparedSubmit
 // then decides it.
@@ -55,6 +61,8 @@ func PrepareSubmit(c SubmitCmd) (PreparedSubmit, error) {
 		return PreparedSubmit{}, fmt.Errorf("owner %q is not a user name: %w", p.Owner, ErrBadSubmit)
 	case p.NumProcs <= 0:
 		return PreparedSubmit{}, fmt.Errorf("submit queues no job (queue 0?): %w", ErrBadSubmit)
+	case p.NumProcs > MaxClusterProcs:
+		return PreparedSubmit{}, fmt.Errorf("submit of %d jobs in one cluster: at most %d are allowed; split the submission: %w", p.NumProcs, MaxClusterProcs, ErrBadSubmit)
 	case len(p.Procs) != 0 && len(p.Procs) != p.NumProcs:
 		return PreparedSubmit{}, fmt.Errorf("%d proc specs for %d procs: %w", len(p.Procs), p.NumProcs, ErrBadRequest)
 	case p.Iwd == "" || !strings.HasPrefix(p.Iwd, "/"):

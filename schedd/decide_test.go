@@ -25,6 +25,23 @@ func TestCheckAttrsRefusesEveryTime(t *testing.T) {
 	}
 }
 
+// TestSubmitOfTooManyJobsRefused: a submit request written by hand (not
+// by vmpool submit, which stops at 1,000,000) with num_procs 1,000,000,000
+// and no proc specs is refused before the schedd builds any job; it had
+// the schedd build a billion jobs (10 GB and counting) and stop serving.
+func TestSubmitOfTooManyJobsRefused(t *testing.T) {
+	p := events.ClusterSubmittedPayload{SubmitID: "s1", Owner: "bob", Iwd: "/home/bob", NumProcs: 1_000_000_000,
+		Attrs: []events.Attr{{Name: "Cmd", Expr: `"x"`}}}
+	_, err := PrepareSubmit(SubmitCmd{Payload: p})
+	if !errors.Is(err, ErrBadSubmit) || !strings.Contains(err.Error(), "1000000000 jobs in one cluster: at most 1000000") {
+		t.Fatalf("got %v, want a bad-submit naming the bound", err)
+	}
+	p.NumProcs = 1_000_000
+	if _, err := PrepareSubmit(SubmitCmd{Payload: p}); err != nil {
+		t.Fatalf("%d jobs refused: %v", p.NumProcs, err)
+	}
+}
+
 // TestMayDeriveCoversEveryAnswer: DecideForeign skips decoding a startd
 // event when mayDerive says no event can come of it; that must hold for
 // every claim state the job may be in, every startd event type, and every

@@ -122,7 +122,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.logEvents, prometheus.GaugeValue, float64(last))
 	ch <- prometheus.MustNewConstMetric(m.acked, prometheus.GaugeValue, float64(acked))
 	ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(last-min(acked, last)))
-	durable := "schedd-" + s.cfg.Name
+	durable := events.DaemonConsumer(events.RoleSchedd, s.cfg.Name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if cons, err := s.cfg.Bus.JS.Consumer(ctx, events.StreamName, durable); err == nil {

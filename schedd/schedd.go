@@ -247,7 +247,7 @@ func (s *Schedd) Run(ctx context.Context) error {
 	}
 	g.Go(func() error {
 		return events.Consume(gctx, s.cfg.Bus.JS, events.ConsumerConfig{
-			Durable: "schedd-" + s.cfg.Name,
+			Durable: events.DaemonConsumer(events.RoleSchedd, s.cfg.Name),
 			Filters: append([]events.SubjectFilter{events.JobsOfSchedd(events.RoleNegotiator, s.cfg.Name)},
 				events.JobEventsOfSchedd(events.RoleStartd, s.cfg.Name, startdTypes...)...),
 			Logger:     s.logger,

@@ -478,7 +478,8 @@ func startPool(ctx context.Context, cfg *Config, listen string, n int, logger *s
 		users, _ = poolUsers(cfg, currentUser())
 	}
 	ns, err := events.StartNATS(events.NATSConfig{Listen: listen, StoreDir: filepath.Join(home, "nats"), Logger: logger, NoSync: !syncAlways, Credentials: creds,
-		TLS: serverTLS(cfg)})
+		DaemonConsumers: []string{events.DaemonConsumer(events.RoleSchedd, cfg.Get("SCHEDD_NAME")), events.DaemonConsumer(events.RoleNegotiator, cfg.Get("NEGOTIATOR_NAME"))},
+		TLS:             serverTLS(cfg)})
 	if err != nil {
 		return nil, err
 	}
