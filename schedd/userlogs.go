@@ -48,8 +48,8 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 			return err
 		}
 		last := s.log.LastIndex()
-		byPath := map[string][]userlog.Event{}
-		owners := map[string]string{} // path -> the user it is written as
+		var entries []logEntry
+		owners := map[string]string{} // path -> the first user it is written as (for a rollback)
 		var order []string
 		err := s.log.Scan(done+1, func(idx uint64, e events.Event) error {
 			if idx > last {
@@ -67,11 +67,11 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 				if path == "" {
 					continue
 				}
-				if _, ok := byPath[path]; !ok {
+				if _, ok := owners[path]; !ok {
 					order = append(order, path)
 					owners[path] = owner
 				}
-				byPath[path] = append(byPath[path], ue)
+				entries = append(entries, logEntry{path: path, owner: owner, ev: ue})
 			}
 			return nil
 		})
@@ -87,12 +87,12 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 			if err := s.log.SetMeta(metaUserLogIntent, b, true); err != nil {
 				return err
 			}
-			for _, path := range order {
+			for _, r := range logRuns(entries) {
 				// As the job's owner: a log = /etc/... must not be written
 				// with root's rights (asuser.go).
-				err := asUser(owners[path], func() error { return appendUserLog(path, byPath[path]) })
+				err := asUser(r.owner, func() error { return appendUserLog(r.path, r.evs) })
 				if err != nil {
-					s.logger.Warn("write user log", "path", path, "owner", owners[path], "err", err)
+					s.logger.Warn("write user log", "path", r.path, "owner", r.owner, "err", err)
 				}
 			}
 		}
@@ -122,6 +122,39 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 			s.cfg.Failpoints.Hit("userlog-after-done")
 		}
 	}
+}
+
+// logEntry is one user log event of a batch, the file it goes to and the
+// user it is written as (its job's owner).
+type logEntry struct {
+	path, owner string
+	ev          userlog.Event
+}
+
+// logRun is events written to one file as one user in one append.
+type logRun struct {
+	path, owner string
+	evs         []userlog.Event
+}
+
+// logRuns groups a batch's entries into appends: a file's events in the
+// order they came, as runs of one owner each. A log two users share (one
+// path in both users' submit files) gets each user's events written as
+// that user: they were all written as the first one's, so one user's
+// events went into a file with the other's rights, or were refused and
+// lost.
+func logRuns(entries []logEntry) []logRun {
+	var runs []logRun
+	last := map[string]int{} // path -> its latest run in runs
+	for _, e := range entries {
+		if i, ok := last[e.path]; ok && runs[i].owner == e.owner {
+			runs[i].evs = append(runs[i].evs, e.ev)
+			continue
+		}
+		last[e.path] = len(runs)
+		runs = append(runs, logRun{path: e.path, owner: e.owner, evs: []userlog.Event{e.ev}})
+	}
+	return runs
 }
 
 // userLogPace is the least time between two passes of the user log
