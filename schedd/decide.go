@@ -71,8 +71,15 @@ func PrepareSubmit(c SubmitCmd) (PreparedSubmit, error) {
 	if err := checkAttrs("", p.Attrs); err != nil {
 		return PreparedSubmit{}, err
 	}
+	if err := checkOwnedAttrs("", p.Attrs, p.Owner); err != nil {
+		return PreparedSubmit{}, err
+	}
 	for i, ps := range p.Procs {
-		if err := checkAttrs(fmt.Sprintf("proc %d: ", i), ps.Attrs); err != nil {
+		where := fmt.Sprintf("proc %d: ", i)
+		if err := checkAttrs(where, ps.Attrs); err != nil {
+			return PreparedSubmit{}, err
+		}
+		if err := checkOwnedAttrs(where, ps.Attrs, p.Owner); err != nil {
 			return PreparedSubmit{}, err
 		}
 	}
@@ -126,6 +133,36 @@ func checkAttrs(where string, attrs []events.Attr) error {
 		// again (half of a single-job submit's time in the schedd).
 		if err := classad.CheckExpr(a.Expr); err != nil {
 			return fmt.Errorf("%sattribute %s: %w: %w", where, a.Name, err, ErrBadSubmit)
+		}
+	}
+	return nil
+}
+
+// scheddOwned are attributes the schedd sets on every job, which a submit
+// request may not give (vmpool submit refuses them as +Name too). The
+// queue's own values shadow them in the schedd's ads, but a proc's were
+// read by the negotiator as they came: a hand-written request from bob
+// with a proc's Owner = "alice" was matched as alice's (against START
+// expressions that name owners), though the startd then saw bob's.
+var scheddOwned = []string{"ClusterId", "ProcId", "GlobalJobId", "QDate"}
+
+// checkOwnedAttrs refuses attrs that give an attribute the schedd owns,
+// or an Owner other than owner (vmpool submit writes the submitter's).
+func checkOwnedAttrs(where string, attrs []events.Attr, owner string) error {
+	for _, a := range attrs {
+		for _, n := range scheddOwned {
+			if strings.EqualFold(a.Name, n) {
+				return fmt.Errorf("%sattribute %s is set by the schedd and cannot be given: %w", where, a.Name, ErrBadSubmit)
+			}
+		}
+		if strings.EqualFold(a.Name, "Owner") {
+			e, err := classad.ParseExpr(a.Expr)
+			if err != nil {
+				return fmt.Errorf("%sattribute Owner: %w: %w", where, err, ErrBadSubmit)
+			}
+			if v, ok := e.Eval(nil, nil).StringValue(); !ok || v != owner {
+				return fmt.Errorf("%sattribute Owner = %s: the submitter is %q: %w", where, a.Expr, owner, ErrBadSubmit)
+			}
 		}
 	}
 	return nil

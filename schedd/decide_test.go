@@ -78,3 +78,37 @@ func TestMayDeriveCoversEveryAnswer(t *testing.T) {
 		t.Error("mayDerive says yes for a job that is gone or holds no claim")
 	}
 }
+
+// TestSubmitCannotForgeOwnedAttributes: a submit request written by hand
+// may not give an attribute the schedd owns, nor an Owner other than the
+// submitter's (the negotiator read a proc's Owner = "alice" from bob as
+// it came, and matched the job as alice's).
+func TestSubmitCannotForgeOwnedAttributes(t *testing.T) {
+	base := func() events.ClusterSubmittedPayload {
+		return events.ClusterSubmittedPayload{SubmitID: "s1", Owner: "bob", Iwd: "/home/bob", NumProcs: 2,
+			Attrs: []events.Attr{{Name: "Owner", Expr: `"bob"`}, {Name: "Cmd", Expr: `"x"`}},
+			Procs: []events.ProcSpec{{}, {}}}
+	}
+	if _, err := PrepareSubmit(SubmitCmd{Payload: base()}); err != nil {
+		t.Fatalf("bob's own submit: %v", err)
+	}
+	for name, edit := range map[string]func(p *events.ClusterSubmittedPayload){
+		"cluster Owner": func(p *events.ClusterSubmittedPayload) { p.Attrs[0].Expr = `"alice"` },
+		"proc Owner": func(p *events.ClusterSubmittedPayload) {
+			p.Procs[1].Attrs = []events.Attr{{Name: "owner", Expr: `"alice"`}}
+		},
+		"proc ClusterId": func(p *events.ClusterSubmittedPayload) {
+			p.Procs[0].Attrs = []events.Attr{{Name: "ClusterId", Expr: "7"}}
+		},
+		"cluster QDate": func(p *events.ClusterSubmittedPayload) {
+			p.Attrs = append(p.Attrs, events.Attr{Name: "QDate", Expr: "0"})
+		},
+		"Owner not text": func(p *events.ClusterSubmittedPayload) { p.Attrs[0].Expr = `Cmd` },
+	} {
+		p := base()
+		edit(&p)
+		if _, err := PrepareSubmit(SubmitCmd{Payload: p}); !errors.Is(err, ErrBadSubmit) {
+			t.Errorf("%s: %v, want a bad submit", name, err)
+		}
+	}
+}
