@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -167,5 +168,105 @@ func TestRejectedSubmitLeavesNoLog(t *testing.T) {
 	run("mine.sub", helloSub)
 	if _, err := os.Stat(filepath.Join(dir, "hello.log")); err != nil {
 		t.Errorf("the user's own log was removed: %v", err)
+	}
+}
+
+// TestDocCommandsAndOptionsExist: every `vmpool COMMAND` (or condor_*
+// link) the README and docs show, in shell blocks and inline code, is a
+// command of vmpool help, and every option given to it there is one its
+// help names (or the start of one, as HTCondor's tools take them
+// abbreviated). The docs named options the help lacked (--creds,
+// --cluster, config -v) and the help named options the docs never did.
+func TestDocCommandsAndOptionsExist(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	// The options each command's help names, without their dashes (-pool
+	// and --pool are one option).
+	helpOpt := regexp.MustCompile(`(?:^|[\s\[|(,])--?([a-z][a-z-]*)`)
+	help := map[string]map[string]bool{}
+	for _, cmd := range commands {
+		out, _, _ := runCLI(t.Context(), "", "help", cmd.name)
+		help[cmd.name] = map[string]bool{}
+		for _, m := range helpOpt.FindAllStringSubmatch(out, -1) {
+			help[cmd.name][m[1]] = true
+		}
+	}
+	use := regexp.MustCompile(`(?:^|[\s(\x60])(?:\./)?(vmpool|condor_[a-z_]+) ([a-z][a-z-]*|-[a-z-]+)`)
+	quoted := regexp.MustCompile(`'[^']*'|"[^"]*"`)
+	option := regexp.MustCompile(`^\[?(--?[a-z][a-z-]*)`)
+	var checked int
+	check := func(where, code string) {
+		for _, m := range use.FindAllStringSubmatchIndex(code, -1) {
+			tool, word := code[m[2]:m[3]], code[m[4]:m[5]]
+			cmd := word
+			if tool != "vmpool" {
+				sub, ok := condorNames[tool]
+				if !ok || strings.HasSuffix(where[:strings.LastIndex(where, ":")], "htcondor-compat.md") {
+					continue // an HTCondor tool vmpool does not answer to, or HTCondor's own options
+				}
+				cmd = sub
+			} else if _, ok := help[cmd]; !ok {
+				t.Errorf("%s: `vmpool %s` is not a command of vmpool help", where, cmd)
+				continue
+			}
+			if cmd == "emulate" {
+				continue // what follows is xl's or vmrun's
+			}
+			rest := code[m[3]:]
+			if tool == "vmpool" {
+				rest = code[m[5]:]
+			}
+			if i := strings.IndexAny(rest, "#|;&>`"); i >= 0 {
+				rest = rest[:i]
+			}
+			for _, f := range strings.Fields(quoted.ReplaceAllString(rest, "")) {
+				o := option.FindStringSubmatch(f)
+				if o == nil {
+					continue
+				}
+				checked++
+				if help[cmd][strings.TrimLeft(o[1], "-")] {
+					continue
+				}
+				t.Errorf("%s: vmpool %s %s: vmpool help %s names no such option", where, cmd, o[1], cmd)
+			}
+		}
+	}
+	inline := regexp.MustCompile("`[^`]+`")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := ""
+		for i, line := range strings.Split(string(b), "\n") {
+			where := fmt.Sprintf("%s:%d", f, i+1)
+			if strings.HasPrefix(line, "```") {
+				if fence == "" {
+					fence = "```" + strings.TrimPrefix(line, "```")
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			switch fence {
+			case "```sh":
+				check(where, line)
+			case "":
+				for _, span := range inline.FindAllString(line, -1) {
+					// A span that starts on one line and ends on the next
+					// pairs the backticks wrongly; commands start spans.
+					if strings.HasPrefix(span, "`vmpool ") || strings.HasPrefix(span, "`./vmpool ") || strings.HasPrefix(span, "`condor_") {
+						check(where, span)
+					}
+				}
+			}
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("only %d options found after commands in the docs: the test no longer reads them", checked)
 	}
 }
