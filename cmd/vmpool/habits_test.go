@@ -269,4 +269,23 @@ func TestDocCommandsAndOptionsExist(t *testing.T) {
 	if checked < 100 {
 		t.Fatalf("only %d options found after commands in the docs: the test no longer reads them", checked)
 	}
+	// And the other way: every option a command's help names is in the docs.
+	var all strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+	}
+	for _, cmd := range commands {
+		for o := range help[cmd.name] {
+			if o == "h" || o == "help" {
+				continue
+			}
+			if !regexp.MustCompile(`(?:^|[^a-z-])--?` + regexp.QuoteMeta(o) + `(?:[^a-z-]|$)`).MatchString(all.String()) {
+				t.Errorf("vmpool help %s names -%s, which neither the README nor docs/ mention", cmd.name, o)
+			}
+		}
+	}
 }
