@@ -289,3 +289,63 @@ func TestDocCommandsAndOptionsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestDocKnobsExist: every knob the README and docs set, in a
+// configuration block (`NAME = value`) or with --set NAME=VALUE, is one of
+// the Knobs table (docs/config.md): an unknown one only draws vmpool's
+// "is not a vmpool knob ... it does nothing" warning.
+func TestDocKnobsExist(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	known := map[string]bool{}
+	for _, k := range Knobs {
+		known[k.Name] = true
+	}
+	assign := regexp.MustCompile(`^\s*([A-Z][A-Z0-9_]*)\s*=`)
+	set := regexp.MustCompile(`--set[ =]([A-Z][A-Z0-9_]*)=`)
+	inlineAssign := regexp.MustCompile("`([A-Z][A-Z0-9_]*) = [^`]+`")
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := ""
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				if fence == "" {
+					fence = "```" + strings.TrimPrefix(line, "```")
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			var names []string
+			if fence == "```" || fence == "```ini" {
+				if m := assign.FindStringSubmatch(line); m != nil {
+					names = append(names, m[1])
+				}
+			}
+			for _, m := range set.FindAllStringSubmatch(line, -1) {
+				names = append(names, m[1])
+			}
+			if fence == "" {
+				for _, m := range inlineAssign.FindAllStringSubmatch(line, -1) {
+					names = append(names, m[1])
+				}
+			}
+			for _, n := range names {
+				seen++
+				if !known[n] && n != "KNOB" && n != "NAME" {
+					t.Errorf("%s:%d: %s is not a vmpool knob (docs/config.md lists them)", f, i+1, n)
+				}
+			}
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("only %d knobs set in the docs: the test no longer finds them", seen)
+	}
+}
