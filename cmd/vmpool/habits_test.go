@@ -349,3 +349,81 @@ func TestDocKnobsExist(t *testing.T) {
 		t.Fatalf("only %d knobs set in the docs: the test no longer finds them", seen)
 	}
 }
+
+// TestDocLinksAndPathsExist: every relative link of the README and docs
+// leads to a file (and its #anchor to a heading of it), and every source
+// path they name in code (`events/auth.go`, `startd/hypervisor/{xen,vmware}`)
+// is in the repository, so a renamed file or heading is caught here.
+func TestDocLinksAndPathsExist(t *testing.T) {
+	root := filepath.Join("..", "..")
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join(root, "README.md"))
+	link := regexp.MustCompile(`\]\(([^)#\s]*)(?:#([^)\s]+))?\)`)
+	path := regexp.MustCompile("`((?:events|schedd|negotiator|startd|classad|vmimage|cmd|scripts|docs)/[A-Za-z0-9_./{},-]*)`")
+	brace := regexp.MustCompile(`\{([^}]*)\}`)
+	slug := func(heading string) string {
+		s := strings.ToLower(strings.TrimSpace(heading))
+		s = regexp.MustCompile(`[^a-z0-9 _-]`).ReplaceAllString(s, "")
+		return strings.ReplaceAll(s, " ", "-")
+	}
+	anchors := func(file string) map[string]bool {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil
+		}
+		m := map[string]bool{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if h := strings.TrimLeft(line, "#"); h != line && strings.HasPrefix(h, " ") {
+				m[slug(h)] = true
+			}
+		}
+		return m
+	}
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target, anchor := m[1], m[2]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			dest := f
+			if target != "" {
+				dest = filepath.Join(filepath.Dir(f), target)
+				if _, err := os.Stat(dest); err != nil {
+					t.Errorf("%s: link to %s: %v", f, target, err)
+					continue
+				}
+			}
+			if anchor != "" && !anchors(dest)[anchor] {
+				t.Errorf("%s: link to %s#%s: no such heading", f, target, anchor)
+			}
+		}
+		for _, m := range path.FindAllStringSubmatch(string(b), -1) {
+			p := m[1]
+			paths := []string{p}
+			if bm := brace.FindStringSubmatchIndex(p); bm != nil {
+				paths = nil
+				for _, alt := range strings.Split(p[bm[2]:bm[3]], ",") {
+					paths = append(paths, p[:bm[0]]+alt+p[bm[1]:])
+				}
+			}
+			for _, p := range paths {
+				n++
+				if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+					t.Errorf("%s: names %s, which is not in the repository", f, p)
+				}
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d links and paths found: the test no longer reads them", n)
+	}
+}
