@@ -427,3 +427,81 @@ func TestDocLinksAndPathsExist(t *testing.T) {
 		t.Fatalf("only %d links and paths found: the test no longer reads them", n)
 	}
 }
+
+// TestDocSeparateDaemonsHaveCredentials: where the README, the docs or
+// the Procfile start `vmpool nats` with POOL_DAEMONS and daemons beside
+// it, every daemon started there is named in POOL_DAEMONS: one that is not
+// gets no credentials and is refused ("this schedd has no credentials").
+// The README's separate daemons named none, and failed as printed.
+func TestDocSeparateDaemonsHaveCredentials(t *testing.T) {
+	root := filepath.Join("..", "..")
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join(root, "README.md"), filepath.Join(root, "Procfile"))
+	daemon := regexp.MustCompile(`\bvmpool (schedd|negotiator|startd)\b(.*)`)
+	nameOpt := regexp.MustCompile(`--name[ =](\S+)`)
+	natsLine := regexp.MustCompile(`\bvmpool nats\b`)
+	defaults := map[string]string{"schedd": "schedd", "negotiator": "negotiator", "startd": "startd1"}
+	blocks := 0
+	check := func(where string, lines []string) {
+		var nats string
+		for _, l := range lines {
+			if natsLine.MatchString(l) {
+				nats = l
+			}
+		}
+		if nats == "" {
+			return
+		}
+		blocks++
+		listed := map[string]bool{}
+		if _, v, ok := strings.Cut(nats, "POOL_DAEMONS="); ok {
+			for _, d := range strings.Split(strings.Fields(v)[0], ",") {
+				listed[strings.TrimSpace(d)] = true
+			}
+		}
+		for _, l := range lines {
+			m := daemon.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			name := defaults[m[1]]
+			if n := nameOpt.FindStringSubmatch(m[2]); n != nil {
+				name = n[1]
+			}
+			if !listed[m[1]+"-"+name] {
+				t.Errorf("%s: %s %s is started beside `%s`, whose POOL_DAEMONS does not name %s-%s: it gets no credentials", where, m[1], name, strings.TrimSpace(nats), m[1], name)
+			}
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, "Procfile") {
+			check(f, strings.Split(string(b), "\n"))
+			continue
+		}
+		var block []string
+		in := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				if in {
+					// A continued line (\) is one command.
+					check(f, strings.Split(strings.ReplaceAll(strings.Join(block, "\n"), "\\\n", " "), "\n"))
+				}
+				in, block = !in, nil
+				continue
+			}
+			if in {
+				block = append(block, line)
+			}
+		}
+	}
+	if blocks < 3 {
+		t.Fatalf("only %d separate-daemon examples found (README, admin guide, Procfile): the test no longer finds them", blocks)
+	}
+}
