@@ -198,6 +198,7 @@ func TestDocCommandsAndOptionsExist(t *testing.T) {
 	quoted := regexp.MustCompile(`'[^']*'|"[^"]*"`)
 	option := regexp.MustCompile(`^\[?(--?[a-z][a-z-]*)`)
 	var checked int
+	shown := map[string]bool{}
 	check := func(where, code string) {
 		for _, m := range use.FindAllStringSubmatchIndex(code, -1) {
 			tool, word := code[m[2]:m[3]], code[m[4]:m[5]]
@@ -212,6 +213,7 @@ func TestDocCommandsAndOptionsExist(t *testing.T) {
 				t.Errorf("%s: `vmpool %s` is not a command of vmpool help", where, cmd)
 				continue
 			}
+			shown[cmd] = true
 			if cmd == "emulate" {
 				continue // what follows is xl's or vmrun's
 			}
@@ -269,7 +271,13 @@ func TestDocCommandsAndOptionsExist(t *testing.T) {
 	if checked < 100 {
 		t.Fatalf("only %d options found after commands in the docs: the test no longer reads them", checked)
 	}
-	// And the other way: every option a command's help names is in the docs.
+	// And the other way: every command of vmpool help is shown in the docs,
+	// and every option a command's help names is in them.
+	for _, cmd := range commands {
+		if !shown[cmd.name] {
+			t.Errorf("vmpool %s is in vmpool help but no doc shows it", cmd.name)
+		}
+	}
 	var all strings.Builder
 	for _, f := range files {
 		b, err := os.ReadFile(f)
