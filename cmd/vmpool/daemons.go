@@ -105,12 +105,7 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		case "metrics":
 			df.sets = append(df.sets, "METRICS_ADDRESS="+a.value(name, val, has))
 		case "h", "help":
-			fmt.Fprintf(c.stdout, "usage: vmpool %s [--metrics HOST:PORT|off] [--home DIR] [--listen HOST:PORT] [--pool URL] [--config FILE|DIR]... [--name NAME] [--set KNOB=VALUE] [--vm-memory MIB] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--log-level debug|info|warn]\n", cmd)
-			if cmd == "nats" {
-				fmt.Fprint(c.stdout, `       vmpool nats --print-config [--home DIR] [--set KNOB=VALUE]   a nats-server configuration admitting the pool's identities
-       vmpool nats --init --pool URL [--home DIR] [--set KNOB=VALUE]  create the pool's stream and buckets on that server
-`)
-			}
+			fmt.Fprint(c.stdout, daemonUsage(cmd))
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
@@ -120,6 +115,30 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		}
 	}
 	return -1
+}
+
+// daemonUsage is the -h text of a daemon command (and of config): the
+// options that command reads.
+func daemonUsage(cmd string) string {
+	const common = "[--config FILE|DIR]... [--set KNOB=VALUE]... [--log-level debug|info|warn|error]"
+	const daemon = "[--pool URL] [--home DIR] [--name NAME] [--creds FILE] [--metrics HOST:PORT|off] " + common
+	switch cmd {
+	case "up":
+		return "usage: vmpool up [--home DIR] [--listen HOST:PORT] [--startds N] [--sim-startds N] [--emulate xen,vmware] [--vm-memory MIB] [--vm-type TYPE] [--metrics HOST:PORT|off] " + common + "\n"
+	case "startd":
+		return "usage: vmpool startd " + daemon + " [--vm-memory MIB] [--vm-type TYPE] [--sim-startds N]\n"
+	case "nats":
+		return "usage: vmpool nats [--home DIR] [--listen HOST:PORT] " + common + `
+       vmpool nats ... --server-name NAME --cluster NAME --cluster-listen HOST:PORT --routes URL,... [--replicas N]   one server of a NATS cluster (docs/cluster.md)
+       vmpool nats --print-config [--home DIR] [--set KNOB=VALUE]   a nats-server configuration admitting the pool's identities
+       vmpool nats --init --pool URL [--home DIR] [--set KNOB=VALUE]  create the pool's stream and buckets on that server
+`
+	case "config":
+		return "usage: vmpool config [-v] [-markdown] [--config FILE|DIR]... [--set KNOB=VALUE]... [--home DIR] [--name NAME] [--vm-memory MIB] [--vm-type TYPE] ... [NAME...]   (condor_config_val)\n" +
+			"  -v         where each value came from (and, with no NAME, what each knob does)\n" +
+			"  -markdown  the configuration reference, docs/config.md\n"
+	}
+	return "usage: vmpool " + cmd + " " + daemon + "\n"
 }
 
 // loadConfig builds the effective configuration for a daemon command.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -167,5 +168,348 @@ func TestRejectedSubmitLeavesNoLog(t *testing.T) {
 	run("mine.sub", helloSub)
 	if _, err := os.Stat(filepath.Join(dir, "hello.log")); err != nil {
 		t.Errorf("the user's own log was removed: %v", err)
+	}
+}
+
+// TestDocCommandsAndOptionsExist: every `vmpool COMMAND` (or condor_*
+// link) the README and docs show, in shell blocks and inline code, is a
+// command of vmpool help, and every option given to it there is one its
+// help names (or the start of one, as HTCondor's tools take them
+// abbreviated). The docs named options the help lacked (--creds,
+// --cluster, config -v) and the help named options the docs never did.
+func TestDocCommandsAndOptionsExist(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	// The options each command's help names, without their dashes (-pool
+	// and --pool are one option).
+	helpOpt := regexp.MustCompile(`(?:^|[\s\[|(,])--?([a-z][a-z-]*)`)
+	help := map[string]map[string]bool{}
+	for _, cmd := range commands {
+		out, _, _ := runCLI(t.Context(), "", "help", cmd.name)
+		help[cmd.name] = map[string]bool{}
+		for _, m := range helpOpt.FindAllStringSubmatch(out, -1) {
+			help[cmd.name][m[1]] = true
+		}
+	}
+	use := regexp.MustCompile(`(?:^|[\s(\x60])(?:\./)?(vmpool|condor_[a-z_]+) ([a-z][a-z-]*|-[a-z-]+)`)
+	quoted := regexp.MustCompile(`'[^']*'|"[^"]*"`)
+	option := regexp.MustCompile(`^\[?(--?[a-z][a-z-]*)`)
+	var checked int
+	shown := map[string]bool{}
+	check := func(where, code string) {
+		for _, m := range use.FindAllStringSubmatchIndex(code, -1) {
+			tool, word := code[m[2]:m[3]], code[m[4]:m[5]]
+			cmd := word
+			if tool != "vmpool" {
+				sub, ok := condorNames[tool]
+				if !ok || strings.HasSuffix(where[:strings.LastIndex(where, ":")], "htcondor-compat.md") {
+					continue // an HTCondor tool vmpool does not answer to, or HTCondor's own options
+				}
+				cmd = sub
+			} else if _, ok := help[cmd]; !ok {
+				t.Errorf("%s: `vmpool %s` is not a command of vmpool help", where, cmd)
+				continue
+			}
+			shown[cmd] = true
+			if cmd == "emulate" {
+				continue // what follows is xl's or vmrun's
+			}
+			rest := code[m[3]:]
+			if tool == "vmpool" {
+				rest = code[m[5]:]
+			}
+			if i := strings.IndexAny(rest, "#|;&>`"); i >= 0 {
+				rest = rest[:i]
+			}
+			for _, f := range strings.Fields(quoted.ReplaceAllString(rest, "")) {
+				o := option.FindStringSubmatch(f)
+				if o == nil {
+					continue
+				}
+				checked++
+				if help[cmd][strings.TrimLeft(o[1], "-")] {
+					continue
+				}
+				t.Errorf("%s: vmpool %s %s: vmpool help %s names no such option", where, cmd, o[1], cmd)
+			}
+		}
+	}
+	inline := regexp.MustCompile("`[^`]+`")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := ""
+		for i, line := range strings.Split(string(b), "\n") {
+			where := fmt.Sprintf("%s:%d", f, i+1)
+			if strings.HasPrefix(line, "```") {
+				if fence == "" {
+					fence = "```" + strings.TrimPrefix(line, "```")
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			switch fence {
+			case "```sh":
+				check(where, line)
+			case "":
+				for _, span := range inline.FindAllString(line, -1) {
+					// A span that starts on one line and ends on the next
+					// pairs the backticks wrongly; commands start spans.
+					if strings.HasPrefix(span, "`vmpool ") || strings.HasPrefix(span, "`./vmpool ") || strings.HasPrefix(span, "`condor_") {
+						check(where, span)
+					}
+				}
+			}
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("only %d options found after commands in the docs: the test no longer reads them", checked)
+	}
+	// And the other way: every command of vmpool help is shown in the docs,
+	// and every option a command's help names is in them.
+	for _, cmd := range commands {
+		if !shown[cmd.name] {
+			t.Errorf("vmpool %s is in vmpool help but no doc shows it", cmd.name)
+		}
+	}
+	var all strings.Builder
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all.Write(b)
+	}
+	for _, cmd := range commands {
+		for o := range help[cmd.name] {
+			if o == "h" || o == "help" {
+				continue
+			}
+			if !regexp.MustCompile(`(?:^|[^a-z-])--?` + regexp.QuoteMeta(o) + `(?:[^a-z-]|$)`).MatchString(all.String()) {
+				t.Errorf("vmpool help %s names -%s, which neither the README nor docs/ mention", cmd.name, o)
+			}
+		}
+	}
+}
+
+// TestDocKnobsExist: every knob the README and docs set, in a
+// configuration block (`NAME = value`) or with --set NAME=VALUE, is one of
+// the Knobs table (docs/config.md): an unknown one only draws vmpool's
+// "is not a vmpool knob ... it does nothing" warning.
+func TestDocKnobsExist(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join("..", "..", "README.md"))
+	known := map[string]bool{}
+	for _, k := range Knobs {
+		known[k.Name] = true
+	}
+	assign := regexp.MustCompile(`^\s*([A-Z][A-Z0-9_]*)\s*=`)
+	set := regexp.MustCompile(`--set[ =]([A-Z][A-Z0-9_]*)=`)
+	inlineAssign := regexp.MustCompile("`([A-Z][A-Z0-9_]*) = [^`]+`")
+	seen := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := ""
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				if fence == "" {
+					fence = "```" + strings.TrimPrefix(line, "```")
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			var names []string
+			if fence == "```" || fence == "```ini" {
+				if m := assign.FindStringSubmatch(line); m != nil {
+					names = append(names, m[1])
+				}
+			}
+			for _, m := range set.FindAllStringSubmatch(line, -1) {
+				names = append(names, m[1])
+			}
+			if fence == "" {
+				for _, m := range inlineAssign.FindAllStringSubmatch(line, -1) {
+					names = append(names, m[1])
+				}
+			}
+			for _, n := range names {
+				seen++
+				if !known[n] && n != "KNOB" && n != "NAME" {
+					t.Errorf("%s:%d: %s is not a vmpool knob (docs/config.md lists them)", f, i+1, n)
+				}
+			}
+		}
+	}
+	if seen < 20 {
+		t.Fatalf("only %d knobs set in the docs: the test no longer finds them", seen)
+	}
+}
+
+// TestDocLinksAndPathsExist: every relative link of the README and docs
+// leads to a file (and its #anchor to a heading of it), and every source
+// path they name in code (`events/auth.go`, `startd/hypervisor/{xen,vmware}`)
+// is in the repository, so a renamed file or heading is caught here.
+func TestDocLinksAndPathsExist(t *testing.T) {
+	root := filepath.Join("..", "..")
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join(root, "README.md"))
+	link := regexp.MustCompile(`\]\(([^)#\s]*)(?:#([^)\s]+))?\)`)
+	path := regexp.MustCompile("`((?:events|schedd|negotiator|startd|classad|vmimage|cmd|scripts|docs)/[A-Za-z0-9_./{},-]*)`")
+	brace := regexp.MustCompile(`\{([^}]*)\}`)
+	slug := func(heading string) string {
+		s := strings.ToLower(strings.TrimSpace(heading))
+		s = regexp.MustCompile(`[^a-z0-9 _-]`).ReplaceAllString(s, "")
+		return strings.ReplaceAll(s, " ", "-")
+	}
+	anchors := func(file string) map[string]bool {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil
+		}
+		m := map[string]bool{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if h := strings.TrimLeft(line, "#"); h != line && strings.HasPrefix(h, " ") {
+				m[slug(h)] = true
+			}
+		}
+		return m
+	}
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(b), -1) {
+			target, anchor := m[1], m[2]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			dest := f
+			if target != "" {
+				dest = filepath.Join(filepath.Dir(f), target)
+				if _, err := os.Stat(dest); err != nil {
+					t.Errorf("%s: link to %s: %v", f, target, err)
+					continue
+				}
+			}
+			if anchor != "" && !anchors(dest)[anchor] {
+				t.Errorf("%s: link to %s#%s: no such heading", f, target, anchor)
+			}
+		}
+		for _, m := range path.FindAllStringSubmatch(string(b), -1) {
+			p := m[1]
+			paths := []string{p}
+			if bm := brace.FindStringSubmatchIndex(p); bm != nil {
+				paths = nil
+				for _, alt := range strings.Split(p[bm[2]:bm[3]], ",") {
+					paths = append(paths, p[:bm[0]]+alt+p[bm[1]:])
+				}
+			}
+			for _, p := range paths {
+				n++
+				if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+					t.Errorf("%s: names %s, which is not in the repository", f, p)
+				}
+			}
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d links and paths found: the test no longer reads them", n)
+	}
+}
+
+// TestDocSeparateDaemonsHaveCredentials: where the README, the docs or
+// the Procfile start `vmpool nats` with POOL_DAEMONS and daemons beside
+// it, every daemon started there is named in POOL_DAEMONS: one that is not
+// gets no credentials and is refused ("this schedd has no credentials").
+// The README's separate daemons named none, and failed as printed.
+func TestDocSeparateDaemonsHaveCredentials(t *testing.T) {
+	root := filepath.Join("..", "..")
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, filepath.Join(root, "README.md"), filepath.Join(root, "Procfile"))
+	daemon := regexp.MustCompile(`\bvmpool (schedd|negotiator|startd)\b(.*)`)
+	nameOpt := regexp.MustCompile(`--name[ =](\S+)`)
+	natsLine := regexp.MustCompile(`\bvmpool nats\b`)
+	defaults := map[string]string{"schedd": "schedd", "negotiator": "negotiator", "startd": "startd1"}
+	blocks := 0
+	check := func(where string, lines []string) {
+		var nats string
+		for _, l := range lines {
+			if natsLine.MatchString(l) {
+				nats = l
+			}
+		}
+		if nats == "" {
+			return
+		}
+		blocks++
+		listed := map[string]bool{}
+		if _, v, ok := strings.Cut(nats, "POOL_DAEMONS="); ok {
+			for _, d := range strings.Split(strings.Fields(v)[0], ",") {
+				listed[strings.TrimSpace(d)] = true
+			}
+		}
+		for _, l := range lines {
+			m := daemon.FindStringSubmatch(l)
+			if m == nil {
+				continue
+			}
+			name := defaults[m[1]]
+			if n := nameOpt.FindStringSubmatch(m[2]); n != nil {
+				name = n[1]
+			}
+			if !listed[m[1]+"-"+name] {
+				t.Errorf("%s: %s %s is started beside `%s`, whose POOL_DAEMONS does not name %s-%s: it gets no credentials", where, m[1], name, strings.TrimSpace(nats), m[1], name)
+			}
+		}
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, "Procfile") {
+			check(f, strings.Split(string(b), "\n"))
+			continue
+		}
+		var block []string
+		in := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				if in {
+					// A continued line (\) is one command.
+					check(f, strings.Split(strings.ReplaceAll(strings.Join(block, "\n"), "\\\n", " "), "\n"))
+				}
+				in, block = !in, nil
+				continue
+			}
+			if in {
+				block = append(block, line)
+			}
+		}
+	}
+	if blocks < 3 {
+		t.Fatalf("only %d separate-daemon examples found (README, admin guide, Procfile): the test no longer finds them", blocks)
 	}
 }

@@ -80,6 +80,10 @@ func (c *cli) config(ctx context.Context, args []string) int {
 //	vmpool image read FILE             what a guest recorded on its disk
 func (c *cli) image(ctx context.Context, args []string) int {
 	const usage = "usage: vmpool image hello FILE | vmpool image count FILE DURATION | vmpool image read FILE"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(c.stdout, usage)
+		return 0
+	}
 	if len(args) < 2 || len(args) != 2 && args[0] != "count" {
 		return c.usageErr("image", usage)
 	}

@@ -63,7 +63,7 @@ func (c *cli) submit(ctx context.Context, args []string) int {
 		case "batch-name", "batch_name":
 			appends = append(appends, "batch_name = "+a.value(o, val, has))
 		case "h", "help":
-			fmt.Fprintln(c.stdout, "usage: vmpool submit [-pool URL] [-name SCHEDD] [-append LINE]... [-batch-name NAME] [-queue ARGS] [-dry-run FILE] [-verbose] [FILE]   (no FILE: the description is read from standard input)")
+			fmt.Fprintln(c.stdout, "usage: vmpool submit [-pool URL] [-name SCHEDD] [-a|-append LINE]... [-batch-name NAME] [-queue ARGS] [-dry-run FILE] [-verbose] [FILE]   (no FILE: the description is read from standard input)")
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s", arg)

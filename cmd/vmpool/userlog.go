@@ -40,7 +40,7 @@ func (c *cli) userlogCmd(ctx context.Context, args []string) int {
 			continue
 		}
 		switch name {
-		case "help":
+		case "h", "help":
 			fmt.Fprintln(c.stdout, usage)
 			return 0
 		case "total", "totals":
