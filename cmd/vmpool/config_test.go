@@ -376,3 +376,31 @@ func TestConfigCycles(t *testing.T) {
 		t.Fatalf("a knob that refers to its own earlier value: exit %d, %q %q", code, out, errOut)
 	}
 }
+
+// TestDaemonOptionsNotTaken: one parser reads every daemon command's
+// options, and an option of another daemon was taken without a word and
+// did nothing (vmpool up --name NAME, --pool URL, --creds FILE; vmpool
+// nats --metrics, --name). Each command now refuses what its usage does
+// not name, and takes what it does.
+func TestDaemonOptionsNotTaken(t *testing.T) {
+	for _, c := range [][]string{
+		{"up", "--name", "x"}, {"up", "--pool", "nats://127.0.0.1:1"}, {"up", "--creds", "/x"},
+		{"nats", "--metrics", "off"}, {"nats", "--name", "x"},
+		{"schedd", "--listen", "127.0.0.1:1"}, {"negotiator", "--vm-memory", "512"},
+	} {
+		_, errOut, code := runCLI(context.Background(), "", c...)
+		if want := "--" + strings.TrimPrefix(c[1], "--") + " is not an option of vmpool " + c[0]; code != 2 || !strings.Contains(errOut, want) {
+			t.Errorf("vmpool %s: exit %d, %q; want exit 2 and %q", strings.Join(c, " "), code, errOut, want)
+		}
+	}
+	for _, cmd := range []string{"up", "nats", "schedd", "negotiator", "startd"} {
+		for _, m := range usageOption.FindAllStringSubmatch(daemonUsage(cmd), -1) {
+			if !daemonTakes(cmd, m[1]) {
+				t.Errorf("vmpool %s refuses --%s, which its usage names", cmd, m[1])
+			}
+		}
+	}
+	if !daemonTakes("nats", "nats") || !daemonTakes("startd", "local-dir") || !daemonTakes("config", "sim-startds") {
+		t.Error("an alias (--nats, --local-dir) or config's options refused")
+	}
+}

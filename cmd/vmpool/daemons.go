@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,8 +114,36 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 		if a.err != nil {
 			return c.usageErr(cmd, "%v", a.err)
 		}
+		if !daemonTakes(cmd, name) {
+			return c.usageErr(cmd, "--%s is not an option of vmpool %s: it would do nothing here (try --help)", name, cmd)
+		}
 	}
 	return -1
+}
+
+// optionAliases are other spellings of daemon options.
+var optionAliases = map[string]string{"local-dir": "home", "nats": "pool", "c": "config"}
+
+var usageOption = regexp.MustCompile(`--([a-z][a-z-]*)`)
+
+// daemonTakes reports whether the daemon command cmd reads option name:
+// whether its usage names it. One parser reads every daemon command's
+// options, and vmpool up took --name, --pool and --creds, and vmpool nats
+// --metrics and --name, without a word, and did nothing with them.
+// vmpool config takes every option (to show what a daemon would read).
+func daemonTakes(cmd, name string) bool {
+	if cmd == "config" {
+		return true
+	}
+	if n, ok := optionAliases[name]; ok {
+		name = n
+	}
+	for _, m := range usageOption.FindAllStringSubmatch(daemonUsage(cmd), -1) {
+		if m[1] == name {
+			return true
+		}
+	}
+	return false
 }
 
 // daemonUsage is the -h text of a daemon command (and of config): the
