@@ -404,3 +404,13 @@ func TestDaemonOptionsNotTaken(t *testing.T) {
 		t.Error("an alias (--nats, --local-dir) or config's options refused")
 	}
 }
+
+// TestHostPort: a bus URL's HOST:PORT whatever its scheme (a TLS pool on
+// port 4222 was told by vmpool up that it was not on the default port).
+func TestHostPort(t *testing.T) {
+	for in, want := range map[string]string{"nats://127.0.0.1:4222": "127.0.0.1:4222", "tls://h:4222": "h:4222", "h:1": "h:1"} {
+		if got := hostPort(in); got != want {
+			t.Errorf("hostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -813,7 +813,7 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.errorf("up", "%v", err)
 	}
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(p.URL, "nats://"))
+	_, port, _ := net.SplitHostPort(hostPort(p.URL))
 	fmt.Fprintf(c.stdout, "vmpool is up: NATS at %s, home %s\n", p.URL, p.Home)
 	if mine := findCredentials(p.Credentials, events.RoleUser, currentUser()); mine != nil {
 		path, err := giveUserCredentials(*mine, p.URL)
@@ -984,4 +984,13 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 		return c.errorf(role, "%v", err)
 	}
 	return 0
+}
+
+// hostPort is a bus URL's HOST:PORT, whatever its scheme (nats://,
+// tls://): a TLS pool on the default port was told it was not on it.
+func hostPort(url string) string {
+	if _, rest, ok := strings.Cut(url, "://"); ok {
+		return rest
+	}
+	return url
 }
