@@ -51,7 +51,7 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 		if len(qf.jobs) > 0 {
 			return c.errorf(cmd, "no job %s in the queue of schedd %s (vmpool history shows jobs that left it)", strings.Join(qf.jobs, ", "), sched)
 		}
-		fmt.Fprintf(c.stdout, "-- Schedd: %s : <%s>\nNo jobs to analyze.\n", sched, strings.TrimPrefix(pc.url, "nats://"))
+		fmt.Fprintf(c.stdout, "-- Schedd: %s : <%s>\nNo jobs to analyze.\n", sched, busAddr(pc.url))
 		return 0
 	}
 	machines, err := pc.ads(ctx, "slot.")
@@ -59,7 +59,7 @@ func (c *cli) analyze(ctx context.Context, args []string) int {
 		return c.errorf(cmd, "%v", err)
 	}
 	sort.SliceStable(machines, func(i, j int) bool { return strAttr(machines[i], "Name") < strAttr(machines[j], "Name") })
-	fmt.Fprintf(c.stdout, "\n-- Schedd: %s : <%s>\n", sched, strings.TrimPrefix(pc.url, "nats://"))
+	fmt.Fprintf(c.stdout, "\n-- Schedd: %s : <%s>\n", sched, busAddr(pc.url))
 	for _, job := range jobs {
 		analyzeJob(c.stdout, job, machines)
 	}

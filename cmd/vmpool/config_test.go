@@ -413,4 +413,8 @@ func TestHostPort(t *testing.T) {
 			t.Errorf("hostPort(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// The banners' <addr>: every URL of a cluster's list, not the first.
+	if got := busAddr("nats://a:4222,nats://b:4222, tls://c:4222"); got != "a:4222,b:4222,c:4222" {
+		t.Errorf("busAddr = %q", got)
+	}
 }

@@ -994,3 +994,13 @@ func hostPort(url string) string {
 	}
 	return url
 }
+
+// busAddr is how a banner shows the bus (condor_q's <addr>): each of its
+// URLs' HOST:PORT ("a:4222,b:4222"); only the first lost its nats://.
+func busAddr(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, u := range parts {
+		parts[i] = hostPort(strings.TrimSpace(u))
+	}
+	return strings.Join(parts, ",")
+}

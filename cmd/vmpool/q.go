@@ -264,7 +264,7 @@ func (c *cli) qTable(ctx context.Context, pc *client, sched, me string, req sche
 	}
 	w := c.stdout
 	if !qf.totals {
-		fmt.Fprintf(w, "\n-- Schedd: %s : <%s> @ %s\n", sched, strings.TrimPrefix(pc.url, "nats://"), time.Now().Format("01/02/06 15:04:05"))
+		fmt.Fprintf(w, "\n-- Schedd: %s : <%s> @ %s\n", sched, busAddr(pc.url), time.Now().Format("01/02/06 15:04:05"))
 		switch {
 		case qf.hold:
 			printHeld(w, ads)

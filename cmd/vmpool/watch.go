@@ -729,7 +729,7 @@ func (w *watcher) draw() {
 	w.drawn = time.Now()
 	var s strings.Builder
 	s.WriteString("\x1b[H\x1b[2J")
-	fmt.Fprintf(&s, "-- Schedd: %s : <%s> @ %s (live; Ctrl-C to stop)\n", w.sched, strings.TrimPrefix(w.url, "nats://"), time.Now().In(w.loc).Format("01/02/06 15:04:05"))
+	fmt.Fprintf(&s, "-- Schedd: %s : <%s> @ %s (live; Ctrl-C to stop)\n", w.sched, busAddr(w.url), time.Now().In(w.loc).Format("01/02/06 15:04:05"))
 	fmt.Fprintf(&s, "%-10s %-14s %11s %6s %5s %5s %5s %6s %-12s %s\n", "OWNER", "BATCH_NAME", "SUBMITTED", "DONE", "RUN", "IDLE", "HOLD", "TOTAL", "JOB_IDS", "PROGRESS")
 	var tot schedd.Totals
 	for _, b := range w.sortedBatches() {
