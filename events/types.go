@@ -136,7 +136,8 @@ type ClaimPayload struct {
 	Removed      bool   `json:"removed,omitempty"`
 	RemoveReason string `json:"remove_reason,omitempty"`
 	// On a ClaimReleased, the CPU and bytes of the run the claim ends (a
-	// VM stopped for a hold or a removal), as in JobEvictedPayload: added
+	// VM stopped for a hold or a removal; on a ClaimLost, a VM its startd
+	// stopped on its own), as in JobEvictedPayload: added
 	// to the job's RemoteUserCpu/RemoteSysCpu and BytesSent/BytesRecvd.
 	// 0 in events recorded before they were.
 	UserCPUNanos int64 `json:"user_cpu_ns,omitempty"`

@@ -155,6 +155,15 @@ func Apply(q *Queue, e events.Event) *Queue {
 		}
 	case events.ClaimLost:
 		j.LastVacateTime = at
+		var p events.ClaimPayload
+		_ = e.Decode(&p)
+		if j.Claim != nil && j.Claim.ID == p.ClaimID {
+			// A VM the startd stopped on its own says what its run used.
+			j.RemoteUserCPU += p.UserCPUNanos
+			j.RemoteSysCPU += p.SysCPUNanos
+			j.BytesSent += p.BytesSent
+			j.BytesRecv += p.BytesRecv
+		}
 		dropClaim(q, j, at)
 		if j.Status == Running {
 			setStatus(j, Idle, at)

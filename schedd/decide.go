@@ -467,6 +467,14 @@ func startdEventFor(schedd string, j *Job, typ string, p events.VMEventPayload) 
 		return []events.Event{mk(events.JobEvicted, events.JobEvictedPayload{ClaimID: cl.ID, Reason: p.Reason, Code: code, SubCode: p.SubCode,
 			UserCPUNanos: p.UserCPUNanos, SysCPUNanos: p.SysCPUNanos, BytesSent: p.BytesIn, BytesRecv: p.BytesOut, Failed: true, Slot: cl.Slot})}
 	case events.VMStopped:
+		if cl.State == ClaimClaimed || cl.State == ClaimRunning {
+			// The schedd did not ask for it: the startd ended the claim on
+			// its own (this schedd had not answered its keepalives within
+			// the job lease). The user log says so (022, 024), as for a
+			// lease that runs out here.
+			return []events.Event{mk(events.ClaimLost, claimEnded(j, events.ClaimPayload{ClaimID: cl.ID, Slot: cl.Slot, Reason: p.Reason,
+				UserCPUNanos: p.UserCPUNanos, SysCPUNanos: p.SysCPUNanos, BytesSent: p.BytesIn, BytesRecv: p.BytesOut}))}
+		}
 		return []events.Event{released}
 	}
 	return nil

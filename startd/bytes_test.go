@@ -119,8 +119,14 @@ func TestKilledRunCountsBytes(t *testing.T) {
 	if _, err := d.handleDeactivate(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if p := vmEventOf(t, d, "c1", events.VMStopped); p.BytesIn != diskBytes {
+	p := vmEventOf(t, d, "c1", events.VMStopped)
+	if p.BytesIn != diskBytes {
 		t.Fatalf("VMStopped %+v: BytesIn %d, want %d (its input disk)", p, p.BytesIn, diskBytes)
+	}
+	// It says why it was killed: a kill the startd decides on itself (a
+	// schedd silent for the job lease) reaches the user log through it.
+	if want := "killed on request (test)"; p.Reason != want {
+		t.Fatalf("VMStopped reason %q, want %q", p.Reason, want)
 	}
 }
 

@@ -1020,6 +1020,10 @@ func (d *Startd) keepalive(ctx context.Context) error {
 	// settled: ended claims their schedd no longer holds (it has recorded
 	// the end); no more keepalives for them.
 	settled := map[string]bool{}
+	// quiet: schedds told of only ended claims that have not answered since
+	// the startd said so once: a schedd stopped for good is not warned of
+	// at every round for as long as its ended claims are kept (an hour).
+	quiet := map[string]bool{}
 	// leases: each claim's JobLeaseDuration, read from its job ad once
 	// (the ad a claim came with never changes); parsing every claim's ad
 	// at every keepalive was a tenth of a full pool's CPU.
@@ -1101,6 +1105,7 @@ func (d *Startd) keepalive(ctx context.Context) error {
 			cancel()
 			if err == nil {
 				lastOK[schedd] = now
+				delete(quiet, schedd)
 				isEnded := map[string]bool{}
 				for _, id := range ended[schedd] {
 					isEnded[id] = true
@@ -1131,7 +1136,16 @@ func (d *Startd) keepalive(ctx context.Context) error {
 					expired = append(expired, c.id)
 				}
 			}
-			d.logger.Warn("keepalive to schedd failed", "schedd", schedd, "err", err, "expired", len(expired))
+			switch {
+			case len(claims) > 0:
+				d.logger.Warn("keepalive to schedd failed", "schedd", schedd, "err", err, "expired", len(expired))
+			case !quiet[schedd]:
+				quiet[schedd] = true
+				d.logger.Warn("keepalive to schedd failed; it holds no running claims of this startd, only ended ones, which are reported to it (without more warnings) when it answers again",
+					"schedd", schedd, "err", err, "ended", len(ended[schedd]))
+			default:
+				d.logger.Debug("keepalive to schedd failed", "schedd", schedd, "err", err, "ended", len(ended[schedd]))
+			}
 			d.stopClaims(ctx, expired, events.ModeKill, "no answer from schedd "+schedd+" within the job lease")
 		}
 		wait := aliveEvery(d.cfg.AliveInterval, shortest())

@@ -435,7 +435,15 @@ func (d *Startd) stopVM(ctx context.Context, log *slog.Logger, vm hypervisor.VM,
 		// Its run counts as any other: the CPU its VM used and the bytes
 		// it brought in go to the job's totals.
 		user, sys := usedCPU(ctx, vm)
-		finish(events.VMStopped, events.VMEventPayload{Reason: "killed on request", BytesIn: bytesIn, UserCPUNanos: user, SysCPUNanos: sys})
+		// Why goes with it: a kill the startd decided on (a schedd silent
+		// for the job lease) reaches the user log through it.
+		reason := "killed on request"
+		d.loop.View(func() {
+			if cur := d.st.Claims[c.Req.ClaimID]; cur != nil && cur.StopReason != "" {
+				reason += " (" + cur.StopReason + ")"
+			}
+		})
+		finish(events.VMStopped, events.VMEventPayload{Reason: reason, BytesIn: bytesIn, UserCPUNanos: user, SysCPUNanos: sys})
 		return
 	}
 	// An evicted VM's event says what CPU it used and what bytes its run

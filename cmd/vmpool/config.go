@@ -380,11 +380,17 @@ func (c *Config) Seconds(name string, errs *[]string) time.Duration {
 
 // List reads a comma/space separated knob.
 func (c *Config) List(name string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(c.Get(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-		out = append(out, strings.ToLower(f))
+	out := c.ListAsWritten(name)
+	for i, f := range out {
+		out[i] = strings.ToLower(f)
 	}
 	return out
+}
+
+// ListAsWritten is a knob's value as a list, as List, but as written: daemon names
+// are case-sensitive (a startd named EXEC01 has subjects of its own).
+func (c *Config) ListAsWritten(name string) []string {
+	return strings.FieldsFunc(c.Get(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 }
 
 // notRead are HTCondor's vm universe knobs vmpool has no use for, with

@@ -63,8 +63,9 @@ func ensureCredentials(cfg *Config, me string) ([]events.Credentials, error) {
 		}
 		want = append(want, events.Credentials{Role: role, Name: u})
 	}
-	for _, d := range cfg.List("POOL_DAEMONS") {
+	for _, d := range cfg.ListAsWritten("POOL_DAEMONS") {
 		role, name, ok := strings.Cut(d, "-")
+		role = strings.ToLower(role)
 		if !ok || (role != events.RoleSchedd && role != events.RoleNegotiator && role != events.RoleStartd) {
 			return nil, fmt.Errorf("POOL_DAEMONS entry %q: write ROLE-NAME with ROLE schedd, negotiator or startd, e.g. startd-node7", d)
 		}

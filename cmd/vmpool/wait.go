@@ -117,8 +117,11 @@ func (c *cli) wait(ctx context.Context, args []string) int {
 			return 1
 		}
 		evs, _ := userlog.Parse(bytes.NewReader(b))
-		submitted := map[events.JobID]bool{}
-		finished := map[events.JobID]bool{}
+		// Counted per job id: a log shared by the jobs of several schedds
+		// holds a 6.0 of each (their cluster ids overlap); it is done when
+		// each has ended.
+		submitted := map[events.JobID]int{}
+		finished := map[events.JobID]int{}
 		for _, e := range evs {
 			id := events.JobID{Cluster: e.Cluster, Proc: e.Proc}
 			if wantCluster != 0 && (e.Cluster != wantCluster || wantProc >= 0 && e.Proc != wantProc) {
@@ -126,16 +129,26 @@ func (c *cli) wait(ctx context.Context, args []string) int {
 			}
 			switch e.Code {
 			case userlog.JobSubmitted:
-				submitted[id] = true
+				submitted[id]++
 			case userlog.JobTerminated, userlog.JobAborted:
-				finished[id] = true
+				finished[id]++
 			}
 		}
+		done, running := 0, 0
+		for id, n := range finished {
+			if s := submitted[id]; s > 0 {
+				n = min(n, s)
+			}
+			done += n
+		}
+		for id, n := range submitted {
+			running += max(n-finished[id], 0)
+		}
 		switch {
-		case num > 0 && len(finished) >= num:
+		case num > 0 && done >= num:
 			fmt.Fprintf(c.stdout, "Specified number of jobs (%d) done.\n", num)
 			return 0
-		case num == 0 && len(submitted) > 0 && len(finished) >= len(submitted):
+		case num == 0 && len(submitted) > 0 && running == 0:
 			fmt.Fprintln(c.stdout, "All jobs done.")
 			return 0
 		case len(submitted) == 0 && giveUp:

@@ -121,6 +121,11 @@ func TestWaitZero(t *testing.T) {
 	held := writeLog(t, filepath.Join(dir, "held.log"), waitSubmitted+waitHeld)
 	empty := writeLog(t, filepath.Join(dir, "empty.log"), "")
 	missing := filepath.Join(dir, "nonexist.log")
+	// One log for the jobs of two schedds (log = jobs.log in submits to
+	// -name a and -name b): a 1.0 of each, one ended. wait used to say
+	// "All jobs done" while the other ran on.
+	shared := writeLog(t, filepath.Join(dir, "shared.log"), waitSubmitted+waitSubmitted+waitTerminated)
+	sharedDone := writeLog(t, filepath.Join(dir, "shared-done.log"), waitSubmitted+waitSubmitted+waitTerminated+waitTerminated)
 	for _, tc := range []struct {
 		name           string
 		args           []string
@@ -132,6 +137,11 @@ func TestWaitZero(t *testing.T) {
 		{"done num", []string{"-wait", "0", "-num", "1", done}, "Specified number of jobs (1) done.\n", "", 0},
 		{"held", []string{"-wait", "0", held}, "Time expired.\n", "", 1},
 		{"held num", []string{"-wait", "0", "-num", "1", held}, "Time expired.\n", "", 1},
+		{"shared", []string{"-wait", "0", shared}, "Time expired.\n", "", 1},
+		{"shared job", []string{"-wait", "0", shared, "1.0"}, "Time expired.\n", "", 1},
+		{"shared num", []string{"-wait", "0", "-num", "1", shared}, "Specified number of jobs (1) done.\n", "", 0},
+		{"shared num 2", []string{"-wait", "0", "-num", "2", shared}, "Time expired.\n", "", 1},
+		{"shared done", []string{"-wait", "0", sharedDone}, "All jobs done.\n", "", 0},
 		{"empty", []string{"-wait", "0", empty}, "", "This log does not mention any jobs!\n", 1},
 		{"other job", []string{"-wait", "0", done, "2"}, "", "This log does not mention that job!\n", 1},
 		{"missing", []string{"-wait", "0", missing}, "", "Couldn't open " + missing + ": No such file or directory\n", 1},

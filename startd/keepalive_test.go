@@ -1,0 +1,75 @@
+package startd
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmpool/vmpool/events"
+	"github.com/vmpool/vmpool/events/eventstest"
+	"github.com/vmpool/vmpool/startd/hypervisor/sim"
+)
+
+// TestKeepaliveToAGoneScheddWarnsOnce: a schedd stopped for good (taken
+// out of the pool) whose claims have all ended is still told of them at
+// every keepalive round, for as long as the startd keeps ended claims (an
+// hour); each failed round used to log a warning, every ALIVE_INTERVAL on
+// every startd it had used. It is said once, then at debug level.
+func TestKeepaliveToAGoneScheddWarnsOnce(t *testing.T) {
+	_, bus := eventstest.Bus(t)
+	var logs lockedBuffer
+	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runReady(t, ctx, cancel, d)
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := bus.PutFile(ctx, "alice", disk, "disk.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A claim of schedd "gone", which nothing serves.
+	req := events.ClaimRequest{ClaimID: "c1", Schedd: "gone", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
+		Inputs: []events.FileRef{in},
+		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100;` +
+			` SimRunSeconds = 3600; VMPARAM_vm_Disk = "disk.img:hda:w:raw"; Requirements = true ]`}
+	b, _ := json.Marshal(req)
+	if rep, err := d.handleClaim(ctx, b); err != nil || !rep.(events.ClaimReply).Accepted {
+		t.Fatalf("claim: %+v, %v", rep, err)
+	}
+	if testing.Verbose() {
+		defer func() { t.Log(logs.String()) }()
+	}
+	vmEventOf(t, d, "c1", events.VMStarted)
+	b, _ = json.Marshal(events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill, Reason: "test"})
+	if _, err := d.handleDeactivate(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	vmEventOf(t, d, "c1", events.VMStopped)
+	const quietRound = `level=DEBUG msg="keepalive to schedd failed" daemon=startd startd=s1`
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(logs.String(), quietRound) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no quiet keepalive rounds for the ended claim of schedd gone:\n%s", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := logs.String()
+	if i := strings.Index(out, quietRound); strings.Count(out[:i], "level=WARN") == 0 || strings.Count(out[i:], "level=WARN") != 0 {
+		t.Fatalf("want warnings only before the quiet rounds (one for the ended claim):\n%s", out)
+	}
+	if n := strings.Count(out, "only ended ones"); n != 1 {
+		t.Fatalf("%d warnings that schedd gone holds only ended claims, want 1:\n%s", n, out)
+	}
+}
