@@ -5,6 +5,19 @@ import (
 	"github.com/vmpool/vmpool/events"
 )
 
+// countClaimRun adds to j's totals the CPU and bytes of the run a claim
+// event (ClaimLost, ClaimReleased) of j's current claim reports.
+func countClaimRun(j *Job, e events.Event) {
+	var p events.ClaimPayload
+	_ = e.Decode(&p)
+	if j.Claim != nil && j.Claim.ID == p.ClaimID {
+		j.RemoteUserCPU += p.UserCPUNanos
+		j.RemoteSysCPU += p.SysCPUNanos
+		j.BytesSent += p.BytesSent
+		j.BytesRecv += p.BytesRecv
+	}
+}
+
 // Apply folds one event into the queue and returns it. It is pure and
 // total: no clock, no I/O; an event it cannot use (an input record, a
 // stale claim) changes nothing. The live schedd, replay and tests all fold
@@ -155,15 +168,8 @@ func Apply(q *Queue, e events.Event) *Queue {
 		}
 	case events.ClaimLost:
 		j.LastVacateTime = at
-		var p events.ClaimPayload
-		_ = e.Decode(&p)
-		if j.Claim != nil && j.Claim.ID == p.ClaimID {
-			// A VM the startd stopped on its own says what its run used.
-			j.RemoteUserCPU += p.UserCPUNanos
-			j.RemoteSysCPU += p.SysCPUNanos
-			j.BytesSent += p.BytesSent
-			j.BytesRecv += p.BytesRecv
-		}
+		// A VM the startd stopped on its own says what its run used.
+		countClaimRun(j, e)
 		dropClaim(q, j, at)
 		if j.Status == Running {
 			setStatus(j, Idle, at)
@@ -172,15 +178,8 @@ func Apply(q *Queue, e events.Event) *Queue {
 			leaveQueue(q, j)
 		}
 	case events.ClaimReleased:
-		var p events.ClaimPayload
-		_ = e.Decode(&p)
-		if j.Claim != nil && j.Claim.ID == p.ClaimID {
-			// The run's CPU and bytes count as an evicted run's do.
-			j.RemoteUserCPU += p.UserCPUNanos
-			j.RemoteSysCPU += p.SysCPUNanos
-			j.BytesSent += p.BytesSent
-			j.BytesRecv += p.BytesRecv
-		}
+		// The run's CPU and bytes count as an evicted run's do.
+		countClaimRun(j, e)
 		dropClaim(q, j, at)
 		if j.Status == Running {
 			setStatus(j, Idle, at)

@@ -44,11 +44,7 @@ func TestHoldBeforeLaterQueue(t *testing.T) {
 // (vm_memory is incorrectly specified ("16    # MiB"), vm_disk has 7
 // fields); the admin guide's TLS knobs took theirs into the paths.
 func TestDocExamplesNoTrailingComments(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, filepath.Join("..", "..", "README.md"))
+	files := docFiles(t)
 	assign := regexp.MustCompile(`^\s*[+A-Za-z][A-Za-z0-9_.]*\s*=\s*\S.*\s#`)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -178,11 +174,7 @@ func TestRejectedSubmitLeavesNoLog(t *testing.T) {
 // abbreviated). The docs named options the help lacked (--creds,
 // --cluster, config -v) and the help named options the docs never did.
 func TestDocCommandsAndOptionsExist(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, filepath.Join("..", "..", "README.md"))
+	files := docFiles(t)
 	// The options each command's help names, without their dashes (-pool
 	// and --pool are one option).
 	helpOpt := regexp.MustCompile(`(?:^|[\s\[|(,])--?([a-z][a-z-]*)`)
@@ -303,11 +295,7 @@ func TestDocCommandsAndOptionsExist(t *testing.T) {
 // the Knobs table (docs/config.md): an unknown one only draws vmpool's
 // "is not a vmpool knob ... it does nothing" warning.
 func TestDocKnobsExist(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, filepath.Join("..", "..", "README.md"))
+	files := docFiles(t)
 	known := map[string]bool{}
 	for _, k := range Knobs {
 		known[k.Name] = true
@@ -512,4 +500,14 @@ func TestDocSeparateDaemonsHaveCredentials(t *testing.T) {
 	if blocks < 3 {
 		t.Fatalf("only %d separate-daemon examples found (README, admin guide, Procfile): the test no longer finds them", blocks)
 	}
+}
+
+// docFiles are the README and docs/*.md, as the doc tests read them.
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(files, filepath.Join("..", "..", "README.md"))
 }
