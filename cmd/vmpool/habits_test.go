@@ -352,11 +352,7 @@ func TestDocKnobsExist(t *testing.T) {
 // is in the repository, so a renamed file or heading is caught here.
 func TestDocLinksAndPathsExist(t *testing.T) {
 	root := filepath.Join("..", "..")
-	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, filepath.Join(root, "README.md"))
+	files := docFiles(t)
 	link := regexp.MustCompile(`\]\(([^)#\s]*)(?:#([^)\s]+))?\)`)
 	path := regexp.MustCompile("`((?:events|schedd|negotiator|startd|classad|vmimage|cmd|scripts|docs)/[A-Za-z0-9_./{},-]*)`")
 	brace := regexp.MustCompile(`\{([^}]*)\}`)
@@ -431,11 +427,7 @@ func TestDocLinksAndPathsExist(t *testing.T) {
 // The README's separate daemons named none, and failed as printed.
 func TestDocSeparateDaemonsHaveCredentials(t *testing.T) {
 	root := filepath.Join("..", "..")
-	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files = append(files, filepath.Join(root, "README.md"), filepath.Join(root, "Procfile"))
+	files := append(docFiles(t), filepath.Join(root, "Procfile"))
 	daemon := regexp.MustCompile(`\bvmpool (schedd|negotiator|startd)\b(.*)`)
 	nameOpt := regexp.MustCompile(`--name[ =](\S+)`)
 	natsLine := regexp.MustCompile(`\bvmpool nats\b`)
