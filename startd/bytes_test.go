@@ -110,12 +110,9 @@ func TestKilledRunCountsBytes(t *testing.T) {
 		Inputs: []events.FileRef{in},
 		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100;` +
 			` SimRunSeconds = 3600; VMPARAM_vm_Disk = "disk.img:hda:w:raw"; Requirements = true ]`}
-	b, _ := json.Marshal(req)
-	if rep, err := d.handleClaim(ctx, b); err != nil || !rep.(events.ClaimReply).Accepted {
-		t.Fatalf("claim: %+v, %v", rep, err)
-	}
+	mustClaim(t, ctx, d, req)
 	vmEventOf(t, d, "c1", events.VMStarted)
-	b, _ = json.Marshal(events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill, Reason: "test"})
+	b, _ := json.Marshal(events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill, Reason: "test"})
 	if _, err := d.handleDeactivate(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -150,10 +147,7 @@ func TestShutdownVacateSaysWhy(t *testing.T) {
 	req := events.ClaimRequest{ClaimID: "c1", Schedd: "schedd", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
 		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100; JobVMCheckpoint = true;` +
 			` SimRunSeconds = 3600; SimCheckpointBytes = 4096; VMPARAM_vm_Disk = "/dev/null:hda:r:raw"; Requirements = true ]`}
-	b, _ := json.Marshal(req)
-	if rep, err := d.handleClaim(ctx, b); err != nil || !rep.(events.ClaimReply).Accepted {
-		t.Fatalf("claim: %+v, %v", rep, err)
-	}
+	mustClaim(t, ctx, d, req)
 	vmEventOf(t, d, "c1", events.VMStarted)
 	cancel()
 	if err := <-done; err != nil {

@@ -44,15 +44,12 @@ func TestKeepaliveToAGoneScheddWarnsOnce(t *testing.T) {
 		Inputs: []events.FileRef{in},
 		JobAd: `[ ClusterId = 1; ProcId = 0; Owner = "alice"; JobVMType = "sim"; JobVMMemory = 100;` +
 			` SimRunSeconds = 3600; VMPARAM_vm_Disk = "disk.img:hda:w:raw"; Requirements = true ]`}
-	b, _ := json.Marshal(req)
-	if rep, err := d.handleClaim(ctx, b); err != nil || !rep.(events.ClaimReply).Accepted {
-		t.Fatalf("claim: %+v, %v", rep, err)
-	}
+	mustClaim(t, ctx, d, req)
 	if testing.Verbose() {
 		defer func() { t.Log(logs.String()) }()
 	}
 	vmEventOf(t, d, "c1", events.VMStarted)
-	b, _ = json.Marshal(events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill, Reason: "test"})
+	b, _ := json.Marshal(events.DeactivateRequest{ClaimID: "c1", Mode: events.ModeKill, Reason: "test"})
 	if _, err := d.handleDeactivate(ctx, b); err != nil {
 		t.Fatal(err)
 	}
