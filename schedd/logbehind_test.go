@@ -1,8 +1,6 @@
 package schedd
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -18,34 +16,10 @@ import (
 // of it, with nothing said anywhere.
 func TestLogBehindBusStopsTheSchedd(t *testing.T) {
 	_, bus := eventstest.Bus(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	newer := events.New(events.ClusterSubmitted, nil).ForCluster("schedd", 9)
-	newer.V, newer.Source, newer.Seq, newer.Time = events.Version, "schedd", 9, time.Now().UnixNano()
-	if err := eventstest.Publish(ctx, bus.JS, events.RoleSchedd, newer); err != nil {
-		t.Fatal(err)
-	}
+	eventstest.PublishAhead(t, bus, events.RoleSchedd, "schedd", events.New(events.ClusterSubmitted, nil).ForCluster("schedd", 9))
 	s, err := New(Config{Dir: t.TempDir(), Bus: bus, AdInterval: time.Hour, PolicyInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	select {
-	case err := <-done:
-		if !errors.Is(err, events.ErrLogBehindBus) {
-			t.Fatalf("schedd ended with %v, want ErrLogBehindBus", err)
-		}
-		// Before it served: it recorded nothing that would reuse a
-		// sequence number the bus has.
-		select {
-		case <-s.Ready():
-			t.Fatal("the schedd served before its log was found behind the bus")
-		default:
-		}
-	case <-time.After(10 * time.Second):
-		cancel()
-		<-done
-		t.Fatal("the schedd served on for 10 s with its outbox stopped (the bus is ahead of its log)")
-	}
+	eventstest.StopsBehindBus(t, "schedd", s.Run, s.Ready())
 }

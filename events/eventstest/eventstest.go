@@ -5,6 +5,7 @@ package eventstest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -62,4 +63,44 @@ func Bus(t testing.TB) (*events.NATSServer, *events.Bus) {
 		t.Fatal(err)
 	}
 	return s, b
+}
+
+// PublishAhead puts e on the bus as event 9 of daemon source (of role): a
+// newer event than a fresh log of that daemon holds, as the bus has after
+// a home is restored from an old backup.
+func PublishAhead(t testing.TB, bus *events.Bus, role, source string, e events.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e.V, e.Source, e.Seq, e.Time = events.Version, source, 9, time.Now().UnixNano()
+	if err := Publish(ctx, bus.JS, role, e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StopsBehindBus runs a daemon whose log is behind the bus (run is its
+// Run, ready its Ready) and fails t unless it ends with
+// events.ErrLogBehindBus within 10 s, before it served: serving, it could
+// record an event that reuses a sequence number the bus has.
+func StopsBehindBus(t testing.TB, daemon string, run func(context.Context) error, ready <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, events.ErrLogBehindBus) {
+			t.Fatalf("%s ended with %v, want ErrLogBehindBus", daemon, err)
+		}
+		select {
+		case <-ready:
+			t.Fatalf("the %s served before its log was found behind the bus", daemon)
+		default:
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		<-done
+		t.Fatalf("the %s served on for 10 s with its outbox stopped (the bus is ahead of its log)", daemon)
+	}
 }
