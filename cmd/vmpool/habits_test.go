@@ -44,30 +44,14 @@ func TestHoldBeforeLaterQueue(t *testing.T) {
 // (vm_memory is incorrectly specified ("16    # MiB"), vm_disk has 7
 // fields); the admin guide's TLS knobs took theirs into the paths.
 func TestDocExamplesNoTrailingComments(t *testing.T) {
-	files := docFiles(t)
 	assign := regexp.MustCompile(`^\s*[+A-Za-z][A-Za-z0-9_.]*\s*=\s*\S.*\s#`)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	docLines(t, docFiles(t), func(where, line, fence string) {
+		// Plain blocks hold submit descriptions and configuration;
+		// shell blocks' comments are the shell's.
+		if (fence == "```" || fence == "```ini") && assign.MatchString(line) {
+			t.Errorf("%s: a comment after a value becomes part of it; put it on its own line: %s", where, line)
 		}
-		fence := ""
-		for i, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "```") {
-				if fence == "" {
-					fence = "```" + strings.TrimPrefix(line, "```") // the block's language, if any
-				} else {
-					fence = ""
-				}
-				continue
-			}
-			// Plain blocks hold submit descriptions and configuration;
-			// shell blocks' comments are the shell's.
-			if (fence == "```" || fence == "```ini") && assign.MatchString(line) {
-				t.Errorf("%s:%d: a comment after a value becomes part of it; put it on its own line: %s", f, i+1, line)
-			}
-		}
-	}
+	})
 }
 
 // TestAutoformatUpperCaseLetter: condor_q -af:V quotes strings; the CLI
@@ -230,36 +214,20 @@ func TestDocCommandsAndOptionsExist(t *testing.T) {
 		}
 	}
 	inline := regexp.MustCompile("`[^`]+`")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fence := ""
-		for i, line := range strings.Split(string(b), "\n") {
-			where := fmt.Sprintf("%s:%d", f, i+1)
-			if strings.HasPrefix(line, "```") {
-				if fence == "" {
-					fence = "```" + strings.TrimPrefix(line, "```")
-				} else {
-					fence = ""
-				}
-				continue
-			}
-			switch fence {
-			case "```sh":
-				check(where, line)
-			case "":
-				for _, span := range inline.FindAllString(line, -1) {
-					// A span that starts on one line and ends on the next
-					// pairs the backticks wrongly; commands start spans.
-					if strings.HasPrefix(span, "`vmpool ") || strings.HasPrefix(span, "`./vmpool ") || strings.HasPrefix(span, "`condor_") {
-						check(where, span)
-					}
+	docLines(t, files, func(where, line, fence string) {
+		switch fence {
+		case "```sh":
+			check(where, line)
+		case "":
+			for _, span := range inline.FindAllString(line, -1) {
+				// A span that starts on one line and ends on the next
+				// pairs the backticks wrongly; commands start spans.
+				if strings.HasPrefix(span, "`vmpool ") || strings.HasPrefix(span, "`./vmpool ") || strings.HasPrefix(span, "`condor_") {
+					check(where, span)
 				}
 			}
 		}
-	}
+	})
 	if checked < 100 {
 		t.Fatalf("only %d options found after commands in the docs: the test no longer reads them", checked)
 	}
@@ -304,43 +272,28 @@ func TestDocKnobsExist(t *testing.T) {
 	set := regexp.MustCompile(`--set[ =]([A-Z][A-Z0-9_]*)=`)
 	inlineAssign := regexp.MustCompile("`([A-Z][A-Z0-9_]*) = [^`]+`")
 	seen := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fence := ""
-		for i, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "```") {
-				if fence == "" {
-					fence = "```" + strings.TrimPrefix(line, "```")
-				} else {
-					fence = ""
-				}
-				continue
-			}
-			var names []string
-			if fence == "```" || fence == "```ini" {
-				if m := assign.FindStringSubmatch(line); m != nil {
-					names = append(names, m[1])
-				}
-			}
-			for _, m := range set.FindAllStringSubmatch(line, -1) {
+	docLines(t, files, func(where, line, fence string) {
+		var names []string
+		if fence == "```" || fence == "```ini" {
+			if m := assign.FindStringSubmatch(line); m != nil {
 				names = append(names, m[1])
 			}
-			if fence == "" {
-				for _, m := range inlineAssign.FindAllStringSubmatch(line, -1) {
-					names = append(names, m[1])
-				}
-			}
-			for _, n := range names {
-				seen++
-				if !known[n] && n != "KNOB" && n != "NAME" {
-					t.Errorf("%s:%d: %s is not a vmpool knob (docs/config.md lists them)", f, i+1, n)
-				}
+		}
+		for _, m := range set.FindAllStringSubmatch(line, -1) {
+			names = append(names, m[1])
+		}
+		if fence == "" {
+			for _, m := range inlineAssign.FindAllStringSubmatch(line, -1) {
+				names = append(names, m[1])
 			}
 		}
-	}
+		for _, n := range names {
+			seen++
+			if !known[n] && n != "KNOB" && n != "NAME" {
+				t.Errorf("%s: %s is not a vmpool knob (docs/config.md lists them)", where, n)
+			}
+		}
+	})
 	if seen < 20 {
 		t.Fatalf("only %d knobs set in the docs: the test no longer finds them", seen)
 	}
@@ -502,4 +455,29 @@ func docFiles(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return append(files, filepath.Join("..", "..", "README.md"))
+}
+
+// docLines calls fn with every line of files but the fences themselves,
+// where it is (FILE:LINE) and the fence of the block it is in: "" outside
+// any, "```" in a plain block, "```sh" in a shell block.
+func docLines(t *testing.T, files []string, fn func(where, line, fence string)) {
+	t.Helper()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fence := ""
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "```") {
+				if fence == "" {
+					fence = "```" + strings.TrimPrefix(line, "```") // the block's language, if any
+				} else {
+					fence = ""
+				}
+				continue
+			}
+			fn(fmt.Sprintf("%s:%d", f, i+1), line, fence)
+		}
+	}
 }
