@@ -176,11 +176,15 @@ func TestShutdownVacateSaysWhy(t *testing.T) {
 // simStartdWithDisk runs a one-slot sim startd s1 (until the test ends)
 // and stores an input disk of size bytes, disk.img, in alice's bucket; it
 // returns the startd, the context it runs in and the disk's reference.
-func simStartdWithDisk(t *testing.T, size int) (*Startd, context.Context, events.FileRef) {
+func simStartdWithDisk(t *testing.T, size int, edit ...func(*Config)) (*Startd, context.Context, events.FileRef) {
 	t.Helper()
 	_, bus := eventstest.Bus(t)
-	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
-		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour})
+	cfg := Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
+		Host: "host", UpdateInterval: time.Hour, AliveInterval: time.Hour}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

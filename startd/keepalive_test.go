@@ -1,18 +1,13 @@
 package startd
 
 import (
-	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmpool/vmpool/events"
-	"github.com/vmpool/vmpool/events/eventstest"
-	"github.com/vmpool/vmpool/startd/hypervisor/sim"
 )
 
 // TestKeepaliveToAGoneScheddWarnsOnce: a schedd stopped for good (taken
@@ -21,24 +16,11 @@ import (
 // hour); each failed round used to log a warning, every ALIVE_INTERVAL on
 // every startd it had used. It is said once, then at debug level.
 func TestKeepaliveToAGoneScheddWarnsOnce(t *testing.T) {
-	_, bus := eventstest.Bus(t)
 	var logs lockedBuffer
-	d, err := New(Config{Name: "s1", Dir: t.TempDir(), Bus: bus, Driver: sim.New(sim.Config{}), VMMemory: 1024, NumSlots: 1,
-		Host: "host", UpdateInterval: time.Hour, AliveInterval: 20 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runReady(t, ctx, cancel, d)
-	disk := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(disk, make([]byte, 4096), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	in, err := bus.PutFile(ctx, "alice", disk, "disk.img")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, ctx, in := simStartdWithDisk(t, 4096, func(c *Config) {
+		c.AliveInterval = 20 * time.Millisecond
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	// A claim of schedd "gone", which nothing serves.
 	req := events.ClaimRequest{ClaimID: "c1", Schedd: "gone", Job: events.JobID{Cluster: 1}, Slot: "slot1@s1", Owner: "alice",
 		Inputs: []events.FileRef{in},
