@@ -89,10 +89,7 @@ func defaultCredsPath(url string) string {
 	if err != nil || home == "" {
 		return ""
 	}
-	hostport := strings.SplitN(url, ",", 2)[0]
-	if _, rest, ok := strings.Cut(hostport, "://"); ok {
-		hostport = rest
-	}
+	hostport := hostPort(strings.SplitN(url, ",", 2)[0])
 	return filepath.Join(home, ".vmpool", "creds", strings.NewReplacer(":", "_", "/", "_").Replace(hostport)+".nk")
 }
 
