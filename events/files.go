@@ -487,19 +487,10 @@ func (w *sparseWriter) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		// Skip the zero blocks, then write the run of data blocks
 		// that follows them in one call.
-		z := 0
-		for z < len(p) && bytes.Equal(p[z:min(z+sparseBlock, len(p))], zeroBlock[:min(sparseBlock, len(p)-z)]) {
-			z += sparseBlock
-		}
-		z = min(z, len(p))
+		z := blocksWhile(p, true)
 		w.off += int64(z)
 		p = p[z:]
-		d := 0
-		for d < len(p) && !bytes.Equal(p[d:min(d+sparseBlock, len(p))], zeroBlock[:min(sparseBlock, len(p)-d)]) {
-			d += sparseBlock
-		}
-		d = min(d, len(p))
-		if d > 0 {
+		if d := blocksWhile(p, false); d > 0 {
 			if _, err := w.f.WriteAt(p[:d], w.off); err != nil {
 				return n - len(p), err
 			}
@@ -508,6 +499,20 @@ func (w *sparseWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// blocksWhile is the length of p's leading run of sparseBlock blocks (the
+// last may be short) that are all zeros (zero) or none of them (!zero).
+func blocksWhile(p []byte, zero bool) int {
+	i := 0
+	for i < len(p) {
+		end := min(i+sparseBlock, len(p))
+		if bytes.Equal(p[i:end], zeroBlock[:end-i]) != zero {
+			break
+		}
+		i = end
+	}
+	return i
 }
 
 // ErrFetchStalled: a fetch's data stopped coming (GetFile). It is not
