@@ -109,6 +109,29 @@ type Config struct {
 	startExpr, rankExpr, preemptExpr, killExpr *classad.Expr
 }
 
+// Policy is what a running startd's SetPolicy changes: START, RANK,
+// PREEMPT and KILL (empty: their defaults, true, 0, false and false).
+type Policy struct {
+	Start, Rank, Preempt, Kill string
+}
+
+// policyDefaults gives the policy knobs left empty their defaults.
+func (cfg *Config) policyDefaults() {
+	for _, k := range []struct {
+		v   *string
+		def string
+	}{
+		{&cfg.Start, "true"}, {&cfg.Rank, "0"}, {&cfg.Preempt, "false"}, {&cfg.Kill, "false"},
+	} {
+		if strings.TrimSpace(*k.v) == "" {
+			*k.v = k.def
+		}
+	}
+}
+
+// policyOn reports whether PREEMPT or KILL can ever be true.
+func (cfg *Config) policyOn() bool { return cfg.Preempt != "false" || cfg.Kill != "false" }
+
 // compilePolicy parses START, RANK, PREEMPT and KILL once; it returns
 // what does not parse, knob by knob.
 func (cfg *Config) compilePolicy() []string {
@@ -185,6 +208,11 @@ type Startd struct {
 	sharedSent  sharedAttrs
 	slotShared  map[string]sharedAttrs
 	forceShared atomic.Bool
+	// forceFull asks the next put for every ad (SetPolicy changed them).
+	forceFull atomic.Bool
+	// policyOn: PREEMPT or KILL can be true (cfg's, which SetPolicy
+	// changes under the loop's lock), read without the lock.
+	policyOn *atomic.Bool
 	// execReady: the execute directory has been made traversable
 	// (makeScratch).
 	execReady atomic.Bool
@@ -256,18 +284,7 @@ func New(cfg Config) (*Startd, error) {
 			problems = append(problems, fmt.Sprintf("VM_NETWORKING_DEFAULT_TYPE %q is not among VM_NETWORKING_TYPE %v: make it one of them", cfg.DefaultNetworkingType, cfg.NetworkingTypes))
 		}
 	}
-	if cfg.Start == "" {
-		cfg.Start = "true"
-	}
-	if cfg.Rank == "" {
-		cfg.Rank = "0"
-	}
-	if cfg.Preempt == "" {
-		cfg.Preempt = "false"
-	}
-	if cfg.Kill == "" {
-		cfg.Kill = "false"
-	}
+	cfg.policyDefaults()
 	problems = append(problems, cfg.compilePolicy()...)
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("startd %s configuration: %s", cfg.Name, strings.Join(problems, "; "))
@@ -299,13 +316,50 @@ func New(cfg Config) (*Startd, error) {
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
 	}
-	d := &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
+	d := &Startd{cfg: cfg, policyOn: atomicBool(cfg.policyOn()), logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
 		starters: map[string]chan string{}, jobAds: map[string]*classad.Ad{}, changed: make(chan struct{}, 1), claimed: make(chan struct{}, 1), ready: make(chan struct{}), recheckNow: make(chan struct{}, 1)}
 	var err error
 	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
 		return nil, fmt.Errorf("startd %s metrics: %w", cfg.Name, err)
 	}
 	return d, nil
+}
+
+func atomicBool(v bool) *atomic.Bool {
+	b := new(atomic.Bool)
+	b.Store(v)
+	return b
+}
+
+// SetPolicy changes START, RANK, PREEMPT and KILL while the startd runs
+// (HTCondor's condor_reconfig): every slot ad goes out again with the new
+// Start and Rank at once, the next UPDATE_INTERVAL evaluates the new
+// PREEMPT and KILL against the running VMs, and claims are decided by the
+// new START from now on; claims already accepted keep running. An
+// expression that does not parse changes nothing: the error names it.
+func (d *Startd) SetPolicy(ctx context.Context, p Policy) error {
+	c := Config{Start: p.Start, Rank: p.Rank, Preempt: p.Preempt, Kill: p.Kill}
+	c.policyDefaults()
+	if problems := c.compilePolicy(); len(problems) > 0 {
+		return fmt.Errorf("startd %s policy not changed: %s", d.cfg.Name, strings.Join(problems, "; "))
+	}
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return fmt.Errorf("startd %s policy not changed: %w", d.cfg.Name, ctx.Err())
+	}
+	_, err := d.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+		d.cfg.Start, d.cfg.Rank, d.cfg.Preempt, d.cfg.Kill = c.Start, c.Rank, c.Preempt, c.Kill
+		d.cfg.startExpr, d.cfg.rankExpr, d.cfg.preemptExpr, d.cfg.killExpr = c.startExpr, c.rankExpr, c.preemptExpr, c.killExpr
+		d.policyOn.Store(c.policyOn())
+		return nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("startd %s policy: %w", d.cfg.Name, err)
+	}
+	d.forceFull.Store(true)
+	d.signalChanged()
+	return nil
 }
 
 // Ready is closed once the startd serves claims.
@@ -754,7 +808,7 @@ func (d *Startd) advertise(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			}
-			d.putAds(ctx, false)
+			d.putAds(ctx, d.forceFull.Swap(false))
 		}
 	}
 }
@@ -976,7 +1030,7 @@ func (d *Startd) stopClaims(ctx context.Context, ids []string, mode, reason stri
 
 // applyPolicy records what PREEMPT and KILL decide now (DecidePolicy).
 func (d *Startd) applyPolicy(ctx context.Context, f Facts) {
-	if d.cfg.Preempt == "false" && d.cfg.Kill == "false" {
+	if !d.policyOn.Load() {
 		return
 	}
 	_, err := d.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -183,23 +184,32 @@ func (h chanHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h chanHandler) WithGroup(string) slog.Handler      { return h }
 
 // TestHangupDoesNotKillDaemons: SIGHUP, which HTCondor's daemons take as
-// condor_reconfig (and systemctl reload sends), is logged as what it is
-// not in vmpool (the configuration is read only at start) and the daemon
-// runs on; Go's default for it killed the process at once, without
-// vacating VMs or closing logs.
+// condor_reconfig (and systemctl reload sends), reads the configuration
+// again and the daemon runs on; Go's default for it killed the process at
+// once, without vacating VMs or closing logs. A configuration that no
+// longer reads changes nothing and says so.
 func TestHangupDoesNotKillDaemons(t *testing.T) {
 	msgs := make(chan string, 4)
-	ignoreHangup(t.Context(), slog.New(chanHandler{msgs}))
-	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case m := <-msgs:
-		if !strings.Contains(m, "does not re-read its configuration") || !strings.Contains(m, "restart") {
-			t.Errorf("logged %q", m)
+	cfg := NewConfig()
+	loads := 0
+	onHangup(t.Context(), slog.New(chanHandler{msgs}), cfg, func() (*Config, error) {
+		if loads++; loads == 2 {
+			return nil, errors.New("vmpool.conf line 3: no = in the line")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("nothing logged for SIGHUP")
+		return NewConfig(), nil
+	})
+	for _, want := range []string{"nothing changed", "does not read"} {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-msgs:
+			if !strings.Contains(m, want) {
+				t.Errorf("logged %q; want it to say %q", m, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("nothing logged for SIGHUP")
+		}
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"maps"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/negotiator"
 	"github.com/vmpool/vmpool/schedd"
@@ -216,29 +214,6 @@ func (c *cli) loadConfig(df *daemonFlags) (*Config, error) {
 	return cfg, nil
 }
 
-// ignoreHangup keeps SIGHUP, HTCondor's reconfig signal (condor_reconfig,
-// systemctl reload), from killing a daemon process (Go's default for it is
-// to exit at once, without vacating VMs or closing logs). vmpool reads its
-// configuration only at start, so the daemon logs that and runs on; once
-// ctx ends (the daemon is stopping) SIGHUP is ignored.
-func ignoreHangup(ctx context.Context, logger *slog.Logger) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				signal.Ignore(syscall.SIGHUP)
-				signal.Stop(ch)
-				return
-			case <-ch:
-				logger.Warn("SIGHUP: vmpool does not re-read its configuration (there is no condor_reconfig); " +
-					"restart the daemon to apply a change (a startd vacates its VMs as it stops, checkpointing those that asked for it)")
-			}
-		}
-	}()
-}
-
 func newLogger(c *cli, level string) (*slog.Logger, error) {
 	var l slog.Level
 	switch strings.ToLower(level) {
@@ -408,14 +383,7 @@ func startdConfig(cfg *Config, name string, bus *events.Bus, logger *slog.Logger
 		errs = append(errs, fmt.Sprintf("VM_MEMORY = %d (from %s): set it to the MiB all VMs of this machine may use, e.g. VM_MEMORY = 1024",
 			sc.VMMemory, cfg.Origin("VM_MEMORY")))
 	}
-	// startd.New checks these too, but cannot say where they were set.
-	for _, k := range []string{"START", "RANK", "PREEMPT", "KILL"} {
-		if v := cfg.Get(k); strings.TrimSpace(v) != "" {
-			if _, err := classad.ParseExpr(v); err != nil {
-				errs = append(errs, fmt.Sprintf("%s = %s (from %s): %v%s", k, v, cfg.Origin(k), err, commentHint(v)))
-			}
-		}
-	}
+	errs = append(errs, policyProblems(cfg)...)
 	errs = append(errs, networkingKnobs(cfg, &sc)...)
 	sc.VMMaxNumber = cfg.NonNegative("VM_MAX_NUMBER", "0 lets every slot run a VM", &errs)
 	sc.MinFreeBytes = int64(cfg.NonNegative("LOG_MIN_FREE_MB", "0 turns the check off", &errs)) << 20
@@ -805,14 +773,24 @@ func (c *cli) up(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usageErr("up", "%v", err)
 	}
-	ignoreHangup(ctx, logger)
-	if cfg.Origin("METRICS_ADDRESS") == "<default>" {
-		cfg.Set("METRICS_ADDRESS", defaultMetricsAddress, "vmpool up")
+	upDefaults := func(cfg *Config) {
+		if cfg.Origin("METRICS_ADDRESS") == "<default>" {
+			cfg.Set("METRICS_ADDRESS", defaultMetricsAddress, "vmpool up")
+		}
 	}
+	upDefaults(cfg)
+	rc := onHangup(ctx, logger, cfg, func() (*Config, error) {
+		next, err := c.loadConfig(&df)
+		if err == nil {
+			upDefaults(next)
+		}
+		return next, err
+	})
 	p, err := startPool(ctx, cfg, df.listen, df.startds, logger)
 	if err != nil {
 		return c.errorf("up", "%v", err)
 	}
+	rc.add(p.Startds...)
 	_, port, _ := net.SplitHostPort(hostPort(p.URL))
 	fmt.Fprintf(c.stdout, "vmpool is up: NATS at %s, home %s\n", p.URL, p.Home)
 	if mine := findCredentials(p.Credentials, events.RoleUser, currentUser()); mine != nil {
@@ -861,7 +839,7 @@ func (c *cli) up(ctx context.Context, args []string) int {
 }
 
 func (c *cli) runSchedd(ctx context.Context, args []string) int {
-	return c.runDaemon(ctx, "schedd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
+	return c.runDaemon(ctx, "schedd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer, rc *reconfig) (func(context.Context) error, error) {
 		host, _ := os.Hostname()
 		sc, err := scheddConfig(cfg, bus, logger, host)
 		if err != nil {
@@ -877,7 +855,7 @@ func (c *cli) runSchedd(ctx context.Context, args []string) int {
 }
 
 func (c *cli) runNegotiator(ctx context.Context, args []string) int {
-	return c.runDaemon(ctx, "negotiator", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
+	return c.runDaemon(ctx, "negotiator", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer, rc *reconfig) (func(context.Context) error, error) {
 		nc, err := negotiatorConfig(cfg, bus, logger)
 		if err != nil {
 			return nil, err
@@ -892,7 +870,7 @@ func (c *cli) runNegotiator(ctx context.Context, args []string) int {
 }
 
 func (c *cli) runStartd(ctx context.Context, args []string) int {
-	return c.runDaemon(ctx, "startd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
+	return c.runDaemon(ctx, "startd", args, func(cfg *Config, bus *events.Bus, logger *slog.Logger, reg prometheus.Registerer, rc *reconfig) (func(context.Context) error, error) {
 		// --sim-startds N: that many simulated startds instead, in this
 		// process (for scale tests with the execute side apart from the
 		// central daemons).
@@ -901,6 +879,7 @@ func (c *cli) runStartd(ctx context.Context, args []string) int {
 			if err != nil {
 				return nil, err
 			}
+			rc.add(sims.startds...)
 			return func(ctx context.Context) error {
 				if dir := c.getenv(profileDirEnv); dir != "" {
 					profileOnSignals(ctx, dir, "match-startds", logger)
@@ -921,6 +900,7 @@ func (c *cli) runStartd(ctx context.Context, args []string) int {
 		if err != nil {
 			return nil, err
 		}
+		rc.add(st)
 		return st.Run, nil
 	})
 }
@@ -928,7 +908,7 @@ func (c *cli) runStartd(ctx context.Context, args []string) int {
 // runDaemon runs one daemon as its own process against an existing pool,
 // with a metrics registry of its own when METRICS_ADDRESS (--metrics) is
 // set.
-func (c *cli) runDaemon(ctx context.Context, role string, args []string, build func(*Config, *events.Bus, *slog.Logger, prometheus.Registerer) (func(context.Context) error, error)) int {
+func (c *cli) runDaemon(ctx context.Context, role string, args []string, build func(*Config, *events.Bus, *slog.Logger, prometheus.Registerer, *reconfig) (func(context.Context) error, error)) int {
 	var df daemonFlags
 	if code := c.parseDaemonFlags(role, args, &df); code >= 0 {
 		return code
@@ -945,7 +925,7 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 	if err != nil {
 		return c.usageErr(role, "%v", err)
 	}
-	ignoreHangup(ctx, logger)
+	rc := onHangup(ctx, logger, cfg, func() (*Config, error) { return c.loadConfig(&df) })
 	creds, err := daemonCredentials(cfg, df.creds, role, cfg.Get(knob))
 	if err != nil {
 		return c.errorf(role, "%v", err)
@@ -973,7 +953,7 @@ func (c *cli) runDaemon(ctx context.Context, role string, args []string, build f
 		}
 		reg = r
 	}
-	run, err := build(cfg, bus, logger, reg)
+	run, err := build(cfg, bus, logger, reg, rc)
 	if err == nil {
 		err = run(ctx)
 	}

@@ -143,7 +143,7 @@ func (c *cli) nats(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.usageErr("nats", "%v", err)
 	}
-	ignoreHangup(ctx, logger)
+	onHangup(ctx, logger, cfg, func() (*Config, error) { return c.loadConfig(&df) })
 	var kerrs []string
 	auth := cfg.Bool("POOL_AUTH", &kerrs)
 	if len(kerrs) > 0 {
