@@ -240,6 +240,12 @@ func TestVMwareAttributes(t *testing.T) {
 	if got := attr(c, "VMPARAM_VMware_SnapshotDisk"); got != "false" {
 		t.Errorf("snapshot %s", got)
 	}
+	// VMware takes a static MAC only from 00:50:56:00:00:00-3F:FF:FF; one
+	// there is the job's (the range's other ends are checkCases).
+	c = mustParse(t, dir, edit(vmwareBase, "vm_networking = true", "vm_macaddr = 00:50:56:3F:FF:FF"), Options{})
+	if got := attr(c, "JobVM_MACADDR"); got != `"00:50:56:3f:ff:ff"` {
+		t.Errorf("JobVM_MACADDR %s", got)
+	}
 }
 
 func TestVMDiskTransfer(t *testing.T) {
