@@ -467,7 +467,7 @@ func (b *builder) build() {
 	// VMware.
 	vmwareNoTransfer := false
 	if vmType == "vmware" {
-		vmwareNoTransfer = b.vmware(iwd, in)
+		vmwareNoTransfer = b.vmware(iwd, in, noOutput)
 	}
 
 	if vmType == "kvm" || vmType == "xen" {
