@@ -109,7 +109,7 @@ var codeTable = []CodeInfo{
 	{"request-invalid", "request_memory, request_cpus or request_disk is not a positive amount or an expression", "write a number, optionally with a unit (512, 2G), or a ClassAd expression"},
 	{"notification-invalid", "notification is not Always, Complete, Error, Start or Never", "use notification = Never (default), Complete, Error, Start or Always"},
 	{"should-transfer-invalid", "should_transfer_files is not YES, NO or IF_NEEDED", "remove it: vm jobs always transfer files"},
-	{"when-to-transfer-invalid", "when_to_transfer_output is not ON_EXIT or ON_EXIT_OR_EVICT", "use ON_EXIT, or ON_EXIT_OR_EVICT to return the VM at every eviction"},
+	{"when-to-transfer-invalid", "when_to_transfer_output is not ON_EXIT or ON_EXIT_OR_EVICT", "use ON_EXIT or ON_EXIT_OR_EVICT; a VM's state is kept across evictions only with vm_checkpoint = true"},
 }
 
 func defaultFix(code string) string {
