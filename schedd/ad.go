@@ -140,7 +140,9 @@ func (j *Job) attrs(schedd string, s attrSink) {
 	s.setInt(aNumCkpts, int64(j.NumCkpts))
 	s.setInt(aNumHolds, int64(j.NumHolds))
 	s.setInt(aRemoteWallClockTime, j.RemoteWallClock/1e9)
-	if j.Status == Held {
+	// A job removed while held keeps why it was held, as in HTCondor, where
+	// only a release moves the reason to LastHoldReason.
+	if j.Status == Held || (j.Status == Removed && j.HoldReason != "") {
 		s.setString(aHoldReason, j.HoldReason)
 		s.setInt(aHoldReasonCode, int64(j.HoldCode))
 		s.setInt(aHoldReasonSubCode, int64(j.HoldSub))

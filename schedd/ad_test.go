@@ -135,3 +135,56 @@ func TestLazyAdsParseOnceForAll(t *testing.T) {
 		t.Error("proc 0 has an own ad")
 	}
 }
+
+// A held job that is removed keeps its HoldReason, HoldReasonCode and
+// HoldReasonSubCode in its history ad, as HTCondor's does (only a release
+// moves the reason to LastHoldReason); one that was released first keeps
+// none.
+func TestRemovedHeldJobKeepsHoldReason(t *testing.T) {
+	q := NewQueue("schedd")
+	p := events.ClusterSubmittedPayload{SubmitID: "s1", Owner: "alice", Iwd: "/home/alice", NumProcs: 2,
+		Attrs: []events.Attr{{Name: "Cmd", Expr: `"vm"`}}, Procs: []events.ProcSpec{{}, {}}}
+	e := events.New(events.ClusterSubmitted, p)
+	e.Cluster, e.Proc, e.Source, e.Seq, e.Time = 1, -1, "schedd", 1, 1_700_000_000e9
+	Apply(q, e)
+	seq := uint64(1)
+	apply := func(typ string, proc int, payload any) {
+		seq++
+		ev := events.New(typ, payload).ForJob("schedd", events.JobID{Cluster: 1, Proc: proc})
+		ev.Source, ev.Seq, ev.Time = "schedd", seq, int64(1_700_000_000+seq)*1e9
+		Apply(q, ev)
+	}
+	for proc := range 2 {
+		apply(events.JobHeld, proc, events.JobHeldPayload{Code: 1, SubCode: 7, Reason: "testing holds"})
+	}
+	apply(events.JobReleased, 1, events.JobActionPayload{Reason: "via condor_release (by user alice)"})
+	for proc := range 2 {
+		apply(events.JobRemoved, proc, events.JobActionPayload{Reason: "via condor_rm (by user alice)"})
+	}
+	if len(q.History) != 2 {
+		t.Fatalf("%d jobs in the history, want 2", len(q.History))
+	}
+	for _, j := range q.History {
+		ad := j.Ad("schedd")
+		reason, _ := ad.EvalString("HoldReason")
+		code, _ := ad.EvalInt("HoldReasonCode")
+		sub, _ := ad.EvalInt("HoldReasonSubCode")
+		status, _ := ad.EvalInt("JobStatus")
+		if status != int64(Removed) {
+			t.Errorf("%v: JobStatus %d", j.ID, status)
+		}
+		switch j.ID.Proc {
+		case 0:
+			if reason != "testing holds" || code != 1 || sub != 7 {
+				t.Errorf("removed while held: HoldReason %q, HoldReasonCode %d, HoldReasonSubCode %d", reason, code, sub)
+			}
+		case 1:
+			if _, ok := ad.Lookup("HoldReason"); ok {
+				t.Errorf("released, then removed: HoldReason %q", reason)
+			}
+			if last, _ := ad.EvalString("LastHoldReason"); last != "testing holds" {
+				t.Errorf("LastHoldReason %q", last)
+			}
+		}
+	}
+}

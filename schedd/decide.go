@@ -22,6 +22,8 @@ var (
 	ErrBadRequest       = events.NewError("bad-request", "bad request")
 	ErrNotHeld          = events.NewError("not-held", "job not held")
 	ErrAlreadyDone      = events.NewError("already-done", "job already removed")
+	// ErrBeingRemoved refuses to hold a job that is being removed.
+	ErrBeingRemoved = events.NewError("being-removed", "job being removed")
 )
 
 // SubmitCmd queues a cluster.
@@ -343,7 +345,7 @@ func decideOne(q *Queue, j *Job, c ActionCmd) (events.Event, error) {
 			return events.Event{}, ErrAlreadyDone.With("job %s is already held", j.ID)
 		}
 		if j.Status == Removed {
-			return events.Event{}, ErrAlreadyDone.With("job %s is being removed", j.ID)
+			return events.Event{}, ErrBeingRemoved.With("job %s is being removed", j.ID)
 		}
 		reason := c.Reason
 		if reason == "" {

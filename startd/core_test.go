@@ -266,6 +266,9 @@ func TestJobSpec(t *testing.T) {
 		{"no disk", `[ JobVMMemory = 8 ]`, "KVM_NO_DISK_PARAM"},
 		{"two fields", `[ JobVMMemory = 8; VMPARAM_vm_Disk = "disk.img:hda" ]`, "KVM_INVALID_DISK_PARAM"},
 		{"not transferred", `[ JobVMMemory = 8; VMPARAM_vm_Disk = "other.img:hda:w" ]`, "KVM_INVALID_DISK_PARAM"},
+		// xen_kernel = vmx on a machine without VM_HARDWARE_VT (the job
+		// overrode its Requirements), as HTCondor's vm-gahp refuses it.
+		{"hardware VT", `[ JobVMMemory = 8; VMPARAM_vm_Disk = "disk.img:hda:w"; JobVMHardwareVT = true ]`, "MISMATCHED_HARDWARE_VT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,6 +282,11 @@ func TestJobSpec(t *testing.T) {
 				t.Fatalf("hold payload %+v", p)
 			}
 		})
+	}
+	hvt := *cfg
+	hvt.HardwareVT = true
+	if _, _, err := jobSpec(&hvt, parse(`[ JobVMMemory = 8; VMPARAM_vm_Disk = "disk.img:hda:w"; JobVMHardwareVT = true ]`), "c", "/scratch", in); err != nil {
+		t.Errorf("a hardware VT job on a VM_HARDWARE_VT machine: %v", err)
 	}
 	// A generated MAC is stable per claim, unicast and locally
 	// administered, and differs between startds (two pools) for the same

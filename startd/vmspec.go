@@ -60,6 +60,13 @@ func jobSpec(cfg *Config, job *classad.Ad, claimID, scratch string, inputs []eve
 		return spec, nil, &hypervisor.SpecError{Code: "JOBCLASSAD_NO_VM_MEMORY_PARAM", Msg: "the job has no JobVMMemory (vm_memory)"}
 	}
 	spec.MemoryMiB = int(mem)
+	// xen_kernel = vmx asks for hardware virtualisation; a machine without
+	// VM_HARDWARE_VT refuses it, as HTCondor's vm-gahp does (the job
+	// overrode its Requirements, or the configuration changed under it).
+	if hvt, ok := job.EvalBool("JobVMHardwareVT"); ok && hvt && !cfg.HardwareVT {
+		return spec, nil, &hypervisor.SpecError{Code: "MISMATCHED_HARDWARE_VT",
+			Msg: "the job asks for hardware virtualisation (xen_kernel = vmx) but this machine does not offer it (VM_HARDWARE_VT = false)"}
+	}
 	spec.VCPUs = 1
 	if v, ok := job.EvalInt("JobVM_VCPUS"); ok && v > 0 {
 		spec.VCPUs = int(v)

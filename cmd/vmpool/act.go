@@ -106,6 +106,10 @@ func (c *cli) act(ctx context.Context, kind string, args []string) int {
 	if all {
 		sels = append(sels, schedd.Selector{All: true, Proc: -1})
 	}
+	done := v.done
+	if fast {
+		done = "fast-vacated" // condor_vacate_job -fast's word
+	}
 	pc, err := c.dial(ctx, c.poolURL(pool))
 	if err != nil {
 		return c.errorf(cmd, "%v", err)
@@ -132,21 +136,15 @@ func (c *cli) act(ctx context.Context, kind string, args []string) int {
 		}
 		failed := 0
 		for _, r := range reply.Results {
-			if r.Code == "" {
+			line, ok := actResultLine(kind, fast, r)
+			if ok {
 				if sel.Cluster != 0 && sel.Proc >= 0 {
-					fmt.Fprintf(c.stdout, "Job %s %s\n", r.Job, v.done)
+					fmt.Fprintln(c.stdout, line)
 				}
 				continue
 			}
 			failed++
-			switch r.Code {
-			case schedd.ErrPermissionDenied.Code:
-				fmt.Fprintf(c.stderr, "Permission denied to %s job %s (%s)\n", v.doing, r.Job, r.Error)
-			case schedd.ErrNotHeld.Code:
-				fmt.Fprintf(c.stderr, "Job %s not held to be released\n", r.Job)
-			default:
-				fmt.Fprintf(c.stderr, "Could not %s job %s: %s\n", v.doing, r.Job, r.Error)
-			}
+			fmt.Fprintln(c.stderr, line)
 		}
 		if failed > 0 {
 			code = 1
@@ -157,19 +155,55 @@ func (c *cli) act(ctx context.Context, kind string, args []string) int {
 		if failed == 0 {
 			switch {
 			case sel.Cluster != 0:
-				fmt.Fprintf(c.stdout, "All jobs in cluster %d have been %s\n", sel.Cluster, v.done)
+				fmt.Fprintf(c.stdout, "All jobs in cluster %d have been %s\n", sel.Cluster, done)
 			case sel.Owner != "":
-				fmt.Fprintf(c.stdout, "All jobs of user \"%s\" have been %s\n", sel.Owner, v.done)
+				fmt.Fprintf(c.stdout, "All jobs of user \"%s\" have been %s\n", sel.Owner, done)
 			case sel.Constraint != "":
-				fmt.Fprintf(c.stdout, "All jobs matching constraint (%s) have been %s\n", sel.Constraint, v.done)
+				fmt.Fprintf(c.stdout, "All jobs matching constraint (%s) have been %s\n", sel.Constraint, done)
 			default:
-				fmt.Fprintf(c.stdout, "All jobs have been %s\n", v.done)
+				fmt.Fprintf(c.stdout, "All jobs have been %s\n", done)
 			}
 		} else if ok := len(reply.Results) - failed; ok > 0 {
-			fmt.Fprintf(c.stdout, "%d job(s) %s\n", ok, v.done)
+			fmt.Fprintf(c.stdout, "%d job(s) %s\n", ok, done)
 		}
 	}
 	return code
+}
+
+// actResultLine is what the tool prints of one job's result: HTCondor's
+// words (dc_schedd.cpp's JobActionResults), and whether the action was
+// done (stdout) or not (stderr). fast is vacate-job -fast.
+func actResultLine(kind string, fast bool, r schedd.ActionResult) (string, bool) {
+	v := verbs[kind]
+	vacate := "vacate"
+	if fast {
+		vacate = "fast-vacate"
+	}
+	switch r.Code {
+	case "":
+		if kind == schedd.ActVacate {
+			return fmt.Sprintf("Job %s %sd", r.Job, vacate), true
+		}
+		return fmt.Sprintf("Job %s %s", r.Job, v.done), true
+	case schedd.ErrPermissionDenied.Code:
+		doing := v.doing
+		if kind == schedd.ActVacate {
+			doing = vacate
+		}
+		return fmt.Sprintf("Permission denied to %s job %s (%s)", doing, r.Job, r.Error), false
+	case schedd.ErrNotHeld.Code:
+		return fmt.Sprintf("Job %s not held to be released", r.Job), false
+	case schedd.ErrNotRunning.Code:
+		return fmt.Sprintf("Job %s not running to be %sd", r.Job, vacate), false
+	case schedd.ErrAlreadyDone.Code:
+		switch kind {
+		case schedd.ActHold:
+			return fmt.Sprintf("Job %s already held", r.Job), false
+		case schedd.ActRemove:
+			return fmt.Sprintf("Job %s already marked for removal", r.Job), false
+		}
+	}
+	return fmt.Sprintf("Could not %s job %s: %s", v.doing, r.Job, r.Error), false
 }
 
 func notFound(sel schedd.Selector) string {

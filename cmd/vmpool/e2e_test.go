@@ -426,12 +426,13 @@ func TestHoldReleaseRemoveRunningVM(t *testing.T) {
 	if _, errOut, code := tp.vmpool("release", "1.1"); code == 0 || !strings.Contains(errOut, "Job 1.1 not found") {
 		t.Fatalf("release of a missing job: exit %d, %q", code, errOut)
 	}
-	// Holding it again says why not, in its own words (it said "already
-	// held: job already removed").
-	if _, errOut, code := tp.vmpool("hold", "1.0"); code != 1 || !strings.Contains(errOut, "job 1.0 is already held") || strings.Contains(errOut, "removed") {
+	// Holding it again says why not, in condor_hold's words (it said
+	// "already held: job already removed", then "Could not hold job 1.0:
+	// job 1.0 is already held").
+	if _, errOut, code := tp.vmpool("hold", "1.0"); code != 1 || strings.TrimSpace(errOut) != "Job 1.0 already held" {
 		t.Fatalf("hold of a held job: exit %d, %q", code, errOut)
 	}
-	if _, errOut, code := tp.vmpool("vacate-job", "1.0"); code != 1 || !strings.HasSuffix(strings.TrimSpace(errOut), "job 1.0 is not running") {
+	if _, errOut, code := tp.vmpool("vacate-job", "1.0"); code != 1 || strings.TrimSpace(errOut) != "Job 1.0 not running to be vacated" {
 		t.Fatalf("vacate of a held job: exit %d, %q", code, errOut)
 	}
 	tp.mustRun("release", "1")
@@ -460,7 +461,7 @@ func TestVacateFastSkipsTheCheckpoint(t *testing.T) {
 	tp.writeStampImage()
 	tp.mustRun("submit", tp.write("stamp.sub", stampSub("vm_checkpoint = true")))
 	tp.jobEvent(1, 0, events.JobStarted, 60*time.Second)
-	if out := tp.mustRun("vacate-job", "-fast", "1.0"); strings.TrimSpace(out) != "Job 1.0 vacated" {
+	if out := tp.mustRun("vacate-job", "-fast", "1.0"); strings.TrimSpace(out) != "Job 1.0 fast-vacated" {
 		t.Fatalf("vacate-job -fast printed %q", out)
 	}
 	ev := tp.jobEvent(1, 0, events.JobEvicted, 30*time.Second)

@@ -335,3 +335,17 @@ func TestStatusVMColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusVMNetworkUndefined: a slot without networking has no
+// VM_Networking_Types, and status -vm shows "??" in its Network column, as
+// condor_status -vm prints VM_Networking_Types "OR ??".
+func TestStatusVMNetworkUndefined(t *testing.T) {
+	ad, err := classad.ParseAd(`[ Name = "slot1@startd1"; VM_Type = "kvm"; VM_Networking = false; State = "Unclaimed"; Activity = "Idle"; VM_Memory = 512 ]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := vmRow(ad, 0, "0+00:00:05")
+	if got := strings.Fields(row)[2]; got != "??" {
+		t.Errorf("Network column %q, want ??:\n%s%s", got, vmHeader, row)
+	}
+}

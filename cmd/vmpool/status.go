@@ -244,9 +244,11 @@ func namedMachine(ad *classad.Ad, names []string) bool {
 var vmHeader = fmt.Sprintf("%-22s %-7s %-10s %-10s %-9s %6s %6s %s\n", "Name", "VmType", "Network", "State", "Activity", "LoadAv", "VMMem", "ActvtyTime")
 
 func vmRow(ad *classad.Ad, load float64, act string) string {
-	network := "none"
-	if b, _ := ad.EvalBool("VM_Networking"); b {
-		network = strAttr(ad, "VM_Networking_Types")
+	// condor_status -vm prints VM_Networking_Types "OR ??": a slot without
+	// networking advertises no types.
+	network := "??"
+	if t, ok := ad.EvalString("VM_Networking_Types"); ok && t != "" {
+		network = t
 	}
 	return fmt.Sprintf("%-22s %-7s %-10s %-10s %-9s %6.3f %6d %s", strAttr(ad, "Name"), strAttr(ad, "VM_Type"), network,
 		strAttr(ad, "State"), strAttr(ad, "Activity"), load, intAttr(ad, "VM_Memory"), act)

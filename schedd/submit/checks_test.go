@@ -157,6 +157,8 @@ func checkCases() []checkCase {
 		{name: "no vmx", code: "vmware-vmx-missing", line: 5, src: edit(vmwareBase, "vmware_dir = vmware-empty")},
 		{name: "no vmware_dir", code: "vmware-vmx-missing", line: 7, src: edit(vmwareBase, "!vmware_dir")},
 		{name: "two vmx", code: "vmware-vmx-multiple", line: 5, src: edit(vmwareBase, "vmware_dir = vmware2")},
+		{name: "vmware mac outside VMware's range", code: "vm-macaddr-vmware-range", line: 8, src: edit(vmwareBase, "vm_networking = true", "vm_macaddr = 52:54:00:12:34:56")},
+		{name: "vmware mac past VMware's range", code: "vm-macaddr-vmware-range", line: 8, src: edit(vmwareBase, "vm_networking = true", "vm_macaddr = 00:50:56:40:00:00")},
 		{name: "maybe", code: "bool-invalid", line: 7, src: edit(kvmBase, "vm_checkpoint = maybe")},
 		{name: "hold perhaps", code: "bool-invalid", line: 7, src: edit(kvmBase, "hold = perhaps")},
 		{name: "priority word", code: "int-invalid", line: 7, src: edit(kvmBase, "priority = high")},

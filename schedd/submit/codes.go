@@ -65,6 +65,7 @@ var codeTable = []CodeInfo{
 	{"vm-memory-too-large", "vm_memory is beyond what any machine offers (16 TiB)", "set vm_memory to the guest's memory in MiB, e.g. vm_memory = 4096"},
 	{"vm-vcpus-invalid", "vm_vcpus is not an integer from 1 to 4096", "set vm_vcpus to the number of virtual CPUs, e.g. vm_vcpus = 2"},
 	{"vm-macaddr-invalid", "vm_macaddr is not a unicast MAC address", "write six hex pairs separated by colons whose first octet is even, e.g. vm_macaddr = 52:54:00:12:34:56"},
+	{"vm-macaddr-vmware-range", "a vm_type = vmware job's vm_macaddr is outside 00:50:56:00:00:00-00:50:56:3f:ff:ff, the static addresses VMware accepts", "choose a vm_macaddr in VMware's static range, e.g. vm_macaddr = 00:50:56:00:12:34, or leave it out for one VMware generates"},
 	{"vm-networking-type-invalid", "vm_networking_type is not nat, bridge or user", "use nat, bridge or user, or leave it out to take the machine's default"},
 	{"vm-checkpoint-networking", "both vm_checkpoint and vm_networking are requested without when_to_transfer_output = ON_EXIT_OR_EVICT", "add `when_to_transfer_output = ON_EXIT_OR_EVICT` (open connections are lost at each checkpoint), or drop one of the two"},
 	{"vm-checkpoint-interval-invalid", "vm_checkpoint_interval is not a positive number of seconds", "set vm_checkpoint_interval to seconds between checkpoints, e.g. 3600"},
@@ -108,7 +109,7 @@ var codeTable = []CodeInfo{
 	{"request-invalid", "request_memory, request_cpus or request_disk is not a positive amount or an expression", "write a number, optionally with a unit (512, 2G), or a ClassAd expression"},
 	{"notification-invalid", "notification is not Always, Complete, Error, Start or Never", "use notification = Never (default), Complete, Error, Start or Always"},
 	{"should-transfer-invalid", "should_transfer_files is not YES, NO or IF_NEEDED", "remove it: vm jobs always transfer files"},
-	{"when-to-transfer-invalid", "when_to_transfer_output is not ON_EXIT or ON_EXIT_OR_EVICT", "use ON_EXIT, or ON_EXIT_OR_EVICT to return the VM at every eviction"},
+	{"when-to-transfer-invalid", "when_to_transfer_output is not ON_EXIT or ON_EXIT_OR_EVICT", "use ON_EXIT or ON_EXIT_OR_EVICT; a VM's state is kept across evictions only with vm_checkpoint = true"},
 }
 
 func defaultFix(code string) string {

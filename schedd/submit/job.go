@@ -347,6 +347,11 @@ func (b *builder) build() {
 	switch {
 	case mac != "" && !networking:
 		b.warn(macd, "vm_macaddr has no effect without vm_networking = true")
+	case mac != "" && vmType == "vmware" && !vmwareStaticMAC(mac):
+		// HTCondor writes it into the .vmx as a static address, which
+		// VMware refuses outside its range; the vmware driver would give
+		// the guest another MAC than the one asked for.
+		b.err(macd, "vm-macaddr-vmware-range", fmt.Sprintf("vm_macaddr %q is outside 00:50:56:00:00:00-00:50:56:3f:ff:ff, the only static addresses VMware takes", mac))
 	case mac != "":
 		b.j.mac, b.j.macAt = mac, macd
 	}
@@ -462,7 +467,7 @@ func (b *builder) build() {
 	// VMware.
 	vmwareNoTransfer := false
 	if vmType == "vmware" {
-		vmwareNoTransfer = b.vmware(iwd, in)
+		vmwareNoTransfer = b.vmware(iwd, in, noOutput)
 	}
 
 	if vmType == "kvm" || vmType == "xen" {

@@ -236,9 +236,25 @@ func TestVMwareAttributes(t *testing.T) {
 	if got := attr(c, "FileSystemDomain"); got != `"submit.example.com"` {
 		t.Errorf("FileSystemDomain %s", got)
 	}
+	// The guest writes into a snapshot over the shared disks, which is
+	// dropped: submit says that nothing comes back, unless the job asked
+	// for nothing (vm_no_output_vm).
+	if w := strings.Join(c.Warnings, "\n"); !strings.Contains(w, "test.sub:6: nothing the guest writes comes back") {
+		t.Errorf("no warning that a shared vmware_dir returns nothing: %q", w)
+	}
+	c = mustParse(t, dir, edit(vmwareBase, "vmware_should_transfer_files = false", "vm_no_output_vm = true"), Options{})
+	if w := strings.Join(c.Warnings, "\n"); strings.Contains(w, "comes back") {
+		t.Errorf("vm_no_output_vm job warned: %q", w)
+	}
 	c = mustParse(t, dir, edit(vmwareBase, "vmware_snapshot_disk = false"), Options{})
 	if got := attr(c, "VMPARAM_VMware_SnapshotDisk"); got != "false" {
 		t.Errorf("snapshot %s", got)
+	}
+	// VMware takes a static MAC only from 00:50:56:00:00:00-3F:FF:FF; one
+	// there is the job's (the range's other ends are checkCases).
+	c = mustParse(t, dir, edit(vmwareBase, "vm_networking = true", "vm_macaddr = 00:50:56:3F:FF:FF"), Options{})
+	if got := attr(c, "JobVM_MACADDR"); got != `"00:50:56:3f:ff:ff"` {
+		t.Errorf("JobVM_MACADDR %s", got)
 	}
 }
 

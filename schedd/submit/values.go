@@ -111,3 +111,13 @@ func parseMAC(s string) (mac string, ok, unicast bool) {
 	out := strings.ToLower(strings.Join(parts, ":"))
 	return out, true, octets[0]&1 == 0 && !zero
 }
+
+// vmwareStaticMAC reports whether mac (as parseMAC returns it) lies in
+// 00:50:56:00:00:00-00:50:56:3f:ff:ff, the static addresses VMware takes.
+func vmwareStaticMAC(mac string) bool {
+	if !strings.HasPrefix(mac, "00:50:56:") || len(mac) != 17 {
+		return false
+	}
+	o, err := strconv.ParseUint(mac[9:11], 16, 8)
+	return err == nil && o <= 0x3f
+}

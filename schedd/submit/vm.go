@@ -278,11 +278,17 @@ func (b *builder) xen(iwd string, in *inputSet, nDisks int) bool {
 }
 
 // vmware checks the VMware commands and gathers vmware_dir. It returns
-// whether the job relies on a shared file system.
-func (b *builder) vmware(iwd string, in *inputSet) bool {
+// whether the job relies on a shared file system. noOutput is
+// vm_no_output_vm.
+func (b *builder) vmware(iwd string, in *inputSet, noOutput bool) bool {
 	transfer, td := b.boolCmd("vmware_should_transfer_files", false)
 	if td == nil {
 		b.missing("vmware_should_transfer_files", "vmware-transfer-missing", `You must explicitly specify "vmware_should_transfer_files" (true: copy vmware_dir to the execute machine; false: it is on a shared file system)`)
+	} else if !transfer && !noOutput {
+		// The vmware driver runs shared disks through a snapshot and
+		// drops it; only files the job sent come back (HTCondor returned
+		// the snapshot's delta disks).
+		b.warn(td, "nothing the guest writes comes back with vmware_should_transfer_files = false: it writes into a snapshot over the shared disks, which is dropped when the VM ends (set vmware_should_transfer_files = true to get the changed disks back, or vm_no_output_vm = true to say none are wanted)")
 	}
 	snapshot, sd := b.boolCmd("vmware_snapshot_disk", true)
 	if td != nil && sd != nil && !transfer && !snapshot {

@@ -108,7 +108,7 @@ func formatBody(b *strings.Builder, e Event) {
 		p("\t%d  -  Run Bytes Sent By Job\n", e.BytesSent)
 		p("\t%d  -  Run Bytes Received By Job\n", e.BytesReceived)
 		if e.Reason != "" {
-			p("\tReason: %s\n", line(e.Reason))
+			p("\t%s\n", line(e.Reason)) // HTCondor's JobEvictedEvent: the reason, unlabelled
 		}
 	case JobTerminated:
 		p("Job terminated.\n")

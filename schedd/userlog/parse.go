@@ -318,11 +318,16 @@ func decode(header string, body []string, opt ParseOptions) (Event, error) {
 		}
 		for _, l := range body {
 			t := trimmed(l)
-			if t == "(1) Job was checkpointed." {
+			_, _, isUsage := usageLine(l)
+			_, _, isBytes := bytesLine(l)
+			switch {
+			case t == "(1) Job was checkpointed.":
 				e.Checkpointed = true
-			}
-			if v, ok := field(l, "Reason: "); ok {
-				e.Reason = v
+			case strings.HasPrefix(t, "(0) ") || strings.HasPrefix(t, "(1) ") || isUsage || isBytes || t == "":
+			default:
+				// The reason, the last line as HTCondor writes it; vmpool
+				// before it labelled it "Reason: ".
+				e.Reason = strings.TrimPrefix(t, "Reason: ")
 			}
 		}
 		usages()

@@ -83,7 +83,7 @@ var golden = []struct {
 	{"checkpointed", Event{Code: JobCheckpointed, Cluster: 42, Time: at("2024-05-14 11:00:00"), RunRemote: Usage{User: 90 * time.Second, Sys: 26*time.Hour + 61*time.Second}, BytesSent: 1073741824},
 		"003 (042.000.000) 2024-05-14 11:00:00 Job was checkpointed.\n\tUsr 0 00:01:30, Sys 1 02:01:01  -  Run Remote Usage\n\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage\n\t1073741824  -  Run Bytes Sent By Job For Checkpoint\n...\n"},
 	{"evicted, not checkpointed, code and reason", Event{Code: JobEvicted, Cluster: 42, Time: at("2024-05-14 11:15:02"), EvictCode: 1020, EvictSubCode: 2, Reason: "VM GAHP stopped answering"},
-		"004 (042.000.000) 2024-05-14 11:15:02 Job was evicted. Code 1020 Subcode 2\n\t(0) Job was not checkpointed.\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage\n\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n\tReason: VM GAHP stopped answering\n...\n"},
+		"004 (042.000.000) 2024-05-14 11:15:02 Job was evicted. Code 1020 Subcode 2\n\t(0) Job was not checkpointed.\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage\n\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n\tVM GAHP stopped answering\n...\n"},
 	{"terminated abnormally", Event{Code: JobTerminated, Cluster: 42, Time: at("2024-05-14 12:40:55"), Signal: 9},
 		"005 (042.000.000) 2024-05-14 12:40:55 Job terminated.\n\t(0) Abnormal termination (signal 9)\n\t(0) No core file\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage\n\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n\t0  -  Total Bytes Sent By Job\n\t0  -  Total Bytes Received By Job\n...\n"},
 	{"terminated with core", Event{Code: JobTerminated, Cluster: 42, Time: at("2024-05-14 12:40:55"), Signal: 11, CoreFile: "/tmp/core.1"},
@@ -139,6 +139,19 @@ func TestGolden(t *testing.T) {
 				t.Errorf("round trip\n%q\nwant\n%q", again, g.text)
 			}
 		})
+	}
+}
+
+// TestEvictReasonOldForm reads the reason line vmpool wrote before it
+// took HTCondor's form ("\tReason: TEXT" instead of "\tTEXT").
+func TestEvictReasonOldForm(t *testing.T) {
+	text := "004 (042.000.000) 2024-05-14 11:15:02 Job was evicted.\n\t(1) Job was checkpointed.\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage\n\t5  -  Run Bytes Sent By Job\n\t7  -  Run Bytes Received By Job\n\tReason: vacated with a checkpoint (job vacated)\n...\n"
+	es, err := ParseWith(strings.NewReader(text), ParseOptions{Location: zone})
+	if err != nil || len(es) != 1 {
+		t.Fatalf("parse: %v %v", es, err)
+	}
+	if e := es[0]; e.Reason != "vacated with a checkpoint (job vacated)" || !e.Checkpointed || e.BytesSent != 5 || e.BytesReceived != 7 {
+		t.Errorf("parsed %+v", e)
 	}
 }
 

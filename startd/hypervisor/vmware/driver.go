@@ -362,7 +362,8 @@ func setNetwork(v *vmformat.VMX, n hypervisor.Network) error {
 		return specErr("VMWARE_INVALID_NETWORK_PARAM", "vm_macaddr %q is not a 6-byte MAC address", n.MAC)
 	}
 	// VMware takes static addresses only from its own range; any other
-	// (the startd generates QEMU-style ones) is left to VMware to choose.
+	// is one the startd generated (QEMU-style: submit refuses a job's
+	// vm_macaddr outside the range), left to VMware to choose.
 	if n.MAC != "" && hw[0] == 0x00 && hw[1] == 0x50 && hw[2] == 0x56 && hw[3] <= 0x3f {
 		v.Set("ethernet0.addressType", "static")
 		v.Set("ethernet0.address", hw.String())
