@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +29,7 @@ import (
 
 type proc struct {
 	name string
+	args []string // as start was given them (restart starts it so again)
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{} // closed once cmd.Wait returned
@@ -53,6 +55,7 @@ type cluster struct {
 
 func (cl *cluster) start(name string, args ...string) *proc {
 	cl.t.Helper()
+	given := slices.Clone(args)
 	home := filepath.Join(cl.dir, name)
 	os.MkdirAll(home, 0o711)
 	if os.Getenv("VMPOOL_TEST_DEBUG") != "" {
@@ -62,7 +65,7 @@ func (cl *cluster) start(name string, args ...string) *proc {
 		"--set", "POOL_DAEMONS=schedd-s1,schedd-s2,negotiator-n1,negotiator-n2,startd-kvm1,startd-sim1,startd-sim2,startd-sim3")
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "VMPOOL_TEST_MAIN=1")
-	p := &proc{name: name, cmd: cmd, log: filepath.Join(cl.dir, name+".log"), done: make(chan struct{})}
+	p := &proc{name: name, args: given, cmd: cmd, log: filepath.Join(cl.dir, name+".log"), done: make(chan struct{})}
 	// Appended to: a daemon started again on its home goes on in its log.
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -123,6 +126,12 @@ func (cl *cluster) kill(name string) {
 		cl.t.Fatal(err)
 	}
 	<-p.done
+}
+
+// restart starts a process again as it was started, on the same home.
+func (cl *cluster) restart(name string) *proc {
+	cl.t.Helper()
+	return cl.start(name, cl.procs[name].args...)
 }
 
 // waitLog waits until a process's log says want.

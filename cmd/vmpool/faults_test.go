@@ -164,6 +164,78 @@ func TestNATSRestartUnderLoad(t *testing.T) {
 	}
 }
 
+// TestRandomDaemonKillsLoseNothing: in a pool of separate daemons, one
+// process at a time (the NATS server, the schedd, the negotiator or a sim
+// startd) is killed with SIGKILL at a random moment and started again on
+// its home, while 180 sim jobs flow. Every job completes exactly once, and
+// none ever runs twice at once: in the user log each execute (001) is
+// ended (004, 005, 007, 009, 012, 024) before the job's next one.
+func TestRandomDaemonKillsLoseNothing(t *testing.T) {
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 11))
+	t.Logf("seed %d", seed)
+	cl, sub := busPool(t)
+	file := filepath.Join(sub, "more.sub")
+	os.WriteFile(file, []byte("universe = vm\nexecutable = sim\nlog = sim.log\nvm_type = sim\nvm_memory = 64\nvm_disk = sim.img:hda:w:raw\nshould_transfer_files = YES\ntransfer_input_files = sim.img\njob_lease_duration = 20\n+SimRunSeconds = 1\nqueue 150\n"), 0o644)
+	if out, errOut, code := cl.vmpool("submit", "-name", "s1", file); code != 0 {
+		t.Fatalf("submit: %s %s", out, errOut)
+	}
+	const jobs = 180
+	victims := []string{"nats", "s1", "n1", "sim1", "sim2"}
+	var killed []string
+	for k := 0; k < 10 && completedIn(cl) < jobs; k++ {
+		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
+		v := victims[rng.IntN(len(victims))]
+		cl.kill(v)
+		killed = append(killed, v)
+		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
+		cl.restart(v)
+	}
+	t.Logf("killed and restarted, in turn: %s", strings.Join(killed, " "))
+	deadline := time.Now().Add(240 * time.Second)
+	for completedIn(cl) < jobs {
+		if time.Now().After(deadline) {
+			q, _, _ := cl.vmpool("q", "-name", "s1", "-allusers", "-nobatch")
+			t.Fatalf("%d of %d jobs completed:\n%s", completedIn(cl), jobs, lastN(q, 30))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if h, _, _ := cl.vmpool("history", "-name", "s1", "-af", "ClusterId", "ProcId"); strings.Count(h, "\n") != jobs {
+		t.Fatalf("history lists %d jobs, want %d exactly once each", strings.Count(h, "\n"), jobs)
+	}
+	b, _ := os.ReadFile(filepath.Join(sub, "sim.log"))
+	runs := map[string][]string{} // job -> its event codes in order
+	for _, line := range strings.Split(string(b), "\n") {
+		if len(line) > 20 && line[3] == ' ' && line[4] == '(' {
+			job := line[5:strings.IndexByte(line, ')')]
+			runs[job] = append(runs[job], line[:3])
+		}
+	}
+	if len(runs) != jobs {
+		t.Fatalf("the user log names %d jobs, want %d", len(runs), jobs)
+	}
+	for job, codes := range runs {
+		running, ends := false, 0
+		for _, c := range codes {
+			switch c {
+			case "001":
+				if running {
+					t.Fatalf("job %s started again while it ran: %v", job, codes)
+				}
+				running = true
+			case "004", "007", "009", "012", "024":
+				running = false
+			case "005":
+				running = false
+				ends++
+			}
+		}
+		if ends != 1 {
+			t.Errorf("job %s terminated %d times: %v", job, ends, codes)
+		}
+	}
+}
+
 // busPool starts a pool of separate daemons on a NATS server of its own
 // (schedd s1, negotiator n1, two sim startds of 4 slots), submits 30 sim
 // jobs of 1 s from a submit directory it returns, and waits until 4 have
