@@ -783,6 +783,7 @@ func (c *cli) up(ctx context.Context, args []string) int {
 		next, err := c.loadConfig(&df)
 		if err == nil {
 			upDefaults(next)
+			next.Set("VMPOOL_URL", cfg.Get("VMPOOL_URL"), "vmpool up") // startPool's, where it listens
 		}
 		return next, err
 	})
