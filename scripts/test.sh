@@ -40,3 +40,22 @@ if [ "$passed" -lt 8 ]; then
 	exit 1
 fi
 echo "== all $passed test packages passed"
+
+# The smoke run: the real binary (no race detector), every scenario
+# at a tenth of its size; it must finish and report every figure.
+echo "== vmpool bench --quick (smoke)"
+bin=$(mktemp -d)
+go build -o "$bin/vmpool" ./cmd/vmpool
+"$bin/vmpool" bench --quick -json > "$bin/bench.json"
+for k in submit_batch_jobs_per_s submit_concurrent_clusters_per_s match_100k_on_10k_s placements_per_s \
+	turnaround_overhead_median_s turnaround_overhead_p99_s q_totals_100k_ms q_json_100k_ms \
+	replay_events_per_s restart_100k_s schedd_bytes_per_job checkpoint_256mib_s; do
+	if ! grep -q "\"$k\":[0-9]" "$bin/bench.json"; then
+		echo "vmpool bench --quick -json did not report $k:" >&2
+		cat "$bin/bench.json" >&2
+		exit 1
+	fi
+done
+cat "$bin/bench.json"; echo
+rm -rf "$bin"
+echo "== done"
