@@ -68,8 +68,27 @@ func TestSetPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	startIs("true")
+	// Changed again and again while the claim's VM starts: the starter
+	// reads the configuration as SetPolicy writes it (go test -race).
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := d.SetPolicy(ctx, Policy{Start: "true", Rank: "1"}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
 	mustClaim(t, ctx, d, req("c2"))
 	vmEventOf(t, d, "c2", events.VMStarted)
+	close(stop)
+	<-done
 
 	err = d.SetPolicy(ctx, Policy{Start: "true", Preempt: "((("})
 	if err == nil || !strings.Contains(err.Error(), "PREEMPT") {

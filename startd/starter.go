@@ -136,7 +136,8 @@ func (d *Startd) runClaim(ctx context.Context, c *Claim, stop <-chan string) {
 	// give (not root, its bridge missing) was chosen for untyped jobs
 	// when it was the default, and each such start failed and disabled
 	// the machine's VMs.
-	ncfg := d.cfg
+	var ncfg Config
+	d.loop.View(func() { ncfg = d.cfg }) // SetPolicy changes it under the loop's lock
 	ncfg.NetworkingTypes = netTypes(&d.cfg, d.fingerprint())
 	spec, outs, specErr := jobSpec(&ncfg, job, id, scratch, c.Req.Inputs)
 	// What the run reads of the job ad later, read now: the ad is not
