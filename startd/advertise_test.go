@@ -53,23 +53,15 @@ func TestAdvertisePutsOnlyChangedAds(t *testing.T) {
 	collect := func(quiet time.Duration, cond func() bool) {
 		t.Helper()
 		for cond == nil || !cond() {
-			select {
-			case ent := <-w.Updates():
-				if ent == nil || ent.Operation() != jetstream.KeyValuePut {
-					continue
-				}
-				var ad classad.Ad
-				if err := ad.UnmarshalJSON(ent.Value()); err != nil {
-					t.Fatalf("ad %s: %v", ent.Key(), err)
-				}
-				ads[ent.Key()] = &ad
-				puts[ent.Key()]++
-			case <-time.After(quiet):
+			key, ad := adPut(t, w, quiet)
+			if ad == nil {
 				if cond != nil {
 					t.Fatalf("timed out; ads: %v", ads)
 				}
 				return
 			}
+			ads[key] = ad
+			puts[key]++
 		}
 	}
 	str := func(key, attr string) string {
@@ -249,6 +241,38 @@ func runReady(t *testing.T, ctx context.Context, cancel context.CancelFunc, d *S
 	case err := <-done:
 		t.Fatalf("startd stopped: %v", err)
 	}
+}
+
+// adPut waits up to d for the next ad put the collector watch w sees, and
+// returns its key and ad (nil when none came).
+func adPut(t *testing.T, w jetstream.KeyWatcher, d time.Duration) (string, *classad.Ad) {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case ent := <-w.Updates():
+			if ent == nil || ent.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var ad classad.Ad
+			if err := ad.UnmarshalJSON(ent.Value()); err != nil {
+				t.Fatalf("ad %s: %v", ent.Key(), err)
+			}
+			return ent.Key(), &ad
+		case <-timeout:
+			return "", nil
+		}
+	}
+}
+
+// nextAdPut is adPut's ad, and fails the test if none comes within d.
+func nextAdPut(t *testing.T, w jetstream.KeyWatcher, d time.Duration) *classad.Ad {
+	t.Helper()
+	_, ad := adPut(t, w, d)
+	if ad == nil {
+		t.Fatalf("no slot ad put within %v", d)
+	}
+	return ad
 }
 
 // mustClaim has d decide the claim request req and fails the test unless

@@ -15,7 +15,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 	"github.com/vmpool/vmpool/events/eventstest"
 	"github.com/vmpool/vmpool/startd/hypervisor"
@@ -183,23 +182,8 @@ func TestBridgeMadeLaterIsAdvertised(t *testing.T) {
 	runReady(t, ctx, cancel, d)
 	types := func() string {
 		t.Helper()
-		for {
-			select {
-			case ent := <-w.Updates():
-				if ent == nil || ent.Operation() != jetstream.KeyValuePut {
-					continue
-				}
-				var ad classad.Ad
-				if err := ad.UnmarshalJSON(ent.Value()); err != nil {
-					t.Fatal(err)
-				}
-				v, _ := ad.EvalString("VM_Networking_Types")
-				return v
-			case <-time.After(10 * time.Second):
-				t.Fatal("no slot ad put within 10 s")
-				return ""
-			}
-		}
+		v, _ := nextAdPut(t, w, 10*time.Second).EvalString("VM_Networking_Types")
+		return v
 	}
 	if got := types(); got != "nat" {
 		t.Fatalf("VM_Networking_Types = %q before the bridge exists, want nat", got)

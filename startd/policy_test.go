@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/vmpool/vmpool/classad"
 	"github.com/vmpool/vmpool/events"
 )
 
@@ -26,22 +23,10 @@ func TestSetPolicy(t *testing.T) {
 	// startIs waits for the slot ad in the collector to say want as Start.
 	startIs := func(want string) {
 		t.Helper()
-		timeout := time.After(10 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for {
-			select {
-			case ent := <-w.Updates():
-				if ent == nil || ent.Operation() != jetstream.KeyValuePut {
-					continue
-				}
-				var ad classad.Ad
-				if err := ad.UnmarshalJSON(ent.Value()); err != nil {
-					t.Fatal(err)
-				}
-				if e, ok := ad.Lookup("Start"); ok && e.String() == want {
-					return
-				}
-			case <-timeout:
-				t.Fatalf("the slot ad never said Start = %s", want)
+			if e, ok := nextAdPut(t, w, time.Until(deadline)).Lookup("Start"); ok && e.String() == want {
+				return
 			}
 		}
 	}
