@@ -105,6 +105,10 @@ func (c *cli) parseDaemonFlags(cmd string, args []string, df *daemonFlags) int {
 			df.sets = append(df.sets, "METRICS_ADDRESS="+a.value(name, val, has))
 		case "h", "help":
 			fmt.Fprint(c.stdout, daemonUsage(cmd))
+			if cmd != "config" {
+				fmt.Fprintln(c.stdout, "  SIGTERM or Ctrl-C stops it (a startd vacates its VMs first); SIGHUP reads the configuration again")
+				fmt.Fprintln(c.stdout, "  (condor_reconfig): START, RANK, PREEMPT and KILL apply to running startds at once, other knobs at a restart.")
+			}
 			return 0
 		default:
 			return c.usageErr(cmd, "unknown option %s (try --help)", arg)
