@@ -1117,6 +1117,14 @@ func (b *bench) match(ctx context.Context) error {
 		// shared host.
 		b.record("match", "", "CPU per placement (whole pool, user + system)", cpu.Seconds()*1000/float64(jobs), "ms")
 	}
+	// How near the CPU bound the placements ran: the cores busy while
+	// placing, and the rate the host's cores allow at this CPU per
+	// placement (what the "how far from the bound" asks).
+	if total := cpu + apartCPU; total > 0 && took > 0 {
+		n := runtime.NumCPU()
+		b.record("match", "", fmt.Sprintf("cores busy while placing (of the %d this host has)", n), total.Seconds()/took.Seconds(), "cores")
+		b.record("match", "", fmt.Sprintf("placements/s the %d cores allow at this CPU per placement", n), float64(n)*float64(jobs)/total.Seconds(), "jobs/s")
+	}
 	// What the pool holds with every VM running: the live heap every
 	// garbage collection scans, and so what one costs.
 	heapOf := "every daemon and the NATS server"

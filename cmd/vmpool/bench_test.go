@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,6 +119,18 @@ func TestBenchMatchApart(t *testing.T) {
 		if !regexp.MustCompile(regexp.QuoteMeta(row) + ` +[0-9.]+ ms`).MatchString(out.String()) {
 			t.Errorf("no %q row:\n%s", row, out.String())
 		}
+	}
+	// How near the CPU bound: both processes' cores over the wall time.
+	cores := regexp.MustCompile(`cores busy while placing \(of the (\d+) this host has\) +([0-9.]+) cores`).FindStringSubmatch(out.String())
+	if cores == nil {
+		t.Errorf("no row of the cores busy:\n%s", out.String())
+	} else if n, _ := strconv.Atoi(cores[1]); n != runtime.NumCPU() {
+		t.Errorf("cores busy row says the host has %s cores, it has %d", cores[1], runtime.NumCPU())
+	} else if v, _ := strconv.ParseFloat(cores[2], 64); v <= 0 || v > float64(n)+0.5 {
+		t.Errorf("cores busy = %v of %d", v, n)
+	}
+	if !regexp.MustCompile(`placements/s the \d+ cores allow at this CPU per placement +[0-9.]+ jobs/s`).MatchString(out.String()) {
+		t.Errorf("no row of the placements/s the cores allow:\n%s", out.String())
 	}
 	// The startds were those of the other process: their log is there.
 	if b, err := os.ReadFile(filepath.Join(home, "match-startds", "startds.log")); err != nil {
