@@ -275,6 +275,26 @@ func TestHeldAndEvictedJobs(t *testing.T) {
 	}
 }
 
+// TestReleasedClaimFreesItsSlot: a job held after the schedd took its
+// match but before its claim reached the startd (its user log could not
+// be written) has its claim released; its slot, whose ad never showed the
+// claim, is free again at once rather than reserved for MATCH_TIMEOUT.
+func TestReleasedClaimFreesItsSlot(t *testing.T) {
+	h := newHarness(t)
+	h.submit(1, 1, "alice")
+	s := []Slot{slot(t, "slot1@a", "")}
+	if got := h.cycle(s); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("first match %v", got)
+	}
+	h.apply("schedd", events.JobMatched, "schedd", 1, 0, events.JobMatchedPayload{ClaimID: "neg#1"})
+	h.apply("schedd", events.JobHeld, "schedd", 1, 0, events.JobHeldPayload{Code: 22})
+	h.apply("schedd", events.ClaimReleased, "schedd", 1, 0, events.ClaimPayload{ClaimID: "neg#1", Slot: "slot1@a"})
+	h.apply("schedd", events.JobReleased, "schedd", 1, 0, events.JobActionPayload{})
+	if got := h.cycle(s); fmt.Sprint(got) != "[schedd/1.0->slot1@a]" {
+		t.Fatalf("after the claim was released and the job released: %v; want it matched to the same slot again\n%s", got, dumpState(h.st))
+	}
+}
+
 func dumpState(st *State) string {
 	var lines []string
 	for k, j := range st.Jobs {

@@ -224,6 +224,14 @@ func applySchedd(st *State, e events.Event) {
 			}
 			delete(st.Matches, p.ClaimID)
 		}
+	case events.ClaimReleased:
+		// The claim is over, whether or not it reached the startd (a job
+		// held before its claim was sent): its slot is no longer
+		// reserved, though its ad may never show the claim.
+		var p events.ClaimPayload
+		if e.Decode(&p) == nil {
+			delete(st.Matches, p.ClaimID)
+		}
 	case events.JobMatched:
 		var p events.JobMatchedPayload
 		if e.Decode(&p) == nil {

@@ -513,6 +513,18 @@ func DecideClaimReply(q *Queue, id events.JobID, claimID string, r events.ClaimR
 	return []events.Event{events.New(events.ClaimFailed, events.ClaimPayload{ClaimID: claimID, Slot: j.Claim.Slot, Reason: r.Reason}).ForJob(q.Name, id)}
 }
 
+// DecideUserLogUnwritable holds a matched job whose user log cannot be
+// written before its claim is sent (HTCondor's shadow holds it with code
+// 22, UnableToInitUserLog, when it cannot initialize the log): its VM
+// does not start, and a release after the log is fixed runs it.
+func DecideUserLogUnwritable(q *Queue, id events.JobID, claimID, reason string) []events.Event {
+	j := q.Jobs[id]
+	if j == nil || j.Claim == nil || j.Claim.ID != claimID || j.Claim.State != ClaimMatched {
+		return nil
+	}
+	return []events.Event{events.New(events.JobHeld, events.JobHeldPayload{Code: 22, Reason: reason}).ForJob(q.Name, id)}
+}
+
 // DecideClaimLost records that a claim's lease expired: its startd has not
 // answered for the job's JobLeaseDuration. The job goes back to the queue
 // (to resume from its last checkpoint, if it has one).

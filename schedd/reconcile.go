@@ -249,7 +249,7 @@ const claimAttempts = 3
 
 func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string) int, done func(string)) {
 	var req events.ClaimRequest
-	var startd string
+	var startd, userLog, logOwner string
 	ok := false
 	s.View(func(q *Queue) {
 		j := q.Jobs[id]
@@ -257,6 +257,7 @@ func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string)
 			return
 		}
 		ok = true
+		userLog, logOwner = q.UserLogOf(id), q.UserLogOwner(id)
 		text, staticAt := s.claimTexts.adText(j, q.Name) // flat: its cluster's attributes too
 		startd = j.Claim.Startd
 		req = events.ClaimRequest{
@@ -272,6 +273,16 @@ func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string)
 		}
 	})
 	if !ok {
+		return
+	}
+	if err := s.logProbes.writable(userLog, logOwner, time.Now()); err != nil {
+		reason := fmt.Sprintf("Failed to initialize user log to %s: %v (make its directory writable by %s, then release the job)", userLog, unwrapPath(err), logOwner)
+		s.logger.Warn("user log not writable: holding the job", "job", id.String(), "log", userLog, "err", err)
+		if _, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
+			return DecideUserLogUnwritable(s.q, id, req.ClaimID, reason), nil
+		}); err != nil && ctx.Err() == nil {
+			s.logger.Error("record hold for the user log", "job", id.String(), "err", err)
+		}
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.ClaimTimeout)

@@ -86,6 +86,7 @@ type Schedd struct {
 	acceptQ    []acceptance    // by due time
 	acceptKick chan struct{}
 	claimTexts claimTexts // printed cluster ads for claim requests
+	logProbes  logProbes  // whether user logs can be written, as of late
 
 	ready   chan struct{}
 	metrics *Metrics

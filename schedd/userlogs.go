@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmpool/vmpool/events"
@@ -386,4 +387,58 @@ func (s *Schedd) userlogEvents(e events.Event) []userlog.Event {
 		return nil
 	}
 	return []userlog.Event{base}
+}
+
+// logProbes tells whether a job's user log can be written (as its owner),
+// checking a writable path at most every logProbeTTL: every claim of a
+// cluster of thousands asks about the same file.
+type logProbes struct {
+	mu   sync.Mutex
+	seen map[[2]string]time.Time // when each (path, owner) was last found writable
+}
+
+const logProbeTTL = 5 * time.Second
+
+// writable opens path for appending as owner (creating it, as the writer
+// would), or says why it cannot; "" (no user log) is always writable.
+func (p *logProbes) writable(path, owner string, now time.Time) error {
+	if path == "" {
+		return nil
+	}
+	key := [2]string{path, owner}
+	p.mu.Lock()
+	if at, ok := p.seen[key]; ok && now.Sub(at) < logProbeTTL {
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	err := asUser(owner, func() error {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	})
+	if err != nil {
+		return err // not kept: a release after the fix must find it fixed
+	}
+	p.mu.Lock()
+	if p.seen == nil {
+		p.seen = map[[2]string]time.Time{}
+	}
+	if len(p.seen) > 10000 {
+		clear(p.seen) // paths of jobs long gone
+	}
+	p.seen[key] = now
+	p.mu.Unlock()
+	return nil
+}
+
+// unwrapPath is an error without the path an *os.PathError repeats.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
