@@ -93,7 +93,16 @@ func TestUsersTouchOnlyTheirOwnJobs(t *testing.T) {
 	if err := vmimage.Forever().WriteRaw(filepath.Join(tp.dir, "forever.img"), 0); err != nil {
 		t.Fatal(err)
 	}
+	// alice has no account here: the schedd writes her user log as
+	// nobody, who must reach it and write it (the test's submit, run as
+	// root, makes the file).
+	traversable(t, tp.dir)
 	os.Chmod(tp.dir, 0o777)
+	logf := filepath.Join(tp.dir, "hello.log")
+	if err := os.WriteFile(logf, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(logf, 0o666) // past the umask
 	sub := tp.write("forever.sub", strings.ReplaceAll(helloSub, "hello.img", "forever.img"))
 	out, errOut, code := tp.as("alice", "submit", sub)
 	if code != 0 || !strings.Contains(out, "submitted to cluster 1.") {
