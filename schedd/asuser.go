@@ -57,6 +57,25 @@ func lookupAccount(name string) (*account, error) {
 	return a, nil
 }
 
+// writesAs names the account asUser(owner, ...) writes as: owner, nobody
+// for an owner without an account here, or this process's own user when
+// it does not run as root.
+func writesAs(owner string) string {
+	if os.Geteuid() != 0 {
+		if u, err := user.Current(); err == nil {
+			return u.Username
+		}
+		return fmt.Sprintf("uid %d", os.Geteuid())
+	}
+	if owner == "root" {
+		return owner
+	}
+	if a, err := lookupAccount(owner); err == nil {
+		return a.name
+	}
+	return owner
+}
+
 // asUser runs fn with the file-system identity of the local account owner
 // when this process runs as root (as NobodyUser when owner has no account
 // here); otherwise, and for owner root, it just runs fn. fn runs on a

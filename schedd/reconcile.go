@@ -276,7 +276,7 @@ func (s *Schedd) doClaim(ctx context.Context, id events.JobID, fail func(string)
 		return
 	}
 	if err := s.logProbes.writable(userLog, logOwner, time.Now()); err != nil {
-		reason := fmt.Sprintf("Failed to initialize user log to %s: %v (make its directory writable by %s, then release the job)", userLog, unwrapPath(err), logOwner)
+		reason := fmt.Sprintf("Failed to initialize user log to %s: %v (the schedd writes it as %s: make it and its directory writable by that account, then release the job)", userLog, unwrapPath(err), writesAs(logOwner))
 		s.logger.Warn("user log not writable: holding the job", "job", id.String(), "log", userLog, "err", err)
 		if _, err := s.loop.DoEvents(ctx, func(time.Time) ([]events.Event, error) {
 			return DecideUserLogUnwritable(s.q, id, req.ClaimID, reason), nil

@@ -36,6 +36,9 @@ func TestUnwritableUserLogHoldsTheJob(t *testing.T) {
 	if !strings.HasPrefix(out, "22 Failed to initialize user log to "+filepath.Join(logs, "sim.log")) {
 		t.Fatalf("q -hold: %q; want code 22 naming the log", out)
 	}
+	if !strings.Contains(out, "the schedd writes it as "+currentUser()+":") {
+		t.Fatalf("q -hold: %q; want the reason to say as whom the log is written", out)
+	}
 	if n := tp.mustRun("q", "-af", "NumJobStarts"); n != "0\n" {
 		t.Fatalf("NumJobStarts %q: the VM started", n)
 	}
