@@ -266,6 +266,12 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	}); err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", LeaderBucket, err)
 	}
+	if err := askAgain(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, scheddsConfig(cfg.Replicas))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", ScheddsBucket, err)
+	}
 	b := &Bus{NC: nc, JS: js, Collector: kv, replicas: cfg.Replicas, collector: &kvc}
 	for _, u := range cfg.Users {
 		if _, err := b.FileStore(ctx, UserBucket(u)); err != nil {

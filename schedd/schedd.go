@@ -92,6 +92,9 @@ type Schedd struct {
 	// snapIndex is the log index of the newest snapshot (snapshots
 	// goroutine and shutdown only, one after the other).
 	snapIndex uint64
+	// registered: the schedd is in the pool's list of schedds (Run, then
+	// the advertise goroutine only, one after the other).
+	registered bool
 }
 
 // New builds a schedd; Run starts it.
@@ -270,6 +273,7 @@ func (s *Schedd) Run(ctx context.Context) error {
 	// Ready means findable: a tool run right after the schedd starts asks
 	// the collector for its ad (it used to find none now and then).
 	actx, acancel := context.WithTimeout(gctx, 5*time.Second)
+	s.register(actx)
 	s.putAd(actx)
 	acancel()
 	g.Go(func() error { return s.advertise(gctx) })
@@ -935,7 +939,8 @@ func (s *Schedd) policy(ctx context.Context) error {
 }
 
 // advertise keeps the schedd's ad in the collector so tools can find it
-// (Run put it first).
+// (Run put it first), and lists the schedd among the pool's schedds if
+// Run could not.
 func (s *Schedd) advertise(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.AdInterval)
 	defer t.Stop()
@@ -944,8 +949,29 @@ func (s *Schedd) advertise(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			if !s.registered {
+				s.register(ctx)
+			}
 			s.putAd(ctx)
 		}
+	}
+}
+
+// register lists the schedd in the pool's list of schedds, which lasts
+// after its ad has left the collector: a tool given no schedd name then
+// knows that the pool has had more than one, and asks which. A pool
+// without the list (a bus vmpool does not run, set up by an older
+// vmpool) is told of once; the schedd runs on.
+func (s *Schedd) register(ctx context.Context) {
+	err := s.cfg.Bus.RegisterSchedd(ctx, s.cfg.Name)
+	switch {
+	case err == nil:
+		s.registered = true
+	case errors.Is(err, events.ErrNoScheddList):
+		s.registered = true // nothing to retry
+		s.logger.Warn("the pool keeps no list of its schedds: tools without -name may take another schedd for this one once its ad expires; run 'vmpool nats --init' on the pool (or restart its vmpool nats) to create it", "err", err)
+	case ctx.Err() == nil:
+		s.logger.Warn("list this schedd among the pool's schedds; will retry", "err", err)
 	}
 }
 
