@@ -11,8 +11,8 @@ import (
 )
 
 // ScheddsBucket lists every schedd the pool has had: one key per schedd,
-// its name, put by the schedd when it starts and kept until an admin
-// retires it (RetireSchedd). Unlike the schedds' ads in the collector,
+// its name, put by the schedd when it starts (and checked at each refresh
+// of its ad) and kept until an admin retires it (RetireSchedd). Unlike the schedds' ads in the collector,
 // which expire CLASSAD_LIFETIME after a schedd stops, it lasts: a tool
 // given no schedd name picks the pool's only schedd only when the pool
 // has never had another, so that a stopped schedd's jobs are not taken
@@ -54,8 +54,8 @@ func (b *Bus) scheddList(ctx context.Context) (jetstream.KeyValue, error) {
 }
 
 // RegisterSchedd adds schedd name to the pool's list of schedds; a
-// schedd calls it when it starts. A name already listed is left as it is
-// (with the time it was first listed).
+// schedd calls it when it starts and whenever it refreshes its ad. A name
+// already listed is left as it is (with the time it was first listed).
 func (b *Bus) RegisterSchedd(ctx context.Context, name string) error {
 	kv, err := b.scheddList(ctx)
 	if err != nil {

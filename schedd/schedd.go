@@ -92,9 +92,9 @@ type Schedd struct {
 	// snapIndex is the log index of the newest snapshot (snapshots
 	// goroutine and shutdown only, one after the other).
 	snapIndex uint64
-	// registered: the schedd is in the pool's list of schedds (Run, then
-	// the advertise goroutine only, one after the other).
-	registered bool
+	// toldNoList: the pool has no list of schedds, and the log says so
+	// (Run, then the advertise goroutine only, one after the other).
+	toldNoList bool
 }
 
 // New builds a schedd; Run starts it.
@@ -939,8 +939,8 @@ func (s *Schedd) policy(ctx context.Context) error {
 }
 
 // advertise keeps the schedd's ad in the collector so tools can find it
-// (Run put it first), and lists the schedd among the pool's schedds if
-// Run could not.
+// (Run put it first), and the schedd in the pool's list of schedds (a
+// bus that lost its store has lost the list too).
 func (s *Schedd) advertise(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.AdInterval)
 	defer t.Stop()
@@ -949,9 +949,7 @@ func (s *Schedd) advertise(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if !s.registered {
-				s.register(ctx)
-			}
+			s.register(ctx)
 			s.putAd(ctx)
 		}
 	}
@@ -959,16 +957,19 @@ func (s *Schedd) advertise(ctx context.Context) error {
 
 // register lists the schedd in the pool's list of schedds, which lasts
 // after its ad has left the collector: a tool given no schedd name then
-// knows that the pool has had more than one, and asks which. A pool
-// without the list (a bus vmpool does not run, set up by an older
-// vmpool) is told of once; the schedd runs on.
+// knows that the pool has had more than one, and asks which. Listed
+// already, it costs a refused put and a get. A pool without the list (a
+// bus vmpool does not run, set up by an older vmpool) is told of once;
+// the schedd runs on.
 func (s *Schedd) register(ctx context.Context) {
 	err := s.cfg.Bus.RegisterSchedd(ctx, s.cfg.Name)
 	switch {
 	case err == nil:
-		s.registered = true
 	case errors.Is(err, events.ErrNoScheddList):
-		s.registered = true // nothing to retry
+		if s.toldNoList {
+			return
+		}
+		s.toldNoList = true
 		s.logger.Warn("the pool keeps no list of its schedds: tools without -name may take another schedd for this one once its ad expires; run 'vmpool nats --init' on the pool (or restart its vmpool nats) to create it", "err", err)
 	case ctx.Err() == nil:
 		s.logger.Warn("list this schedd among the pool's schedds; will retry", "err", err)
