@@ -208,6 +208,9 @@ func (s *NATSServer) URL() string {
 // cluster's meta leader (a majority of its servers are up and routed)
 // and has caught up with it. A request sent before that goes unanswered
 // until its caller gives up. It returns ctx's error if ctx ends first.
+// A server restarted on its store may say it is current before it has
+// heard from the others (nats-server 2.15 does); what is asked of it then
+// may go unanswered too, which OpenBus's tries bound (askAgain).
 func (s *NATSServer) WaitJetStream(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
