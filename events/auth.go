@@ -23,8 +23,11 @@ import (
 //   - a user publishes requests only on subjects that end in their own
 //     name (vmpool.cmd.schedd.<schedd>.<verb>.<user>), so the schedd knows
 //     who asks from the subject alone; reads the event stream and the
-//     collector; and reads and writes only their own file bucket;
-//   - a schedd publishes only its own events and collector key; a startd
+//     collector and the list of the pool's schedds; and reads and writes
+//     only their own file bucket; an admin also drains machines and
+//     retires schedds from the list;
+//   - a schedd publishes only its own events, collector key and key in
+//     the list of the pool's schedds (ScheddsBucket); a startd
 //     only its own events and slot keys; a negotiator only its own events;
 //   - the "pool" identity is the whole of a one-process pool (vmpool up),
 //     whose daemons share a process anyway, and creates the stream and
@@ -275,6 +278,10 @@ func (c Credentials) permissions(daemons []string) *server.Permissions {
 		"$JS.API.STREAM.INFO.KV_" + CollectorBucket, "$JS.API.DIRECT.GET.KV_" + CollectorBucket + ".>",
 		"$JS.API.STREAM.MSG.GET.KV_" + CollectorBucket,
 		"$JS.API.CONSUMER.CREATE.KV_" + CollectorBucket + ".>", "$JS.API.CONSUMER.DELETE.KV_" + CollectorBucket + ".>",
+		// The pool's schedds (a tool without -name reads them).
+		"$JS.API.STREAM.INFO.KV_" + ScheddsBucket, "$JS.API.DIRECT.GET.KV_" + ScheddsBucket + ".>",
+		"$JS.API.STREAM.MSG.GET.KV_" + ScheddsBucket,
+		"$JS.API.CONSUMER.CREATE.KV_" + ScheddsBucket + ".>", "$JS.API.CONSUMER.DELETE.KV_" + ScheddsBucket + ".>",
 		"$JS.ACK.>",
 	}
 	files := func(bucket string) []string {
@@ -288,7 +295,9 @@ func (c Credentials) permissions(daemons []string) *server.Permissions {
 	case RoleUser, RoleAdmin:
 		pub := append(append([]string{"vmpool.cmd.schedd.*.*." + c.Name}, readBus...), files(UserBucket(c.Name))...)
 		if c.Role == RoleAdmin {
-			pub = append(pub, "vmpool.cmd.startd.*.drain."+c.Name)
+			// Drain machines, and retire a schedd gone for good from the
+			// pool's list of schedds (vmpool schedds -retire).
+			pub = append(pub, "vmpool.cmd.startd.*.drain."+c.Name, "$KV."+ScheddsBucket+".*")
 		}
 		p := allow(pub, []string{"vmpool.progress." + c.Name + ".>"})
 		for _, d := range daemons {
@@ -301,6 +310,7 @@ func (c Credentials) permissions(daemons []string) *server.Permissions {
 		pub := append([]string{
 			"vmpool.ev.schedd." + c.Name + ".>",
 			"$KV." + CollectorBucket + "." + ScheddKey(c.Name),
+			"$KV." + ScheddsBucket + "." + c.Name,
 			"vmpool.progress.*." + c.Name + ".>",
 			"vmpool.cmd.startd.*.claim", "vmpool.cmd.startd.*.deactivate",
 			"$JS.API.STREAM.INFO.>", "$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.CONSUMER.>",

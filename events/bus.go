@@ -231,30 +231,46 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 		AllowAtomicPublish: true,
 		MaxConsumers:       streamMaxConsumers,
 	}
-	_, err := js.CreateOrUpdateStream(ctx, scfg)
+	createStream := func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, scfg)
+		return err
+	}
+	err := askAgain(ctx, createStream)
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMaximumConsumersLimit {
 		// An account limited to fewer consumers (an external cluster's
 		// admin set it): the account's limit applies.
 		scfg.MaxConsumers = 0
-		_, err = js.CreateOrUpdateStream(ctx, scfg)
+		err = askAgain(ctx, createStream)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
 	kvc := collectorConfig(cfg)
-	kv, err := openCollector(ctx, js, kvc)
-	if err != nil {
+	var kv jetstream.KeyValue
+	if err := askAgain(ctx, func(ctx context.Context) (err error) {
+		kv, err = openCollector(ctx, js, kvc)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 10 * time.Second
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: LeaderBucket, Description: "vmpool leader leases", TTL: cfg.LeaseTTL, History: 1,
-		Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	if err := askAgain(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: LeaderBucket, Description: "vmpool leader leases", TTL: cfg.LeaseTTL, History: 1,
+			Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		})
+		return err
 	}); err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", LeaderBucket, err)
+	}
+	if err := askAgain(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, scheddsConfig(cfg.Replicas))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("create bucket %s: %w", ScheddsBucket, err)
 	}
 	b := &Bus{NC: nc, JS: js, Collector: kv, replicas: cfg.Replicas, collector: &kvc}
 	for _, u := range cfg.Users {
@@ -265,13 +281,52 @@ func OpenBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg Bus
 	return b, nil
 }
 
+// A JetStream cluster leaves some management requests unanswered: those
+// sent before it has elected its meta leader (on servers that have just
+// started), and, when several clients create the same stream at once,
+// all but the first (nats-server 2.15 takes the others' equal proposals
+// as answered already; three vmpool nats servers of a new cluster do
+// just that). Each such request used to cost its caller's whole deadline
+// (a vmpool nats waited 20 s, then tried again), so that a new cluster's
+// stream and buckets took 40 to 105 s to be ready. askAgain bounds each
+// try instead, to askFirst at first, doubling up to askMax: the requests
+// are idempotent (create or update to the same configuration), so one
+// asked again finds what the unanswered one, or another client, created.
+const (
+	askFirst = 250 * time.Millisecond
+	askMax   = 8 * time.Second
+)
+
+// askAgain runs op, a JetStream management request, until it is answered
+// (with success or an error) or ctx ends, each try bounded as described
+// above. Without a deadline on ctx it tries once: a caller that set none
+// relies on the client's default timeout to hear of a pool that never
+// answers.
+func askAgain(ctx context.Context, op func(context.Context) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		return op(ctx)
+	}
+	for try := askFirst; ; try = min(2*try, askMax) {
+		tctx, cancel := context.WithTimeout(ctx, try)
+		err := op(tctx)
+		unanswered := err != nil && ctx.Err() == nil && errors.Is(tctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if !unanswered {
+			return err
+		}
+	}
+}
+
 // BindBus opens the pool's stream and buckets without creating or
 // changing them: what a daemon or a user with restricted credentials
 // does on a pool someone else set up. A daemon passes the pool's sizing
 // (ads, its AdTTL and Replicas) so that PutAd can create the collector
 // again should its NATS server lose it; a user passes nil.
 func BindBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, ads *BusConfig) (*Bus, error) {
-	if _, err := js.Stream(ctx, StreamName); err != nil {
+	if err := askAgain(ctx, func(ctx context.Context) error {
+		_, err := js.Stream(ctx, StreamName)
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("find stream %s: %w", StreamName, err)
 	}
 	b := &Bus{NC: nc, JS: js}

@@ -654,16 +654,21 @@ func (b *Bus) liftConsumerLimit(ctx context.Context, bucket string) {
 	if b.collector == nil {
 		return
 	}
-	s, err := b.JS.Stream(ctx, "OBJ_"+bucket)
-	if err != nil {
-		return
-	}
-	cfg := s.CachedInfo().Config
-	if cfg.MaxConsumers >= fileMaxConsumers {
-		return
-	}
-	cfg.MaxConsumers = fileMaxConsumers
-	_, _ = b.JS.UpdateStream(ctx, cfg)
+	// Asked again when unanswered: servers updating the same stream at
+	// once (a new cluster's vmpool nats) hear back from one (askAgain).
+	_ = askAgain(ctx, func(ctx context.Context) error {
+		s, err := b.JS.Stream(ctx, "OBJ_"+bucket)
+		if err != nil {
+			return err
+		}
+		cfg := s.CachedInfo().Config
+		if cfg.MaxConsumers >= fileMaxConsumers {
+			return nil
+		}
+		cfg.MaxConsumers = fileMaxConsumers
+		_, err = b.JS.UpdateStream(ctx, cfg)
+		return err
+	})
 }
 
 // FileStore returns the object store bucket, binding it (and creating it
@@ -675,11 +680,15 @@ func (b *Bus) FileStore(ctx context.Context, bucket string) (jetstream.ObjectSto
 	if st, ok := b.stores[bucket]; ok {
 		return st, nil
 	}
-	st, err := b.JS.ObjectStore(ctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = b.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket: bucket, Description: "vmpool files", Storage: jetstream.FileStorage, Replicas: max(b.replicas, 1)})
-	}
+	var st jetstream.ObjectStore
+	err := askAgain(ctx, func(ctx context.Context) (err error) {
+		st, err = b.JS.ObjectStore(ctx, bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			st, err = b.JS.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+				Bucket: bucket, Description: "vmpool files", Storage: jetstream.FileStorage, Replicas: max(b.replicas, 1)})
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open file bucket %s: %w", bucket, err)
 	}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,6 +201,27 @@ func (s *NATSServer) URL() string {
 		u = strings.Replace(u, "nats://", "tls://", 1)
 	}
 	return u
+}
+
+// WaitJetStream waits until the server's JetStream can take requests:
+// at once for a lone server; in a cluster, once the server knows the
+// cluster's meta leader (a majority of its servers are up and routed)
+// and has caught up with it. A request sent before that goes unanswered
+// until its caller gives up. It returns ctx's error if ctx ends first.
+// A server restarted on its store may say it is current before it has
+// heard from the others (nats-server 2.15 does); what is asked of it then
+// may go unanswered too, which OpenBus's tries bound (askAgain).
+func (s *NATSServer) WaitJetStream(ctx context.Context) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !s.JetStreamIsCurrent() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Stop shuts the server down, waits for it, and lets its store go.

@@ -267,16 +267,32 @@ func (n *Negotiator) watchSlots(ctx context.Context) error {
 // startd refreshes its ads well within that, so a silent watcher has lost
 // its consumer (a NATS server of a cluster went away) and is replaced, or
 // the negotiator would match stale ads and, once they aged out, none.
+// Sooner than that, a watcher silent for half a check's interval is
+// replaced if the collector bucket's last sequence is below the last one
+// it saw: every server of a cluster restarted, losing the bucket's
+// contents (kept in memory), which begin again from sequence 1 (or
+// vmpool nats created the bucket anew). The watcher goes on from the old
+// last sequence, which the bucket reaches again only after as many puts,
+// and saw nothing meanwhile: after a whole cluster's restart no job was
+// matched for 30 s.
 func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 	silence := n.cfg.AdLifetime / 2
-	check := time.NewTicker(max(silence/4, 10*time.Millisecond))
+	every := max(silence/4, 10*time.Millisecond)
+	check := time.NewTicker(every)
 	defer check.Stop()
 	last := time.Now()
+	var seen uint64 // the last sequence of the bucket the watcher gave
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-check.C:
+			if quiet := time.Since(last); quiet > every/2 && seen > 0 && quiet <= silence {
+				if at, ok := n.collectorLastSeq(ctx); ok && at < seen {
+					n.logger.Warn("the collector bucket began again (its NATS servers restarted?); watching it again", "seq", at)
+					return
+				}
+			}
 			if time.Since(last) > silence {
 				n.mu.Lock()
 				known := len(n.slots)
@@ -295,6 +311,7 @@ func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 				n.trigger() // initial values done
 				continue
 			}
+			seen = max(seen, ent.Revision())
 			if ent.Operation() != jetstream.KeyValuePut {
 				n.mu.Lock()
 				delete(n.slots, ent.Key())
@@ -322,6 +339,22 @@ func (n *Negotiator) follow(ctx context.Context, w jetstream.KeyWatcher) {
 			}
 		}
 	}
+}
+
+// collectorLastSeq is the collector bucket's last sequence; ok is false
+// when the bus does not say (within a few seconds).
+func (n *Negotiator) collectorLastSeq(ctx context.Context) (seq uint64, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := n.cfg.Bus.Collector.Status(ctx)
+	if err != nil {
+		return 0, false
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		return 0, false
+	}
+	return bs.StreamInfo().State.LastSeq, true
 }
 
 // slotFromJSON reads a slot from its machine ad in the collector. It

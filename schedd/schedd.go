@@ -93,6 +93,9 @@ type Schedd struct {
 	// snapIndex is the log index of the newest snapshot (snapshots
 	// goroutine and shutdown only, one after the other).
 	snapIndex uint64
+	// toldNoList: the pool has no list of schedds, and the log says so
+	// (Run, then the advertise goroutine only, one after the other).
+	toldNoList bool
 }
 
 // New builds a schedd; Run starts it.
@@ -271,6 +274,7 @@ func (s *Schedd) Run(ctx context.Context) error {
 	// Ready means findable: a tool run right after the schedd starts asks
 	// the collector for its ad (it used to find none now and then).
 	actx, acancel := context.WithTimeout(gctx, 5*time.Second)
+	s.register(actx)
 	s.putAd(actx)
 	acancel()
 	g.Go(func() error { return s.advertise(gctx) })
@@ -936,7 +940,8 @@ func (s *Schedd) policy(ctx context.Context) error {
 }
 
 // advertise keeps the schedd's ad in the collector so tools can find it
-// (Run put it first).
+// (Run put it first), and the schedd in the pool's list of schedds (a
+// bus that lost its store has lost the list too).
 func (s *Schedd) advertise(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.AdInterval)
 	defer t.Stop()
@@ -945,8 +950,30 @@ func (s *Schedd) advertise(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			s.register(ctx)
 			s.putAd(ctx)
 		}
+	}
+}
+
+// register lists the schedd in the pool's list of schedds, which lasts
+// after its ad has left the collector: a tool given no schedd name then
+// knows that the pool has had more than one, and asks which. Listed
+// already, it costs a refused put and a get. A pool without the list (a
+// bus vmpool does not run, set up by an older vmpool) is told of once;
+// the schedd runs on.
+func (s *Schedd) register(ctx context.Context) {
+	err := s.cfg.Bus.RegisterSchedd(ctx, s.cfg.Name)
+	switch {
+	case err == nil:
+	case errors.Is(err, events.ErrNoScheddList):
+		if s.toldNoList {
+			return
+		}
+		s.toldNoList = true
+		s.logger.Warn("the pool keeps no list of its schedds: tools without -name may take another schedd for this one once its ad expires; run 'vmpool nats --init' on the pool (or restart its vmpool nats) to create it", "err", err)
+	case ctx.Err() == nil:
+		s.logger.Warn("list this schedd among the pool's schedds; will retry", "err", err)
 	}
 }
 

@@ -297,8 +297,12 @@ func (cl *client) ads(ctx context.Context, prefix string) ([]*classad.Ad, error)
 	return out, nil
 }
 
-// schedd picks the schedd to talk to: -name, $VMPOOL_SCHEDD, or the only
-// one the collector knows.
+// schedd picks the schedd to talk to: -name, $VMPOOL_SCHEDD, or the
+// pool's only schedd. Only means the only one the pool has ever had (its
+// lasting list, events.ScheddsBucket), not just the only one advertised:
+// a schedd stopped for longer than its ad's lifetime has left the
+// collector but not the pool, and the job 1.0 a user means may be its,
+// not that of the one still running.
 func (c *cli) schedd(ctx context.Context, cl *client, name string) (string, error) {
 	if name == "" {
 		name = c.getenv("VMPOOL_SCHEDD")
@@ -309,17 +313,96 @@ func (c *cli) schedd(ctx context.Context, cl *client, name string) (string, erro
 		}
 		return name, nil
 	}
-	names, err := cl.scheddNames(ctx)
+	ps, err := cl.poolSchedds(ctx)
 	if err != nil {
 		return "", err
 	}
-	switch len(names) {
+	switch len(ps) {
 	case 0:
 		return "", fmt.Errorf("no schedd is advertised at %s (is the pool's schedd running?)", cl.url)
 	case 1:
-		return names[0], nil
+		if !ps[0].advertised {
+			return "", fmt.Errorf("no schedd is advertised at %s (is the pool's schedd %s running?)", cl.url, ps[0].name)
+		}
+		return ps[0].name, nil
 	}
-	return "", fmt.Errorf("the pool has %d schedds (%s): choose one with -name", len(names), strings.Join(names, ", "))
+	var list []string
+	gone := false
+	for _, s := range ps {
+		if s.advertised {
+			list = append(list, s.name)
+		} else {
+			list = append(list, s.name+" (not running: its ad has expired)")
+			gone = true
+		}
+	}
+	if !gone {
+		return "", fmt.Errorf("the pool has %d schedds (%s): choose one with -name NAME, or set VMPOOL_SCHEDD=NAME", len(ps), strings.Join(list, ", "))
+	}
+	return "", fmt.Errorf("the pool has had %d schedds (%s), whose jobs are numbered alike: choose one with -name NAME, or set VMPOOL_SCHEDD=NAME; "+
+		"an admin drops a schedd gone for good from the pool's list with 'vmpool schedds -retire NAME'", len(ps), strings.Join(list, ", "))
+}
+
+// poolSchedd is a schedd of the pool: listed in the pool's list of
+// schedds, advertised in the collector, or both.
+type poolSchedd struct {
+	name               string
+	listed, advertised bool
+}
+
+// poolSchedds are the schedds the pool has had (its list) and those the
+// collector has ads of, by name. A pool without the list (set up by an
+// older vmpool on a NATS server it does not run) has those of the
+// collector only.
+func (cl *client) poolSchedds(ctx context.Context) ([]poolSchedd, error) {
+	advertised, err := cl.scheddNames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A server whose configuration predates the list refuses to tell of
+	// it: the call ends as soon as it says so.
+	info := "$JS.API.STREAM.INFO.KV_" + events.ScheddsBucket
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, id := cl.startCall(info, cancel)
+	defer cl.endCall(info, id)
+	listed, err := cl.bus.Schedds(lctx)
+	if errors.Is(err, events.ErrNoScheddList) {
+		listed, err = nil, nil
+	}
+	if err != nil {
+		if cl.wasDenied(info) {
+			return nil, fmt.Errorf("the pool's NATS server does not let %s read the pool's list of schedds (its configuration predates the list: regenerate it with 'vmpool nats --print-config'); meanwhile name the schedd with -name or VMPOOL_SCHEDD", cl.user)
+		}
+		return nil, fmt.Errorf("read the pool's list of schedds: %w (name the schedd with -name or VMPOOL_SCHEDD)", err)
+	}
+	in := map[string]*poolSchedd{}
+	for _, n := range listed {
+		in[n] = &poolSchedd{name: n, listed: true}
+	}
+	for _, n := range advertised {
+		if s, ok := in[n]; ok {
+			s.advertised = true
+		} else {
+			in[n] = &poolSchedd{name: n, advertised: true}
+		}
+	}
+	out := make([]poolSchedd, 0, len(in))
+	for _, s := range in {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+// wasDenied reports whether the server has refused this client subject.
+func (cl *client) wasDenied(subject string) bool {
+	select {
+	case <-cl.deniedCh(subject):
+		return true
+	default:
+		return false
+	}
 }
 
 // scheddNames are the names of the schedds the collector has ads of.

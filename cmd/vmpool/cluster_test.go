@@ -238,9 +238,10 @@ func startNATSCluster(tb testing.TB, replicas int) *cluster {
 		cl.start(fmt.Sprintf("nats%d", i+1), "nats", "--listen", clients[i], "--cluster", "vmpool", "--server-name", fmt.Sprintf("nats%d", i+1),
 			"--cluster-listen", routes[i], "--routes", strings.Join(others, ","), "--replicas", fmt.Sprint(replicas))
 	}
-	// A server that found no JetStream meta leader at first retries its
-	// stream creation every 20 s; on a loaded 2-core machine under -race
-	// that has taken over 90 s.
+	// Each server waits for the cluster's meta leader, then creates the
+	// stream and buckets, asking again what goes unanswered (a second or
+	// two; it took 40 to 105 s when each unanswered request waited 20 s).
+	// The bound is for a loaded 2-core machine under -race.
 	for i := 1; i <= 3; i++ {
 		cl.waitLog(fmt.Sprintf("nats%d", i), fmt.Sprintf("stream and buckets are ready (NATS_REPLICAS = %d)", replicas), 240*time.Second)
 	}

@@ -302,6 +302,12 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 		Address:    address,
 	}
 	sc.PolicyInterval = cfg.PositiveSeconds("PERIODIC_EXPR_INTERVAL", &errs)
+	// The ad is put again well within its lifetime: every 15 s (the
+	// schedd's default) left it out of the collector most of the time
+	// under a CLASSAD_LIFETIME below that, and tools found no schedd.
+	if life := cfg.PositiveSeconds("CLASSAD_LIFETIME", &errs); life > 0 {
+		sc.AdInterval = min(15*time.Second, life/3)
+	}
 	sc.SnapshotEvery = cfg.Int("QUEUE_SNAPSHOT_EVENTS", &errs)
 	if sc.SnapshotEvery == 0 {
 		sc.SnapshotEvery = -1 // 0 in the configuration: never

@@ -63,6 +63,7 @@ func init() {
 		{"release", "release held jobs (condor_release)", func(c *cli, ctx context.Context, a []string) int { return c.act(ctx, "release", a) }},
 		{"vacate-job", "evict running jobs back to the queue (condor_vacate_job)", func(c *cli, ctx context.Context, a []string) int { return c.act(ctx, "vacate", a) }},
 		{"classad", "evaluate and match ClassAd expressions", func(c *cli, _ context.Context, a []string) int { return classadcmd.Main(a, c.stdout, c.stderr) }},
+		{"schedds", "list the schedds the pool has had and which run now; -retire NAME forgets one gone for good", (*cli).schedds},
 		{"drain", "drain execute machines: no new jobs, running VMs vacated (condor_drain)", (*cli).drain},
 		{"wait", "wait for the jobs of a user log to finish (condor_wait)", (*cli).wait},
 		{"userlog", "summarise the runs of the jobs of user logs: wall, good and CPU time per slot and job (condor_userlog)", (*cli).userlogCmd},

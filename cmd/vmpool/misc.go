@@ -205,8 +205,19 @@ func (c *cli) nats(ctx context.Context, args []string) int {
 		fmt.Fprintf(c.stdout, "  credentials of the users (POOL_USERS, QUEUE_SUPER_USERS) and daemons (POOL_DAEMONS) are in %s\n", credsDir(cfg))
 	}
 	// Create the stream and buckets (a daemon with credentials of its own
-	// may only bind them). In a cluster that works once enough servers are
-	// up to place NATS_REPLICAS copies: keep trying until then.
+	// may only bind them). In a cluster that works once the servers have
+	// elected a meta leader (a request sent before is not answered) and
+	// enough are up to place NATS_REPLICAS copies: keep trying until then.
+	if ncfg.Cluster != nil {
+		if !ns.JetStreamIsCurrent() {
+			logger.Info("waiting for the JetStream cluster's meta leader (a majority of its servers must be up and reach one another)")
+		}
+		start := time.Now()
+		if ns.WaitJetStream(ctx) != nil {
+			return 0
+		}
+		logger.Info("the JetStream cluster has a meta leader", "took", time.Since(start).Round(time.Millisecond))
+	}
 	users, _ := poolUsers(cfg, "")
 	for attempt := 0; ; attempt++ {
 		bctx, cancel := context.WithTimeout(ctx, 20*time.Second)
