@@ -344,5 +344,15 @@ func leaveQueue(q *Queue, j *Job) {
 	j.Cluster.InQueue--
 	if j.Cluster.InQueue <= 0 {
 		delete(q.Clusters, j.Cluster.ID)
+		// The history keeps a cluster's ad as the text a snapshot holds,
+		// parsed again if read: parsed (as every claim parses it), it
+		// took several times the memory, for every job the history
+		// keeps.
+		if c := j.Cluster; c.Lazy.Built() {
+			c.Lazy = snapshotAd(c.Ad().OwnString(), nil)
+		}
+	}
+	if j.OwnLazy != nil && j.OwnLazy.Built() {
+		j.OwnLazy = snapshotAd(j.OwnLazy.Get().OwnString(), j.Cluster)
 	}
 }

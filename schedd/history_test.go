@@ -64,6 +64,8 @@ func TestHistoryKeptWithinMaxHistory(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		// As a claim does: the cluster's ad is parsed.
+		s.View(func(q *Queue) { q.Clusters[c].Ad() })
 		if _, err := s.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
 			evs, _, err := DecideAction(s.q, ActionCmd{Kind: ActRemove, By: me.Username, Select: Selector{Cluster: c, Proc: -1}, Now: now})
 			return evs, err
@@ -71,6 +73,18 @@ func TestHistoryKeptWithinMaxHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+
+	// A cluster that left the queue keeps its ad as text, not parsed.
+	s.View(func(q *Queue) {
+		for _, j := range q.History {
+			if j.Cluster.Lazy.Built() {
+				t.Errorf("job %s left the queue with its cluster's ad still parsed", j.ID)
+			}
+			if got, _ := j.Ad(q.Name).EvalString("JobVMType"); got != "sim" {
+				t.Errorf("job %s: JobVMType %q after the ad is parsed again, want sim", j.ID, got)
+			}
+		}
+	})
 
 	var hist []string
 	var submits, userLogs int
