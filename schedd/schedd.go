@@ -957,9 +957,10 @@ func (s *Schedd) policy(ctx context.Context) error {
 		}
 		for _, e := range evs {
 			if e.Type == events.HistoryTrimmed {
+				// Routine in a busy pool (each interval), so at debug level.
 				var p events.HistoryTrimmedPayload
 				_ = e.Decode(&p) // our own event
-				s.logger.Info("oldest jobs of the history forgotten (MAX_HISTORY_JOBS)", "jobs", p.Jobs, "history", hist)
+				s.logger.Debug("oldest jobs of the history forgotten (MAX_HISTORY_JOBS)", "jobs", p.Jobs, "history", hist)
 				continue
 			}
 			s.logger.Info("job policy", "job", e.Job().String(), "action", e.Type)
