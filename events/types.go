@@ -24,10 +24,11 @@ const (
 	JobHeld          = "JobHeld"
 	JobReleased      = "JobReleased"
 	JobRemoved       = "JobRemoved"
-	JobVacating      = "JobVacating"   // vacate-job asked the startd to evict the VM
-	ClaimLost        = "ClaimLost"     // the claim's lease expired: its startd stopped answering
-	ClaimReleased    = "ClaimReleased" // the claim of a held/removed/vacated job is gone from the startd
-	JobLeftQueue     = "JobLeftQueue"  // a removed job's VM is gone; the job moved to history
+	JobVacating      = "JobVacating"    // vacate-job asked the startd to evict the VM
+	ClaimLost        = "ClaimLost"      // the claim's lease expired: its startd stopped answering
+	ClaimReleased    = "ClaimReleased"  // the claim of a held/removed/vacated job is gone from the startd
+	JobLeftQueue     = "JobLeftQueue"   // a removed job's VM is gone; the job moved to history
+	HistoryTrimmed   = "HistoryTrimmed" // the oldest jobs of the history were forgotten (MAX_HISTORY_JOBS)
 )
 
 // Negotiator events.
@@ -238,6 +239,15 @@ type JobActionPayload struct {
 	// ClaimReleased or ClaimLost that carries Removed). A removal recorded
 	// before this field existed wrote its 009 at once.
 	Claimed bool `json:"claimed,omitempty"`
+}
+
+// HistoryTrimmedPayload records that the schedd forgot the Jobs oldest
+// jobs of its history (the first Jobs of the jobs that left its queue, in
+// the order they left), and what only they needed (their user logs,
+// their submits' idempotency keys). The schedd decides it when its
+// history holds more than MAX_HISTORY_JOBS; replay drops the same jobs.
+type HistoryTrimmedPayload struct {
+	Jobs int `json:"jobs"`
 }
 
 // ClaimRequest is the schedd's request to a startd to claim a slot and run

@@ -40,6 +40,13 @@ func Apply(q *Queue, e events.Event) *Queue {
 		applySubmit(q, e, at)
 		return q
 	}
+	if e.Type == events.HistoryTrimmed {
+		var p events.HistoryTrimmedPayload
+		if e.Decode(&p) == nil {
+			trimHistory(q, p.Jobs)
+		}
+		return q
+	}
 	j := q.Jobs[e.Job()]
 	if j == nil {
 		return q
@@ -291,6 +298,43 @@ func stopClaim(j *Job, mode string) {
 	c.StopMode = mode
 }
 
+// trimHistory forgets the n oldest jobs of the history, and what only
+// they still needed: their clusters' user logs and owners, their own
+// user logs, and their submits' idempotency keys.
+func trimHistory(q *Queue, n int) {
+	n = min(n, len(q.History))
+	if n <= 0 {
+		return
+	}
+	gone := map[int]bool{}
+	for _, j := range q.History[:n] {
+		delete(q.ProcLogs, j.ID)
+		gone[j.Cluster.ID] = true
+	}
+	// A new slice, so that the forgotten jobs (and their clusters' ads)
+	// are not kept alive by the old one's array.
+	q.History = append([]*Job(nil), q.History[n:]...)
+	for _, j := range q.History {
+		delete(gone, j.Cluster.ID)
+	}
+	for id := range gone {
+		if _, queued := q.Clusters[id]; queued {
+			delete(gone, id)
+			continue
+		}
+		delete(q.UserLogs, id)
+		delete(q.LogOwners, id)
+	}
+	if len(gone) == 0 {
+		return
+	}
+	for sub, id := range q.Submits {
+		if gone[id] {
+			delete(q.Submits, sub)
+		}
+	}
+}
+
 func leaveQueue(q *Queue, j *Job) {
 	if _, ok := q.Jobs[j.ID]; !ok {
 		return
@@ -300,5 +344,15 @@ func leaveQueue(q *Queue, j *Job) {
 	j.Cluster.InQueue--
 	if j.Cluster.InQueue <= 0 {
 		delete(q.Clusters, j.Cluster.ID)
+		// The history keeps a cluster's ad as the text a snapshot holds,
+		// parsed again if read: parsed (as every claim parses it), it
+		// took several times the memory, for every job the history
+		// keeps.
+		if c := j.Cluster; c.Lazy.Built() {
+			c.Lazy = snapshotAd(c.Ad().OwnString(), nil)
+		}
+	}
+	if j.OwnLazy != nil && j.OwnLazy.Built() {
+		j.OwnLazy = snapshotAd(j.OwnLazy.Get().OwnString(), j.Cluster)
 	}
 }

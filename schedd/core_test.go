@@ -277,6 +277,10 @@ func (h *coreHarness) run(t *testing.T, d *datadriven.TestData) string {
 	case "policy":
 		h.now += int64(argInt(d, "advance", 0))
 		return h.commit(DecidePolicy(h.q, time.Unix(h.now, 0)))
+	case "trim":
+		return h.commit(DecideHistoryTrim(h.q, argInt(d, "max", 0), argInt(d, "written", len(h.q.History))))
+	case "kept":
+		return dumpKept(h.q)
 	case "claim-lost":
 		return h.commit(DecideClaimLost(h.q, jobArg(d), arg(d, "claim", ""), arg(d, "reason", "")))
 	case "claim-gone":
@@ -327,6 +331,28 @@ func dumpQueue(q *Queue) string {
 	sort.Strings(claims)
 	fmt.Fprintf(&b, "claims %v\n", claims)
 	return b.String()
+}
+
+// dumpKept prints what the queue keeps for its clusters besides their
+// jobs: submit ids, user logs (cluster and proc) and their owners.
+func dumpKept(q *Queue) string {
+	var subs, logs, procLogs, owners []string
+	for id, c := range q.Submits {
+		subs = append(subs, fmt.Sprintf("%s->%d", id, c))
+	}
+	for c, l := range q.UserLogs {
+		logs = append(logs, fmt.Sprintf("%d->%s", c, l))
+	}
+	for id, l := range q.ProcLogs {
+		procLogs = append(procLogs, id.String()+"->"+l)
+	}
+	for c, o := range q.LogOwners {
+		owners = append(owners, fmt.Sprintf("%d->%s", c, o))
+	}
+	for _, l := range [][]string{subs, logs, procLogs, owners} {
+		sort.Strings(l)
+	}
+	return fmt.Sprintf("submits %v\nuser logs %v\nproc logs %v\nlog owners %v\n", subs, logs, procLogs, owners)
 }
 
 func dumpJob(j *Job) string {

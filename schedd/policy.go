@@ -51,6 +51,23 @@ func DecidePolicy(q *Queue, now time.Time) []events.Event {
 	return out
 }
 
+// DecideHistoryTrim returns the event that forgets the oldest jobs of the
+// history beyond max (MAX_HISTORY_JOBS; negative: no bound), as HTCondor
+// rotates its history file away: none when the history is within it. It
+// forgets at most the first written jobs of the history: those whose
+// every user log event the schedd has written (the shell counts them), so
+// that no event of a forgotten job misses its user log.
+func DecideHistoryTrim(q *Queue, max, written int) []events.Event {
+	if max < 0 {
+		return nil
+	}
+	n := min(len(q.History)-max, written)
+	if n <= 0 {
+		return nil
+	}
+	return []events.Event{events.New(events.HistoryTrimmed, events.HistoryTrimmedPayload{Jobs: n})}
+}
+
 // DecideOnExitHold evaluates the job's OnExitHold (on_exit_hold) at now,
 // once its guest has powered off and its disks are back, as HTCondor's
 // shadow does when a job exits: true holds the job (code 3, JobPolicy,

@@ -54,6 +54,10 @@ type Config struct {
 	// again, and at least as many as it has jobs (snapshot.go); one is also
 	// taken at a clean shutdown.
 	SnapshotEvery int
+	// MaxHistory (MAX_HISTORY_JOBS, default 20000; negative: no bound) is
+	// how many jobs that left the queue the history keeps: every
+	// PolicyInterval the oldest beyond it are forgotten (HistoryTrimmed).
+	MaxHistory int
 	// MinFreeBytes is the free disk the event log keeps (LOG_MIN_FREE_MB):
 	// below it commands are refused rather than the log run out of space.
 	MinFreeBytes int64
@@ -90,6 +94,9 @@ type Schedd struct {
 
 	ready   chan struct{}
 	metrics *Metrics
+	// userLogDone is the log index up to which every user log event has
+	// been written (writeUserLogs).
+	userLogDone atomic.Uint64
 	// snapIndex is the log index of the newest snapshot (snapshots
 	// goroutine and shutdown only, one after the other).
 	snapIndex uint64
@@ -132,6 +139,9 @@ func New(cfg Config) (*Schedd, error) {
 	}
 	if cfg.PolicyInterval <= 0 {
 		cfg.PolicyInterval = 60 * time.Second
+	}
+	if cfg.MaxHistory == 0 {
+		cfg.MaxHistory = DefaultMaxHistory
 	}
 	if cfg.Address == "" {
 		host, _ := os.Hostname()
@@ -910,10 +920,19 @@ func parseJobArgs(args []string) (jobSel, error) {
 	return sel, nil
 }
 
-// policy evaluates the jobs' periodic expressions every PolicyInterval.
+// DefaultMaxHistory is MAX_HISTORY_JOBS's default.
+const DefaultMaxHistory = 20000
+
+// policy evaluates the jobs' periodic expressions every PolicyInterval,
+// and keeps the history within MaxHistory.
 func (s *Schedd) policy(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.PolicyInterval)
 	defer t.Stop()
+	// The history's length and the log's last index at the previous
+	// tick: once the user logs are written up to that index, the jobs
+	// that had left the queue by then may be forgotten.
+	var hist int
+	var last uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -921,8 +940,16 @@ func (s *Schedd) policy(ctx context.Context) error {
 		case <-t.C:
 		}
 		evs, err := s.loop.DoEvents(ctx, func(now time.Time) ([]events.Event, error) {
-			return DecidePolicy(s.q, now), nil
+			written := 0
+			if s.userLogDone.Load() >= last {
+				written = hist
+			}
+			return append(DecidePolicy(s.q, now), DecideHistoryTrim(s.q, s.cfg.MaxHistory, written)...), nil
 		})
+		// The state read is durable, and at most the log's last index
+		// read after it.
+		s.View(func(q *Queue) { hist = len(q.History) })
+		last = s.log.LastIndex()
 		if errors.Is(err, events.ErrDiskFull) {
 			s.logger.Warn("periodic expressions not evaluated", "err", err) // next interval tries again
 			continue
@@ -934,6 +961,13 @@ func (s *Schedd) policy(ctx context.Context) error {
 			return err
 		}
 		for _, e := range evs {
+			if e.Type == events.HistoryTrimmed {
+				// Routine in a busy pool (each interval), so at debug level.
+				var p events.HistoryTrimmedPayload
+				_ = e.Decode(&p) // our own event
+				s.logger.Debug("oldest jobs of the history forgotten (MAX_HISTORY_JOBS)", "jobs", p.Jobs, "history", hist)
+				continue
+			}
 			s.logger.Info("job policy", "job", e.Job().String(), "action", e.Type)
 		}
 	}

@@ -30,7 +30,10 @@ const SnapshotFile = "snapshot.json"
 // Version 2 writes one JSON document per line: the header, then each
 // cluster and job, so a restart decodes them on every CPU.
 // Version 3 adds a job's LastCkptTime.
-const snapshotVersion = 3
+// Version 4: Apply forgets the oldest jobs of the history on a
+// HistoryTrimmed, which a schedd of version 3 ignores (its snapshot of a
+// log holding one would not be its replay of that log).
+const snapshotVersion = 4
 
 type snapshot struct {
 	Version     int    `json:"version"`

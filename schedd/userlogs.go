@@ -28,6 +28,7 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.userLogDone.Store(done)
 	if err := s.rollbackUserLogs(); err != nil {
 		return err
 	}
@@ -110,6 +111,7 @@ func (s *Schedd) writeUserLogs(ctx context.Context) error {
 		// second: a restart from an older one scans events that go to no
 		// user log again, and writes nothing for them again.
 		done = last
+		s.userLogDone.Store(done)
 		if now := time.Now(); len(order) > 0 || now.Sub(doneAt) >= time.Second || now.Before(doneAt) {
 			if err := s.log.SetMetaUint(metaUserLogDone, done, false); err != nil {
 				return err

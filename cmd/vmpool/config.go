@@ -72,6 +72,7 @@ var Knobs = []Knob{
 	{"MAX_JOBS_SUBMITTED", "0", "schedd", "Largest number of jobs in the queue (0: no limit)."},
 	{"LOG_MIN_FREE_MB", "64", "pool", "Free disk (MiB) each daemon keeps for its event log: below it the daemon refuses commands with a clear error (and applies nothing) until space is freed."},
 	{"QUEUE_SNAPSHOT_EVENTS", "10000", "schedd", "Log records after which the schedd writes a snapshot of its queue beside its log (and at least as many as the queue has jobs, since a snapshot costs in proportion to the queue; also at a clean shutdown), so that a restart replays only what came after it; 0 never snapshots. Replay from zero gives the same queue (vmpool replay --check)."},
+	{"MAX_HISTORY_JOBS", "20000", "schedd", "Jobs that left the queue (completed or removed) the schedd keeps in its history (vmpool history, and in memory and in its snapshot): every PERIODIC_EXPR_INTERVAL the oldest beyond it are forgotten, as HTCondor's MAX_HISTORY_LOG and MAX_HISTORY_ROTATIONS bound its history files; their events stay in the event log (vmpool replay --job). 0: no limit."},
 	{"PERIODIC_EXPR_INTERVAL", "60", "schedd", "Seconds between evaluations of the jobs' periodic_hold, periodic_release and periodic_remove expressions."},
 	{"SPOOL", "$(LOCAL_DIR)/$(SCHEDD_NAME)", "schedd", "Where the schedd keeps its event log."},
 	{"NEGOTIATOR_NAME", "negotiator", "negotiator", "Name of the negotiator."},

@@ -312,6 +312,10 @@ func scheddConfig(cfg *Config, bus *events.Bus, logger *slog.Logger, address str
 	if sc.SnapshotEvery == 0 {
 		sc.SnapshotEvery = -1 // 0 in the configuration: never
 	}
+	sc.MaxHistory = cfg.NonNegative("MAX_HISTORY_JOBS", "0 keeps every job", &errs)
+	if sc.MaxHistory == 0 {
+		sc.MaxHistory = -1 // 0 in the configuration: no limit
+	}
 	sc.MinFreeBytes = int64(cfg.NonNegative("LOG_MIN_FREE_MB", "0 turns the check off", &errs)) << 20
 	sc.Failpoints = failpoints(cfg, name, &errs)
 	if err := events.CheckName("SCHEDD_NAME", name); err != nil {

@@ -297,7 +297,8 @@ func (c *cli) eventsCmd(ctx context.Context, args []string) int {
 
 Prints the pool's events as the event stream stores them, oldest first:
 stream position, source:seq, time, type, what it is about, payload.
-  --follow      keep printing new events until interrupted (survives a pool restart)
+  --follow      print new events as they happen until interrupted (survives a pool
+                restart); with --since, the stored ones from then on first
   --since SEQ   with --daemon, from that daemon's event SEQ on; else from stream position SEQ
   --since TIME  from that time on: 2006-01-02 15:04:05, RFC 3339, or a duration ago (10m)
   --until SEQ   up to and including that event (as for --since: the daemon's SEQ with --daemon,
@@ -365,6 +366,17 @@ stream position, source:seq, time, type, what it is about, payload.
 	}
 	defer pc.close()
 	r.js = pc.js
+	// --follow alone prints what happens from now on: what the stream
+	// holds already (up to 7 days of the pool's events) is what --since
+	// asks for.
+	fromNow := follow && since == ""
+	if fromNow {
+		st, err := pc.js.Stream(ctx, events.StreamName)
+		if err != nil {
+			return c.errorf(cmd, "follow the event stream: %v", err)
+		}
+		r.startAfter = st.CachedInfo().State.LastSeq
+	}
 	if !asJSON {
 		fmt.Fprintf(c.stdout, "%-6s %-22s %-23s %-17s %-22s %s\n", "POS", "SOURCE:SEQ", "TIME", "TYPE", "ABOUT", "PAYLOAD")
 	}
@@ -372,7 +384,7 @@ stream position, source:seq, time, type, what it is about, payload.
 	// A filter that matches nothing says so, rather than print a header
 	// alone: a user cannot tell that from a pool with nothing to show.
 	caughtUp := func() error {
-		if printed > 0 {
+		if printed > 0 || fromNow {
 			return nil
 		}
 		var given, fixes []string

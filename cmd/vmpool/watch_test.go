@@ -547,3 +547,79 @@ func TestEventsLeavesNoConsumer(t *testing.T) {
 		t.Errorf("5 runs of vmpool events left %d consumers on the stream (%d before)", after, before)
 	}
 }
+
+// TestEventsFollowStartsNow: vmpool events --follow prints the events
+// published while it runs, as the docs say ("as they happen"). It printed
+// every event the stream held first, from its beginning: in a pool that
+// has run for a week, every event of seven days, read from every block of
+// the stream into the server's memory, before the first new one. --since
+// still starts earlier.
+func TestEventsFollowStartsNow(t *testing.T) {
+	srv, bus := eventstest.Bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	publish := func(seq uint64) {
+		t.Helper()
+		e := events.New(events.JobHeld, events.JobHeldPayload{Code: 1, Reason: "test"}).ForJob("schedd", events.JobID{Cluster: 1})
+		e.Source, e.Seq, e.Time = "schedd", seq, time.Now().UnixNano()
+		if err := eventstest.Publish(ctx, bus.JS, events.RoleSchedd, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumers := func() int {
+		t.Helper()
+		s, err := bus.JS.Stream(ctx, events.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Consumers
+	}
+	publish(1)
+	publish(2)
+	before := consumers()
+
+	var out, errOut syncBuffer
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	go func() {
+		c := &cli{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), getenv: testEnv(srv.URL())}
+		done <- c.main(fctx, []string{"vmpool", "events", "--follow"})
+	}()
+	for consumers() == before {
+		select {
+		case code := <-done:
+			t.Fatalf("vmpool events --follow ended (exit %d): %s", code, errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	publish(3)
+	for !strings.Contains(out.String(), "schedd:3 ") {
+		select {
+		case code := <-done:
+			t.Fatalf("vmpool events --follow ended (exit %d): %s", code, errOut.String())
+		case <-ctx.Done():
+			t.Fatalf("the event published while vmpool events --follow ran was not printed:\n%s", out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	stop()
+	<-done
+	if got := out.String(); strings.Contains(got, "schedd:1 ") || strings.Contains(got, "schedd:2 ") {
+		t.Errorf("vmpool events --follow printed the events stored before it started:\n%s", got)
+	}
+	if strings.TrimSpace(errOut.String()) != "" {
+		t.Errorf("stderr: %s", errOut.String())
+	}
+
+	// --since: from there on, then what comes.
+	sctx, sstop := context.WithTimeout(ctx, 2*time.Second)
+	defer sstop()
+	got, _, _ := runCLI(sctx, srv.URL(), "events", "--follow", "--since", "2")
+	if !strings.Contains(got, "schedd:2 ") || !strings.Contains(got, "schedd:3 ") || strings.Contains(got, "schedd:1 ") {
+		t.Errorf("vmpool events --follow --since 2:\n%s", got)
+	}
+}
