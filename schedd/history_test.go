@@ -1,7 +1,6 @@
 package schedd
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/user"
@@ -28,22 +27,7 @@ func TestHistoryKeptWithinMaxHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("schedd: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("schedd ended: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("schedd not ready")
-	}
+	ctx := runScheddReady(t, s)
 	me, err := user.Current()
 	if err != nil {
 		t.Fatal(err)

@@ -26,22 +26,7 @@ func TestClaimedOnlyWhenTheStartIsSlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("schedd: %v", err)
-		}
-	})
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		t.Fatalf("schedd ended: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("schedd not ready")
-	}
+	ctx := runScheddReady(t, s)
 
 	// The startd: answers every claim; publishes ClaimAccepted, and
 	// VMStarted for proc 0 only.
@@ -158,4 +143,27 @@ func TestClaimedOnlyWhenTheStartIsSlow(t *testing.T) {
 			t.Errorf("claim %s sent %d times, want once", id, n)
 		}
 	}
+}
+
+// runScheddReady runs s until the test ends (an error it stops with fails
+// the test) and returns, with the context it runs in, once it serves.
+func runScheddReady(t *testing.T, s *Schedd) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("schedd: %v", err)
+		}
+	})
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		t.Fatalf("schedd ended: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("schedd not ready")
+	}
+	return ctx
 }
