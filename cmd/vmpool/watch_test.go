@@ -525,18 +525,7 @@ func TestEventsLeavesNoConsumer(t *testing.T) {
 	srv, bus := eventstest.Bus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	consumers := func() int {
-		t.Helper()
-		s, err := bus.JS.Stream(ctx, events.StreamName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Consumers
-	}
+	consumers := func() int { return streamConsumers(t, ctx, bus) }
 	before := consumers()
 	for range 5 {
 		if _, errOut, code := runCLI(ctx, srv.URL(), "events"); code != 0 {
@@ -546,6 +535,20 @@ func TestEventsLeavesNoConsumer(t *testing.T) {
 	if after := consumers(); after != before {
 		t.Errorf("5 runs of vmpool events left %d consumers on the stream (%d before)", after, before)
 	}
+}
+
+// streamConsumers is how many consumers the pool's stream has.
+func streamConsumers(t *testing.T, ctx context.Context, bus *events.Bus) int {
+	t.Helper()
+	s, err := bus.JS.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Consumers
 }
 
 // TestEventsFollowStartsNow: vmpool events --follow prints the events
@@ -566,18 +569,7 @@ func TestEventsFollowStartsNow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	consumers := func() int {
-		t.Helper()
-		s, err := bus.JS.Stream(ctx, events.StreamName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Consumers
-	}
+	consumers := func() int { return streamConsumers(t, ctx, bus) }
 	publish(1)
 	publish(2)
 	before := consumers()
