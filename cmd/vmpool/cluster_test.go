@@ -159,16 +159,23 @@ func (cl *cluster) waitLogN(name, want string, n int, timeout time.Duration) {
 // vmpool runs a CLI command as the administrator (root's credentials).
 func (cl *cluster) vmpool(args ...string) (string, string, int) {
 	cl.t.Helper()
+	creds := ""
+	if p, _ := filepath.Glob(filepath.Join(cl.creds, "*-"+currentUser()+".nk")); len(p) > 0 {
+		creds = p[0]
+	}
+	return cl.vmpoolWith(creds, args...)
+}
+
+// vmpoolWith runs a CLI command with the credentials file creds.
+func (cl *cluster) vmpoolWith(creds string, args ...string) (string, string, int) {
+	cl.t.Helper()
 	var out, errb bytes.Buffer
 	c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
 		switch k {
 		case "VMPOOL_URL":
 			return cl.urls
 		case "VMPOOL_CREDS":
-			p, _ := filepath.Glob(filepath.Join(cl.creds, "*-"+currentUser()+".nk"))
-			if len(p) > 0 {
-				return p[0]
-			}
+			return creds
 		}
 		return ""
 	}}

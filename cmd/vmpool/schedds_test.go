@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,20 +54,7 @@ queue
 	// alice, a user: she reads the list, and may not retire a schedd.
 	alice := func(args ...string) (string, string, int) {
 		t.Helper()
-		var out, errb bytes.Buffer
-		c := &cli{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(k string) string {
-			switch k {
-			case "VMPOOL_URL":
-				return cl.urls
-			case "VMPOOL_CREDS":
-				return filepath.Join(cl.creds, "user-alice.nk")
-			}
-			return ""
-		}}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		code := c.main(ctx, append([]string{"vmpool"}, args...))
-		return out.String(), errb.String(), code
+		return cl.vmpoolWith(filepath.Join(cl.creds, "user-alice.nk"), args...)
 	}
 	status := func(s string) string {
 		t.Helper()
