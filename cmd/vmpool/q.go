@@ -152,7 +152,7 @@ func jobID(ad *classad.Ad) string {
 	return fmt.Sprintf("%d.%d", intAttr(ad, "ClusterId"), intAttr(ad, "ProcId"))
 }
 
-func (c *cli) q(ctx context.Context, args []string) int {
+func (c *cli) q(ctx context.Context, args []string) (code int) {
 	const cmd = "q"
 	if rest, ok := cutOption(args, "watch"); ok {
 		return c.watch(ctx, rest)
@@ -169,11 +169,21 @@ func (c *cli) q(ctx context.Context, args []string) int {
 		return c.errorf(cmd, "%v", err)
 	}
 	defer pc.close()
-	var scheds []string
+	var scheds, down []string
 	if qf.global {
-		if scheds, err = c.allSchedds(ctx, pc); err != nil {
+		if scheds, down, err = c.allSchedds(ctx, pc); err != nil {
 			return c.errorf(cmd, "%v", err)
 		}
+		// As condor_q -global says of a schedd it cannot reach: the
+		// rest is shown, and the exit status says something is missing.
+		defer func() {
+			for _, d := range down {
+				fmt.Fprintf(c.stderr, "vmpool q: schedd %s is not running (its ad has expired): its jobs are not shown (an admin retires a schedd gone for good with 'vmpool schedds -retire %s')\n", d, d)
+			}
+			if len(down) > 0 && code == 0 {
+				code = 1
+			}
+		}()
 	} else {
 		sched, err := c.schedd(ctx, pc, qf.name)
 		if err != nil {
@@ -232,16 +242,25 @@ func (c *cli) q(ctx context.Context, args []string) int {
 	return 0
 }
 
-// allSchedds lists the schedds the collector knows (-global).
-func (c *cli) allSchedds(ctx context.Context, pc *client) ([]string, error) {
-	names, err := pc.scheddNames(ctx)
+// allSchedds lists the schedds the collector knows (-global), and the
+// pool's listed schedds it does not: not running, their jobs cannot be
+// shown.
+func (c *cli) allSchedds(ctx context.Context, pc *client) (up, down []string, err error) {
+	ps, err := pc.poolSchedds(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("no schedd is advertised at %s", pc.url)
+	for _, s := range ps {
+		if s.advertised {
+			up = append(up, s.name)
+		} else {
+			down = append(down, s.name)
+		}
 	}
-	return names, nil
+	if len(up) == 0 {
+		return nil, nil, fmt.Errorf("no schedd is advertised at %s", pc.url)
+	}
+	return up, down, nil
 }
 
 // qTable prints one schedd's part of condor_q's table view.

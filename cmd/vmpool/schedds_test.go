@@ -97,6 +97,12 @@ queue
 	if got := status("s2"); got != "1" {
 		t.Fatalf("s2's 1.0 has JobStatus %s, want 1 (idle): a command meant for s1 reached it", got)
 	}
+	// q -global shows s2's job and says that s1's cannot be shown (it
+	// left them out without a word).
+	if out, errOut, code := cl.vmpool("q", "-global", "-allusers", "-af", "GlobalJobId"); code != 1 || !strings.Contains(out, "s2#1.0#") ||
+		!strings.Contains(errOut, "schedd s1 is not running") || !strings.Contains(errOut, "not shown") {
+		t.Errorf("q -global with s1 gone: exit %d, stdout %q, stderr %q; want s2's job, a word on s1 and exit 1", code, out, errOut)
+	}
 
 	out, errOut, code := alice("schedds")
 	if code != 0 || !strings.Contains(out, "s1    yes     no") || !strings.Contains(out, "s2    yes     yes") {
