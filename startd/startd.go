@@ -212,7 +212,7 @@ type Startd struct {
 	forceFull atomic.Bool
 	// policyOn: PREEMPT or KILL can be true (cfg's, which SetPolicy
 	// changes under the loop's lock), read without the lock.
-	policyOn *atomic.Bool
+	policyOn atomic.Bool
 	// execReady: the execute directory has been made traversable
 	// (makeScratch).
 	execReady atomic.Bool
@@ -316,8 +316,9 @@ func New(cfg Config) (*Startd, error) {
 	if cfg.Host == "" {
 		cfg.Host, _ = os.Hostname()
 	}
-	d := &Startd{cfg: cfg, policyOn: atomicBool(cfg.policyOn()), logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
+	d := &Startd{cfg: cfg, logger: cfg.Logger.With("daemon", "startd", "startd", cfg.Name, "vm_type", cfg.VMType),
 		starters: map[string]chan string{}, jobAds: map[string]*classad.Ad{}, changed: make(chan struct{}, 1), claimed: make(chan struct{}, 1), ready: make(chan struct{}), recheckNow: make(chan struct{}, 1)}
+	d.policyOn.Store(cfg.policyOn())
 	var err error
 	if d.metrics, err = newMetrics(cfg.Metrics, d); err != nil {
 		return nil, fmt.Errorf("startd %s metrics: %w", cfg.Name, err)
@@ -325,17 +326,12 @@ func New(cfg Config) (*Startd, error) {
 	return d, nil
 }
 
-func atomicBool(v bool) *atomic.Bool {
-	b := new(atomic.Bool)
-	b.Store(v)
-	return b
-}
-
 // SetPolicy changes START, RANK, PREEMPT and KILL while the startd runs
 // (HTCondor's condor_reconfig): every slot ad goes out again with the new
-// Start and Rank at once, the next UPDATE_INTERVAL evaluates the new
-// PREEMPT and KILL against the running VMs, and claims are decided by the
-// new START from now on; claims already accepted keep running. An
+// Start and Rank at once, and that put evaluates the new PREEMPT and KILL
+// against the running VMs (as every UPDATE_INTERVAL does after); claims
+// are decided by the new START from now on, and claims already accepted
+// keep running unless PREEMPT or KILL stops them. An
 // expression that does not parse changes nothing: the error names it.
 func (d *Startd) SetPolicy(ctx context.Context, p Policy) error {
 	c := Config{Start: p.Start, Rank: p.Rank, Preempt: p.Preempt, Kill: p.Kill}
